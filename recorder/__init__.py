@@ -1,0 +1,34 @@
+"""recorder: a provenance database for numerical experiments and parameter studies."""
+
+from .errors import (
+    DirtyWorkTree,
+    GitError,
+    NameRefused,
+    ObjectError,
+    RecorderError,
+    RecorderWarning,
+    StoreError,
+    StoreVersionError,
+    ValueRefused,
+)
+from .objects import ObjectStore
+from .recorder import Recorder, Run
+from .store import Store
+from .version import __version__
+
+__all__ = [
+    "__version__",
+    "Recorder",
+    "Run",
+    "Store",
+    "ObjectStore",
+    "RecorderError",
+    "StoreError",
+    "StoreVersionError",
+    "ValueRefused",
+    "NameRefused",
+    "GitError",
+    "DirtyWorkTree",
+    "ObjectError",
+    "RecorderWarning",
+]

@@ -1,0 +1,222 @@
+"""Open or create a store's SQLite database: PRAGMAs, tables, views, migrations.
+
+The database runs in WAL mode (readers never block the writer), with
+foreign keys on and a busy timeout so that concurrent writers wait instead
+of failing. ``PRAGMA user_version`` holds the schema version: a store newer
+than this library is refused, an older one is migrated in one transaction.
+Creating a store is safe when several processes do it at the same moment:
+the schema is written inside ``BEGIN IMMEDIATE`` after re-reading the
+version, so exactly one process creates it and the others see it done.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import sqlite3
+import time
+from collections.abc import Iterator
+from importlib import resources
+from pathlib import Path
+
+from .errors import StoreError, StoreVersionError
+
+__all__ = [
+    "SCHEMA_VERSION",
+    "BUSY_TIMEOUT_S",
+    "connect",
+    "transaction",
+    "quote_ident",
+    "schema_path",
+]
+
+#: Version of the schema this library writes (``PRAGMA user_version``).
+SCHEMA_VERSION = 1
+#: How long a writer waits for another one before giving up.
+BUSY_TIMEOUT_S = 60.0
+
+_GET_VERSION = "PRAGMA user_version"
+_GET_JOURNAL_MODE = "PRAGMA journal_mode"
+_SET_WAL = "PRAGMA journal_mode = WAL"
+_PRAGMAS = (
+    "PRAGMA foreign_keys = ON",
+    "PRAGMA synchronous = NORMAL",  # durable against a process crash; WAL keeps it consistent
+)
+
+
+def quote_ident(name: str) -> str:
+    """Quote an SQL identifier (table, view or column name); the one place identifiers are quoted."""
+    if "\x00" in name:
+        raise StoreError(f"the name {name!r} contains a NUL character and cannot be used in SQL")
+    return '"' + name.replace('"', '""') + '"'
+
+
+def schema_path(name: str) -> Path:
+    """Return the path of a file of the top-level ``schema/`` folder.
+
+    Looks in the installed package first (the wheel puts ``schema/`` in
+    ``recorder/schema``), then beside the package's parent folder, which is
+    where it is in a source checkout and an editable install.
+    """
+    packaged = resources.files("recorder") / "schema" / name
+    if packaged.is_file():
+        return Path(str(packaged))
+    source = Path(__file__).resolve().parent.parent / "schema" / name
+    if source.is_file():
+        return source
+    raise StoreError(f"recorder's schema file {name!r} is missing; reinstall recorder")
+
+
+def _statements(sql: str) -> Iterator[str]:
+    """Split an SQL script into complete statements (so they run inside our transaction)."""
+    pending = ""
+    for line in sql.splitlines(keepends=True):
+        pending += line
+        if sqlite3.complete_statement(pending):
+            yield pending.strip()
+            pending = ""
+    rest = "".join(line for line in pending.splitlines() if not line.strip().startswith("--"))
+    if rest.strip():
+        raise StoreError(f"incomplete SQL statement in recorder's schema: {rest.strip()[:80]!r}")
+
+
+def connect(path: Path, *, readonly: bool = False) -> sqlite3.Connection:
+    """Open (and, unless ``readonly``, create or migrate) the database at ``path``.
+
+    The connection is in autocommit mode; use :func:`transaction` to write.
+
+    :raises StoreVersionError: when the store is newer than this library.
+    :raises StoreError: when the file is not a recorder database or cannot be opened.
+    """
+    try:
+        if readonly:
+            if not path.is_file():
+                raise StoreError(f"no recorder database at {path}")
+            conn = sqlite3.connect(
+                f"{path.resolve().as_uri()}?mode=ro", uri=True, isolation_level=None,
+                timeout=BUSY_TIMEOUT_S, check_same_thread=False,
+            )
+        else:
+            conn = sqlite3.connect(
+                path, isolation_level=None, timeout=BUSY_TIMEOUT_S, check_same_thread=False
+            )
+    except sqlite3.Error as e:
+        raise StoreError(f"cannot open the database {path}: {e}") from e
+    try:
+        for pragma in _PRAGMAS[: 1 if readonly else None]:
+            conn.execute(pragma)
+        if readonly:
+            _check_version(conn, path, conn.execute(_GET_VERSION).fetchone()[0])
+        else:
+            _enable_wal(conn, path)
+            _ensure_schema(conn, path)
+    except sqlite3.DatabaseError as e:
+        conn.close()
+        raise StoreError(f"{path} is not a usable recorder database: {e}") from e
+    except BaseException:
+        conn.close()
+        raise
+    return conn
+
+
+def _enable_wal(conn: sqlite3.Connection, path: Path) -> None:
+    """Switch to WAL mode, retrying while other processes hold the database (new stores only)."""
+    if conn.execute(_GET_JOURNAL_MODE).fetchone()[0] == "wal":
+        return
+    deadline = time.monotonic() + BUSY_TIMEOUT_S
+    while True:
+        try:
+            mode = conn.execute(_SET_WAL).fetchone()[0]
+        except sqlite3.OperationalError as e:
+            if "locked" not in str(e) or time.monotonic() > deadline:
+                raise
+            time.sleep(0.01)
+            continue
+        if mode != "wal":
+            raise StoreError(
+                f"{path} cannot use SQLite's WAL mode (journal mode stays {mode!r}); "
+                "put the store on a local file system"
+            )
+        return
+
+
+def _check_version(conn: sqlite3.Connection, path: Path, version: int) -> None:
+    if version > SCHEMA_VERSION:
+        raise StoreVersionError(
+            f"the store {path.parent} has schema version {version}, newer than this "
+            f"recorder's {SCHEMA_VERSION}; upgrade recorder (pip install -U recorder) to open it"
+        )
+    if version == 0 and conn.execute("SELECT count(*) FROM sqlite_schema").fetchone()[0]:
+        raise StoreError(f"{path} is an SQLite database but not a recorder store")
+
+
+def _ensure_schema(conn: sqlite3.Connection, path: Path) -> None:
+    if conn.execute(_GET_VERSION).fetchone()[0] == SCHEMA_VERSION:
+        return
+    with transaction(conn):
+        version = conn.execute(_GET_VERSION).fetchone()[0]  # another process may have won
+        _check_version(conn, path, version)
+        if version == SCHEMA_VERSION:
+            return
+        if version == 0:
+            _create_tables(conn)
+        else:
+            _migrate(conn, version)
+        _create_views(conn)
+        # user_version cannot be bound; SCHEMA_VERSION is our own int constant.
+        conn.execute(f"PRAGMA user_version = {int(SCHEMA_VERSION)}")
+
+
+def _create_tables(conn: sqlite3.Connection) -> None:
+    from sqlalchemy.dialects import sqlite as sqlite_dialect
+    from sqlalchemy.schema import CreateIndex, CreateTable
+    from sqlmodel import SQLModel
+
+    from . import models  # noqa: F401  (registers the tables on SQLModel.metadata)
+
+    dialect = sqlite_dialect.dialect()
+    tables = [t for t in SQLModel.metadata.sorted_tables if t.name in _TABLES]
+    for table in tables:
+        conn.execute(str(CreateTable(table).compile(dialect=dialect)))
+        for index in sorted(table.indexes, key=lambda i: i.name or ""):
+            conn.execute(str(CreateIndex(index).compile(dialect=dialect)))
+
+
+_TABLES = frozenset(
+    ["experiments", "texts", "sessions", "config", "psets", "comments", "runs", "results", "objects"]
+)
+
+
+def _migrate(conn: sqlite3.Connection, version: int) -> None:
+    """Apply ``schema/migrations/NNN.sql`` for every version after ``version``."""
+    for step in range(version + 1, SCHEMA_VERSION + 1):
+        for statement in _statements(schema_path(f"migrations/{step:03d}.sql").read_text()):
+            conn.execute(statement)
+
+
+def _create_views(conn: sqlite3.Connection) -> None:
+    views = [row[0] for row in conn.execute("SELECT name FROM sqlite_schema WHERE type = 'view'")]
+    for name in views:
+        conn.execute(f"DROP VIEW {quote_ident(name)}")
+    for statement in _statements(schema_path("views.sql").read_text()):
+        conn.execute(statement)
+
+
+@contextlib.contextmanager
+def transaction(conn: sqlite3.Connection) -> Iterator[sqlite3.Connection]:
+    """Run a block in one write transaction (``BEGIN IMMEDIATE``): committed or rolled back whole.
+
+    :raises StoreError: wrapping any SQLite error, after rolling back.
+    """
+    try:
+        conn.execute("BEGIN IMMEDIATE")
+    except sqlite3.Error as e:
+        raise StoreError(f"cannot start writing to the store: {e}") from e
+    try:
+        yield conn
+        conn.execute("COMMIT")
+    except BaseException as e:
+        if conn.in_transaction:
+            conn.execute("ROLLBACK")
+        if isinstance(e, sqlite3.Error):
+            raise StoreError(f"writing to the store failed, nothing was written: {e}") from e
+        raise

@@ -1,0 +1,151 @@
+"""Canonical JSON and hashes: parameter sets, seeds and content digests.
+
+A parameter set (pset) is a flat dict name → scalar. Its identity is the
+hash of its canonical JSON: keys sorted, no spaces, floats written by
+``repr`` so that they round-trip exactly, ``±inf`` written as ``±1e999``
+(plain JSON, which SQLite's JSON functions and Python both read back as
+infinity). NaN is refused: it is not equal to itself, so it cannot
+identify anything.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+from collections.abc import Mapping
+from typing import Any
+
+from .errors import NameRefused, ValueRefused
+
+__all__ = [
+    "PSET_HASH_LENGTH",
+    "check_name",
+    "canonical_pset",
+    "pset_hash",
+    "run_seed",
+    "text_digest",
+]
+
+#: Hex characters kept of the SHA-256 of a pset's canonical JSON (80 bits:
+#: a collision among 10^8 psets has a probability below 10^-8, and a
+#: collision is detected, not silently merged, when the psets differ).
+PSET_HASH_LENGTH = 20
+
+_INT64_MIN = -(2**63)
+_INT64_MAX = 2**63 - 1
+_dumps_str = json.JSONEncoder(ensure_ascii=False).encode
+
+
+def check_name(what: str, name: object) -> str:
+    """Return ``name`` if it may name a parameter, config value or result.
+
+    :param what: what the name is for, used in the error message
+        ("parameter", "result", ...).
+    :raises NameRefused: when the name is not a non-empty string or starts
+        with ``_`` (reserved for recorder's own columns).
+    """
+    if type(name) is not str or not name:
+        raise NameRefused(f"{what} name {name!r} is not a non-empty string")
+    if name[0] == "_":
+        raise NameRefused(
+            f"{what} name {name!r} starts with '_', which recorder reserves for "
+            f"its own columns; rename it (for example {name.lstrip('_') or 'x'!r})"
+        )
+    return name
+
+
+def _param_json(name: str, value: Any) -> str:
+    """Return the canonical JSON text of one parameter value."""
+    kind = type(value)
+    if kind is str:
+        return _dumps_str(value)
+    if kind is float:
+        return _float_json(name, value)
+    if kind is int:
+        if not _INT64_MIN <= value <= _INT64_MAX:
+            raise ValueRefused(
+                f"parameter {name!r}: the int {value} does not fit in 64 bits; "
+                "pass it as a str or a float"
+            )
+        return repr(value)
+    if kind is bool:
+        return "true" if value else "false"
+    if value is None:
+        return "null"
+    # numpy scalars, and subclasses of the built-in types, are stored as the
+    # built-in value they stand for.
+    dtype_kind = _numpy_scalar_kind(value)
+    if dtype_kind == "b":
+        return "true" if value else "false"
+    if dtype_kind in ("i", "u") or (dtype_kind is None and isinstance(value, int)):
+        return _param_json(name, int(value))
+    if dtype_kind == "f" or (dtype_kind is None and isinstance(value, float)):
+        return _float_json(name, float(value))
+    if dtype_kind == "U" or (dtype_kind is None and isinstance(value, str)):
+        return _dumps_str(str(value))
+    raise ValueRefused(
+        f"parameter {name!r} has type {type(value).__name__}: a parameter must be "
+        "a bool, int, float, str or None; log arrays and structures as results, "
+        "or pass a scalar that selects them"
+    )
+
+
+def _numpy_scalar_kind(value: Any) -> str | None:
+    """Return the numpy dtype kind of a numpy scalar, or None for anything else."""
+    if type(value).__module__ != "numpy" or getattr(value, "shape", None) != ():
+        return None
+    return value.dtype.kind
+
+
+def _float_json(name: str, value: float) -> str:
+    if value != value:
+        raise ValueRefused(
+            f"parameter {name!r} is NaN, which cannot identify a parameter set "
+            "(NaN is not equal to itself); use None for 'no value'"
+        )
+    if math.isinf(value):
+        return "1e999" if value > 0 else "-1e999"
+    return repr(value)
+
+
+def canonical_pset(params: Mapping[str, Any]) -> tuple[dict[str, Any], str]:
+    """Validate a pset and return it as plain Python values with its canonical JSON.
+
+    :param params: flat mapping of parameter name to scalar value.
+    :returns: ``(clean, text)``: the pset with numpy scalars turned into
+        built-in values, and its canonical JSON.
+    :raises NameRefused: for a reserved or invalid name.
+    :raises ValueRefused: for a value that is not a scalar, or is NaN.
+    """
+    if not isinstance(params, Mapping):
+        raise ValueRefused(
+            f"a parameter set must be a dict of name → scalar, not {type(params).__name__}"
+        )
+    parts = []
+    for name in sorted(params):
+        check_name("parameter", name)
+        parts.append(f"{_dumps_str(name)}:{_param_json(name, params[name])}")
+    text = "{" + ",".join(parts) + "}"
+    return json.loads(text), text
+
+
+def pset_hash(canonical_json: str) -> str:
+    """Return the pset hash: the first :data:`PSET_HASH_LENGTH` hex digits of SHA-256."""
+    return hashlib.sha256(canonical_json.encode()).hexdigest()[:PSET_HASH_LENGTH]
+
+
+def run_seed(pset_hash_: str, experiment_seed: int | None = None) -> int:
+    """Return the deterministic seed of a run: 31 bits from the pset hash and the experiment seed.
+
+    31 bits so that it is accepted everywhere (``numpy.random.seed``,
+    ``random.seed``, ``jax.random.PRNGKey``) and fits a signed 32-bit int.
+    """
+    salt = "" if experiment_seed is None else str(int(experiment_seed))
+    digest = hashlib.sha256(f"{salt}:{pset_hash_}".encode()).digest()
+    return int.from_bytes(digest[:4], "big") & 0x7FFFFFFF
+
+
+def text_digest(text: str) -> str:
+    """Return the SHA-256 hex digest of a text (how texts are stored once by content)."""
+    return hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()

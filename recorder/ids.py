@@ -1,0 +1,49 @@
+"""Globally unique, time-ordered ids and UTC timestamps.
+
+An id is 24 hex digits: 12 for the milliseconds since the Unix epoch, 12
+random. Sorting ids sorts them by creation time, so ids of runs from
+different stores interleave correctly when the stores are merged. Within a
+process, ids made in the same millisecond count up from a random start, so
+they stay strictly increasing.
+"""
+
+from __future__ import annotations
+
+import secrets
+import threading
+import time
+
+__all__ = ["new_id", "iso_utc", "now_utc"]
+
+_lock = threading.Lock()
+_last_ms = 0
+_last_rand = 0
+_RAND_MAX = (1 << 48) - 1
+
+
+def new_id() -> str:
+    """Return a new 24-hex-digit id, strictly greater than the previous one of this process."""
+    global _last_ms, _last_rand
+    ms = time.time_ns() // 1_000_000
+    with _lock:
+        if ms > _last_ms:
+            _last_ms, _last_rand = ms, secrets.randbits(47)  # room to count up within the ms
+        elif _last_rand < _RAND_MAX:
+            _last_rand += 1
+        else:  # 2^47 ids in one millisecond: borrow the next millisecond
+            _last_ms, _last_rand = _last_ms + 1, 0
+        return f"{_last_ms:012x}{_last_rand:012x}"
+
+
+def iso_utc(seconds: float) -> str:
+    """Return a Unix time as UTC ISO-8601 with microseconds: ``2026-11-23T08:13:43.123456Z``."""
+    whole = int(seconds)
+    micros = int(round((seconds - whole) * 1_000_000))
+    if micros == 1_000_000:
+        whole, micros = whole + 1, 0
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(whole)) + f".{micros:06d}Z"
+
+
+def now_utc() -> str:
+    """Return the current time as UTC ISO-8601 (see :func:`iso_utc`)."""
+    return iso_utc(time.time())

@@ -1,0 +1,103 @@
+"""Which sessions are alive: one lock file per session, held while it runs.
+
+A session holds an exclusive ``flock`` on ``locks/<session id>.lock`` from
+before its row is written until it closes. The kernel drops the lock when
+the process dies, however it dies (SIGKILL included), so the next process
+that opens the store can tell a live session from a dead one without any
+heartbeat and mark the dead one's runs ``interrupted``.
+"""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+from pathlib import Path
+
+from .db import transaction
+from .ids import now_utc
+
+try:
+    import fcntl
+except ImportError:  # Windows: no flock; dead sessions are then not detected
+    fcntl = None  # type: ignore[assignment]
+
+__all__ = ["SessionLock", "is_alive", "recover_stale"]
+
+LOCK_DIR = "locks"
+# Sessions of this process that are open: flock would let this process take
+# its own lock again through another file descriptor on some file systems.
+_LIVE_HERE: set[str] = set()
+
+_OPEN_SESSIONS = "SELECT pk, id, time_start FROM sessions WHERE status = 'running'"
+_LAST_RUN_START = """
+SELECT max(time_start) FROM runs WHERE session = ?
+"""
+_INTERRUPT_RUNS = "UPDATE runs SET status = 'interrupted' WHERE session = ? AND status = 'running'"
+_INTERRUPT_SESSION = """
+UPDATE sessions SET status = 'interrupted', time_end = ? WHERE pk = ? AND status = 'running'
+"""
+
+
+def _lock_path(root: Path, session_id: str) -> Path:
+    return root / LOCK_DIR / f"{session_id}.lock"
+
+
+class SessionLock:
+    """The lock that shows a session is alive; take it before writing the session's row."""
+
+    def __init__(self, root: Path, session_id: str) -> None:
+        self.session_id = session_id
+        self.path = _lock_path(root, session_id)
+        self.path.parent.mkdir(exist_ok=True)
+        self._fd: int | None = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        if fcntl is not None:
+            fcntl.flock(self._fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        _LIVE_HERE.add(session_id)
+
+    def release(self) -> None:
+        """Release the lock and remove its file (idempotent)."""
+        if self._fd is None:
+            return
+        _LIVE_HERE.discard(self.session_id)
+        self.path.unlink(missing_ok=True)
+        os.close(self._fd)
+        self._fd = None
+
+
+def is_alive(root: Path, session_id: str) -> bool:
+    """Return whether the session's process still holds its lock.
+
+    A missing lock file means the session is gone: a live session keeps its
+    file from before its row was written.
+    """
+    if session_id in _LIVE_HERE:
+        return True
+    if fcntl is None:
+        return True
+    path = _lock_path(root, session_id)
+    try:
+        fd = os.open(path, os.O_RDWR)
+    except FileNotFoundError:
+        return False
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return True
+    finally:
+        os.close(fd)
+    return False
+
+
+def recover_stale(conn: sqlite3.Connection, root: Path) -> list[str]:
+    """Mark sessions whose process died, and their runs in flight, as ``interrupted``.
+
+    :returns: the ids of the sessions recovered.
+    """
+    dead = [(pk, sid, start) for pk, sid, start in conn.execute(_OPEN_SESSIONS) if not is_alive(root, sid)]
+    for pk, sid, start in dead:
+        with transaction(conn):
+            last = conn.execute(_LAST_RUN_START, (pk,)).fetchone()[0]
+            conn.execute(_INTERRUPT_RUNS, (pk,))
+            conn.execute(_INTERRUPT_SESSION, (last or start or now_utc(), pk))
+        _lock_path(root, sid).unlink(missing_ok=True)
+    return [sid for _, sid, _ in dead]

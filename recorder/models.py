@@ -1,0 +1,188 @@
+"""The tables of a store, as SQLModel classes (definitions only, no behaviour).
+
+Conventions: ``pk`` is the integer key that rows of this store refer to
+(compact, fast joins); ``id`` is the globally unique, time-ordered text id
+that users see and that survives a merge of stores. Timestamps are UTC
+ISO-8601 text (``2026-11-23T08:13:43.123456Z``). Value cells (results and
+config) are declared without a type so that SQLite keeps each value as it
+is; :mod:`recorder.values` documents the ``kind`` column that goes with them.
+
+Importing this module imports SQLModel (and SQLAlchemy and pydantic), which
+is slow: recorder imports it only to create or migrate a store.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import Column, ForeignKey, Index, text
+from sqlalchemy.types import UserDefinedType
+from sqlmodel import Field, SQLModel
+
+__all__ = [
+    "Experiment",
+    "Session",
+    "Text",
+    "Config",
+    "Pset",
+    "Run",
+    "Comment",
+    "Result",
+    "Object",
+]
+
+
+class _Untyped(UserDefinedType):
+    """A column declared without a type: SQLite's "BLOB" (none) affinity, so values are kept as given."""
+
+    cache_ok = True
+
+    def get_col_spec(self, **kw: Any) -> str:
+        return ""
+
+
+def _value_column() -> Any:
+    return Field(default=None, sa_column=Column("value", _Untyped(), nullable=True))
+
+
+class Experiment(SQLModel, table=True):
+    """A named study inside a store."""
+
+    __tablename__ = "experiments"
+
+    pk: int | None = Field(default=None, primary_key=True)
+    id: str = Field(unique=True)
+    name: str = Field(unique=True)
+    time_created: str
+
+
+class Text(SQLModel, table=True):
+    """A text stored once by content: scripts, package lists, diffs, captured output."""
+
+    __tablename__ = "texts"
+    __table_args__ = {"sqlite_with_rowid": False}
+
+    digest: str = Field(primary_key=True)
+    text: str
+
+
+class Session(SQLModel, table=True):
+    """One entry into a Recorder: one code state and one environment record."""
+
+    __tablename__ = "sessions"
+    __table_args__ = (Index("sessions_experiment", "experiment"),)
+
+    pk: int | None = Field(default=None, primary_key=True)
+    id: str = Field(unique=True)
+    experiment: int = Field(foreign_key="experiments.pk")
+    status: str  # running, done, failed, interrupted
+    time_start: str
+    time_end: str | None = None
+    message: str | None = None
+    comment: str | None = None
+    seed: int | None = None
+    env_sha: str
+    git_mode: str | None = None
+    git_repo: str | None = None
+    git_commit: str | None = None
+    git_branch: str | None = None
+    git_dirty: bool | None = None
+    git_auto_committed: bool | None = None
+    git_snapshot_ref: str | None = None
+    git_diff: str | None = Field(default=None, foreign_key="texts.digest")
+    untracked_modules: str | None = None  # JSON list of paths
+    host: str
+    user: str | None = None
+    pid: int
+    platform: str
+    python: str
+    recorder_version: str
+    packages: str | None = Field(default=None, foreign_key="texts.digest")  # JSON {name: version}
+    fingerprint: str
+    argv: str  # JSON list
+    cwd: str
+    script_path: str | None = None
+    script: str | None = Field(default=None, foreign_key="texts.digest")
+    jax: str | None = None  # JSON, only when jax was imported
+
+
+class Config(SQLModel, table=True):
+    """A constant setting of a session (not explored)."""
+
+    __tablename__ = "config"
+    __table_args__ = {"sqlite_with_rowid": False}
+
+    session: int = Field(foreign_key="sessions.pk", primary_key=True)
+    name: str = Field(primary_key=True)
+    kind: str | None = None
+    value: Any = _value_column()
+
+
+class Pset(SQLModel, table=True):
+    """A parameter set: canonical JSON and its hash."""
+
+    __tablename__ = "psets"
+
+    pk: int | None = Field(default=None, primary_key=True)
+    hash: str = Field(unique=True)
+    params: str  # canonical JSON
+
+
+class Comment(SQLModel, table=True):
+    """A comment text; stored once per distinct text unless duplicates are kept."""
+
+    __tablename__ = "comments"
+    __table_args__ = (Index("comments_text", "text"),)
+
+    pk: int | None = Field(default=None, primary_key=True)
+    text: str
+
+
+class Run(SQLModel, table=True):
+    """One call of the experiment on one pset."""
+
+    __tablename__ = "runs"
+    __table_args__ = (
+        Index("runs_experiment_pset", "experiment", "pset"),
+        Index("runs_session", "session"),
+        # Tiny: only runs in flight are in it, and fast runs never are (see Recorder.run).
+        Index("runs_running", "session", sqlite_where=text("status = 'running'")),
+    )
+
+    pk: int | None = Field(default=None, primary_key=True)
+    id: str = Field(unique=True)
+    experiment: int = Field(foreign_key="experiments.pk")
+    session: int = Field(foreign_key="sessions.pk")
+    pset: int = Field(foreign_key="psets.pk")
+    status: str  # running, done, failed, interrupted
+    time_start: str
+    duration_s: float | None = None
+    seed: int
+    comment: int | None = Field(default=None, foreign_key="comments.pk")
+    error: str | None = None  # traceback of a failed run
+
+
+class Result(SQLModel, table=True):
+    """A named value a run produced."""
+
+    __tablename__ = "results"
+    __table_args__ = {"sqlite_with_rowid": False}
+
+    run: int = Field(primary_key=True, sa_column_args=[ForeignKey("runs.pk")])
+    name: str = Field(primary_key=True)
+    kind: str | None = None
+    value: Any = _value_column()
+    comment: int | None = Field(default=None, foreign_key="comments.pk")
+
+
+class Object(SQLModel, table=True):
+    """An array in the object store, named by the SHA-256 of its ``.npy`` bytes."""
+
+    __tablename__ = "objects"
+    __table_args__ = {"sqlite_with_rowid": False}
+
+    digest: str = Field(primary_key=True)
+    size: int
+    dtype: str
+    shape: str  # JSON list
+    time_created: str

@@ -1,0 +1,497 @@
+"""The Recorder context manager: one session, and the runs recorded in it."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import sys
+import time
+import traceback
+import weakref
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from . import gitinfo, provenance
+from .db import transaction
+from .errors import NameRefused, RecorderError, StoreError
+from .hashing import canonical_pset, check_name, pset_hash, run_seed, text_digest
+from .ids import iso_utc, new_id, now_utc
+from .liveness import SessionLock
+from .store import Store
+from .values import DEFAULT_INLINE_LIMIT, Encoded, encode
+from .version import __version__
+
+__all__ = ["Recorder", "Run"]
+
+#: A run is written as ``running`` when it starts only if the previous run
+#: took at least this long: then the extra commit costs under 1% and a long
+#: run is visible (and, if its process dies, shown interrupted). Faster runs
+#: are written once, when they end.
+RUNNING_ROW_AFTER_S = 0.01
+
+_GET_EXPERIMENT = "SELECT pk FROM experiments WHERE name = ?"
+_INSERT_EXPERIMENT = "INSERT INTO experiments (id, name, time_created) VALUES (?, ?, ?)"
+_INSERT_TEXT = "INSERT OR IGNORE INTO texts (digest, text) VALUES (?, ?)"
+_INSERT_SESSION = """
+INSERT INTO sessions (
+    id, experiment, status, time_start, message, comment, seed, env_sha,
+    git_mode, git_repo, git_commit, git_branch, git_dirty, git_auto_committed,
+    git_snapshot_ref, git_diff, untracked_modules,
+    host, user, pid, platform, python, recorder_version, packages, fingerprint,
+    argv, cwd, script_path, script, jax
+) VALUES (?, ?, 'running', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+"""
+_CLOSE_SESSION = "UPDATE sessions SET status = ?, time_end = ? WHERE pk = ?"
+_UPSERT_CONFIG = "INSERT OR REPLACE INTO config (session, name, kind, value) VALUES (?, ?, ?, ?)"
+_INSERT_PSET = "INSERT OR IGNORE INTO psets (hash, params) VALUES (?, ?)"
+_GET_PSET = "SELECT pk, params FROM psets WHERE hash = ?"
+_INSERT_RUN = """
+INSERT INTO runs (id, experiment, session, pset, status, time_start, duration_s, seed, comment, error)
+VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+"""
+_FINISH_RUN = "UPDATE runs SET status = ?, duration_s = ?, comment = ?, error = ? WHERE pk = ?"
+_INSERT_RESULT = "INSERT INTO results (run, name, kind, value, comment) VALUES (?, ?, ?, ?, ?)"
+_INSERT_OBJECT = """
+INSERT OR IGNORE INTO objects (digest, size, dtype, shape, time_created) VALUES (?, ?, ?, ?, ?)
+"""
+_GET_COMMENT = "SELECT pk FROM comments WHERE text = ? LIMIT 1"
+_INSERT_COMMENT = "INSERT INTO comments (text) VALUES (?)"
+
+
+def _check_experiment(name: object) -> str:
+    if type(name) is not str or not name.strip():
+        raise NameRefused(f"experiment name {name!r} is not a non-empty string")
+    if name.startswith("_") or name.lower().startswith("sqlite_"):
+        raise NameRefused(f"experiment name {name!r} is reserved (it starts with '_' or 'sqlite_'); rename it")
+    return name
+
+
+def _fallback_env_sha(experiment: str, time_start: str) -> str:
+    """pypet's rule without git: SHA-1 of experiment name, start time and recorder version."""
+    return hashlib.sha1(f"{experiment}{time_start}{__version__}".encode()).hexdigest()
+
+
+def _finish(store: Store, lock: SessionLock, session_pk: int, status: str) -> None:
+    """Close a session row, release its lock and close the store (runs at most once)."""
+    try:
+        if not store.conn.in_transaction:
+            with transaction(store.conn):
+                store.conn.execute(_CLOSE_SESSION, (status, now_utc(), session_pk))
+    finally:
+        lock.release()
+        store.close()
+
+
+class Recorder:
+    """Record a session of an experiment: its code state, environment, config and runs.
+
+    Use it as a context manager::
+
+        with rec.Recorder("lorenz", store="runs", message="smaller dt") as r:
+            r.config(dt=0.01)
+            with r.run(a=0.1, b=8) as run:
+                run.log(energy=1.5)
+
+    :param experiment: name of the experiment (a study inside the store).
+    :param store: the store folder; default ``$RECORDER_STORE``, else the
+        nearest ``.recorder/`` upwards, else ``./.recorder/`` (created).
+    :param git: git mode: ``"auto"``, ``"commit"``, ``"snapshot"``,
+        ``"require-clean"``, ``"record"`` or ``False`` (see :mod:`recorder.gitinfo`).
+    :param message: a message for the session, also used in an auto-commit.
+    :param comment: a free-text comment on the session.
+    :param config: constant settings of the session (same as :meth:`config`).
+    :param seed: experiment-level seed mixed into every run's :attr:`Run.seed`.
+    :param repo: folder to look for the git repository from; default the
+        main script's folder, else the working folder.
+    :param inline_limit: arrays whose ``.npy`` bytes are at most this many
+        bytes are kept in the database, larger ones in ``objects/``.
+    :param purge_duplicate_comments: store each distinct comment text once
+        (default); false keeps one comment row per logged comment.
+    """
+
+    def __init__(
+        self,
+        experiment: str,
+        *,
+        store: str | os.PathLike[str] | None = None,
+        git: str | bool | None = "auto",
+        message: str | None = None,
+        comment: str | None = None,
+        config: Mapping[str, Any] | None = None,
+        seed: int | None = None,
+        repo: str | os.PathLike[str] | None = None,
+        inline_limit: int = DEFAULT_INLINE_LIMIT,
+        purge_duplicate_comments: bool = True,
+    ) -> None:
+        self.experiment = _check_experiment(experiment)
+        self._git_mode = gitinfo.check_mode(git)
+        if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int)):
+            raise RecorderError(f"seed={seed!r} is not an int")
+        if not isinstance(inline_limit, int) or inline_limit < 0:
+            raise RecorderError(f"inline_limit={inline_limit!r} is not a number of bytes (an int ≥ 0)")
+        self._store_arg = store
+        self.message = message
+        self.comment = comment
+        self.seed = seed
+        self._repo = Path(repo) if repo is not None else None
+        self.inline_limit = inline_limit
+        self.purge_duplicate_comments = purge_duplicate_comments
+        self._pending_config = dict(config or {})
+        self._config: dict[str, tuple[str | None, Any]] = {}
+        self._store: Store | None = None
+        self._finalizer: weakref.finalize | None = None
+        self._lock: SessionLock | None = None
+        self.id: str | None = None
+        self.env_sha: str | None = None
+        self.git: gitinfo.GitState | None = None
+        self._session_pk = 0
+        self._experiment_pk = 0
+        self._psets: dict[str, int] = {}
+        self._comments: dict[str, int] = {}
+        self._active: Run | None = None
+        self._last_duration = RUNNING_ROW_AFTER_S
+        self.runs_recorded = 0
+
+    # -- session ------------------------------------------------------------
+
+    @property
+    def store(self) -> Path | None:
+        """The store folder, once the session is open."""
+        return self._store.root if self._store is not None else None
+
+    def __enter__(self) -> Recorder:
+        self.open()
+        return self
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: Any) -> None:
+        if exc_type is None:
+            status = "done"
+        elif issubclass(exc_type, (KeyboardInterrupt, SystemExit)):
+            status = "interrupted"
+        else:
+            status = "failed"
+        self.close(status)
+
+    def open(self) -> Recorder:
+        """Start the session: record the code state and environment. Idempotent."""
+        if self._store is not None:
+            return self
+        start = self._repo or self._default_repo_start()
+        session_id = new_id()
+        time_start = now_utc()
+        # Git first: a refusal (dirty tree, merge in progress) must write nothing.
+        git_state = gitinfo.capture(
+            self._git_mode, start=start, experiment=self.experiment,
+            session_id=session_id, message=self.message,
+        )
+        env = provenance.environment()
+        proc = provenance.process_info()
+        store = Store.open(self._store_arg)
+        try:
+            lock = SessionLock(store.root, session_id)  # before the row: see liveness
+        except OSError as e:
+            store.close()
+            raise StoreError(f"cannot create the session lock in {store.root}: {e}") from e
+        env_sha = git_state.commit or _fallback_env_sha(self.experiment, time_start)
+        try:
+            with transaction(store.conn) as conn:
+                self._experiment_pk = self._experiment(conn, time_start)
+                texts = [proc.script, env.packages, git_state.diff]
+                digests = [text_digest(t) if t is not None else None for t in texts]
+                conn.executemany(
+                    _INSERT_TEXT, [(d, t) for d, t in zip(digests, texts) if t is not None]
+                )
+                cursor = conn.execute(
+                    _INSERT_SESSION,
+                    (
+                        session_id, self._experiment_pk, time_start, self.message, self.comment,
+                        self.seed, env_sha, git_state.mode, git_state.repo, git_state.commit,
+                        git_state.branch, git_state.dirty, git_state.auto_committed,
+                        git_state.snapshot_ref, digests[2],
+                        _json_list(git_state.untracked_modules),
+                        env.host, env.user, proc.pid, env.platform, env.python, __version__,
+                        digests[1], env.fingerprint, proc.argv, proc.cwd, proc.script_path,
+                        digests[0], provenance.jax_info(),
+                    ),
+                )
+                self._session_pk = cursor.lastrowid
+        except BaseException:
+            lock.release()
+            store.close()
+            raise
+        self._store, self._lock = store, lock
+        self.id, self.env_sha, self.git = session_id, env_sha, git_state
+        self._finalizer = weakref.finalize(self, _finish, store, lock, self._session_pk, "done")
+        if self._pending_config:
+            pending, self._pending_config = self._pending_config, {}
+            self.config(**pending)
+        return self
+
+    @staticmethod
+    def _default_repo_start() -> Path:
+        """The main script's folder, unless the script is an installed tool (pytest, ipython)."""
+        script = provenance.main_script()
+        prefixes = {Path(p).resolve() for p in (sys.prefix, sys.base_prefix)}
+        if script is not None and not any(script.is_relative_to(p) for p in prefixes):
+            return script.parent
+        return Path.cwd()
+
+    def _experiment(self, conn: Any, time_created: str) -> int:
+        row = conn.execute(_GET_EXPERIMENT, (self.experiment,)).fetchone()
+        if row is not None:
+            return row[0]
+        return conn.execute(_INSERT_EXPERIMENT, (new_id(), self.experiment, time_created)).lastrowid
+
+    def close(self, status: str = "done") -> None:
+        """End the session with ``status`` (done, failed or interrupted) and its finish time. Idempotent."""
+        if self._store is None or self._finalizer is None or not self._finalizer.alive:
+            return
+        self._finalizer.detach()
+        assert self._lock is not None
+        _finish(self._store, self._lock, self._session_pk, status)
+
+    # -- config -------------------------------------------------------------
+
+    def config(self, **values: Any) -> None:
+        """Record constant settings of this session (not explored, same for every run).
+
+        A name may be set again with a different value only before the first run.
+
+        :raises NameRefused: for a reserved name, or a change after runs were recorded.
+        :raises ValueRefused: for a value recorder cannot store.
+        """
+        if self._store is None:
+            self._pending_config.update(values)
+            return
+        rows = []
+        for name, value in values.items():
+            check_name("config", name)
+            encoded = encode(name, value, self._store.objects, inline_limit=self.inline_limit, what="config value")
+            cell = (encoded.kind, encoded.value)
+            previous = self._config.get(name)
+            if previous is not None and previous != cell and self.runs_recorded:
+                raise NameRefused(
+                    f"config {name!r} was already {previous[1]!r} for the runs recorded in this "
+                    "session; start a new Recorder session to change it"
+                )
+            self._config[name] = cell
+            rows.append((encoded, (self._session_pk, name, encoded.kind, encoded.value)))
+        with transaction(self._store.conn) as conn:
+            self._insert_objects(conn, [e for e, _ in rows])
+            conn.executemany(_UPSERT_CONFIG, [row for _, row in rows])
+
+    # -- runs ---------------------------------------------------------------
+
+    def run(self, pset: Mapping[str, Any] | None = None, /, **params: Any) -> Run:
+        """Return a :class:`Run` for one parameter set; use it as ``with r.run(...) as run:``.
+
+        :param pset: the parameters as a dict; keyword arguments are added to it.
+        :raises NameRefused: when a name is reserved or given twice.
+        :raises ValueRefused: when a parameter is not a scalar.
+        """
+        if pset is not None:
+            if not isinstance(pset, Mapping):
+                raise RecorderError(f"run() takes a dict of parameters, not {type(pset).__name__}")
+            both = params.keys() & pset.keys()
+            if both:
+                raise NameRefused(f"parameter {sorted(both)[0]!r} is given both in the dict and as a keyword")
+            params = {**pset, **params}
+        clean, canonical = canonical_pset(params)
+        return Run(self, clean, canonical)
+
+    def _require_open(self) -> Store:
+        if self._store is None:
+            self.open()
+        elif self._finalizer is None or not self._finalizer.alive:
+            raise RecorderError(f"the session {self.id} of {self.experiment!r} is closed; start a new Recorder")
+        assert self._store is not None
+        return self._store
+
+    def _pset_pk(self, conn: Any, hash_: str, canonical: str) -> int:
+        pk = self._psets.get(hash_)
+        if pk is not None:
+            return pk
+        conn.execute(_INSERT_PSET, (hash_, canonical))
+        pk, stored = conn.execute(_GET_PSET, (hash_,)).fetchone()
+        if stored != canonical:
+            raise StoreError(
+                f"pset hash collision: {hash_} names both {stored} and {canonical}; please report this"
+            )
+        self._psets[hash_] = pk
+        return pk
+
+    def _comment_pk(self, conn: Any, text: str | None) -> int | None:
+        if text is None:
+            return None
+        if not isinstance(text, str):
+            raise RecorderError(f"comment must be a str, not {type(text).__name__}")
+        if self.purge_duplicate_comments:
+            pk = self._comments.get(text)
+            if pk is None:
+                row = conn.execute(_GET_COMMENT, (text,)).fetchone()
+                pk = row[0] if row else conn.execute(_INSERT_COMMENT, (text,)).lastrowid
+                self._comments[text] = pk
+            return pk
+        return conn.execute(_INSERT_COMMENT, (text,)).lastrowid
+
+    def _insert_objects(self, conn: Any, encoded: list[Encoded]) -> None:
+        objects = [e.object for e in encoded if e.object is not None]
+        if objects:
+            now = now_utc()
+            conn.executemany(_INSERT_OBJECT, [(*o, now) for o in objects])
+
+    def _begin_run(self, run: Run) -> None:
+        store = self._require_open()
+        if self._active is not None:
+            raise RecorderError(
+                f"run {self._active.id} is still open in this session; finish it before starting "
+                "another (or use a second Recorder)"
+            )
+        run.id = new_id()
+        run._t0 = time.time()
+        run._perf0 = time.perf_counter()
+        self._active = run
+        if self._last_duration >= RUNNING_ROW_AFTER_S:
+            try:
+                with transaction(store.conn) as conn:
+                    run._pk = conn.execute(
+                        _INSERT_RUN, self._run_row(conn, run, "running", None, None, None)
+                    ).lastrowid
+            except BaseException:
+                self._active = None
+                raise
+
+    def _run_row(
+        self, conn: Any, run: Run, status: str, duration: float | None, comment: int | None, error: str | None
+    ) -> tuple[Any, ...]:
+        pset_pk = self._pset_pk(conn, run.pset_hash, run._canonical)
+        return (
+            run.id, self._experiment_pk, self._session_pk, pset_pk, status,
+            iso_utc(run._t0), duration, run.seed, comment, error,
+        )
+
+    def _end_run(self, run: Run, status: str, error: str | None) -> None:
+        duration = time.perf_counter() - run._perf0
+        self._active = None
+        self._last_duration = duration
+        store = self._store
+        assert store is not None
+        results = run._results
+        with transaction(store.conn) as conn:
+            run_comment = self._comment_pk(conn, run._comment)
+            if run._pk is None:
+                row = self._run_row(conn, run, status, duration, run_comment, error)
+                run._pk = conn.execute(_INSERT_RUN, row).lastrowid
+            else:
+                conn.execute(_FINISH_RUN, (status, duration, run_comment, error, run._pk))
+            if results:
+                self._insert_objects(conn, list(results.values()))
+                pk = run._pk
+                conn.executemany(
+                    _INSERT_RESULT,
+                    [
+                        (pk, name, e.kind, e.value, self._comment_pk(conn, run._result_comments.get(name)))
+                        for name, e in results.items()
+                    ],
+                )
+        self.runs_recorded += 1
+
+    def __repr__(self) -> str:
+        state = f"session {self.id}" if self.id else "not started"
+        return f"Recorder({self.experiment!r}, {state})"
+
+
+def _json_list(items: list[str]) -> str | None:
+    import json
+
+    return json.dumps(items) if items else None
+
+
+class Run:
+    """One run: a parameter set going through the experiment.
+
+    Created by :meth:`Recorder.run`; use as a context manager. On a normal
+    exit the run is ``done``; on an exception it is ``failed`` with the
+    traceback stored and the exception re-raised; on Ctrl-C it is
+    ``interrupted``.
+    """
+
+    __slots__ = (
+        "_recorder", "params", "pset_hash", "seed", "id", "_canonical", "_pk", "_t0",
+        "_perf0", "_results", "_result_comments", "_comment", "status",
+    )
+
+    def __init__(self, recorder: Recorder, params: dict[str, Any], canonical: str) -> None:
+        self._recorder = recorder
+        #: The parameters, as plain Python values.
+        self.params = params
+        self._canonical = canonical
+        #: Hash of the pset's canonical JSON.
+        self.pset_hash = pset_hash(canonical)
+        #: Deterministic seed from the pset hash and the experiment seed.
+        self.seed = run_seed(self.pset_hash, recorder.seed)
+        #: The run's id (set when the run starts).
+        self.id: str | None = None
+        self._pk: int | None = None
+        self._t0 = 0.0
+        self._perf0 = 0.0
+        self._results: dict[str, Encoded] = {}
+        self._result_comments: dict[str, str] = {}
+        self._comment: str | None = None
+        #: ``None`` until the run ends, then its final status.
+        self.status: str | None = None
+
+    def __enter__(self) -> Run:
+        if self.id is not None:
+            raise RecorderError(f"run {self.id} was already started; call r.run(...) again for a new run")
+        self._recorder._begin_run(self)
+        return self
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: Any) -> None:
+        if exc_type is None:
+            status, error = "done", None
+        elif issubclass(exc_type, (KeyboardInterrupt, SystemExit)):
+            status, error = "interrupted", None
+        else:
+            status = "failed"
+            error = "".join(traceback.format_exception(exc_type, exc, tb))
+        self._recorder._end_run(self, status, error)
+        self.status = status
+
+    def log(self, comment: str | None = None, **results: Any) -> None:
+        """Record results of this run; arrays above the inline limit go to the object store now.
+
+        :param comment: a comment on these results (or on the run, when no
+            results are given). Each distinct text is stored once.
+        :raises NameRefused: for a reserved name, a parameter's name, or a
+            result logged twice.
+        :raises ValueRefused: for a value recorder cannot store.
+        """
+        if self.id is None or self.status is not None:
+            raise RecorderError("log() is for an open run: use `with r.run(...) as run: run.log(...)`")
+        recorder = self._recorder
+        store = recorder._store
+        assert store is not None
+        encoded: dict[str, Encoded] = {}
+        for name, value in results.items():
+            if not name or name[0] == "_":
+                check_name("result", name)
+            if name in self.params:
+                raise NameRefused(
+                    f"result {name!r} has the name of a parameter of this run; give it another name"
+                )
+            if name in self._results or name in encoded:
+                raise NameRefused(f"result {name!r} was already logged in run {self.id}; log each result once")
+            encoded[name] = encode(name, value, store.objects, inline_limit=recorder.inline_limit)
+        self._results.update(encoded)
+        if comment is not None:
+            if not isinstance(comment, str):
+                raise RecorderError(f"comment must be a str, not {type(comment).__name__}")
+            if results:
+                self._result_comments.update(dict.fromkeys(results, comment))
+            else:
+                self._comment = comment
+
+    def __repr__(self) -> str:
+        return f"Run({self.id or 'not started'}, {self.params!r}, status={self.status})"

@@ -1,0 +1,218 @@
+"""Encoding of results and config values into ``(kind, value)`` database cells.
+
+A cell is stored in a column without type affinity, so SQLite keeps ints,
+floats, text and NULL as they are and plain SQL sees plain values. ``kind``
+is NULL for those and names the encoding otherwise:
+
+=============  ==============================================================
+kind           value
+=============  ==============================================================
+NULL           int (64-bit), float (±inf included), str, or NULL for None
+``nan``        NULL; the float NaN (SQLite turns NaN into NULL)
+``bool``       0 or 1
+``int``        decimal text of an int beyond 64 bits, stored exactly
+``bytes``      a BLOB
+``json``       JSON text of a list or dict (tuples become lists)
+``np:<dtype>`` a numpy scalar of that dtype; the number (NULL for NaN)
+``npy``        a BLOB of ``.npy`` bytes: an array at or below the inline limit
+``object``     the SHA-256 digest of an array in the object store
+=============  ==============================================================
+
+Nothing is ever pickled, so loading a store never runs code.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import TYPE_CHECKING, Any, NamedTuple
+
+from .errors import ValueRefused
+from .objects import load_npy_bytes, npy_bytes
+
+if TYPE_CHECKING:
+    from .objects import ObjectStore
+
+__all__ = ["DEFAULT_INLINE_LIMIT", "Encoded", "encode", "decode", "is_scalar_kind"]
+
+#: Arrays whose ``.npy`` bytes are at most this size live in the database.
+DEFAULT_INLINE_LIMIT = 64 * 1024
+
+_INT64_MIN = -(2**63)
+_INT64_MAX = 2**63 - 1
+_NAN = float("nan")
+
+
+class Encoded(NamedTuple):
+    """One value ready for a database cell, and the object it references, if any."""
+
+    kind: str | None
+    value: Any
+    #: ``(digest, size, dtype, shape)`` when the value is an array in the object store.
+    object: tuple[str, int, str, str] | None = None
+
+
+def _refuse(what: str, name: str, value: Any, hint: str) -> ValueRefused:
+    return ValueRefused(f"{what} {name!r} has type {type(value).__qualname__}, which recorder cannot store: {hint}")
+
+
+def _json_default(what: str, name: str):
+    def default(value: Any) -> Any:
+        if type(value).__module__ == "numpy" and getattr(value, "shape", None) == ():
+            return value.item()
+        raise _refuse(
+            what, name, value,
+            "lists and dicts may hold only bool, int, float, str, None and nested "
+            "lists/dicts with str keys; log arrays as results of their own",
+        )
+
+    return default
+
+
+def _check_keys(what: str, name: str, value: Any) -> None:
+    """Refuse dict keys that JSON would silently turn into strings."""
+    stack = [value]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, dict):
+            for key, sub in item.items():
+                if type(key) is not str:
+                    raise ValueRefused(
+                        f"{what} {name!r} holds a dict key {key!r} of type {type(key).__name__}; "
+                        "JSON keys are strings, so convert the keys with str() first"
+                    )
+                stack.append(sub)
+        elif isinstance(item, (list, tuple)):
+            stack.extend(item)
+
+
+def encode(
+    name: str,
+    value: Any,
+    objects: ObjectStore,
+    *,
+    inline_limit: int = DEFAULT_INLINE_LIMIT,
+    what: str = "result",
+) -> Encoded:
+    """Encode one value; a large array is put into ``objects`` first.
+
+    :param name: the value's name, for error messages.
+    :param what: "result" or "config value", for error messages.
+    :raises ValueRefused: for a type recorder does not store, naming the
+        value, its type and what to do instead.
+    """
+    kind = type(value)
+    if kind is float:
+        return Encoded("nan", None) if value != value else Encoded(None, value)
+    if kind is int:
+        if _INT64_MIN <= value <= _INT64_MAX:
+            return Encoded(None, value)
+        return Encoded("int", str(value))
+    if kind is str or value is None:
+        return Encoded(None, value)
+    if kind is bool:
+        return Encoded("bool", int(value))
+    module = kind.__module__
+    if module == "numpy" or module.startswith("numpy."):
+        return _encode_numpy(name, value, objects, inline_limit, what)
+    if module.startswith("jax") and hasattr(value, "__array__"):
+        import numpy as np
+
+        return _encode_numpy(name, np.asarray(value), objects, inline_limit, what)
+    if isinstance(value, (list, tuple, dict)):
+        _check_keys(what, name, value)
+        text = json.dumps(value, default=_json_default(what, name), ensure_ascii=False)
+        return Encoded("json", text)
+    if isinstance(value, (bytes, bytearray, memoryview)):
+        return Encoded("bytes", bytes(value))
+    if isinstance(value, bool):
+        return Encoded("bool", int(value))
+    if isinstance(value, int):
+        return encode(name, int(value), objects, inline_limit=inline_limit, what=what)
+    if isinstance(value, float):
+        return encode(name, float(value), objects, inline_limit=inline_limit, what=what)
+    if isinstance(value, str):
+        return Encoded(None, str(value))
+    hint = (
+        "convert it to a numpy array with numpy.asarray() first"
+        if hasattr(value, "__array__")
+        else "log a bool, int, float, str, None, list, dict, numpy scalar or array, or a JAX array"
+    )
+    raise _refuse(what, name, value, hint)
+
+
+def _encode_numpy(name: str, value: Any, objects: ObjectStore, inline_limit: int, what: str) -> Encoded:
+    import numpy as np
+
+    if isinstance(value, np.ndarray):
+        if isinstance(value, np.ma.MaskedArray):
+            raise _refuse(what, name, value, "log the data and the mask as two arrays (value.data, value.mask)")
+        if value.dtype.hasobject:
+            raise ValueRefused(
+                f"{what} {name!r} is an array of dtype {value.dtype}, which holds Python "
+                "objects; convert it to a numeric or string dtype, or log its items separately"
+            )
+        data = npy_bytes(value)
+        if len(data) <= inline_limit:
+            return Encoded("npy", data)
+        digest, size = objects.put(value)
+        shape = json.dumps(list(value.shape))
+        return Encoded("object", digest, (digest, size, value.dtype.str, shape))
+    if isinstance(value, np.generic):
+        dtype = value.dtype
+        if dtype.kind == "f" and dtype == np.float64:
+            return encode(name, float(value), objects, inline_limit=inline_limit, what=what)
+        if dtype.kind in "iu":
+            number = int(value)
+            stored = number if _INT64_MIN <= number <= _INT64_MAX else str(number)
+            return Encoded(f"np:{dtype.str}", stored)
+        if dtype.kind == "f":
+            number = float(value)
+            return Encoded(f"np:{dtype.str}", None if number != number else number)
+        if dtype.kind == "b":
+            return Encoded(f"np:{dtype.str}", int(value))
+        if dtype.kind == "U":
+            return Encoded(None, str(value))
+        if dtype.hasobject:
+            raise _refuse(what, name, value, "numpy object scalars hold Python objects; log the object's value instead")
+        # Complex, datetime and other scalars keep their dtype as a 0-d array.
+        return Encoded("npy", npy_bytes(np.asarray(value)))
+    raise _refuse(what, name, value, "log a numpy array or scalar; other numpy types are not stored")
+
+
+def decode(kind: str | None, value: Any, objects: ObjectStore, *, mmap: bool = True) -> Any:
+    """Return the Python value a ``(kind, value)`` cell stands for.
+
+    Arrays in the object store are memory-mapped read-only unless ``mmap`` is false.
+    """
+    if kind is None:
+        return value
+    if kind == "nan":
+        return _NAN
+    if kind == "bool":
+        return bool(value)
+    if kind == "json":
+        return json.loads(value)
+    if kind == "npy":
+        return load_npy_bytes(value)
+    if kind == "object":
+        return objects.get(value, mmap=mmap)
+    if kind == "int":
+        return int(value)
+    if kind == "bytes":
+        return bytes(value)
+    if kind.startswith("np:"):
+        import numpy as np
+
+        dtype = np.dtype(kind[3:])
+        if value is None:
+            return dtype.type(_NAN)
+        if isinstance(value, str):
+            value = int(value)
+        return dtype.type(value)
+    raise ValueRefused(f"unknown value kind {kind!r}; this store may come from a newer recorder")
+
+
+def is_scalar_kind(kind: str | None) -> bool:
+    """Return whether a cell of this kind is a scalar (shown as a column in tables)."""
+    return kind is None or kind in ("nan", "bool", "int") or kind.startswith("np:")
+

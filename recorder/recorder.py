@@ -3,32 +3,34 @@
 from __future__ import annotations
 
 import hashlib
+import json
 import os
+import signal
 import sys
+import threading
 import time
 import traceback
 import weakref
 from collections.abc import Mapping
 from pathlib import Path
+from types import FrameType
 from typing import Any
 
 from . import gitinfo, provenance
 from .db import transaction
 from .errors import NameRefused, RecorderError, StoreError
 from .hashing import canonical_pset, check_name, pset_hash, run_seed, text_digest
-from .ids import iso_utc, new_id, now_utc
+from .ids import new_id, now_utc
 from .liveness import SessionLock
 from .store import Store
 from .values import DEFAULT_INLINE_LIMIT, Encoded, encode
 from .version import __version__
+from .writer import PendingRun, RunWriter
 
-__all__ = ["Recorder", "Run"]
+__all__ = ["Recorder", "Run", "DEFAULT_FLUSH_INTERVAL"]
 
-#: A run is written as ``running`` when it starts only if the previous run
-#: took at least this long: then the extra commit costs under 1% and a long
-#: run is visible (and, if its process dies, shown interrupted). Faster runs
-#: are written once, when they end.
-RUNNING_ROW_AFTER_S = 0.01
+#: Longest time a finished run waits for its commit (see :mod:`recorder.writer`).
+DEFAULT_FLUSH_INTERVAL = 0.2
 
 _GET_EXPERIMENT = "SELECT pk FROM experiments WHERE name = ?"
 _INSERT_EXPERIMENT = "INSERT INTO experiments (id, name, time_created) VALUES (?, ?, ?)"
@@ -44,19 +46,17 @@ INSERT INTO sessions (
 """
 _CLOSE_SESSION = "UPDATE sessions SET status = ?, time_end = ? WHERE pk = ?"
 _UPSERT_CONFIG = "INSERT OR REPLACE INTO config (session, name, kind, value) VALUES (?, ?, ?, ?)"
-_INSERT_PSET = "INSERT OR IGNORE INTO psets (hash, params) VALUES (?, ?)"
-_GET_PSET = "SELECT pk, params FROM psets WHERE hash = ?"
-_INSERT_RUN = """
-INSERT INTO runs (id, experiment, session, pset, status, time_start, duration_s, seed, comment, error)
-VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
-"""
-_FINISH_RUN = "UPDATE runs SET status = ?, duration_s = ?, comment = ?, error = ? WHERE pk = ?"
-_INSERT_RESULT = "INSERT INTO results (run, name, kind, value, comment) VALUES (?, ?, ?, ?, ?)"
 _INSERT_OBJECT = """
 INSERT OR IGNORE INTO objects (digest, size, dtype, shape, time_created) VALUES (?, ?, ?, ?, ?)
 """
-_GET_COMMENT = "SELECT pk FROM comments WHERE text = ? LIMIT 1"
-_INSERT_COMMENT = "INSERT INTO comments (text) VALUES (?)"
+
+
+class _Terminated(SystemExit):
+    """SIGTERM, turned into an exception so runs and the session end as ``interrupted``."""
+
+
+def _on_sigterm(signum: int, frame: FrameType | None) -> None:
+    raise _Terminated(128 + signum)
 
 
 def _check_experiment(name: object) -> str:
@@ -72,15 +72,24 @@ def _fallback_env_sha(experiment: str, time_start: str) -> str:
     return hashlib.sha1(f"{experiment}{time_start}{__version__}".encode()).hexdigest()
 
 
-def _finish(store: Store, lock: SessionLock, session_pk: int, status: str) -> None:
-    """Close a session row, release its lock and close the store (runs at most once)."""
+def _finish(store: Store, lock: SessionLock, writer: RunWriter, session_pk: int, status: str) -> None:
+    """Commit what is left, close the session row, release its lock and close the store."""
     try:
-        if not store.conn.in_transaction:
-            with transaction(store.conn):
-                store.conn.execute(_CLOSE_SESSION, (status, now_utc(), session_pk))
+        writer.close()
     finally:
-        lock.release()
-        store.close()
+        try:
+            with transaction(store.conn) as conn:
+                conn.execute(_CLOSE_SESSION, (status, now_utc(), session_pk))
+        finally:
+            lock.release()
+            store.close()
+
+
+def _insert_objects(conn: Any, encoded: list[Encoded]) -> None:
+    objects = [e.object for e in encoded if e.object is not None]
+    if objects:
+        now = now_utc()
+        conn.executemany(_INSERT_OBJECT, [(*o, now) for o in objects])
 
 
 class Recorder:
@@ -108,6 +117,9 @@ class Recorder:
         bytes are kept in the database, larger ones in ``objects/``.
     :param purge_duplicate_comments: store each distinct comment text once
         (default); false keeps one comment row per logged comment.
+    :param flush_interval: finished runs are committed in batches, at most
+        this many seconds after they end; a SIGKILL loses at most that
+        much. ``0`` commits every run as it ends (slower).
     """
 
     def __init__(
@@ -123,13 +135,16 @@ class Recorder:
         repo: str | os.PathLike[str] | None = None,
         inline_limit: int = DEFAULT_INLINE_LIMIT,
         purge_duplicate_comments: bool = True,
+        flush_interval: float = DEFAULT_FLUSH_INTERVAL,
     ) -> None:
         self.experiment = _check_experiment(experiment)
         self._git_mode = gitinfo.check_mode(git)
         if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int)):
             raise RecorderError(f"seed={seed!r} is not an int")
-        if not isinstance(inline_limit, int) or inline_limit < 0:
+        if isinstance(inline_limit, bool) or not isinstance(inline_limit, int) or inline_limit < 0:
             raise RecorderError(f"inline_limit={inline_limit!r} is not a number of bytes (an int ≥ 0)")
+        if not isinstance(flush_interval, (int, float)) or not 0 <= flush_interval <= 60:
+            raise RecorderError(f"flush_interval={flush_interval!r} is not a number of seconds between 0 and 60")
         self._store_arg = store
         self.message = message
         self.comment = comment
@@ -137,20 +152,23 @@ class Recorder:
         self._repo = Path(repo) if repo is not None else None
         self.inline_limit = inline_limit
         self.purge_duplicate_comments = purge_duplicate_comments
+        self.flush_interval = float(flush_interval)
         self._pending_config = dict(config or {})
         self._config: dict[str, tuple[str | None, Any]] = {}
         self._store: Store | None = None
-        self._finalizer: weakref.finalize | None = None
+        self._writer: RunWriter | None = None
         self._lock: SessionLock | None = None
-        self.id: str | None = None
-        self.env_sha: str | None = None
-        self.git: gitinfo.GitState | None = None
         self._session_pk = 0
-        self._experiment_pk = 0
-        self._psets: dict[str, int] = {}
-        self._comments: dict[str, int] = {}
+        self._finalizer: weakref.finalize | None = None
+        self._previous_sigterm: Any = None
         self._active: Run | None = None
-        self._last_duration = RUNNING_ROW_AFTER_S
+        #: The session id, once the session is open.
+        self.id: str | None = None
+        #: The env SHA of the session (the git commit, or a fallback hash without git).
+        self.env_sha: str | None = None
+        #: What git recorded, once the session is open.
+        self.git: gitinfo.GitState | None = None
+        #: How many runs ended in this session.
         self.runs_recorded = 0
 
     # -- session ------------------------------------------------------------
@@ -194,39 +212,57 @@ class Recorder:
             store.close()
             raise StoreError(f"cannot create the session lock in {store.root}: {e}") from e
         env_sha = git_state.commit or _fallback_env_sha(self.experiment, time_start)
+        texts = [proc.script, env.packages, git_state.diff]
+        digests = [text_digest(t) if t is not None else None for t in texts]
         try:
             with transaction(store.conn) as conn:
-                self._experiment_pk = self._experiment(conn, time_start)
-                texts = [proc.script, env.packages, git_state.diff]
-                digests = [text_digest(t) if t is not None else None for t in texts]
-                conn.executemany(
-                    _INSERT_TEXT, [(d, t) for d, t in zip(digests, texts) if t is not None]
-                )
-                cursor = conn.execute(
+                experiment_pk = self._experiment_pk(conn, time_start)
+                conn.executemany(_INSERT_TEXT, [(d, t) for d, t in zip(digests, texts) if t is not None])
+                session_pk = conn.execute(
                     _INSERT_SESSION,
                     (
-                        session_id, self._experiment_pk, time_start, self.message, self.comment,
+                        session_id, experiment_pk, time_start, self.message, self.comment,
                         self.seed, env_sha, git_state.mode, git_state.repo, git_state.commit,
                         git_state.branch, git_state.dirty, git_state.auto_committed,
                         git_state.snapshot_ref, digests[2],
-                        _json_list(git_state.untracked_modules),
+                        json.dumps(git_state.untracked_modules) if git_state.untracked_modules else None,
                         env.host, env.user, proc.pid, env.platform, env.python, __version__,
                         digests[1], env.fingerprint, proc.argv, proc.cwd, proc.script_path,
                         digests[0], provenance.jax_info(),
                     ),
-                )
-                self._session_pk = cursor.lastrowid
+                ).lastrowid
         except BaseException:
             lock.release()
             store.close()
             raise
-        self._store, self._lock = store, lock
+        writer = RunWriter(
+            store.conn, experiment_pk, session_pk,
+            interval=self.flush_interval, purge_duplicate_comments=self.purge_duplicate_comments,
+        )
+        self._store, self._writer, self._lock, self._session_pk = store, writer, lock, session_pk
         self.id, self.env_sha, self.git = session_id, env_sha, git_state
-        self._finalizer = weakref.finalize(self, _finish, store, lock, self._session_pk, "done")
+        self._finalizer = weakref.finalize(self, _finish, store, lock, writer, session_pk, "done")
+        self._catch_sigterm()
         if self._pending_config:
             pending, self._pending_config = self._pending_config, {}
             self.config(**pending)
         return self
+
+    def _catch_sigterm(self) -> None:
+        """Turn SIGTERM into an exception while the session is open, so it ends cleanly.
+
+        Only from the main thread, and only when nobody else handles SIGTERM.
+        """
+        if threading.current_thread() is not threading.main_thread():
+            return
+        if signal.getsignal(signal.SIGTERM) is signal.SIG_DFL:
+            self._previous_sigterm = signal.signal(signal.SIGTERM, _on_sigterm)
+
+    def _release_sigterm(self) -> None:
+        if self._previous_sigterm is not None and threading.current_thread() is threading.main_thread():
+            if signal.getsignal(signal.SIGTERM) is _on_sigterm:
+                signal.signal(signal.SIGTERM, self._previous_sigterm)
+            self._previous_sigterm = None
 
     @staticmethod
     def _default_repo_start() -> Path:
@@ -237,19 +273,20 @@ class Recorder:
             return script.parent
         return Path.cwd()
 
-    def _experiment(self, conn: Any, time_created: str) -> int:
+    def _experiment_pk(self, conn: Any, time_created: str) -> int:
         row = conn.execute(_GET_EXPERIMENT, (self.experiment,)).fetchone()
         if row is not None:
             return row[0]
         return conn.execute(_INSERT_EXPERIMENT, (new_id(), self.experiment, time_created)).lastrowid
 
     def close(self, status: str = "done") -> None:
-        """End the session with ``status`` (done, failed or interrupted) and its finish time. Idempotent."""
-        if self._store is None or self._finalizer is None or not self._finalizer.alive:
+        """Commit what is left and end the session with ``status`` and its finish time. Idempotent."""
+        if self._finalizer is None or not self._finalizer.detach():
             return
-        self._finalizer.detach()
+        self._release_sigterm()
+        assert self._store is not None and self._writer is not None
         assert self._lock is not None
-        _finish(self._store, self._lock, self._session_pk, status)
+        _finish(self._store, self._lock, self._writer, self._session_pk, status)
 
     # -- config -------------------------------------------------------------
 
@@ -264,6 +301,7 @@ class Recorder:
         if self._store is None:
             self._pending_config.update(values)
             return
+        writer = self._require_open()
         rows = []
         for name, value in values.items():
             check_name("config", name)
@@ -275,11 +313,15 @@ class Recorder:
                     f"config {name!r} was already {previous[1]!r} for the runs recorded in this "
                     "session; start a new Recorder session to change it"
                 )
-            self._config[name] = cell
-            rows.append((encoded, (self._session_pk, name, encoded.kind, encoded.value)))
-        with transaction(self._store.conn) as conn:
-            self._insert_objects(conn, [e for e, _ in rows])
-            conn.executemany(_UPSERT_CONFIG, [row for _, row in rows])
+            rows.append((name, encoded))
+        session_pk = self._session_pk
+
+        def write(conn: Any) -> None:
+            _insert_objects(conn, [e for _, e in rows])
+            conn.executemany(_UPSERT_CONFIG, [(session_pk, n, e.kind, e.value) for n, e in rows])
+
+        writer.run(write)
+        self._config.update((n, (e.kind, e.value)) for n, e in rows)
 
     # -- runs ---------------------------------------------------------------
 
@@ -293,119 +335,32 @@ class Recorder:
         if pset is not None:
             if not isinstance(pset, Mapping):
                 raise RecorderError(f"run() takes a dict of parameters, not {type(pset).__name__}")
-            both = params.keys() & pset.keys()
-            if both:
-                raise NameRefused(f"parameter {sorted(both)[0]!r} is given both in the dict and as a keyword")
-            params = {**pset, **params}
+            if params:
+                both = params.keys() & pset.keys()
+                if both:
+                    raise NameRefused(f"parameter {sorted(both)[0]!r} is given both in the dict and as a keyword")
+                params = {**pset, **params}
+            else:
+                params = pset
         clean, canonical = canonical_pset(params)
         return Run(self, clean, canonical)
 
-    def _require_open(self) -> Store:
+    def _require_open(self) -> RunWriter:
         if self._store is None:
             self.open()
         elif self._finalizer is None or not self._finalizer.alive:
             raise RecorderError(f"the session {self.id} of {self.experiment!r} is closed; start a new Recorder")
-        assert self._store is not None
-        return self._store
+        assert self._writer is not None
+        return self._writer
 
-    def _pset_pk(self, conn: Any, hash_: str, canonical: str) -> int:
-        pk = self._psets.get(hash_)
-        if pk is not None:
-            return pk
-        conn.execute(_INSERT_PSET, (hash_, canonical))
-        pk, stored = conn.execute(_GET_PSET, (hash_,)).fetchone()
-        if stored != canonical:
-            raise StoreError(
-                f"pset hash collision: {hash_} names both {stored} and {canonical}; please report this"
-            )
-        self._psets[hash_] = pk
-        return pk
-
-    def _comment_pk(self, conn: Any, text: str | None) -> int | None:
-        if text is None:
-            return None
-        if not isinstance(text, str):
-            raise RecorderError(f"comment must be a str, not {type(text).__name__}")
-        if self.purge_duplicate_comments:
-            pk = self._comments.get(text)
-            if pk is None:
-                row = conn.execute(_GET_COMMENT, (text,)).fetchone()
-                pk = row[0] if row else conn.execute(_INSERT_COMMENT, (text,)).lastrowid
-                self._comments[text] = pk
-            return pk
-        return conn.execute(_INSERT_COMMENT, (text,)).lastrowid
-
-    def _insert_objects(self, conn: Any, encoded: list[Encoded]) -> None:
-        objects = [e.object for e in encoded if e.object is not None]
-        if objects:
-            now = now_utc()
-            conn.executemany(_INSERT_OBJECT, [(*o, now) for o in objects])
-
-    def _begin_run(self, run: Run) -> None:
-        store = self._require_open()
-        if self._active is not None:
-            raise RecorderError(
-                f"run {self._active.id} is still open in this session; finish it before starting "
-                "another (or use a second Recorder)"
-            )
-        run.id = new_id()
-        run._t0 = time.time()
-        run._perf0 = time.perf_counter()
-        self._active = run
-        if self._last_duration >= RUNNING_ROW_AFTER_S:
-            try:
-                with transaction(store.conn) as conn:
-                    run._pk = conn.execute(
-                        _INSERT_RUN, self._run_row(conn, run, "running", None, None, None)
-                    ).lastrowid
-            except BaseException:
-                self._active = None
-                raise
-
-    def _run_row(
-        self, conn: Any, run: Run, status: str, duration: float | None, comment: int | None, error: str | None
-    ) -> tuple[Any, ...]:
-        pset_pk = self._pset_pk(conn, run.pset_hash, run._canonical)
-        return (
-            run.id, self._experiment_pk, self._session_pk, pset_pk, status,
-            iso_utc(run._t0), duration, run.seed, comment, error,
-        )
-
-    def _end_run(self, run: Run, status: str, error: str | None) -> None:
-        duration = time.perf_counter() - run._perf0
-        self._active = None
-        self._last_duration = duration
-        store = self._store
-        assert store is not None
-        results = run._results
-        with transaction(store.conn) as conn:
-            run_comment = self._comment_pk(conn, run._comment)
-            if run._pk is None:
-                row = self._run_row(conn, run, status, duration, run_comment, error)
-                run._pk = conn.execute(_INSERT_RUN, row).lastrowid
-            else:
-                conn.execute(_FINISH_RUN, (status, duration, run_comment, error, run._pk))
-            if results:
-                self._insert_objects(conn, list(results.values()))
-                pk = run._pk
-                conn.executemany(
-                    _INSERT_RESULT,
-                    [
-                        (pk, name, e.kind, e.value, self._comment_pk(conn, run._result_comments.get(name)))
-                        for name, e in results.items()
-                    ],
-                )
-        self.runs_recorded += 1
+    def flush(self) -> None:
+        """Commit every finished run now (runs are otherwise committed in batches, see ``flush_interval``)."""
+        if self._writer is not None:
+            self._writer.flush()
 
     def __repr__(self) -> str:
         state = f"session {self.id}" if self.id else "not started"
         return f"Recorder({self.experiment!r}, {state})"
-
-
-def _json_list(items: list[str]) -> str | None:
-    import json
-
-    return json.dumps(items) if items else None
 
 
 class Run:
@@ -413,14 +368,11 @@ class Run:
 
     Created by :meth:`Recorder.run`; use as a context manager. On a normal
     exit the run is ``done``; on an exception it is ``failed`` with the
-    traceback stored and the exception re-raised; on Ctrl-C it is
+    traceback stored and the exception re-raised; on Ctrl-C or SIGTERM it is
     ``interrupted``.
     """
 
-    __slots__ = (
-        "_recorder", "params", "pset_hash", "seed", "id", "_canonical", "_pk", "_t0",
-        "_perf0", "_results", "_result_comments", "_comment", "status",
-    )
+    __slots__ = ("_recorder", "params", "pset_hash", "seed", "_canonical", "_row", "_perf0", "status")
 
     def __init__(self, recorder: Recorder, params: dict[str, Any], canonical: str) -> None:
         self._recorder = recorder
@@ -431,24 +383,38 @@ class Run:
         self.pset_hash = pset_hash(canonical)
         #: Deterministic seed from the pset hash and the experiment seed.
         self.seed = run_seed(self.pset_hash, recorder.seed)
-        #: The run's id (set when the run starts).
-        self.id: str | None = None
-        self._pk: int | None = None
-        self._t0 = 0.0
+        self._row: PendingRun | None = None
         self._perf0 = 0.0
-        self._results: dict[str, Encoded] = {}
-        self._result_comments: dict[str, str] = {}
-        self._comment: str | None = None
         #: ``None`` until the run ends, then its final status.
         self.status: str | None = None
 
+    @property
+    def id(self) -> str | None:
+        """The run's id, once it started."""
+        return self._row.id if self._row is not None else None
+
     def __enter__(self) -> Run:
-        if self.id is not None:
+        recorder = self._recorder
+        if self._row is not None:
             raise RecorderError(f"run {self.id} was already started; call r.run(...) again for a new run")
-        self._recorder._begin_run(self)
+        writer = recorder._require_open()
+        if recorder._active is not None:
+            raise RecorderError(
+                f"run {recorder._active.id} is still open in this session; finish it before starting "
+                "another (or use a second Recorder)"
+            )
+        self._row = PendingRun(new_id(), self.pset_hash, self._canonical, self.seed, time.time())
+        self._perf0 = time.perf_counter()
+        recorder._active = self
+        try:
+            writer.started(self._row)
+        except BaseException:
+            recorder._active = None
+            raise
         return self
 
     def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: Any) -> None:
+        duration = time.perf_counter() - self._perf0
         if exc_type is None:
             status, error = "done", None
         elif issubclass(exc_type, (KeyboardInterrupt, SystemExit)):
@@ -456,8 +422,12 @@ class Run:
         else:
             status = "failed"
             error = "".join(traceback.format_exception(exc_type, exc, tb))
-        self._recorder._end_run(self, status, error)
+        recorder = self._recorder
+        recorder._active = None
         self.status = status
+        recorder.runs_recorded += 1
+        assert recorder._writer is not None and self._row is not None
+        recorder._writer.finished(self._row, status, duration, error)
 
     def log(self, comment: str | None = None, **results: Any) -> None:
         """Record results of this run; arrays above the inline limit go to the object store now.
@@ -468,30 +438,29 @@ class Run:
             result logged twice.
         :raises ValueRefused: for a value recorder cannot store.
         """
-        if self.id is None or self.status is not None:
+        row = self._row
+        if row is None or self.status is not None:
             raise RecorderError("log() is for an open run: use `with r.run(...) as run: run.log(...)`")
         recorder = self._recorder
-        store = recorder._store
-        assert store is not None
+        objects = recorder._store.objects  # type: ignore[union-attr]
+        logged = row.results
         encoded: dict[str, Encoded] = {}
         for name, value in results.items():
             if not name or name[0] == "_":
                 check_name("result", name)
             if name in self.params:
-                raise NameRefused(
-                    f"result {name!r} has the name of a parameter of this run; give it another name"
-                )
-            if name in self._results or name in encoded:
-                raise NameRefused(f"result {name!r} was already logged in run {self.id}; log each result once")
-            encoded[name] = encode(name, value, store.objects, inline_limit=recorder.inline_limit)
-        self._results.update(encoded)
+                raise NameRefused(f"result {name!r} has the name of a parameter of this run; give it another name")
+            if name in logged:
+                raise NameRefused(f"result {name!r} was already logged in run {row.id}; log each result once")
+            encoded[name] = encode(name, value, objects, inline_limit=recorder.inline_limit)
+        logged.update(encoded)
         if comment is not None:
             if not isinstance(comment, str):
                 raise RecorderError(f"comment must be a str, not {type(comment).__name__}")
             if results:
-                self._result_comments.update(dict.fromkeys(results, comment))
+                row.result_comments.update(dict.fromkeys(results, comment))
             else:
-                self._comment = comment
+                row.comment = comment
 
     def __repr__(self) -> str:
         return f"Run({self.id or 'not started'}, {self.params!r}, status={self.status})"

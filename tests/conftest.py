@@ -1,0 +1,71 @@
+"""Shared fixtures: temp stores and real git repositories made in ``tmp_path``."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def git(repo: Path, *args: str, env: dict[str, str] | None = None) -> str:
+    """Run git in ``repo`` and return its stripped output (raises on failure)."""
+    result = subprocess.run(
+        ["git", *args], cwd=repo, check=True, capture_output=True, text=True,
+        env={**os.environ, **(env or {})},
+    )
+    return result.stdout.strip()
+
+
+def make_repo(path: Path, *, identity: bool = True) -> Path:
+    """Create a git repository with one committed file ``model.py``."""
+    path.mkdir(parents=True, exist_ok=True)
+    git(path, "init", "-q", "-b", "main")
+    if identity:
+        git(path, "config", "user.name", "Test User")
+        git(path, "config", "user.email", "test@example.com")
+    (path / "model.py").write_text("A = 1\n")
+    git(path, "add", "model.py")
+    env = None if identity else {
+        "GIT_AUTHOR_NAME": "Setup", "GIT_AUTHOR_EMAIL": "setup@example.com",
+        "GIT_COMMITTER_NAME": "Setup", "GIT_COMMITTER_EMAIL": "setup@example.com",
+    }
+    git(path, "commit", "-q", "-m", "initial", env=env)
+    return path
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> Path:
+    """Path of a store folder (not yet created)."""
+    return tmp_path / "store"
+
+
+@pytest.fixture
+def repo(tmp_path: Path) -> Path:
+    """A git repository with a local identity and one commit."""
+    return make_repo(tmp_path / "repo")
+
+
+@pytest.fixture(autouse=True)
+def _isolated_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """Keep tests away from the user's store and git configuration."""
+    monkeypatch.delenv("RECORDER_STORE", raising=False)
+    monkeypatch.setenv("GIT_CONFIG_NOSYSTEM", "1")
+    home = tmp_path / "home"
+    home.mkdir()
+    monkeypatch.setenv("HOME", str(home))
+    monkeypatch.setenv("GIT_CONFIG_GLOBAL", str(home / ".gitconfig"))
+    for name in ("GIT_AUTHOR_NAME", "GIT_AUTHOR_EMAIL", "GIT_COMMITTER_NAME", "GIT_COMMITTER_EMAIL"):
+        monkeypatch.delenv(name, raising=False)
+
+
+def run_python(code: str, *, cwd: Path, env: dict[str, str] | None = None, timeout: float = 120) -> subprocess.CompletedProcess[str]:
+    """Run Python code in a fresh interpreter; return the finished process."""
+    return subprocess.run(
+        [sys.executable, "-c", code], cwd=cwd, capture_output=True, text=True, timeout=timeout,
+        env={**os.environ, **(env or {})},
+    )

@@ -7,7 +7,7 @@ import click
 from .version import __version__
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.group(name="recorder", context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, "-V", "--version", prog_name="recorder")
 def main() -> None:
     """Record numerical experiments and parameter studies in a SQLite provenance database.

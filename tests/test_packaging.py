@@ -1,0 +1,59 @@
+"""Packaging: the schema ships in the wheel and is found in an editable install."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import zipfile
+from pathlib import Path
+
+import pytest
+
+import recorder
+from recorder.db import schema_path
+
+from conftest import ROOT
+
+
+def test_schema_found_from_this_install() -> None:
+    path = schema_path("views.sql")
+    assert "CREATE VIEW overview_runs" in path.read_text()
+
+
+def test_wheel_contains_schema_and_package(tmp_path: Path) -> None:
+    pytest.importorskip("hatchling")
+    done = subprocess.run(
+        [sys.executable, "-m", "hatchling", "build", "-t", "wheel", "-d", str(tmp_path)],
+        cwd=ROOT, capture_output=True, text=True, timeout=300,
+    )
+    assert done.returncode == 0, done.stderr
+    (wheel,) = tmp_path.glob("recorder-*.whl")
+    names = zipfile.ZipFile(wheel).namelist()
+    assert "recorder/schema/views.sql" in names
+    assert "recorder/__init__.py" in names and "recorder/cli.py" in names
+    entry_points = next(n for n in names if n.endswith("entry_points.txt"))
+    assert "recorder = recorder.cli:main" in zipfile.ZipFile(wheel).read(entry_points).decode()
+
+
+def test_installed_wheel_finds_its_schema(tmp_path: Path) -> None:
+    """Install the wheel into a folder on its own and create a store with it."""
+    pytest.importorskip("hatchling")
+    subprocess.run(
+        [sys.executable, "-m", "hatchling", "build", "-t", "wheel", "-d", str(tmp_path / "dist")],
+        cwd=ROOT, check=True, capture_output=True, timeout=300,
+    )
+    (wheel,) = (tmp_path / "dist").glob("recorder-*.whl")
+    zipfile.ZipFile(wheel).extractall(tmp_path / "site")
+    code = (
+        "import recorder, recorder.db as d\n"
+        f"assert recorder.__file__.startswith({str(tmp_path / 'site')!r}), recorder.__file__\n"
+        "print(d.schema_path('views.sql'))\n"
+        "s = recorder.Store.open(r'" + str(tmp_path / "store") + "'); s.close()\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, cwd=tmp_path,
+        env={"PYTHONPATH": str(tmp_path / "site"), "PATH": "/usr/bin:/bin", "HOME": str(tmp_path)},
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == str(tmp_path / "site" / "recorder" / "schema" / "views.sql")
+    assert Path(recorder.__file__).parent.parent == ROOT or "site-packages" in recorder.__file__

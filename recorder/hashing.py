@@ -20,6 +20,7 @@ from .errors import NameRefused, ValueRefused
 
 __all__ = [
     "PSET_HASH_LENGTH",
+    "RESERVED_NAMES",
     "check_name",
     "canonical_pset",
     "pset_hash",
@@ -32,6 +33,9 @@ __all__ = [
 #: collision is detected, not silently merged, when the psets differ).
 PSET_HASH_LENGTH = 20
 
+#: Columns of the wide per-experiment view besides parameters and results.
+RESERVED_NAMES = frozenset({"run_id", "status", "time_start", "duration_s", "env_sha"})
+
 _INT64_MIN = -(2**63)
 _INT64_MAX = 2**63 - 1
 _dumps_str = json.JSONEncoder(ensure_ascii=False).encode
@@ -42,8 +46,9 @@ def check_name(what: str, name: object) -> str:
 
     :param what: what the name is for, used in the error message
         ("parameter", "result", ...).
-    :raises NameRefused: when the name is not a non-empty string or starts
-        with ``_`` (reserved for recorder's own columns).
+    :raises NameRefused: when the name is not a non-empty string, starts
+        with ``_`` (reserved for recorder's own columns) or is one of the
+        run columns of the wide view (:data:`RESERVED_NAMES`).
     """
     if type(name) is not str or not name:
         raise NameRefused(f"{what} name {name!r} is not a non-empty string")
@@ -52,38 +57,43 @@ def check_name(what: str, name: object) -> str:
             f"{what} name {name!r} starts with '_', which recorder reserves for "
             f"its own columns; rename it (for example {name.lstrip('_') or 'x'!r})"
         )
+    if name in RESERVED_NAMES:
+        raise NameRefused(
+            f"{what} name {name!r} is a column recorder adds to every run "
+            f"({', '.join(sorted(RESERVED_NAMES))}); rename it (for example {name + '_'!r})"
+        )
     return name
 
 
-def _param_json(name: str, value: Any) -> str:
-    """Return the canonical JSON text of one parameter value."""
+def _param_json(name: str, value: Any) -> tuple[str, Any]:
+    """Return the canonical JSON text of one parameter value, and the built-in value it stands for."""
     kind = type(value)
     if kind is str:
-        return _dumps_str(value)
+        return _dumps_str(value), value
     if kind is float:
-        return _float_json(name, value)
+        return _float_json(name, value), value
     if kind is int:
         if not _INT64_MIN <= value <= _INT64_MAX:
             raise ValueRefused(
                 f"parameter {name!r}: the int {value} does not fit in 64 bits; "
                 "pass it as a str or a float"
             )
-        return repr(value)
+        return repr(value), value
     if kind is bool:
-        return "true" if value else "false"
+        return ("true" if value else "false"), value
     if value is None:
-        return "null"
+        return "null", None
     # numpy scalars, and subclasses of the built-in types, are stored as the
     # built-in value they stand for.
     dtype_kind = _numpy_scalar_kind(value)
-    if dtype_kind == "b":
-        return "true" if value else "false"
+    if dtype_kind == "b" or (dtype_kind is None and isinstance(value, bool)):
+        return _param_json(name, bool(value))
     if dtype_kind in ("i", "u") or (dtype_kind is None and isinstance(value, int)):
         return _param_json(name, int(value))
     if dtype_kind == "f" or (dtype_kind is None and isinstance(value, float)):
-        return _float_json(name, float(value))
+        return _param_json(name, float(value))
     if dtype_kind == "U" or (dtype_kind is None and isinstance(value, str)):
-        return _dumps_str(str(value))
+        return _param_json(name, str(value))
     raise ValueRefused(
         f"parameter {name!r} has type {type(value).__name__}: a parameter must be "
         "a bool, int, float, str or None; log arrays and structures as results, "
@@ -122,12 +132,14 @@ def canonical_pset(params: Mapping[str, Any]) -> tuple[dict[str, Any], str]:
         raise ValueRefused(
             f"a parameter set must be a dict of name → scalar, not {type(params).__name__}"
         )
+    for name in params:
+        check_name("parameter", name)
+    clean: dict[str, Any] = {}
     parts = []
     for name in sorted(params):
-        check_name("parameter", name)
-        parts.append(f"{_dumps_str(name)}:{_param_json(name, params[name])}")
-    text = "{" + ",".join(parts) + "}"
-    return json.loads(text), text
+        text, clean[name] = _param_json(name, params[name])
+        parts.append(f"{_dumps_str(name)}:{text}")
+    return clean, "{" + ",".join(parts) + "}"
 
 
 def pset_hash(canonical_json: str) -> str:

@@ -19,7 +19,7 @@ from typing import Any
 from . import gitinfo, provenance
 from .db import transaction
 from .errors import NameRefused, RecorderError, StoreError
-from .hashing import canonical_pset, check_name, pset_hash, run_seed, text_digest
+from .hashing import RESERVED_NAMES, canonical_pset, check_name, pset_hash, run_seed, text_digest
 from .ids import new_id, now_utc
 from .liveness import SessionLock
 from .store import Store
@@ -446,7 +446,7 @@ class Run:
         logged = row.results
         encoded: dict[str, Encoded] = {}
         for name, value in results.items():
-            if not name or name[0] == "_":
+            if not name or name[0] == "_" or name in RESERVED_NAMES:
                 check_name("result", name)
             if name in self.params:
                 raise NameRefused(f"result {name!r} has the name of a parameter of this run; give it another name")

@@ -351,3 +351,14 @@ with r.run(a=1) as run:
     assert done.returncode == 0, done.stderr
     assert [row[2] for row in runs(store)] == ["done"]
     assert db(store).execute("SELECT status, time_end IS NOT NULL FROM sessions").fetchone() == ("done", 1)
+
+
+@pytest.mark.parametrize("name", ["run_id", "status", "time_start", "duration_s", "env_sha"])
+def test_names_of_run_columns_are_refused(store: Path, name: str) -> None:
+    with rec.Recorder("e", store=store, git=False) as r:
+        with pytest.raises(rec.NameRefused, match="column recorder adds"):
+            r.run({name: 1})
+        with r.run(a=1) as run, pytest.raises(rec.NameRefused, match="column recorder adds"):
+            run.log(**{name: 1})
+        with pytest.raises(rec.NameRefused, match="column recorder adds"):
+            r.config(**{name: 1})

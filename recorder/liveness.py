@@ -14,7 +14,7 @@ import sqlite3
 from pathlib import Path
 
 from .db import transaction
-from .ids import now_utc
+from .ids import iso_utc
 
 try:
     import fcntl
@@ -29,9 +29,6 @@ LOCK_DIR = "locks"
 _LIVE_HERE: set[str] = set()
 
 _OPEN_SESSIONS = "SELECT pk, id, time_start FROM sessions WHERE status = 'running'"
-_LAST_RUN_START = """
-SELECT max(time_start) FROM runs WHERE session = ?
-"""
 _INTERRUPT_RUNS = "UPDATE runs SET status = 'interrupted' WHERE session = ? AND status = 'running'"
 _INTERRUPT_SESSION = """
 UPDATE sessions SET status = 'interrupted', time_end = ? WHERE pk = ? AND status = 'running'
@@ -53,6 +50,11 @@ class SessionLock:
         if fcntl is not None:
             fcntl.flock(self._fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         _LIVE_HERE.add(session_id)
+
+    def touch(self) -> None:
+        """Mark the session as seen alive now (the lock file's mtime is its last sign of life)."""
+        if self._fd is not None:
+            os.utime(self.path)
 
     def release(self) -> None:
         """Release the lock and remove its file (idempotent)."""
@@ -95,9 +97,13 @@ def recover_stale(conn: sqlite3.Connection, root: Path) -> list[str]:
     """
     dead = [(pk, sid, start) for pk, sid, start in conn.execute(_OPEN_SESSIONS) if not is_alive(root, sid)]
     for pk, sid, start in dead:
+        path = _lock_path(root, sid)
+        try:
+            last_seen = iso_utc(path.stat().st_mtime)  # touched at every commit of the session
+        except FileNotFoundError:
+            last_seen = start
         with transaction(conn):
-            last = conn.execute(_LAST_RUN_START, (pk,)).fetchone()[0]
             conn.execute(_INTERRUPT_RUNS, (pk,))
-            conn.execute(_INTERRUPT_SESSION, (last or start or now_utc(), pk))
-        _lock_path(root, sid).unlink(missing_ok=True)
+            conn.execute(_INTERRUPT_SESSION, (max(last_seen, start), pk))
+        path.unlink(missing_ok=True)
     return [sid for _, sid, _ in dead]

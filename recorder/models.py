@@ -144,7 +144,6 @@ class Run(SQLModel, table=True):
     __tablename__ = "runs"
     __table_args__ = (
         Index("runs_experiment_pset", "experiment", "pset"),
-        Index("runs_session", "session"),
         # Tiny: only runs in flight are in it, and fast runs never are (see Recorder.run).
         Index("runs_running", "session", sqlite_where=text("status = 'running'")),
     )

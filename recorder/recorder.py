@@ -72,8 +72,10 @@ def _fallback_env_sha(experiment: str, time_start: str) -> str:
     return hashlib.sha1(f"{experiment}{time_start}{__version__}".encode()).hexdigest()
 
 
-def _finish(store: Store, lock: SessionLock, writer: RunWriter, session_pk: int, status: str) -> None:
+def _finish(store: Store, lock: SessionLock, writer: RunWriter, session_pk: int, status: str, pid: int) -> None:
     """Commit what is left, close the session row, release its lock and close the store."""
+    if os.getpid() != pid:  # a forked child exiting: the session belongs to its parent
+        return
     try:
         writer.close()
     finally:
@@ -238,10 +240,11 @@ class Recorder:
         writer = RunWriter(
             store.conn, experiment_pk, session_pk,
             interval=self.flush_interval, purge_duplicate_comments=self.purge_duplicate_comments,
+            on_commit=lock.touch,
         )
         self._store, self._writer, self._lock, self._session_pk = store, writer, lock, session_pk
         self.id, self.env_sha, self.git = session_id, env_sha, git_state
-        self._finalizer = weakref.finalize(self, _finish, store, lock, writer, session_pk, "done")
+        self._finalizer = weakref.finalize(self, _finish, store, lock, writer, session_pk, "done", os.getpid())
         self._catch_sigterm()
         if self._pending_config:
             pending, self._pending_config = self._pending_config, {}
@@ -286,7 +289,7 @@ class Recorder:
         self._release_sigterm()
         assert self._store is not None and self._writer is not None
         assert self._lock is not None
-        _finish(self._store, self._lock, self._writer, self._session_pk, status)
+        _finish(self._store, self._lock, self._writer, self._session_pk, status, os.getpid())
 
     # -- config -------------------------------------------------------------
 

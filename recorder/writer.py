@@ -80,6 +80,7 @@ class RunWriter:
     :param session_pk: key of the session row.
     :param interval: longest time a finished run waits before its commit, in seconds.
     :param purge_duplicate_comments: store each distinct comment text once.
+    :param on_commit: called after each commit of runs (the session marks itself alive).
     """
 
     def __init__(
@@ -90,12 +91,14 @@ class RunWriter:
         *,
         interval: float,
         purge_duplicate_comments: bool = True,
+        on_commit: Callable[[], None] | None = None,
     ) -> None:
         self._conn = conn
         self._experiment_pk = experiment_pk
         self._session_pk = session_pk
         self.interval = interval
         self._purge = purge_duplicate_comments
+        self._on_commit = on_commit
         self._lock = threading.Lock()
         self._pending: list[PendingRun] = []
         self._oldest = 0.0  # monotonic time the oldest pending run finished
@@ -205,6 +208,8 @@ class RunWriter:
         self._comments.update(self._staged_comments)
         self.committed += len(self._pending)
         self._pending = []
+        if self._on_commit is not None:
+            self._on_commit()
 
     def _write(self, conn: sqlite3.Connection, runs: list[PendingRun], assigned: list[PendingRun]) -> None:
         psets = self._pset_pks(conn, {r.pset_hash: r.canonical for r in runs})

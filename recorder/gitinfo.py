@@ -53,7 +53,8 @@ _IN_PROGRESS = {
     "CHERRY_PICK_HEAD": "a cherry-pick",
     "REVERT_HEAD": "a revert",
 }
-# Git options for every command that writes: never run the user's hooks.
+# Git options for every command recorder runs: never run the user's hooks
+# (git status and add refresh the index, which runs post-index-change).
 _NO_HOOKS = ("-c", f"core.hooksPath={os.devnull}")
 _noticed_no_repo: set[str] = set()
 
@@ -99,16 +100,16 @@ def _open_repo(start: Path) -> git.Repo | None:
 
 
 def _run(repo: git.Repo, *args: str, env: dict[str, str] | None = None, strip: bool = True) -> str:
-    """Run one git command in the work tree and return its output."""
+    """Run one git command (without hooks) in the work tree and return its output."""
     import git
 
     try:
         return repo.git.execute(
-            ["git", *args], env=env, strip_newline_in_stdout=strip, with_extended_output=False
+            ["git", *_NO_HOOKS, *args], env=env, strip_newline_in_stdout=strip, with_extended_output=False
         )
     except git.GitCommandError as e:
         detail = (e.stderr or "").strip().replace("\n", " ") or str(e)
-        raise GitError(f"git {' '.join(args[:3])} failed in {repo.working_tree_dir}: {detail}") from e
+        raise GitError(f"git {args[0]} failed in {repo.working_tree_dir}: {detail}") from e
 
 
 def _identity_env(repo: git.Repo) -> dict[str, str]:
@@ -157,8 +158,16 @@ def _operation_in_progress(repo: git.Repo) -> str | None:
 
 def _modified_files(repo: git.Repo) -> list[str]:
     """Return tracked files changed in the index or the work tree."""
-    out = _run(repo, "status", "--porcelain=v1", "--untracked-files=no", "-z", strip=False)
-    return [entry[3:] for entry in out.split("\0") if len(entry) > 3]
+    fields = iter(_run(repo, "status", "--porcelain=v1", "--untracked-files=no", "-z", strip=False).split("\0"))
+    files = []
+    for entry in fields:
+        if not entry:
+            continue
+        path = entry[3:]
+        if entry[0] in "RC":  # a rename or copy: the next field is the original path
+            path = f"{next(fields, '?')} -> {path}"
+        files.append(path)
+    return files
 
 
 def _commit_message(experiment: str, session_id: str, message: str | None) -> str:
@@ -168,12 +177,18 @@ def _commit_message(experiment: str, session_id: str, message: str | None) -> st
 
 def _commit(repo: git.Repo, experiment: str, session_id: str, message: str | None) -> str:
     """``git add -u`` and commit tracked changes, without hooks; return the new HEAD."""
-    _run(repo, *_NO_HOOKS, "add", "-u")
-    env = _identity_env(repo)
-    _run(
-        repo, *_NO_HOOKS, "commit", "--no-verify", "--quiet",
-        "-m", _commit_message(experiment, session_id, message), env=env or None,
-    )
+    _run(repo, "add", "-u")
+    env = _identity_env(repo) or None
+    command = ["commit", "--no-verify", "--quiet", "-m", _commit_message(experiment, session_id, message)]
+    try:
+        _run(repo, *command, env=env)
+    except GitError as e:
+        if "gpg" not in str(e).lower():
+            raise
+        # Signing is configured but cannot work here (no key, no agent): an
+        # unsigned commit beats no record of the code.
+        _run(repo, *command, "--no-gpg-sign", env=env)
+        warnings.warn(f"recorder: could not sign the auto-commit, made it unsigned ({e})", RecorderWarning, stacklevel=6)
     head = _head(repo)
     assert head is not None  # a commit was just made
     return head

@@ -730,3 +730,15 @@ def test_empty_repository_with_nothing_staged(store: Path, tmp_path: Path) -> No
         assert row["git_branch"] == "main"
         assert SHA_RE.fullmatch(row["env_sha"])
     assert subprocess.run(["git", "rev-parse", "--verify", "-q", "HEAD"], cwd=repo).returncode != 0
+
+
+def test_commit_falls_back_to_unsigned_when_signing_cannot_work(store: Path, repo: Path) -> None:
+    git(repo, "config", "commit.gpgsign", "true")
+    git(repo, "config", "gpg.program", "false")  # signing always fails
+    (repo / "model.py").write_text("A = 3\n")
+    with pytest.warns(RecorderWarning, match="unsigned"):
+        with rec.Recorder("exp", store=store, git="commit", repo=repo) as r:
+            pass
+    assert r.env_sha == git(repo, "rev-parse", "HEAD")
+    assert git(repo, "show", "HEAD:model.py") == "A = 3"
+    assert git(repo, "config", "commit.gpgsign") == "true"  # the user's setting is untouched

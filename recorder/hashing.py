@@ -21,6 +21,7 @@ from .errors import NameRefused, ValueRefused
 __all__ = [
     "PSET_HASH_LENGTH",
     "RESERVED_NAMES",
+    "is_utf8",
     "check_name",
     "canonical_pset",
     "pset_hash",
@@ -52,6 +53,8 @@ def check_name(what: str, name: object) -> str:
     """
     if type(name) is not str or not name:
         raise NameRefused(f"{what} name {name!r} is not a non-empty string")
+    if not is_utf8(name):
+        raise NameRefused(f"{what} name {name!r} holds a lone surrogate, which is not text; fix its encoding")
     if name[0] == "_":
         raise NameRefused(
             f"{what} name {name!r} starts with '_', which recorder reserves for "
@@ -65,12 +68,27 @@ def check_name(what: str, name: object) -> str:
     return name
 
 
+def is_utf8(text: str) -> bool:
+    """Return whether a str can be written as UTF-8 (it holds no lone surrogate)."""
+    if text.isascii():
+        return True
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
 def _param_json(name: str, value: Any) -> tuple[str, Any]:
     """Return the canonical JSON text of one parameter value, and the built-in value it stands for."""
     kind = type(value)
     if kind is str:
+        if not is_utf8(value):
+            raise ValueRefused(f"parameter {name!r} holds a lone surrogate, which is not text; fix its encoding")
         return _dumps_str(value), value
     if kind is float:
+        if value == 0.0:  # -0.0 == 0.0: the same parameter set
+            return "0.0", 0.0
         return _float_json(name, value), value
     if kind is int:
         if not _INT64_MIN <= value <= _INT64_MAX:

@@ -15,6 +15,7 @@ import io
 import os
 import re
 import secrets
+import warnings
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -45,17 +46,28 @@ def _c_order(array: np.ndarray) -> np.ndarray:
 
 
 def npy_header(array: np.ndarray) -> bytes:
-    """Return the ``.npy`` header ``numpy.save`` writes for a C-ordered array."""
+    """Return the ``.npy`` header ``numpy.save`` writes for a C-ordered array.
+
+    Format 1.0 when it fits, else 2.0 (long headers), else 3.0 (field names
+    beyond Latin-1), as ``numpy.save`` chooses.
+    """
     from numpy.lib import format as npy_format
 
     header = npy_format.header_data_from_array_1_0(array)
-    buffer = io.BytesIO()
-    try:
-        npy_format.write_array_header_1_0(buffer, header)
-    except ValueError:  # header too long for format 1.0 (very long dtype descriptions)
+    for write in (npy_format.write_array_header_1_0, npy_format.write_array_header_2_0):
         buffer = io.BytesIO()
-        npy_format.write_array_header_2_0(buffer, header)
-    return buffer.getvalue()
+        try:
+            write(buffer, header)
+        except (ValueError, UnicodeEncodeError):  # too long for 1.0; not Latin-1 for either
+            continue
+        return buffer.getvalue()
+    # Format 3.0 (UTF-8) has no public header writer: take the header numpy.save writes.
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)  # "can only be read by NumPy >= 1.17"
+        buffer = io.BytesIO()
+        npy_format.write_array(buffer, array, allow_pickle=False)
+    data = buffer.getvalue()
+    return data[: len(data) - array.nbytes]
 
 
 def _data_view(array: np.ndarray) -> memoryview:

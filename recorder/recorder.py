@@ -19,7 +19,7 @@ from typing import Any
 from . import gitinfo, provenance
 from .db import transaction
 from .errors import NameRefused, RecorderError, StoreError
-from .hashing import RESERVED_NAMES, canonical_pset, check_name, pset_hash, run_seed, text_digest
+from .hashing import RESERVED_NAMES, canonical_pset, check_name, is_utf8, pset_hash, run_seed, text_digest
 from .ids import new_id, now_utc
 from .liveness import SessionLock
 from .store import Store
@@ -78,6 +78,9 @@ def _finish(store: Store, lock: SessionLock, writer: RunWriter, session_pk: int,
         return
     try:
         writer.close()
+    except BaseException:
+        status = "failed"  # runs could not be committed: the session did not end well
+        raise
     finally:
         try:
             with transaction(store.conn) as conn:
@@ -145,6 +148,9 @@ class Recorder:
             raise RecorderError(f"seed={seed!r} is not an int")
         if isinstance(inline_limit, bool) or not isinstance(inline_limit, int) or inline_limit < 0:
             raise RecorderError(f"inline_limit={inline_limit!r} is not a number of bytes (an int ≥ 0)")
+        for label, text in (("message", message), ("comment", comment)):
+            if text is not None and (not isinstance(text, str) or not is_utf8(text)):
+                raise RecorderError(f"{label}={text!r} is not text (a str without lone surrogates)")
         if not isinstance(flush_interval, (int, float)) or not 0 <= flush_interval <= 60:
             raise RecorderError(f"flush_interval={flush_interval!r} is not a number of seconds between 0 and 60")
         self._store_arg = store
@@ -444,12 +450,14 @@ class Run:
         row = self._row
         if row is None or self.status is not None:
             raise RecorderError("log() is for an open run: use `with r.run(...) as run: run.log(...)`")
+        if comment is not None and (not isinstance(comment, str) or not is_utf8(comment)):
+            raise RecorderError(f"comment={comment!r} is not text (a str without lone surrogates)")
         recorder = self._recorder
         objects = recorder._store.objects  # type: ignore[union-attr]
         logged = row.results
         encoded: dict[str, Encoded] = {}
         for name, value in results.items():
-            if not name or name[0] == "_" or name in RESERVED_NAMES:
+            if not name or name[0] == "_" or name in RESERVED_NAMES or not name.isascii():
                 check_name("result", name)
             if name in self.params:
                 raise NameRefused(f"result {name!r} has the name of a parameter of this run; give it another name")
@@ -458,8 +466,6 @@ class Run:
             encoded[name] = encode(name, value, objects, inline_limit=recorder.inline_limit)
         logged.update(encoded)
         if comment is not None:
-            if not isinstance(comment, str):
-                raise RecorderError(f"comment must be a str, not {type(comment).__name__}")
             if results:
                 row.result_comments.update(dict.fromkeys(results, comment))
             else:

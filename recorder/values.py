@@ -12,9 +12,12 @@ NULL           int (64-bit), float (±inf included), str, or NULL for None
 ``bool``       0 or 1
 ``int``        decimal text of an int beyond 64 bits, stored exactly
 ``bytes``      a BLOB
-``json``       JSON text of a list or dict (tuples become lists)
+``json``       JSON text of a list or dict (tuples become lists; ±inf written as
+               ±1e999, so that it stays standard JSON; NaN inside is refused)
 ``np:<dtype>`` a numpy scalar of that dtype; the number (NULL for NaN)
 ``npy``        a BLOB of ``.npy`` bytes: an array at or below the inline limit
+``npyscalar``  a BLOB of ``.npy`` bytes of a 0-d array: a numpy scalar of another
+               kind (complex, datetime, long double, bytes, …)
 ``object``     the SHA-256 digest of an array in the object store
 =============  ==============================================================
 
@@ -27,6 +30,7 @@ import json
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 from .errors import ValueRefused
+from .hashing import is_utf8
 from .objects import load_npy_bytes, npy_bytes
 
 if TYPE_CHECKING:
@@ -40,6 +44,7 @@ DEFAULT_INLINE_LIMIT = 64 * 1024
 _INT64_MIN = -(2**63)
 _INT64_MAX = 2**63 - 1
 _NAN = float("nan")
+_INF = float("inf")
 
 
 class Encoded(NamedTuple):
@@ -68,8 +73,19 @@ def _json_default(what: str, name: str):
     return default
 
 
-def _check_keys(what: str, name: str, value: Any) -> None:
-    """Refuse dict keys that JSON would silently turn into strings."""
+def _is_float(item: Any) -> bool:
+    if isinstance(item, float):
+        return True
+    return type(item).__module__ == "numpy" and getattr(item, "shape", None) == () and item.dtype.kind == "f"
+
+
+def _scan(what: str, name: str, value: Any) -> bool:
+    """Check what JSON would silently change; return whether an infinite float is inside.
+
+    Refuses dict keys that are not str (JSON would turn them into strings)
+    and NaN (not standard JSON, and not needed: an array keeps it).
+    """
+    infinite = False
     stack = [value]
     while stack:
         item = stack.pop()
@@ -83,6 +99,35 @@ def _check_keys(what: str, name: str, value: Any) -> None:
                 stack.append(sub)
         elif isinstance(item, (list, tuple)):
             stack.extend(item)
+        elif _is_float(item):
+            number = float(item)
+            if number != number:
+                raise ValueRefused(
+                    f"{what} {name!r} holds NaN inside a list or dict, which JSON cannot hold; "
+                    "log the numbers as a numpy array (numpy.asarray(...)), which keeps NaN exactly"
+                )
+            infinite = infinite or number in (_INF, -_INF)
+    return infinite
+
+
+def _json_text(what: str, name: str, value: Any) -> str:
+    """Return standard JSON for a list or dict, ±inf written as ±1e999."""
+    default = _json_default(what, name)
+    if not _scan(what, name, value):
+        return json.dumps(value, default=default, ensure_ascii=False, allow_nan=False)
+
+    def dump(item: Any) -> str:
+        if isinstance(item, dict):
+            return "{" + ",".join(f"{json.dumps(k, ensure_ascii=False)}:{dump(v)}" for k, v in item.items()) + "}"
+        if isinstance(item, (list, tuple)):
+            return "[" + ",".join(dump(v) for v in item) + "]"
+        if _is_float(item):
+            item = float(item)
+            if item in (_INF, -_INF):
+                return "1e999" if item > 0 else "-1e999"
+        return json.dumps(item, default=default, ensure_ascii=False, allow_nan=False)
+
+    return dump(value)
 
 
 def encode(
@@ -107,7 +152,11 @@ def encode(
         if _INT64_MIN <= value <= _INT64_MAX:
             return Encoded(None, value)
         return Encoded("int", str(value))
-    if kind is str or value is None:
+    if value is None:
+        return Encoded(None, None)
+    if kind is str:
+        if not is_utf8(value):
+            raise _refuse(what, name, value, "the str holds a lone surrogate, which is not text; fix its encoding")
         return Encoded(None, value)
     if kind is bool:
         return Encoded("bool", int(value))
@@ -119,8 +168,9 @@ def encode(
 
         return _encode_numpy(name, np.asarray(value), objects, inline_limit, what)
     if isinstance(value, (list, tuple, dict)):
-        _check_keys(what, name, value)
-        text = json.dumps(value, default=_json_default(what, name), ensure_ascii=False)
+        text = _json_text(what, name, value)
+        if not is_utf8(text):
+            raise _refuse(what, name, value, "a str inside holds a lone surrogate, which is not text; fix its encoding")
         return Encoded("json", text)
     if isinstance(value, (bytes, bytearray, memoryview)):
         return Encoded("bytes", bytes(value))
@@ -131,7 +181,7 @@ def encode(
     if isinstance(value, float):
         return encode(name, float(value), objects, inline_limit=inline_limit, what=what)
     if isinstance(value, str):
-        return Encoded(None, str(value))
+        return encode(name, str(value), objects, inline_limit=inline_limit, what=what)
     hint = (
         "convert it to a numpy array with numpy.asarray() first"
         if hasattr(value, "__array__")
@@ -165,17 +215,17 @@ def _encode_numpy(name: str, value: Any, objects: ObjectStore, inline_limit: int
             number = int(value)
             stored = number if _INT64_MIN <= number <= _INT64_MAX else str(number)
             return Encoded(f"np:{dtype.str}", stored)
-        if dtype.kind == "f":
+        if dtype.kind == "f" and dtype.itemsize <= 8:
             number = float(value)
             return Encoded(f"np:{dtype.str}", None if number != number else number)
         if dtype.kind == "b":
             return Encoded(f"np:{dtype.str}", int(value))
         if dtype.kind == "U":
-            return Encoded(None, str(value))
+            return encode(name, str(value), objects, inline_limit=inline_limit, what=what)
         if dtype.hasobject:
             raise _refuse(what, name, value, "numpy object scalars hold Python objects; log the object's value instead")
-        # Complex, datetime and other scalars keep their dtype as a 0-d array.
-        return Encoded("npy", npy_bytes(np.asarray(value)))
+        # Complex, datetime, long double and other scalars keep their dtype exactly.
+        return Encoded("npyscalar", npy_bytes(np.asarray(value)))
     raise _refuse(what, name, value, "log a numpy array or scalar; other numpy types are not stored")
 
 
@@ -194,6 +244,8 @@ def decode(kind: str | None, value: Any, objects: ObjectStore, *, mmap: bool = T
         return json.loads(value)
     if kind == "npy":
         return load_npy_bytes(value)
+    if kind == "npyscalar":
+        return load_npy_bytes(value)[()]
     if kind == "object":
         return objects.get(value, mmap=mmap)
     if kind == "int":

@@ -35,13 +35,21 @@ def new_id() -> str:
         return f"{_last_ms:012x}{_last_rand:012x}"
 
 
+_last_second: tuple[int, str] = (-1, "")
+
+
 def iso_utc(seconds: float) -> str:
     """Return a Unix time as UTC ISO-8601 with microseconds: ``2026-11-23T08:13:43.123456Z``."""
+    global _last_second
     whole = int(seconds)
     micros = int(round((seconds - whole) * 1_000_000))
     if micros == 1_000_000:
         whole, micros = whole + 1, 0
-    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(whole)) + f".{micros:06d}Z"
+    cached_whole, text = _last_second  # one tuple: safe to read from any thread
+    if cached_whole != whole:
+        text = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(whole))
+        _last_second = (whole, text)
+    return f"{text}.{micros:06d}Z"
 
 
 def now_utc() -> str:

@@ -467,6 +467,8 @@ class Run:
         logged.update(encoded)
         if comment is not None:
             if results:
+                if row.result_comments is None:
+                    row.result_comments = {}
                 row.result_comments.update(dict.fromkeys(results, comment))
             else:
                 row.comment = comment

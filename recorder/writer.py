@@ -1,13 +1,12 @@
 """Batched, crash-safe writing of runs: the one place run rows reach the database.
 
-Finished runs are buffered and committed together, at most ``interval``
-seconds after the oldest of them finished: by the thread that finishes a
-run once the interval has passed, or else by a small background thread. A
+Finished runs are queued and a background thread commits the queue every
+``interval`` seconds, so the recording thread never waits for SQLite. A
 commit costs far more than a row, so batching is what makes recording
 cheap; the price is that a process killed with SIGKILL loses the runs that
-finished in its last ``interval``. Everything else (the end of the session,
-an exception, Ctrl-C, SIGTERM) flushes first. ``interval=0`` commits every
-run as it ends.
+finished in its last ``interval`` or so. Everything else (the end of the
+session, an exception, Ctrl-C, SIGTERM) flushes first. ``interval=0``
+commits every run as it ends, in the recording thread.
 
 A run still in flight after ``interval`` gets a ``running`` row (from the
 background thread), so long runs are visible to other processes, and are
@@ -23,7 +22,6 @@ import sqlite3
 import threading
 import time
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
 from typing import Any
 
 from .db import transaction
@@ -53,23 +51,28 @@ _INSERT_COMMENT = "INSERT INTO comments (pk, text) VALUES (?, ?)"
 _IN_CHUNK = 500  # hashes per IN (...) lookup
 
 
-@dataclass(eq=False)
 class PendingRun:
     """A run on its way to the database."""
 
-    id: str
-    pset_hash: str
-    canonical: str
-    seed: int
-    t0: float
-    status: str = "running"
-    duration: float | None = None
-    error: str | None = None
-    comment: str | None = None
-    results: dict[str, Encoded] = field(default_factory=dict)
-    result_comments: dict[str, str] = field(default_factory=dict)
-    #: Row key once a row of this run is committed.
-    pk: int | None = None
+    __slots__ = (
+        "id", "pset_hash", "canonical", "seed", "t0", "status", "duration", "error",
+        "comment", "results", "result_comments", "pk",
+    )
+
+    def __init__(self, id: str, pset_hash: str, canonical: str, seed: int, t0: float) -> None:
+        self.id = id
+        self.pset_hash = pset_hash
+        self.canonical = canonical
+        self.seed = seed
+        self.t0 = t0
+        self.status = "running"
+        self.duration: float | None = None
+        self.error: str | None = None
+        self.comment: str | None = None
+        self.results: dict[str, Encoded] = {}
+        self.result_comments: dict[str, str] | None = None
+        #: Row key once a row of this run is committed.
+        self.pk: int | None = None
 
 
 class RunWriter:
@@ -99,11 +102,11 @@ class RunWriter:
         self.interval = interval
         self._purge = purge_duplicate_comments
         self._on_commit = on_commit
-        self._lock = threading.Lock()
+        self._db_lock = threading.Lock()  # held while the connection is used
+        self._queue_lock = threading.Lock()  # held only to touch the queue
         self._pending: list[PendingRun] = []
-        self._oldest = 0.0  # monotonic time the oldest pending run finished
-        self._active: PendingRun | None = None
-        self._active_since = 0.0
+        # The run in flight and when it started, as one tuple (replaced atomically).
+        self._active: tuple[PendingRun, float] | None = None
         self._psets: dict[str, int] = {}
         self._comments: dict[str, int] = {}
         self._staged_psets: dict[str, int] = {}
@@ -117,50 +120,42 @@ class RunWriter:
 
     def started(self, run: PendingRun) -> None:
         """Note that ``run`` is in flight (it gets a row if it lasts longer than the interval)."""
-        with self._lock:
-            self._raise_background_error()
-            self._active, self._active_since = run, time.monotonic()
-            if self.interval <= 0:
-                self._flush_locked(extra=[run])
-            elif self._thread is None:
-                self._start_thread()
+        self._raise_background_error()
+        self._active = (run, time.monotonic())
+        if self.interval <= 0:
+            self._flush(extra=[run])
+        elif self._thread is None:
+            self._start_thread()
 
     def finished(self, run: PendingRun, status: str, duration: float, error: str | None) -> None:
-        """Queue a finished run; commit the queue if its oldest run waited long enough."""
-        now = time.monotonic()
-        with self._lock:
-            run.status, run.duration, run.error = status, duration, error
-            if self._active is run:
-                self._active = None
-            if not self._pending:
-                self._oldest = now
+        """Queue a finished run (committed within the interval, or now when the interval is 0)."""
+        run.status, run.duration, run.error = status, duration, error
+        with self._queue_lock:
             self._pending.append(run)
-            if now - self._oldest >= self.interval:
-                self._flush_locked()
-            self._raise_background_error()
+            self._active = None
+        if self.interval <= 0:
+            self._flush()
+        self._raise_background_error()
 
     def flush(self) -> None:
         """Commit every finished run now."""
-        with self._lock:
-            self._flush_locked()
-            self._raise_background_error()
+        self._flush()
+        self._raise_background_error()
 
     def close(self) -> None:
         """Stop the background thread and commit what is left."""
         self._stop.set()
         if self._thread is not None and self._thread is not threading.current_thread():
             self._thread.join()
-        with self._lock:
-            self._active = None
-            self._flush_locked()
-            self._raise_background_error()
+        self._active = None
+        self._flush()
+        self._raise_background_error()
 
     def run(self, action: Callable[[sqlite3.Connection], Any]) -> Any:
         """Run ``action(conn)`` in a write transaction, after committing pending runs."""
-        with self._lock:
-            self._flush_locked()
-            with transaction(self._conn) as conn:
-                return action(conn)
+        self._flush()
+        with self._db_lock, transaction(self._conn) as conn:
+            return action(conn)
 
     # -- background ---------------------------------------------------------------
 
@@ -169,18 +164,17 @@ class RunWriter:
         self._thread.start()
 
     def _loop(self) -> None:
-        tick = max(self.interval / 2, 0.005)
-        while not self._stop.wait(tick):
-            with self._lock:
-                now = time.monotonic()
-                due = bool(self._pending) and now - self._oldest >= self.interval
-                active = self._active
-                show_active = active is not None and active.pk is None and now - self._active_since >= self.interval
-                if due or show_active:
-                    try:
-                        self._flush_locked(extra=[active] if show_active else [])
-                    except BaseException as e:  # reported to the recording thread at its next call
-                        self._error = e
+        while not self._stop.wait(self.interval):
+            active = self._active
+            in_flight = (
+                [active[0]]
+                if active is not None and active[0].pk is None and time.monotonic() - active[1] >= self.interval
+                else []
+            )
+            try:
+                self._flush(extra=in_flight)
+            except BaseException as e:  # reported to the recording thread at its next call
+                self._error = e
 
     def _raise_background_error(self) -> None:
         if self._error is not None:
@@ -189,49 +183,68 @@ class RunWriter:
 
     # -- the write ----------------------------------------------------------------
 
-    def _flush_locked(self, extra: Iterable[PendingRun] = ()) -> None:
-        runs = self._pending + [r for r in extra if r.pk is None]
-        if not runs:
-            return
-        assigned: list[PendingRun] = []
-        # Keys found or made in this transaction; cached only once it commits.
-        self._staged_psets: dict[str, int] = {}
-        self._staged_comments: dict[str, int] = {}
-        try:
-            with transaction(self._conn) as conn:
-                self._write(conn, runs, assigned)
-        except BaseException:
-            for run in assigned:  # their rows were rolled back
-                run.pk = None
-            raise
-        self._psets.update(self._staged_psets)
-        self._comments.update(self._staged_comments)
-        self.committed += len(self._pending)
-        self._pending = []
+    def _flush(self, extra: list[PendingRun] | None = None) -> None:
+        """Commit the queued runs, and ``running`` rows for the runs in ``extra``, in one transaction."""
+        with self._db_lock:
+            with self._queue_lock:
+                batch, self._pending = self._pending, []
+            # A run that ends while this runs is in the next batch; its row here says running.
+            in_flight = [r for r in extra or () if r.pk is None and r not in batch]
+            if not batch and not in_flight:
+                return
+            assigned: list[PendingRun] = []
+            # Keys found or made in this transaction; cached only once it commits.
+            self._staged_psets, self._staged_comments = {}, {}
+            try:
+                with transaction(self._conn) as conn:
+                    self._write(conn, batch, in_flight, assigned)
+            except BaseException:
+                for run in assigned:  # their rows were rolled back
+                    run.pk = None
+                with self._queue_lock:  # keep them for the next try, in order
+                    self._pending[:0] = batch
+                raise
+            self._psets.update(self._staged_psets)
+            self._comments.update(self._staged_comments)
+            self.committed += len(batch)
         if self._on_commit is not None:
             self._on_commit()
 
-    def _write(self, conn: sqlite3.Connection, runs: list[PendingRun], assigned: list[PendingRun]) -> None:
+    def _write(
+        self,
+        conn: sqlite3.Connection,
+        finished: list[PendingRun],
+        in_flight: list[PendingRun],
+        assigned: list[PendingRun],
+    ) -> None:
+        runs = finished + in_flight
         psets = self._pset_pks(conn, {r.pset_hash: r.canonical for r in runs})
         next_pk = conn.execute(_MAX_RUN_PK).fetchone()[0] + 1
         new_rows, updates, results, objects = [], [], [], []
-        for run in runs:
-            comment = self._comment_pk(conn, run.comment)
+        experiment, session = self._experiment_pk, self._session_pk
+        for run in in_flight:
+            run.pk, next_pk = next_pk, next_pk + 1
+            assigned.append(run)
+            new_rows.append((
+                run.pk, run.id, experiment, session, psets[run.pset_hash],
+                "running", iso_utc(run.t0), None, run.seed, None, None,
+            ))
+        for run in finished:
+            comment = self._comment_pk(conn, run.comment) if run.comment is not None else None
             if run.pk is None:
                 run.pk, next_pk = next_pk, next_pk + 1
                 assigned.append(run)
                 new_rows.append((
-                    run.pk, run.id, self._experiment_pk, self._session_pk, psets[run.pset_hash],
+                    run.pk, run.id, experiment, session, psets[run.pset_hash],
                     run.status, iso_utc(run.t0), run.duration, run.seed, comment, run.error,
                 ))
-            elif run.status != "running":
+            else:
                 updates.append((run.status, run.duration, comment, run.error, run.pk))
-            if run.status == "running":
-                continue
+            comments = run.result_comments
             for name, encoded in run.results.items():
                 results.append((
                     run.pk, name, encoded.kind, encoded.value,
-                    self._comment_pk(conn, run.result_comments.get(name)),
+                    self._comment_pk(conn, comments.get(name)) if comments else None,
                 ))
                 if encoded.object is not None:
                     objects.append(encoded.object)

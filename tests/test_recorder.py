@@ -362,3 +362,17 @@ def test_names_of_run_columns_are_refused(store: Path, name: str) -> None:
             run.log(**{name: 1})
         with pytest.raises(rec.NameRefused, match="column recorder adds"):
             r.config(**{name: 1})
+
+
+def test_runs_ending_while_the_writer_marks_them_running_are_recorded_once(store: Path) -> None:
+    """Races between the background writer's 'running' rows and runs ending at that moment."""
+    pauses = [0.0, 0.001, 0.002, 0.003]
+    with rec.Recorder("e", store=store, git=False, flush_interval=0.002) as r:
+        for i in range(400):
+            with r.run(i=i) as run:
+                time.sleep(pauses[i % 4])
+                run.log(y=i)
+    con = db(store)
+    assert con.execute("SELECT status, count(*) FROM runs GROUP BY status").fetchall() == [("done", 400)]
+    assert con.execute("SELECT count(*), sum(value) FROM results").fetchone() == (400, sum(range(400)))
+    assert con.execute("PRAGMA foreign_key_check").fetchall() == []

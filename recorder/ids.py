@@ -9,13 +9,19 @@ they stay strictly increasing.
 
 from __future__ import annotations
 
-import secrets
+import os
+import random
 import threading
 import time
 
 __all__ = ["new_id", "iso_utc", "now_utc"]
 
 _lock = threading.Lock()
+# Not for secrets: only to keep ids of different processes apart. Reseeded in
+# forked children, which would otherwise repeat their parent's sequence.
+_random = random.Random(os.urandom(16))
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=lambda: _random.seed(os.urandom(16)))
 _last_ms = 0
 _last_rand = 0
 _RAND_MAX = (1 << 48) - 1
@@ -27,7 +33,7 @@ def new_id() -> str:
     ms = time.time_ns() // 1_000_000
     with _lock:
         if ms > _last_ms:
-            _last_ms, _last_rand = ms, secrets.randbits(47)  # room to count up within the ms
+            _last_ms, _last_rand = ms, _random.getrandbits(47)  # room to count up within the ms
         elif _last_rand < _RAND_MAX:
             _last_rand += 1
         else:  # 2^47 ids in one millisecond: borrow the next millisecond

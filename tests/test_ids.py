@@ -1,0 +1,47 @@
+"""Ids: unique, time-ordered, and distinct across forked processes."""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+
+import pytest
+
+from recorder.ids import iso_utc, new_id
+
+
+def test_ids_increase_strictly_within_a_process() -> None:
+    ids = [new_id() for _ in range(10_000)]
+    assert ids == sorted(ids) and len(set(ids)) == len(ids)
+
+
+def test_id_starts_with_the_time_in_milliseconds() -> None:
+    before = time.time_ns() // 1_000_000
+    stamp = int(new_id()[:12], 16)
+    assert before <= stamp <= time.time_ns() // 1_000_000
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs fork")
+def test_forked_children_do_not_repeat_ids() -> None:
+    new_id()
+    read, write = os.pipe()
+    children = []
+    for _ in range(4):
+        pid = os.fork()
+        if pid == 0:  # child: report an id made in the same millisecond as its siblings
+            os.write(write, (new_id() + "\n").encode())
+            os._exit(0)
+        children.append(pid)
+    for pid in children:
+        os.waitpid(pid, 0)
+    os.close(write)
+    ids = os.read(read, 10_000).decode().split()
+    os.close(read)
+    assert len(ids) == 4 and len(set(ids)) == 4
+
+
+def test_iso_utc() -> None:
+    assert iso_utc(0) == "1970-01-01T00:00:00.000000Z"
+    assert iso_utc(1.9999999) == "1970-01-01T00:00:02.000000Z"
+    assert iso_utc(1_700_000_000.25) == "2023-11-14T22:13:20.250000Z"

@@ -11,7 +11,9 @@ from .errors import (
     StoreVersionError,
     ValueRefused,
 )
+from .experiment import Experiment, experiment
 from .objects import ObjectStore
+from .params import ParamSequence, grid, pgrid, plist, pzip, zip
 from .recorder import Recorder, Run
 from .store import Store
 from .version import __version__
@@ -20,6 +22,14 @@ __all__ = [
     "__version__",
     "Recorder",
     "Run",
+    "experiment",
+    "Experiment",
+    "plist",
+    "pgrid",
+    "pzip",
+    "grid",
+    "zip",
+    "ParamSequence",
     "Store",
     "ObjectStore",
     "RecorderError",

@@ -159,6 +159,7 @@ class Run(SQLModel, table=True):
     seed: int
     comment: int | None = Field(default=None, foreign_key="comments.pk")
     error: str | None = None  # traceback of a failed run
+    output: str | None = Field(default=None, foreign_key="texts.digest")  # captured stdout/stderr
 
 
 class Result(SQLModel, table=True):

@@ -11,10 +11,10 @@ import threading
 import time
 import traceback
 import weakref
-from collections.abc import Mapping
+from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from types import FrameType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from . import gitinfo, provenance
 from .db import transaction
@@ -26,6 +26,11 @@ from .store import Store
 from .values import DEFAULT_INLINE_LIMIT, Encoded, encode
 from .version import __version__
 from .writer import PendingRun, RunWriter
+
+if TYPE_CHECKING:
+    from concurrent.futures import Executor
+
+    import pandas as pd
 
 __all__ = ["Recorder", "Run", "DEFAULT_FLUSH_INTERVAL"]
 
@@ -361,6 +366,47 @@ class Recorder:
             raise RecorderError(f"the session {self.id} of {self.experiment!r} is closed; start a new Recorder")
         assert self._writer is not None
         return self._writer
+
+    def sweep(
+        self,
+        func: Callable[..., Any],
+        params: Iterable[Mapping[str, Any]],
+        *,
+        workers: int = 1,
+        executor: Executor | None = None,
+        skip: str | None = "done",
+        simulate: bool = False,
+        on_error: str = "record",
+        progress: bool | None = None,
+        capture: bool = False,
+    ) -> pd.DataFrame:
+        """Run ``func(**pset)`` for every pset and record one run each; return one row per pset.
+
+        :param func: the experiment function; it returns a dict of results or None.
+        :param params: psets (dicts), e.g. from :func:`recorder.grid`; streamed, not held.
+        :param workers: processes to run in (a process pool when more than 1).
+        :param executor: any :class:`concurrent.futures.Executor` instead (a Dask
+            client's ``get_executor()``, loky, mpi4py.futures, …).
+        :param skip: ``"done"`` skips psets that already have a done run in this
+            experiment, ``"done+failed"`` also failed ones, ``None`` reruns all.
+        :param simulate: dry run: report what would run and what is skipped;
+            call nothing, write nothing.
+        :param on_error: ``"record"`` records a failure and goes on; ``"raise"``
+            records it and stops the sweep.
+        :param progress: a progress line on stderr; default only on a terminal.
+        :param capture: store each run's stdout and stderr (bounded).
+        :returns: a DataFrame: params, scalar results and ``_run_id``,
+            ``_pset_hash``, ``_status``, ``_time_start``, ``_duration_s``, ``_session``.
+        """
+        from . import sweep as _sweep
+
+        binder = _sweep.Binder(func)
+        if simulate:
+            return _sweep.dry_run(self.experiment, binder, params, store=self._store_arg, seed=self.seed, skip=skip)
+        return _sweep.sweep(
+            self, func, params, binder=binder, workers=workers, executor=executor, skip=skip,
+            on_error=on_error, progress=progress, capture=capture,
+        )
 
     def flush(self) -> None:
         """Commit every finished run now (runs are otherwise committed in batches, see ``flush_interval``)."""

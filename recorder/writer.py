@@ -38,10 +38,11 @@ _MAX_COMMENT_PK = _MAX_PK.format(table="comments")
 _FIND_PSETS = "SELECT hash, pk, params FROM psets WHERE hash IN ({marks})"
 _INSERT_PSET = "INSERT INTO psets (pk, hash, params) VALUES (?, ?, ?)"
 _INSERT_RUN = """
-INSERT INTO runs (pk, id, experiment, session, pset, status, time_start, duration_s, seed, comment, error)
-VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+INSERT INTO runs (pk, id, experiment, session, pset, status, time_start, duration_s, seed, comment, error, output)
+VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
 """
-_FINISH_RUN = "UPDATE runs SET status = ?, duration_s = ?, comment = ?, error = ? WHERE pk = ?"
+_FINISH_RUN = "UPDATE runs SET status = ?, duration_s = ?, comment = ?, error = ?, output = ? WHERE pk = ?"
+_INSERT_TEXT = "INSERT OR IGNORE INTO texts (digest, text) VALUES (?, ?)"
 _INSERT_RESULT = "INSERT INTO results (run, name, kind, value, comment) VALUES (?, ?, ?, ?, ?)"
 _INSERT_OBJECT = """
 INSERT OR IGNORE INTO objects (digest, size, dtype, shape, time_created) VALUES (?, ?, ?, ?, ?)
@@ -56,7 +57,7 @@ class PendingRun:
 
     __slots__ = (
         "id", "pset_hash", "canonical", "seed", "t0", "status", "duration", "error",
-        "comment", "results", "result_comments", "pk",
+        "comment", "results", "result_comments", "output", "pk",
     )
 
     def __init__(self, id: str, pset_hash: str, canonical: str, seed: int, t0: float) -> None:
@@ -71,6 +72,8 @@ class PendingRun:
         self.comment: str | None = None
         self.results: dict[str, Encoded] = {}
         self.result_comments: dict[str, str] | None = None
+        #: Captured output as ``(digest, text)``, when the run's output was captured.
+        self.output: tuple[str, str] | None = None
         #: Row key once a row of this run is committed.
         self.pk: int | None = None
 
@@ -151,6 +154,16 @@ class RunWriter:
         self._flush()
         self._raise_background_error()
 
+    @property
+    def experiment_pk(self) -> int:
+        """Key of the experiment whose runs this writer writes."""
+        return self._experiment_pk
+
+    def read(self, action: Callable[[sqlite3.Connection], Any]) -> Any:
+        """Run ``action(conn)`` on the connection, for reading (no transaction is opened)."""
+        with self._db_lock:
+            return action(self._conn)
+
     def run(self, action: Callable[[sqlite3.Connection], Any]) -> Any:
         """Run ``action(conn)`` in a write transaction, after committing pending runs."""
         self._flush()
@@ -220,26 +233,30 @@ class RunWriter:
         runs = finished + in_flight
         psets = self._pset_pks(conn, {r.pset_hash: r.canonical for r in runs})
         next_pk = conn.execute(_MAX_RUN_PK).fetchone()[0] + 1
-        new_rows, updates, results, objects = [], [], [], []
+        new_rows, updates, results, objects, texts = [], [], [], [], []
         experiment, session = self._experiment_pk, self._session_pk
         for run in in_flight:
             run.pk, next_pk = next_pk, next_pk + 1
             assigned.append(run)
             new_rows.append((
                 run.pk, run.id, experiment, session, psets[run.pset_hash],
-                "running", iso_utc(run.t0), None, run.seed, None, None,
+                "running", iso_utc(run.t0), None, run.seed, None, None, None,
             ))
         for run in finished:
             comment = self._comment_pk(conn, run.comment) if run.comment is not None else None
+            output = None
+            if run.output is not None:
+                texts.append(run.output)
+                output = run.output[0]
             if run.pk is None:
                 run.pk, next_pk = next_pk, next_pk + 1
                 assigned.append(run)
                 new_rows.append((
                     run.pk, run.id, experiment, session, psets[run.pset_hash],
-                    run.status, iso_utc(run.t0), run.duration, run.seed, comment, run.error,
+                    run.status, iso_utc(run.t0), run.duration, run.seed, comment, run.error, output,
                 ))
             else:
-                updates.append((run.status, run.duration, comment, run.error, run.pk))
+                updates.append((run.status, run.duration, comment, run.error, output, run.pk))
             comments = run.result_comments
             for name, encoded in run.results.items():
                 results.append((
@@ -251,6 +268,8 @@ class RunWriter:
         if objects:
             now = now_utc()
             conn.executemany(_INSERT_OBJECT, [(*o, now) for o in objects])
+        if texts:
+            conn.executemany(_INSERT_TEXT, texts)
         conn.executemany(_INSERT_RUN, new_rows)
         conn.executemany(_FINISH_RUN, updates)
         conn.executemany(_INSERT_RESULT, results)

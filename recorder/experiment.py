@@ -1,0 +1,152 @@
+"""The ``@experiment`` decorator: a function whose every call is a recorded run."""
+
+from __future__ import annotations
+
+import functools
+import importlib
+import os
+from collections.abc import Callable, Iterable, Mapping
+from typing import TYPE_CHECKING, Any
+
+from .errors import RecorderError
+from .recorder import Recorder
+from .sweep import Binder, dry_run
+from .values import DEFAULT_INLINE_LIMIT
+
+if TYPE_CHECKING:
+    from concurrent.futures import Executor
+
+    import pandas as pd
+
+__all__ = ["Experiment", "experiment"]
+
+
+def _resolve(module: str, qualname: str) -> Experiment:
+    """Find a decorated experiment again in a worker process (how it is pickled)."""
+    found: Any = importlib.import_module(module)
+    for part in qualname.split("."):
+        found = getattr(found, part)
+    return found
+
+
+class Experiment:
+    """A function recorded as an experiment; made by :func:`experiment`.
+
+    Calling it records one run (one session) and returns what the function
+    returned. :meth:`sweep` runs it on many psets in one session.
+    """
+
+    def __init__(
+        self,
+        func: Callable[..., Mapping[str, Any] | None],
+        name: str,
+        *,
+        store: str | os.PathLike[str] | None = None,
+        git: str | bool | None = "auto",
+        seed: int | None = None,
+        config: Mapping[str, Any] | None = None,
+        message: str | None = None,
+        inline_limit: int = DEFAULT_INLINE_LIMIT,
+        flush_interval: float | None = None,
+    ) -> None:
+        if not callable(func):
+            raise RecorderError(f"@experiment decorates a function, not {type(func).__name__}")
+        self.func = func
+        self.name = name
+        self.binder = Binder(func)
+        self._options: dict[str, Any] = {
+            "store": store, "git": git, "seed": seed, "config": dict(config or {}),
+            "message": message, "inline_limit": inline_limit,
+        }
+        if flush_interval is not None:
+            self._options["flush_interval"] = flush_interval
+        Recorder(name, **self._options)  # checks the options now, at decoration time
+        functools.update_wrapper(self, func)
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return _resolve, (self.func.__module__, self.func.__qualname__)
+
+    def recorder(self, **overrides: Any) -> Recorder:
+        """Return a :class:`Recorder` for a session of this experiment (options as decorated, then overrides)."""
+        return Recorder(self.name, **{**self._options, **overrides})
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Mapping[str, Any] | None:
+        """Record one run of the function with these arguments and return its results."""
+        params = self.binder.bind(*args, **kwargs)
+        with self.recorder() as r, r.run(params) as run:
+            returned = self.func(**params)
+            if returned is not None:
+                if not isinstance(returned, Mapping):
+                    raise RecorderError(
+                        f"{self.binder.name} returned {type(returned).__name__}; an experiment "
+                        "function returns a dict of results (name → value) or None"
+                    )
+                run.log(**returned)
+        return returned
+
+    def sweep(
+        self,
+        params: Iterable[Mapping[str, Any]],
+        *,
+        workers: int = 1,
+        executor: Executor | None = None,
+        skip: str | None = "done",
+        simulate: bool = False,
+        on_error: str = "record",
+        progress: bool | None = None,
+        capture: bool = False,
+        message: str | None = None,
+    ) -> pd.DataFrame:
+        """Run the experiment on every pset in one session; see :meth:`recorder.Recorder.sweep`."""
+        if simulate:
+            return dry_run(
+                self.name, self.binder, params, store=self._options["store"],
+                seed=self._options["seed"], skip=skip,
+            )
+        overrides = {"message": message} if message is not None else {}
+        with self.recorder(**overrides) as r:
+            from .sweep import sweep
+
+            return sweep(
+                r, self.func, params, binder=self.binder, workers=workers, executor=executor,
+                skip=skip, on_error=on_error, progress=progress, capture=capture,
+            )
+
+    def __repr__(self) -> str:
+        return f"<experiment {self.name!r}: {self.binder.name}{self.binder.signature}>"
+
+
+def experiment(
+    name: str | Callable[..., Any] | None = None,
+    *,
+    store: str | os.PathLike[str] | None = None,
+    git: str | bool | None = "auto",
+    seed: int | None = None,
+    config: Mapping[str, Any] | None = None,
+    message: str | None = None,
+    inline_limit: int = DEFAULT_INLINE_LIMIT,
+    flush_interval: float | None = None,
+) -> Any:
+    """Decorate a function as an experiment; usable bare (``@experiment``) or with options.
+
+    ``@experiment("lorenz", store="runs")``: every call of the function is a
+    recorded run (its arguments, defaults included, are the parameters; the
+    dict it returns, the results), and ``func.sweep(params)`` runs many.
+
+    :param name: experiment name; default the function's name.
+    :param store, git, seed, config, message, inline_limit, flush_interval:
+        as for :class:`recorder.Recorder`.
+    """
+    options = {
+        "store": store, "git": git, "seed": seed, "config": config, "message": message,
+        "inline_limit": inline_limit, "flush_interval": flush_interval,
+    }
+    if callable(name):
+        return Experiment(name, name.__name__, **options)
+    if name is not None and not isinstance(name, str):
+        raise RecorderError(f"@experiment takes an experiment name (a str), not {type(name).__name__}")
+
+    def decorate(func: Callable[..., Any]) -> Experiment:
+        return Experiment(func, name or func.__name__, **options)
+
+    return decorate

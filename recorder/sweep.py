@@ -1,0 +1,515 @@
+"""Running many psets: serially, in a process pool, or on any Executor; resume; dry run.
+
+One writer: only this process writes the database. The experiment function
+runs wherever the executor puts it; there its results are encoded, arrays
+above the inline limit are written to the object store (atomic and
+content-addressed, so concurrent writers are safe), and only a small
+record comes back: scalars, digests, the traceback of a failure. The
+parent queues the records into the session's batched writer.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures as cf
+import inspect
+import sys
+import time
+import traceback
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from typing import TYPE_CHECKING, Any, NamedTuple
+
+from .capture import captured
+from .errors import NameRefused, RecorderError
+from .hashing import RESERVED_NAMES, canonical_pset, check_name, pset_hash, run_seed, text_digest
+from .ids import iso_utc, new_id
+from .objects import ObjectStore
+from .values import Encoded, decode, encode, is_scalar_kind
+from .writer import PendingRun
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from .recorder import Recorder
+
+__all__ = ["SKIP_MODES", "Binder", "RunFailed", "sweep", "dry_run"]
+
+SKIP_MODES = {None: (), "done": ("done",), "done+failed": ("done", "failed")}
+ON_ERROR = ("record", "raise")
+_CHUNK = 500  # psets validated and checked against the store at a time
+
+_DONE_HASHES = """
+SELECT DISTINCT p.hash FROM psets AS p JOIN runs AS r ON r.pset = p.pk
+WHERE r.experiment = ? AND r.status IN ({statuses}) AND p.hash IN ({marks})
+"""
+_LATEST_RUNS = """
+SELECT p.hash, r.pk, r.id, r.status, r.time_start, r.duration_s, s.id
+FROM runs AS r JOIN psets AS p ON p.pk = r.pset JOIN sessions AS s ON s.pk = r.session
+WHERE r.experiment = ? AND r.status IN ({statuses}) AND p.hash IN ({marks})
+ORDER BY r.pk
+"""
+_RESULTS_OF = "SELECT run, name, kind, value FROM results WHERE run IN ({marks})"
+_EXPERIMENT_PK = "SELECT pk FROM experiments WHERE name = ?"
+
+
+class RunFailed(RecorderError):
+    """A run failed in a worker and ``on_error="raise"`` stopped the sweep."""
+
+
+class Binder:
+    """Turn a pset into the call of a function: arguments bound, defaults applied.
+
+    The recorded parameters are every bound argument, defaults included, so
+    that a run records what it really ran with.
+    """
+
+    def __init__(self, func: Callable[..., Any]) -> None:
+        self.func = func
+        self.name = getattr(func, "__qualname__", repr(func))
+        try:
+            self.signature = inspect.signature(func)
+        except (TypeError, ValueError) as e:
+            raise RecorderError(f"cannot read the parameters of {self.name}: {e}") from e
+        self._var_keyword = None
+        for parameter in self.signature.parameters.values():
+            if parameter.kind is parameter.VAR_POSITIONAL:
+                raise RecorderError(f"{self.name} takes *{parameter.name}; an experiment's parameters must be named")
+            if parameter.kind is parameter.VAR_KEYWORD:
+                self._var_keyword = parameter.name
+            elif parameter.kind is not parameter.POSITIONAL_ONLY:
+                check_name("parameter", parameter.name)
+
+    def bind(self, *args: Any, **kwargs: Any) -> dict[str, Any]:
+        """Return the parameters of a call with these arguments, defaults applied.
+
+        The function is then called as ``func(**params)``.
+        """
+        try:
+            bound = self.signature.bind(*args, **kwargs)
+        except TypeError as e:
+            raise RecorderError(f"cannot call {self.name} with {kwargs or args}: {e}") from e
+        bound.apply_defaults()
+        params = dict(bound.arguments)
+        if self._var_keyword is not None:
+            params.update(params.pop(self._var_keyword))
+        return params
+
+
+class _Task(NamedTuple):
+    index: int
+    params: dict[str, Any]
+    canonical: str
+    hash: str
+    seed: int
+
+
+class Outcome(NamedTuple):
+    """What a run sends back to the writing process: small, never a large array."""
+
+    status: str
+    t0: float
+    duration: float
+    results: dict[str, Encoded]
+    error: str | None
+    output: str | None
+
+
+def execute(
+    func: Callable[..., Any],
+    kwargs: dict[str, Any],
+    objects_root: str,
+    inline_limit: int,
+    capture: bool,
+    func_name: str,
+) -> Outcome:
+    """Run one pset, encode its results (arrays to the object store) and return an :class:`Outcome`.
+
+    Runs in a worker process (or in the sweeping process when serial).
+    Exceptions of the function become a ``failed`` outcome; Ctrl-C and
+    SIGTERM become ``interrupted`` and are raised again after encoding.
+    """
+    t0 = time.time()
+    start = time.perf_counter()
+    output = None
+    interrupt: BaseException | None = None
+    results: dict[str, Encoded] = {}
+    error = None
+    status = "done"
+    try:
+        if capture:
+            with captured() as buffer:
+                try:
+                    returned = func(**kwargs)
+                finally:
+                    output = buffer.getvalue()
+        else:
+            returned = func(**kwargs)
+        duration = time.perf_counter() - start
+        if returned is not None:
+            if not isinstance(returned, Mapping):
+                raise RecorderError(
+                    f"{func_name} returned {type(returned).__name__}; an experiment function "
+                    "returns a dict of results (name → value) or None"
+                )
+            objects = ObjectStore(objects_root)
+            for name, value in returned.items():
+                if not isinstance(name, str) or not name or name[0] == "_" or name in RESERVED_NAMES:
+                    check_name("result", name)
+                if name in kwargs:
+                    raise NameRefused(f"result {name!r} of {func_name} has the name of a parameter; rename it")
+                results[name] = encode(name, value, objects, inline_limit=inline_limit)
+    except (KeyboardInterrupt, SystemExit) as e:
+        duration = time.perf_counter() - start
+        status, interrupt = "interrupted", e
+    except Exception:
+        duration = time.perf_counter() - start
+        status, error = "failed", traceback.format_exc()
+    outcome = Outcome(status, t0, duration, results, error, output or None)
+    if interrupt is not None:
+        raise _Interrupted(outcome) from interrupt
+    return outcome
+
+
+class _Interrupted(KeyboardInterrupt):
+    """A run was interrupted; carries its outcome to be recorded, and the original in ``__cause__``."""
+
+    def __init__(self, outcome: Outcome) -> None:
+        super().__init__(outcome)
+        self.outcome = outcome
+
+
+class _Progress:
+    """A one-line progress display on stderr, redrawn at most five times a second."""
+
+    def __init__(self, total: int | None, enabled: bool | None, label: str) -> None:
+        self.enabled = sys.stderr.isatty() if enabled is None else enabled
+        self.total, self.label = total, label
+        self.counts = {"done": 0, "failed": 0, "interrupted": 0, "skipped": 0}
+        self._start = self._last = time.monotonic()
+
+    def add(self, status: str) -> None:
+        self.counts[status] = self.counts.get(status, 0) + 1
+        now = time.monotonic()
+        if self.enabled and now - self._last >= 0.2:
+            self._last = now
+            self._draw(now, end="")
+
+    def _draw(self, now: float, end: str) -> None:
+        seen = sum(self.counts.values())
+        ran = seen - self.counts["skipped"]
+        rate = ran / max(now - self._start, 1e-9)
+        total = f"/{self.total}" if self.total is not None else ""
+        eta = ""
+        if self.total and rate > 0 and seen < self.total:
+            eta = f", ETA {_duration((self.total - seen) / rate)}"
+        parts = ", ".join(f"{n} {s}" for s, n in self.counts.items() if n and s != "done")
+        sys.stderr.write(
+            f"\r{self.label}: {seen}{total} psets, {self.counts['done']} done"
+            f"{', ' + parts if parts else ''} [{rate:.1f} runs/s{eta}]\x1b[K{end}"
+        )
+        sys.stderr.flush()
+
+    def close(self) -> None:
+        if self.enabled:
+            self._draw(time.monotonic(), end="\n")
+
+
+def _duration(seconds: float) -> str:
+    minutes, secs = divmod(int(seconds), 60)
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours}h{minutes:02d}m" if hours else f"{minutes}m{secs:02d}s" if minutes else f"{secs}s"
+
+
+class _Table:
+    """Columns of the sweep's DataFrame, filled row by row without a dict per row."""
+
+    def __init__(self) -> None:
+        self.columns: dict[str, list[Any]] = {}
+        self.rows = 0
+
+    def append(self, row: Mapping[str, Any]) -> None:
+        for name, value in row.items():
+            column = self.columns.get(name)
+            if column is None:
+                column = self.columns[name] = [None] * self.rows
+            column.append(value)
+        self.rows += 1
+        for column in self.columns.values():
+            if len(column) < self.rows:
+                column.append(None)
+
+    def set(self, index: int, row: Mapping[str, Any]) -> None:
+        for name, value in row.items():
+            column = self.columns.get(name)
+            if column is None:
+                column = self.columns[name] = [None] * self.rows
+            column[index] = value
+
+    def frame(self, first: list[str], meta: list[str]) -> pd.DataFrame:
+        import pandas as pd
+
+        order = [c for c in first if c in self.columns]
+        order += [c for c in self.columns if c not in order and c not in meta]
+        order += [c for c in meta if c in self.columns]
+        return pd.DataFrame({name: self.columns[name] for name in order}, columns=order)
+
+
+_META = ["_run_id", "_pset_hash", "_status", "_time_start", "_duration_s", "_session"]
+
+
+def _scalars(results: Mapping[str, Encoded], objects: ObjectStore) -> dict[str, Any]:
+    return {n: decode(e.kind, e.value, objects) for n, e in results.items() if is_scalar_kind(e.kind)}
+
+
+def _tasks(binder: Binder, params: Iterable[Mapping[str, Any]], experiment_seed: int | None) -> Iterator[_Task]:
+    for index, pset in enumerate(params):
+        if not isinstance(pset, Mapping):
+            raise RecorderError(f"pset number {index} is {pset!r}, not a dict of parameters")
+        clean, canonical = canonical_pset(binder.bind(**pset))
+        hash_ = pset_hash(canonical)
+        yield _Task(index, clean, canonical, hash_, run_seed(hash_, experiment_seed))
+
+
+def _chunks(tasks: Iterator[_Task]) -> Iterator[list[_Task]]:
+    chunk: list[_Task] = []
+    for task in tasks:
+        chunk.append(task)
+        if len(chunk) >= _CHUNK:
+            yield chunk
+            chunk = []
+    if chunk:
+        yield chunk
+
+
+def _done_hashes(conn: Any, experiment_pk: int | None, statuses: tuple[str, ...], hashes: list[str]) -> set[str]:
+    if experiment_pk is None or not statuses or not hashes:
+        return set()
+    sql = _DONE_HASHES.format(statuses=", ".join("?" * len(statuses)), marks=", ".join("?" * len(hashes)))
+    return {row[0] for row in conn.execute(sql, (experiment_pk, *statuses, *hashes))}
+
+
+def _check_options(skip: object, on_error: object, workers: object, executor: object) -> tuple[str, ...]:
+    if skip not in SKIP_MODES:
+        raise RecorderError(f"skip={skip!r} is not one of {', '.join(map(repr, SKIP_MODES))}")
+    if on_error not in ON_ERROR:
+        raise RecorderError(f"on_error={on_error!r} is not one of {', '.join(map(repr, ON_ERROR))}")
+    if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
+        raise RecorderError(f"workers={workers!r} is not a number of processes (an int ≥ 1)")
+    if executor is not None and not isinstance(executor, cf.Executor):
+        raise RecorderError(f"executor={executor!r} is not a concurrent.futures.Executor")
+    return SKIP_MODES[skip]  # type: ignore[index]
+
+
+def _total(params: Iterable[Any]) -> int | None:
+    try:
+        return len(params)  # type: ignore[arg-type]
+    except TypeError:
+        return None
+
+
+def dry_run(
+    experiment: str,
+    binder: Binder,
+    params: Iterable[Mapping[str, Any]],
+    *,
+    store: Any = None,
+    seed: int | None = None,
+    skip: str | None = "done",
+) -> pd.DataFrame:
+    """Report which psets a sweep would run and which it would skip; write nothing, call nothing."""
+    from .errors import StoreError
+    from .store import Store
+
+    statuses = _check_options(skip, "record", 1, None)
+    try:
+        opened: Store | None = Store.open(store, readonly=True)
+    except StoreError:
+        opened = None  # no store yet: everything would run
+    table = _Table()
+    try:
+        experiment_pk = None
+        if opened is not None:
+            row = opened.conn.execute(_EXPERIMENT_PK, (experiment,)).fetchone()
+            experiment_pk = row[0] if row else None
+        for chunk in _chunks(_tasks(binder, params, seed)):
+            done = _done_hashes(opened.conn, experiment_pk, statuses, [t.hash for t in chunk]) if opened else set()
+            for task in chunk:
+                status = f"skip ({'/'.join(statuses)})" if task.hash in done else "would run"
+                table.append({**task.params, "_pset_hash": task.hash, "_status": status})
+    finally:
+        if opened is not None:
+            opened.close()
+    return table.frame([], ["_pset_hash", "_status"])
+
+
+def sweep(
+    recorder: Recorder,
+    func: Callable[..., Any],
+    params: Iterable[Mapping[str, Any]],
+    *,
+    binder: Binder | None = None,
+    workers: int = 1,
+    executor: cf.Executor | None = None,
+    skip: str | None = "done",
+    on_error: str = "record",
+    progress: bool | None = None,
+    capture: bool = False,
+) -> pd.DataFrame:
+    """Run ``func`` on every pset of ``params`` in the recorder's session; return one row per pset.
+
+    See :meth:`recorder.Recorder.sweep` for the options.
+    """
+    statuses = _check_options(skip, on_error, workers, executor)
+    binder = binder or Binder(func)
+    writer = recorder._require_open()
+    store = recorder._store
+    assert store is not None
+    objects_root = str(store.objects.root)
+    progress_ = _Progress(_total(params), progress, f"sweep {recorder.experiment}")
+    table = _Table()
+    skipped: dict[str, list[int]] = {}
+    own_pool = None
+    if executor is None and workers > 1:
+        own_pool = executor = cf.ProcessPoolExecutor(max_workers=workers)
+    run_args = (objects_root, recorder.inline_limit, capture, binder.name)
+
+    def record(task: _Task, row: PendingRun, outcome: Outcome) -> None:
+        row.t0, row.results = outcome.t0, outcome.results
+        if outcome.output is not None:
+            row.output = (text_digest(outcome.output), outcome.output)
+        writer.finished(row, outcome.status, outcome.duration, outcome.error)
+        recorder.runs_recorded += 1
+        progress_.add(outcome.status)
+        table.set(task.index, {
+            **_scalars(outcome.results, store.objects),
+            "_run_id": row.id, "_status": outcome.status, "_time_start": iso_utc(outcome.t0),
+            "_duration_s": outcome.duration, "_session": recorder.id,
+        })
+        if outcome.status == "failed" and on_error == "raise":
+            raise RunFailed(
+                f"run {row.id} of {binder.name} with {task.params} failed (recorded); "
+                f"its traceback:\n{outcome.error}"
+            )
+
+    try:
+        tasks = _tasks(binder, params, recorder.seed)
+        if executor is None:
+            _run_serial(tasks, func, run_args, writer, statuses, table, skipped, progress_, record)
+        else:
+            _run_pooled(tasks, func, run_args, executor, workers, writer, statuses, table, skipped, progress_, record)
+    finally:
+        if own_pool is not None:
+            own_pool.shutdown(wait=True, cancel_futures=True)
+        progress_.close()
+    if skipped:
+        _fill_skipped(writer, statuses, skipped, table, store.objects)
+    return table.frame([], _META)
+
+
+def _start_chunk(chunk: list[_Task], writer: Any, statuses: tuple[str, ...], table: _Table,
+                 skipped: dict[str, list[int]], progress: _Progress) -> list[_Task]:
+    """Add the chunk's rows to the table and return the tasks that must run."""
+    done = writer.read(lambda conn: _done_hashes(conn, writer.experiment_pk, statuses, [t.hash for t in chunk]))
+    to_run = []
+    for task in chunk:
+        table.append({**task.params, "_pset_hash": task.hash})
+        if task.hash in done:
+            skipped.setdefault(task.hash, []).append(task.index)
+            progress.add("skipped")
+        else:
+            to_run.append(task)
+    return to_run
+
+
+def _run_serial(tasks, func, run_args, writer, statuses, table, skipped, progress, record) -> None:  # type: ignore[no-untyped-def]
+    for chunk in _chunks(tasks):
+        for task in _start_chunk(chunk, writer, statuses, table, skipped, progress):
+            row = PendingRun(new_id(), task.hash, task.canonical, task.seed, time.time())
+            writer.started(row)
+            try:
+                outcome = execute(func, task.params, *run_args)
+            except _Interrupted as e:
+                record(task, row, e.outcome)
+                raise (e.__cause__ or KeyboardInterrupt()) from None
+            record(task, row, outcome)
+
+
+def _run_pooled(tasks, func, run_args, executor, workers, writer, statuses, table, skipped, progress, record) -> None:  # type: ignore[no-untyped-def]
+    """Keep a bounded number of runs in flight; record each as it completes."""
+    limit = max(2 * workers, 4)
+    in_flight: dict[cf.Future[Outcome], tuple[_Task, PendingRun]] = {}
+
+    def drain(until: int) -> None:
+        while len(in_flight) > until:
+            finished, _ = cf.wait(in_flight, return_when=cf.FIRST_COMPLETED)
+            for future in finished:
+                task, row = in_flight.pop(future)
+                record(task, row, _outcome_of(future, row))
+
+    try:
+        for chunk in _chunks(tasks):
+            for task in _start_chunk(chunk, writer, statuses, table, skipped, progress):
+                drain(limit - 1)
+                row = PendingRun(new_id(), task.hash, task.canonical, task.seed, time.time())
+                in_flight[executor.submit(execute, func, task.params, *run_args)] = (task, row)
+        drain(0)
+    except BaseException:
+        # Ctrl-C, SIGTERM or on_error="raise": record what finished, mark the rest interrupted.
+        for future, (task, row) in list(in_flight.items()):
+            future.cancel()
+            if future.done() and not future.cancelled():
+                outcome = _outcome_of(future, row)
+            else:
+                outcome = Outcome("interrupted", row.t0, time.time() - row.t0, {}, None, None)
+            try:
+                record(task, row, outcome)
+            except RunFailed:
+                continue  # already stopping
+        _stop_workers(executor)
+        raise
+
+
+def _outcome_of(future: cf.Future[Outcome], row: PendingRun) -> Outcome:
+    """The outcome of a finished future; a worker that died becomes a failed run."""
+    try:
+        return future.result()
+    except _Interrupted as e:  # the worker itself got Ctrl-C
+        return e.outcome
+    except BaseException as e:  # a crashed worker, an unpicklable result, a cancelled task
+        error = "".join(traceback.format_exception(type(e), e, e.__traceback__))
+        return Outcome("failed", row.t0, time.time() - row.t0, {}, f"the worker running this run failed:\n{error}", None)
+
+
+def _stop_workers(executor: cf.Executor) -> None:
+    """Stop a process pool's workers now (a run in flight is recorded as interrupted)."""
+    if isinstance(executor, cf.ProcessPoolExecutor):
+        processes = getattr(executor, "_processes", None) or {}
+        for process in list(processes.values()):
+            process.terminate()
+
+
+def _fill_skipped(writer: Any, statuses: tuple[str, ...], skipped: dict[str, list[int]], table: _Table,
+                  objects: ObjectStore) -> None:
+    """Fill the rows of skipped psets from their latest matching run in the store."""
+    hashes = list(skipped)
+
+    def load(conn: Any) -> None:
+        for start in range(0, len(hashes), _CHUNK):
+            chunk = hashes[start : start + _CHUNK]
+            sql = _LATEST_RUNS.format(statuses=", ".join("?" * len(statuses)), marks=", ".join("?" * len(chunk)))
+            latest = {}
+            for hash_, pk, run_id, status, time_start, duration, session in conn.execute(
+                sql, (writer.experiment_pk, *statuses, *chunk)
+            ):
+                latest[hash_] = (pk, {"_run_id": run_id, "_status": status, "_time_start": time_start,
+                                      "_duration_s": duration, "_session": session})
+            pks = [pk for pk, _ in latest.values()]
+            values: dict[int, dict[str, Any]] = {pk: {} for pk in pks}
+            if pks:
+                for run, name, kind, value in conn.execute(_RESULTS_OF.format(marks=", ".join("?" * len(pks))), pks):
+                    if is_scalar_kind(kind):
+                        values[run][name] = decode(kind, value, objects)
+            for hash_, (pk, meta) in latest.items():
+                for index in skipped[hash_]:
+                    table.set(index, {**values[pk], **meta})
+
+    writer.read(load)

@@ -361,6 +361,7 @@ def sweep(
     statuses = _check_options(skip, on_error, workers, executor)
     binder = binder or Binder(func)
     writer = recorder._require_open()
+    writer.flush()  # runs recorded earlier in this session count for skip
     store = recorder._store
     assert store is not None
     objects_root = str(store.objects.root)

@@ -138,6 +138,8 @@ class RunWriter:
             self._active = None
         if self.interval <= 0:
             self._flush()
+        elif self._thread is None:
+            self._start_thread()
         self._raise_background_error()
 
     def flush(self) -> None:
@@ -235,13 +237,6 @@ class RunWriter:
         next_pk = conn.execute(_MAX_RUN_PK).fetchone()[0] + 1
         new_rows, updates, results, objects, texts = [], [], [], [], []
         experiment, session = self._experiment_pk, self._session_pk
-        for run in in_flight:
-            run.pk, next_pk = next_pk, next_pk + 1
-            assigned.append(run)
-            new_rows.append((
-                run.pk, run.id, experiment, session, psets[run.pset_hash],
-                "running", iso_utc(run.t0), None, run.seed, None, None, None,
-            ))
         for run in finished:
             comment = self._comment_pk(conn, run.comment) if run.comment is not None else None
             output = None
@@ -265,6 +260,13 @@ class RunWriter:
                 ))
                 if encoded.object is not None:
                     objects.append(encoded.object)
+        for run in in_flight:  # after the finished ones: they started earlier
+            run.pk, next_pk = next_pk, next_pk + 1
+            assigned.append(run)
+            new_rows.append((
+                run.pk, run.id, experiment, session, psets[run.pset_hash],
+                "running", iso_utc(run.t0), None, run.seed, None, None, None,
+            ))
         if objects:
             now = now_utc()
             conn.executemany(_INSERT_OBJECT, [(*o, now) for o in objects])

@@ -1,0 +1,314 @@
+"""Sweeps: skip/resume, dry run, failures, pools, Dask, interruption, captured output."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import recorder as rec
+
+from conftest import ROOT, git
+
+
+def model(a: float, b: int = 2) -> dict:
+    """A module-level experiment function (picklable for process pools)."""
+    return {"y": a * b, "z": float(a + b), "curve": np.full(20_000, a)}
+
+
+def flaky(a: float, b: int = 2) -> dict:
+    if b == 3:
+        raise ValueError(f"b=3 is not allowed (a={a})")
+    return {"y": a * b}
+
+
+def chatty(a: float) -> dict:
+    print("starting", a)
+    for i in range(100):
+        print(f"\rprogress {i}%", end="")
+    print()
+    print("warning!", file=sys.stderr)
+    return {"y": a}
+
+
+def slow(a: float) -> dict:
+    time.sleep(0.05)
+    return {"y": a}
+
+
+def db(store: Path) -> sqlite3.Connection:
+    return sqlite3.connect(store / "recorder.sqlite")
+
+
+def done_runs(store: Path) -> list[tuple[str, str]]:
+    return sorted(
+        db(store).execute(
+            "SELECT p.params, r.status FROM runs r JOIN psets p ON p.pk = r.pset ORDER BY p.params"
+        ).fetchall()
+    )
+
+
+def pairs(df) -> set[tuple]:  # type: ignore[no-untyped-def]
+    return {(row.a, row.b, row.y, row.z) for row in df.itertuples()}
+
+
+def test_sweep_returns_one_row_per_pset(store: Path) -> None:
+    with rec.Recorder("m", store=store, git=False) as r:
+        df = r.sweep(model, rec.grid(a=[0.5, 1.5], b=[2, 3]))
+    assert list(df.columns) == ["a", "b", "y", "z", "_run_id", "_pset_hash", "_status", "_time_start",
+                                "_duration_s", "_session"]
+    assert df[["a", "b", "y", "z"]].values.tolist() == [[0.5, 2, 1.0, 2.5], [0.5, 3, 1.5, 3.5],
+                                                       [1.5, 2, 3.0, 3.5], [1.5, 3, 4.5, 4.5]]
+    assert set(df["_status"]) == {"done"} and set(df["_session"]) == {r.id}
+    assert df["_run_id"].is_unique and df["_time_start"].str.endswith("Z").all()
+    # the arrays are in the store, not in the DataFrame
+    kinds = db(store).execute("SELECT DISTINCT kind FROM results WHERE name = 'curve'").fetchall()
+    assert kinds == [("object",)]
+
+
+def test_defaults_are_recorded(store: Path) -> None:
+    with rec.Recorder("m", store=store, git=False) as r:
+        df = r.sweep(model, rec.plist("a", [1.0]))
+    assert df["b"].tolist() == [2]
+    assert db(store).execute("SELECT params FROM psets").fetchone()[0] == '{"a":1.0,"b":2}'
+
+
+def test_rerun_with_skip_done_records_no_new_runs(store: Path) -> None:
+    grid = rec.grid(a=[0.5, 1.5], b=[2, 3])
+    with rec.Recorder("m", store=store, git=False) as r:
+        first = r.sweep(model, grid)
+    with rec.Recorder("m", store=store, git=False) as r:
+        again = r.sweep(model, grid)
+    assert db(store).execute("SELECT count(*) FROM runs").fetchone()[0] == 4
+    # the skipped psets are reported from their earlier runs
+    assert again.drop(columns=[]).equals(first)
+
+
+def test_extending_a_grid_runs_only_the_new_psets(store: Path) -> None:
+    with rec.Recorder("m", store=store, git=False) as r:
+        r.sweep(model, rec.grid(a=[0.5, 1.5], b=[2]))
+    with rec.Recorder("m", store=store, git=False) as r:
+        df = r.sweep(model, rec.grid(a=[0.5, 1.5, 2.5], b=[2, 3]))
+    assert db(store).execute("SELECT count(*) FROM runs").fetchone()[0] == 6
+    sessions = df.groupby("_session").size().sort_values().tolist()
+    assert sessions == [2, 4]
+
+
+def test_skip_modes(store: Path) -> None:
+    grid = rec.grid(a=[1.0], b=[2, 3])
+    with rec.Recorder("f", store=store, git=False) as r:
+        r.sweep(flaky, grid)
+        assert r.sweep(flaky, grid)["_status"].tolist() == ["done", "failed"]  # failed one rerun
+        assert r.sweep(flaky, grid, skip="done+failed")["_session"].nunique() == 1
+        r.sweep(flaky, grid, skip=None)
+    statuses = [s for _, s in done_runs(store)]
+    assert statuses.count("done") == 2 and statuses.count("failed") == 3
+    with rec.Recorder("f", store=store, git=False) as r, pytest.raises(rec.RecorderError, match="skip="):
+        r.sweep(flaky, grid, skip="all")
+
+
+def test_failures_are_recorded_and_the_rest_runs(store: Path) -> None:
+    with rec.Recorder("f", store=store, git=False) as r:
+        df = r.sweep(flaky, rec.grid(a=[1.0, 2.0], b=[2, 3]))
+    assert df["_status"].tolist() == ["done", "failed", "done", "failed"]
+    errors = [e for (e,) in db(store).execute("SELECT error FROM runs WHERE status = 'failed'")]
+    assert len(errors) == 2 and all("ValueError: b=3 is not allowed" in e and "Traceback" in e for e in errors)
+    assert db(store).execute("SELECT status FROM sessions").fetchone()[0] == "done"
+
+
+def test_on_error_raise_stops_after_recording(store: Path) -> None:
+    with rec.Recorder("f", store=store, git=False) as r:
+        with pytest.raises(rec.RecorderError, match="failed"):
+            r.sweep(flaky, rec.grid(a=[1.0, 2.0], b=[3, 2]), on_error="raise")
+    assert done_runs(store) == [('{"a":1.0,"b":3}', "failed")]
+
+
+def test_simulate_writes_nothing_and_calls_nothing(tmp_path: Path, store: Path) -> None:
+    with rec.Recorder("m", store=store, git=False) as r:
+        r.sweep(model, rec.grid(a=[0.5], b=[2, 3]))
+    before = {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in store.rglob("*") if p.is_file()}
+    calls = []
+
+    def spy(a: float, b: int = 2) -> dict:
+        calls.append((a, b))
+        return {}
+
+    with rec.Recorder("m", store=store, git=False) as r:
+        pass
+    before = {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in store.rglob("*")
+              if p.is_file() and p.name == "recorder.sqlite"}
+    df = rec.Recorder("m", store=store, git=False).sweep(spy, rec.grid(a=[0.5, 1.5], b=[2, 3]), simulate=True)
+    after = {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in store.rglob("*")
+             if p.is_file() and p.name == "recorder.sqlite"}
+    assert before == after and calls == []
+    assert df["_status"].tolist() == ["skip (done)", "skip (done)", "would run", "would run"]
+    assert db(store).execute("SELECT count(*) FROM sessions").fetchone()[0] == 2
+
+
+def test_simulate_makes_no_commit_and_needs_no_store(tmp_path: Path, repo: Path) -> None:
+    (repo / "model.py").write_text("A = 2\n")  # a change that git="auto" would commit
+    head = git(repo, "rev-parse", "HEAD")
+    exp = rec.experiment("m", store=tmp_path / "nostore", git="auto")(model)
+    df = exp.sweep(rec.grid(a=[1.0], b=[2]), simulate=True)
+    assert df["_status"].tolist() == ["would run"]
+    assert git(repo, "rev-parse", "HEAD") == head and not (tmp_path / "nostore").exists()
+
+
+def test_workers_give_the_same_results_as_serial(tmp_path: Path) -> None:
+    grid = rec.grid(a=[0.5, 1.5, 2.5], b=[1, 2, 3, 4])
+    with rec.Recorder("m", store=tmp_path / "serial", git=False) as r:
+        serial = r.sweep(model, grid)
+    with rec.Recorder("m", store=tmp_path / "pool", git=False) as r:
+        pooled = r.sweep(model, grid, workers=2)
+    assert pairs(pooled) == pairs(serial) and len(pooled) == 12
+    assert pooled[["a", "b"]].values.tolist() == serial[["a", "b"]].values.tolist()  # pset order kept
+    # arrays written by the workers are complete objects named by their digest
+    objects = rec.ObjectStore(tmp_path / "pool" / "objects")
+    digests = [d for (d,) in db(tmp_path / "pool").execute("SELECT value FROM results WHERE kind = 'object'")]
+    assert len(digests) == 12 and all(objects.verify(d) for d in digests)
+    assert len(set(digests)) == 3  # one per distinct a: deduplicated across workers
+
+
+def test_dask_local_cluster_gives_the_same_results_as_serial(tmp_path: Path) -> None:
+    distributed = pytest.importorskip("distributed")
+    grid = rec.grid(a=[0.5, 1.5], b=[1, 2, 3])
+    with rec.Recorder("m", store=tmp_path / "serial", git=False) as r:
+        serial = r.sweep(model, grid)
+    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
+                                  dashboard_address=None) as cluster, distributed.Client(cluster) as client:
+        with rec.Recorder("m", store=tmp_path / "dask", git=False) as r:
+            via_dask = r.sweep(model, grid, executor=client.get_executor())
+    assert pairs(via_dask) == pairs(serial)
+    assert set(via_dask["_status"]) == {"done"}
+
+
+def test_capture_stores_output_once_collapsed(store: Path) -> None:
+    with rec.Recorder("c", store=store, git=False) as r:
+        r.sweep(chatty, rec.plist("a", [1.0, 1.0]), skip=None, capture=True)
+        r.sweep(chatty, rec.plist("a", [2.0]), capture=False)
+    rows = db(store).execute("SELECT output FROM runs ORDER BY pk").fetchall()
+    assert rows[0] == rows[1] and rows[2] == (None,)
+    text = db(store).execute("SELECT text FROM texts WHERE digest = ?", rows[0]).fetchone()[0]
+    assert text == "starting 1.0\nprogress 99%\nwarning!\n"
+    assert db(store).execute("SELECT count(*) FROM texts WHERE text = ?", (text,)).fetchone()[0] == 1
+
+
+def test_progress_is_shown_when_asked(store: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    with rec.Recorder("m", store=store, git=False) as r:
+        r.sweep(slow, rec.plist("a", [float(i) for i in range(6)]), progress=True)
+        r.sweep(slow, rec.plist("a", [10.0]))  # not a terminal: silent
+    err = capsys.readouterr().err
+    assert "sweep m: 6/6 psets, 6 done" in err and err.count("\n") == 1
+
+
+def test_generators_are_streamed(store: Path) -> None:
+    with rec.Recorder("m", store=store, git=False) as r:
+        df = r.sweep(model, ({"a": float(i)} for i in range(1200)))
+    assert len(df) == 1200 and df["y"].tolist() == [2.0 * i for i in range(1200)]
+
+
+def test_bad_options_and_psets(store: Path) -> None:
+    with rec.Recorder("m", store=store, git=False) as r:
+        with pytest.raises(rec.RecorderError, match="workers="):
+            r.sweep(model, [{"a": 1.0}], workers=0)
+        with pytest.raises(rec.RecorderError, match="executor="):
+            r.sweep(model, [{"a": 1.0}], executor="dask")  # type: ignore[arg-type]
+        with pytest.raises(rec.RecorderError, match="on_error="):
+            r.sweep(model, [{"a": 1.0}], on_error="ignore")
+        with pytest.raises(rec.RecorderError, match="cannot call"):
+            r.sweep(model, [{"a": 1.0, "c": 3}])
+        with pytest.raises(rec.RecorderError, match="not a dict"):
+            r.sweep(model, [1.0])  # type: ignore[list-item]
+
+
+def test_keyboard_interrupt_in_a_serial_sweep(store: Path) -> None:
+    def stops(a: float) -> dict:
+        if a == 2.0:
+            raise KeyboardInterrupt
+        return {"y": a}
+
+    with pytest.raises(KeyboardInterrupt):
+        with rec.Recorder("k", store=store, git=False) as r:
+            r.sweep(stops, rec.plist("a", [1.0, 2.0, 3.0]))
+    assert done_runs(store) == [('{"a":1.0}', "done"), ('{"a":2.0}', "interrupted")]
+    assert db(store).execute("SELECT status FROM sessions").fetchone()[0] == "interrupted"
+
+
+KILLED_SWEEP = """
+import sys, time
+import recorder as rec
+
+def work(i: int) -> dict:
+    if i == 40:
+        print("halfway", flush=True)
+    time.sleep(0.01)
+    return {"sq": i * i}
+
+with rec.Recorder("k", store=sys.argv[1], git=False) as r:
+    r.sweep(work, rec.plist("i", range(100)), workers=int(sys.argv[2]))
+"""
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_sigkill_then_rerun_completes_without_duplicates(tmp_path: Path, store: Path, workers: int) -> None:
+    script = tmp_path / "sweep.py"
+    script.write_text(KILLED_SWEEP)
+    proc = subprocess.Popen([sys.executable, str(script), str(store), str(workers)],
+                            stdout=subprocess.PIPE, text=True, cwd=ROOT)
+    assert proc.stdout.readline().strip() == "halfway"
+    time.sleep(0.3)
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    proc.stdout.close()
+    partial = db(store).execute("SELECT count(*) FROM runs WHERE status = 'done'").fetchone()[0]
+    assert 0 < partial < 100
+    done = subprocess.run([sys.executable, str(script), str(store), str(workers)], capture_output=True,
+                          text=True, cwd=ROOT, timeout=120)
+    assert done.returncode == 0, done.stderr
+    con = db(store)
+    per_pset = con.execute(
+        "SELECT p.params, count(*) FROM runs r JOIN psets p ON p.pk = r.pset WHERE r.status = 'done' GROUP BY p.pk"
+    ).fetchall()
+    assert len(per_pset) == 100 and {n for _, n in per_pset} == {1}
+    assert con.execute("SELECT count(*) FROM runs WHERE status = 'running'").fetchone()[0] == 0
+    squares = con.execute("SELECT sum(value) FROM results WHERE name = 'sq'").fetchone()[0]
+    assert squares == sum(i * i for i in range(100))
+
+
+SIGTERMED = """
+import sys, time
+import recorder as rec
+
+def work(i: int) -> dict:
+    if i == 10:
+        print("started", flush=True)
+    time.sleep(0.05)
+    return {"i2": i}
+
+with rec.Recorder("t", store=sys.argv[1], git=False) as r:
+    r.sweep(work, rec.plist("i", range(1000)), workers=2)
+"""
+
+
+def test_sigterm_stops_a_pooled_sweep_cleanly(tmp_path: Path, store: Path) -> None:
+    script = tmp_path / "sweep.py"
+    script.write_text(SIGTERMED)
+    proc = subprocess.Popen([sys.executable, str(script), str(store)], stdout=subprocess.PIPE, text=True, cwd=ROOT)
+    assert proc.stdout.readline().strip() == "started"
+    proc.send_signal(signal.SIGTERM)
+    assert proc.wait(timeout=60) == 128 + signal.SIGTERM
+    proc.stdout.close()
+    con = db(store)
+    statuses = dict(con.execute("SELECT status, count(*) FROM runs GROUP BY status").fetchall())
+    assert set(statuses) <= {"done", "interrupted"} and statuses.get("done", 0) >= 10
+    assert 1 <= statuses.get("interrupted", 0) <= 4  # what was in flight
+    assert con.execute("SELECT status FROM sessions").fetchone()[0] == "interrupted"
+    assert con.execute("SELECT count(*) FROM results").fetchone()[0] == statuses["done"]

@@ -308,7 +308,7 @@ def test_sigterm_stops_a_pooled_sweep_cleanly(tmp_path: Path, store: Path) -> No
     proc.stdout.close()
     con = db(store)
     statuses = dict(con.execute("SELECT status, count(*) FROM runs GROUP BY status").fetchall())
-    assert set(statuses) <= {"done", "interrupted"} and statuses.get("done", 0) >= 10
+    assert set(statuses) <= {"done", "interrupted"} and statuses.get("done", 0) >= 9  # i < 9 finished
     assert 1 <= statuses.get("interrupted", 0) <= 4  # what was in flight
     assert con.execute("SELECT status FROM sessions").fetchone()[0] == "interrupted"
     assert con.execute("SELECT count(*) FROM results").fetchone()[0] == statuses["done"]

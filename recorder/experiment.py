@@ -29,6 +29,16 @@ def _resolve(module: str, qualname: str) -> Experiment:
     return found
 
 
+class _Body:
+    """The undecorated function of an experiment, picklable through the experiment (for pools)."""
+
+    def __init__(self, experiment: Experiment) -> None:
+        self.experiment = experiment
+
+    def __call__(self, **kwargs: Any) -> Any:
+        return self.experiment.func(**kwargs)
+
+
 class Experiment:
     """A function recorded as an experiment; made by :func:`experiment`.
 
@@ -108,7 +118,7 @@ class Experiment:
             from .sweep import sweep
 
             return sweep(
-                r, self.func, params, binder=self.binder, workers=workers, executor=executor,
+                r, _Body(self), params, binder=self.binder, workers=workers, executor=executor,
                 skip=skip, on_error=on_error, progress=progress, capture=capture,
             )
 

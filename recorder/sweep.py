@@ -370,6 +370,7 @@ def sweep(
     skipped: dict[str, list[int]] = {}
     own_pool = None
     if executor is None and workers > 1:
+        _check_picklable(func, binder.name)
         own_pool = executor = cf.ProcessPoolExecutor(max_workers=workers)
     run_args = (objects_root, recorder.inline_limit, capture, binder.name)
 
@@ -404,6 +405,19 @@ def sweep(
     if skipped:
         _fill_skipped(writer, statuses, skipped, table, store.objects)
     return table.frame([], _META)
+
+
+def _check_picklable(func: Callable[..., Any], name: str) -> None:
+    """Fail before the first run when the function cannot reach worker processes."""
+    import pickle
+
+    try:
+        pickle.dumps(func)
+    except (pickle.PicklingError, AttributeError, TypeError) as e:
+        raise RecorderError(
+            f"{name} cannot be sent to worker processes ({e}); define it at the top level of a "
+            "module, or use workers=1"
+        ) from e
 
 
 def _start_chunk(chunk: list[_Task], writer: Any, statuses: tuple[str, ...], table: _Table,

@@ -312,3 +312,10 @@ def test_sigterm_stops_a_pooled_sweep_cleanly(tmp_path: Path, store: Path) -> No
     assert 1 <= statuses.get("interrupted", 0) <= 4  # what was in flight
     assert con.execute("SELECT status FROM sessions").fetchone()[0] == "interrupted"
     assert con.execute("SELECT count(*) FROM results").fetchone()[0] == statuses["done"]
+
+
+def test_a_function_workers_cannot_import_is_refused_before_any_run(store: Path) -> None:
+    with rec.Recorder("m", store=store, git=False) as r:
+        with pytest.raises(rec.RecorderError, match="cannot be sent to worker processes"):
+            r.sweep(lambda a: {"y": a}, rec.plist("a", [1.0]), workers=2)
+    assert db(store).execute("SELECT count(*) FROM runs").fetchone()[0] == 0

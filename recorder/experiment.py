@@ -74,7 +74,16 @@ class Experiment:
         functools.update_wrapper(self, func)
 
     def __reduce__(self) -> tuple[Any, ...]:
-        return _resolve, (self.func.__module__, self.func.__qualname__)
+        """Pickle by name, so worker processes find the experiment by importing its module."""
+        qualname = self.func.__qualname__
+        if "<locals>" in qualname or "<lambda>" in qualname:
+            import pickle
+
+            raise pickle.PicklingError(
+                f"experiment {self.name!r} is defined inside a function ({qualname}), where other "
+                "processes cannot import it"
+            )
+        return _resolve, (self.func.__module__, qualname)
 
     def recorder(self, **overrides: Any) -> Recorder:
         """Return a :class:`Recorder` for a session of this experiment (options as decorated, then overrides)."""

@@ -14,7 +14,9 @@ import sqlite3
 from pathlib import Path
 
 from .db import transaction
+from .errors import StoreError
 from .ids import iso_utc
+from .journal import journal_files, read_journal, valid_session_id
 
 try:
     import fcntl
@@ -28,7 +30,7 @@ LOCK_DIR = "locks"
 # its own lock again through another file descriptor on some file systems.
 _LIVE_HERE: set[str] = set()
 
-_OPEN_SESSIONS = "SELECT pk, id, time_start FROM sessions WHERE status = 'running'"
+_OPEN_SESSIONS = "SELECT pk, id, time_start, experiment FROM sessions WHERE status = 'running'"
 _INTERRUPT_RUNS = "UPDATE runs SET status = 'interrupted' WHERE session = ? AND status = 'running'"
 _INTERRUPT_SESSION = """
 UPDATE sessions SET status = 'interrupted', time_end = ? WHERE pk = ? AND status = 'running'
@@ -48,13 +50,21 @@ class SessionLock:
         self.path.parent.mkdir(exist_ok=True)
         self._fd: int | None = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
         if fcntl is not None:
-            fcntl.flock(self._fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            try:
+                fcntl.flock(self._fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except OSError:
+                os.close(self._fd)
+                raise
         _LIVE_HERE.add(session_id)
 
     def touch(self) -> None:
         """Mark the session as seen alive now (the lock file's mtime is its last sign of life)."""
-        if self._fd is not None:
+        if self._fd is None:
+            return
+        try:
             os.utime(self.path)
+        except OSError:
+            return  # best effort: only the end time a crash recovery would report is affected
 
     def release(self) -> None:
         """Release the lock and remove its file (idempotent)."""
@@ -78,7 +88,7 @@ def is_alive(root: Path, session_id: str) -> bool:
         return True
     path = _lock_path(root, session_id)
     try:
-        fd = os.open(path, os.O_RDWR)
+        fd = os.open(path, os.O_RDONLY)  # enough for flock, and works on another user's file
     except FileNotFoundError:
         return False
     try:
@@ -91,12 +101,29 @@ def is_alive(root: Path, session_id: str) -> bool:
 
 
 def recover_stale(conn: sqlite3.Connection, root: Path) -> list[str]:
-    """Mark sessions whose process died, and their runs in flight, as ``interrupted``.
+    """Finish the sessions whose process died: replay their journals, then mark them ``interrupted``.
+
+    Runs the dead process had finished (in its journal, not yet committed)
+    are written as they ended; runs it had in flight become ``interrupted``.
 
     :returns: the ids of the sessions recovered.
     """
-    dead = [(pk, sid, start) for pk, sid, start in conn.execute(_OPEN_SESSIONS) if not is_alive(root, sid)]
-    for pk, sid, start in dead:
+    from .writer import RunWriter
+
+    folder = root / LOCK_DIR
+    try:
+        sessions = conn.execute(_OPEN_SESSIONS).fetchall()
+    except sqlite3.Error as e:
+        raise StoreError(f"cannot read the sessions of {root}: {e}") from e
+    recovered = []
+    for pk, sid, start, experiment in sessions:
+        if not valid_session_id(sid):
+            continue  # not written by recorder: never turn it into a path
+        if is_alive(root, sid):
+            continue
+        journaled = read_journal(folder, sid)
+        if journaled:
+            RunWriter(conn, experiment, pk, interval=0).replay(journaled)
         path = _lock_path(root, sid)
         try:
             last_seen = iso_utc(path.stat().st_mtime)  # touched at every commit of the session
@@ -105,5 +132,8 @@ def recover_stale(conn: sqlite3.Connection, root: Path) -> list[str]:
         with transaction(conn):
             conn.execute(_INTERRUPT_RUNS, (pk,))
             conn.execute(_INTERRUPT_SESSION, (max(last_seen, start), pk))
+        for leftover in journal_files(folder, sid):
+            leftover.unlink(missing_ok=True)
         path.unlink(missing_ok=True)
-    return [sid for _, sid, _ in dead]
+        recovered.append(sid)
+    return recovered

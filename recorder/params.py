@@ -40,6 +40,20 @@ class ParamSequence(Sequence[Pset]):
         more = ", …" if len(self) > 3 else ""
         return f"{type(self).__name__}([{shown}{more}], len={len(self)})"
 
+    def __eq__(self, other: object) -> bool:
+        if isinstance(other, (list, tuple, ParamSequence)):
+            return len(self) == len(other) and all(a == b for a, b in builtins.zip(self, other))
+        return NotImplemented
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def __add__(self, other: Iterable[Mapping[str, Any]]) -> ParamSequence:
+        """Concatenate, as with psweep's lists: ``pgrid(a, b) + pgrid(c, d)``."""
+        return _Chain([self, _as_part(other, "+")])
+
+    def __radd__(self, other: Iterable[Mapping[str, Any]]) -> ParamSequence:
+        return _Chain([_as_part(other, "+"), self])
+
 
 def _as_part(part: Iterable[Mapping[str, Any]] | ParamSequence, where: str) -> Sequence[Pset]:
     """Return a sized, re-iterable sequence of psets."""
@@ -146,10 +160,42 @@ class _Zip(ParamSequence):
     def __getitem__(self, index: int) -> Pset:  # type: ignore[override]
         if isinstance(index, slice):
             return [self[i] for i in range(*index.indices(self._len))]  # type: ignore[return-value]
+        if not -self._len <= index < self._len:
+            raise IndexError(f"pset index {index} out of range for a zip of {self._len}")
         merged: Pset = {}
         for part in self._parts:
             merged.update(part[index])
         return merged
+
+
+class _Chain(ParamSequence):
+    def __init__(self, parts: Sequence[Sequence[Pset]]) -> None:
+        self._parts = parts
+        seen: dict[str, None] = {}
+        for part in parts:
+            seen.update(dict.fromkeys(_names(part)))
+        self.names = tuple(seen)
+        self._len = sum(len(p) for p in parts)
+
+    def __len__(self) -> int:
+        return self._len
+
+    def __iter__(self) -> Iterator[Pset]:
+        for part in self._parts:
+            for item in part:
+                yield dict(item)
+
+    def __getitem__(self, index: int) -> Pset:  # type: ignore[override]
+        if isinstance(index, slice):
+            return [self[i] for i in range(*index.indices(self._len))]  # type: ignore[return-value]
+        if not -self._len <= index < self._len:
+            raise IndexError(f"pset index {index} out of range for {self._len} psets")
+        index %= self._len
+        for part in self._parts:
+            if index < len(part):
+                return dict(part[index])
+            index -= len(part)
+        raise AssertionError("unreachable: index was checked against the total length")
 
 
 def plist(name: str, values: Iterable[Any]) -> list[Pset]:

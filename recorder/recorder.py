@@ -25,7 +25,8 @@ from .liveness import SessionLock
 from .store import Store
 from .values import DEFAULT_INLINE_LIMIT, Encoded, encode
 from .version import __version__
-from .writer import PendingRun, RunWriter
+from .journal import Journal, PendingRun
+from .writer import RunWriter
 
 if TYPE_CHECKING:
     from concurrent.futures import Executor
@@ -252,6 +253,7 @@ class Recorder:
             store.conn, experiment_pk, session_pk,
             interval=self.flush_interval, purge_duplicate_comments=self.purge_duplicate_comments,
             on_commit=lock.touch,
+            journal=Journal(lock.path.parent, session_id) if self.flush_interval > 0 else None,
         )
         self._store, self._writer, self._lock, self._session_pk = store, writer, lock, session_pk
         self.id, self.env_sha, self.git = session_id, env_sha, git_state

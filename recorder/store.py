@@ -105,7 +105,14 @@ class Store:
         conn = connect(root / DB_NAME, readonly=readonly)
         store_ = cls(root, conn, readonly)
         if not readonly:
-            recover_stale(conn, root)
+            try:
+                recover_stale(conn, root)
+            except OSError as e:
+                conn.close()
+                raise StoreError(f"cannot check the sessions of {root} for crashed ones: {e}") from e
+            except BaseException:
+                conn.close()
+                raise
         return store_
 
     def close(self) -> None:

@@ -24,7 +24,7 @@ from .hashing import RESERVED_NAMES, canonical_pset, check_name, pset_hash, run_
 from .ids import iso_utc, new_id
 from .objects import ObjectStore
 from .values import Encoded, decode, encode, is_scalar_kind
-from .writer import PendingRun
+from .journal import PendingRun
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -73,9 +73,14 @@ class Binder:
         for parameter in self.signature.parameters.values():
             if parameter.kind is parameter.VAR_POSITIONAL:
                 raise RecorderError(f"{self.name} takes *{parameter.name}; an experiment's parameters must be named")
+            if parameter.kind is parameter.POSITIONAL_ONLY:
+                raise RecorderError(
+                    f"{self.name} has the positional-only parameter {parameter.name!r}; an experiment "
+                    "is called with named parameters, so remove the '/' from its signature"
+                )
             if parameter.kind is parameter.VAR_KEYWORD:
                 self._var_keyword = parameter.name
-            elif parameter.kind is not parameter.POSITIONAL_ONLY:
+            else:
                 check_name("parameter", parameter.name)
 
     def bind(self, *args: Any, **kwargs: Any) -> dict[str, Any]:

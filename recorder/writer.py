@@ -3,10 +3,15 @@
 Finished runs are queued and a background thread commits the queue every
 ``interval`` seconds, so the recording thread never waits for SQLite. A
 commit costs far more than a row, so batching is what makes recording
-cheap; the price is that a process killed with SIGKILL loses the runs that
-finished in its last ``interval`` or so. Everything else (the end of the
-session, an exception, Ctrl-C, SIGTERM) flushes first. ``interval=0``
-commits every run as it ends, in the recording thread.
+cheap. Nothing is lost meanwhile: each finished run is first appended to
+the session's journal (:mod:`recorder.journal`), one ``write()``, which
+survives the process being killed; the next process that opens the store
+replays it. ``interval=0`` commits every run as it ends, in the recording
+thread, without a journal.
+
+A batch that cannot be committed (a value SQLite refuses, say) is written
+run by run; a run that still fails is recorded as ``failed`` without its
+results, with the reason, so one bad run never takes others with it.
 
 A run still in flight after ``interval`` gets a ``running`` row (from the
 background thread), so long runs are visible to other processes, and are
@@ -21,20 +26,21 @@ from __future__ import annotations
 import sqlite3
 import threading
 import time
-from collections.abc import Callable, Iterable
+import warnings
+from collections.abc import Callable
 from typing import Any
 
 from .db import transaction
-from .errors import StoreError
+from .errors import RecorderError, RecorderWarning, StoreError
 from .ids import iso_utc, now_utc
-from .values import Encoded
+from .journal import Journal, PendingRun
 
 __all__ = ["PendingRun", "RunWriter"]
 
-_MAX_PK = "SELECT coalesce(max(pk), 0) FROM {table}"
-_MAX_RUN_PK = _MAX_PK.format(table="runs")
-_MAX_PSET_PK = _MAX_PK.format(table="psets")
-_MAX_COMMENT_PK = _MAX_PK.format(table="comments")
+_MAX_RUN_PK = "SELECT coalesce(max(pk), 0) FROM runs"
+_MAX_PSET_PK = "SELECT coalesce(max(pk), 0) FROM psets"
+_MAX_COMMENT_PK = "SELECT coalesce(max(pk), 0) FROM comments"
+_RUN_STATES = "SELECT id, pk, status FROM runs WHERE id IN ({marks})"
 _FIND_PSETS = "SELECT hash, pk, params FROM psets WHERE hash IN ({marks})"
 _INSERT_PSET = "INSERT INTO psets (pk, hash, params) VALUES (?, ?, ?)"
 _INSERT_RUN = """
@@ -52,32 +58,6 @@ _INSERT_COMMENT = "INSERT INTO comments (pk, text) VALUES (?, ?)"
 _IN_CHUNK = 500  # hashes per IN (...) lookup
 
 
-class PendingRun:
-    """A run on its way to the database."""
-
-    __slots__ = (
-        "id", "pset_hash", "canonical", "seed", "t0", "status", "duration", "error",
-        "comment", "results", "result_comments", "output", "pk",
-    )
-
-    def __init__(self, id: str, pset_hash: str, canonical: str, seed: int, t0: float) -> None:
-        self.id = id
-        self.pset_hash = pset_hash
-        self.canonical = canonical
-        self.seed = seed
-        self.t0 = t0
-        self.status = "running"
-        self.duration: float | None = None
-        self.error: str | None = None
-        self.comment: str | None = None
-        self.results: dict[str, Encoded] = {}
-        self.result_comments: dict[str, str] | None = None
-        #: Captured output as ``(digest, text)``, when the run's output was captured.
-        self.output: tuple[str, str] | None = None
-        #: Row key once a row of this run is committed.
-        self.pk: int | None = None
-
-
 class RunWriter:
     """Buffer finished runs of one session and commit them in batches.
 
@@ -87,6 +67,7 @@ class RunWriter:
     :param interval: longest time a finished run waits before its commit, in seconds.
     :param purge_duplicate_comments: store each distinct comment text once.
     :param on_commit: called after each commit of runs (the session marks itself alive).
+    :param journal: where finished runs wait for their commit, safe from a crash.
     """
 
     def __init__(
@@ -98,8 +79,10 @@ class RunWriter:
         interval: float,
         purge_duplicate_comments: bool = True,
         on_commit: Callable[[], None] | None = None,
+        journal: Journal | None = None,
     ) -> None:
         self._conn = conn
+        self._journal = journal if interval > 0 else None
         self._experiment_pk = experiment_pk
         self._session_pk = session_pk
         self.interval = interval
@@ -117,7 +100,7 @@ class RunWriter:
         self._error: BaseException | None = None
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
-        self.committed = 0
+        self._closed = False
 
     # -- called by the recording thread -------------------------------------------
 
@@ -132,8 +115,12 @@ class RunWriter:
 
     def finished(self, run: PendingRun, status: str, duration: float, error: str | None) -> None:
         """Queue a finished run (committed within the interval, or now when the interval is 0)."""
+        if self._closed:
+            raise RecorderError(f"run {run.id} ended after its session was closed; it is recorded as interrupted")
         run.status, run.duration, run.error = status, duration, error
         with self._queue_lock:
+            if self._journal is not None:
+                self._append_to_journal(run)
             self._pending.append(run)
             self._active = None
         if self.interval <= 0:
@@ -148,13 +135,50 @@ class RunWriter:
         self._raise_background_error()
 
     def close(self) -> None:
-        """Stop the background thread and commit what is left."""
+        """Stop the background thread, commit what is left and remove the journal."""
+        self._closed = True
         self._stop.set()
         if self._thread is not None and self._thread is not threading.current_thread():
             self._thread.join()
         self._active = None
         self._flush()
+        if self._journal is not None:
+            self._journal.close()
+            self._journal = None
         self._raise_background_error()
+
+    def _append_to_journal(self, run: PendingRun) -> None:
+        assert self._journal is not None
+        try:
+            self._journal.append(run)
+        except OSError as e:
+            # Recording goes on; only the protection against a crash is lost.
+            self._journal = None
+            warnings.warn(
+                f"recorder: cannot write the session journal ({e}); runs are still committed "
+                f"every {self.interval} s, but a crash may now lose the last ones",
+                RecorderWarning,
+                stacklevel=4,
+            )
+
+    def replay(self, runs: list[PendingRun]) -> int:
+        """Write journaled runs of a dead session that its rows do not show as finished; return how many."""
+        ids = [r.id for r in runs]
+        known: dict[str, tuple[int, str]] = {}
+        for start in range(0, len(ids), _IN_CHUNK):
+            chunk = ids[start : start + _IN_CHUNK]
+            sql = _RUN_STATES.format(marks=", ".join("?" * len(chunk)))
+            known.update((i, (pk, status)) for i, pk, status in self._conn.execute(sql, chunk))
+        todo = []
+        for run in runs:
+            pk, status = known.get(run.id, (None, "running"))
+            if status == "running":
+                run.pk = pk
+                todo.append(run)
+        with self._queue_lock:
+            self._pending.extend(todo)
+        self._flush()
+        return len(todo)
 
     @property
     def experiment_pk(self) -> int:
@@ -203,27 +227,56 @@ class RunWriter:
         with self._db_lock:
             with self._queue_lock:
                 batch, self._pending = self._pending, []
+                if batch and self._journal is not None:
+                    self._journal.rotate()  # the batch's records are now in retired files
             # A run that ends while this runs is in the next batch; its row here says running.
             in_flight = [r for r in extra or () if r.pk is None and r not in batch]
             if not batch and not in_flight:
                 return
-            assigned: list[PendingRun] = []
-            # Keys found or made in this transaction; cached only once it commits.
-            self._staged_psets, self._staged_comments = {}, {}
             try:
-                with transaction(self._conn) as conn:
-                    self._write(conn, batch, in_flight, assigned)
+                self._commit(batch, in_flight)
+            except (StoreError, sqlite3.Error, ValueError, OverflowError):
+                if not batch:
+                    raise  # only 'running' rows: they are written again when their runs end
+                self._commit_one_by_one(batch)
             except BaseException:
-                for run in assigned:  # their rows were rolled back
-                    run.pk = None
                 with self._queue_lock:  # keep them for the next try, in order
                     self._pending[:0] = batch
                 raise
-            self._psets.update(self._staged_psets)
-            self._comments.update(self._staged_comments)
-            self.committed += len(batch)
+            if self._journal is not None:
+                self._journal.committed()
         if self._on_commit is not None:
             self._on_commit()
+
+    def _commit(self, finished: list[PendingRun], in_flight: list[PendingRun]) -> None:
+        assigned: list[PendingRun] = []
+        # Keys found or made in this transaction; cached only once it commits.
+        self._staged_psets, self._staged_comments = {}, {}
+        try:
+            with transaction(self._conn) as conn:
+                self._write(conn, finished, in_flight, assigned)
+        except BaseException:
+            for run in assigned:  # their rows were rolled back
+                run.pk = None
+            raise
+        self._psets.update(self._staged_psets)
+        self._comments.update(self._staged_comments)
+
+    def _commit_one_by_one(self, batch: list[PendingRun]) -> None:
+        """Commit a batch that failed as a whole run by run, so one bad run loses nothing else."""
+        for run in batch:
+            try:
+                self._commit([run], [])
+                continue
+            except (StoreError, sqlite3.Error, ValueError, OverflowError) as e:
+                reason = e
+            run.results, run.result_comments, run.comment, run.output = {}, None, None, None
+            run.status = "failed"
+            run.error = (run.error or "") + f"\n[recorder could not store this run's results: {reason}]"
+            try:
+                self._commit([run], [])
+            except (StoreError, sqlite3.Error, ValueError, OverflowError) as e:
+                warnings.warn(f"recorder: run {run.id} could not be recorded at all: {e}", RecorderWarning, stacklevel=2)
 
     def _write(
         self,

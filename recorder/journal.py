@@ -1,0 +1,144 @@
+"""Runs on their way to the database, and the per-session journal that keeps them safe.
+
+The writer commits finished runs in batches (see :mod:`recorder.writer`).
+Until a run's batch is committed, the run is also appended, as one line of
+JSON in one ``write()``, to a journal file of its session in ``locks/``.
+Once written, the line is the kernel's: it survives the process being
+killed (SIGKILL included), and the next process that opens the store
+replays the journal of a dead session into the database. A journal file is
+removed once every run in it is committed; a clean session leaves none.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import re
+from pathlib import Path
+from typing import Any
+
+from .values import Encoded
+
+__all__ = ["PendingRun", "Journal", "read_journal", "journal_files", "valid_session_id"]
+
+_SESSION_ID = re.compile(r"[0-9a-f]{24}")
+
+
+def valid_session_id(session_id: object) -> bool:
+    """Return whether a session id is safe to build a file name from (24 lower-case hex digits)."""
+    return type(session_id) is str and _SESSION_ID.fullmatch(session_id) is not None
+
+
+class PendingRun:
+    """A run on its way to the database."""
+
+    __slots__ = (
+        "id", "pset_hash", "canonical", "seed", "t0", "status", "duration", "error",
+        "comment", "results", "result_comments", "output", "pk",
+    )
+
+    def __init__(self, id: str, pset_hash: str, canonical: str, seed: int, t0: float) -> None:
+        self.id = id
+        self.pset_hash = pset_hash
+        self.canonical = canonical
+        self.seed = seed
+        self.t0 = t0
+        self.status = "running"
+        self.duration: float | None = None
+        self.error: str | None = None
+        self.comment: str | None = None
+        self.results: dict[str, Encoded] = {}
+        self.result_comments: dict[str, str] | None = None
+        #: Captured output as ``(digest, text)``, when the run's output was captured.
+        self.output: tuple[str, str] | None = None
+        #: Row key once a row of this run is committed.
+        self.pk: int | None = None
+
+
+def _cell(value: Any) -> Any:
+    return {"b": base64.b64encode(value).decode("ascii")} if isinstance(value, bytes) else value
+
+
+def _uncell(value: Any) -> Any:
+    return base64.b64decode(value["b"]) if isinstance(value, dict) else value
+
+
+def _record(run: PendingRun) -> bytes:
+    results = [[n, e.kind, _cell(e.value), e.object] for n, e in run.results.items()]
+    record = [
+        run.id, run.pset_hash, run.canonical, run.seed, run.t0, run.status, run.duration,
+        run.error, run.comment, results, run.result_comments, run.output,
+    ]
+    return (json.dumps(record, ensure_ascii=False, separators=(",", ":")) + "\n").encode()
+
+
+def _run_of(line: bytes) -> PendingRun:
+    (id_, hash_, canonical, seed, t0, status, duration, error, comment, results,
+     result_comments, output) = json.loads(line)
+    run = PendingRun(id_, hash_, canonical, seed, t0)
+    run.status, run.duration, run.error, run.comment = status, duration, error, comment
+    run.results = {n: Encoded(k, _uncell(v), tuple(o) if o else None) for n, k, v, o in results}
+    run.result_comments = result_comments
+    run.output = tuple(output) if output else None  # type: ignore[assignment]
+    return run
+
+
+def journal_files(folder: Path, session_id: str) -> list[Path]:
+    """Return a session's journal files, oldest first."""
+    files = folder.glob(f"{session_id}.journal.*")
+    return sorted(files, key=lambda p: int(p.suffix[1:]) if p.suffix[1:].isdigit() else -1)
+
+
+def read_journal(folder: Path, session_id: str) -> list[PendingRun]:
+    """Return the runs journaled by a session, in order; a line cut short by a crash is ignored."""
+    runs = []
+    for path in journal_files(folder, session_id):
+        for line in path.read_bytes().splitlines(keepends=True):
+            if not line.endswith(b"\n"):
+                break  # the process died inside this write: the run was never reported finished
+            try:
+                runs.append(_run_of(line))
+            except (ValueError, TypeError) as e:
+                raise ValueError(f"journal {path} has an unreadable line: {e}") from e
+    return runs
+
+
+class Journal:
+    """The journal files of one open session; used by its writer only."""
+
+    def __init__(self, folder: Path, session_id: str) -> None:
+        self._folder = folder
+        self._session_id = session_id
+        self._number = 0
+        self._fd = self._open()
+        self._retired: list[Path] = []
+
+    def _path(self, number: int) -> Path:
+        return self._folder / f"{self._session_id}.journal.{number}"
+
+    def _open(self) -> int:
+        return os.open(self._path(self._number), os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+
+    def append(self, run: PendingRun) -> None:
+        """Write one finished run (a single ``write()``, so a kill never leaves half a record)."""
+        os.write(self._fd, _record(run))
+
+    def rotate(self) -> None:
+        """Start a new file; the current one holds the batch about to be committed."""
+        os.close(self._fd)
+        self._retired.append(self._path(self._number))
+        self._number += 1
+        self._fd = self._open()
+
+    def committed(self) -> None:
+        """Remove the files rotated out so far: every run in them is in the database."""
+        for path in self._retired:
+            path.unlink(missing_ok=True)
+        self._retired.clear()
+
+    def close(self) -> None:
+        """Close and remove the journal (call once everything is committed)."""
+        os.close(self._fd)
+        self._retired.append(self._path(self._number))
+        self.committed()

@@ -86,7 +86,14 @@ def check_mode(mode: object) -> str | None:
 
 
 def _open_repo(start: Path) -> git.Repo | None:
-    import git
+    """Return the repository around ``start``, or None outside one.
+
+    :raises GitError: when git itself is missing (GitPython cannot import).
+    """
+    try:
+        import git
+    except ImportError as e:  # GitPython refuses to import when no git executable is found
+        raise GitError(f"git is not installed or not on PATH ({e.__class__.__name__}: {e})") from e
 
     try:
         repo = git.Repo(start, search_parent_directories=True)
@@ -287,18 +294,23 @@ def capture(
     mode = check_mode(mode)
     if mode is None:
         return GitState(mode=None)
-    repo = _open_repo(start)
+    why = f"{start} is not in a git repository"
+    try:
+        repo = _open_repo(start)
+    except GitError as e:
+        if mode != "auto":
+            raise
+        repo, why = None, str(e)  # "auto" without git: record no commit, with the notice below
     if repo is None:
         if mode != "auto":
             raise GitError(
                 f"git={mode!r} needs a git repository, and {start} is not inside one; "
                 "run from your repository, pass repo=PATH, or use git=False"
             )
-        if str(start) not in _noticed_no_repo:
-            _noticed_no_repo.add(str(start))
+        if why not in _noticed_no_repo:
+            _noticed_no_repo.add(why)
             warnings.warn(
-                f"recorder: {start} is not in a git repository, so no commit is recorded "
-                "(git=False silences this)",
+                f"recorder: {why}, so no commit is recorded (git=False silences this)",
                 RecorderWarning,
                 stacklevel=4,
             )

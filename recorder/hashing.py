@@ -13,7 +13,7 @@ from __future__ import annotations
 import hashlib
 import json
 import math
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 from .errors import NameRefused, ValueRefused
@@ -22,6 +22,7 @@ __all__ = [
     "PSET_HASH_LENGTH",
     "RESERVED_NAMES",
     "is_utf8",
+    "claim_names",
     "check_name",
     "canonical_pset",
     "pset_hash",
@@ -60,12 +61,35 @@ def check_name(what: str, name: object) -> str:
             f"{what} name {name!r} starts with '_', which recorder reserves for "
             f"its own columns; rename it (for example {name.lstrip('_') or 'x'!r})"
         )
-    if name in RESERVED_NAMES:
+    if name.lower() in RESERVED_NAMES:
         raise NameRefused(
             f"{what} name {name!r} is a column recorder adds to every run "
             f"({', '.join(sorted(RESERVED_NAMES))}); rename it (for example {name + '_'!r})"
         )
     return name
+
+
+def claim_names(what: str, names: Iterable[str], taken: dict[str, str]) -> None:
+    """Check names against those already taken in a run, ignoring case as SQL does; then take them.
+
+    :param taken: lower-cased name → name, for the run's parameters and the
+        results logged so far; updated in place.
+    :raises NameRefused: for an invalid or reserved name, or one taken already
+        (a parameter's, or a result's logged before).
+    """
+    claimed: dict[str, str] = {}
+    for name in names:
+        if type(name) is not str or not name or name[0] == "_" or not name.isascii():
+            check_name(what, name)
+        key = name.lower()
+        if key in RESERVED_NAMES:
+            check_name(what, name)
+        other = taken.get(key) or claimed.get(key)
+        if other is not None:
+            same = "" if other == name else f" (as {other!r}; SQL does not tell case apart)"
+            raise NameRefused(f"{what} {name!r} is already used in this run{same}; give it another name")
+        claimed[key] = name
+    taken.update(claimed)
 
 
 def is_utf8(text: str) -> bool:
@@ -150,8 +174,7 @@ def canonical_pset(params: Mapping[str, Any]) -> tuple[dict[str, Any], str]:
         raise ValueRefused(
             f"a parameter set must be a dict of name → scalar, not {type(params).__name__}"
         )
-    for name in params:
-        check_name("parameter", name)
+    claim_names("parameter", params, {})
     clean: dict[str, Any] = {}
     parts = []
     for name in sorted(params):

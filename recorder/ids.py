@@ -20,8 +20,16 @@ _lock = threading.Lock()
 # Not for secrets: only to keep ids of different processes apart. Reseeded in
 # forked children, which would otherwise repeat their parent's sequence.
 _random = random.Random(os.urandom(16))
+
+
+def _after_fork_in_child() -> None:
+    global _last_ms, _last_rand
+    _random.seed(os.urandom(16))
+    _last_ms, _last_rand = 0, 0  # the next id draws new random bits, even in the same millisecond
+
+
 if hasattr(os, "register_at_fork"):
-    os.register_at_fork(after_in_child=lambda: _random.seed(os.urandom(16)))
+    os.register_at_fork(after_in_child=_after_fork_in_child)
 _last_ms = 0
 _last_rand = 0
 _RAND_MAX = (1 << 48) - 1

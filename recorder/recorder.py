@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 from . import gitinfo, provenance
 from .db import transaction
 from .errors import NameRefused, RecorderError, StoreError
-from .hashing import RESERVED_NAMES, canonical_pset, check_name, is_utf8, pset_hash, run_seed, text_digest
+from .hashing import canonical_pset, check_name, claim_names, is_utf8, pset_hash, run_seed, text_digest
 from .ids import new_id, now_utc
 from .liveness import SessionLock
 from .store import Store
@@ -51,6 +51,7 @@ INSERT INTO sessions (
 ) VALUES (?, ?, 'running', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
 """
 _CLOSE_SESSION = "UPDATE sessions SET status = ?, time_end = ? WHERE pk = ?"
+_INTERRUPT_OPEN_RUNS = "UPDATE runs SET status = 'interrupted' WHERE session = ? AND status = 'running'"
 _UPSERT_CONFIG = "INSERT OR REPLACE INTO config (session, name, kind, value) VALUES (?, ?, ?, ?)"
 _INSERT_OBJECT = """
 INSERT OR IGNORE INTO objects (digest, size, dtype, shape, time_created) VALUES (?, ?, ?, ?, ?)
@@ -78,10 +79,19 @@ def _fallback_env_sha(experiment: str, time_start: str) -> str:
     return hashlib.sha1(f"{experiment}{time_start}{__version__}".encode()).hexdigest()
 
 
-def _finish(store: Store, lock: SessionLock, writer: RunWriter, session_pk: int, status: str, pid: int) -> None:
-    """Commit what is left, close the session row, release its lock and close the store."""
+def _finish(
+    store: Store, lock: SessionLock, writer: RunWriter, session_pk: int, status: str | None, pid: int
+) -> None:
+    """Commit what is left, close the session row, release its lock and close the store.
+
+    ``status`` None means the program is exiting without having closed the
+    session: it failed if an exception ended the program, else it is done.
+    """
     if os.getpid() != pid:  # a forked child exiting: the session belongs to its parent
         return
+    if status is None:
+        ended_by_error = getattr(sys, "last_exc", None) or getattr(sys, "last_value", None)
+        status = "failed" if ended_by_error is not None else "done"
     try:
         writer.close()
     except BaseException:
@@ -90,6 +100,7 @@ def _finish(store: Store, lock: SessionLock, writer: RunWriter, session_pk: int,
     finally:
         try:
             with transaction(store.conn) as conn:
+                conn.execute(_INTERRUPT_OPEN_RUNS, (session_pk,))  # a run the session was closed inside
                 conn.execute(_CLOSE_SESSION, (status, now_utc(), session_pk))
         finally:
             lock.release()
@@ -168,6 +179,8 @@ class Recorder:
         self.purge_duplicate_comments = purge_duplicate_comments
         self.flush_interval = float(flush_interval)
         self._pending_config = dict(config or {})
+        for name in self._pending_config:
+            check_name("config", name)
         self._config: dict[str, tuple[str | None, Any]] = {}
         self._store: Store | None = None
         self._writer: RunWriter | None = None
@@ -219,12 +232,20 @@ class Recorder:
         )
         env = provenance.environment()
         proc = provenance.process_info()
+        jax = provenance.jax_info()  # may initialise a backend: not inside the write transaction
         store = Store.open(self._store_arg)
         try:
+            config = [
+                (name, encode(name, value, store.objects, inline_limit=self.inline_limit, what="config value"))
+                for name, value in self._pending_config.items()
+            ]
             lock = SessionLock(store.root, session_id)  # before the row: see liveness
         except OSError as e:
             store.close()
             raise StoreError(f"cannot create the session lock in {store.root}: {e}") from e
+        except BaseException:
+            store.close()
+            raise
         env_sha = git_state.commit or _fallback_env_sha(self.experiment, time_start)
         texts = [proc.script, env.packages, git_state.diff]
         digests = [text_digest(t) if t is not None else None for t in texts]
@@ -242,9 +263,11 @@ class Recorder:
                         json.dumps(git_state.untracked_modules) if git_state.untracked_modules else None,
                         env.host, env.user, proc.pid, env.platform, env.python, __version__,
                         digests[1], env.fingerprint, proc.argv, proc.cwd, proc.script_path,
-                        digests[0], provenance.jax_info(),
+                        digests[0], jax,
                     ),
                 ).lastrowid
+                _insert_objects(conn, [e for _, e in config])
+                conn.executemany(_UPSERT_CONFIG, [(session_pk, n, e.kind, e.value) for n, e in config])
         except BaseException:
             lock.release()
             store.close()
@@ -257,11 +280,10 @@ class Recorder:
         )
         self._store, self._writer, self._lock, self._session_pk = store, writer, lock, session_pk
         self.id, self.env_sha, self.git = session_id, env_sha, git_state
-        self._finalizer = weakref.finalize(self, _finish, store, lock, writer, session_pk, "done", os.getpid())
+        self._config = {n: (e.kind, e.value) for n, e in config}
+        self._pending_config = {}
+        self._finalizer = weakref.finalize(self, _finish, store, lock, writer, session_pk, None, os.getpid())
         self._catch_sigterm()
-        if self._pending_config:
-            pending, self._pending_config = self._pending_config, {}
-            self.config(**pending)
         return self
 
     def _catch_sigterm(self) -> None:
@@ -429,7 +451,7 @@ class Run:
     ``interrupted``.
     """
 
-    __slots__ = ("_recorder", "params", "pset_hash", "seed", "_canonical", "_row", "_perf0", "status")
+    __slots__ = ("_recorder", "params", "pset_hash", "seed", "_canonical", "_row", "_perf0", "status", "_taken")
 
     def __init__(self, recorder: Recorder, params: dict[str, Any], canonical: str) -> None:
         self._recorder = recorder
@@ -444,6 +466,7 @@ class Run:
         self._perf0 = 0.0
         #: ``None`` until the run ends, then its final status.
         self.status: str | None = None
+        self._taken: dict[str, str] | None = None  # lower-cased names of params and results
 
     @property
     def id(self) -> str | None:
@@ -502,17 +525,14 @@ class Run:
             raise RecorderError(f"comment={comment!r} is not text (a str without lone surrogates)")
         recorder = self._recorder
         objects = recorder._store.objects  # type: ignore[union-attr]
-        logged = row.results
-        encoded: dict[str, Encoded] = {}
-        for name, value in results.items():
-            if not name or name[0] == "_" or name in RESERVED_NAMES or not name.isascii():
-                check_name("result", name)
-            if name in self.params:
-                raise NameRefused(f"result {name!r} has the name of a parameter of this run; give it another name")
-            if name in logged:
-                raise NameRefused(f"result {name!r} was already logged in run {row.id}; log each result once")
-            encoded[name] = encode(name, value, objects, inline_limit=recorder.inline_limit)
-        logged.update(encoded)
+        taken = self._taken
+        if taken is None:
+            taken = self._taken = {n.lower(): n for n in self.params}
+        trial = dict(taken)
+        claim_names("result", results, trial)
+        encoded = {n: encode(n, v, objects, inline_limit=recorder.inline_limit) for n, v in results.items()}
+        row.results.update(encoded)
+        self._taken = trial
         if comment is not None:
             if results:
                 if row.result_comments is None:

@@ -19,8 +19,8 @@ from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 from .capture import captured
-from .errors import NameRefused, RecorderError
-from .hashing import RESERVED_NAMES, canonical_pset, check_name, pset_hash, run_seed, text_digest
+from .errors import RecorderError
+from .hashing import canonical_pset, check_name, claim_names, pset_hash, run_seed, text_digest
 from .ids import iso_utc, new_id
 from .objects import ObjectStore
 from .values import Encoded, decode, encode, is_scalar_kind
@@ -156,11 +156,8 @@ def execute(
                     "returns a dict of results (name → value) or None"
                 )
             objects = ObjectStore(objects_root)
+            claim_names("result", returned, {n.lower(): n for n in kwargs})
             for name, value in returned.items():
-                if not isinstance(name, str) or not name or name[0] == "_" or name in RESERVED_NAMES:
-                    check_name("result", name)
-                if name in kwargs:
-                    raise NameRefused(f"result {name!r} of {func_name} has the name of a parameter; rename it")
                 results[name] = encode(name, value, objects, inline_limit=inline_limit)
     except (KeyboardInterrupt, SystemExit) as e:
         duration = time.perf_counter() - start

@@ -45,6 +45,7 @@ _INT64_MIN = -(2**63)
 _INT64_MAX = 2**63 - 1
 _NAN = float("nan")
 _INF = float("inf")
+_MAX_DEPTH = 100  # lists and dicts nested deeper are refused (a structure that contains itself is)
 
 
 class Encoded(NamedTuple):
@@ -86,9 +87,14 @@ def _scan(what: str, name: str, value: Any) -> bool:
     and NaN (not standard JSON, and not needed: an array keeps it).
     """
     infinite = False
-    stack = [value]
+    stack = [(value, 0)]
     while stack:
-        item = stack.pop()
+        item, depth = stack.pop()
+        if isinstance(item, (dict, list, tuple)) and depth >= _MAX_DEPTH:
+            raise ValueRefused(
+                f"{what} {name!r} is nested more than {_MAX_DEPTH} levels deep, or contains itself; "
+                "store a flatter structure"
+            )
         if isinstance(item, dict):
             for key, sub in item.items():
                 if type(key) is not str:
@@ -96,9 +102,9 @@ def _scan(what: str, name: str, value: Any) -> bool:
                         f"{what} {name!r} holds a dict key {key!r} of type {type(key).__name__}; "
                         "JSON keys are strings, so convert the keys with str() first"
                     )
-                stack.append(sub)
+                stack.append((sub, depth + 1))
         elif isinstance(item, (list, tuple)):
-            stack.extend(item)
+            stack.extend((sub, depth + 1) for sub in item)
         elif _is_float(item):
             number = float(item)
             if number != number:

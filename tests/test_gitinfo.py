@@ -742,3 +742,23 @@ def test_commit_falls_back_to_unsigned_when_signing_cannot_work(store: Path, rep
     assert r.env_sha == git(repo, "rev-parse", "HEAD")
     assert git(repo, "show", "HEAD:model.py") == "A = 3"
     assert git(repo, "config", "commit.gpgsign") == "true"  # the user's setting is untouched
+
+
+def test_without_a_git_executable_auto_records_no_commit(tmp_path: Path, repo: Path) -> None:
+    code = f"""
+import warnings
+import recorder as rec
+with warnings.catch_warnings(record=True) as caught:
+    warnings.simplefilter("always")
+    with rec.Recorder("exp", store={str(tmp_path / 'store')!r}, repo={str(repo)!r}) as r:
+        pass
+print("AUTO", r.git.commit, any("git is not installed" in str(w.message) for w in caught))
+try:
+    rec.Recorder("exp", store={str(tmp_path / 'store')!r}, git="commit", repo={str(repo)!r}).open()
+except rec.GitError as e:
+    print("COMMIT", "git is not installed" in str(e))
+"""
+    env = {"PATH": str(tmp_path / "no-git-here"), "HOME": str(tmp_path), "PYTHONPATH": os.pathsep.join(sys.path)}
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert "AUTO None True" in done.stdout and "COMMIT True" in done.stdout

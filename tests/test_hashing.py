@@ -47,7 +47,15 @@ def test_key_order_does_not_matter() -> None:
 
 
 def test_keys_sort_by_code_point() -> None:
-    assert canonical_pset({"b": 1, "a": 2, "B": 3, "é": 4, "A": 5})[1] == '{"A":5,"B":3,"a":2,"b":1,"é":4}'
+    assert canonical_pset({"b": 1, "a": 2, "C": 3, "é": 4, "D": 5})[1] == '{"C":3,"D":5,"a":2,"b":1,"é":4}'
+
+
+def test_names_differing_only_in_case_are_refused() -> None:
+    """SQL column names ignore case, so the wide view could not tell them apart."""
+    with pytest.raises(rec.NameRefused, match="'B' is already used.*as 'b'"):
+        canonical_pset({"b": 1, "B": 3})
+    with pytest.raises(rec.NameRefused, match="column recorder adds"):
+        canonical_pset({"Status": 1})
 
 
 def test_empty_pset() -> None:

@@ -45,3 +45,20 @@ def test_iso_utc() -> None:
     assert iso_utc(0) == "1970-01-01T00:00:00.000000Z"
     assert iso_utc(1.9999999) == "1970-01-01T00:00:02.000000Z"
     assert iso_utc(1_700_000_000.25) == "2023-11-14T22:13:20.250000Z"
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs fork")
+def test_a_forked_child_does_not_repeat_the_parents_next_id() -> None:
+    for _ in range(20):  # fork within the millisecond of the parent's last id, many times
+        read, write = os.pipe()
+        new_id()
+        pid = os.fork()
+        if pid == 0:
+            os.write(write, new_id().encode())
+            os._exit(0)
+        mine = new_id()
+        os.waitpid(pid, 0)
+        os.close(write)
+        theirs = os.read(read, 100).decode()
+        os.close(read)
+        assert theirs != mine

@@ -376,3 +376,103 @@ def test_runs_ending_while_the_writer_marks_them_running_are_recorded_once(store
     assert con.execute("SELECT status, count(*) FROM runs GROUP BY status").fetchall() == [("done", 400)]
     assert con.execute("SELECT count(*), sum(value) FROM results").fetchone() == (400, sum(range(400)))
     assert con.execute("PRAGMA foreign_key_check").fetchall() == []
+
+
+QUICK_THEN_KILLED = """
+import sys, time
+import recorder as rec
+with rec.Recorder("quick", store=sys.argv[1], git=False) as r:
+    for i in range(50):
+        with r.run(i=i) as run:
+            run.log(y=i, a=[i, "x"], b=b"raw")
+    with r.run(i=-1) as run:
+        print("inside", flush=True)
+        time.sleep(600)
+"""
+
+
+def test_sigkill_right_after_runs_end_loses_none_of_them(tmp_path: Path, store: Path) -> None:
+    """Runs that ended a moment before the kill, still uncommitted, come back from the journal."""
+    script = tmp_path / "quick.py"
+    script.write_text(QUICK_THEN_KILLED)
+    proc = subprocess.Popen([sys.executable, str(script), str(store)], stdout=subprocess.PIPE, text=True, cwd=ROOT)
+    assert proc.stdout.readline().strip() == "inside"
+    proc.send_signal(signal.SIGKILL)  # at once: well within the flush interval
+    proc.wait()
+    proc.stdout.close()
+    Store.open(store).close()
+    statuses = [row[2] for row in runs(store)]
+    assert statuses[:50] == ["done"] * 50 and set(statuses[50:]) <= {"interrupted"}
+    con = db(store)
+    assert con.execute("SELECT count(*), sum(value) FROM results WHERE name = 'y'").fetchone() == (50, sum(range(50)))
+    assert con.execute("SELECT DISTINCT value FROM results WHERE name = 'b'").fetchall() == [(b"raw",)]
+    assert con.execute("SELECT status FROM sessions").fetchone()[0] == "interrupted"
+    assert list((store / "locks").iterdir()) == []  # lock and journal files are gone
+    Store.open(store).close()  # a second opening changes nothing
+    assert [row[2] for row in runs(store)] == statuses
+
+
+def test_a_clean_session_leaves_no_journal(store: Path) -> None:
+    with rec.Recorder("e", store=store, git=False) as r:
+        for i in range(10):
+            with r.run(i=i) as run:
+                run.log(y=i)
+        assert list((store / "locks").glob("*.journal.*"))  # while it runs, the journal exists
+    assert list((store / "locks").iterdir()) == []
+
+
+def test_a_run_sqlite_refuses_does_not_take_the_batch_with_it(store: Path) -> None:
+    with rec.Recorder("e", store=store, git=False) as r:
+        r._store.conn.setlimit(sqlite3.SQLITE_LIMIT_LENGTH, 10_000)  # stands in for a >1 GB value
+        for i in range(5):
+            with r.run(i=i) as run:
+                run.log(y=i, blob=b"x" * (50_000 if i == 2 else 10))
+    con = db(store)
+    rows = con.execute("SELECT r.status, r.error FROM runs r ORDER BY r.pk").fetchall()
+    assert [s for s, _ in rows] == ["done", "done", "failed", "done", "done"]
+    assert "could not store this run's results" in rows[2][1]
+    assert con.execute("SELECT count(*) FROM results").fetchone()[0] == 8
+    assert con.execute("SELECT status FROM sessions").fetchone()[0] == "done"
+
+
+def test_closing_the_session_inside_a_run(store: Path) -> None:
+    with rec.Recorder("e", store=store, git=False) as r:
+        with pytest.raises(rec.RecorderError, match="after its session was closed"):
+            with r.run(a=1, ) as run:
+                run.log(y=1)
+                r.close()
+    Store.open(store).close()
+    assert [row[2] for row in runs(store)] in ([], ["interrupted"])
+    assert db(store).execute("SELECT status FROM sessions").fetchone()[0] == "done"
+
+
+def test_bad_config_in_the_constructor_writes_nothing(store: Path) -> None:
+    with pytest.raises(rec.NameRefused):
+        rec.Recorder("e", store=store, git=False, config={"_bad": 1})
+    with pytest.raises(rec.ValueRefused, match="config value 'f'"):
+        rec.Recorder("e", store=store, git=False, config={"f": open}).open()
+    assert db(store).execute("SELECT count(*) FROM sessions").fetchone()[0] == 0
+    assert list((store / "locks").iterdir()) == [] if (store / "locks").exists() else True
+
+
+def test_a_program_that_dies_of_an_exception_fails_its_session(store: Path) -> None:
+    code = f"""
+import recorder as rec
+r = rec.Recorder("e", store={str(store)!r}, git=False)
+with r.run(a=1) as run:
+    run.log(y=2)
+raise SystemError("the program dies")
+"""
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT)
+    assert done.returncode == 1 and "the program dies" in done.stderr
+    assert [row[2] for row in runs(store)] == ["done"]
+    assert db(store).execute("SELECT status FROM sessions").fetchone()[0] == "failed"
+
+
+def test_closing_inside_a_long_run_marks_it_interrupted(store: Path) -> None:
+    with rec.Recorder("e", store=store, git=False, flush_interval=0.01) as r:
+        with pytest.raises(rec.RecorderError, match="after its session was closed"):
+            with r.run(a=1):
+                time.sleep(0.1)  # long enough for its 'running' row
+                r.close()
+    assert [row[2] for row in runs(store)] == ["interrupted"]

@@ -641,3 +641,30 @@ def test_surrogates_in_comments_and_names_are_refused(store: Path) -> None:
     assert [n for _, n, _, _, _ in result_rows(store)] == ["ok"]
     with pytest.raises(rec.RecorderError, match="not text"):
         rec.Recorder("exp", store=store, git=False, message="\ud800")
+
+
+def test_a_list_that_contains_itself_or_nests_too_deep_is_refused(store: Path) -> None:
+    cyclic: list = [1]
+    cyclic.append(cyclic)
+    deep: list = []
+    for _ in range(5000):
+        deep = [deep]
+    with rec.Recorder("exp", store=store, git=False) as r, r.run(i=1) as run:
+        for value in (cyclic, deep, {"a": cyclic}):
+            with pytest.raises(rec.ValueRefused, match="nested more than 100 levels"):
+                run.log(x=value)
+        run.log(ok=[[[1]]])
+
+
+def test_result_names_that_differ_from_others_only_in_case_are_refused(store: Path) -> None:
+    with rec.Recorder("exp", store=store, git=False) as r, r.run(alpha=1) as run:
+        with pytest.raises(rec.NameRefused, match="as 'alpha'"):
+            run.log(Alpha=2)
+        with pytest.raises(rec.NameRefused, match="column recorder adds"):
+            run.log(Run_ID=2)
+        with pytest.raises(rec.NameRefused):
+            run.log(energy=1, Energy=2)
+        run.log(energy=1)
+        with pytest.raises(rec.NameRefused, match="as 'energy'"):
+            run.log(ENERGY=2)
+    assert [n for _, n, _, _, _ in result_rows(store)] == ["energy"]

@@ -12,6 +12,7 @@ version, so exactly one process creates it and the others see it done.
 from __future__ import annotations
 
 import contextlib
+import re
 import sqlite3
 import time
 from collections.abc import Iterator
@@ -34,6 +35,11 @@ SCHEMA_VERSION = 1
 #: How long a writer waits for another one before giving up.
 BUSY_TIMEOUT_S = 60.0
 
+_VIEW_NAME = re.compile(r"(?:--[^\n]*\n\s*)*CREATE VIEW\s+\"?([A-Za-z_][A-Za-z0-9_]*)\"?", re.IGNORECASE)
+_COUNT_SCHEMA_OBJECTS = "SELECT count(*) FROM sqlite_schema"
+_BEGIN = "BEGIN IMMEDIATE"
+_COMMIT = "COMMIT"
+_ROLLBACK = "ROLLBACK"
 _GET_VERSION = "PRAGMA user_version"
 _GET_JOURNAL_MODE = "PRAGMA journal_mode"
 _SET_WAL = "PRAGMA journal_mode = WAL"
@@ -145,7 +151,7 @@ def _check_version(conn: sqlite3.Connection, path: Path, version: int) -> None:
             f"the store {path.parent} has schema version {version}, newer than this "
             f"recorder's {SCHEMA_VERSION}; upgrade recorder (pip install -U recorder) to open it"
         )
-    if version == 0 and conn.execute("SELECT count(*) FROM sqlite_schema").fetchone()[0]:
+    if version == 0 and conn.execute(_COUNT_SCHEMA_OBJECTS).fetchone()[0]:
         raise StoreError(f"{path} is an SQLite database but not a recorder store")
 
 
@@ -194,10 +200,13 @@ def _migrate(conn: sqlite3.Connection, version: int) -> None:
 
 
 def _create_views(conn: sqlite3.Connection) -> None:
-    views = [row[0] for row in conn.execute("SELECT name FROM sqlite_schema WHERE type = 'view'")]
-    for name in views:
-        conn.execute(f"DROP VIEW {quote_ident(name)}")
-    for statement in _statements(schema_path("views.sql").read_text()):
+    """(Re)create recorder's views; views a user added to the database are left alone."""
+    statements = list(_statements(schema_path("views.sql").read_text()))
+    for statement in statements:
+        match = _VIEW_NAME.match(statement)
+        if match is None:
+            raise StoreError(f"recorder's views.sql holds a statement that is not CREATE VIEW: {statement[:60]!r}")
+        conn.execute(f"DROP VIEW IF EXISTS {quote_ident(match.group(1))}")
         conn.execute(statement)
 
 
@@ -208,15 +217,15 @@ def transaction(conn: sqlite3.Connection) -> Iterator[sqlite3.Connection]:
     :raises StoreError: wrapping any SQLite error, after rolling back.
     """
     try:
-        conn.execute("BEGIN IMMEDIATE")
+        conn.execute(_BEGIN)
     except sqlite3.Error as e:
         raise StoreError(f"cannot start writing to the store: {e}") from e
     try:
         yield conn
-        conn.execute("COMMIT")
+        conn.execute(_COMMIT)
     except BaseException as e:
         if conn.in_transaction:
-            conn.execute("ROLLBACK")
+            conn.execute(_ROLLBACK)
         if isinstance(e, sqlite3.Error):
             raise StoreError(f"writing to the store failed, nothing was written: {e}") from e
         raise

@@ -22,6 +22,8 @@ __all__ = [
     "PSET_HASH_LENGTH",
     "RESERVED_NAMES",
     "is_utf8",
+    "INT64_MIN",
+    "INT64_MAX",
     "claim_names",
     "check_name",
     "canonical_pset",
@@ -38,8 +40,8 @@ PSET_HASH_LENGTH = 20
 #: Columns of the wide per-experiment view besides parameters and results.
 RESERVED_NAMES = frozenset({"run_id", "status", "time_start", "duration_s", "env_sha"})
 
-_INT64_MIN = -(2**63)
-_INT64_MAX = 2**63 - 1
+INT64_MIN = -(2**63)
+INT64_MAX = 2**63 - 1
 _dumps_str = json.JSONEncoder(ensure_ascii=False).encode
 
 
@@ -115,7 +117,7 @@ def _param_json(name: str, value: Any) -> tuple[str, Any]:
             return "0.0", 0.0
         return _float_json(name, value), value
     if kind is int:
-        if not _INT64_MIN <= value <= _INT64_MAX:
+        if not INT64_MIN <= value <= INT64_MAX:
             raise ValueRefused(
                 f"parameter {name!r}: the int {value} does not fit in 64 bits; "
                 "pass it as a str or a float"

@@ -121,8 +121,12 @@ class ObjectStore:
         name = digest.hexdigest()
         size = len(header) + data.nbytes
         final = self.path(name)
-        if final.exists():
-            return name, size
+        try:
+            stored = final.stat().st_size
+        except FileNotFoundError:
+            stored = -1
+        if stored == size:
+            return name, size  # stored already (dedup); a truncated file is written again
         folder = final.parent
         folder.mkdir(parents=True, exist_ok=True)
         tmp = folder / f"{_TMP_PREFIX}{name[2:10]}-{os.getpid()}-{secrets.token_hex(4)}"
@@ -130,6 +134,10 @@ class ObjectStore:
             with open(tmp, "wb") as file:
                 file.write(header)
                 file.write(data)
+                file.flush()
+                # On disk before any row can name it: even a power cut leaves no row
+                # pointing at an empty file.
+                os.fsync(file.fileno())
             os.replace(tmp, final)
         except OSError as e:
             tmp.unlink(missing_ok=True)

@@ -30,8 +30,8 @@ import json
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 from .errors import ValueRefused
-from .hashing import is_utf8
-from .objects import load_npy_bytes, npy_bytes
+from .hashing import INT64_MAX, INT64_MIN, is_utf8
+from .objects import load_npy_bytes, npy_bytes, npy_header
 
 if TYPE_CHECKING:
     from .objects import ObjectStore
@@ -41,8 +41,6 @@ __all__ = ["DEFAULT_INLINE_LIMIT", "Encoded", "encode", "decode", "is_scalar_kin
 #: Arrays whose ``.npy`` bytes are at most this size live in the database.
 DEFAULT_INLINE_LIMIT = 64 * 1024
 
-_INT64_MIN = -(2**63)
-_INT64_MAX = 2**63 - 1
 _NAN = float("nan")
 _INF = float("inf")
 _MAX_DEPTH = 100  # lists and dicts nested deeper are refused (a structure that contains itself is)
@@ -155,7 +153,7 @@ def encode(
     if kind is float:
         return Encoded("nan", None) if value != value else Encoded(None, value)
     if kind is int:
-        if _INT64_MIN <= value <= _INT64_MAX:
+        if INT64_MIN <= value <= INT64_MAX:
             return Encoded(None, value)
         return Encoded("int", str(value))
     if value is None:
@@ -207,9 +205,8 @@ def _encode_numpy(name: str, value: Any, objects: ObjectStore, inline_limit: int
                 f"{what} {name!r} is an array of dtype {value.dtype}, which holds Python "
                 "objects; convert it to a numeric or string dtype, or log its items separately"
             )
-        data = npy_bytes(value)
-        if len(data) <= inline_limit:
-            return Encoded("npy", data)
+        if value.nbytes < inline_limit and len(npy_header(value)) + value.nbytes <= inline_limit:
+            return Encoded("npy", npy_bytes(value))  # small: the one copy is the cell itself
         digest, size = objects.put(value)
         shape = json.dumps(list(value.shape))
         return Encoded("object", digest, (digest, size, value.dtype.str, shape))
@@ -219,7 +216,7 @@ def _encode_numpy(name: str, value: Any, objects: ObjectStore, inline_limit: int
             return encode(name, float(value), objects, inline_limit=inline_limit, what=what)
         if dtype.kind in "iu":
             number = int(value)
-            stored = number if _INT64_MIN <= number <= _INT64_MAX else str(number)
+            stored = number if INT64_MIN <= number <= INT64_MAX else str(number)
             return Encoded(f"np:{dtype.str}", stored)
         if dtype.kind == "f" and dtype.itemsize <= 8:
             number = float(value)

@@ -188,7 +188,10 @@ class RunWriter:
     def read(self, action: Callable[[sqlite3.Connection], Any]) -> Any:
         """Run ``action(conn)`` on the connection, for reading (no transaction is opened)."""
         with self._db_lock:
-            return action(self._conn)
+            try:
+                return action(self._conn)
+            except sqlite3.Error as e:
+                raise StoreError(f"reading the store failed: {e}") from e
 
     def run(self, action: Callable[[sqlite3.Connection], Any]) -> Any:
         """Run ``action(conn)`` in a write transaction, after committing pending runs."""

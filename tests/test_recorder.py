@@ -195,7 +195,7 @@ def test_duplicate_comments_kept_when_asked(store: Path) -> None:
 
 
 def test_provenance_is_recorded(store: Path) -> None:
-    with rec.Recorder("e", store=store, git=False) as r:
+    with rec.Recorder("e", store=store, git=False):
         pass
     con = db(store)
     row = con.execute(

@@ -142,3 +142,23 @@ def test_eight_processes_create_the_same_store_at_once(tmp_path: Path) -> None:
         f'{{"worker":{i}}}' for i in range(8)
     )
     assert db.execute("SELECT count(*) FROM experiments").fetchone()[0] == 1
+
+
+def test_views_of_the_user_survive(store: Path) -> None:
+    Store.open(store).close()
+    con = sqlite3.connect(store / "recorder.sqlite")
+    con.execute("CREATE VIEW my_runs AS SELECT id FROM runs")
+    con.execute("PRAGMA user_version = 0")  # what an old store looks like to the migration
+    con.commit()
+    con.close()
+    with pytest.raises(rec.StoreError, match="not a recorder store"):
+        Store.open(store)  # version 0 with tables: not ours to create over
+    con = sqlite3.connect(store / "recorder.sqlite")
+    con.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+    con.commit()
+    from recorder.db import _create_views
+
+    with Store.open(store) as s:
+        _create_views(s.conn)
+        names = {r[0] for r in s.conn.execute("SELECT name FROM sqlite_schema WHERE type = 'view'")}
+    assert {"my_runs", "overview_runs"} <= names

@@ -56,8 +56,11 @@ class PendingRun:
         self.pk: int | None = None
 
 
+_encode_json = json.JSONEncoder(separators=(",", ":")).encode
+
+
 def _cell(value: Any) -> Any:
-    return {"b": base64.b64encode(value).decode("ascii")} if isinstance(value, bytes) else value
+    return {"b": base64.b64encode(value).decode("ascii")} if type(value) is bytes else value
 
 
 def _uncell(value: Any) -> Any:
@@ -70,7 +73,7 @@ def _record(run: PendingRun) -> bytes:
         run.id, run.pset_hash, run.canonical, run.seed, run.t0, run.status, run.duration,
         run.error, run.comment, results, run.result_comments, run.output,
     ]
-    return (json.dumps(record, ensure_ascii=False, separators=(",", ":")) + "\n").encode()
+    return (_encode_json(record) + "\n").encode()
 
 
 def _run_of(line: bytes) -> PendingRun:

@@ -476,3 +476,42 @@ def test_closing_inside_a_long_run_marks_it_interrupted(store: Path) -> None:
                 time.sleep(0.1)  # long enough for its 'running' row
                 r.close()
     assert [row[2] for row in runs(store)] == ["interrupted"]
+
+
+def test_jax_is_described_when_the_program_uses_it(store: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import types
+
+    class Device:
+        device_kind = "Fake TPU v9"
+
+    fake = types.ModuleType("jax")
+    fake.__version__ = "9.9.9"  # type: ignore[attr-defined]
+    fake.devices = lambda: [Device(), Device()]  # type: ignore[attr-defined]
+    fake.default_backend = lambda: "tpu"  # type: ignore[attr-defined]
+    fake.config = types.SimpleNamespace(jax_enable_x64=True)  # type: ignore[attr-defined]
+    jaxlib = types.ModuleType("jaxlib")
+    jaxlib.__version__ = "9.9.8"  # type: ignore[attr-defined]
+    monkeypatch.setitem(sys.modules, "jax", fake)
+    monkeypatch.setitem(sys.modules, "jaxlib", jaxlib)
+    monkeypatch.setenv("XLA_PYTHON_CLIENT_MEM_FRACTION", ".5")
+    monkeypatch.setenv("XLA_FLAGS", "--xla_force_host_platform_device_count=2")
+    with rec.Recorder("e", store=store, git=False):
+        pass
+    info = json.loads(db(store).execute("SELECT jax FROM sessions").fetchone()[0])
+    assert info == {
+        "jax": "9.9.9", "jaxlib": "9.9.8", "backend": "tpu", "device_count": 2,
+        "device_kinds": ["Fake TPU v9"], "x64": True,
+        "env": {"XLA_FLAGS": "--xla_force_host_platform_device_count=2", "XLA_PYTHON_CLIENT_MEM_FRACTION": ".5"},
+    }
+
+
+def test_jax_is_never_imported_just_to_look(store: Path) -> None:
+    code = f"""
+import sys, recorder as rec
+with rec.Recorder("e", store={str(store)!r}, git=False):
+    pass
+print("jax" in sys.modules)
+"""
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT)
+    assert done.stdout.strip() == "False", done.stderr
+    assert db(store).execute("SELECT jax FROM sessions").fetchone()[0] is None

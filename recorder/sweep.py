@@ -12,14 +12,17 @@ from __future__ import annotations
 
 import concurrent.futures as cf
 import inspect
+import sqlite3
 import sys
 import time
 import traceback
 from collections.abc import Callable, Iterable, Iterator, Mapping
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 from .capture import captured
-from .errors import RecorderError
+from .db import connect
+from .errors import RecorderError, StoreError
 from .hashing import canonical_pset, check_name, claim_names, pset_hash, run_seed, text_digest
 from .ids import iso_utc, new_id
 from .objects import ObjectStore
@@ -37,14 +40,16 @@ SKIP_MODES = {None: (), "done": ("done",), "done+failed": ("done", "failed")}
 ON_ERROR = ("record", "raise")
 _CHUNK = 500  # psets validated and checked against the store at a time
 
+# CROSS JOIN keeps psets (found by hash) the outer loop: the planner would
+# otherwise scan every run of the experiment for each chunk of hashes.
 _DONE_HASHES = """
-SELECT DISTINCT p.hash FROM psets AS p JOIN runs AS r ON r.pset = p.pk
-WHERE r.experiment = ? AND r.status IN ({statuses}) AND p.hash IN ({marks})
+SELECT DISTINCT p.hash FROM psets AS p CROSS JOIN runs AS r ON r.pset = p.pk
+WHERE p.hash IN ({marks}) AND r.experiment = ? AND r.status IN ({statuses})
 """
 _LATEST_RUNS = """
 SELECT p.hash, r.pk, r.id, r.status, r.time_start, r.duration_s, s.id
-FROM runs AS r JOIN psets AS p ON p.pk = r.pset JOIN sessions AS s ON s.pk = r.session
-WHERE r.experiment = ? AND r.status IN ({statuses}) AND p.hash IN ({marks})
+FROM psets AS p CROSS JOIN runs AS r ON r.pset = p.pk JOIN sessions AS s ON s.pk = r.session
+WHERE p.hash IN ({marks}) AND r.experiment = ? AND r.status IN ({statuses})
 ORDER BY r.pk
 """
 _RESULTS_OF = "SELECT run, name, kind, value FROM results WHERE run IN ({marks})"
@@ -82,12 +87,20 @@ class Binder:
                 self._var_keyword = parameter.name
             else:
                 check_name("parameter", parameter.name)
+        parameters = [p for p in self.signature.parameters.values() if p.kind is not p.VAR_KEYWORD]
+        self._names = frozenset(p.name for p in parameters)
+        # Defaults first, in signature order; a pset's values then replace them.
+        self._defaults = {p.name: p.default for p in parameters if p.default is not p.empty}
+        self._required = frozenset(p.name for p in parameters if p.default is p.empty)
 
     def bind(self, *args: Any, **kwargs: Any) -> dict[str, Any]:
         """Return the parameters of a call with these arguments, defaults applied.
 
         The function is then called as ``func(**params)``.
         """
+        if not args and self._var_keyword is None and kwargs.keys() <= self._names and self._required <= kwargs.keys():
+            # The common case of a sweep, without inspect's general (and slow) binding.
+            return {**self._defaults, **kwargs}
         try:
             bound = self.signature.bind(*args, **kwargs)
         except TypeError as e:
@@ -116,6 +129,17 @@ class Outcome(NamedTuple):
     results: dict[str, Encoded]
     error: str | None
     output: str | None
+
+
+_OBJECT_STORES: dict[str, ObjectStore] = {}
+
+
+def _object_store(root: str) -> ObjectStore:
+    """One ObjectStore per root and process (workers run many runs)."""
+    store = _OBJECT_STORES.get(root)
+    if store is None:
+        store = _OBJECT_STORES[root] = ObjectStore(root)
+    return store
 
 
 def execute(
@@ -155,7 +179,7 @@ def execute(
                     f"{func_name} returned {type(returned).__name__}; an experiment function "
                     "returns a dict of results (name → value) or None"
                 )
-            objects = ObjectStore(objects_root)
+            objects = _object_store(objects_root)
             claim_names("result", returned, {n.lower(): n for n in kwargs})
             for name, value in returned.items():
                 results[name] = encode(name, value, objects, inline_limit=inline_limit)
@@ -286,7 +310,7 @@ def _done_hashes(conn: Any, experiment_pk: int | None, statuses: tuple[str, ...]
     if experiment_pk is None or not statuses or not hashes:
         return set()
     sql = _DONE_HASHES.format(statuses=", ".join("?" * len(statuses)), marks=", ".join("?" * len(hashes)))
-    return {row[0] for row in conn.execute(sql, (experiment_pk, *statuses, *hashes))}
+    return {row[0] for row in conn.execute(sql, (*hashes, experiment_pk, *statuses))}
 
 
 def _check_options(skip: object, on_error: object, workers: object, executor: object) -> tuple[str, ...]:
@@ -368,6 +392,7 @@ def sweep(
     assert store is not None
     objects_root = str(store.objects.root)
     progress_ = _Progress(_total(params), progress, f"sweep {recorder.experiment}")
+    reader = _Reader(store.db_path, writer.experiment_pk)
     table = _Table()
     skipped: dict[str, list[int]] = {}
     own_pool = None
@@ -397,15 +422,18 @@ def sweep(
     try:
         tasks = _tasks(binder, params, recorder.seed)
         if executor is None:
-            _run_serial(tasks, func, run_args, writer, statuses, table, skipped, progress_, record)
+            _run_serial(tasks, func, run_args, writer, reader, statuses, table, skipped, progress_, record)
         else:
-            _run_pooled(tasks, func, run_args, executor, workers, writer, statuses, table, skipped, progress_, record)
+            _run_pooled(
+                tasks, func, run_args, executor, workers, writer, reader, statuses, table, skipped, progress_, record
+            )
+        if skipped:
+            _fill_skipped(reader, statuses, skipped, table, store.objects)
     finally:
+        reader.close()
         if own_pool is not None:
             own_pool.shutdown(wait=True, cancel_futures=True)
         progress_.close()
-    if skipped:
-        _fill_skipped(writer, statuses, skipped, table, store.objects)
     return table.frame([], _META)
 
 
@@ -422,10 +450,27 @@ def _check_picklable(func: Callable[..., Any], name: str) -> None:
         ) from e
 
 
-def _start_chunk(chunk: list[_Task], writer: Any, statuses: tuple[str, ...], table: _Table,
+class _Reader:
+    """A read-only connection of the sweep's own, so skip checks never wait for the writer's commits."""
+
+    def __init__(self, path: Path, experiment_pk: int) -> None:
+        self.conn = connect(path, readonly=True)
+        self.experiment_pk = experiment_pk
+
+    def read(self, action: Callable[[sqlite3.Connection], Any]) -> Any:
+        try:
+            return action(self.conn)
+        except sqlite3.Error as e:
+            raise StoreError(f"reading the store failed: {e}") from e
+
+    def close(self) -> None:
+        self.conn.close()
+
+
+def _start_chunk(chunk: list[_Task], reader: _Reader, statuses: tuple[str, ...], table: _Table,
                  skipped: dict[str, list[int]], progress: _Progress) -> list[_Task]:
     """Add the chunk's rows to the table and return the tasks that must run."""
-    done = writer.read(lambda conn: _done_hashes(conn, writer.experiment_pk, statuses, [t.hash for t in chunk]))
+    done = reader.read(lambda conn: _done_hashes(conn, reader.experiment_pk, statuses, [t.hash for t in chunk]))
     to_run = []
     for task in chunk:
         table.append({**task.params, "_pset_hash": task.hash})
@@ -437,9 +482,9 @@ def _start_chunk(chunk: list[_Task], writer: Any, statuses: tuple[str, ...], tab
     return to_run
 
 
-def _run_serial(tasks, func, run_args, writer, statuses, table, skipped, progress, record) -> None:  # type: ignore[no-untyped-def]
+def _run_serial(tasks, func, run_args, writer, reader, statuses, table, skipped, progress, record) -> None:  # type: ignore[no-untyped-def]
     for chunk in _chunks(tasks):
-        for task in _start_chunk(chunk, writer, statuses, table, skipped, progress):
+        for task in _start_chunk(chunk, reader, statuses, table, skipped, progress):
             row = PendingRun(new_id(), task.hash, task.canonical, task.seed, time.time())
             writer.started(row)
             try:
@@ -450,7 +495,7 @@ def _run_serial(tasks, func, run_args, writer, statuses, table, skipped, progres
             record(task, row, outcome)
 
 
-def _run_pooled(tasks, func, run_args, executor, workers, writer, statuses, table, skipped, progress, record) -> None:  # type: ignore[no-untyped-def]
+def _run_pooled(tasks, func, run_args, executor, workers, writer, reader, statuses, table, skipped, progress, record) -> None:  # type: ignore[no-untyped-def]
     """Keep a bounded number of runs in flight; record each as it completes."""
     limit = max(2 * workers, 4)
     in_flight: dict[cf.Future[Outcome], tuple[_Task, PendingRun]] = {}
@@ -464,7 +509,7 @@ def _run_pooled(tasks, func, run_args, executor, workers, writer, statuses, tabl
 
     try:
         for chunk in _chunks(tasks):
-            for task in _start_chunk(chunk, writer, statuses, table, skipped, progress):
+            for task in _start_chunk(chunk, reader, statuses, table, skipped, progress):
                 drain(limit - 1)
                 row = PendingRun(new_id(), task.hash, task.canonical, task.seed, time.time())
                 in_flight[executor.submit(execute, func, task.params, *run_args)] = (task, row)
@@ -504,7 +549,7 @@ def _stop_workers(executor: cf.Executor) -> None:
             process.terminate()
 
 
-def _fill_skipped(writer: Any, statuses: tuple[str, ...], skipped: dict[str, list[int]], table: _Table,
+def _fill_skipped(reader: _Reader, statuses: tuple[str, ...], skipped: dict[str, list[int]], table: _Table,
                   objects: ObjectStore) -> None:
     """Fill the rows of skipped psets from their latest matching run in the store."""
     hashes = list(skipped)
@@ -515,7 +560,7 @@ def _fill_skipped(writer: Any, statuses: tuple[str, ...], skipped: dict[str, lis
             sql = _LATEST_RUNS.format(statuses=", ".join("?" * len(statuses)), marks=", ".join("?" * len(chunk)))
             latest = {}
             for hash_, pk, run_id, status, time_start, duration, session in conn.execute(
-                sql, (writer.experiment_pk, *statuses, *chunk)
+                sql, (*chunk, reader.experiment_pk, *statuses)
             ):
                 latest[hash_] = (pk, {"_run_id": run_id, "_status": status, "_time_start": time_start,
                                       "_duration_s": duration, "_session": session})
@@ -529,4 +574,4 @@ def _fill_skipped(writer: Any, statuses: tuple[str, ...], skipped: dict[str, lis
                 for index in skipped[hash_]:
                     table.set(index, {**values[pk], **meta})
 
-    writer.read(load)
+    reader.read(load)

@@ -56,6 +56,7 @@ INSERT OR IGNORE INTO objects (digest, size, dtype, shape, time_created) VALUES 
 _FIND_COMMENT = "SELECT pk FROM comments WHERE text = ? LIMIT 1"
 _INSERT_COMMENT = "INSERT INTO comments (pk, text) VALUES (?, ?)"
 _IN_CHUNK = 500  # hashes per IN (...) lookup
+_PSET_CACHE = 100_000  # pset keys remembered (reruns of the same psets find them here)
 
 
 class RunWriter:
@@ -262,6 +263,8 @@ class RunWriter:
             for run in assigned:  # their rows were rolled back
                 run.pk = None
             raise
+        if len(self._psets) > _PSET_CACHE:
+            self._psets.clear()  # bounded memory in huge sweeps; a miss costs one indexed lookup
         self._psets.update(self._staged_psets)
         self._comments.update(self._staged_comments)
 

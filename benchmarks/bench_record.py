@@ -8,7 +8,8 @@ parameters and two scalar results:
   inserted into a minimal schema in one transaction, committed once;
 - recorder with its default batched commits (``flush_interval=0.2``: every
   run is in SQLite at most 0.2 s after it ends);
-- recorder with ``flush_interval=0`` (every run committed as it ends).
+- recorder with ``flush_interval=0`` (every run committed as it ends);
+- ``Recorder.sweep`` of a function returning the two results (serial).
 
 Overhead is (time − bare loop) / N. Each figure is the median of
 ``--repeat`` rounds, each in a fresh store. Usage::
@@ -98,6 +99,21 @@ def recorded(flush_interval: float) -> Callable[[list[dict], Path], float]:
     return bench
 
 
+def swept(psets: list[dict], folder: Path) -> float:
+    def experiment(a: float, b: int) -> dict:
+        y, z = compute({"a": a, "b": b})
+        return {"y": y, "z": z}
+
+    with rec.Recorder("bench", store=folder / "store", git=False) as r:
+        t0 = time.perf_counter()
+        r.sweep(experiment, psets, progress=False)
+        r.flush()
+        elapsed = time.perf_counter() - t0
+    con = sqlite3.connect(folder / "store" / "recorder.sqlite")
+    assert con.execute("SELECT count(*) FROM runs WHERE status = 'done'").fetchone()[0] == len(psets)
+    return elapsed
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=10_000)
@@ -110,6 +126,7 @@ def main() -> None:
         "raw sqlite3, one transaction": raw_sqlite,
         "recorder, batched commits (default)": recorded(rec.recorder.DEFAULT_FLUSH_INTERVAL),
         "recorder, commit every run": recorded(0.0),
+        "recorder, Recorder.sweep (serial)": swept,
     }
     times: dict[str, list[float]] = {name: [] for name in cases}
     for _ in range(args.repeat):

@@ -34,15 +34,14 @@ def main(store: str | None = None) -> None:
     # Everything is plain SQLite: any client can read it.
     with sqlite3.connect(r.store / "recorder.sqlite") as db:
         rows = db.execute(
-            """SELECT run_id, params, status, duration_s FROM overview_runs
-               WHERE experiment = 'quickstart' ORDER BY run_id DESC LIMIT 4"""
+            """SELECT lower(hex(r.id)), p.params, r.status, r.duration_us / 1e6, x.value
+               FROM runs AS r
+               JOIN experiments AS e ON e.pk = r.experiment
+               JOIN psets AS p ON p.pk = r.pset
+               JOIN results AS x ON x.run = r.pk AND x.name = 'energy'
+               WHERE e.name = 'quickstart' ORDER BY r.pk DESC LIMIT 4"""
         ).fetchall()
-        for run_id, params, status, duration in reversed(rows):
-            energy = db.execute(
-                "SELECT value FROM results JOIN runs ON runs.pk = results.run "
-                "WHERE runs.id = ? AND results.name = 'energy'",
-                (run_id,),
-            ).fetchone()[0]
+        for run_id, params, status, duration, energy in reversed(rows):
             print(f"{run_id}  {params:<22} {status}  energy={energy:.4g}  ({duration * 1000:.1f} ms)")
         objects = db.execute("SELECT count(*), sum(size) FROM objects").fetchone()
         print(f"{objects[0]} arrays in objects/, {objects[1] / 1e6:.1f} MB")

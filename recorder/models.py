@@ -1,9 +1,16 @@
 """The tables of a store, as SQLModel classes (definitions only, no behaviour).
 
 Conventions: ``pk`` is the integer key that rows of this store refer to
-(compact, fast joins); ``id`` is the globally unique, time-ordered text id
-that users see and that survives a merge of stores. Timestamps are UTC
-ISO-8601 text (``2026-11-23T08:13:43.123456Z``). Value cells (results and
+(compact, fast joins); ``id`` is the globally unique, time-ordered id that
+users see and that survives a merge of stores. Timestamps are UTC ISO-8601
+text (``2026-11-23T08:13:43.123456Z``).
+
+A store may hold 10^6 runs, so the per-run tables are compact: a run's id
+is 12 bytes (``runs.id``, shown as 24 hex digits by the views and the
+Python API), its start time an integer of microseconds since the Unix
+epoch (``runs.time_start_ms``, shown as ISO-8601 by the views), its
+duration integer microseconds (``runs.duration_us``, shown in seconds),
+and a pset's hash 10 bytes (``psets.hash``, shown as 20 hex digits). Value cells (results and
 config) are declared without a type so that SQLite keeps each value as it
 is; :mod:`recorder.values` documents the ``kind`` column that goes with them.
 
@@ -124,7 +131,7 @@ class Pset(SQLModel, table=True):
     __tablename__ = "psets"
 
     pk: int | None = Field(default=None, primary_key=True)
-    hash: str = Field(unique=True)
+    hash: bytes = Field(unique=True)  # first 10 bytes of the SHA-256 of params
     params: str  # canonical JSON
 
 
@@ -143,19 +150,19 @@ class Run(SQLModel, table=True):
 
     __tablename__ = "runs"
     __table_args__ = (
-        Index("runs_experiment_pset", "experiment", "pset"),
+        Index("runs_pset", "pset"),
         # Tiny: only runs in flight are in it, and fast runs never are (see Recorder.run).
         Index("runs_running", "session", sqlite_where=text("status = 'running'")),
     )
 
     pk: int | None = Field(default=None, primary_key=True)
-    id: str = Field(unique=True)
+    id: bytes = Field(unique=True)  # 12 bytes: milliseconds since the epoch, then random
     experiment: int = Field(foreign_key="experiments.pk")
     session: int = Field(foreign_key="sessions.pk")
     pset: int = Field(foreign_key="psets.pk")
     status: str  # running, done, failed, interrupted
-    time_start: str
-    duration_s: float | None = None
+    time_start_ms: int  # milliseconds since the Unix epoch, UTC
+    duration_us: int | None = None  # microseconds
     seed: int
     comment: int | None = Field(default=None, foreign_key="comments.pk")
     error: str | None = None  # traceback of a failed run

@@ -47,7 +47,7 @@ SELECT DISTINCT p.hash FROM psets AS p CROSS JOIN runs AS r ON r.pset = p.pk
 WHERE p.hash IN ({marks}) AND r.experiment = ? AND r.status IN ({statuses})
 """
 _LATEST_RUNS = """
-SELECT p.hash, r.pk, r.id, r.status, r.time_start, r.duration_s, s.id
+SELECT p.hash, r.pk, r.id, r.status, r.time_start_ms, r.duration_us, s.id
 FROM psets AS p CROSS JOIN runs AS r ON r.pset = p.pk JOIN sessions AS s ON s.pk = r.session
 WHERE p.hash IN ({marks}) AND r.experiment = ? AND r.status IN ({statuses})
 ORDER BY r.pk
@@ -310,7 +310,8 @@ def _done_hashes(conn: Any, experiment_pk: int | None, statuses: tuple[str, ...]
     if experiment_pk is None or not statuses or not hashes:
         return set()
     sql = _DONE_HASHES.format(statuses=", ".join("?" * len(statuses)), marks=", ".join("?" * len(hashes)))
-    return {row[0] for row in conn.execute(sql, (*hashes, experiment_pk, *statuses))}
+    rows = conn.execute(sql, (*(bytes.fromhex(h) for h in hashes), experiment_pk, *statuses))
+    return {row[0].hex() for row in rows}
 
 
 def _check_options(skip: object, on_error: object, workers: object, executor: object) -> tuple[str, ...]:
@@ -410,8 +411,9 @@ def sweep(
         progress_.add(outcome.status)
         table.set(task.index, {
             **_scalars(outcome.results, store.objects),
-            "_run_id": row.id, "_status": outcome.status, "_time_start": iso_utc(outcome.t0),
-            "_duration_s": outcome.duration, "_session": recorder.id,
+            # As stored: start to the millisecond, duration to the microsecond.
+            "_run_id": row.id, "_status": outcome.status, "_time_start": iso_utc(round(outcome.t0, 3)),
+            "_duration_s": round(outcome.duration, 6), "_session": recorder.id,
         })
         if outcome.status == "failed" and on_error == "raise":
             raise RunFailed(
@@ -559,11 +561,13 @@ def _fill_skipped(reader: _Reader, statuses: tuple[str, ...], skipped: dict[str,
             chunk = hashes[start : start + _CHUNK]
             sql = _LATEST_RUNS.format(statuses=", ".join("?" * len(statuses)), marks=", ".join("?" * len(chunk)))
             latest = {}
-            for hash_, pk, run_id, status, time_start, duration, session in conn.execute(
-                sql, (*chunk, reader.experiment_pk, *statuses)
+            for digest, pk, run_id, status, start_ms, duration_us, session in conn.execute(
+                sql, (*(bytes.fromhex(h) for h in chunk), reader.experiment_pk, *statuses)
             ):
-                latest[hash_] = (pk, {"_run_id": run_id, "_status": status, "_time_start": time_start,
-                                      "_duration_s": duration, "_session": session})
+                latest[digest.hex()] = (pk, {
+                    "_run_id": run_id.hex(), "_status": status, "_time_start": iso_utc(start_ms / 1e3),
+                    "_duration_s": None if duration_us is None else duration_us / 1e6, "_session": session,
+                })
             pks = [pk for pk, _ in latest.values()]
             values: dict[int, dict[str, Any]] = {pk: {} for pk in pks}
             if pks:

@@ -32,7 +32,7 @@ from typing import Any
 
 from .db import transaction
 from .errors import RecorderError, RecorderWarning, StoreError
-from .ids import iso_utc, now_utc
+from .ids import now_utc
 from .journal import Journal, PendingRun
 
 __all__ = ["PendingRun", "RunWriter"]
@@ -44,10 +44,10 @@ _RUN_STATES = "SELECT id, pk, status FROM runs WHERE id IN ({marks})"
 _FIND_PSETS = "SELECT hash, pk, params FROM psets WHERE hash IN ({marks})"
 _INSERT_PSET = "INSERT INTO psets (pk, hash, params) VALUES (?, ?, ?)"
 _INSERT_RUN = """
-INSERT INTO runs (pk, id, experiment, session, pset, status, time_start, duration_s, seed, comment, error, output)
+INSERT INTO runs (pk, id, experiment, session, pset, status, time_start_ms, duration_us, seed, comment, error, output)
 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
 """
-_FINISH_RUN = "UPDATE runs SET status = ?, duration_s = ?, comment = ?, error = ?, output = ? WHERE pk = ?"
+_FINISH_RUN = "UPDATE runs SET status = ?, duration_us = ?, comment = ?, error = ?, output = ? WHERE pk = ?"
 _INSERT_TEXT = "INSERT OR IGNORE INTO texts (digest, text) VALUES (?, ?)"
 _INSERT_RESULT = "INSERT INTO results (run, name, kind, value, comment) VALUES (?, ?, ?, ?, ?)"
 _INSERT_OBJECT = """
@@ -57,6 +57,16 @@ _FIND_COMMENT = "SELECT pk FROM comments WHERE text = ? LIMIT 1"
 _INSERT_COMMENT = "INSERT INTO comments (pk, text) VALUES (?, ?)"
 _IN_CHUNK = 500  # hashes per IN (...) lookup
 _PSET_CACHE = 100_000  # pset keys remembered (reruns of the same psets find them here)
+
+
+def _millis(seconds: float) -> int:
+    """A Unix time as integer milliseconds (how runs store their start)."""
+    return round(seconds * 1000)
+
+
+def _micros(seconds: float | None) -> int | None:
+    """A duration as integer microseconds (how runs store it)."""
+    return None if seconds is None else round(seconds * 1_000_000)
 
 
 class RunWriter:
@@ -169,7 +179,8 @@ class RunWriter:
         for start in range(0, len(ids), _IN_CHUNK):
             chunk = ids[start : start + _IN_CHUNK]
             sql = _RUN_STATES.format(marks=", ".join("?" * len(chunk)))
-            known.update((i, (pk, status)) for i, pk, status in self._conn.execute(sql, chunk))
+            rows = self._conn.execute(sql, [bytes.fromhex(i) for i in chunk])
+            known.update((i.hex(), (pk, status)) for i, pk, status in rows)
         todo = []
         for run in runs:
             pk, status = known.get(run.id, (None, "running"))
@@ -306,11 +317,11 @@ class RunWriter:
                 run.pk, next_pk = next_pk, next_pk + 1
                 assigned.append(run)
                 new_rows.append((
-                    run.pk, run.id, experiment, session, psets[run.pset_hash],
-                    run.status, iso_utc(run.t0), run.duration, run.seed, comment, run.error, output,
+                    run.pk, bytes.fromhex(run.id), experiment, session, psets[run.pset_hash],
+                    run.status, _millis(run.t0), _micros(run.duration), run.seed, comment, run.error, output,
                 ))
             else:
-                updates.append((run.status, run.duration, comment, run.error, output, run.pk))
+                updates.append((run.status, _micros(run.duration), comment, run.error, output, run.pk))
             comments = run.result_comments
             for name, encoded in run.results.items():
                 results.append((
@@ -323,8 +334,8 @@ class RunWriter:
             run.pk, next_pk = next_pk, next_pk + 1
             assigned.append(run)
             new_rows.append((
-                run.pk, run.id, experiment, session, psets[run.pset_hash],
-                "running", iso_utc(run.t0), None, run.seed, None, None, None,
+                run.pk, bytes.fromhex(run.id), experiment, session, psets[run.pset_hash],
+                "running", _millis(run.t0), None, run.seed, None, None, None,
             ))
         if objects:
             now = now_utc()
@@ -343,7 +354,8 @@ class RunWriter:
         for start in range(0, len(missing), _IN_CHUNK):
             chunk = missing[start : start + _IN_CHUNK]
             sql = _FIND_PSETS.format(marks=", ".join("?" * len(chunk)))
-            for hash_, pk, params in conn.execute(sql, chunk):
+            for digest, pk, params in conn.execute(sql, [bytes.fromhex(h) for h in chunk]):
+                hash_ = digest.hex()
                 if params != wanted[hash_]:
                     raise StoreError(
                         f"pset hash collision: {hash_} names both {params} and {wanted[hash_]}; please report this"
@@ -352,9 +364,9 @@ class RunWriter:
         new = [h for h in missing if h not in found]
         if new:
             next_pk = conn.execute(_MAX_PSET_PK).fetchone()[0] + 1
-            rows = [(next_pk + i, h, wanted[h]) for i, h in enumerate(new)]
+            rows = [(next_pk + i, bytes.fromhex(h), wanted[h]) for i, h in enumerate(new)]
             conn.executemany(_INSERT_PSET, rows)
-            found.update((h, pk) for pk, h, _ in rows)
+            found.update((h, next_pk + i) for i, h in enumerate(new))
         self._staged_psets.update(found)
         return {h: known[h] if h in known else found[h] for h in wanted}
 

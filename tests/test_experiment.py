@@ -45,7 +45,7 @@ def count(store: Path, table: str) -> int:
 def runs(store: Path) -> list[tuple]:
     """(run id, session id, params JSON, status, error, seed) of every run, oldest first."""
     return db(store).execute(
-        "SELECT r.id, s.id, p.params, r.status, r.error, r.seed FROM runs r "
+        "SELECT lower(hex(r.id)), s.id, p.params, r.status, r.error, r.seed FROM runs r "
         "JOIN psets p ON p.pk = r.pset JOIN sessions s ON s.pk = r.session ORDER BY r.pk"
     ).fetchall()
 
@@ -53,7 +53,7 @@ def runs(store: Path) -> list[tuple]:
 def results(store: Path) -> list[tuple]:
     """(run id, name, kind, value) of every result."""
     return db(store).execute(
-        "SELECT r.id, x.name, x.kind, x.value FROM results x JOIN runs r ON r.pk = x.run ORDER BY r.pk, x.name"
+        "SELECT lower(hex(r.id)), x.name, x.kind, x.value FROM results x JOIN runs r ON r.pk = x.run ORDER BY r.pk, x.name"
     ).fetchall()
 
 
@@ -318,7 +318,7 @@ def test_sweep_returns_one_row_per_pset_in_one_session(store: Path) -> None:
     rows = runs(store)
     assert sorted(df["_run_id"]) == sorted(r[0] for r in rows) and len(set(df["_run_id"])) == 6
     assert {r[1] for r in rows} == {session_id}
-    hashes = dict(db(store).execute("SELECT params, hash FROM psets"))
+    hashes = dict(db(store).execute("SELECT params, lower(hex(hash)) FROM psets"))
     for x, y, k, h in zip(df["x"], df["y"], df["k"], df["_pset_hash"]):
         assert hashes[json.dumps({"k": k, "x": x, "y": y}, separators=(",", ":"))] == h
 

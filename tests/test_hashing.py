@@ -287,7 +287,7 @@ def test_run_seed_matches_the_recorded_run(tmp_path: Any) -> None:
             assert run.pset_hash == "ecf9e98ec0641e23113f"
             assert run.seed == run_seed("ecf9e98ec0641e23113f", 11)
     with sqlite3.connect(tmp_path / "store" / "recorder.sqlite") as con:
-        assert con.execute("SELECT runs.seed, psets.hash, psets.params FROM runs JOIN psets ON psets.pk = runs.pset").fetchone() == (
+        assert con.execute("SELECT runs.seed, lower(hex(psets.hash)), psets.params FROM runs JOIN psets ON psets.pk = runs.pset").fetchone() == (
             run_seed("ecf9e98ec0641e23113f", 11), "ecf9e98ec0641e23113f", '{"a":1,"b":"x"}'
         )
 

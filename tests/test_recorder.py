@@ -27,7 +27,7 @@ def db(store: Path) -> sqlite3.Connection:
 
 def runs(store: Path) -> list[tuple]:
     return db(store).execute(
-        "SELECT r.id, p.params, r.status, r.error, r.seed FROM runs r JOIN psets p ON p.pk = r.pset ORDER BY r.pk"
+        "SELECT lower(hex(r.id)), p.params, r.status, r.error, r.seed FROM runs r JOIN psets p ON p.pk = r.pset ORDER BY r.pk"
     ).fetchall()
 
 
@@ -49,7 +49,7 @@ def test_quickstart_records_runs_results_and_session(store: Path) -> None:
     assert dict(con.execute("SELECT name, value FROM config")) == {"dt": 0.01, "solver": "rk4"}
     assert [(p, s) for _, p, s, _, _ in runs(store)] == [('{"a":0.1,"b":8}', "done"), ('{"a":0.2,"b":8}', "done")]
     results = con.execute(
-        "SELECT r.id, x.name, x.value FROM results x JOIN runs r ON r.pk = x.run ORDER BY r.pk, x.name"
+        "SELECT lower(hex(r.id)), x.name, x.value FROM results x JOIN runs r ON r.pk = x.run ORDER BY r.pk, x.name"
     ).fetchall()
     assert [(n, v) for _, n, v in results] == [("energy", 1.0), ("n", 3), ("energy", 2.0), ("n", 3)]
 

@@ -34,7 +34,7 @@ def result_rows(store: Path) -> list[tuple[str, str, str | None, Any, str]]:
     """``(run id, name, kind, value, typeof(value))`` of every result, in run order."""
     with connect(store) as con:
         return con.execute(
-            "SELECT runs.id, results.name, results.kind, results.value, typeof(results.value) "
+            "SELECT lower(hex(runs.id)), results.name, results.kind, results.value, typeof(results.value) "
             "FROM results JOIN runs ON runs.pk = results.run ORDER BY runs.pk, results.name"
         ).fetchall()
 

@@ -11,6 +11,7 @@ from .errors import (
     StoreVersionError,
     ValueRefused,
 )
+from .execute import current_seed
 from .experiment import Experiment, experiment
 from .objects import ObjectStore
 from .params import ParamSequence, grid, pgrid, plist, pzip, zip
@@ -24,6 +25,7 @@ __all__ = [
     "Run",
     "experiment",
     "Experiment",
+    "current_seed",
     "plist",
     "pgrid",
     "pzip",

@@ -9,6 +9,8 @@ from collections.abc import Callable, Iterable, Mapping
 from typing import TYPE_CHECKING, Any
 
 from .errors import RecorderError
+from .execute import reset_seed as _reset_seed
+from .execute import seed_of_run
 from .recorder import Recorder
 from .sweep import Binder, dry_run
 from .values import DEFAULT_INLINE_LIMIT
@@ -93,7 +95,11 @@ class Experiment:
         """Record one run of the function with these arguments and return its results."""
         params = self.binder.bind(*args, **kwargs)
         with self.recorder() as r, r.run(params) as run:
-            returned = self.func(**params)
+            token = seed_of_run(run.seed)
+            try:
+                returned = self.func(**params)
+            finally:
+                _reset_seed(token)
             if returned is not None:
                 if not isinstance(returned, Mapping):
                     raise RecorderError(
@@ -115,7 +121,8 @@ class Experiment:
         progress: bool | None = None,
         capture: bool = False,
         message: str | None = None,
-    ) -> pd.DataFrame:
+        return_df: bool = True,
+    ) -> pd.DataFrame | None:
         """Run the experiment on every pset in one session; see :meth:`recorder.Recorder.sweep`."""
         if simulate:
             return dry_run(
@@ -128,7 +135,7 @@ class Experiment:
 
             return sweep(
                 r, _Body(self), params, binder=self.binder, workers=workers, executor=executor,
-                skip=skip, on_error=on_error, progress=progress, capture=capture,
+                skip=skip, on_error=on_error, progress=progress, capture=capture, return_df=return_df,
             )
 
     def __repr__(self) -> str:

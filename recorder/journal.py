@@ -15,6 +15,7 @@ import base64
 import json
 import os
 import re
+import weakref
 from pathlib import Path
 from typing import Any
 
@@ -107,6 +108,9 @@ def read_journal(folder: Path, session_id: str) -> list[PendingRun]:
     return runs
 
 
+_JOURNALS_HERE: weakref.WeakSet[Journal] = weakref.WeakSet()
+
+
 class Journal:
     """The journal files of one open session; used by its writer only."""
 
@@ -114,8 +118,16 @@ class Journal:
         self._folder = folder
         self._session_id = session_id
         self._number = 0
-        self._fd = self._open()
+        self._fd: int | None = self._open()
         self._retired: list[Path] = []
+        _JOURNALS_HERE.add(self)
+
+    def _forget(self) -> None:
+        """In a forked child: close the inherited descriptor, never write or remove anything."""
+        if self._fd is not None:
+            os.close(self._fd)
+            self._fd = None
+        self._retired = []
 
     def _path(self, number: int) -> Path:
         return self._folder / f"{self._session_id}.journal.{number}"
@@ -125,10 +137,17 @@ class Journal:
 
     def append(self, run: PendingRun) -> None:
         """Write one finished run (a single ``write()``, so a kill never leaves half a record)."""
-        os.write(self._fd, _record(run))
+        if self._fd is None:
+            raise OSError("the journal belongs to the parent process")
+        line = _record(run)
+        written = os.write(self._fd, line)
+        if written != len(line):
+            raise OSError(f"short write to the journal ({written} of {len(line)} bytes): is the disk full?")
 
     def rotate(self) -> None:
         """Start a new file; the current one holds the batch about to be committed."""
+        if self._fd is None:
+            return
         os.close(self._fd)
         self._retired.append(self._path(self._number))
         self._number += 1
@@ -142,6 +161,18 @@ class Journal:
 
     def close(self) -> None:
         """Close and remove the journal (call once everything is committed)."""
+        if self._fd is None:
+            return
         os.close(self._fd)
+        self._fd = None
         self._retired.append(self._path(self._number))
         self.committed()
+
+
+def _forget_journals_in_child() -> None:
+    for journal in list(_JOURNALS_HERE):
+        journal._forget()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_forget_journals_in_child)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import sqlite3
+import weakref
 from pathlib import Path
 
 from .db import transaction
@@ -29,6 +30,18 @@ LOCK_DIR = "locks"
 # Sessions of this process that are open: flock would let this process take
 # its own lock again through another file descriptor on some file systems.
 _LIVE_HERE: set[str] = set()
+_LOCKS_HERE: weakref.WeakSet[SessionLock] = weakref.WeakSet()
+
+
+def _forget_locks_in_child() -> None:
+    """In a forked child, drop the inherited lock descriptors.
+
+    Otherwise a child (a pool worker) that outlives its parent keeps the
+    parent's dead session looking alive, and its journal is never replayed.
+    """
+    for lock in list(_LOCKS_HERE):
+        lock._forget()
+    _LIVE_HERE.clear()
 
 _OPEN_SESSIONS = "SELECT pk, id, time_start, experiment FROM sessions WHERE status = 'running'"
 _INTERRUPT_RUNS = "UPDATE runs SET status = 'interrupted' WHERE session = ? AND status = 'running'"
@@ -56,6 +69,13 @@ class SessionLock:
                 os.close(self._fd)
                 raise
         _LIVE_HERE.add(session_id)
+        _LOCKS_HERE.add(self)
+
+    def _forget(self) -> None:
+        """Close the descriptor without unlocking or removing anything (for forked children)."""
+        if self._fd is not None:
+            os.close(self._fd)
+            self._fd = None
 
     def touch(self) -> None:
         """Mark the session as seen alive now (the lock file's mtime is its last sign of life)."""
@@ -137,3 +157,7 @@ def recover_stale(conn: sqlite3.Connection, root: Path) -> list[str]:
         path.unlink(missing_ok=True)
         recovered.append(sid)
     return recovered
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_forget_locks_in_child)

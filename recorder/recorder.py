@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 from . import gitinfo, provenance
 from .db import transaction
 from .errors import NameRefused, RecorderError, StoreError
+from .execute import reset_seed, seed_of_run
 from .hashing import canonical_pset, check_name, claim_names, is_utf8, pset_hash, run_seed, text_digest
 from .ids import new_id, now_utc
 from .liveness import SessionLock
@@ -403,7 +404,8 @@ class Recorder:
         on_error: str = "record",
         progress: bool | None = None,
         capture: bool = False,
-    ) -> pd.DataFrame:
+        return_df: bool = True,
+    ) -> pd.DataFrame | None:
         """Run ``func(**pset)`` for every pset and record one run each; return one row per pset.
 
         :param func: the experiment function; it returns a dict of results or None.
@@ -419,8 +421,13 @@ class Recorder:
             records it and stops the sweep.
         :param progress: a progress line on stderr; default only on a terminal.
         :param capture: store each run's stdout and stderr (bounded).
+        :param return_df: build and return the DataFrame; false returns None
+            and keeps memory flat for huge sweeps.
         :returns: a DataFrame: params, scalar results and ``_run_id``,
-            ``_pset_hash``, ``_status``, ``_time_start``, ``_duration_s``, ``_session``.
+            ``_pset_hash``, ``_status``, ``_time_start``, ``_duration_s``, ``_session``,
+            one row per pset in the order given (a repeated pset runs once).
+
+        The function gets its run's seed from :func:`recorder.current_seed`.
         """
         from . import sweep as _sweep
 
@@ -429,7 +436,7 @@ class Recorder:
             return _sweep.dry_run(self.experiment, binder, params, store=self._store_arg, seed=self.seed, skip=skip)
         return _sweep.sweep(
             self, func, params, binder=binder, workers=workers, executor=executor, skip=skip,
-            on_error=on_error, progress=progress, capture=capture,
+            on_error=on_error, progress=progress, capture=capture, return_df=return_df,
         )
 
     def flush(self) -> None:
@@ -451,7 +458,9 @@ class Run:
     ``interrupted``.
     """
 
-    __slots__ = ("_recorder", "params", "pset_hash", "seed", "_canonical", "_row", "_perf0", "status", "_taken")
+    __slots__ = (
+        "_recorder", "params", "pset_hash", "seed", "_canonical", "_row", "_perf0", "status", "_taken", "_token",
+    )
 
     def __init__(self, recorder: Recorder, params: dict[str, Any], canonical: str) -> None:
         self._recorder = recorder
@@ -491,6 +500,7 @@ class Run:
         except BaseException:
             recorder._active = None
             raise
+        self._token = seed_of_run(self.seed)  # recorder.current_seed() inside the run
         return self
 
     def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: Any) -> None:
@@ -502,6 +512,7 @@ class Run:
         else:
             status = "failed"
             error = "".join(traceback.format_exception(exc_type, exc, tb))
+        reset_seed(self._token)
         recorder = self._recorder
         recorder._active = None
         self.status = status

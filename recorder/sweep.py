@@ -5,7 +5,8 @@ runs wherever the executor puts it; there its results are encoded, arrays
 above the inline limit are written to the object store (atomic and
 content-addressed, so concurrent writers are safe), and only a small
 record comes back: scalars, digests, the traceback of a failure. The
-parent queues the records into the session's batched writer.
+sweeping process commits them in batches (see :meth:`RunWriter.inline`).
+Pools and executors are in :mod:`recorder.pool`.
 """
 
 from __future__ import annotations
@@ -13,21 +14,21 @@ from __future__ import annotations
 import concurrent.futures as cf
 import inspect
 import sqlite3
-import sys
 import time
-import traceback
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NamedTuple
 
-from .capture import captured
 from .db import connect
 from .errors import RecorderError, StoreError
-from .hashing import canonical_pset, check_name, claim_names, pset_hash, run_seed, text_digest
+from .execute import Interrupted, Outcome, execute
+from .hashing import canonical_pset, check_name, pset_hash, run_seed, text_digest
 from .ids import iso_utc, new_id
-from .objects import ObjectStore
-from .values import Encoded, decode, encode, is_scalar_kind
 from .journal import PendingRun
+from .objects import ObjectStore
+from .pool import Pool
+from .progress import Progress
+from .values import Encoded, decode, is_scalar_kind
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -120,131 +121,6 @@ class _Task(NamedTuple):
     seed: int
 
 
-class Outcome(NamedTuple):
-    """What a run sends back to the writing process: small, never a large array."""
-
-    status: str
-    t0: float
-    duration: float
-    results: dict[str, Encoded]
-    error: str | None
-    output: str | None
-
-
-_OBJECT_STORES: dict[str, ObjectStore] = {}
-
-
-def _object_store(root: str) -> ObjectStore:
-    """One ObjectStore per root and process (workers run many runs)."""
-    store = _OBJECT_STORES.get(root)
-    if store is None:
-        store = _OBJECT_STORES[root] = ObjectStore(root)
-    return store
-
-
-def execute(
-    func: Callable[..., Any],
-    kwargs: dict[str, Any],
-    objects_root: str,
-    inline_limit: int,
-    capture: bool,
-    func_name: str,
-) -> Outcome:
-    """Run one pset, encode its results (arrays to the object store) and return an :class:`Outcome`.
-
-    Runs in a worker process (or in the sweeping process when serial).
-    Exceptions of the function become a ``failed`` outcome; Ctrl-C and
-    SIGTERM become ``interrupted`` and are raised again after encoding.
-    """
-    t0 = time.time()
-    start = time.perf_counter()
-    output = None
-    interrupt: BaseException | None = None
-    results: dict[str, Encoded] = {}
-    error = None
-    status = "done"
-    try:
-        if capture:
-            with captured() as buffer:
-                try:
-                    returned = func(**kwargs)
-                finally:
-                    output = buffer.getvalue()
-        else:
-            returned = func(**kwargs)
-        duration = time.perf_counter() - start
-        if returned is not None:
-            if not isinstance(returned, Mapping):
-                raise RecorderError(
-                    f"{func_name} returned {type(returned).__name__}; an experiment function "
-                    "returns a dict of results (name → value) or None"
-                )
-            objects = _object_store(objects_root)
-            claim_names("result", returned, {n.lower(): n for n in kwargs})
-            for name, value in returned.items():
-                results[name] = encode(name, value, objects, inline_limit=inline_limit)
-    except (KeyboardInterrupt, SystemExit) as e:
-        duration = time.perf_counter() - start
-        status, interrupt = "interrupted", e
-    except Exception:
-        duration = time.perf_counter() - start
-        status, error = "failed", traceback.format_exc()
-    outcome = Outcome(status, t0, duration, results, error, output or None)
-    if interrupt is not None:
-        raise _Interrupted(outcome) from interrupt
-    return outcome
-
-
-class _Interrupted(KeyboardInterrupt):
-    """A run was interrupted; carries its outcome to be recorded, and the original in ``__cause__``."""
-
-    def __init__(self, outcome: Outcome) -> None:
-        super().__init__(outcome)
-        self.outcome = outcome
-
-
-class _Progress:
-    """A one-line progress display on stderr, redrawn at most five times a second."""
-
-    def __init__(self, total: int | None, enabled: bool | None, label: str) -> None:
-        self.enabled = sys.stderr.isatty() if enabled is None else enabled
-        self.total, self.label = total, label
-        self.counts = {"done": 0, "failed": 0, "interrupted": 0, "skipped": 0}
-        self._start = self._last = time.monotonic()
-
-    def add(self, status: str) -> None:
-        self.counts[status] = self.counts.get(status, 0) + 1
-        now = time.monotonic()
-        if self.enabled and now - self._last >= 0.2:
-            self._last = now
-            self._draw(now, end="")
-
-    def _draw(self, now: float, end: str) -> None:
-        seen = sum(self.counts.values())
-        ran = seen - self.counts["skipped"]
-        rate = ran / max(now - self._start, 1e-9)
-        total = f"/{self.total}" if self.total is not None else ""
-        eta = ""
-        if self.total and rate > 0 and seen < self.total:
-            eta = f", ETA {_duration((self.total - seen) / rate)}"
-        parts = ", ".join(f"{n} {s}" for s, n in self.counts.items() if n and s != "done")
-        sys.stderr.write(
-            f"\r{self.label}: {seen}{total} psets, {self.counts['done']} done"
-            f"{', ' + parts if parts else ''} [{rate:.1f} runs/s{eta}]\x1b[K{end}"
-        )
-        sys.stderr.flush()
-
-    def close(self) -> None:
-        if self.enabled:
-            self._draw(time.monotonic(), end="\n")
-
-
-def _duration(seconds: float) -> str:
-    minutes, secs = divmod(int(seconds), 60)
-    hours, minutes = divmod(minutes, 60)
-    return f"{hours}h{minutes:02d}m" if hours else f"{minutes}m{secs:02d}s" if minutes else f"{secs}s"
-
-
 class _Table:
     """Columns of the sweep's DataFrame, filled row by row without a dict per row."""
 
@@ -269,6 +145,11 @@ class _Table:
             if column is None:
                 column = self.columns[name] = [None] * self.rows
             column[index] = value
+
+    def copy(self, source: int, index: int) -> None:
+        for column in self.columns.values():
+            if column[index] is None:
+                column[index] = column[source]
 
     def frame(self, first: list[str], meta: list[str]) -> pd.DataFrame:
         import pandas as pd
@@ -343,7 +224,6 @@ def dry_run(
     skip: str | None = "done",
 ) -> pd.DataFrame:
     """Report which psets a sweep would run and which it would skip; write nothing, call nothing."""
-    from .errors import StoreError
     from .store import Store
 
     statuses = _check_options(skip, "record", 1, None)
@@ -380,7 +260,8 @@ def sweep(
     on_error: str = "record",
     progress: bool | None = None,
     capture: bool = False,
-) -> pd.DataFrame:
+    return_df: bool = True,
+) -> pd.DataFrame | None:
     """Run ``func`` on every pset of ``params`` in the recorder's session; return one row per pset.
 
     See :meth:`recorder.Recorder.sweep` for the options.
@@ -388,19 +269,17 @@ def sweep(
     statuses = _check_options(skip, on_error, workers, executor)
     binder = binder or Binder(func)
     writer = recorder._require_open()
-    writer.flush()  # runs recorded earlier in this session count for skip
     store = recorder._store
     assert store is not None
-    objects_root = str(store.objects.root)
-    progress_ = _Progress(_total(params), progress, f"sweep {recorder.experiment}")
+    pool = Pool(func, binder.name, executor, workers) if executor is not None or workers > 1 else None
+    progress_ = Progress(_total(params), progress, f"sweep {recorder.experiment}")
     reader = _Reader(store.db_path, writer.experiment_pk)
-    table = _Table()
-    skipped: dict[str, list[int]] = {}
-    own_pool = None
-    if executor is None and workers > 1:
-        _check_picklable(func, binder.name)
-        own_pool = executor = cf.ProcessPoolExecutor(max_workers=workers)
-    run_args = (objects_root, recorder.inline_limit, capture, binder.name)
+    table = _Table() if return_df else None
+    fills = _Fills()
+    fixed = (str(store.objects.root), recorder.inline_limit, capture, binder.name)
+
+    def call(task: _Task) -> tuple[Any, ...]:
+        return (task.params, task.seed, *fixed)
 
     def record(task: _Task, row: PendingRun, outcome: Outcome) -> None:
         row.t0, row.results = outcome.t0, outcome.results
@@ -409,12 +288,13 @@ def sweep(
         writer.finished(row, outcome.status, outcome.duration, outcome.error)
         recorder.runs_recorded += 1
         progress_.add(outcome.status)
-        table.set(task.index, {
-            **_scalars(outcome.results, store.objects),
-            # As stored: start to the millisecond, duration to the microsecond.
-            "_run_id": row.id, "_status": outcome.status, "_time_start": iso_utc(round(outcome.t0, 3)),
-            "_duration_s": round(outcome.duration, 6), "_session": recorder.id,
-        })
+        if table is not None:
+            table.set(task.index, {
+                **_scalars(outcome.results, store.objects),
+                # As stored: start to the millisecond, duration to the microsecond.
+                "_run_id": row.id, "_status": outcome.status, "_time_start": iso_utc(round(outcome.t0, 3)),
+                "_duration_s": round(outcome.duration, 6), "_session": recorder.id,
+            })
         if outcome.status == "failed" and on_error == "raise":
             raise RunFailed(
                 f"run {row.id} of {binder.name} with {task.params} failed (recorded); "
@@ -422,34 +302,27 @@ def sweep(
             )
 
     try:
-        tasks = _tasks(binder, params, recorder.seed)
-        if executor is None:
-            _run_serial(tasks, func, run_args, writer, reader, statuses, table, skipped, progress_, record)
-        else:
-            _run_pooled(
-                tasks, func, run_args, executor, workers, writer, reader, statuses, table, skipped, progress_, record
-            )
-        if skipped:
-            _fill_skipped(reader, statuses, skipped, table, store.objects)
+        with writer.inline():
+            to_run = _to_run(_tasks(binder, params, recorder.seed), reader, statuses, table, fills, progress_)
+            if pool is None:
+                for task, row in to_run:
+                    writer.started(row)
+                    try:
+                        outcome = execute(func, *call(task))
+                    except Interrupted as e:
+                        record(task, row, e.outcome)
+                        raise (e.__cause__ or KeyboardInterrupt()) from None
+                    record(task, row, outcome)
+            else:
+                pool.run(to_run, call, record)
+        if table is not None:
+            fills.apply(reader, statuses, table, store.objects)
     finally:
         reader.close()
-        if own_pool is not None:
-            own_pool.shutdown(wait=True, cancel_futures=True)
+        if pool is not None:
+            pool.close()
         progress_.close()
-    return table.frame([], _META)
-
-
-def _check_picklable(func: Callable[..., Any], name: str) -> None:
-    """Fail before the first run when the function cannot reach worker processes."""
-    import pickle
-
-    try:
-        pickle.dumps(func)
-    except (pickle.PicklingError, AttributeError, TypeError) as e:
-        raise RecorderError(
-            f"{name} cannot be sent to worker processes ({e}); define it at the top level of a "
-            "module, or use workers=1"
-        ) from e
+    return table.frame([], _META) if table is not None else None
 
 
 class _Reader:
@@ -469,86 +342,46 @@ class _Reader:
         self.conn.close()
 
 
-def _start_chunk(chunk: list[_Task], reader: _Reader, statuses: tuple[str, ...], table: _Table,
-                 skipped: dict[str, list[int]], progress: _Progress) -> list[_Task]:
-    """Add the chunk's rows to the table and return the tasks that must run."""
-    done = reader.read(lambda conn: _done_hashes(conn, reader.experiment_pk, statuses, [t.hash for t in chunk]))
-    to_run = []
-    for task in chunk:
-        table.append({**task.params, "_pset_hash": task.hash})
-        if task.hash in done:
-            skipped.setdefault(task.hash, []).append(task.index)
-            progress.add("skipped")
-        else:
-            to_run.append(task)
-    return to_run
+class _Fills:
+    """Rows of the sweep's table that no run of this sweep fills: skipped and repeated psets."""
+
+    def __init__(self) -> None:
+        self.first: dict[str, int] = {}  # pset hash → index of its first row in this sweep
+        self.skipped: dict[str, list[int]] = {}  # filled from the store
+        self.repeated: list[tuple[int, int]] = []  # (row, row it repeats)
+
+    def apply(self, reader: _Reader, statuses: tuple[str, ...], table: _Table, objects: ObjectStore) -> None:
+        if self.skipped:
+            _fill_skipped(reader, statuses, self.skipped, table, objects)
+        for index, first in self.repeated:
+            table.copy(first, index)
 
 
-def _run_serial(tasks, func, run_args, writer, reader, statuses, table, skipped, progress, record) -> None:  # type: ignore[no-untyped-def]
+def _to_run(
+    tasks: Iterator[_Task],
+    reader: _Reader,
+    statuses: tuple[str, ...],
+    table: _Table | None,
+    fills: _Fills,
+    progress: Progress,
+) -> Iterator[tuple[_Task, PendingRun]]:
+    """Yield the tasks that must run, with their rows; note the skipped and repeated ones."""
     for chunk in _chunks(tasks):
-        for task in _start_chunk(chunk, reader, statuses, table, skipped, progress):
-            row = PendingRun(new_id(), task.hash, task.canonical, task.seed, time.time())
-            writer.started(row)
-            try:
-                outcome = execute(func, task.params, *run_args)
-            except _Interrupted as e:
-                record(task, row, e.outcome)
-                raise (e.__cause__ or KeyboardInterrupt()) from None
-            record(task, row, outcome)
-
-
-def _run_pooled(tasks, func, run_args, executor, workers, writer, reader, statuses, table, skipped, progress, record) -> None:  # type: ignore[no-untyped-def]
-    """Keep a bounded number of runs in flight; record each as it completes."""
-    limit = max(2 * workers, 4)
-    in_flight: dict[cf.Future[Outcome], tuple[_Task, PendingRun]] = {}
-
-    def drain(until: int) -> None:
-        while len(in_flight) > until:
-            finished, _ = cf.wait(in_flight, return_when=cf.FIRST_COMPLETED)
-            for future in finished:
-                task, row = in_flight.pop(future)
-                record(task, row, _outcome_of(future, row))
-
-    try:
-        for chunk in _chunks(tasks):
-            for task in _start_chunk(chunk, reader, statuses, table, skipped, progress):
-                drain(limit - 1)
-                row = PendingRun(new_id(), task.hash, task.canonical, task.seed, time.time())
-                in_flight[executor.submit(execute, func, task.params, *run_args)] = (task, row)
-        drain(0)
-    except BaseException:
-        # Ctrl-C, SIGTERM or on_error="raise": record what finished, mark the rest interrupted.
-        for future, (task, row) in list(in_flight.items()):
-            future.cancel()
-            if future.done() and not future.cancelled():
-                outcome = _outcome_of(future, row)
+        done = reader.read(lambda conn: _done_hashes(conn, reader.experiment_pk, statuses, [t.hash for t in chunk]))
+        for task in chunk:
+            if table is not None:
+                table.append({**task.params, "_pset_hash": task.hash})
+            first = fills.first.get(task.hash)
+            if first is not None:  # the same pset again in this sweep: run once
+                fills.repeated.append((task.index, first))
+                progress.add("skipped")
+            elif task.hash in done:
+                fills.first[task.hash] = task.index
+                fills.skipped.setdefault(task.hash, []).append(task.index)
+                progress.add("skipped")
             else:
-                outcome = Outcome("interrupted", row.t0, time.time() - row.t0, {}, None, None)
-            try:
-                record(task, row, outcome)
-            except RunFailed:
-                continue  # already stopping
-        _stop_workers(executor)
-        raise
-
-
-def _outcome_of(future: cf.Future[Outcome], row: PendingRun) -> Outcome:
-    """The outcome of a finished future; a worker that died becomes a failed run."""
-    try:
-        return future.result()
-    except _Interrupted as e:  # the worker itself got Ctrl-C
-        return e.outcome
-    except BaseException as e:  # a crashed worker, an unpicklable result, a cancelled task
-        error = "".join(traceback.format_exception(type(e), e, e.__traceback__))
-        return Outcome("failed", row.t0, time.time() - row.t0, {}, f"the worker running this run failed:\n{error}", None)
-
-
-def _stop_workers(executor: cf.Executor) -> None:
-    """Stop a process pool's workers now (a run in flight is recorded as interrupted)."""
-    if isinstance(executor, cf.ProcessPoolExecutor):
-        processes = getattr(executor, "_processes", None) or {}
-        for process in list(processes.values()):
-            process.terminate()
+                fills.first[task.hash] = task.index
+                yield task, PendingRun(new_id(), task.hash, task.canonical, task.seed, time.time())
 
 
 def _fill_skipped(reader: _Reader, statuses: tuple[str, ...], skipped: dict[str, list[int]], table: _Table,

@@ -23,11 +23,12 @@ goes in with a few ``executemany`` calls.
 
 from __future__ import annotations
 
+import contextlib
 import sqlite3
 import threading
 import time
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 from .db import transaction
@@ -57,6 +58,7 @@ _FIND_COMMENT = "SELECT pk FROM comments WHERE text = ? LIMIT 1"
 _INSERT_COMMENT = "INSERT INTO comments (pk, text) VALUES (?, ?)"
 _IN_CHUNK = 500  # hashes per IN (...) lookup
 _PSET_CACHE = 100_000  # pset keys remembered (reruns of the same psets find them here)
+_MAX_PENDING = 20_000  # finished runs queued at most before the recording thread commits them itself
 
 
 def _millis(seconds: float) -> int:
@@ -112,6 +114,9 @@ class RunWriter:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._closed = False
+        self._inline = False
+        self._oldest = 0.0  # when the oldest pending run finished (monotonic)
+        self._last_duration = 0.0
 
     # -- called by the recording thread -------------------------------------------
 
@@ -119,9 +124,10 @@ class RunWriter:
         """Note that ``run`` is in flight (it gets a row if it lasts longer than the interval)."""
         self._raise_background_error()
         self._active = (run, time.monotonic())
-        if self.interval <= 0:
+        if self.interval <= 0 or (self._inline and self._last_duration >= self.interval):
+            # Runs this long get a 'running' row at once: visible, and interrupted if killed.
             self._flush(extra=[run])
-        elif self._thread is None:
+        elif self._thread is None and not self._inline:
             self._start_thread()
 
     def finished(self, run: PendingRun, status: str, duration: float, error: str | None) -> None:
@@ -129,16 +135,42 @@ class RunWriter:
         if self._closed:
             raise RecorderError(f"run {run.id} ended after its session was closed; it is recorded as interrupted")
         run.status, run.duration, run.error = status, duration, error
+        self._last_duration = duration
+        now = time.monotonic()
         with self._queue_lock:
-            if self._journal is not None:
+            if not self._pending:
+                self._oldest = now
+            self._pending.append(run)  # before the journal: an interrupt in between loses nothing
+            if self._journal is not None and not self._inline:
                 self._append_to_journal(run)
-            self._pending.append(run)
             self._active = None
-        if self.interval <= 0:
+            backlog = len(self._pending)
+        if (
+            self.interval <= 0
+            or backlog >= _MAX_PENDING  # the background thread is falling behind: help it
+            or (self._inline and now - self._oldest >= self.interval)
+        ):
             self._flush()
-        elif self._thread is None:
+        elif self._thread is None and not self._inline:
             self._start_thread()
         self._raise_background_error()
+
+    @contextlib.contextmanager
+    def inline(self) -> Iterator[None]:
+        """Commit from the recording thread, in batches, for a tight loop of many runs (a sweep).
+
+        The background thread would fight the loop for Python's interpreter
+        lock; here the loop commits a batch itself once the interval has
+        passed. Runs are not journaled meanwhile: a SIGKILL loses at most the
+        runs of the last interval, as sweeps allow.
+        """
+        self._flush()
+        self._inline = True
+        try:
+            yield
+        finally:
+            self._inline = False
+            self._flush()
 
     def flush(self) -> None:
         """Commit every finished run now."""
@@ -219,6 +251,8 @@ class RunWriter:
 
     def _loop(self) -> None:
         while not self._stop.wait(self.interval):
+            if self._inline:
+                continue  # the recording thread commits for now
             active = self._active
             in_flight = (
                 [active[0]]
@@ -240,23 +274,27 @@ class RunWriter:
     def _flush(self, extra: list[PendingRun] | None = None) -> None:
         """Commit the queued runs, and ``running`` rows for the runs in ``extra``, in one transaction."""
         with self._db_lock:
-            with self._queue_lock:
-                batch, self._pending = self._pending, []
-                if batch and self._journal is not None:
-                    self._journal.rotate()  # the batch's records are now in retired files
-            # A run that ends while this runs is in the next batch; its row here says running.
-            in_flight = [r for r in extra or () if r.pk is None and r not in batch]
-            if not batch and not in_flight:
-                return
+            batch: list[PendingRun] = []
             try:
-                self._commit(batch, in_flight)
-            except (StoreError, sqlite3.Error, ValueError, OverflowError):
-                if not batch:
-                    raise  # only 'running' rows: they are written again when their runs end
-                self._commit_one_by_one(batch)
+                with self._queue_lock:
+                    batch = self._pending
+                    self._pending = []
+                    if batch and self._journal is not None:
+                        self._journal.rotate()  # the batch's records are now in retired files
+                # A run that ends while this runs is in the next batch; its row here says running.
+                in_flight = [r for r in extra or () if r.pk is None and r not in batch]
+                if not batch and not in_flight:
+                    return
+                try:
+                    self._commit(batch, in_flight)
+                except (StoreError, sqlite3.Error, ValueError, OverflowError):
+                    if not batch:
+                        raise  # only 'running' rows: they are written again when their runs end
+                    self._commit_one_by_one(batch)
             except BaseException:
                 with self._queue_lock:  # keep them for the next try, in order
-                    self._pending[:0] = batch
+                    if self._pending is not batch:
+                        self._pending[:0] = batch
                 raise
             if self._journal is not None:
                 self._journal.committed()

@@ -192,7 +192,8 @@ def test_dask_local_cluster_gives_the_same_results_as_serial(tmp_path: Path) -> 
 
 def test_capture_stores_output_once_collapsed(store: Path) -> None:
     with rec.Recorder("c", store=store, git=False) as r:
-        r.sweep(chatty, rec.plist("a", [1.0, 1.0]), skip=None, capture=True)
+        r.sweep(chatty, rec.plist("a", [1.0]), skip=None, capture=True)
+        r.sweep(chatty, rec.plist("a", [1.0]), skip=None, capture=True)
         r.sweep(chatty, rec.plist("a", [2.0]), capture=False)
     rows = db(store).execute("SELECT output FROM runs ORDER BY pk").fetchall()
     assert rows[0] == rows[1] and rows[2] == (None,)

@@ -1,0 +1,133 @@
+"""One run of an experiment function, wherever it runs: call, encode, report.
+
+This is what a worker process executes. It sends back an :class:`Outcome`:
+scalars and digests, never a large array (those it writes to the object
+store itself).
+"""
+
+from __future__ import annotations
+
+import contextvars
+import time
+import traceback
+from collections.abc import Callable, Mapping
+from typing import Any, NamedTuple
+
+from .capture import captured
+from .errors import RecorderError
+from .hashing import claim_names
+from .objects import ObjectStore
+from .values import Encoded, encode
+
+__all__ = ["Outcome", "Interrupted", "execute", "current_seed", "seed_of_run", "reset_seed"]
+
+_SEED: contextvars.ContextVar[int | None] = contextvars.ContextVar("recorder_seed", default=None)
+
+
+def current_seed() -> int:
+    """Return the seed of the run in progress (its ``run.seed``), for functions run by a sweep.
+
+    :raises RecorderError: outside a recorded run.
+    """
+    seed = _SEED.get()
+    if seed is None:
+        raise RecorderError("recorder.current_seed() is only known inside a recorded run")
+    return seed
+
+
+def seed_of_run(seed: int | None) -> contextvars.Token[int | None]:
+    """Make ``seed`` the current run's seed; returns the token for :func:`reset_seed`."""
+    return _SEED.set(seed)
+
+
+def reset_seed(token: contextvars.Token[int | None]) -> None:
+    """Undo :func:`seed_of_run`."""
+    _SEED.reset(token)
+
+
+class Outcome(NamedTuple):
+    """What a run sends back to the writing process: small, never a large array."""
+
+    status: str
+    t0: float
+    duration: float
+    results: dict[str, Encoded]
+    error: str | None
+    output: str | None
+
+
+class Interrupted(KeyboardInterrupt):
+    """A run was interrupted; carries its outcome to be recorded, and the original in ``__cause__``."""
+
+    def __init__(self, outcome: Outcome) -> None:
+        super().__init__(outcome)
+        self.outcome = outcome
+
+
+_OBJECT_STORES: dict[str, ObjectStore] = {}
+
+
+def _object_store(root: str) -> ObjectStore:
+    """One ObjectStore per root and process (workers run many runs)."""
+    store = _OBJECT_STORES.get(root)
+    if store is None:
+        store = _OBJECT_STORES[root] = ObjectStore(root)
+    return store
+
+
+def execute(
+    func: Callable[..., Any],
+    kwargs: dict[str, Any],
+    seed: int,
+    objects_root: str,
+    inline_limit: int,
+    capture: bool,
+    func_name: str,
+) -> Outcome:
+    """Run one pset, encode its results (arrays to the object store) and return an :class:`Outcome`.
+
+    Runs in a worker process (or in the sweeping process when serial).
+    Exceptions of the function become a ``failed`` outcome; Ctrl-C and
+    SIGTERM become ``interrupted`` and are raised again (as
+    :class:`Interrupted`) after encoding.
+    """
+    token = _SEED.set(seed)
+    t0 = time.time()
+    start = time.perf_counter()
+    output = None
+    interrupt: BaseException | None = None
+    results: dict[str, Encoded] = {}
+    error = None
+    status = "done"
+    try:
+        if capture:
+            with captured() as buffer:
+                try:
+                    returned = func(**kwargs)
+                finally:
+                    output = buffer.getvalue()
+        else:
+            returned = func(**kwargs)
+        duration = time.perf_counter() - start
+        if returned is not None:
+            if not isinstance(returned, Mapping):
+                raise RecorderError(
+                    f"{func_name} returned {type(returned).__name__}; an experiment function "
+                    "returns a dict of results (name → value) or None"
+                )
+            objects = _object_store(objects_root)
+            claim_names("result", returned, {n.lower(): n for n in kwargs})
+            for name, value in returned.items():
+                results[name] = encode(name, value, objects, inline_limit=inline_limit)
+    except (KeyboardInterrupt, SystemExit) as e:
+        duration = time.perf_counter() - start
+        status, interrupt = "interrupted", e
+    except Exception:
+        duration = time.perf_counter() - start
+        status, error = "failed", traceback.format_exc()
+    finally:
+        _SEED.reset(token)
+    outcome = Outcome(status, t0, duration, results, error, output or None)
+    if interrupt is not None:
+        raise Interrupted(outcome) from interrupt
+    return outcome

@@ -15,10 +15,12 @@ import base64
 import json
 import os
 import re
+import warnings
 import weakref
 from pathlib import Path
 from typing import Any
 
+from .errors import RecorderWarning
 from .values import Encoded
 
 __all__ = ["PendingRun", "Journal", "read_journal", "journal_files", "valid_session_id"]
@@ -103,8 +105,13 @@ def read_journal(folder: Path, session_id: str) -> list[PendingRun]:
                 break  # the process died inside this write: the run was never reported finished
             try:
                 runs.append(_run_of(line))
-            except (ValueError, TypeError) as e:
-                raise ValueError(f"journal {path} has an unreadable line: {e}") from e
+            except (ValueError, TypeError, KeyError) as e:
+                warnings.warn(
+                    f"recorder: skipped an unreadable line of the journal {path} ({e}); "
+                    "the run it held is not recovered",
+                    RecorderWarning,
+                    stacklevel=2,
+                )
     return runs
 
 

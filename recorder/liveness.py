@@ -44,6 +44,7 @@ def _forget_locks_in_child() -> None:
     _LIVE_HERE.clear()
 
 _OPEN_SESSIONS = "SELECT pk, id, time_start, experiment FROM sessions WHERE status = 'running'"
+_SESSION_STATUS = "SELECT status FROM sessions WHERE pk = ?"
 _INTERRUPT_RUNS = "UPDATE runs SET status = 'interrupted' WHERE session = ? AND status = 'running'"
 _INTERRUPT_SESSION = """
 UPDATE sessions SET status = 'interrupted', time_end = ? WHERE pk = ? AND status = 'running'
@@ -102,22 +103,33 @@ def is_alive(root: Path, session_id: str) -> bool:
     A missing lock file means the session is gone: a live session keeps its
     file from before its row was written.
     """
-    if session_id in _LIVE_HERE:
+    claim = _claim(root, session_id)
+    if claim is None:
         return True
-    if fcntl is None:
-        return True
-    path = _lock_path(root, session_id)
+    if claim >= 0:
+        os.close(claim)
+    return False
+
+
+def _claim(root: Path, session_id: str) -> int | None:
+    """Take a dead session's lock, so that one process alone recovers it.
+
+    :returns: None when the session is alive (or another process is
+        recovering it), -1 when it has no lock file, else the descriptor
+        holding its lock.
+    """
+    if session_id in _LIVE_HERE or fcntl is None:
+        return None
     try:
-        fd = os.open(path, os.O_RDONLY)  # enough for flock, and works on another user's file
+        fd = os.open(_lock_path(root, session_id), os.O_RDONLY)  # enough for flock, even on another user's file
     except FileNotFoundError:
-        return False
+        return -1
     try:
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BlockingIOError:
-        return True
-    finally:
         os.close(fd)
-    return False
+        return None
+    return fd
 
 
 def recover_stale(conn: sqlite3.Connection, root: Path) -> list[str]:
@@ -128,8 +140,6 @@ def recover_stale(conn: sqlite3.Connection, root: Path) -> list[str]:
 
     :returns: the ids of the sessions recovered.
     """
-    from .writer import RunWriter
-
     folder = root / LOCK_DIR
     try:
         sessions = conn.execute(_OPEN_SESSIONS).fetchall()
@@ -139,25 +149,35 @@ def recover_stale(conn: sqlite3.Connection, root: Path) -> list[str]:
     for pk, sid, start, experiment in sessions:
         if not valid_session_id(sid):
             continue  # not written by recorder: never turn it into a path
-        if is_alive(root, sid):
-            continue
-        journaled = read_journal(folder, sid)
-        if journaled:
-            RunWriter(conn, experiment, pk, interval=0).replay(journaled)
-        path = _lock_path(root, sid)
+        claim = _claim(root, sid)
+        if claim is None:
+            continue  # alive, or being recovered by another process
         try:
-            last_seen = iso_utc(path.stat().st_mtime)  # touched at every commit of the session
-        except FileNotFoundError:
-            last_seen = start
-        with transaction(conn):
-            conn.execute(_INTERRUPT_RUNS, (pk,))
-            conn.execute(_INTERRUPT_SESSION, (max(last_seen, start), pk))
-        for leftover in journal_files(folder, sid):
-            leftover.unlink(missing_ok=True)
-        path.unlink(missing_ok=True)
+            _recover(conn, folder, pk, sid, start, experiment)
+        finally:
+            if claim >= 0:
+                os.close(claim)
         recovered.append(sid)
     return recovered
 
 
-if hasattr(os, "register_at_fork"):
-    os.register_at_fork(after_in_child=_forget_locks_in_child)
+def _recover(conn: sqlite3.Connection, folder: Path, pk: int, sid: str, start: str, experiment: int) -> None:
+    """Replay a dead session's journal and mark it interrupted (its lock is held by the caller)."""
+    from .writer import RunWriter
+
+    if conn.execute(_SESSION_STATUS, (pk,)).fetchone()[0] != "running":
+        return  # another process recovered it before this one took the lock
+    journaled = read_journal(folder, sid)
+    if journaled:
+        RunWriter(conn, experiment, pk, interval=0).replay(journaled)
+    path = _lock_path(folder.parent, sid)
+    try:
+        last_seen = iso_utc(path.stat().st_mtime)  # touched at every commit of the session
+    except FileNotFoundError:
+        last_seen = start
+    with transaction(conn):
+        conn.execute(_INTERRUPT_RUNS, (pk,))
+        conn.execute(_INTERRUPT_SESSION, (max(last_seen, start), pk))
+    for leftover in journal_files(folder, sid):
+        leftover.unlink(missing_ok=True)
+    path.unlink(missing_ok=True)

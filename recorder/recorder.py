@@ -93,8 +93,15 @@ def _finish(
     if status is None:
         ended_by_error = getattr(sys, "last_exc", None) or getattr(sys, "last_value", None)
         status = "failed" if ended_by_error is not None else "done"
+    again: BaseException | None = None
     try:
-        writer.close()
+        while True:
+            try:
+                writer.close()
+                break
+            except (KeyboardInterrupt, SystemExit) as e:
+                # Ctrl-C again while the last runs are written: write them first, then stop.
+                again, status = e, "interrupted"
     except BaseException:
         status = "failed"  # runs could not be committed: the session did not end well
         raise
@@ -106,6 +113,8 @@ def _finish(
         finally:
             lock.release()
             store.close()
+    if again is not None:
+        raise again
 
 
 def _insert_objects(conn: Any, encoded: list[Encoded]) -> None:
@@ -433,6 +442,8 @@ class Recorder:
 
         binder = _sweep.Binder(func)
         if simulate:
+            if self._writer is not None and self._finalizer is not None and self._finalizer.alive:
+                self._writer.flush()  # runs of this session count, as they would for a real sweep
             return _sweep.dry_run(self.experiment, binder, params, store=self._store_arg, seed=self.seed, skip=skip)
         return _sweep.sweep(
             self, func, params, binder=binder, workers=workers, executor=executor, skip=skip,

@@ -205,23 +205,28 @@ class RunWriter:
             )
 
     def replay(self, runs: list[PendingRun]) -> int:
-        """Write journaled runs of a dead session that its rows do not show as finished; return how many."""
-        ids = [r.id for r in runs]
-        known: dict[str, tuple[int, str]] = {}
-        for start in range(0, len(ids), _IN_CHUNK):
-            chunk = ids[start : start + _IN_CHUNK]
-            sql = _RUN_STATES.format(marks=", ".join("?" * len(chunk)))
-            rows = self._conn.execute(sql, [bytes.fromhex(i) for i in chunk])
-            known.update((i.hex(), (pk, status)) for i, pk, status in rows)
-        todo = []
-        for run in runs:
-            pk, status = known.get(run.id, (None, "running"))
-            if status == "running":
-                run.pk = pk
-                todo.append(run)
-        with self._queue_lock:
-            self._pending.extend(todo)
-        self._flush()
+        """Write journaled runs of a dead session that its rows do not show as finished; return how many.
+
+        Idempotent: the check and the writes are one transaction, so a run is
+        never written twice, whoever replays the journal.
+        """
+        with self._db_lock:
+            self._staged_psets, self._staged_comments = {}, {}
+            with transaction(self._conn) as conn:
+                known: dict[str, tuple[int, str]] = {}
+                ids = [r.id for r in runs]
+                for start in range(0, len(ids), _IN_CHUNK):
+                    chunk = ids[start : start + _IN_CHUNK]
+                    sql = _RUN_STATES.format(marks=", ".join("?" * len(chunk)))
+                    rows = conn.execute(sql, [bytes.fromhex(i) for i in chunk])
+                    known.update((i.hex(), (pk, status)) for i, pk, status in rows)
+                todo = []
+                for run in runs:
+                    pk, status = known.get(run.id, (None, "running"))
+                    if status == "running":
+                        run.pk = pk
+                        todo.append(run)
+                self._write(conn, todo, [], [])
         return len(todo)
 
     @property

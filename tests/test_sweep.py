@@ -269,6 +269,12 @@ def test_sigkill_then_rerun_completes_without_duplicates(tmp_path: Path, store: 
     os.kill(proc.pid, signal.SIGKILL)
     proc.wait()
     proc.stdout.close()
+    # The pool's workers exit with their parent, so the dead session is soon recoverable.
+    deadline = time.time() + 30
+    while db(store).execute("SELECT status FROM sessions").fetchone()[0] == "running" and time.time() < deadline:
+        rec.Store.open(store).close()
+        time.sleep(0.2)
+    assert db(store).execute("SELECT status FROM sessions").fetchone()[0] == "interrupted"
     partial = db(store).execute("SELECT count(*) FROM runs WHERE status = 'done'").fetchone()[0]
     assert 0 < partial < 100
     done = subprocess.run([sys.executable, str(script), str(store), str(workers)], capture_output=True,
@@ -320,3 +326,149 @@ def test_a_function_workers_cannot_import_is_refused_before_any_run(store: Path)
         with pytest.raises(rec.RecorderError, match="cannot be sent to worker processes"):
             r.sweep(lambda a: {"y": a}, rec.plist("a", [1.0]), workers=2)
     assert db(store).execute("SELECT count(*) FROM runs").fetchone()[0] == 0
+
+
+def crashes(a: float) -> dict:
+    if a == 3.0:
+        os._exit(3)  # a crash in native code looks like this: no exception, the process is gone
+    time.sleep(0.01)
+    return {"y": a}
+
+
+def test_a_worker_that_dies_does_not_stop_the_sweep(store: Path) -> None:
+    with rec.Recorder("c", store=store, git=False) as r:
+        df = r.sweep(crashes, rec.plist("a", [float(i) for i in range(12)]), workers=2)
+    statuses = dict(zip(df["a"], df["_status"]))
+    assert statuses[3.0] == "interrupted"
+    assert set(statuses.values()) <= {"done", "interrupted"}
+    assert sum(s == "done" for s in statuses.values()) >= 8  # runs after the crash ran on a new pool
+    assert statuses[11.0] == "done"
+    error = db(store).execute(
+        "SELECT r.error FROM runs r JOIN psets p ON p.pk = r.pset WHERE p.params = '{\"a\":3.0}'"
+    ).fetchone()[0]
+    assert "worker process running this run died" in error
+
+
+_running_now = 0
+_most_at_once = 0
+_counter_lock = __import__("threading").Lock()
+
+
+def counts_concurrency(a: float) -> dict:
+    global _running_now, _most_at_once
+    with _counter_lock:
+        _running_now += 1
+        _most_at_once = max(_most_at_once, _running_now)
+    time.sleep(0.05)
+    with _counter_lock:
+        _running_now -= 1
+    return {"y": a}
+
+
+def test_an_executor_runs_as_many_runs_at_once_as_it_has_workers(store: Path) -> None:
+    import concurrent.futures as cf
+
+    global _most_at_once
+    _most_at_once = 0
+    with cf.ThreadPoolExecutor(max_workers=8) as pool, rec.Recorder("t", store=store, git=False) as r:
+        df = r.sweep(counts_concurrency, rec.plist("a", [float(i) for i in range(40)]), executor=pool)
+    assert set(df["_status"]) == {"done"} and len(df) == 40
+    assert _most_at_once == 8
+
+
+def test_a_repeated_pset_runs_once(store: Path) -> None:
+    calls = []
+
+    def f(a: float) -> dict:
+        calls.append(a)
+        return {"y": 2 * a}
+
+    with rec.Recorder("d", store=store, git=False) as r:
+        df = r.sweep(f, rec.plist("a", [1.0, 2.0, 1.0]))
+        plan = r.sweep(f, rec.plist("a", [1.0, 3.0]), simulate=True)
+    assert calls == [1.0, 2.0]
+    assert df["y"].tolist() == [2.0, 4.0, 2.0] and df["_run_id"][0] == df["_run_id"][2]
+    assert plan["_status"].tolist() == ["skip (done)", "would run"]
+
+
+def test_return_df_false_records_everything_and_returns_none(store: Path) -> None:
+    with rec.Recorder("m", store=store, git=False) as r:
+        assert r.sweep(model, rec.grid(a=[1.0, 2.0], b=[1, 2]), return_df=False) is None
+    assert db(store).execute("SELECT count(*) FROM runs WHERE status = 'done'").fetchone()[0] == 4
+
+
+def uses_its_seed(a: float) -> dict:
+    return {"seed": rec.current_seed(), "draw": float(np.random.default_rng(rec.current_seed()).random())}
+
+
+def test_the_function_gets_its_runs_seed(store: Path) -> None:
+    with rec.Recorder("s", store=store, git=False, seed=5) as r:
+        serial = r.sweep(uses_its_seed, rec.plist("a", [1.0, 2.0]))
+        pooled = r.sweep(uses_its_seed, rec.plist("a", [1.0, 2.0]), workers=2, skip=None)
+        with r.run(a=9.0) as run:
+            assert rec.current_seed() == run.seed
+    seeds = dict(db(store).execute("SELECT lower(hex(id)), seed FROM runs"))
+    for df in (serial, pooled):
+        assert [seeds[i] for i in df["_run_id"]] == df["seed"].tolist()
+    assert serial["draw"].tolist() == pooled["draw"].tolist()
+    with pytest.raises(rec.RecorderError, match="only known inside a recorded run"):
+        rec.current_seed()
+
+
+JOURNALED = """
+import sys, time
+import recorder as rec
+with rec.Recorder("j", store=sys.argv[1], git=False, flush_interval=60) as r:
+    for i in range(3000):
+        with r.run(i=i) as run:
+            run.log(y=i)
+    print("logged", flush=True)
+    time.sleep(600)
+"""
+
+OPEN_AT = """
+import sys, time
+from recorder.store import Store
+start = float(sys.argv[2])
+while time.time() < start:
+    time.sleep(0.001)
+Store.open(sys.argv[1]).close()
+"""
+
+
+def test_two_processes_recovering_one_dead_session_write_each_run_once(tmp_path: Path, store: Path) -> None:
+    (tmp_path / "journaled.py").write_text(JOURNALED)
+    (tmp_path / "open_at.py").write_text(OPEN_AT)
+    proc = subprocess.Popen([sys.executable, str(tmp_path / "journaled.py"), str(store)],
+                            stdout=subprocess.PIPE, text=True, cwd=ROOT)
+    assert proc.stdout.readline().strip() == "logged"
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    proc.stdout.close()
+    assert db(store).execute("SELECT count(*) FROM runs").fetchone()[0] < 3000  # most only in the journal
+    start = str(time.time() + 1.5)
+    openers = [subprocess.Popen([sys.executable, str(tmp_path / "open_at.py"), str(store), start],
+                                stderr=subprocess.PIPE, text=True, cwd=ROOT) for _ in range(2)]
+    for opener in openers:
+        assert opener.wait(timeout=120) == 0, opener.stderr.read()
+        opener.stderr.close()
+    con = db(store)
+    assert con.execute("SELECT status, count(*) FROM runs GROUP BY status").fetchall() == [("done", 3000)]
+    assert con.execute("SELECT count(*), sum(value) FROM results").fetchone() == (3000, sum(range(3000)))
+    assert con.execute("SELECT status FROM sessions").fetchone()[0] == "interrupted"
+
+
+def test_an_unreadable_journal_line_is_skipped_with_a_warning(tmp_path: Path, store: Path) -> None:
+    (tmp_path / "journaled.py").write_text(JOURNALED)
+    proc = subprocess.Popen([sys.executable, str(tmp_path / "journaled.py"), str(store)],
+                            stdout=subprocess.PIPE, text=True, cwd=ROOT)
+    assert proc.stdout.readline().strip() == "logged"
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    proc.stdout.close()
+    (journal,) = (store / "locks").glob("*.journal.*")
+    with open(journal, "ab") as file:
+        file.write(b"this is not a record\n")
+    with pytest.warns(rec.RecorderWarning, match="unreadable line"):
+        rec.Store.open(store).close()
+    assert db(store).execute("SELECT count(*) FROM runs WHERE status = 'done'").fetchone()[0] == 3000

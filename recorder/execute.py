@@ -65,6 +65,8 @@ class Interrupted(KeyboardInterrupt):
 
 
 _OBJECT_STORES: dict[str, ObjectStore] = {}
+# (parameter names, result names) already checked against each other.
+_CHECKED: set[tuple[tuple[str, ...], tuple[str, ...]]] = set()
 
 
 def _object_store(root: str) -> ObjectStore:
@@ -116,7 +118,11 @@ def execute(
                     "returns a dict of results (name → value) or None"
                 )
             objects = _object_store(objects_root)
-            claim_names("result", returned, {n.lower(): n for n in kwargs})
+            names = (tuple(kwargs), tuple(returned))
+            if names not in _CHECKED:  # names are checked once per layout, not per run
+                claim_names("result", names[1], {n.lower(): n for n in names[0]})
+                if len(_CHECKED) < 1024:
+                    _CHECKED.add(names)
             for name, value in returned.items():
                 results[name] = encode(name, value, objects, inline_limit=inline_limit)
     except (KeyboardInterrupt, SystemExit) as e:

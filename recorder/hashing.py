@@ -176,13 +176,33 @@ def canonical_pset(params: Mapping[str, Any]) -> tuple[dict[str, Any], str]:
         raise ValueRefused(
             f"a parameter set must be a dict of name → scalar, not {type(params).__name__}"
         )
-    claim_names("parameter", params, {})
+    names = tuple(params)
+    layout = _LAYOUTS.get(names)
+    if layout is None:  # a new set of names: check them once, remember their order and JSON keys
+        claim_names("parameter", names, {})
+        layout = tuple((name, _dumps_str(name) + ":") for name in sorted(names))
+        if len(_LAYOUTS) < 1024:
+            _LAYOUTS[names] = layout
     clean: dict[str, Any] = {}
     parts = []
-    for name in sorted(params):
-        text, clean[name] = _param_json(name, params[name])
-        parts.append(f"{_dumps_str(name)}:{text}")
+    for name, key in layout:
+        value = params[name]
+        kind = type(value)
+        # The common plain values inline; everything else through _param_json.
+        if kind is float and value == value and value - value == 0.0 and value != 0.0:
+            clean[name] = value
+            parts.append(key + repr(value))
+        elif kind is int and INT64_MIN <= value <= INT64_MAX:
+            clean[name] = value
+            parts.append(key + repr(value))
+        else:
+            text, clean[name] = _param_json(name, value)
+            parts.append(key + text)
     return clean, "{" + ",".join(parts) + "}"
+
+
+# Parameter names seen together (in the order given) → their sorted names and JSON keys.
+_LAYOUTS: dict[tuple[str, ...], tuple[tuple[str, str], ...]] = {}
 
 
 def pset_hash(canonical_json: str) -> str:

@@ -142,6 +142,7 @@ class Journal:
     def _open(self) -> int:
         return os.open(self._path(self._number), os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
 
+
     def append(self, run: PendingRun) -> None:
         """Write one finished run (a single ``write()``, so a kill never leaves half a record)."""
         if self._fd is None:
@@ -155,10 +156,12 @@ class Journal:
         """Start a new file; the current one holds the batch about to be committed."""
         if self._fd is None:
             return
-        os.close(self._fd)
+        number = self._number + 1
+        fd = os.open(self._path(number), os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+        old, self._fd = self._fd, fd
         self._retired.append(self._path(self._number))
-        self._number += 1
-        self._fd = self._open()
+        self._number = number
+        os.close(old)
 
     def committed(self) -> None:
         """Remove the files rotated out so far: every run in them is in the database."""

@@ -24,6 +24,7 @@ goes in with a few ``executemany`` calls.
 from __future__ import annotations
 
 import contextlib
+import signal
 import sqlite3
 import threading
 import time
@@ -59,6 +60,22 @@ _INSERT_COMMENT = "INSERT INTO comments (pk, text) VALUES (?, ?)"
 _IN_CHUNK = 500  # hashes per IN (...) lookup
 _PSET_CACHE = 100_000  # pset keys remembered (reruns of the same psets find them here)
 _MAX_PENDING = 20_000  # finished runs queued at most before the recording thread commits them itself
+
+
+@contextlib.contextmanager
+def _signals_deferred() -> Iterator[None]:
+    """Hold Ctrl-C and SIGTERM until the block is done (a commit is never cut in half).
+
+    The signal is not lost: it is delivered, and its exception raised, right after.
+    """
+    if threading.current_thread() is not threading.main_thread() or not hasattr(signal, "pthread_sigmask"):
+        yield
+        return
+    previous = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT, signal.SIGTERM})
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, previous)
 
 
 def _millis(seconds: float) -> int:
@@ -278,7 +295,7 @@ class RunWriter:
 
     def _flush(self, extra: list[PendingRun] | None = None) -> None:
         """Commit the queued runs, and ``running`` rows for the runs in ``extra``, in one transaction."""
-        with self._db_lock:
+        with self._db_lock, _signals_deferred():
             batch: list[PendingRun] = []
             try:
                 with self._queue_lock:

@@ -308,11 +308,15 @@ with rec.Recorder("t", store=sys.argv[1], git=False) as r:
 def test_sigterm_stops_a_pooled_sweep_cleanly(tmp_path: Path, store: Path) -> None:
     script = tmp_path / "sweep.py"
     script.write_text(SIGTERMED)
-    proc = subprocess.Popen([sys.executable, str(script), str(store)], stdout=subprocess.PIPE, text=True, cwd=ROOT)
+    proc = subprocess.Popen([sys.executable, str(script), str(store)], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, cwd=ROOT)
     assert proc.stdout.readline().strip() == "started"
     proc.send_signal(signal.SIGTERM)
-    assert proc.wait(timeout=60) == 128 + signal.SIGTERM
+    code = proc.wait(timeout=60)
+    errors = proc.stderr.read()
     proc.stdout.close()
+    proc.stderr.close()
+    assert code == 128 + signal.SIGTERM, errors
     con = db(store)
     statuses = dict(con.execute("SELECT status, count(*) FROM runs GROUP BY status").fetchall())
     # Runs 0..10 were all submitted; each is either done or, if its result had not

@@ -11,7 +11,6 @@ Pools and executors are in :mod:`recorder.pool`.
 
 from __future__ import annotations
 
-import concurrent.futures as cf
 import inspect
 import sqlite3
 import time
@@ -26,11 +25,12 @@ from .hashing import canonical_pset, check_name, pset_hash, run_seed, text_diges
 from .ids import iso_utc, new_id
 from .journal import PendingRun
 from .objects import ObjectStore
-from .pool import Pool
 from .progress import Progress
 from .values import Encoded, decode, is_scalar_kind
 
 if TYPE_CHECKING:
+    import concurrent.futures as cf
+
     import pandas as pd
 
     from .recorder import Recorder
@@ -202,9 +202,15 @@ def _check_options(skip: object, on_error: object, workers: object, executor: ob
         raise RecorderError(f"on_error={on_error!r} is not one of {', '.join(map(repr, ON_ERROR))}")
     if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
         raise RecorderError(f"workers={workers!r} is not a number of processes (an int ≥ 1)")
-    if executor is not None and not isinstance(executor, cf.Executor):
+    if executor is not None and not _is_executor(executor):
         raise RecorderError(f"executor={executor!r} is not a concurrent.futures.Executor")
     return SKIP_MODES[skip]  # type: ignore[index]
+
+
+def _is_executor(executor: object) -> bool:
+    from concurrent.futures import Executor
+
+    return isinstance(executor, Executor)
 
 
 def _total(params: Iterable[Any]) -> int | None:
@@ -271,7 +277,11 @@ def sweep(
     writer = recorder._require_open()
     store = recorder._store
     assert store is not None
-    pool = Pool(func, binder.name, executor, workers) if executor is not None or workers > 1 else None
+    pool = None
+    if executor is not None or workers > 1:
+        from .pool import Pool  # multiprocessing only when a sweep uses it
+
+        pool = Pool(func, binder.name, executor, workers)
     progress_ = Progress(_total(params), progress, f"sweep {recorder.experiment}")
     reader = _Reader(store.db_path, writer.experiment_pk)
     table = _Table() if return_df else None

@@ -19,10 +19,11 @@ class Progress:
 
     def add(self, status: str) -> None:
         self.counts[status] = self.counts.get(status, 0) + 1
-        now = time.monotonic()
-        if self.enabled and now - self._last >= 0.2:
-            self._last = now
-            self._draw(now, end="")
+        if self.enabled:
+            now = time.monotonic()
+            if now - self._last >= 0.2:
+                self._last = now
+                self._draw(now, end="")
 
     def _draw(self, now: float, end: str) -> None:
         seen = sum(self.counts.values())

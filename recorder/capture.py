@@ -45,6 +45,7 @@ class _Buffer(io.TextIOBase):
         return True
 
     def write(self, text: str) -> int:
+        written = len(text)
         if self._head_size < self._half:
             room = self._half - self._head_size
             self._head.append(text[:room])
@@ -57,14 +58,15 @@ class _Buffer(io.TextIOBase):
                 joined = "".join(self._tail)
                 self.dropped += len(joined) - self._half
                 self._tail, self._tail_size = [joined[-self._half :]], self._half
-        return len(text)
+        return written
 
     def getvalue(self) -> str:
         tail = "".join(self._tail)
+        dropped = self.dropped
         if len(tail) > self._half:
-            self.dropped += len(tail) - self._half
+            dropped += len(tail) - self._half
             tail = tail[-self._half :]
-        middle = f"\n[… {self.dropped} characters of output dropped …]\n" if self.dropped else ""
+        middle = f"\n[… {dropped} characters of output dropped …]\n" if dropped else ""
         return collapse_carriage_returns("".join(self._head) + middle + tail)
 
 

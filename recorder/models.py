@@ -77,7 +77,11 @@ class Session(SQLModel, table=True):
     """One entry into a Recorder: one code state and one environment record."""
 
     __tablename__ = "sessions"
-    __table_args__ = (Index("sessions_experiment", "experiment"),)
+    __table_args__ = (
+        Index("sessions_experiment", "experiment"),
+        # Every opening of a store looks for open sessions: only those are in it.
+        Index("sessions_running", "pk", sqlite_where=text("status = 'running'")),
+    )
 
     pk: int | None = Field(default=None, primary_key=True)
     id: str = Field(unique=True)

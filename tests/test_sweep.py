@@ -478,3 +478,15 @@ def test_an_unreadable_journal_line_is_skipped_with_a_warning(tmp_path: Path, st
     with pytest.warns(rec.RecorderWarning, match="unreadable line"):
         rec.Store.open(store).close()
     assert db(store).execute("SELECT count(*) FROM runs WHERE status = 'done'").fetchone()[0] == 3000
+
+
+def test_captured_output_is_bounded() -> None:
+    from recorder.capture import captured
+
+    with captured(limit=100) as buffer:
+        print("a" * 70 + "b" * 70 + "c" * 70)
+        assert sys.stdout.write("xyz") == 3
+    text = buffer.getvalue()
+    assert text == buffer.getvalue()  # reading twice gives the same
+    assert text.startswith("a" * 50) and text.endswith("c" * 46 + "\nxyz")
+    assert "[… 114 characters of output dropped …]" in text

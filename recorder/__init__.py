@@ -15,7 +15,8 @@ from .execute import current_seed
 from .experiment import Experiment, experiment
 from .objects import ObjectStore
 from .params import ParamSequence, grid, pgrid, plist, pzip, zip
-from .recorder import Recorder, Run
+from .recorder import Recorder
+from .run import Run
 from .store import Store
 from .version import __version__
 

@@ -9,8 +9,6 @@ from collections.abc import Callable, Iterable, Mapping
 from typing import TYPE_CHECKING, Any
 
 from .errors import RecorderError
-from .execute import reset_seed as _reset_seed
-from .execute import seed_of_run
 from .recorder import Recorder
 from .sweep import Binder, dry_run
 from .values import DEFAULT_INLINE_LIMIT
@@ -95,11 +93,7 @@ class Experiment:
         """Record one run of the function with these arguments and return its results."""
         params = self.binder.bind(*args, **kwargs)
         with self.recorder() as r, r.run(params) as run:
-            token = seed_of_run(run.seed)
-            try:
-                returned = self.func(**params)
-            finally:
-                _reset_seed(token)
+            returned = self.func(**params)
             if returned is not None:
                 if not isinstance(returned, Mapping):
                     raise RecorderError(

@@ -87,6 +87,14 @@ class SessionLock:
         except OSError:
             return  # best effort: only the end time a crash recovery would report is affected
 
+    def abandon(self) -> None:
+        """Unlock without removing the file: the session is left for recovery by the next opening."""
+        if self._fd is None:
+            return
+        _LIVE_HERE.discard(self.session_id)
+        os.close(self._fd)
+        self._fd = None
+
     def release(self) -> None:
         """Release the lock and remove its file (idempotent)."""
         if self._fd is None:
@@ -154,6 +162,8 @@ def recover_stale(conn: sqlite3.Connection, root: Path) -> list[str]:
             continue  # alive, or being recovered by another process
         try:
             _recover(conn, folder, pk, sid, start, experiment)
+        except sqlite3.Error as e:
+            raise StoreError(f"cannot recover the crashed session {sid} of {root}: {e}") from e
         finally:
             if claim >= 0:
                 os.close(claim)

@@ -8,8 +8,6 @@ import os
 import signal
 import sys
 import threading
-import time
-import traceback
 import weakref
 from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
@@ -19,14 +17,14 @@ from typing import TYPE_CHECKING, Any
 from . import gitinfo, provenance
 from .db import transaction
 from .errors import NameRefused, RecorderError, StoreError
-from .execute import reset_seed, seed_of_run
-from .hashing import canonical_pset, check_name, claim_names, is_utf8, pset_hash, run_seed, text_digest
+from .hashing import canonical_pset, check_name, is_utf8, text_digest
 from .ids import new_id, now_utc
 from .liveness import SessionLock
 from .store import Store
 from .values import DEFAULT_INLINE_LIMIT, Encoded, encode
 from .version import __version__
-from .journal import Journal, PendingRun
+from .journal import Journal
+from .run import Run
 from .writer import RunWriter
 
 if TYPE_CHECKING:
@@ -34,7 +32,7 @@ if TYPE_CHECKING:
 
     import pandas as pd
 
-__all__ = ["Recorder", "Run", "DEFAULT_FLUSH_INTERVAL"]
+__all__ = ["Recorder", "DEFAULT_FLUSH_INTERVAL"]
 
 #: Longest time a finished run waits for its commit (see :mod:`recorder.writer`).
 DEFAULT_FLUSH_INTERVAL = 0.2
@@ -94,6 +92,7 @@ def _finish(
         ended_by_error = getattr(sys, "last_exc", None) or getattr(sys, "last_value", None)
         status = "failed" if ended_by_error is not None else "done"
     again: BaseException | None = None
+    written = False
     try:
         while True:
             try:
@@ -102,16 +101,20 @@ def _finish(
             except (KeyboardInterrupt, SystemExit) as e:
                 # Ctrl-C again while the last runs are written: write them first, then stop.
                 again, status = e, "interrupted"
-    except BaseException:
-        status = "failed"  # runs could not be committed: the session did not end well
-        raise
+        written = True
     finally:
         try:
-            with transaction(store.conn) as conn:
-                conn.execute(_INTERRUPT_OPEN_RUNS, (session_pk,))  # a run the session was closed inside
-                conn.execute(_CLOSE_SESSION, (status, now_utc(), session_pk))
+            if written:
+                with transaction(store.conn) as conn:
+                    conn.execute(_INTERRUPT_OPEN_RUNS, (session_pk,))  # a run the session was closed inside
+                    conn.execute(_CLOSE_SESSION, (status, now_utc(), session_pk))
+            # Else the last runs could not be written (the database failed): the session
+            # stays open, so the next opening of the store replays its journal.
         finally:
-            lock.release()
+            if written:
+                lock.release()
+            else:
+                lock.abandon()
             store.close()
     if again is not None:
         raise again
@@ -458,110 +461,3 @@ class Recorder:
     def __repr__(self) -> str:
         state = f"session {self.id}" if self.id else "not started"
         return f"Recorder({self.experiment!r}, {state})"
-
-
-class Run:
-    """One run: a parameter set going through the experiment.
-
-    Created by :meth:`Recorder.run`; use as a context manager. On a normal
-    exit the run is ``done``; on an exception it is ``failed`` with the
-    traceback stored and the exception re-raised; on Ctrl-C or SIGTERM it is
-    ``interrupted``.
-    """
-
-    __slots__ = (
-        "_recorder", "params", "pset_hash", "seed", "_canonical", "_row", "_perf0", "status", "_taken", "_token",
-    )
-
-    def __init__(self, recorder: Recorder, params: dict[str, Any], canonical: str) -> None:
-        self._recorder = recorder
-        #: The parameters, as plain Python values.
-        self.params = params
-        self._canonical = canonical
-        #: Hash of the pset's canonical JSON.
-        self.pset_hash = pset_hash(canonical)
-        #: Deterministic seed from the pset hash and the experiment seed.
-        self.seed = run_seed(self.pset_hash, recorder.seed)
-        self._row: PendingRun | None = None
-        self._perf0 = 0.0
-        #: ``None`` until the run ends, then its final status.
-        self.status: str | None = None
-        self._taken: dict[str, str] | None = None  # lower-cased names of params and results
-
-    @property
-    def id(self) -> str | None:
-        """The run's id, once it started."""
-        return self._row.id if self._row is not None else None
-
-    def __enter__(self) -> Run:
-        recorder = self._recorder
-        if self._row is not None:
-            raise RecorderError(f"run {self.id} was already started; call r.run(...) again for a new run")
-        writer = recorder._require_open()
-        if recorder._active is not None:
-            raise RecorderError(
-                f"run {recorder._active.id} is still open in this session; finish it before starting "
-                "another (or use a second Recorder)"
-            )
-        self._row = PendingRun(new_id(), self.pset_hash, self._canonical, self.seed, time.time())
-        self._perf0 = time.perf_counter()
-        recorder._active = self
-        try:
-            writer.started(self._row)
-        except BaseException:
-            recorder._active = None
-            raise
-        self._token = seed_of_run(self.seed)  # recorder.current_seed() inside the run
-        return self
-
-    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: Any) -> None:
-        duration = time.perf_counter() - self._perf0
-        if exc_type is None:
-            status, error = "done", None
-        elif issubclass(exc_type, (KeyboardInterrupt, SystemExit)):
-            status, error = "interrupted", None
-        else:
-            status = "failed"
-            error = "".join(traceback.format_exception(exc_type, exc, tb))
-        reset_seed(self._token)
-        recorder = self._recorder
-        recorder._active = None
-        self.status = status
-        recorder.runs_recorded += 1
-        assert recorder._writer is not None and self._row is not None
-        recorder._writer.finished(self._row, status, duration, error)
-
-    def log(self, comment: str | None = None, **results: Any) -> None:
-        """Record results of this run; arrays above the inline limit go to the object store now.
-
-        :param comment: a comment on these results (or on the run, when no
-            results are given). Each distinct text is stored once.
-        :raises NameRefused: for a reserved name, a parameter's name, or a
-            result logged twice.
-        :raises ValueRefused: for a value recorder cannot store.
-        """
-        row = self._row
-        if row is None or self.status is not None:
-            raise RecorderError("log() is for an open run: use `with r.run(...) as run: run.log(...)`")
-        if comment is not None and (not isinstance(comment, str) or not is_utf8(comment)):
-            raise RecorderError(f"comment={comment!r} is not text (a str without lone surrogates)")
-        recorder = self._recorder
-        objects = recorder._store.objects  # type: ignore[union-attr]
-        taken = self._taken
-        if taken is None:
-            taken = self._taken = {n.lower(): n for n in self.params}
-        trial = dict(taken)
-        claim_names("result", results, trial)
-        encoded = {n: encode(n, v, objects, inline_limit=recorder.inline_limit) for n, v in results.items()}
-        row.results.update(encoded)
-        self._taken = trial
-        if comment is not None:
-            if results:
-                if row.result_comments is None:
-                    row.result_comments = {}
-                row.result_comments.update(dict.fromkeys(results, comment))
-            else:
-                row.comment = comment
-
-    def __repr__(self) -> str:
-        return f"Run({self.id or 'not started'}, {self.params!r}, status={self.status})"

@@ -62,6 +62,15 @@ _PSET_CACHE = 100_000  # pset keys remembered (reruns of the same psets find the
 _MAX_PENDING = 20_000  # finished runs queued at most before the recording thread commits them itself
 
 
+_ROW_ERRORS = (sqlite3.IntegrityError, sqlite3.DataError, sqlite3.InterfaceError, ValueError, OverflowError, TypeError)
+
+
+def _caused_by_a_row(error: BaseException) -> bool:
+    """Whether a commit failed because of a row (a value SQLite refuses), not the database itself."""
+    cause = error.__cause__ if isinstance(error, StoreError) and error.__cause__ is not None else error
+    return isinstance(cause, _ROW_ERRORS)
+
+
 @contextlib.contextmanager
 def _signals_deferred() -> Iterator[None]:
     """Hold Ctrl-C and SIGTERM until the block is done (a commit is never cut in half).
@@ -150,7 +159,7 @@ class RunWriter:
     def finished(self, run: PendingRun, status: str, duration: float, error: str | None) -> None:
         """Queue a finished run (committed within the interval, or now when the interval is 0)."""
         if self._closed:
-            raise RecorderError(f"run {run.id} ended after its session was closed; it is recorded as interrupted")
+            raise RecorderError(f"run {run.id} ended after its session was closed, so it is not recorded as done")
         run.status, run.duration, run.error = status, duration, error
         self._last_duration = duration
         now = time.monotonic()
@@ -225,26 +234,41 @@ class RunWriter:
         """Write journaled runs of a dead session that its rows do not show as finished; return how many.
 
         Idempotent: the check and the writes are one transaction, so a run is
-        never written twice, whoever replays the journal.
+        never written twice, whoever replays the journal. A record SQLite
+        refuses is written run by run, like any batch.
         """
         with self._db_lock:
             self._staged_psets, self._staged_comments = {}, {}
-            with transaction(self._conn) as conn:
-                known: dict[str, tuple[int, str]] = {}
-                ids = [r.id for r in runs]
-                for start in range(0, len(ids), _IN_CHUNK):
-                    chunk = ids[start : start + _IN_CHUNK]
-                    sql = _RUN_STATES.format(marks=", ".join("?" * len(chunk)))
-                    rows = conn.execute(sql, [bytes.fromhex(i) for i in chunk])
-                    known.update((i.hex(), (pk, status)) for i, pk, status in rows)
-                todo = []
-                for run in runs:
-                    pk, status = known.get(run.id, (None, "running"))
-                    if status == "running":
-                        run.pk = pk
-                        todo.append(run)
-                self._write(conn, todo, [], [])
+            assigned: list[PendingRun] = []
+            try:
+                with transaction(self._conn) as conn:
+                    todo = self._unfinished(conn, runs)
+                    self._write(conn, todo, [], assigned)
+            except Exception as e:
+                for run in assigned:  # their rows were rolled back
+                    run.pk = None
+                if not _caused_by_a_row(e):
+                    raise
+                todo = self._unfinished(self._conn, runs)
+                self._commit_one_by_one(list(todo))
         return len(todo)
+
+    def _unfinished(self, conn: sqlite3.Connection, runs: list[PendingRun]) -> list[PendingRun]:
+        """The runs whose rows are missing or still say running (their keys set when they exist)."""
+        known: dict[str, tuple[int, str]] = {}
+        ids = [r.id for r in runs]
+        for start in range(0, len(ids), _IN_CHUNK):
+            chunk = ids[start : start + _IN_CHUNK]
+            sql = _RUN_STATES.format(marks=", ".join("?" * len(chunk)))
+            rows = conn.execute(sql, [bytes.fromhex(i) for i in chunk])
+            known.update((i.hex(), (pk, status)) for i, pk, status in rows)
+        todo = []
+        for run in runs:
+            pk, status = known.get(run.id, (None, "running"))
+            if status == "running":
+                run.pk = pk
+                todo.append(run)
+        return todo
 
     @property
     def experiment_pk(self) -> int:
@@ -269,7 +293,8 @@ class RunWriter:
 
     def _start_thread(self) -> None:
         self._thread = threading.Thread(target=self._loop, name="recorder-writer", daemon=True)
-        self._thread.start()
+        with _signals_deferred():  # the thread inherits the mask: Ctrl-C and SIGTERM go to the main thread
+            self._thread.start()
 
     def _loop(self) -> None:
         while not self._stop.wait(self.interval):
@@ -301,24 +326,24 @@ class RunWriter:
                 with self._queue_lock:
                     batch = self._pending
                     self._pending = []
-                    if batch and self._journal is not None:
+                    if batch and self._journal is not None and not self._inline:
                         self._journal.rotate()  # the batch's records are now in retired files
                 # A run that ends while this runs is in the next batch; its row here says running.
-                in_flight = [r for r in extra or () if r.pk is None and r not in batch]
+                in_flight = [r for r in extra or () if r.pk is None and r.status == "running"]
                 if not batch and not in_flight:
                     return
                 try:
                     self._commit(batch, in_flight)
-                except (StoreError, sqlite3.Error, ValueError, OverflowError):
-                    if not batch:
-                        raise  # only 'running' rows: they are written again when their runs end
-                    self._commit_one_by_one(batch)
+                except Exception as e:
+                    if not batch or not _caused_by_a_row(e):
+                        raise  # the database itself (locked, full, broken): keep everything, retry later
+                    self._commit_one_by_one(batch)  # removes from batch what it commits
             except BaseException:
                 with self._queue_lock:  # keep them for the next try, in order
                     if self._pending is not batch:
                         self._pending[:0] = batch
                 raise
-            if self._journal is not None:
+            if self._journal is not None and not self._inline:
                 self._journal.committed()
         if self._on_commit is not None:
             self._on_commit()
@@ -340,20 +365,29 @@ class RunWriter:
         self._comments.update(self._staged_comments)
 
     def _commit_one_by_one(self, batch: list[PendingRun]) -> None:
-        """Commit a batch that failed as a whole run by run, so one bad run loses nothing else."""
-        for run in batch:
+        """Commit a batch that a row made fail, run by run, so one bad run loses nothing else.
+
+        Each run committed is removed from ``batch``; what is left if the
+        database itself fails midway goes back to the queue.
+        """
+        for run in list(batch):
             try:
                 self._commit([run], [])
-                continue
-            except (StoreError, sqlite3.Error, ValueError, OverflowError) as e:
-                reason = e
-            run.results, run.result_comments, run.comment, run.output = {}, None, None, None
-            run.status = "failed"
-            run.error = (run.error or "") + f"\n[recorder could not store this run's results: {reason}]"
-            try:
-                self._commit([run], [])
-            except (StoreError, sqlite3.Error, ValueError, OverflowError) as e:
-                warnings.warn(f"recorder: run {run.id} could not be recorded at all: {e}", RecorderWarning, stacklevel=2)
+            except Exception as e:
+                if not _caused_by_a_row(e):
+                    raise
+                run.results, run.result_comments, run.comment, run.output = {}, None, None, None
+                run.status = "failed"
+                run.error = (run.error or "") + f"\n[recorder could not store this run's results: {e}]"
+                try:
+                    self._commit([run], [])
+                except Exception as again:
+                    if not _caused_by_a_row(again):
+                        raise
+                    warnings.warn(
+                        f"recorder: run {run.id} could not be recorded at all: {again}", RecorderWarning, stacklevel=2
+                    )
+            batch.remove(run)
 
     def _write(
         self,

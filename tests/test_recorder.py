@@ -515,3 +515,44 @@ print("jax" in sys.modules)
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT)
     assert done.stdout.strip() == "False", done.stderr
     assert db(store).execute("SELECT jax FROM sessions").fetchone()[0] is None
+
+
+def test_a_locked_database_loses_no_runs(store: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import recorder.db
+
+    monkeypatch.setattr(recorder.db, "BUSY_TIMEOUT_S", 0.2)
+    with rec.Recorder("e", store=store, git=False, flush_interval=60) as r:
+        for i in range(5):
+            with r.run(i=i) as run:
+                run.log(y=i)
+        blocker = sqlite3.connect(store / "recorder.sqlite", isolation_level=None)
+        blocker.execute("BEGIN IMMEDIATE")  # another writer holds the database
+        with pytest.raises(rec.StoreError, match="locked"):
+            r.flush()
+        assert list((store / "locks").glob("*.journal.*"))  # still journaled
+        blocker.execute("ROLLBACK")
+        blocker.close()
+        r.flush()
+    con = db(store)
+    assert con.execute("SELECT status, count(*) FROM runs GROUP BY status").fetchall() == [("done", 5)]
+    assert con.execute("SELECT count(*) FROM results").fetchone()[0] == 5
+
+
+def test_a_session_whose_last_runs_cannot_be_written_is_recovered_later(store: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import recorder.db
+
+    monkeypatch.setattr(recorder.db, "BUSY_TIMEOUT_S", 0.2)
+    r = rec.Recorder("e", store=store, git=False, flush_interval=60).open()
+    for i in range(3):
+        with r.run(i=i) as run:
+            run.log(y=i)
+    blocker = sqlite3.connect(store / "recorder.sqlite", isolation_level=None)
+    blocker.execute("BEGIN IMMEDIATE")
+    with pytest.raises(rec.StoreError):
+        r.close()
+    blocker.execute("ROLLBACK")
+    blocker.close()
+    assert db(store).execute("SELECT status FROM sessions").fetchone()[0] == "running"
+    Store.open(store).close()  # the journal is replayed
+    assert [row[2] for row in runs(store)] == ["done"] * 3
+    assert db(store).execute("SELECT status FROM sessions").fetchone()[0] == "interrupted"

@@ -2,10 +2,11 @@
 
 The writer commits finished runs in batches (see :mod:`recorder.writer`).
 Until a run's batch is committed, the run is also appended, as one line of
-JSON in one ``write()``, to a journal file of its session in ``locks/``.
-Once written, the line is the kernel's: it survives the process being
-killed (SIGKILL included), and the next process that opens the store
-replays the journal of a dead session into the database. A journal file is
+JSON, to a journal file of its session in ``locks/`` (through a shared
+memory map: the line is in the kernel's page cache as soon as it is
+copied). It survives the process being killed (SIGKILL included), and the
+next process that opens the store replays the journal of a dead session
+into the database. A journal file is
 removed once every run in it is committed; a clean session leaves none.
 """
 
@@ -13,6 +14,7 @@ from __future__ import annotations
 
 import base64
 import json
+import mmap
 import os
 import re
 import warnings
@@ -26,6 +28,7 @@ from .values import Encoded
 __all__ = ["PendingRun", "Journal", "read_journal", "journal_files", "valid_session_id"]
 
 _SESSION_ID = re.compile(r"[0-9a-f]{24}")
+_SEGMENT_BYTES = 1 << 20  # a journal file's first size; it doubles when full
 
 
 def valid_session_id(session_id: object) -> bool:
@@ -100,7 +103,8 @@ def read_journal(folder: Path, session_id: str) -> list[PendingRun]:
     """Return the runs journaled by a session, in order; a line cut short by a crash is ignored."""
     runs = []
     for path in journal_files(folder, session_id):
-        for line in path.read_bytes().splitlines(keepends=True):
+        content = path.read_bytes().rstrip(b"\0")  # the unused end of the file is zeros
+        for line in content.splitlines(keepends=True):
             if not line.endswith(b"\n"):
                 break  # the process died inside this write: the run was never reported finished
             try:
@@ -118,6 +122,43 @@ def read_journal(folder: Path, session_id: str) -> list[PendingRun]:
 _JOURNALS_HERE: weakref.WeakSet[Journal] = weakref.WeakSet()
 
 
+class _Segment:
+    """One journal file, written through a shared memory map.
+
+    Appending is a memory copy, not a system call: it never gives up
+    Python's interpreter lock (which would make the recording thread wait
+    for the writer thread), and the bytes are in the kernel's page cache at
+    once, so they survive the process being killed. The file is made larger
+    than its content; unused bytes are zeros, which readers ignore.
+    """
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            self._size = _SEGMENT_BYTES
+            os.ftruncate(self._fd, self._size)
+            self._map = mmap.mmap(self._fd, self._size)
+        except BaseException:
+            os.close(self._fd)
+            raise
+        self._end = 0
+
+    def append(self, line: bytes) -> None:
+        end = self._end + len(line)
+        if end > self._size:
+            size = max(2 * self._size, end)
+            os.ftruncate(self._fd, size)
+            self._map.resize(size)
+            self._size = size
+        self._map[self._end : end] = line
+        self._end = end
+
+    def close(self) -> None:
+        self._map.close()
+        os.close(self._fd)
+
+
 class Journal:
     """The journal files of one open session; used by its writer only."""
 
@@ -125,43 +166,36 @@ class Journal:
         self._folder = folder
         self._session_id = session_id
         self._number = 0
-        self._fd: int | None = self._open()
+        self._segment: _Segment | None = _Segment(self._path(0))
         self._retired: list[Path] = []
         _JOURNALS_HERE.add(self)
 
     def _forget(self) -> None:
-        """In a forked child: close the inherited descriptor, never write or remove anything."""
-        if self._fd is not None:
-            os.close(self._fd)
-            self._fd = None
+        """In a forked child: close the inherited map, never write or remove anything."""
+        if self._segment is not None:
+            self._segment.close()
+            self._segment = None
         self._retired = []
 
     def _path(self, number: int) -> Path:
         return self._folder / f"{self._session_id}.journal.{number}"
 
-    def _open(self) -> int:
-        return os.open(self._path(self._number), os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
-
-
     def append(self, run: PendingRun) -> None:
-        """Write one finished run (a single ``write()``, so a kill never leaves half a record)."""
-        if self._fd is None:
+        """Write one finished run (a line ending in a newline: a kill never leaves a line that looks whole)."""
+        if self._segment is None:
             raise OSError("the journal belongs to the parent process")
-        line = _record(run)
-        written = os.write(self._fd, line)
-        if written != len(line):
-            raise OSError(f"short write to the journal ({written} of {len(line)} bytes): is the disk full?")
+        self._segment.append(_record(run))
 
     def rotate(self) -> None:
         """Start a new file; the current one holds the batch about to be committed."""
-        if self._fd is None:
+        if self._segment is None:
             return
         number = self._number + 1
-        fd = os.open(self._path(number), os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
-        old, self._fd = self._fd, fd
-        self._retired.append(self._path(self._number))
+        new = _Segment(self._path(number))
+        old, self._segment = self._segment, new
+        self._retired.append(old.path)
         self._number = number
-        os.close(old)
+        old.close()
 
     def committed(self) -> None:
         """Remove the files rotated out so far: every run in them is in the database."""
@@ -171,11 +205,11 @@ class Journal:
 
     def close(self) -> None:
         """Close and remove the journal (call once everything is committed)."""
-        if self._fd is None:
+        if self._segment is None:
             return
-        os.close(self._fd)
-        self._fd = None
-        self._retired.append(self._path(self._number))
+        segment, self._segment = self._segment, None
+        segment.close()
+        self._retired.append(segment.path)
         self.committed()
 
 

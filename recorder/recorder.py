@@ -21,11 +21,11 @@ from .hashing import canonical_pset, check_name, is_utf8, text_digest
 from .ids import new_id, now_utc
 from .liveness import SessionLock
 from .store import Store
-from .values import DEFAULT_INLINE_LIMIT, Encoded, encode
+from .values import DEFAULT_INLINE_LIMIT, encode
 from .version import __version__
 from .journal import Journal
 from .run import Run
-from .writer import RunWriter
+from .writer import RunWriter, insert_objects, insert_texts
 
 if TYPE_CHECKING:
     from concurrent.futures import Executor
@@ -39,7 +39,6 @@ DEFAULT_FLUSH_INTERVAL = 0.2
 
 _GET_EXPERIMENT = "SELECT pk FROM experiments WHERE name = ?"
 _INSERT_EXPERIMENT = "INSERT INTO experiments (id, name, time_created) VALUES (?, ?, ?)"
-_INSERT_TEXT = "INSERT OR IGNORE INTO texts (digest, text) VALUES (?, ?)"
 _INSERT_SESSION = """
 INSERT INTO sessions (
     id, experiment, status, time_start, message, comment, seed, env_sha,
@@ -52,9 +51,6 @@ INSERT INTO sessions (
 _CLOSE_SESSION = "UPDATE sessions SET status = ?, time_end = ? WHERE pk = ?"
 _INTERRUPT_OPEN_RUNS = "UPDATE runs SET status = 'interrupted' WHERE session = ? AND status = 'running'"
 _UPSERT_CONFIG = "INSERT OR REPLACE INTO config (session, name, kind, value) VALUES (?, ?, ?, ?)"
-_INSERT_OBJECT = """
-INSERT OR IGNORE INTO objects (digest, size, dtype, shape, time_created) VALUES (?, ?, ?, ?, ?)
-"""
 
 
 class _Terminated(SystemExit):
@@ -118,13 +114,6 @@ def _finish(
             store.close()
     if again is not None:
         raise again
-
-
-def _insert_objects(conn: Any, encoded: list[Encoded]) -> None:
-    objects = [e.object for e in encoded if e.object is not None]
-    if objects:
-        now = now_utc()
-        conn.executemany(_INSERT_OBJECT, [(*o, now) for o in objects])
 
 
 class Recorder:
@@ -265,7 +254,7 @@ class Recorder:
         try:
             with transaction(store.conn) as conn:
                 experiment_pk = self._experiment_pk(conn, time_start)
-                conn.executemany(_INSERT_TEXT, [(d, t) for d, t in zip(digests, texts) if t is not None])
+                insert_texts(conn, [(d, t) for d, t in zip(digests, texts) if t is not None])
                 session_pk = conn.execute(
                     _INSERT_SESSION,
                     (
@@ -279,7 +268,7 @@ class Recorder:
                         digests[0], jax,
                     ),
                 ).lastrowid
-                _insert_objects(conn, [e for _, e in config])
+                insert_objects(conn, [e.object for _, e in config if e.object is not None])
                 conn.executemany(_UPSERT_CONFIG, [(session_pk, n, e.kind, e.value) for n, e in config])
         except BaseException:
             lock.release()
@@ -368,7 +357,7 @@ class Recorder:
         session_pk = self._session_pk
 
         def write(conn: Any) -> None:
-            _insert_objects(conn, [e for _, e in rows])
+            insert_objects(conn, [e.object for _, e in rows if e.object is not None])
             conn.executemany(_UPSERT_CONFIG, [(session_pk, n, e.kind, e.value) for n, e in rows])
 
         writer.run(write)

@@ -37,7 +37,7 @@ from .errors import RecorderError, RecorderWarning, StoreError
 from .ids import now_utc
 from .journal import Journal, PendingRun
 
-__all__ = ["PendingRun", "RunWriter"]
+__all__ = ["PendingRun", "RunWriter", "insert_objects", "insert_texts"]
 
 _MAX_RUN_PK = "SELECT coalesce(max(pk), 0) FROM runs"
 _MAX_PSET_PK = "SELECT coalesce(max(pk), 0) FROM psets"
@@ -69,6 +69,19 @@ def _caused_by_a_row(error: BaseException) -> bool:
     """Whether a commit failed because of a row (a value SQLite refuses), not the database itself."""
     cause = error.__cause__ if isinstance(error, StoreError) and error.__cause__ is not None else error
     return isinstance(cause, _ROW_ERRORS)
+
+
+def insert_objects(conn: sqlite3.Connection, objects: list[tuple[str, int, str, str]]) -> None:
+    """Add rows for objects (``(digest, size, dtype, shape)``) already written to the object store."""
+    if objects:
+        now = now_utc()
+        conn.executemany(_INSERT_OBJECT, [(*o, now) for o in objects])
+
+
+def insert_texts(conn: sqlite3.Connection, texts: list[tuple[str, str]]) -> None:
+    """Store texts once by content (``(digest, text)``)."""
+    if texts:
+        conn.executemany(_INSERT_TEXT, texts)
 
 
 @contextlib.contextmanager
@@ -431,11 +444,8 @@ class RunWriter:
                 run.pk, bytes.fromhex(run.id), experiment, session, psets[run.pset_hash],
                 "running", _millis(run.t0), None, run.seed, None, None, None,
             ))
-        if objects:
-            now = now_utc()
-            conn.executemany(_INSERT_OBJECT, [(*o, now) for o in objects])
-        if texts:
-            conn.executemany(_INSERT_TEXT, texts)
+        insert_objects(conn, objects)
+        insert_texts(conn, texts)
         conn.executemany(_INSERT_RUN, new_rows)
         conn.executemany(_FINISH_RUN, updates)
         conn.executemany(_INSERT_RESULT, results)

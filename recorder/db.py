@@ -20,6 +20,8 @@ from importlib import resources
 from pathlib import Path
 
 from .errors import StoreError, StoreVersionError
+from .catalog import refresh_all_views
+from .sql import quote_ident
 
 __all__ = [
     "SCHEMA_VERSION",
@@ -31,7 +33,7 @@ __all__ = [
 ]
 
 #: Version of the schema this library writes (``PRAGMA user_version``).
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 #: How long a writer waits for another one before giving up.
 BUSY_TIMEOUT_S = 60.0
 
@@ -47,13 +49,6 @@ _PRAGMAS = (
     "PRAGMA foreign_keys = ON",
     "PRAGMA synchronous = NORMAL",  # durable against a process crash; WAL keeps it consistent
 )
-
-
-def quote_ident(name: str) -> str:
-    """Quote an SQL identifier (table, view or column name); the one place identifiers are quoted."""
-    if "\x00" in name:
-        raise StoreError(f"the name {name!r} contains a NUL character and cannot be used in SQL")
-    return '"' + name.replace('"', '""') + '"'
 
 
 def schema_path(name: str) -> Path:
@@ -168,6 +163,7 @@ def _ensure_schema(conn: sqlite3.Connection, path: Path) -> None:
         else:
             _migrate(conn, version)
         _create_views(conn)
+        refresh_all_views(conn)  # the wide view of each experiment
         # user_version cannot be bound; SCHEMA_VERSION is our own int constant.
         conn.execute(f"PRAGMA user_version = {int(SCHEMA_VERSION)}")
 
@@ -188,7 +184,7 @@ def _create_tables(conn: sqlite3.Connection) -> None:
 
 
 _TABLES = frozenset(
-    ["experiments", "texts", "sessions", "config", "psets", "comments", "runs", "results", "objects"]
+    ["experiments", "texts", "sessions", "config", "psets", "comments", "runs", "results", "objects", "fields"]
 )
 
 

@@ -41,10 +41,12 @@ class PendingRun:
 
     __slots__ = (
         "id", "pset_hash", "canonical", "seed", "t0", "status", "duration", "error",
-        "comment", "results", "result_comments", "output", "pk",
+        "comment", "results", "result_comments", "output", "pk", "names",
     )
 
-    def __init__(self, id: str, pset_hash: str, canonical: str, seed: int, t0: float) -> None:
+    def __init__(
+        self, id: str, pset_hash: str, canonical: str, seed: int, t0: float, names: tuple[str, ...] | None = None
+    ) -> None:
         self.id = id
         self.pset_hash = pset_hash
         self.canonical = canonical
@@ -60,6 +62,8 @@ class PendingRun:
         self.output: tuple[str, str] | None = None
         #: Row key once a row of this run is committed.
         self.pk: int | None = None
+        #: The parameter names (read from ``canonical`` when not given).
+        self.names = names
 
 
 _encode_json = json.JSONEncoder(separators=(",", ":")).encode

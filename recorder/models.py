@@ -36,6 +36,7 @@ __all__ = [
     "Comment",
     "Result",
     "Object",
+    "ExperimentField",
 ]
 
 
@@ -197,3 +198,21 @@ class Object(SQLModel, table=True):
     dtype: str
     shape: str  # JSON list
     time_created: str
+
+
+class ExperimentField(SQLModel, table=True):
+    """A parameter or result name of an experiment, with a kind its values had: the wide view's columns.
+
+    One row per (experiment, role, name, kind); ``pk`` orders names by their
+    first appearance, ``first_run`` is the first run that had the name.
+    """
+
+    __tablename__ = "fields"
+    __table_args__ = (Index("fields_name", "experiment", "role", "name", "kind", unique=True),)
+
+    pk: int | None = Field(default=None, primary_key=True)
+    experiment: int = Field(foreign_key="experiments.pk")
+    role: str  # "param" or "result"
+    name: str
+    kind: str  # the result's kind ("" for plain values and for every parameter)
+    first_run: int | None = Field(default=None, foreign_key="runs.pk")

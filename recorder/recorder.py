@@ -14,7 +14,7 @@ from pathlib import Path
 from types import FrameType
 from typing import TYPE_CHECKING, Any
 
-from . import gitinfo, provenance
+from . import catalog, gitinfo, provenance
 from .db import transaction
 from .errors import NameRefused, RecorderError, StoreError
 from .hashing import canonical_pset, check_name, is_utf8, text_digest
@@ -37,8 +37,6 @@ __all__ = ["Recorder", "DEFAULT_FLUSH_INTERVAL"]
 #: Longest time a finished run waits for its commit (see :mod:`recorder.writer`).
 DEFAULT_FLUSH_INTERVAL = 0.2
 
-_GET_EXPERIMENT = "SELECT pk FROM experiments WHERE name = ?"
-_INSERT_EXPERIMENT = "INSERT INTO experiments (id, name, time_created) VALUES (?, ?, ?)"
 _INSERT_SESSION = """
 INSERT INTO sessions (
     id, experiment, status, time_start, message, comment, seed, env_sha,
@@ -314,10 +312,7 @@ class Recorder:
         return Path.cwd()
 
     def _experiment_pk(self, conn: Any, time_created: str) -> int:
-        row = conn.execute(_GET_EXPERIMENT, (self.experiment,)).fetchone()
-        if row is not None:
-            return row[0]
-        return conn.execute(_INSERT_EXPERIMENT, (new_id(), self.experiment, time_created)).lastrowid
+        return catalog.experiment_pk(conn, self.experiment, time_created)
 
     def close(self, status: str = "done") -> None:
         """Commit what is left and end the session with ``status`` and its finish time. Idempotent."""

@@ -62,7 +62,10 @@ class Run:
                 f"run {recorder._active.id} is still open in this session; finish it before starting "
                 "another (or use a second Recorder)"
             )
-        self._row = PendingRun(new_id(), self.pset_hash, self._canonical, self.seed, time.time())
+        writer.fields.claim("param", self.params)
+        self._row = PendingRun(
+            new_id(), self.pset_hash, self._canonical, self.seed, time.time(), tuple(self.params)
+        )
         self._perf0 = time.perf_counter()
         recorder._active = self
         try:
@@ -95,8 +98,8 @@ class Run:
 
         :param comment: a comment on these results (or on the run, when no
             results are given). Each distinct text is stored once.
-        :raises NameRefused: for a reserved name, a parameter's name, or a
-            result logged twice.
+        :raises NameRefused: for a reserved name, a parameter's name (of this
+            run, or of another run of the experiment), or a result logged twice.
         :raises ValueRefused: for a value recorder cannot store.
         """
         row = self._row
@@ -111,6 +114,7 @@ class Run:
             taken = self._taken = {n.lower(): n for n in self.params}
         trial = dict(taken)
         claim_names("result", results, trial)
+        recorder._writer.fields.claim("result", results)  # type: ignore[union-attr]
         encoded = {n: encode(n, v, objects, inline_limit=recorder.inline_limit) for n, v in results.items()}
         row.results.update(encoded)
         self._taken = trial

@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 from .db import connect
-from .errors import RecorderError, StoreError
+from .errors import NameRefused, RecorderError, StoreError
 from .execute import Interrupted, Outcome, execute
 from .hashing import canonical_pset, check_name, pset_hash, run_seed, text_digest
 from .ids import iso_utc, new_id
@@ -30,6 +30,8 @@ from .values import Encoded, decode, is_scalar_kind
 
 if TYPE_CHECKING:
     import concurrent.futures as cf
+
+    from .catalog import Fields
 
     import pandas as pd
 
@@ -119,6 +121,7 @@ class _Task(NamedTuple):
     canonical: str
     hash: str
     seed: int
+    names: tuple[str, ...]
 
 
 class _Table:
@@ -167,13 +170,24 @@ def _scalars(results: Mapping[str, Encoded], objects: ObjectStore) -> dict[str, 
     return {n: decode(e.kind, e.value, objects) for n, e in results.items() if is_scalar_kind(e.kind)}
 
 
-def _tasks(binder: Binder, params: Iterable[Mapping[str, Any]], experiment_seed: int | None) -> Iterator[_Task]:
+def _tasks(
+    binder: Binder,
+    params: Iterable[Mapping[str, Any]],
+    experiment_seed: int | None,
+    fields: Fields | None = None,
+) -> Iterator[_Task]:
+    """Validate and hash the psets; with ``fields``, claim their names as the experiment's parameters."""
+    layouts: set[tuple[str, ...]] = set()
     for index, pset in enumerate(params):
         if not isinstance(pset, Mapping):
             raise RecorderError(f"pset number {index} is {pset!r}, not a dict of parameters")
         clean, canonical = canonical_pset(binder.bind(**pset))
+        names = tuple(clean)
+        if fields is not None and names not in layouts:
+            fields.claim("param", names)
+            layouts.add(names)
         hash_ = pset_hash(canonical)
-        yield _Task(index, clean, canonical, hash_, run_seed(hash_, experiment_seed))
+        yield _Task(index, clean, canonical, hash_, run_seed(hash_, experiment_seed), names)
 
 
 def _chunks(tasks: Iterator[_Task]) -> Iterator[list[_Task]]:
@@ -291,7 +305,18 @@ def sweep(
     def call(task: _Task) -> tuple[Any, ...]:
         return (task.params, task.seed, *fixed)
 
+    result_layouts: set[tuple[str, ...]] = set()
+
     def record(task: _Task, row: PendingRun, outcome: Outcome) -> None:
+        if outcome.results:
+            names = tuple(outcome.results)
+            if names not in result_layouts:
+                try:
+                    writer.fields.claim("result", names)
+                except NameRefused as e:  # recorded as the run's failure, like any error of the function
+                    outcome = outcome._replace(status="failed", results={}, error=f"{binder.name}: {e}")
+                else:
+                    result_layouts.add(names)
         row.t0, row.results = outcome.t0, outcome.results
         if outcome.output is not None:
             row.output = (text_digest(outcome.output), outcome.output)
@@ -313,7 +338,8 @@ def sweep(
 
     try:
         with writer.inline():
-            to_run = _to_run(_tasks(binder, params, recorder.seed), reader, statuses, table, fills, progress_)
+            tasks = _tasks(binder, params, recorder.seed, writer.fields)
+            to_run = _to_run(tasks, reader, statuses, table, fills, progress_)
             if pool is None:
                 for task, row in to_run:
                     writer.started(row)
@@ -391,7 +417,7 @@ def _to_run(
                 progress.add("skipped")
             else:
                 fills.first[task.hash] = task.index
-                yield task, PendingRun(new_id(), task.hash, task.canonical, task.seed, time.time())
+                yield task, PendingRun(new_id(), task.hash, task.canonical, task.seed, time.time(), task.names)
 
 
 def _fill_skipped(reader: _Reader, statuses: tuple[str, ...], skipped: dict[str, list[int]], table: _Table,

@@ -24,6 +24,7 @@ goes in with a few ``executemany`` calls.
 from __future__ import annotations
 
 import contextlib
+import json
 import signal
 import sqlite3
 import threading
@@ -32,8 +33,9 @@ import warnings
 from collections.abc import Callable, Iterator
 from typing import Any
 
+from .catalog import Fields
 from .db import transaction
-from .errors import RecorderError, RecorderWarning, StoreError
+from .errors import NameRefused, RecorderError, RecorderWarning, StoreError
 from .ids import now_utc
 from .journal import Journal, PendingRun
 
@@ -62,7 +64,10 @@ _PSET_CACHE = 100_000  # pset keys remembered (reruns of the same psets find the
 _MAX_PENDING = 20_000  # finished runs queued at most before the recording thread commits them itself
 
 
-_ROW_ERRORS = (sqlite3.IntegrityError, sqlite3.DataError, sqlite3.InterfaceError, ValueError, OverflowError, TypeError)
+_ROW_ERRORS = (
+    sqlite3.IntegrityError, sqlite3.DataError, sqlite3.InterfaceError, ValueError, OverflowError, TypeError,
+    NameRefused,  # a name another run of the experiment has in the other role
+)
 
 
 def _caused_by_a_row(error: BaseException) -> bool:
@@ -149,6 +154,13 @@ class RunWriter:
         self._comments: dict[str, int] = {}
         self._staged_psets: dict[str, int] = {}
         self._staged_comments: dict[str, int] = {}
+        #: The experiment's parameter and result names (see :mod:`recorder.catalog`).
+        self.fields = Fields(conn, experiment_pk)
+        # Parameter layouts and (result, kind) pairs whose names are in the database.
+        self._layouts: set[tuple[str, ...]] = set()
+        self._result_kinds: set[tuple[str, str | None]] = set()
+        self._staged_layouts: set[tuple[str, ...]] = set()
+        self._staged_result_kinds: set[tuple[str, str | None]] = set()
         self._error: BaseException | None = None
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -252,6 +264,7 @@ class RunWriter:
         """
         with self._db_lock:
             self._staged_psets, self._staged_comments = {}, {}
+            self._staged_layouts, self._staged_result_kinds = set(), set()
             assigned: list[PendingRun] = []
             try:
                 with transaction(self._conn) as conn:
@@ -365,6 +378,7 @@ class RunWriter:
         assigned: list[PendingRun] = []
         # Keys found or made in this transaction; cached only once it commits.
         self._staged_psets, self._staged_comments = {}, {}
+        self._staged_layouts, self._staged_result_kinds = set(), set()
         try:
             with transaction(self._conn) as conn:
                 self._write(conn, finished, in_flight, assigned)
@@ -376,6 +390,8 @@ class RunWriter:
             self._psets.clear()  # bounded memory in huge sweeps; a miss costs one indexed lookup
         self._psets.update(self._staged_psets)
         self._comments.update(self._staged_comments)
+        self._layouts |= self._staged_layouts
+        self._result_kinds |= self._staged_result_kinds
 
     def _commit_one_by_one(self, batch: list[PendingRun]) -> None:
         """Commit a batch that a row made fail, run by run, so one bad run loses nothing else.
@@ -413,6 +429,8 @@ class RunWriter:
         psets = self._pset_pks(conn, {r.pset_hash: r.canonical for r in runs})
         next_pk = conn.execute(_MAX_RUN_PK).fetchone()[0] + 1
         new_rows, updates, results, objects, texts = [], [], [], [], []
+        fields: list[tuple[str, str, str, int]] = []
+        result_kinds = self._result_kinds
         experiment, session = self._experiment_pk, self._session_pk
         for run in finished:
             comment = self._comment_pk(conn, run.comment) if run.comment is not None else None
@@ -429,6 +447,7 @@ class RunWriter:
                 ))
             else:
                 updates.append((run.status, _micros(run.duration), comment, run.error, output, run.pk))
+            self._param_fields(run, fields)
             comments = run.result_comments
             for name, encoded in run.results.items():
                 results.append((
@@ -437,6 +456,10 @@ class RunWriter:
                 ))
                 if encoded.object is not None:
                     objects.append(encoded.object)
+                key = (name, encoded.kind)
+                if key not in result_kinds and key not in self._staged_result_kinds:
+                    self._staged_result_kinds.add(key)
+                    fields.append(("result", name, encoded.kind or "", run.pk))
         for run in in_flight:  # after the finished ones: they started earlier
             run.pk, next_pk = next_pk, next_pk + 1
             assigned.append(run)
@@ -444,11 +467,22 @@ class RunWriter:
                 run.pk, bytes.fromhex(run.id), experiment, session, psets[run.pset_hash],
                 "running", _millis(run.t0), None, run.seed, None, None, None,
             ))
+            self._param_fields(run, fields)
         insert_objects(conn, objects)
         insert_texts(conn, texts)
         conn.executemany(_INSERT_RUN, new_rows)
         conn.executemany(_FINISH_RUN, updates)
         conn.executemany(_INSERT_RESULT, results)
+        if fields:
+            self.fields.write(conn, fields)
+
+    def _param_fields(self, run: PendingRun, fields: list[tuple[str, str, str, int]]) -> None:
+        """Add the run's parameter names to ``fields`` unless they are known (one set lookup per run)."""
+        names = run.names if run.names is not None else tuple(json.loads(run.canonical))
+        if names not in self._layouts and names not in self._staged_layouts:
+            self._staged_layouts.add(names)
+            assert run.pk is not None
+            fields.extend(("param", name, "", run.pk) for name in names)
 
     def _pset_pks(self, conn: sqlite3.Connection, wanted: dict[str, str]) -> dict[str, int]:
         """Return the keys of the psets, inserting those the store does not have."""

@@ -1,0 +1,239 @@
+"""Experiments, the names of their parameters and results, and the wide view of each.
+
+Every experiment has a view named after it, one row per run and one column
+per parameter and per scalar result, plus ``run_id``, ``status``,
+``time_start``, ``duration_s`` and ``env_sha``::
+
+    SELECT a, b, energy FROM "lorenz" WHERE b = 8 AND energy > 1
+
+It is plain SQL over the tables, so it works in any SQLite client. The
+``fields`` table lists each experiment's names (and the kinds their values
+had); the writer adds a name in the transaction of the first run that has
+it, and rebuilds the view in the same transaction.
+
+A parameter and a result may not share a name within an experiment (nor
+two names differ only in case, which SQL does not tell apart): the view
+would have two columns of that name.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import warnings
+from collections.abc import Iterable
+from typing import NamedTuple
+
+from .errors import NameRefused, RecorderWarning
+from .ids import new_id
+from .sql import quote_ident, quote_literal
+from .values import is_scalar_kind
+
+__all__ = [
+    "RUN_COLUMNS",
+    "FieldRow",
+    "Fields",
+    "check_experiment_name",
+    "experiment_pk",
+    "fields_of",
+    "refresh_view",
+    "refresh_all_views",
+    "select_sql",
+]
+
+_FIELDS = "SELECT role, name, kind, first_run FROM fields WHERE experiment = ? ORDER BY pk"
+_INSERT_FIELD = "INSERT OR IGNORE INTO fields (experiment, role, name, kind, first_run) VALUES (?, ?, ?, ?, ?)"
+_EXPERIMENT_NAME = "SELECT name FROM experiments WHERE pk = ?"
+_EXPERIMENTS = "SELECT pk, name FROM experiments ORDER BY pk"
+_GET_EXPERIMENT = "SELECT pk FROM experiments WHERE name = ?"
+_INSERT_EXPERIMENT = "INSERT INTO experiments (id, name, time_created) VALUES (?, ?, ?)"
+_SCHEMA_OBJECTS = "SELECT type, name FROM sqlite_schema"
+
+#: The run columns of every wide view, with the SQL that computes them.
+RUN_COLUMNS = {
+    "run_id": "lower(hex(r.id))",
+    "status": "r.status",
+    "time_start": "strftime('%Y-%m-%dT%H:%M:%fZ', r.time_start_ms / 1000.0, 'unixepoch')",
+    "duration_s": "r.duration_us / 1e6",
+    "env_sha": "s.env_sha",
+}
+_SCALAR = "(x.kind IS NULL OR x.kind IN ('nan', 'bool', 'int') OR x.kind LIKE 'np:%')"
+
+
+class FieldRow(NamedTuple):
+    """A name of an experiment and one kind its values had ("" for plain values and parameters)."""
+
+    role: str
+    name: str
+    kind: str
+    first_run: int | None
+
+
+def fields_of(conn: sqlite3.Connection, experiment: int) -> list[FieldRow]:
+    """Return the names of an experiment, in the order they first appeared."""
+    return [FieldRow(*row) for row in conn.execute(_FIELDS, (experiment,))]
+
+
+def columns(fields: Iterable[FieldRow]) -> tuple[list[str], list[str]]:
+    """Return the parameter columns and the scalar result columns, in order of appearance."""
+    params: dict[str, None] = {}
+    results: dict[str, None] = {}
+    for row in fields:
+        if row.role == "param":
+            params[row.name] = None
+        elif is_scalar_kind(row.kind or None):
+            results[row.name] = None
+    return list(params), list(results)
+
+
+def _param_sql(name: str) -> str:
+    if '"' in name:  # a JSON path cannot quote it: look the key up instead
+        return f"(SELECT j.value FROM json_each(p.params) AS j WHERE j.key = {quote_literal(name)})"
+    return f"json_extract(p.params, {quote_literal('$.' + chr(34) + name + chr(34))})"
+
+
+def _result_sql(name: str) -> str:
+    return (
+        f"(SELECT x.value FROM results AS x WHERE x.run = r.pk AND x.name = {quote_literal(name)} AND {_SCALAR})"
+    )
+
+
+def select_sql(experiment: int, params: list[str], results: list[str], *, with_pk: bool = False) -> str:
+    """Return the SELECT of an experiment's wide view (``with_pk`` adds the run key as ``_pk``)."""
+    items = ["r.pk AS _pk"] if with_pk else []
+    items += [f"{sql} AS {name}" for name, sql in RUN_COLUMNS.items()]
+    items += [f"{_param_sql(n)} AS {quote_ident(n)}" for n in params]
+    items += [f"{_result_sql(n)} AS {quote_ident(n)}" for n in results]
+    columns_sql = ",\n    ".join(items)
+    return (
+        f"SELECT\n    {columns_sql}\nFROM runs AS r\nJOIN sessions AS s ON s.pk = r.session\n"
+        f"JOIN psets AS p ON p.pk = r.pset\nWHERE r.experiment = {int(experiment)}"
+    )
+
+
+def _object_named(conn: sqlite3.Connection, name: str) -> tuple[str, str] | None:
+    """The table, view, index or trigger whose name equals ``name`` ignoring case, as SQL does."""
+    key = name.lower()
+    for kind, existing in conn.execute(_SCHEMA_OBJECTS):
+        if existing.lower() == key:
+            return kind, existing
+    return None
+
+
+def check_experiment_name(conn: sqlite3.Connection, name: str) -> None:
+    """Refuse a new experiment whose view would clash with something in the database.
+
+    :raises NameRefused: when a table, view, index or trigger (recorder's, a
+        user's or another experiment's view) already has the name, ignoring case.
+    """
+    clash = _object_named(conn, name)
+    if clash is not None:
+        what = "the view of another experiment" if conn.execute(_GET_EXPERIMENT, (clash[1],)).fetchone() else None
+        raise NameRefused(
+            f"experiment name {name!r} is taken in this store by {what or f'the {clash[0]} {clash[1]!r}'} "
+            "(SQL does not tell case apart), and each experiment has a view of its name; choose another name"
+        )
+
+
+def experiment_pk(conn: sqlite3.Connection, name: str, time_created: str) -> int:
+    """Return the key of an experiment, creating it (and its view) when new; inside a write transaction."""
+    row = conn.execute(_GET_EXPERIMENT, (name,)).fetchone()
+    if row is not None:
+        return int(row[0])
+    check_experiment_name(conn, name)
+    pk = int(conn.execute(_INSERT_EXPERIMENT, (new_id(), name, time_created)).lastrowid)  # type: ignore[arg-type]
+    refresh_view(conn, pk)
+    return pk
+
+
+def refresh_view(conn: sqlite3.Connection, experiment: int) -> None:
+    """(Re)create the wide view of an experiment from its fields (inside a write transaction)."""
+    (name,) = conn.execute(_EXPERIMENT_NAME, (experiment,)).fetchone()
+    clash = _object_named(conn, name)
+    if clash is not None and clash[0] != "view":
+        warnings.warn(
+            f"recorder: the {clash[0]} {clash[1]!r} takes the name of experiment {name!r}, so its view "
+            "is not kept up to date; query recorder's overview views instead",
+            RecorderWarning,
+            stacklevel=2,
+        )
+        return
+    if clash is not None:
+        conn.execute(f"DROP VIEW {quote_ident(clash[1])}")
+    params, results = columns(fields_of(conn, experiment))
+    conn.execute(f"CREATE VIEW {quote_ident(name)} AS\n{select_sql(experiment, params, results)}")
+
+
+def refresh_all_views(conn: sqlite3.Connection) -> None:
+    """(Re)create the wide view of every experiment (after a migration)."""
+    for pk, _ in conn.execute(_EXPERIMENTS).fetchall():
+        refresh_view(conn, pk)
+
+
+class Fields:
+    """The names of one experiment: claimed by the recording thread, written by the writer.
+
+    :meth:`claim` refuses, at log time, a name that the other role already
+    has; :meth:`write` checks again against the database (another process
+    may have added names) and rebuilds the view when a name is new.
+    """
+
+    def __init__(self, conn: sqlite3.Connection, experiment: int) -> None:
+        self.experiment = experiment
+        rows = fields_of(conn, experiment)
+        #: lower-cased name → (role, name), for the names of the experiment and those claimed since.
+        self._names = {row.name.lower(): (row.role, row.name) for row in rows}
+        #: (role, name, kind) already in the database.
+        self.known = {(row.role, row.name, row.kind) for row in rows}
+
+    def claim(self, role: str, names: Iterable[str]) -> None:
+        """Check that ``names`` may be used as ``role`` names of this experiment, and claim them.
+
+        :raises NameRefused: when the other role has the name, or the same
+            role has it in another case.
+        """
+        taken = self._names
+        for name in names:
+            key = name.lower()
+            other = taken.get(key)
+            if other is None:
+                taken[key] = (role, name)
+            elif other != (role, name):
+                raise NameRefused(_conflict(role, name, *other))
+
+    def write(self, conn: sqlite3.Connection, entries: list[tuple[str, str, str, int]]) -> None:
+        """Add ``(role, name, kind, first_run)`` entries the database lacks; rebuild the view if a name is new.
+
+        :raises NameRefused: when an entry's name is the other role's in the database.
+        """
+        rows = fields_of(conn, self.experiment)
+        names = {row.name.lower(): (row.role, row.name) for row in rows}
+        known = {(row.role, row.name, row.kind) for row in rows}
+        new_rows, new_name = [], False
+        for role, name, kind, first_run in entries:
+            if (role, name, kind) in known:
+                continue
+            other = names.get(name.lower())
+            if other is None:
+                names[name.lower()] = (role, name)
+                new_name = True
+            elif other != (role, name):
+                raise NameRefused(_conflict(role, name, *other))
+            known.add((role, name, kind))
+            new_rows.append((self.experiment, role, name, kind, first_run))
+        conn.executemany(_INSERT_FIELD, new_rows)
+        if new_name:
+            refresh_view(conn, self.experiment)
+
+
+def _conflict(role: str, name: str, other_role: str, other_name: str) -> str:
+    if other_role == role:
+        return (
+            f"{role} {name!r} differs only in case from the {role} {other_name!r} of this experiment, "
+            "and SQL does not tell case apart; use one spelling"
+        )
+    return (
+        f"{role} {name!r} is already a {other_role} of this experiment"
+        f"{'' if other_name == name else f' (as {other_name!r}; SQL does not tell case apart)'}; "
+        "a parameter and a result cannot share a name (the experiment's view has one column per name), "
+        "so rename one"
+    )

@@ -15,6 +15,7 @@ from .execute import current_seed
 from .experiment import Experiment, experiment
 from .objects import ObjectStore
 from .params import ParamSequence, grid, pgrid, plist, pzip, zip
+from .query import Database, load, open, sql
 from .recorder import Recorder
 from .run import Run
 from .store import Store
@@ -33,6 +34,10 @@ __all__ = [
     "grid",
     "zip",
     "ParamSequence",
+    "open",
+    "load",
+    "sql",
+    "Database",
     "Store",
     "ObjectStore",
     "RecorderError",

@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 from .db import connect
 from .errors import NameRefused, RecorderError, StoreError
 from .execute import Interrupted, Outcome, execute
+from .frame import META
 from .hashing import canonical_pset, check_name, pset_hash, run_seed, text_digest
 from .ids import iso_utc, new_id
 from .journal import PendingRun
@@ -50,7 +51,7 @@ SELECT DISTINCT p.hash FROM psets AS p CROSS JOIN runs AS r ON r.pset = p.pk
 WHERE p.hash IN ({marks}) AND r.experiment = ? AND r.status IN ({statuses})
 """
 _LATEST_RUNS = """
-SELECT p.hash, r.pk, r.id, r.status, r.time_start_ms, r.duration_us, s.id
+SELECT p.hash, r.pk, r.id, r.status, r.time_start_ms, r.duration_us, s.id, s.env_sha
 FROM psets AS p CROSS JOIN runs AS r ON r.pset = p.pk JOIN sessions AS s ON s.pk = r.session
 WHERE p.hash IN ({marks}) AND r.experiment = ? AND r.status IN ({statuses})
 ORDER BY r.pk
@@ -160,10 +161,12 @@ class _Table:
         order = [c for c in first if c in self.columns]
         order += [c for c in self.columns if c not in order and c not in meta]
         order += [c for c in meta if c in self.columns]
-        return pd.DataFrame({name: self.columns[name] for name in order}, columns=order)
+        data: dict[str, Any] = {name: self.columns[name] for name in order}
+        if "_time_start" in data:  # as rec.open().df() gives it
+            data["_time_start"] = pd.to_datetime(data["_time_start"], utc=True, format="ISO8601")
+        return pd.DataFrame(data, columns=order)
 
 
-_META = ["_run_id", "_pset_hash", "_status", "_time_start", "_duration_s", "_session"]
 
 
 def _scalars(results: Mapping[str, Encoded], objects: ObjectStore) -> dict[str, Any]:
@@ -328,7 +331,7 @@ def sweep(
                 **_scalars(outcome.results, store.objects),
                 # As stored: start to the millisecond, duration to the microsecond.
                 "_run_id": row.id, "_status": outcome.status, "_time_start": iso_utc(round(outcome.t0, 3)),
-                "_duration_s": round(outcome.duration, 6), "_session": recorder.id,
+                "_duration_s": round(outcome.duration, 6), "_session": recorder.id, "_env_sha": recorder.env_sha,
             })
         if outcome.status == "failed" and on_error == "raise":
             raise RunFailed(
@@ -358,7 +361,7 @@ def sweep(
         if pool is not None:
             pool.close()
         progress_.close()
-    return table.frame([], _META) if table is not None else None
+    return table.frame([], META) if table is not None else None
 
 
 class _Reader:
@@ -430,12 +433,13 @@ def _fill_skipped(reader: _Reader, statuses: tuple[str, ...], skipped: dict[str,
             chunk = hashes[start : start + _CHUNK]
             sql = _LATEST_RUNS.format(statuses=", ".join("?" * len(statuses)), marks=", ".join("?" * len(chunk)))
             latest = {}
-            for digest, pk, run_id, status, start_ms, duration_us, session in conn.execute(
+            for digest, pk, run_id, status, start_ms, duration_us, session, env_sha in conn.execute(
                 sql, (*(bytes.fromhex(h) for h in chunk), reader.experiment_pk, *statuses)
             ):
                 latest[digest.hex()] = (pk, {
                     "_run_id": run_id.hex(), "_status": status, "_time_start": iso_utc(start_ms / 1e3),
                     "_duration_s": None if duration_us is None else duration_us / 1e6, "_session": session,
+                    "_env_sha": env_sha,
                 })
             pks = [pk for pk, _ in latest.values()]
             values: dict[int, dict[str, Any]] = {pk: {} for pk in pks}

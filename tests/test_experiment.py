@@ -17,7 +17,7 @@ from recorder.hashing import pset_hash, run_seed
 
 from conftest import git
 
-META = ["_run_id", "_pset_hash", "_status", "_time_start", "_duration_s", "_session"]
+META = ["_run_id", "_pset_hash", "_status", "_time_start", "_duration_s", "_session", "_env_sha"]
 
 
 # Module-level experiments: what a process pool (and pickle) can find again by name.
@@ -311,7 +311,7 @@ def test_sweep_returns_one_row_per_pset_in_one_session(store: Path) -> None:
     assert list(df["label"]) == ["a1", "b1", "a2", "b2", "a3", "b3"]
     assert set(df["_status"]) == {"done"}
     assert (df["_duration_s"] >= 0).all()
-    assert all(t.endswith("Z") for t in df["_time_start"])
+    assert str(df["_time_start"].dt.tz) == "UTC"
 
     [(session_id,)] = db(store).execute("SELECT id FROM sessions").fetchall()
     assert set(df["_session"]) == {session_id}

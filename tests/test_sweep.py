@@ -64,11 +64,12 @@ def test_sweep_returns_one_row_per_pset(store: Path) -> None:
     with rec.Recorder("m", store=store, git=False) as r:
         df = r.sweep(model, rec.grid(a=[0.5, 1.5], b=[2, 3]))
     assert list(df.columns) == ["a", "b", "y", "z", "_run_id", "_pset_hash", "_status", "_time_start",
-                                "_duration_s", "_session"]
+                                "_duration_s", "_session", "_env_sha"]
     assert df[["a", "b", "y", "z"]].values.tolist() == [[0.5, 2, 1.0, 2.5], [0.5, 3, 1.5, 3.5],
                                                        [1.5, 2, 3.0, 3.5], [1.5, 3, 4.5, 4.5]]
     assert set(df["_status"]) == {"done"} and set(df["_session"]) == {r.id}
-    assert df["_run_id"].is_unique and df["_time_start"].str.endswith("Z").all()
+    assert df["_run_id"].is_unique and str(df["_time_start"].dt.tz) == "UTC"
+    assert set(df["_env_sha"]) == {r.env_sha}
     # the arrays are in the store, not in the DataFrame
     kinds = db(store).execute("SELECT DISTINCT kind FROM results WHERE name = 'curve'").fetchall()
     assert kinds == [("object",)]

@@ -1,0 +1,278 @@
+"""The read side: experiments as DataFrames, SQL, and arrays, from a read-only connection.
+
+::
+
+    db = rec.open("runs")
+    df = db.df("lorenz")                         # one row per done run
+    db.sql("SELECT a, b, energy FROM lorenz WHERE b = 8")
+    traj = db.array(df._run_id[0], "traj")       # memory-mapped
+    for run_id, traj in db.arrays("lorenz", "traj"):
+        ...                                      # one array in memory at a time
+
+Run ids may be abbreviated to any unique prefix, as in git.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import sqlite3
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from . import catalog
+from .db import connect
+from .errors import RecorderError, StoreError
+from .frame import STATUSES, frame, selection
+from .objects import ObjectStore
+from .store import DB_NAME, OBJECTS, Store, locate
+from .values import decode
+
+if TYPE_CHECKING:
+    import numpy as np
+    import pandas as pd
+
+__all__ = ["Database", "open", "load", "sql"]
+
+_EXPERIMENTS = "SELECT name FROM experiments ORDER BY pk"
+_EXPERIMENT = "SELECT pk FROM experiments WHERE name = ?"
+_RUNS_IN_RANGE = "SELECT id FROM runs WHERE id BETWEEN ? AND ? ORDER BY id LIMIT 6"
+_RUN = "SELECT pk FROM runs WHERE id = ?"
+_RESULT = "SELECT kind, value FROM results WHERE run = ? AND name = ?"
+_RESULT_NAMES = "SELECT name FROM results WHERE run = ? ORDER BY name"
+_ARRAYS = """
+SELECT lower(hex(r.id)), x.kind, x.value
+FROM runs AS r JOIN results AS x ON x.run = r.pk AND x.name = ?
+WHERE {condition}
+ORDER BY r.pk
+"""
+_HEX = re.compile(r"[0-9a-fA-F]{1,24}")
+
+
+class Database:
+    """A store opened for reading. Use :func:`open`; close it, or use it in a ``with`` block.
+
+    The connection is read-only: nothing done through it can change the store.
+    """
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.conn = connect(root / DB_NAME, readonly=True)
+        self.conn.execute("PRAGMA query_only = ON")
+        self.objects = ObjectStore(root / OBJECTS)
+
+    # -- experiments -------------------------------------------------------------
+
+    def experiments(self) -> list[str]:
+        """Return the names of the experiments in the store, oldest first."""
+        return [name for (name,) in self._read(_EXPERIMENTS)]
+
+    def _experiment(self, name: str) -> int:
+        row = self._read(_EXPERIMENT, (name,)).fetchone()
+        if row is None:
+            known = self.experiments()
+            raise RecorderError(
+                f"no experiment {name!r} in the store {self.root}; "
+                f"it has {', '.join(map(repr, known)) if known else 'none yet'}"
+            )
+        return int(row[0])
+
+    def df(
+        self,
+        experiment: str,
+        status: str | Sequence[str] | None = "done",
+        columns: Sequence[str] | None = None,
+        where: str | None = None,
+    ) -> pd.DataFrame:
+        """Return one row per run of an experiment, in the order they started.
+
+        Columns: the parameters, the scalar results, then ``_run_id``,
+        ``_pset_hash``, ``_status``, ``_time_start`` (UTC), ``_duration_s``,
+        ``_session``, ``_env_sha`` and ``_seed``.
+
+        :param status: the status of the runs to include (a str or a list);
+            None includes every run.
+        :param columns: the parameters and results to include; default all.
+        :param where: an SQL condition over the experiment's view, e.g.
+            ``"b = 8 AND energy > 1"``.
+        """
+        experiment_pk = self._experiment(experiment)
+        statuses = _statuses(status)
+        if columns is not None and isinstance(columns, str):
+            columns = [columns]
+        fields = catalog.fields_of(self.conn, experiment_pk)
+        return frame(
+            self.conn, experiment_pk, fields, self.objects, statuses=statuses, names=columns, where=where,
+            open_reader=lambda: connect(self.root / DB_NAME, readonly=True),
+        )
+
+    # -- SQL -----------------------------------------------------------------------
+
+    def sql(self, query: str, params: Sequence[Any] | dict[str, Any] = ()) -> pd.DataFrame:
+        """Run one read-only SQL statement and return its rows as a DataFrame.
+
+        Values go in ``params`` (``?`` or ``:name`` placeholders), never into
+        the text. A statement that would write is refused.
+        """
+        import pandas as pd
+
+        try:
+            cursor = self.conn.execute(query, params)
+            rows = cursor.fetchall()
+        except sqlite3.Error as e:
+            text = str(e)
+            if "readonly" in text or "read-only" in text or "query_only" in text:
+                raise RecorderError(
+                    f"db.sql() only reads, and this statement would change the store: {query.strip()[:80]!r}"
+                ) from e
+            raise RecorderError(f"SQL error: {e} (in {query.strip()[:80]!r})") from e
+        columns = [d[0] for d in cursor.description or ()]
+        return pd.DataFrame.from_records(rows, columns=columns)
+
+    # -- runs and arrays -----------------------------------------------------------
+
+    def resolve(self, run_id: str) -> str:
+        """Return the full id of the run whose id starts with ``run_id``.
+
+        :raises RecorderError: when no run, or more than one, has that prefix.
+        """
+        return self._run(run_id)[1]
+
+    def _run(self, run_id: str) -> tuple[int, str]:
+        if not isinstance(run_id, str) or not _HEX.fullmatch(run_id.strip()):
+            raise RecorderError(f"{run_id!r} is not a run id (1 to 24 hex digits, e.g. from df['_run_id'])")
+        prefix = run_id.strip().lower()
+        low = bytes.fromhex(prefix.ljust(24, "0"))
+        high = bytes.fromhex(prefix.ljust(24, "f"))
+        found = [row[0].hex() for row in self._read(_RUNS_IN_RANGE, (low, high))]
+        if not found:
+            raise RecorderError(f"no run with id {prefix!r} in the store {self.root}")
+        if len(found) > 1:
+            shown = ", ".join(found[:5]) + (", …" if len(found) > 5 else "")
+            raise RecorderError(f"run id {prefix!r} is ambiguous: it starts {shown}; give more digits")
+        full = found[0]
+        (pk,) = self._read(_RUN, (bytes.fromhex(full),)).fetchone()
+        return int(pk), full
+
+    def result(self, run_id: str, name: str, *, mmap: bool = True) -> Any:
+        """Return one result of a run (arrays memory-mapped unless ``mmap`` is false)."""
+        pk, full = self._run(run_id)
+        row = self._read(_RESULT, (pk, name)).fetchone()
+        if row is None:
+            names = [n for (n,) in self._read(_RESULT_NAMES, (pk,))]
+            raise RecorderError(
+                f"run {full} has no result {name!r}; it has {', '.join(map(repr, names)) if names else 'none'}"
+            )
+        return decode(row[0], row[1], self.objects, mmap=mmap)
+
+    def array(self, run_id: str, name: str, *, mmap: bool = True) -> np.ndarray:
+        """Return an array result of a run, memory-mapped (read-only) unless ``mmap`` is false."""
+        import numpy as np
+
+        value = self.result(run_id, name, mmap=mmap)
+        if not isinstance(value, np.ndarray):
+            raise RecorderError(
+                f"result {name!r} of run {self.resolve(run_id)} is a {type(value).__name__}, not an array; "
+                "use db.result() for any value"
+            )
+        return value
+
+    def arrays(
+        self,
+        experiment: str,
+        name: str,
+        *,
+        status: str | Sequence[str] | None = "done",
+        where: str | None = None,
+        mmap: bool = True,
+    ) -> Iterator[tuple[str, np.ndarray]]:
+        """Yield ``(run_id, array)`` for the runs of an experiment that have the result ``name``.
+
+        Lazy: one array at a time is read (memory-mapped unless ``mmap`` is
+        false), so all of them never need to fit in memory at once.
+        """
+        import numpy as np
+
+        experiment_pk = self._experiment(experiment)
+        condition, values = _condition(self.conn, experiment_pk, _statuses(status), where)
+        cursor = self._read(_ARRAYS.format(condition=condition), (name, *values))
+        while True:
+            try:
+                batch = cursor.fetchmany(64)
+            except sqlite3.Error as e:
+                raise StoreError(f"reading the store failed: {e}") from e
+            if not batch:
+                return
+            for run_id, kind, value in batch:
+                array = decode(kind, value, self.objects, mmap=mmap)
+                yield run_id, array if isinstance(array, np.ndarray) else np.asarray(array)
+
+    # -- plumbing ------------------------------------------------------------------
+
+    def _read(self, query: str, params: Sequence[Any] = ()) -> sqlite3.Cursor:
+        try:
+            return self.conn.execute(query, params)
+        except sqlite3.Error as e:
+            raise StoreError(f"reading the store {self.root} failed: {e}") from e
+
+    def close(self) -> None:
+        """Close the connection."""
+        self.conn.close()
+
+    def __enter__(self) -> Database:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"Database({str(self.root)!r})"
+
+
+def _statuses(status: str | Sequence[str] | None) -> list[str] | None:
+    if status is None:
+        return None
+    statuses = [status] if isinstance(status, str) else list(status)
+    for s in statuses:
+        if s not in STATUSES:
+            raise RecorderError(f"status={s!r} is not one of {', '.join(map(repr, STATUSES))} (or None for all)")
+    return statuses
+
+
+def _condition(conn: sqlite3.Connection, experiment: int, statuses: list[str] | None,
+               where: str | None) -> tuple[str, list[Any]]:
+    params, results = catalog.columns(catalog.fields_of(conn, experiment))
+    return selection(experiment, statuses, where, params, results)
+
+
+def open(store: str | os.PathLike[str] | None = None) -> Database:  # noqa: A001 (rec.open, as in the design)
+    """Open a store for reading: ``store``, else ``$RECORDER_STORE``, else the nearest ``.recorder/``.
+
+    Sessions that died are recovered first (their journaled runs written)
+    when the store is writable, so what a reader sees is complete.
+
+    :raises StoreError: when there is no store there.
+    """
+    root = locate(store, create=False)
+    if not (root / DB_NAME).is_file():
+        raise StoreError(f"no store at {root} (no {DB_NAME} there)")
+    if os.access(root / DB_NAME, os.W_OK) and os.access(root, os.W_OK):
+        Store.open(root).close()  # recovers dead sessions and upgrades an old store
+    return Database(root)
+
+
+def load(
+    experiment: str,
+    store: str | os.PathLike[str] | None = None,
+    **options: Any,
+) -> pd.DataFrame:
+    """Return ``rec.open(store).df(experiment, **options)``."""
+    with open(store) as db:
+        return db.df(experiment, **options)
+
+
+def sql(query: str, store: str | os.PathLike[str] | None = None, params: Sequence[Any] = ()) -> pd.DataFrame:
+    """Return ``rec.open(store).sql(query, params)``."""
+    with open(store) as db:
+        return db.sql(query, params)

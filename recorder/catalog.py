@@ -29,6 +29,7 @@ from .sql import quote_ident, quote_literal
 from .values import is_scalar_kind
 
 __all__ = [
+    "IN_SCALARS",
     "RUN_COLUMNS",
     "FieldRow",
     "Fields",
@@ -73,36 +74,56 @@ def fields_of(conn: sqlite3.Connection, experiment: int) -> list[FieldRow]:
     return [FieldRow(*row) for row in conn.execute(_FIELDS, (experiment,))]
 
 
-def columns(fields: Iterable[FieldRow]) -> tuple[list[str], list[str]]:
-    """Return the parameter columns and the scalar result columns, in order of appearance."""
+#: The kind ``fields`` records for results kept in ``runs.scalars`` (see :mod:`recorder.writer`).
+IN_SCALARS = "scalars"
+
+
+def columns(fields: Iterable[FieldRow]) -> tuple[list[str], dict[str, set[str]]]:
+    """Return the parameter columns, and the scalar result columns with the kinds their values had.
+
+    Both in order of first appearance. A result's kinds are those of
+    ``results`` rows ("" for plain values), and :data:`IN_SCALARS` for
+    values kept in ``runs.scalars``; only names with a scalar kind are columns.
+    """
     params: dict[str, None] = {}
-    results: dict[str, None] = {}
+    kinds: dict[str, set[str]] = {}
     for row in fields:
         if row.role == "param":
             params[row.name] = None
-        elif is_scalar_kind(row.kind or None):
-            results[row.name] = None
-    return list(params), list(results)
+        else:
+            kinds.setdefault(row.name, set()).add(row.kind)
+    results = {
+        name: found for name, found in kinds.items()
+        if any(k == IN_SCALARS or is_scalar_kind(k or None) for k in found)
+    }
+    return list(params), results
 
 
-def _param_sql(name: str) -> str:
+def _json_sql(column: str, name: str) -> str:
+    """SQL for the value of key ``name`` of the JSON object in ``column``."""
     if '"' in name:  # a JSON path cannot quote it: look the key up instead
-        return f"(SELECT j.value FROM json_each(p.params) AS j WHERE j.key = {quote_literal(name)})"
-    return f"json_extract(p.params, {quote_literal('$.' + chr(34) + name + chr(34))})"
+        return f"(SELECT j.value FROM json_each({column}) AS j WHERE j.key = {quote_literal(name)})"
+    return f"json_extract({column}, {quote_literal('$.' + chr(34) + name + chr(34))})"
 
 
-def _result_sql(name: str) -> str:
-    return (
+def _result_sql(name: str, kinds: set[str]) -> str:
+    in_scalars = _json_sql("r.scalars", name)
+    in_rows = (
         f"(SELECT x.value FROM results AS x WHERE x.run = r.pk AND x.name = {quote_literal(name)} AND {_SCALAR})"
     )
+    if kinds == {IN_SCALARS}:
+        return in_scalars
+    if IN_SCALARS not in kinds:
+        return in_rows
+    return f"coalesce({in_scalars}, {in_rows})"  # a run keeps each result in one place
 
 
-def select_sql(experiment: int, params: list[str], results: list[str], *, with_pk: bool = False) -> str:
+def select_sql(experiment: int, params: list[str], results: dict[str, set[str]], *, with_pk: bool = False) -> str:
     """Return the SELECT of an experiment's wide view (``with_pk`` adds the run key as ``_pk``)."""
     items = ["r.pk AS _pk"] if with_pk else []
     items += [f"{sql} AS {name}" for name, sql in RUN_COLUMNS.items()]
-    items += [f"{_param_sql(n)} AS {quote_ident(n)}" for n in params]
-    items += [f"{_result_sql(n)} AS {quote_ident(n)}" for n in results]
+    items += [f"{_json_sql('p.params', n)} AS {quote_ident(n)}" for n in params]
+    items += [f"{_result_sql(n, kinds)} AS {quote_ident(n)}" for n, kinds in results.items()]
     columns_sql = ",\n    ".join(items)
     return (
         f"SELECT\n    {columns_sql}\nFROM runs AS r\nJOIN sessions AS s ON s.pk = r.session\n"

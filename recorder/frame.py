@@ -3,30 +3,25 @@
 A store may hold 10^6 runs. Fetching them row by row through the
 ``sqlite3`` cursor costs a Python object per cell and a tuple per row, so
 this module lets SQLite do the work in aggregates that return one string
-per column: ``group_concat`` of integers, and ``json_group_array`` of each
-parameter's JSON text, exact because it is the canonical JSON as stored.
-numpy parses those in C. Only the result values go through the cursor,
-because SQLite cannot print a float exactly: one cell per run and result.
-
-SQLite does an aggregate in one call, without Python's interpreter lock,
-so the aggregates run in threads (one connection each) while this thread
-reads the results. Each connection reads inside a transaction that starts
-with a look at the runs table; if a commit came in between and the
-connections saw different runs, the read is done again.
+per column: ``group_concat`` of integers and of JSON texts (each pset's
+canonical JSON, each run's ``scalars``), exact because they are the texts
+as stored. numpy and pandas' CSV reader parse those in C. Only results kept
+as rows of ``results`` (text, numpy scalars, NaN, commented values) go
+through the cursor, one cell per run and result, because SQLite cannot
+print a float exactly. All queries run in one read transaction, so they
+see the same runs.
 """
 
 from __future__ import annotations
 
+import io
 import json
-import re
 import sqlite3
-import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, NamedTuple
 
-from .catalog import FieldRow, columns, select_sql
+from .catalog import IN_SCALARS, FieldRow, columns, select_sql
 from .errors import RecorderError
-from .sql import quote_literal
 from .values import decode, is_scalar_kind
 
 if TYPE_CHECKING:
@@ -43,15 +38,13 @@ META = ["_run_id", "_pset_hash", "_status", "_time_start", "_duration_s", "_sess
 STATUSES = ("done", "failed", "interrupted", "running")
 
 _SESSIONS = "SELECT pk, id, env_sha FROM sessions ORDER BY pk"
-# What changes whenever runs are added or finish (runs are only appended, and leave 'running' once).
-_SNAPSHOT = "SELECT (SELECT max(pk) FROM runs), (SELECT count(*) FROM runs WHERE status = 'running')"
 _STATUS_CODE = "CASE status " + " ".join(f"WHEN ? THEN {i}" for i in range(len(STATUSES))) + " ELSE -1 END"
 # Aggregates over a subquery with ORDER BY, which SQLite does not flatten: values come in run order.
 _RUN_AGGREGATES = """
 SELECT count(*), group_concat(time_start_ms), group_concat(ifnull(duration_us, -1)),
-       group_concat(hex(id), ''), group_concat(session){status}
+       group_concat(hex(id), ''), group_concat(session){status}{scalars}
 FROM (
-    SELECT r.time_start_ms, r.duration_us, r.id, r.session, r.status
+    SELECT r.time_start_ms, r.duration_us, r.id, r.session, r.status, r.scalars
     FROM runs AS r WHERE {condition} ORDER BY r.pk
 )
 """
@@ -61,12 +54,10 @@ FROM (SELECT p.hash, p.params FROM runs AS r JOIN psets AS p ON p.pk = r.pset WH
 """
 _RESULT_CELLS = "SELECT {cells} FROM runs AS r {joins} WHERE {condition} ORDER BY r.pk"
 _NOTHING = "SELECT 1 WHERE 0"
-_NOT_A_NUMBER = re.compile(r"[^0-9eE.+\-,]")
-_RETRIES = 3
 
 
 def selection(experiment: int, statuses: Sequence[str] | None, where: str | None,
-              params: list[str], results: list[str]) -> tuple[str, list[Any]]:
+              params: list[str], results: dict[str, set[str]]) -> tuple[str, list[Any]]:
     """Return the WHERE clause (over ``runs AS r``) that picks the runs, and its bound values."""
     sql = "r.experiment = ?"
     values: list[Any] = [experiment]
@@ -86,56 +77,18 @@ class _Query(NamedTuple):
     all_rows: bool  # fetchall, else fetchone
 
 
-def _read(conn: sqlite3.Connection, query: _Query) -> tuple[Any, Any]:
-    """Run a query in its own read transaction; return what the runs looked like, and its rows."""
+def _read_all(conn: sqlite3.Connection, queries: list[_Query]) -> list[Any]:
+    """Run the queries in one read transaction, so that they all see the same runs.
+
+    (In parallel, on several connections, they are slower: SQLite's memory
+    allocator serialises the threads, and the aggregates allocate a lot.)
+    """
     conn.execute("BEGIN")
     try:
-        snapshot = conn.execute(_SNAPSHOT).fetchone()
-        cursor = conn.execute(query.sql, query.values)
-        return snapshot, cursor.fetchall() if query.all_rows else cursor.fetchone()
+        return [conn.execute(q.sql, q.values).fetchall() if q.all_rows else conn.execute(q.sql, q.values).fetchone()
+                for q in queries]
     finally:
         conn.execute("COMMIT")
-
-
-def _read_all(conn: sqlite3.Connection, queries: list[_Query],
-              open_reader: Callable[[], sqlite3.Connection] | None) -> list[Any]:
-    """Run the queries, the first in this thread and the others in threads of their own; same snapshot."""
-    if open_reader is None:
-        conn.execute("BEGIN")
-        try:
-            return [(conn.execute(q.sql, q.values).fetchall() if q.all_rows
-                     else conn.execute(q.sql, q.values).fetchone()) for q in queries]
-        finally:
-            conn.execute("COMMIT")
-    for _ in range(_RETRIES):
-        answers: list[Any] = [None] * len(queries)
-        errors: list[BaseException] = []
-
-        def work(indexes: range) -> None:
-            try:
-                reader = open_reader()
-                try:
-                    for index in indexes:
-                        answers[index] = _read(reader, queries[index])
-                finally:
-                    reader.close()
-            except BaseException as e:  # reported below, in the calling thread
-                errors.append(e)
-
-        # One more thread: this machine may have two cores, and this thread reads too.
-        threads = [threading.Thread(target=work, args=(range(1, len(queries)),), daemon=True)]
-        for thread in threads:
-            thread.start()
-        try:
-            answers[0] = _read(conn, queries[0])
-        finally:
-            for thread in threads:
-                thread.join()
-        if errors:
-            raise errors[0]
-        if len({snapshot for snapshot, _ in answers}) == 1:
-            return [rows for _, rows in answers]
-    return _read_all(conn, queries, None)  # runs keep changing: one connection, one transaction
 
 
 def _ints(text: str | None, n: int) -> np.ndarray:
@@ -156,17 +109,16 @@ def _hex_column(text: str | None, width: int, n: int) -> Any:
     return pd.array(np.frombuffer(text.lower().encode("utf-32-le"), dtype=f"U{width}"), dtype="str")
 
 
-def _params(text: str | None, layout: list[str], wanted: list[str], n: int) -> dict[str, Any]:
+def _records(text: str | None, layout: list[str], wanted: list[str], n: int) -> dict[str, Any]:
     """The values of the ``wanted`` parameters from canonical JSON texts joined by \\x1e, one per run.
 
     When every pset has every parameter of ``layout`` (the experiment's
     parameters, sorted as in canonical JSON), the texts are cut into values
     without parsing each one: canonical JSON is ``{"a":1,"b":2}``, and a
     quote is escaped inside a JSON string, so ``{"a":`` and ``,"b":`` occur
-    only as keys. Numbers are then parsed by numpy; anything else by json.
+    only as keys. Numbers, true, false and null are then parsed by pandas'
+    CSV reader, in C; anything else by json.
     """
-    import numpy as np
-
     if not wanted or n == 0:
         return {name: [] for name in wanted}
     assert text is not None
@@ -175,43 +127,35 @@ def _params(text: str | None, layout: list[str], wanted: list[str], n: int) -> d
     quoted = [json.dumps(key, ensure_ascii=False) for key in keys]  # as canonical JSON writes them
     first = "{" + quoted[0] + ":"
     cut = text.replace("\x1e" + first, "\x1e")
-    if cut.startswith(first):
-        cut = cut[len(first):]
+    cut = cut.removeprefix(first)
     for key in quoted[1:]:
         cut = cut.replace("," + key + ":", "\x1f")
     cut = cut.replace("}\x1e", "\x1e")
-    cut = cut[:-1] if cut.endswith("}") else cut
+    cut = cut.removesuffix("}")
     if cut.count("\x1e") != n - 1 or cut.count("\x1f") != n * (m - 1):
-        psets = json.loads("[" + text.replace("\x1e", ",") + "]")  # psets of several layouts
-        return {name: [pset.get(name) for pset in psets] for name in wanted}
-    flat = cut.replace("\x1f", ",").replace("\x1e", ",")
+        objects = json.loads("[" + text.replace("\x1e", ",") + "]")  # objects of several layouts
+        return {name: [item.get(name) for item in objects] for name in wanted}
     columns: dict[str, Any] = {}
-    if _NOT_A_NUMBER.search(flat) is None:
-        numbers = np.fromstring(flat, sep=",", dtype=np.float64).reshape(n, m)
-        fraction = _fraction_columns(cut, n, m)
-        for j, key in enumerate(keys):
-            column = numbers[:, j]
-            if not fraction[j] and np.abs(column).max() < 2**53:
-                column = column.astype(np.int64)  # exact: every value is an int below 2**53
-            elif not fraction[j]:
-                column = np.array(json.loads("[" + ",".join(flat.split(",")[j::m]) + "]"))
-            columns[key] = column
-    else:
-        values = json.loads("[" + flat + "]")
-        columns = {key: values[j::m] for j, key in enumerate(keys)}
+    if '"' not in cut:  # numbers, true, false and null only: pandas' parser reads them exactly
+        import pandas as pd
+
+        table = pd.read_csv(
+            io.StringIO(cut), sep="\x1f", lineterminator="\x1e", header=None, names=keys,
+            na_values=["null"], keep_default_na=False, **_exact_floats(),
+        )
+        if len(table) == n and all(table[key].dtype.kind in "fiub" for key in keys):
+            return {name: table[name].to_numpy() for name in wanted}
+    flat = cut.replace("\x1f", ",").replace("\x1e", ",")
+    values = json.loads("[" + flat + "]")
+    columns = {key: _values(values[j::m]) for j, key in enumerate(keys)}
     return {name: columns[name] for name in wanted}
 
 
-def _fraction_columns(cut: str, n: int, m: int) -> np.ndarray:
-    """Which columns hold a number written with a fraction or exponent (a float, not an int)."""
-    import numpy as np
+def _exact_floats() -> dict[str, str]:
+    """read_csv's option for floats parsed exactly: pandas 3 does by default, pandas 2 when asked."""
+    import pandas as pd
 
-    chars = np.frombuffer(cut.encode(), dtype=np.uint8)
-    separators = np.flatnonzero((chars == 0x1E) | (chars == 0x1F))
-    fractional = np.flatnonzero((chars == ord(".")) | (chars == ord("e")) | (chars == ord("E")))
-    tokens = np.searchsorted(separators, fractional)  # the value each such character is in
-    counts = np.bincount(tokens, minlength=n * m)
-    return (counts.reshape(n, m) > 0).any(axis=0)
+    return {} if int(pd.__version__.split(".")[0]) >= 3 else {"float_precision": "round_trip"}
 
 
 def _values(cells: list[Any]) -> Any:
@@ -241,7 +185,6 @@ def frame(
     statuses: Sequence[str] | None = ("done",),
     names: Sequence[str] | None = None,
     where: str | None = None,
-    open_reader: Callable[[], sqlite3.Connection] | None = None,
 ) -> pd.DataFrame:
     """Return one row per selected run of an experiment: parameters, scalar results, then :data:`META`.
 
@@ -250,8 +193,6 @@ def frame(
     :param statuses: the statuses of the runs to include; None includes all.
     :param names: the parameters and results to include; None includes all.
     :param where: an SQL condition over the experiment's wide view.
-    :param open_reader: opens another read-only connection to the store,
-        so that queries run in parallel; without it they run one by one.
     """
     import numpy as np
     import pandas as pd
@@ -263,65 +204,96 @@ def frame(
         if unknown:
             raise RecorderError(
                 f"no parameter or scalar result named {unknown[0]!r} in this experiment; "
-                f"it has {', '.join(params + results) or 'none yet'}"
+                f"it has {', '.join([*params, *results]) or 'none yet'}"
             )
         params = [n for n in params if n in names]
-        results = [n for n in results if n in names]
-    kinds: dict[str, set[str]] = {}
-    for row in fields:
-        if row.role == "result":
-            kinds.setdefault(row.name, set()).add(row.kind)
-    plain = {n for n in results if kinds.get(n) == {""}}
+        results = {n: kinds for n, kinds in results.items() if n in names}
     condition, values = selection(experiment, statuses, where, all_params, all_results)
 
-    # Every pset's canonical JSON, in one string; parsed in bulk by _params below.
+    # Every pset's canonical JSON, and every run's scalars, in one string each; parsed by _records.
     param_sql = ", group_concat(params, char(30))" if params else ""
+    compact = sorted(n for n, kinds in all_results.items() if IN_SCALARS in kinds)
+    scalars_sql = ", group_concat(ifnull(scalars, '{}'), char(30))" if compact else ""
     # One status selected: no need to read it for each run.
     status_sql = "" if statuses is not None and len(statuses) == 1 else f", group_concat({_STATUS_CODE})"
     status_values = list(STATUSES) if status_sql else []
+    # Results kept as rows of results (not in runs.scalars): read through the cursor.
+    in_rows = [n for n, kinds in results.items() if kinds - {IN_SCALARS}]
+    plain = {n for n in in_rows if results[n] - {IN_SCALARS} == {""}}
     cells, joins = [], []
-    for i, name in enumerate(results):
+    for i, name in enumerate(in_rows):
         joins.append(f"LEFT JOIN results AS x{i} ON x{i}.run = r.pk AND x{i}.name = ?")
         cells.append(f"x{i}.value" if name in plain else f"x{i}.kind, x{i}.value")
+    wanted_compact = [name for name in results if IN_SCALARS in results[name]]
+
+    def parse_runs(row: tuple[Any, ...]) -> dict[str, Any]:  # the aggregates of _RUN_AGGREGATES
+        n = row[0]
+        parsed = {
+            "n": n, "time": _ints(row[1], n), "duration": _ints(row[2], n),
+            "ids": _hex_column(row[3], 24, n), "sessions": _ints(row[4], n),
+        }
+        if status_sql:
+            parsed["status"] = _ints(row[5], n)
+        if compact:
+            parsed["scalars"] = _records(row[-1], compact, wanted_compact, n)
+        return parsed
+
+    def parse_psets(row: tuple[Any, ...]) -> dict[str, Any]:
+        n = row[0]
+        return {"n": n, "hashes": _hex_column(row[1], 20, n),
+                "params": _records(row[2] if params else None, all_params, params, n)}
+
     queries = [
         _Query(_RESULT_CELLS.format(cells=", ".join(cells), joins=" ".join(joins), condition=condition),
-               [*results, *values], True) if results else _Query(_NOTHING, [], True),
-        _Query(_RUN_AGGREGATES.format(condition=condition, status=status_sql), [*status_values, *values], False),
+               [*in_rows, *values], True) if in_rows else _Query(_NOTHING, [], True),
+        _Query(_RUN_AGGREGATES.format(condition=condition, status=status_sql, scalars=scalars_sql),
+               [*status_values, *values], False),
         _Query(_PSET_AGGREGATES.format(params=param_sql, condition=condition), values, False),
         _Query(_SESSIONS, [], True),
     ]
     try:
-        rows, run_agg, pset_agg, sessions = _read_all(conn, queries, open_reader)
+        rows, run_row, pset_row, sessions = _read_all(conn, queries)
     except sqlite3.Error as e:
         if where is not None:
             raise RecorderError(f"cannot select runs where {where!r}: {e}") from e
         raise RecorderError(f"reading the runs failed: {e}") from e
-    n = run_agg[0]
-    if (results and len(rows) != n) or pset_agg[0] != n:
-        raise RecorderError(f"read {len(rows)} and {pset_agg[0]} rows for {n} runs; please report this")
+    runs, psets = parse_runs(run_row), parse_psets(pset_row)
+    n = runs["n"]
+    if (in_rows and len(rows) != n) or psets["n"] != n:
+        raise RecorderError(f"read {len(rows)} and {psets['n']} rows for {n} runs; please report this")
 
-    data: dict[str, Any] = _params(pset_agg[2] if params else None, all_params, params, n)
+    data: dict[str, Any] = psets["params"]
+    data.update(runs.get("scalars", {}))
     column = 0
-    for name in results:
+    for name in in_rows:
         if name in plain:
-            data[name] = _values([row[column] for row in rows])
+            cells_ = [row[column] for row in rows]
             column += 1
         else:
-            data[name] = [_scalar(row[column], row[column + 1], objects) for row in rows]
+            cells_ = [_scalar(row[column], row[column + 1], objects) for row in rows]
             column += 2
+        if name in data:  # some runs keep it in runs.scalars, others as a row: each run in one place
+            merged = list(data[name])
+            for index, row in enumerate(rows):
+                if row[column - 1] is not None or (name not in plain and row[column - 2] is not None):
+                    merged[index] = cells_[index]
+            data[name] = _values(merged)
+        else:
+            data[name] = _values(cells_)
 
     session_pks = np.array([s[0] for s in sessions], dtype=np.int64)
-    session_codes = np.searchsorted(session_pks, _ints(run_agg[4], n))
+    session_codes = np.searchsorted(session_pks, runs["sessions"])
     session_ids = [s[1] for s in sessions]
     env_shas = sorted({s[2] for s in sessions})
     env_codes = np.array([env_shas.index(s[2]) for s in sessions], dtype=np.int64)
-    duration = _ints(run_agg[2], n)
-    data["_run_id"] = _hex_column(run_agg[3], 24, n)
-    data["_pset_hash"] = _hex_column(pset_agg[1], 20, n)
-    status_codes = (_ints(run_agg[5], n) if status_sql
-                    else np.full(n, STATUSES.index(statuses[0]) if statuses else 0, dtype=np.int64))
+    duration = runs["duration"]
+    status_codes = runs.get("status")
+    if status_codes is None:
+        status_codes = np.full(n, STATUSES.index(statuses[0]) if statuses else 0, dtype=np.int64)
+    data["_run_id"] = runs["ids"]
+    data["_pset_hash"] = psets["hashes"]
     data["_status"] = pd.Categorical.from_codes(status_codes, categories=list(STATUSES))
-    data["_time_start"] = pd.to_datetime(_ints(run_agg[1], n), unit="ms", utc=True)
+    data["_time_start"] = pd.to_datetime(runs["time"], unit="ms", utc=True)
     data["_duration_s"] = np.where(duration < 0, np.nan, duration / 1e6)
     data["_session"] = pd.Categorical.from_codes(session_codes, categories=session_ids)
     data["_env_sha"] = pd.Categorical.from_codes(env_codes[session_codes], categories=env_shas)

@@ -172,6 +172,10 @@ class Run(SQLModel, table=True):
     comment: int | None = Field(default=None, foreign_key="comments.pk")
     error: str | None = None  # traceback of a failed run
     output: str | None = Field(default=None, foreign_key="texts.digest")  # captured stdout/stderr
+    # The plain numeric results (int, float, bool, None) logged without a comment, as one JSON
+    # object with sorted keys; every other result is a row of ``results``. One text per run instead
+    # of a row per result keeps 10^6 runs small and fast to read.
+    scalars: str | None = None
 
 
 class Result(SQLModel, table=True):

@@ -14,6 +14,7 @@ Run ids may be abbreviated to any unique prefix, as in git.
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import sqlite3
@@ -40,7 +41,8 @@ _EXPERIMENT = "SELECT pk FROM experiments WHERE name = ?"
 _RUNS_IN_RANGE = "SELECT id FROM runs WHERE id BETWEEN ? AND ? ORDER BY id LIMIT 6"
 _RUN = "SELECT pk FROM runs WHERE id = ?"
 _RESULT = "SELECT kind, value FROM results WHERE run = ? AND name = ?"
-_RESULT_NAMES = "SELECT name FROM results WHERE run = ? ORDER BY name"
+_RESULT_NAMES = "SELECT name FROM results WHERE run = ?"
+_SCALARS = "SELECT scalars FROM runs WHERE pk = ?"
 _ARRAYS = """
 SELECT lower(hex(r.id)), x.kind, x.value
 FROM runs AS r JOIN results AS x ON x.run = r.pk AND x.name = ?
@@ -102,10 +104,7 @@ class Database:
         if columns is not None and isinstance(columns, str):
             columns = [columns]
         fields = catalog.fields_of(self.conn, experiment_pk)
-        return frame(
-            self.conn, experiment_pk, fields, self.objects, statuses=statuses, names=columns, where=where,
-            open_reader=lambda: connect(self.root / DB_NAME, readonly=True),
-        )
+        return frame(self.conn, experiment_pk, fields, self.objects, statuses=statuses, names=columns, where=where)
 
     # -- SQL -----------------------------------------------------------------------
 
@@ -159,12 +158,16 @@ class Database:
         """Return one result of a run (arrays memory-mapped unless ``mmap`` is false)."""
         pk, full = self._run(run_id)
         row = self._read(_RESULT, (pk, name)).fetchone()
-        if row is None:
-            names = [n for (n,) in self._read(_RESULT_NAMES, (pk,))]
-            raise RecorderError(
-                f"run {full} has no result {name!r}; it has {', '.join(map(repr, names)) if names else 'none'}"
-            )
-        return decode(row[0], row[1], self.objects, mmap=mmap)
+        if row is not None:
+            return decode(row[0], row[1], self.objects, mmap=mmap)
+        (text,) = self._read(_SCALARS, (pk,)).fetchone()
+        scalars = json.loads(text) if text is not None else {}  # plain scalars, exact (see recorder.writer)
+        if name in scalars:
+            return scalars[name]
+        names = sorted([n for (n,) in self._read(_RESULT_NAMES, (pk,))] + list(scalars))
+        raise RecorderError(
+            f"run {full} has no result {name!r}; it has {', '.join(map(repr, names)) if names else 'none'}"
+        )
 
     def array(self, run_id: str, name: str, *, mmap: bool = True) -> np.ndarray:
         """Return an array result of a run, memory-mapped (read-only) unless ``mmap`` is false."""

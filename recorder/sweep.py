@@ -12,6 +12,7 @@ Pools and executors are in :mod:`recorder.pool`.
 from __future__ import annotations
 
 import inspect
+import json
 import sqlite3
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
@@ -51,7 +52,7 @@ SELECT DISTINCT p.hash FROM psets AS p CROSS JOIN runs AS r ON r.pset = p.pk
 WHERE p.hash IN ({marks}) AND r.experiment = ? AND r.status IN ({statuses})
 """
 _LATEST_RUNS = """
-SELECT p.hash, r.pk, r.id, r.status, r.time_start_ms, r.duration_us, s.id, s.env_sha
+SELECT p.hash, r.pk, r.id, r.status, r.time_start_ms, r.duration_us, s.id, s.env_sha, r.scalars
 FROM psets AS p CROSS JOIN runs AS r ON r.pset = p.pk JOIN sessions AS s ON s.pk = r.session
 WHERE p.hash IN ({marks}) AND r.experiment = ? AND r.status IN ({statuses})
 ORDER BY r.pk
@@ -433,16 +434,19 @@ def _fill_skipped(reader: _Reader, statuses: tuple[str, ...], skipped: dict[str,
             chunk = hashes[start : start + _CHUNK]
             sql = _LATEST_RUNS.format(statuses=", ".join("?" * len(statuses)), marks=", ".join("?" * len(chunk)))
             latest = {}
-            for digest, pk, run_id, status, start_ms, duration_us, session, env_sha in conn.execute(
+            scalars: dict[int, str | None] = {}
+            for digest, pk, run_id, status, start_ms, duration_us, session, env_sha, compact in conn.execute(
                 sql, (*(bytes.fromhex(h) for h in chunk), reader.experiment_pk, *statuses)
             ):
+                scalars[pk] = compact
                 latest[digest.hex()] = (pk, {
                     "_run_id": run_id.hex(), "_status": status, "_time_start": iso_utc(start_ms / 1e3),
                     "_duration_s": None if duration_us is None else duration_us / 1e6, "_session": session,
                     "_env_sha": env_sha,
                 })
             pks = [pk for pk, _ in latest.values()]
-            values: dict[int, dict[str, Any]] = {pk: {} for pk in pks}
+            # Plain scalars are kept in runs.scalars, the others in results (see recorder.writer).
+            values: dict[int, dict[str, Any]] = {pk: json.loads(scalars[pk] or "{}") for pk in pks}
             if pks:
                 for run, name, kind, value in conn.execute(_RESULTS_OF.format(marks=", ".join("?" * len(pks))), pks):
                     if is_scalar_kind(kind):

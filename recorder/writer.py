@@ -38,6 +38,7 @@ from .db import transaction
 from .errors import NameRefused, RecorderError, RecorderWarning, StoreError
 from .ids import now_utc
 from .journal import Journal, PendingRun
+from .values import Encoded
 
 __all__ = ["PendingRun", "RunWriter", "insert_objects", "insert_texts"]
 
@@ -48,10 +49,13 @@ _RUN_STATES = "SELECT id, pk, status FROM runs WHERE id IN ({marks})"
 _FIND_PSETS = "SELECT hash, pk, params FROM psets WHERE hash IN ({marks})"
 _INSERT_PSET = "INSERT INTO psets (pk, hash, params) VALUES (?, ?, ?)"
 _INSERT_RUN = """
-INSERT INTO runs (pk, id, experiment, session, pset, status, time_start_ms, duration_us, seed, comment, error, output)
-VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+INSERT INTO runs (
+    pk, id, experiment, session, pset, status, time_start_ms, duration_us, seed, comment, error, output, scalars
+) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
 """
-_FINISH_RUN = "UPDATE runs SET status = ?, duration_us = ?, comment = ?, error = ?, output = ? WHERE pk = ?"
+_FINISH_RUN = """
+UPDATE runs SET status = ?, duration_us = ?, comment = ?, error = ?, output = ?, scalars = ? WHERE pk = ?
+"""
 _INSERT_TEXT = "INSERT OR IGNORE INTO texts (digest, text) VALUES (?, ?)"
 _INSERT_RESULT = "INSERT INTO results (run, name, kind, value, comment) VALUES (?, ?, ?, ?, ?)"
 _INSERT_OBJECT = """
@@ -74,6 +78,36 @@ def _caused_by_a_row(error: BaseException) -> bool:
     """Whether a commit failed because of a row (a value SQLite refuses), not the database itself."""
     cause = error.__cause__ if isinstance(error, StoreError) and error.__cause__ is not None else error
     return isinstance(cause, _ROW_ERRORS)
+
+
+#: The kind that ``fields`` records for results kept in ``runs.scalars``.
+_IN_SCALARS = "scalars"
+_JSON_KEYS: dict[str, str] = {}  # result name → its JSON key
+_dumps_str = json.JSONEncoder(ensure_ascii=False).encode
+
+
+def _json_key(name: str) -> str:
+    key = _JSON_KEYS.get(name)
+    if key is None:
+        key = _dumps_str(name) + ":"
+        if len(_JSON_KEYS) < 10_000:
+            _JSON_KEYS[name] = key
+    return key
+
+
+def _json_scalar(encoded: Encoded) -> str:
+    """JSON of a plain scalar, as canonical pset JSON writes it (floats by repr, ±inf as ±1e999)."""
+    value = encoded.value
+    if encoded.kind == "bool":
+        return "true" if value else "false"
+    kind = type(value)
+    if kind is float:
+        if value - value == 0.0:
+            return repr(value)
+        return "1e999" if value > 0 else "-1e999"  # NaN has its own kind and never comes here
+    if kind is int:
+        return repr(value)
+    return "null"  # the only other plain value kept in runs.scalars
 
 
 def insert_objects(conn: sqlite3.Connection, objects: list[tuple[str, int, str, str]]) -> None:
@@ -158,7 +192,7 @@ class RunWriter:
         self.fields = Fields(conn, experiment_pk)
         # Parameter layouts and (result, kind) pairs whose names are in the database.
         self._layouts: set[tuple[str, ...]] = set()
-        self._result_kinds: set[tuple[str, str | None]] = set()
+        self._result_kinds: set[tuple[str, str | None]] = set()  # kind "scalars" for runs.scalars
         self._staged_layouts: set[tuple[str, ...]] = set()
         self._staged_result_kinds: set[tuple[str, str | None]] = set()
         self._error: BaseException | None = None
@@ -430,7 +464,6 @@ class RunWriter:
         next_pk = conn.execute(_MAX_RUN_PK).fetchone()[0] + 1
         new_rows, updates, results, objects, texts = [], [], [], [], []
         fields: list[tuple[str, str, str, int]] = []
-        result_kinds = self._result_kinds
         experiment, session = self._experiment_pk, self._session_pk
         for run in finished:
             comment = self._comment_pk(conn, run.comment) if run.comment is not None else None
@@ -438,34 +471,25 @@ class RunWriter:
             if run.output is not None:
                 texts.append(run.output)
                 output = run.output[0]
-            if run.pk is None:
+            new = run.pk is None
+            if new:
                 run.pk, next_pk = next_pk, next_pk + 1
                 assigned.append(run)
+            self._param_fields(run, fields)
+            scalars = self._results(conn, run, results, objects, fields) if run.results else None
+            if new:
                 new_rows.append((
-                    run.pk, bytes.fromhex(run.id), experiment, session, psets[run.pset_hash],
-                    run.status, _millis(run.t0), _micros(run.duration), run.seed, comment, run.error, output,
+                    run.pk, bytes.fromhex(run.id), experiment, session, psets[run.pset_hash], run.status,
+                    _millis(run.t0), _micros(run.duration), run.seed, comment, run.error, output, scalars,
                 ))
             else:
-                updates.append((run.status, _micros(run.duration), comment, run.error, output, run.pk))
-            self._param_fields(run, fields)
-            comments = run.result_comments
-            for name, encoded in run.results.items():
-                results.append((
-                    run.pk, name, encoded.kind, encoded.value,
-                    self._comment_pk(conn, comments.get(name)) if comments else None,
-                ))
-                if encoded.object is not None:
-                    objects.append(encoded.object)
-                key = (name, encoded.kind)
-                if key not in result_kinds and key not in self._staged_result_kinds:
-                    self._staged_result_kinds.add(key)
-                    fields.append(("result", name, encoded.kind or "", run.pk))
+                updates.append((run.status, _micros(run.duration), comment, run.error, output, scalars, run.pk))
         for run in in_flight:  # after the finished ones: they started earlier
             run.pk, next_pk = next_pk, next_pk + 1
             assigned.append(run)
             new_rows.append((
                 run.pk, bytes.fromhex(run.id), experiment, session, psets[run.pset_hash],
-                "running", _millis(run.t0), None, run.seed, None, None, None,
+                "running", _millis(run.t0), None, run.seed, None, None, None, None,
             ))
             self._param_fields(run, fields)
         insert_objects(conn, objects)
@@ -475,6 +499,50 @@ class RunWriter:
         conn.executemany(_INSERT_RESULT, results)
         if fields:
             self.fields.write(conn, fields)
+
+    def _results(
+        self,
+        conn: sqlite3.Connection,
+        run: PendingRun,
+        rows: list[tuple[Any, ...]],
+        objects: list[tuple[str, int, str, str]],
+        fields: list[tuple[str, str, str, int]],
+    ) -> str | None:
+        """Add the run's result rows to ``rows``; return its plain scalars as one JSON text (runs.scalars).
+
+        Plain numbers, bools and None without a comment go in the JSON,
+        sorted by name and written like canonical pset JSON; everything else
+        (text included, which SQLite's JSON functions would cut at a NUL) is
+        a row of ``results``.
+        """
+        comments = run.result_comments
+        known, staged = self._result_kinds, self._staged_result_kinds
+        compact: list[str] = []
+        for name, encoded in run.results.items():
+            kind = encoded.kind
+            if (
+                (kind == "bool" or (kind is None and type(encoded.value) is not str))
+                and not (comments and name in comments)
+            ):
+                compact.append(name)
+                kind = _IN_SCALARS
+            else:
+                rows.append((
+                    run.pk, name, kind, encoded.value,
+                    self._comment_pk(conn, comments.get(name)) if comments else None,
+                ))
+                if encoded.object is not None:
+                    objects.append(encoded.object)
+            key = (name, kind)
+            if key not in known and key not in staged:
+                staged.add(key)
+                assert run.pk is not None
+                fields.append(("result", name, kind or "", run.pk))
+        if not compact:
+            return None
+        compact.sort()
+        results = run.results
+        return "{" + ",".join([_json_key(name) + _json_scalar(results[name]) for name in compact]) + "}"
 
     def _param_fields(self, run: PendingRun, fields: list[tuple[str, str, str, int]]) -> None:
         """Add the run's parameter names to ``fields`` unless they are known (one set lookup per run)."""

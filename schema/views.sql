@@ -95,6 +95,21 @@ FROM config AS c
 JOIN sessions AS s ON s.pk = c.session
 JOIN experiments AS e ON e.pk = s.experiment;
 
+-- Every result of every run, wherever it is kept: a row of results, or one
+-- of the plain numbers (int, float, bool, None) a run keeps in runs.scalars. Columns as in results: run (key), name, kind, value, comment.
+CREATE VIEW results_all AS
+SELECT x.run AS run, x.name AS name, x.kind AS kind, x.value AS value, x.comment AS comment
+FROM results AS x
+UNION ALL
+SELECT
+    r.pk AS run,
+    j.key AS name,
+    CASE WHEN j.type IN ('true', 'false') THEN 'bool' END AS kind,
+    j.value AS value,
+    NULL AS comment
+FROM runs AS r, json_each(r.scalars) AS j
+WHERE r.scalars IS NOT NULL;
+
 -- Every result, with a short summary of its value (arrays as dtype and shape).
 CREATE VIEW overview_results AS
 SELECT
@@ -119,7 +134,7 @@ SELECT
         ELSE x.kind
     END AS summary,
     cm.text AS comment
-FROM results AS x
+FROM results_all AS x
 JOIN runs AS r ON r.pk = x.run
 JOIN experiments AS e ON e.pk = r.experiment
 LEFT JOIN objects AS o ON x.kind = 'object' AND o.digest = x.value
@@ -131,8 +146,13 @@ SELECT
     e.name AS experiment,
     f.name AS name,
     lower(hex(r.id)) AS first_run_id,
-    x.kind AS kind,
-    x.value AS value,
+    CASE WHEN f.kind = 'scalars' THEN (
+        SELECT CASE WHEN j.type IN ('true', 'false') THEN 'bool' END
+        FROM json_each(r.scalars) AS j WHERE j.key = f.name
+    ) ELSE x.kind END AS kind,
+    CASE WHEN f.kind = 'scalars' THEN (
+        SELECT j.value FROM json_each(r.scalars) AS j WHERE j.key = f.name
+    ) ELSE x.value END AS value,
     o.dtype AS dtype,
     o.shape AS shape,
     o.size AS size,
@@ -140,7 +160,7 @@ SELECT
 FROM fields AS f
 JOIN experiments AS e ON e.pk = f.experiment
 JOIN runs AS r ON r.pk = f.first_run
-JOIN results AS x ON x.run = f.first_run AND x.name = f.name
+LEFT JOIN results AS x ON f.kind != 'scalars' AND x.run = f.first_run AND x.name = f.name
 LEFT JOIN objects AS o ON x.kind = 'object' AND o.digest = x.value
 LEFT JOIN comments AS cm ON cm.pk = x.comment
 WHERE f.role = 'result'

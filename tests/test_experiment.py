@@ -53,7 +53,7 @@ def runs(store: Path) -> list[tuple]:
 def results(store: Path) -> list[tuple]:
     """(run id, name, kind, value) of every result."""
     return db(store).execute(
-        "SELECT lower(hex(r.id)), x.name, x.kind, x.value FROM results x JOIN runs r ON r.pk = x.run ORDER BY r.pk, x.name"
+        "SELECT lower(hex(r.id)), x.name, x.kind, x.value FROM results_all x JOIN runs r ON r.pk = x.run ORDER BY r.pk, x.name"
     ).fetchall()
 
 

@@ -49,7 +49,7 @@ def test_quickstart_records_runs_results_and_session(store: Path) -> None:
     assert dict(con.execute("SELECT name, value FROM config")) == {"dt": 0.01, "solver": "rk4"}
     assert [(p, s) for _, p, s, _, _ in runs(store)] == [('{"a":0.1,"b":8}', "done"), ('{"a":0.2,"b":8}', "done")]
     results = con.execute(
-        "SELECT lower(hex(r.id)), x.name, x.value FROM results x JOIN runs r ON r.pk = x.run ORDER BY r.pk, x.name"
+        "SELECT lower(hex(r.id)), x.name, x.value FROM results_all x JOIN runs r ON r.pk = x.run ORDER BY r.pk, x.name"
     ).fetchall()
     assert [(n, v) for _, n, v in results] == [("energy", 1.0), ("n", 3), ("energy", 2.0), ("n", 3)]
 
@@ -89,7 +89,7 @@ def test_failed_run_keeps_traceback_and_reraises(store: Path) -> None:
     assert status == "failed" and "ZeroDivisionError" in error and "1 / 0" in error
     assert status2 == "done"
     # results logged before the failure are kept
-    assert db(store).execute("SELECT name, value FROM results WHERE name = 'partial'").fetchall() == [("partial", 1.5)]
+    assert db(store).execute("SELECT name, value FROM results_all WHERE name = 'partial'").fetchall() == [("partial", 1.5)]
     assert db(store).execute("SELECT status FROM sessions").fetchone()[0] == "done"
 
 
@@ -179,7 +179,7 @@ def test_duplicate_comments_are_stored_once_by_default(store: Path) -> None:
     con = db(store)
     assert con.execute("SELECT count(*) FROM comments").fetchone()[0] == 2
     assert con.execute(
-        "SELECT count(*) FROM results x JOIN comments c ON c.pk = x.comment WHERE c.text = 'final energy'"
+        "SELECT count(*) FROM results_all x JOIN comments c ON c.pk = x.comment WHERE c.text = 'final energy'"
     ).fetchone()[0] == 50
     assert con.execute(
         "SELECT count(*) FROM runs r JOIN comments c ON c.pk = r.comment WHERE c.text = 'a note on the run'"
@@ -274,7 +274,7 @@ def test_sigkill_inside_a_run_keeps_earlier_runs(tmp_path: Path, store: Path, ea
     Store.open(store).close()  # the next opening notices the dead session
     statuses = [row[2] for row in runs(store)]
     assert statuses == ["done"] * earlier + ["interrupted"]
-    assert db(store).execute("SELECT count(*) FROM results").fetchone()[0] == earlier
+    assert db(store).execute("SELECT count(*) FROM results_all").fetchone()[0] == earlier
     assert db(store).execute("SELECT status, time_end IS NOT NULL FROM sessions").fetchone() == ("interrupted", 1)
     assert not list((store / "locks").iterdir())
 
@@ -374,7 +374,7 @@ def test_runs_ending_while_the_writer_marks_them_running_are_recorded_once(store
                 run.log(y=i)
     con = db(store)
     assert con.execute("SELECT status, count(*) FROM runs GROUP BY status").fetchall() == [("done", 400)]
-    assert con.execute("SELECT count(*), sum(value) FROM results").fetchone() == (400, sum(range(400)))
+    assert con.execute("SELECT count(*), sum(value) FROM results_all").fetchone() == (400, sum(range(400)))
     assert con.execute("PRAGMA foreign_key_check").fetchall() == []
 
 
@@ -404,8 +404,8 @@ def test_sigkill_right_after_runs_end_loses_none_of_them(tmp_path: Path, store: 
     statuses = [row[2] for row in runs(store)]
     assert statuses[:50] == ["done"] * 50 and set(statuses[50:]) <= {"interrupted"}
     con = db(store)
-    assert con.execute("SELECT count(*), sum(value) FROM results WHERE name = 'y'").fetchone() == (50, sum(range(50)))
-    assert con.execute("SELECT DISTINCT value FROM results WHERE name = 'b'").fetchall() == [(b"raw",)]
+    assert con.execute("SELECT count(*), sum(value) FROM results_all WHERE name = 'y'").fetchone() == (50, sum(range(50)))
+    assert con.execute("SELECT DISTINCT value FROM results_all WHERE name = 'b'").fetchall() == [(b"raw",)]
     assert con.execute("SELECT status FROM sessions").fetchone()[0] == "interrupted"
     assert list((store / "locks").iterdir()) == []  # lock and journal files are gone
     Store.open(store).close()  # a second opening changes nothing
@@ -431,7 +431,7 @@ def test_a_run_sqlite_refuses_does_not_take_the_batch_with_it(store: Path) -> No
     rows = con.execute("SELECT r.status, r.error FROM runs r ORDER BY r.pk").fetchall()
     assert [s for s, _ in rows] == ["done", "done", "failed", "done", "done"]
     assert "could not store this run's results" in rows[2][1]
-    assert con.execute("SELECT count(*) FROM results").fetchone()[0] == 8
+    assert con.execute("SELECT count(*) FROM results_all").fetchone()[0] == 8
     assert con.execute("SELECT status FROM sessions").fetchone()[0] == "done"
 
 
@@ -535,7 +535,7 @@ def test_a_locked_database_loses_no_runs(store: Path, monkeypatch: pytest.Monkey
         r.flush()
     con = db(store)
     assert con.execute("SELECT status, count(*) FROM runs GROUP BY status").fetchall() == [("done", 5)]
-    assert con.execute("SELECT count(*) FROM results").fetchone()[0] == 5
+    assert con.execute("SELECT count(*) FROM results_all").fetchone()[0] == 5
 
 
 def test_a_session_whose_last_runs_cannot_be_written_is_recovered_later(store: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -71,7 +71,7 @@ def test_sweep_returns_one_row_per_pset(store: Path) -> None:
     assert df["_run_id"].is_unique and str(df["_time_start"].dt.tz) == "UTC"
     assert set(df["_env_sha"]) == {r.env_sha}
     # the arrays are in the store, not in the DataFrame
-    kinds = db(store).execute("SELECT DISTINCT kind FROM results WHERE name = 'curve'").fetchall()
+    kinds = db(store).execute("SELECT DISTINCT kind FROM results_all WHERE name = 'curve'").fetchall()
     assert kinds == [("object",)]
 
 
@@ -173,7 +173,7 @@ def test_workers_give_the_same_results_as_serial(tmp_path: Path) -> None:
     assert pooled[["a", "b"]].values.tolist() == serial[["a", "b"]].values.tolist()  # pset order kept
     # arrays written by the workers are complete objects named by their digest
     objects = rec.ObjectStore(tmp_path / "pool" / "objects")
-    digests = [d for (d,) in db(tmp_path / "pool").execute("SELECT value FROM results WHERE kind = 'object'")]
+    digests = [d for (d,) in db(tmp_path / "pool").execute("SELECT value FROM results_all WHERE kind = 'object'")]
     assert len(digests) == 12 and all(objects.verify(d) for d in digests)
     assert len(set(digests)) == 3  # one per distinct a: deduplicated across workers
 
@@ -287,7 +287,7 @@ def test_sigkill_then_rerun_completes_without_duplicates(tmp_path: Path, store: 
     ).fetchall()
     assert len(per_pset) == 100 and {n for _, n in per_pset} == {1}
     assert con.execute("SELECT count(*) FROM runs WHERE status = 'running'").fetchone()[0] == 0
-    squares = con.execute("SELECT sum(value) FROM results WHERE name = 'sq'").fetchone()[0]
+    squares = con.execute("SELECT sum(value) FROM results_all WHERE name = 'sq'").fetchone()[0]
     assert squares == sum(i * i for i in range(100))
 
 
@@ -325,7 +325,7 @@ def test_sigterm_stops_a_pooled_sweep_cleanly(tmp_path: Path, store: Path) -> No
     assert set(statuses) <= {"done", "interrupted"} and sum(statuses.values()) >= 11
     assert statuses.get("done", 0) >= 1 and 1 <= statuses.get("interrupted", 0) <= 4  # 4 in flight at most
     assert con.execute("SELECT status FROM sessions").fetchone()[0] == "interrupted"
-    assert con.execute("SELECT count(*) FROM results").fetchone()[0] == statuses["done"]
+    assert con.execute("SELECT count(*) FROM results_all").fetchone()[0] == statuses["done"]
 
 
 def test_a_function_workers_cannot_import_is_refused_before_any_run(store: Path) -> None:
@@ -461,7 +461,7 @@ def test_two_processes_recovering_one_dead_session_write_each_run_once(tmp_path:
         opener.stderr.close()
     con = db(store)
     assert con.execute("SELECT status, count(*) FROM runs GROUP BY status").fetchall() == [("done", 3000)]
-    assert con.execute("SELECT count(*), sum(value) FROM results").fetchone() == (3000, sum(range(3000)))
+    assert con.execute("SELECT count(*), sum(value) FROM results_all").fetchone() == (3000, sum(range(3000)))
     assert con.execute("SELECT status FROM sessions").fetchone()[0] == "interrupted"
 
 

@@ -35,7 +35,7 @@ def result_rows(store: Path) -> list[tuple[str, str, str | None, Any, str]]:
     with connect(store) as con:
         return con.execute(
             "SELECT lower(hex(runs.id)), results.name, results.kind, results.value, typeof(results.value) "
-            "FROM results JOIN runs ON runs.pk = results.run ORDER BY runs.pk, results.name"
+            "FROM results_all AS results JOIN runs ON runs.pk = results.run ORDER BY runs.pk, results.name"
         ).fetchall()
 
 
@@ -312,10 +312,10 @@ def test_plain_values_are_plain_sql_cells(store: Path, value: Any, sql_type: str
     assert typeof == sql_type
     # Plain SQL sees the value itself, no decoding needed.
     with connect(store) as con:
-        assert con.execute("SELECT value FROM results WHERE name = 'x' AND kind IS NULL").fetchone() == (value,)
+        assert con.execute("SELECT value FROM results_all WHERE name = 'x' AND kind IS NULL").fetchone() == (value,)
         if sql_type in ("integer", "real") and not math.isinf(value):
             # SQL arithmetic and comparison work on the cell as a number.
-            assert con.execute("SELECT value + 0, value < 1e300 FROM results WHERE name = 'x'").fetchone() == (value, 1)
+            assert con.execute("SELECT value + 0, value < 1e300 FROM results_all WHERE name = 'x'").fetchone() == (value, 1)
 
 
 @pytest.mark.parametrize(
@@ -341,7 +341,7 @@ def test_encoded_cells_are_as_documented(store: Path, value: Any, kind: str, cel
 def test_json_cells_are_readable_by_sqlite(store: Path) -> None:
     log_one(store, {"a": [1, 2.5, "✓"], "b": None})
     with connect(store) as con:
-        assert con.execute("SELECT json_extract(value, '$.a[1]'), json_extract(value, '$.a[2]') FROM results").fetchone() == (2.5, "✓")
+        assert con.execute("SELECT json_extract(value, '$.a[1]'), json_extract(value, '$.a[2]') FROM results_all").fetchone() == (2.5, "✓")
 
 
 def test_json_cells_with_nan_or_inf_are_standard_json(store: Path) -> None:
@@ -497,7 +497,7 @@ def test_store_is_consistent_after_refusals(store: Path) -> None:
         assert con.execute("PRAGMA integrity_check").fetchall() == [("ok",)]
         assert con.execute("PRAGMA foreign_key_check").fetchall() == []
         digests = [d for (d,) in con.execute("SELECT digest FROM objects")]
-        referenced = [v for (v,) in con.execute("SELECT value FROM results WHERE kind = 'object'")]
+        referenced = [v for (v,) in con.execute("SELECT value FROM results_all WHERE kind = 'object'")]
     # Every object row has a complete file, and every object result has a row.
     assert referenced == digests and all(objects.verify(d) for d in digests)
     assert_same(read_back(store, "object", referenced[0]), big)
@@ -620,7 +620,7 @@ def test_infinities_inside_lists_are_standard_json_that_sqlite_reads(store: Path
 
     assert json.loads(text, parse_constant=refuse) == {"curve": [1.0, INF, -INF, 2.5], "name": "Infinity"}
     with connect(store) as con:
-        row = con.execute("SELECT json_extract(value, '$.curve[1]'), json_extract(value, '$.curve[2]') FROM results")
+        row = con.execute("SELECT json_extract(value, '$.curve[1]'), json_extract(value, '$.curve[2]') FROM results_all")
         assert row.fetchone() == (INF, -INF)
 
 

@@ -1,5 +1,8 @@
 -- Schema 2: the names of each experiment's parameters and results (the
--- columns of its wide view), filled from the runs already stored.
+-- columns of its wide view), filled from the runs already stored; and
+-- runs.scalars, where new runs keep their plain scalar results.
+
+ALTER TABLE runs ADD COLUMN scalars VARCHAR;
 
 CREATE TABLE fields (
 	pk INTEGER NOT NULL, 

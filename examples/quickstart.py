@@ -31,20 +31,19 @@ def main(store: str | None = None) -> None:
                 run.log(energy=float((traj[-1] ** 2).sum()), traj=traj, comment="final energy")
         print(f"recorded session {r.id} into {r.store}")
 
-    # Everything is plain SQLite: any client can read it.
-    with sqlite3.connect(r.store / "recorder.sqlite") as db:
-        rows = db.execute(
-            """SELECT lower(hex(r.id)), p.params, r.status, r.duration_us / 1e6, x.value
-               FROM runs AS r
-               JOIN experiments AS e ON e.pk = r.experiment
-               JOIN psets AS p ON p.pk = r.pset
-               JOIN results AS x ON x.run = r.pk AND x.name = 'energy'
-               WHERE e.name = 'quickstart' ORDER BY r.pk DESC LIMIT 4"""
-        ).fetchall()
-        for run_id, params, status, duration, energy in reversed(rows):
-            print(f"{run_id}  {params:<22} {status}  energy={energy:.4g}  ({duration * 1000:.1f} ms)")
-        objects = db.execute("SELECT count(*), sum(size) FROM objects").fetchone()
-        print(f"{objects[0]} arrays in objects/, {objects[1] / 1e6:.1f} MB")
+    # Read it back: a DataFrame, SQL over the experiment's view, arrays memory-mapped.
+    with rec.open(r.store) as db:
+        df = db.df("quickstart").tail(4)
+        print(df[["a", "b", "energy", "_run_id", "_duration_s"]].to_string(index=False))
+        best = db.sql("SELECT run_id, a, b, energy FROM quickstart WHERE b = ? ORDER BY energy DESC", (8,))
+        traj = db.array(best["run_id"][0][:16], "traj")  # any unique prefix of a run id
+        print(f"largest energy at b=8: a={best['a'][0]}, trajectory of shape {traj.shape}")
+
+    # Everything is plain SQLite: any client can read it, no recorder needed.
+    with sqlite3.connect(r.store / "recorder.sqlite") as con:
+        runs, done = con.execute("SELECT runs, done FROM overview_info WHERE experiment = 'quickstart'").fetchone()
+        objects = con.execute("SELECT count(*), sum(size) FROM objects").fetchone()
+        print(f"{done} of {runs} runs done; {objects[0]} arrays in objects/, {objects[1] / 1e6:.1f} MB")
 
 
 if __name__ == "__main__":

@@ -14,6 +14,7 @@ from .errors import (
 from .execute import current_seed
 from .experiment import Experiment, experiment
 from .objects import ObjectStore
+from .merge import MergeReport, extract, merge
 from .params import ParamSequence, grid, pgrid, plist, pzip, zip
 from .query import Database, load, open, sql
 from .recorder import Recorder
@@ -38,6 +39,9 @@ __all__ = [
     "load",
     "sql",
     "Database",
+    "merge",
+    "extract",
+    "MergeReport",
     "Store",
     "ObjectStore",
     "RecorderError",

@@ -36,6 +36,7 @@ __all__ = [
     "check_experiment_name",
     "experiment_pk",
     "fields_of",
+    "rebuild_fields",
     "refresh_view",
     "refresh_all_views",
     "select_sql",
@@ -155,13 +156,17 @@ def check_experiment_name(conn: sqlite3.Connection, name: str) -> None:
         )
 
 
-def experiment_pk(conn: sqlite3.Connection, name: str, time_created: str) -> int:
-    """Return the key of an experiment, creating it (and its view) when new; inside a write transaction."""
+def experiment_pk(conn: sqlite3.Connection, name: str, time_created: str, *, id_: str | None = None) -> int:
+    """Return the key of an experiment, creating it (and its view) when new; inside a write transaction.
+
+    :param id_: the id of a new experiment (a merge keeps the source's); default a new one.
+    """
     row = conn.execute(_GET_EXPERIMENT, (name,)).fetchone()
     if row is not None:
         return int(row[0])
     check_experiment_name(conn, name)
-    pk = int(conn.execute(_INSERT_EXPERIMENT, (new_id(), name, time_created)).lastrowid)  # type: ignore[arg-type]
+    values = (id_ or new_id(), name, time_created)
+    pk = int(conn.execute(_INSERT_EXPERIMENT, values).lastrowid)  # type: ignore[arg-type]
     refresh_view(conn, pk)
     return pk
 
@@ -182,6 +187,30 @@ def refresh_view(conn: sqlite3.Connection, experiment: int) -> None:
         conn.execute(f"DROP VIEW {quote_ident(clash[1])}")
     params, results = columns(fields_of(conn, experiment))
     conn.execute(f"CREATE VIEW {quote_ident(name)} AS\n{select_sql(experiment, params, results)}")
+
+
+_REBUILD_FIELDS = (
+    "DELETE FROM fields WHERE experiment = :e",
+    """INSERT INTO fields (experiment, role, name, kind, first_run)
+       SELECT :e, 'param', j.key, '', min(r.pk)
+       FROM runs AS r JOIN psets AS p ON p.pk = r.pset, json_each(p.params) AS j
+       WHERE r.experiment = :e GROUP BY j.key ORDER BY min(r.pk), j.key""",
+    """INSERT INTO fields (experiment, role, name, kind, first_run)
+       SELECT :e, 'result', x.name, ifnull(x.kind, ''), min(r.pk)
+       FROM runs AS r JOIN results AS x ON x.run = r.pk
+       WHERE r.experiment = :e GROUP BY x.name, ifnull(x.kind, '') ORDER BY min(r.pk), x.name""",
+    f"""INSERT INTO fields (experiment, role, name, kind, first_run)
+       SELECT :e, 'result', j.key, '{IN_SCALARS}', min(r.pk)
+       FROM runs AS r, json_each(r.scalars) AS j
+       WHERE r.experiment = :e AND r.scalars IS NOT NULL GROUP BY j.key ORDER BY min(r.pk), j.key""",
+)
+
+
+def rebuild_fields(conn: sqlite3.Connection, experiment: int) -> None:
+    """Recompute an experiment's names from its runs, and its view (inside a write transaction)."""
+    for statement in _REBUILD_FIELDS:
+        conn.execute(statement, {"e": experiment})
+    refresh_view(conn, experiment)
 
 
 def refresh_all_views(conn: sqlite3.Connection) -> None:

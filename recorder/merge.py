@@ -1,0 +1,472 @@
+"""Merge stores, and extract part of a store into another: shards of cluster jobs.
+
+On a cluster each job writes its own store (SQLite must not be shared by
+many writers over a network file system); :func:`merge` then brings the
+shards together, and :func:`extract` is its dual, a store with only some
+runs. Rows are matched by what identifies them everywhere: experiments by
+name, sessions and runs by id, psets by hash, texts and objects by digest,
+comments by text. So merging is idempotent: a run already in the
+destination is skipped.
+
+Before anything is written every source is checked against the
+destination (and the sources before it): an experiment's config values
+must agree, and so must the code (env SHAs) unless
+``allow_code_mismatch``. Object files are hard-linked when on the same file
+system, else copied, and checked against their digest. The rows are then
+written in one transaction per group of at most :data:`MAX_ATTACHED`
+sources (SQLite reads that many databases at once): a crash or a conflict
+leaves the destination as it was, and with more sources a rerun completes
+an interrupted merge.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import secrets
+import shutil
+import sqlite3
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import Any, NamedTuple
+
+from . import catalog
+from .db import connect, transaction
+from .errors import ObjectError, RecorderError, StoreError
+from .objects import ObjectStore
+from .progress import Progress
+from .sql import quote_ident
+from .store import DB_NAME, OBJECTS, Store, locate
+
+__all__ = ["MAX_ATTACHED", "MergeReport", "merge", "extract"]
+
+#: Sources merged in one transaction (SQLite attaches at most 10 databases).
+MAX_ATTACHED = 10
+
+_COLUMNS = "SELECT name FROM pragma_table_info(?) ORDER BY cid"
+_RUNNING = "SELECT id, host, pid FROM sessions WHERE status = 'running'"
+_MAX_RUN = "SELECT coalesce(max(pk), 0) FROM main.runs"
+_COUNT_NEW_RUNS = "SELECT count(*) FROM main.runs WHERE pk > ?"
+
+
+class MergeReport(NamedTuple):
+    """What a merge or an extract did."""
+
+    runs: int  # runs added to the destination
+    skipped: int  # runs of the sources that the destination had already
+    objects: int  # object files added (linked or copied)
+    object_bytes: int
+
+
+class _Source(NamedTuple):
+    root: Path
+    selected: list[int] | None  # run keys to copy; None for every run
+
+
+def _open_source(store: str | os.PathLike[str]) -> Path:
+    """Find a source store; recover its dead sessions (and upgrade it) when it is writable."""
+    root = locate(store, create=False)
+    if not (root / DB_NAME).is_file():
+        raise StoreError(f"no store at {root} (no {DB_NAME} there)")
+    if os.access(root / DB_NAME, os.W_OK) and os.access(root, os.W_OK):
+        Store.open(root).close()
+    conn = connect(root / DB_NAME, readonly=True)
+    try:
+        running = conn.execute(_RUNNING).fetchall()
+    finally:
+        conn.close()
+    if running:
+        session_id, host, pid = running[0]
+        raise RecorderError(
+            f"the store {root} has a session still recording ({session_id} on {host}, pid {pid}); "
+            "merge it once the session has ended"
+        )
+    return root
+
+
+# -- checks, before anything is written ------------------------------------------------
+
+_CONFIG = """
+SELECT e.name, c.name, c.kind, quote(c.value)
+FROM {db}.config AS c JOIN {db}.sessions AS s ON s.pk = c.session JOIN {db}.experiments AS e ON e.pk = s.experiment
+WHERE {sessions}
+"""
+_ENV_SHAS = """
+SELECT e.name, s.env_sha, s.git_commit IS NULL
+FROM {db}.sessions AS s JOIN {db}.experiments AS e ON e.pk = s.experiment
+WHERE {sessions}
+"""
+_PSET_COLLISION = """
+SELECT lower(hex(sp.hash)), sp.params, mp.params
+FROM {db}.psets AS sp JOIN main.psets AS mp ON mp.hash = sp.hash
+WHERE sp.params != mp.params LIMIT 1
+"""
+_FIELDS = """
+SELECT e.name, f.role, f.name FROM {db}.fields AS f JOIN {db}.experiments AS e ON e.pk = f.experiment
+"""
+_OBJECTS_USED = """
+SELECT x.value, min(lower(hex(r.id))), min(x.name)
+FROM {db}.results AS x JOIN {db}.runs AS r ON r.pk = x.run
+WHERE x.kind = 'object' AND {runs}
+GROUP BY x.value
+"""
+
+
+class _Expected:
+    """What the destination and the sources checked so far hold, per experiment."""
+
+    def __init__(self) -> None:
+        self.config: dict[str, dict[str, set[tuple[Any, ...]]]] = {}
+        self.env_shas: dict[str, set[str]] = {}
+        self.names: dict[str, dict[str, tuple[str, str]]] = {}
+
+    def add(self, conn: sqlite3.Connection, db: str, sessions: str) -> None:
+        for experiment, name, kind, value in conn.execute(_CONFIG.format(db=db, sessions=sessions)):
+            self.config.setdefault(experiment, {}).setdefault(name, set()).add((kind, value))
+        for experiment, env_sha, _ in conn.execute(_ENV_SHAS.format(db=db, sessions=sessions)):
+            self.env_shas.setdefault(experiment, set()).add(env_sha)
+        for experiment, role, name in conn.execute(_FIELDS.format(db=db)):
+            self.names.setdefault(experiment, {})[name.lower()] = (role, name)
+
+    def check(self, conn: sqlite3.Connection, db: str, source: Path, sessions: str,
+              allow_code_mismatch: bool) -> None:
+        """Refuse the source attached as ``db`` if it disagrees with what is expected; then expect it too."""
+        config: dict[str, dict[str, set[tuple[Any, ...]]]] = {}
+        for experiment, name, kind, value in conn.execute(_CONFIG.format(db=db, sessions=sessions)):
+            config.setdefault(experiment, {}).setdefault(name, set()).add((kind, value))
+        env: dict[str, tuple[set[str], bool]] = {}
+        for experiment, env_sha, no_git in conn.execute(_ENV_SHAS.format(db=db, sessions=sessions)):
+            shas, without_git = env.setdefault(experiment, (set(), False))
+            shas.add(env_sha)
+            env[experiment] = (shas, without_git or bool(no_git))
+        for experiment, (shas, without_git) in env.items():
+            known = self.env_shas.get(experiment)
+            if known is None:
+                continue  # new to the destination: nothing to agree with
+            mine = config.get(experiment, {})
+            theirs = self.config.get(experiment, {})
+            for name in sorted(mine.keys() | theirs.keys()):
+                if not mine.get(name, set()) <= theirs.get(name, set()) or name not in mine:
+                    raise RecorderError(
+                        f"cannot merge {source}: experiment {experiment!r} has config {name!r} = "
+                        f"{_shown(mine.get(name))} there but {_shown(theirs.get(name))} in the destination; "
+                        "runs with different config do not belong in one experiment (merge into another store, "
+                        "or rename the experiment)"
+                    )
+            if not allow_code_mismatch and not shas <= known:
+                hint = " (sessions without git have no code version to compare)" if without_git else ""
+                raise RecorderError(
+                    f"cannot merge {source}: experiment {experiment!r} ran code {', '.join(sorted(shas - known))} "
+                    f"there but {', '.join(sorted(known))} in the destination{hint}; pass "
+                    "allow_code_mismatch=True (--allow-code-mismatch) to merge runs of different code"
+                )
+        row = conn.execute(_PSET_COLLISION.format(db=db)).fetchone()
+        if row is not None:
+            raise RecorderError(f"cannot merge {source}: pset hash {row[0]} names {row[1]} there but {row[2]} here")
+        for experiment, role, name in conn.execute(_FIELDS.format(db=db)):
+            taken = self.names.setdefault(experiment, {})
+            other = taken.setdefault(name.lower(), (role, name))
+            if other != (role, name):
+                raise RecorderError(
+                    f"cannot merge {source}: in experiment {experiment!r}, {name!r} is a {role} there but "
+                    f"{other[1]!r} is a {other[0]} in the destination; one column cannot be both"
+                )
+        for experiment, shas_ in env.items():
+            self.env_shas.setdefault(experiment, set()).update(shas_[0])
+        for experiment, names in config.items():
+            for name, values in names.items():
+                self.config.setdefault(experiment, {}).setdefault(name, set()).update(values)
+
+
+def _shown(values: set[tuple[Any, ...]] | None) -> str:
+    if not values:
+        return "(not set)"
+    return " or ".join(sorted(str(value) for _, value in values))
+
+
+# -- writing -------------------------------------------------------------------------
+
+def _columns(conn: sqlite3.Connection, table: str, skip: Sequence[str] = ()) -> list[str]:
+    return [name for (name,) in conn.execute(_COLUMNS, (table,)) if name not in skip]
+
+
+def _statements(conn: sqlite3.Connection, db: str, runs: str) -> list[str]:
+    """The INSERTs that copy what the selected runs of ``db`` need, in an order foreign keys accept.
+
+    ``runs`` is an SQL condition on ``r`` (a run of the source) that selects the runs.
+    """
+    q = quote_ident(db)
+    sessions = f"s.pk IN (SELECT r.session FROM {q}.runs AS r WHERE {runs})"
+    session_cols = _columns(conn, "sessions", ("pk", "experiment"))
+    object_cols = _columns(conn, "objects")
+    comment = "(SELECT min(mc.pk) FROM main.comments AS mc WHERE mc.text = {alias}.text)"
+    return [
+        # texts: the scripts, package lists and diffs of the sessions, and the runs' output
+        f"""INSERT OR IGNORE INTO main.texts (digest, text)
+            SELECT t.digest, t.text FROM {q}.texts AS t WHERE t.digest IN (
+                SELECT s.script FROM {q}.sessions AS s WHERE {sessions}
+                UNION SELECT s.packages FROM {q}.sessions AS s WHERE {sessions}
+                UNION SELECT s.git_diff FROM {q}.sessions AS s WHERE {sessions}
+                UNION SELECT r.output FROM {q}.runs AS r WHERE {runs})""",
+        f"""INSERT INTO main.sessions (experiment, {', '.join(map(quote_ident, session_cols))})
+            SELECT me.pk, {', '.join('s.' + quote_ident(c) for c in session_cols)}
+            FROM {q}.sessions AS s JOIN {q}.experiments AS se ON se.pk = s.experiment
+            JOIN main.experiments AS me ON me.name = se.name
+            WHERE {sessions} AND s.id NOT IN (SELECT id FROM main.sessions)""",
+        f"""INSERT OR IGNORE INTO main.config (session, name, kind, value)
+            SELECT ms.pk, c.name, c.kind, c.value FROM {q}.config AS c
+            JOIN {q}.sessions AS s ON s.pk = c.session JOIN main.sessions AS ms ON ms.id = s.id
+            WHERE {sessions}""",
+        f"""INSERT OR IGNORE INTO main.psets (hash, params)
+            SELECT p.hash, p.params FROM {q}.psets AS p
+            WHERE p.pk IN (SELECT r.pset FROM {q}.runs AS r WHERE {runs})""",
+        f"""INSERT INTO main.comments (text)
+            SELECT DISTINCT c.text FROM {q}.comments AS c
+            WHERE c.pk IN (SELECT r.comment FROM {q}.runs AS r WHERE {runs}
+                           UNION SELECT x.comment FROM {q}.results AS x JOIN {q}.runs AS r ON r.pk = x.run
+                           WHERE {runs})
+              AND NOT EXISTS (SELECT 1 FROM main.comments AS mc WHERE mc.text = c.text)""",
+        f"""INSERT OR IGNORE INTO main.objects ({', '.join(map(quote_ident, object_cols))})
+            SELECT {', '.join('o.' + quote_ident(c) for c in object_cols)} FROM {q}.objects AS o
+            WHERE o.digest IN (SELECT x.value FROM {q}.results AS x JOIN {q}.runs AS r ON r.pk = x.run
+                               WHERE x.kind = 'object' AND {runs})""",
+        f"""INSERT INTO main.runs (id, experiment, session, pset, status, time_start_ms, duration_us, seed,
+                                   comment, error, output, scalars)
+            SELECT r.id, me.pk, ms.pk, mp.pk, r.status, r.time_start_ms, r.duration_us, r.seed,
+                   {comment.format(alias='rc')}, r.error, r.output, r.scalars
+            FROM {q}.runs AS r
+            JOIN {q}.experiments AS se ON se.pk = r.experiment JOIN main.experiments AS me ON me.name = se.name
+            JOIN {q}.sessions AS ss ON ss.pk = r.session JOIN main.sessions AS ms ON ms.id = ss.id
+            JOIN {q}.psets AS sp ON sp.pk = r.pset JOIN main.psets AS mp ON mp.hash = sp.hash
+            LEFT JOIN {q}.comments AS rc ON rc.pk = r.comment
+            WHERE {runs} AND r.id NOT IN (SELECT id FROM main.runs)
+            ORDER BY r.pk""",
+        f"""INSERT INTO main.results (run, name, kind, value, comment)
+            SELECT mr.pk, x.name, x.kind, x.value, {comment.format(alias='xc')}
+            FROM main.runs AS mr JOIN {q}.runs AS r ON r.id = mr.id
+            JOIN {q}.results AS x ON x.run = r.pk LEFT JOIN {q}.comments AS xc ON xc.pk = x.comment
+            WHERE mr.pk > :before""",
+    ]
+
+
+def _copy_experiments(conn: sqlite3.Connection, db: str, runs: str) -> list[int]:
+    """Create the experiments of the selected runs that the destination lacks; return their keys."""
+    q = quote_ident(db)
+    rows = conn.execute(
+        f"""SELECT DISTINCT e.name, e.id, e.time_created FROM {q}.experiments AS e
+            JOIN {q}.runs AS r ON r.experiment = e.pk WHERE {runs}
+            UNION SELECT e.name, e.id, e.time_created FROM {q}.experiments AS e
+            JOIN {q}.sessions AS s ON s.experiment = e.pk
+            WHERE s.pk IN (SELECT r.session FROM {q}.runs AS r WHERE {runs})"""
+    ).fetchall()
+    return [catalog.experiment_pk(conn, name, created, id_=id_) for name, id_, created in rows]
+
+
+def _link_objects(conn: sqlite3.Connection, db: str, source: Path, runs: str,
+                  into: ObjectStore) -> tuple[int, int]:
+    """Hard-link (or copy) the objects the selected runs use into ``into``, each checked by digest."""
+    src = ObjectStore(source / OBJECTS)
+    added = added_bytes = 0
+    for digest, run_id, name in conn.execute(_OBJECTS_USED.format(db=quote_ident(db), runs=runs)).fetchall():
+        target = into.path(digest)
+        if target.exists() and into.verify(digest):
+            continue
+        path = src.path(digest)
+        if not src.verify(digest):
+            raise ObjectError(
+                f"cannot merge {source}: the array {name!r} of run {run_id} (object {digest}) is "
+                f"{'corrupt' if path.exists() else 'missing'} there; run `recorder verify` on it"
+            )
+        target.parent.mkdir(parents=True, exist_ok=True)
+        tmp = target.parent / f".merge-{digest[2:10]}-{os.getpid()}-{secrets.token_hex(4)}"
+        try:
+            try:
+                os.link(path, tmp)  # same file system: no bytes copied
+            except OSError:
+                shutil.copyfile(path, tmp)
+                with open(tmp, "rb+") as file:
+                    os.fsync(file.fileno())
+            os.replace(tmp, target)
+        except OSError as e:
+            tmp.unlink(missing_ok=True)
+            raise ObjectError(f"cannot copy object {digest} into {into.root}: {e}") from e
+        if not into.verify(digest):
+            target.unlink(missing_ok=True)
+            raise ObjectError(f"object {digest} changed while it was copied from {source}; merge again")
+        added += 1
+        added_bytes += target.stat().st_size
+    return added, added_bytes
+
+
+@contextlib.contextmanager
+def _attached(conn: sqlite3.Connection, sources: list[_Source]) -> Iterator[list[str]]:
+    names = [f"src{i}" for i in range(len(sources))]
+    try:
+        for name, source in zip(names, sources):
+            conn.execute(f"ATTACH DATABASE ? AS {quote_ident(name)}", (str(source.root / DB_NAME),))
+        yield names
+    finally:
+        for name in names:
+            with contextlib.suppress(sqlite3.OperationalError):  # not attached: the ATTACH failed
+                conn.execute(f"DETACH DATABASE {quote_ident(name)}")
+
+
+def _selection(conn: sqlite3.Connection, db: str, selected: list[int] | None) -> str:
+    """The SQL condition on ``r`` for the selected runs of ``db`` (a temp table of their keys)."""
+    if selected is None:
+        return "1"
+    table = f"selected_{db}"
+    conn.execute(f"DROP TABLE IF EXISTS temp.{quote_ident(table)}")
+    conn.execute(f"CREATE TEMP TABLE {quote_ident(table)} (pk INTEGER PRIMARY KEY)")
+    conn.executemany(f"INSERT INTO temp.{quote_ident(table)} (pk) VALUES (?)", ((pk,) for pk in selected))
+    return f"r.pk IN (SELECT pk FROM temp.{quote_ident(table)})"
+
+
+def _copy_fields(conn: sqlite3.Connection, db: str) -> None:
+    """Add the source's parameter and result names; rebuild the views of experiments that gained one."""
+    q = quote_ident(db)
+    before = conn.execute("SELECT coalesce(max(pk), 0) FROM main.fields").fetchone()[0]
+    conn.execute(
+        f"""INSERT OR IGNORE INTO main.fields (experiment, role, name, kind, first_run)
+            SELECT me.pk, f.role, f.name, f.kind, (SELECT mr.pk FROM main.runs AS mr WHERE mr.id = fr.id)
+            FROM {q}.fields AS f JOIN {q}.experiments AS se ON se.pk = f.experiment
+            JOIN main.experiments AS me ON me.name = se.name
+            LEFT JOIN {q}.runs AS fr ON fr.pk = f.first_run
+            ORDER BY f.pk"""
+    )
+    for (experiment,) in conn.execute("SELECT DISTINCT experiment FROM main.fields WHERE pk > ?", (before,)).fetchall():
+        catalog.refresh_view(conn, experiment)
+
+
+def _merge(sources: list[_Source], into: str | os.PathLike[str], *, allow_code_mismatch: bool,
+           progress: bool | None) -> MergeReport:
+    """Check every source, then write them, a group of at most MAX_ATTACHED per transaction.
+
+    A destination that does not exist yet is built beside it and renamed into
+    place at the end, so that a failed merge leaves nothing there.
+    """
+    final = locate(into)
+    fresh = not (final / DB_NAME).exists() and (not final.exists() or not any(final.iterdir()))
+    target = final.parent / f".{final.name}.merging-{secrets.token_hex(4)}" if fresh else final
+    if final.resolve() in {s.root.resolve() for s in sources}:
+        raise RecorderError(f"cannot merge the store {final} into itself")
+    try:
+        report = _merge_into(sources, target, allow_code_mismatch=allow_code_mismatch, progress=progress)
+        if fresh:
+            os.replace(target, final)  # an empty folder there is replaced too
+    except BaseException:
+        if fresh:
+            shutil.rmtree(target, ignore_errors=True)
+        raise
+    return report
+
+
+def _merge_into(sources: list[_Source], into: Path, *, allow_code_mismatch: bool,
+                progress: bool | None) -> MergeReport:
+    destination = Store.open(into)
+    groups = [sources[i : i + MAX_ATTACHED] for i in range(0, len(sources), MAX_ATTACHED)]
+    added = skipped = objects = object_bytes = 0
+    bar = Progress(len(sources), progress, "merge")
+    try:
+        conn = destination.conn
+        expected = _Expected()
+        expected.add(conn, "main", "1")
+        for group in groups:  # first every check: a conflict anywhere writes nothing
+            with _attached(conn, group) as names:
+                for name, source in zip(names, group):
+                    runs = _selection(conn, name, source.selected)
+                    sessions = f"s.pk IN (SELECT r.session FROM {quote_ident(name)}.runs AS r WHERE {runs})"
+                    expected.check(conn, quote_ident(name), source.root, sessions, allow_code_mismatch)
+        for group in groups:
+            with _attached(conn, group) as names:
+                conditions = [_selection(conn, name, source.selected) for name, source in zip(names, group)]
+                for name, source, runs in zip(names, group, conditions):
+                    # Object files in place before the rows that name them.
+                    n, size = _link_objects(conn, name, source.root, runs, destination.objects)
+                    objects, object_bytes = objects + n, object_bytes + size
+                with transaction(conn):
+                    for name, source, runs in zip(names, group, conditions):
+                        before = conn.execute(_MAX_RUN).fetchone()[0]
+                        experiments = _copy_experiments(conn, name, runs)
+                        for statement in _statements(conn, name, runs):
+                            conn.execute(statement, {"before": before} if ":before" in statement else ())
+                        new = conn.execute(_COUNT_NEW_RUNS, (before,)).fetchone()[0]
+                        total = conn.execute(
+                            f"SELECT count(*) FROM {quote_ident(name)}.runs AS r WHERE {runs}"
+                        ).fetchone()[0]
+                        added, skipped = added + new, skipped + total - new
+                        if source.selected is None:
+                            _copy_fields(conn, name)
+                        else:  # names (and first runs) of what was copied, not of the whole source
+                            for experiment in experiments:
+                                catalog.rebuild_fields(conn, experiment)
+                        bar.add("done")
+    finally:
+        bar.close()
+        destination.close()
+    return MergeReport(added, skipped, objects, object_bytes)
+
+
+def merge(
+    sources: str | os.PathLike[str] | Sequence[str | os.PathLike[str]],
+    into: str | os.PathLike[str],
+    *,
+    allow_code_mismatch: bool = False,
+    progress: bool | None = None,
+) -> MergeReport:
+    """Merge the stores ``sources`` into the store ``into`` (created if needed).
+
+    Idempotent: runs the destination has already (same id) are skipped, so
+    merging a shard twice changes nothing.
+
+    :param allow_code_mismatch: merge runs of an experiment even when their
+        code (env SHA) differs from the destination's.
+    :param progress: a progress line on stderr; default only on a terminal.
+    :raises RecorderError: when a source disagrees with the destination (an
+        experiment's config values, its code, a name's role), has a session
+        still recording, or misses an object; nothing is written then.
+    """
+    paths = [sources] if isinstance(sources, (str, os.PathLike)) else list(sources)
+    if not paths:
+        raise RecorderError("no source stores to merge")
+    return _merge([_Source(_open_source(p), None) for p in paths], into,
+                  allow_code_mismatch=allow_code_mismatch, progress=progress)
+
+
+def extract(
+    source: str | os.PathLike[str],
+    into: str | os.PathLike[str],
+    *,
+    where: str | None = None,
+    experiment: str | None = None,
+    progress: bool | None = None,
+) -> MergeReport:
+    """Copy some runs of ``source``, and what they reference, into the store ``into`` (the dual of merge).
+
+    :param where: an SQL condition over the wide view of each experiment
+        (e.g. ``"b = 8 AND energy > 1"``); default every run.
+    :param experiment: only this experiment's runs.
+    """
+    root = _open_source(source)
+    conn = connect(root / DB_NAME, readonly=True)
+    try:
+        if experiment is not None:
+            row = conn.execute("SELECT pk FROM experiments WHERE name = ?", (experiment,)).fetchone()
+            if row is None:
+                raise RecorderError(f"no experiment {experiment!r} in the store {root}")
+            experiments = [int(row[0])]
+        else:
+            experiments = [pk for (pk,) in conn.execute("SELECT pk FROM experiments ORDER BY pk")]
+        selected: list[int] = []
+        for pk in experiments:
+            params, results = catalog.columns(catalog.fields_of(conn, pk))
+            wide = catalog.select_sql(pk, params, results, with_pk=True)
+            sql = f"SELECT _pk FROM (\n{wide}\n)" + (f" WHERE {where}" if where is not None else "")
+            try:
+                selected += [run for (run,) in conn.execute(sql)]
+            except sqlite3.Error as e:
+                name = conn.execute("SELECT name FROM experiments WHERE pk = ?", (pk,)).fetchone()[0]
+                raise RecorderError(f"cannot select runs of experiment {name!r} where {where!r}: {e}") from e
+    finally:
+        conn.close()
+    return _merge([_Source(root, sorted(selected))], into, allow_code_mismatch=True, progress=progress)

@@ -40,8 +40,12 @@ def test_quickstart_prints_what_it_recorded(tmp_path: Path) -> None:
     assert done.returncode == 0, done.stderr
     lines = done.stdout.splitlines()
     assert lines[0].startswith("recorded session ")
-    assert sum('"a":' in line and "done" in line and "energy=" in line for line in lines) == 4
-    assert "4 arrays in objects/" in done.stdout
+    header = next(i for i, line in enumerate(lines) if line.split()[:3] == ["a", "b", "energy"])
+    table = [line.split() for line in lines[header + 1 : header + 5]]
+    assert [(row[0], row[1]) for row in table] == [("0.1", "8"), ("0.1", "9"), ("0.2", "8"), ("0.2", "9")]
+    assert all(len(row[3]) == 24 and float(row[2]) > 0 for row in table)  # run id, energy
+    assert "largest energy at b=8: a=0.2, trajectory of shape (20000, 3)" in done.stdout
+    assert "4 of 4 runs done; 4 arrays in objects/" in done.stdout
     con = sqlite3.connect(store / "recorder.sqlite")
     assert con.execute("SELECT count(*) FROM runs").fetchone()[0] == 4
     assert len(list((store / "objects").glob("*/*.npy"))) == 4

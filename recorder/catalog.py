@@ -25,7 +25,7 @@ from typing import NamedTuple
 
 from .errors import NameRefused, RecorderWarning
 from .ids import new_id
-from .sql import quote_ident, quote_literal
+from .quoting import quote_ident, quote_literal
 from .values import is_scalar_kind
 
 __all__ = [

@@ -21,7 +21,7 @@ from pathlib import Path
 
 from .errors import StoreError, StoreVersionError
 from .catalog import refresh_all_views
-from .sql import quote_ident
+from .quoting import quote_ident
 
 __all__ = [
     "SCHEMA_VERSION",

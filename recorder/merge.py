@@ -35,7 +35,7 @@ from .db import connect, transaction
 from .errors import ObjectError, RecorderError, StoreError
 from .objects import ObjectStore
 from .progress import Progress
-from .sql import quote_ident
+from .quoting import quote_ident
 from .store import DB_NAME, OBJECTS, Store, locate
 
 __all__ = ["MAX_ATTACHED", "MergeReport", "merge", "extract"]

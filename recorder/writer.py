@@ -17,14 +17,13 @@ A run still in flight after ``interval`` gets a ``running`` row (from the
 background thread), so long runs are visible to other processes, and are
 shown ``interrupted`` if their process dies.
 
-Row keys are assigned here, inside the write transaction, so a whole batch
-goes in with a few ``executemany`` calls.
+Row keys are assigned inside the write transaction (by :mod:`recorder.rows`),
+so a whole batch goes in with a few ``executemany`` calls.
 """
 
 from __future__ import annotations
 
 import contextlib
-import json
 import signal
 import sqlite3
 import threading
@@ -36,35 +35,13 @@ from typing import Any
 from .catalog import Fields
 from .db import transaction
 from .errors import NameRefused, RecorderError, RecorderWarning, StoreError
-from .ids import now_utc
 from .journal import Journal, PendingRun
-from .values import Encoded
+from .rows import Rows, insert_objects, insert_texts
 
 __all__ = ["PendingRun", "RunWriter", "insert_objects", "insert_texts"]
 
-_MAX_RUN_PK = "SELECT coalesce(max(pk), 0) FROM runs"
-_MAX_PSET_PK = "SELECT coalesce(max(pk), 0) FROM psets"
-_MAX_COMMENT_PK = "SELECT coalesce(max(pk), 0) FROM comments"
 _RUN_STATES = "SELECT id, pk, status FROM runs WHERE id IN ({marks})"
-_FIND_PSETS = "SELECT hash, pk, params FROM psets WHERE hash IN ({marks})"
-_INSERT_PSET = "INSERT INTO psets (pk, hash, params) VALUES (?, ?, ?)"
-_INSERT_RUN = """
-INSERT INTO runs (
-    pk, id, experiment, session, pset, status, time_start_ms, duration_us, seed, comment, error, output, scalars
-) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
-"""
-_FINISH_RUN = """
-UPDATE runs SET status = ?, duration_us = ?, comment = ?, error = ?, output = ?, scalars = ? WHERE pk = ?
-"""
-_INSERT_TEXT = "INSERT OR IGNORE INTO texts (digest, text) VALUES (?, ?)"
-_INSERT_RESULT = "INSERT INTO results (run, name, kind, value, comment) VALUES (?, ?, ?, ?, ?)"
-_INSERT_OBJECT = """
-INSERT OR IGNORE INTO objects (digest, size, dtype, shape, time_created) VALUES (?, ?, ?, ?, ?)
-"""
-_FIND_COMMENT = "SELECT pk FROM comments WHERE text = ? LIMIT 1"
-_INSERT_COMMENT = "INSERT INTO comments (pk, text) VALUES (?, ?)"
-_IN_CHUNK = 500  # hashes per IN (...) lookup
-_PSET_CACHE = 100_000  # pset keys remembered (reruns of the same psets find them here)
+_IN_CHUNK = 500  # ids per IN (...) lookup
 _MAX_PENDING = 20_000  # finished runs queued at most before the recording thread commits them itself
 
 
@@ -78,49 +55,6 @@ def _caused_by_a_row(error: BaseException) -> bool:
     """Whether a commit failed because of a row (a value SQLite refuses), not the database itself."""
     cause = error.__cause__ if isinstance(error, StoreError) and error.__cause__ is not None else error
     return isinstance(cause, _ROW_ERRORS)
-
-
-#: The kind that ``fields`` records for results kept in ``runs.scalars``.
-_IN_SCALARS = "scalars"
-_JSON_KEYS: dict[str, str] = {}  # result name → its JSON key
-_dumps_str = json.JSONEncoder(ensure_ascii=False).encode
-
-
-def _json_key(name: str) -> str:
-    key = _JSON_KEYS.get(name)
-    if key is None:
-        key = _dumps_str(name) + ":"
-        if len(_JSON_KEYS) < 10_000:
-            _JSON_KEYS[name] = key
-    return key
-
-
-def _json_scalar(encoded: Encoded) -> str:
-    """JSON of a plain scalar, as canonical pset JSON writes it (floats by repr, ±inf as ±1e999)."""
-    value = encoded.value
-    if encoded.kind == "bool":
-        return "true" if value else "false"
-    kind = type(value)
-    if kind is float:
-        if value - value == 0.0:
-            return repr(value)
-        return "1e999" if value > 0 else "-1e999"  # NaN has its own kind and never comes here
-    if kind is int:
-        return repr(value)
-    return "null"  # the only other plain value kept in runs.scalars
-
-
-def insert_objects(conn: sqlite3.Connection, objects: list[tuple[str, int, str, str]]) -> None:
-    """Add rows for objects (``(digest, size, dtype, shape)``) already written to the object store."""
-    if objects:
-        now = now_utc()
-        conn.executemany(_INSERT_OBJECT, [(*o, now) for o in objects])
-
-
-def insert_texts(conn: sqlite3.Connection, texts: list[tuple[str, str]]) -> None:
-    """Store texts once by content (``(digest, text)``)."""
-    if texts:
-        conn.executemany(_INSERT_TEXT, texts)
 
 
 @contextlib.contextmanager
@@ -137,16 +71,6 @@ def _signals_deferred() -> Iterator[None]:
         yield
     finally:
         signal.pthread_sigmask(signal.SIG_SETMASK, previous)
-
-
-def _millis(seconds: float) -> int:
-    """A Unix time as integer milliseconds (how runs store their start)."""
-    return round(seconds * 1000)
-
-
-def _micros(seconds: float | None) -> int | None:
-    """A duration as integer microseconds (how runs store it)."""
-    return None if seconds is None else round(seconds * 1_000_000)
 
 
 class RunWriter:
@@ -175,26 +99,14 @@ class RunWriter:
         self._conn = conn
         self._journal = journal if interval > 0 else None
         self._experiment_pk = experiment_pk
-        self._session_pk = session_pk
         self.interval = interval
-        self._purge = purge_duplicate_comments
         self._on_commit = on_commit
         self._db_lock = threading.Lock()  # held while the connection is used
         self._queue_lock = threading.Lock()  # held only to touch the queue
         self._pending: list[PendingRun] = []
         # The run in flight and when it started, as one tuple (replaced atomically).
         self._active: tuple[PendingRun, float] | None = None
-        self._psets: dict[str, int] = {}
-        self._comments: dict[str, int] = {}
-        self._staged_psets: dict[str, int] = {}
-        self._staged_comments: dict[str, int] = {}
-        #: The experiment's parameter and result names (see :mod:`recorder.catalog`).
-        self.fields = Fields(conn, experiment_pk)
-        # Parameter layouts and (result, kind) pairs whose names are in the database.
-        self._layouts: set[tuple[str, ...]] = set()
-        self._result_kinds: set[tuple[str, str | None]] = set()  # kind "scalars" for runs.scalars
-        self._staged_layouts: set[tuple[str, ...]] = set()
-        self._staged_result_kinds: set[tuple[str, str | None]] = set()
+        self._rows = Rows(conn, experiment_pk, session_pk, purge_duplicate_comments=purge_duplicate_comments)
         self._error: BaseException | None = None
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -297,13 +209,12 @@ class RunWriter:
         refuses is written run by run, like any batch.
         """
         with self._db_lock:
-            self._staged_psets, self._staged_comments = {}, {}
-            self._staged_layouts, self._staged_result_kinds = set(), set()
+            self._rows.begin()
             assigned: list[PendingRun] = []
             try:
                 with transaction(self._conn) as conn:
                     todo = self._unfinished(conn, runs)
-                    self._write(conn, todo, [], assigned)
+                    self._rows.write(conn, todo, [], assigned)
             except Exception as e:
                 for run in assigned:  # their rows were rolled back
                     run.pk = None
@@ -329,6 +240,11 @@ class RunWriter:
                 run.pk = pk
                 todo.append(run)
         return todo
+
+    @property
+    def fields(self) -> Fields:
+        """The experiment's parameter and result names (see :mod:`recorder.catalog`)."""
+        return self._rows.fields
 
     @property
     def experiment_pk(self) -> int:
@@ -410,22 +326,15 @@ class RunWriter:
 
     def _commit(self, finished: list[PendingRun], in_flight: list[PendingRun]) -> None:
         assigned: list[PendingRun] = []
-        # Keys found or made in this transaction; cached only once it commits.
-        self._staged_psets, self._staged_comments = {}, {}
-        self._staged_layouts, self._staged_result_kinds = set(), set()
+        self._rows.begin()  # keys found or made in this transaction are remembered only if it commits
         try:
             with transaction(self._conn) as conn:
-                self._write(conn, finished, in_flight, assigned)
+                self._rows.write(conn, finished, in_flight, assigned)
         except BaseException:
             for run in assigned:  # their rows were rolled back
                 run.pk = None
             raise
-        if len(self._psets) > _PSET_CACHE:
-            self._psets.clear()  # bounded memory in huge sweeps; a miss costs one indexed lookup
-        self._psets.update(self._staged_psets)
-        self._comments.update(self._staged_comments)
-        self._layouts |= self._staged_layouts
-        self._result_kinds |= self._staged_result_kinds
+        self._rows.committed()
 
     def _commit_one_by_one(self, batch: list[PendingRun]) -> None:
         """Commit a batch that a row made fail, run by run, so one bad run loses nothing else.
@@ -451,144 +360,3 @@ class RunWriter:
                         f"recorder: run {run.id} could not be recorded at all: {again}", RecorderWarning, stacklevel=2
                     )
             batch.remove(run)
-
-    def _write(
-        self,
-        conn: sqlite3.Connection,
-        finished: list[PendingRun],
-        in_flight: list[PendingRun],
-        assigned: list[PendingRun],
-    ) -> None:
-        runs = finished + in_flight
-        psets = self._pset_pks(conn, {r.pset_hash: r.canonical for r in runs})
-        next_pk = conn.execute(_MAX_RUN_PK).fetchone()[0] + 1
-        new_rows, updates, results, objects, texts = [], [], [], [], []
-        fields: list[tuple[str, str, str, int]] = []
-        experiment, session = self._experiment_pk, self._session_pk
-        for run in finished:
-            comment = self._comment_pk(conn, run.comment) if run.comment is not None else None
-            output = None
-            if run.output is not None:
-                texts.append(run.output)
-                output = run.output[0]
-            new = run.pk is None
-            if new:
-                run.pk, next_pk = next_pk, next_pk + 1
-                assigned.append(run)
-            self._param_fields(run, fields)
-            scalars = self._results(conn, run, results, objects, fields) if run.results else None
-            if new:
-                new_rows.append((
-                    run.pk, bytes.fromhex(run.id), experiment, session, psets[run.pset_hash], run.status,
-                    _millis(run.t0), _micros(run.duration), run.seed, comment, run.error, output, scalars,
-                ))
-            else:
-                updates.append((run.status, _micros(run.duration), comment, run.error, output, scalars, run.pk))
-        for run in in_flight:  # after the finished ones: they started earlier
-            run.pk, next_pk = next_pk, next_pk + 1
-            assigned.append(run)
-            new_rows.append((
-                run.pk, bytes.fromhex(run.id), experiment, session, psets[run.pset_hash],
-                "running", _millis(run.t0), None, run.seed, None, None, None, None,
-            ))
-            self._param_fields(run, fields)
-        insert_objects(conn, objects)
-        insert_texts(conn, texts)
-        conn.executemany(_INSERT_RUN, new_rows)
-        conn.executemany(_FINISH_RUN, updates)
-        conn.executemany(_INSERT_RESULT, results)
-        if fields:
-            self.fields.write(conn, fields)
-
-    def _results(
-        self,
-        conn: sqlite3.Connection,
-        run: PendingRun,
-        rows: list[tuple[Any, ...]],
-        objects: list[tuple[str, int, str, str]],
-        fields: list[tuple[str, str, str, int]],
-    ) -> str | None:
-        """Add the run's result rows to ``rows``; return its plain scalars as one JSON text (runs.scalars).
-
-        Plain numbers, bools and None without a comment go in the JSON,
-        sorted by name and written like canonical pset JSON; everything else
-        (text included, which SQLite's JSON functions would cut at a NUL) is
-        a row of ``results``.
-        """
-        comments = run.result_comments
-        known, staged = self._result_kinds, self._staged_result_kinds
-        compact: list[str] = []
-        for name, encoded in run.results.items():
-            kind = encoded.kind
-            if (
-                (kind == "bool" or (kind is None and type(encoded.value) is not str))
-                and not (comments and name in comments)
-            ):
-                compact.append(name)
-                kind = _IN_SCALARS
-            else:
-                rows.append((
-                    run.pk, name, kind, encoded.value,
-                    self._comment_pk(conn, comments.get(name)) if comments else None,
-                ))
-                if encoded.object is not None:
-                    objects.append(encoded.object)
-            key = (name, kind)
-            if key not in known and key not in staged:
-                staged.add(key)
-                assert run.pk is not None
-                fields.append(("result", name, kind or "", run.pk))
-        if not compact:
-            return None
-        compact.sort()
-        results = run.results
-        return "{" + ",".join([_json_key(name) + _json_scalar(results[name]) for name in compact]) + "}"
-
-    def _param_fields(self, run: PendingRun, fields: list[tuple[str, str, str, int]]) -> None:
-        """Add the run's parameter names to ``fields`` unless they are known (one set lookup per run)."""
-        names = run.names if run.names is not None else tuple(json.loads(run.canonical))
-        if names not in self._layouts and names not in self._staged_layouts:
-            self._staged_layouts.add(names)
-            assert run.pk is not None
-            fields.extend(("param", name, "", run.pk) for name in names)
-
-    def _pset_pks(self, conn: sqlite3.Connection, wanted: dict[str, str]) -> dict[str, int]:
-        """Return the keys of the psets, inserting those the store does not have."""
-        known = self._psets
-        missing = [h for h in wanted if h not in known]
-        found: dict[str, int] = {}
-        for start in range(0, len(missing), _IN_CHUNK):
-            chunk = missing[start : start + _IN_CHUNK]
-            sql = _FIND_PSETS.format(marks=", ".join("?" * len(chunk)))
-            for digest, pk, params in conn.execute(sql, [bytes.fromhex(h) for h in chunk]):
-                hash_ = digest.hex()
-                if params != wanted[hash_]:
-                    raise StoreError(
-                        f"pset hash collision: {hash_} names both {params} and {wanted[hash_]}; please report this"
-                    )
-                found[hash_] = pk
-        new = [h for h in missing if h not in found]
-        if new:
-            next_pk = conn.execute(_MAX_PSET_PK).fetchone()[0] + 1
-            rows = [(next_pk + i, bytes.fromhex(h), wanted[h]) for i, h in enumerate(new)]
-            conn.executemany(_INSERT_PSET, rows)
-            found.update((h, next_pk + i) for i, h in enumerate(new))
-        self._staged_psets.update(found)
-        return {h: known[h] if h in known else found[h] for h in wanted}
-
-    def _comment_pk(self, conn: sqlite3.Connection, text: str | None) -> int | None:
-        if text is None:
-            return None
-        if self._purge:
-            pk = self._comments.get(text) or self._staged_comments.get(text)
-            if pk is not None:
-                return pk
-            row = conn.execute(_FIND_COMMENT, (text,)).fetchone()
-            if row is not None:
-                self._staged_comments[text] = row[0]
-                return row[0]
-        pk = conn.execute(_MAX_COMMENT_PK).fetchone()[0] + 1
-        conn.execute(_INSERT_COMMENT, (pk, text))
-        if self._purge:
-            self._staged_comments[text] = pk
-        return pk

@@ -1,0 +1,278 @@
+"""How a batch of finished runs becomes rows: keys, psets, comments, results, names.
+
+:class:`Rows` keeps, for one session's writer, the keys it has found or made
+(psets by hash, comments by text) and the names it has written, so that a
+batch costs a few ``executemany`` calls. Keys found or made in a
+transaction are *staged* and only remembered once it commits.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from typing import Any
+
+from .catalog import Fields
+from .errors import StoreError
+from .ids import now_utc
+from .journal import PendingRun
+from .values import Encoded
+
+__all__ = ["Rows", "insert_objects", "insert_texts", "millis", "micros"]
+
+_MAX_RUN_PK = "SELECT coalesce(max(pk), 0) FROM runs"
+_MAX_PSET_PK = "SELECT coalesce(max(pk), 0) FROM psets"
+_MAX_COMMENT_PK = "SELECT coalesce(max(pk), 0) FROM comments"
+_FIND_PSETS = "SELECT hash, pk, params FROM psets WHERE hash IN ({marks})"
+_INSERT_PSET = "INSERT INTO psets (pk, hash, params) VALUES (?, ?, ?)"
+_INSERT_RUN = """
+INSERT INTO runs (
+    pk, id, experiment, session, pset, status, time_start_ms, duration_us, seed, comment, error, output, scalars
+) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+"""
+_FINISH_RUN = """
+UPDATE runs SET status = ?, duration_us = ?, comment = ?, error = ?, output = ?, scalars = ? WHERE pk = ?
+"""
+_INSERT_TEXT = "INSERT OR IGNORE INTO texts (digest, text) VALUES (?, ?)"
+_INSERT_RESULT = "INSERT INTO results (run, name, kind, value, comment) VALUES (?, ?, ?, ?, ?)"
+_INSERT_OBJECT = """
+INSERT OR IGNORE INTO objects (digest, size, dtype, shape, time_created) VALUES (?, ?, ?, ?, ?)
+"""
+_FIND_COMMENT = "SELECT pk FROM comments WHERE text = ? LIMIT 1"
+_INSERT_COMMENT = "INSERT INTO comments (pk, text) VALUES (?, ?)"
+_PSET_CACHE = 100_000  # pset keys remembered (reruns of the same psets find them here)
+_IN_CHUNK = 500  # hashes per IN (...) lookup
+
+
+#: The kind that ``fields`` records for results kept in ``runs.scalars``.
+_IN_SCALARS = "scalars"
+_JSON_KEYS: dict[str, str] = {}  # result name → its JSON key
+_dumps_str = json.JSONEncoder(ensure_ascii=False).encode
+
+
+def _json_key(name: str) -> str:
+    key = _JSON_KEYS.get(name)
+    if key is None:
+        key = _dumps_str(name) + ":"
+        if len(_JSON_KEYS) < 10_000:
+            _JSON_KEYS[name] = key
+    return key
+
+
+def _json_scalar(encoded: Encoded) -> str:
+    """JSON of a plain scalar, as canonical pset JSON writes it (floats by repr, ±inf as ±1e999)."""
+    value = encoded.value
+    if encoded.kind == "bool":
+        return "true" if value else "false"
+    kind = type(value)
+    if kind is float:
+        if value - value == 0.0:
+            return repr(value)
+        return "1e999" if value > 0 else "-1e999"  # NaN has its own kind and never comes here
+    if kind is int:
+        return repr(value)
+    return "null"  # the only other plain value kept in runs.scalars
+
+
+def insert_objects(conn: sqlite3.Connection, objects: list[tuple[str, int, str, str]]) -> None:
+    """Add rows for objects (``(digest, size, dtype, shape)``) already written to the object store."""
+    if objects:
+        now = now_utc()
+        conn.executemany(_INSERT_OBJECT, [(*o, now) for o in objects])
+
+
+def insert_texts(conn: sqlite3.Connection, texts: list[tuple[str, str]]) -> None:
+    """Store texts once by content (``(digest, text)``)."""
+    if texts:
+        conn.executemany(_INSERT_TEXT, texts)
+
+
+def millis(seconds: float) -> int:
+    """A Unix time as integer milliseconds (how runs store their start)."""
+    return round(seconds * 1000)
+
+
+def micros(seconds: float | None) -> int | None:
+    """A duration as integer microseconds (how runs store it)."""
+    return None if seconds is None else round(seconds * 1_000_000)
+
+
+class Rows:
+    """Write batches of runs of one session: rows of runs, psets, results, comments, texts, objects, names.
+
+    :param conn: the session's connection (used for lookups inside the writer's transactions).
+    :param experiment_pk: key of the experiment.
+    :param session_pk: key of the session.
+    :param purge_duplicate_comments: store each distinct comment text once.
+    """
+
+    def __init__(self, conn: sqlite3.Connection, experiment_pk: int, session_pk: int, *,
+                 purge_duplicate_comments: bool = True) -> None:
+        self.experiment_pk = experiment_pk
+        self._session_pk = session_pk
+        self._purge = purge_duplicate_comments
+        self._psets: dict[str, int] = {}
+        self._comments: dict[str, int] = {}
+        #: The experiment's parameter and result names (see :mod:`recorder.catalog`).
+        self.fields = Fields(conn, experiment_pk)
+        # Parameter layouts and (result, kind) pairs whose names are in the database.
+        self._layouts: set[tuple[str, ...]] = set()
+        self._result_kinds: set[tuple[str, str | None]] = set()  # kind "scalars" for runs.scalars
+        self.begin()
+
+    def begin(self) -> None:
+        """Start a transaction's staging: what it finds or makes is remembered only if it commits."""
+        self._staged_psets: dict[str, int] = {}
+        self._staged_comments: dict[str, int] = {}
+        self._staged_layouts: set[tuple[str, ...]] = set()
+        self._staged_result_kinds: set[tuple[str, str | None]] = set()
+
+    def committed(self) -> None:
+        """Remember what the committed transaction found or made."""
+        if len(self._psets) > _PSET_CACHE:
+            self._psets.clear()  # bounded memory in huge sweeps; a miss costs one indexed lookup
+        self._psets.update(self._staged_psets)
+        self._comments.update(self._staged_comments)
+        self._layouts |= self._staged_layouts
+        self._result_kinds |= self._staged_result_kinds
+
+    def write(
+        self,
+        conn: sqlite3.Connection,
+        finished: list[PendingRun],
+        in_flight: list[PendingRun],
+        assigned: list[PendingRun],
+    ) -> None:
+        runs = finished + in_flight
+        psets = self._pset_pks(conn, {r.pset_hash: r.canonical for r in runs})
+        next_pk = conn.execute(_MAX_RUN_PK).fetchone()[0] + 1
+        new_rows, updates, results, objects, texts = [], [], [], [], []
+        fields: list[tuple[str, str, str, int]] = []
+        experiment, session = self.experiment_pk, self._session_pk
+        for run in finished:
+            comment = self._comment_pk(conn, run.comment) if run.comment is not None else None
+            output = None
+            if run.output is not None:
+                texts.append(run.output)
+                output = run.output[0]
+            new = run.pk is None
+            if new:
+                run.pk, next_pk = next_pk, next_pk + 1
+                assigned.append(run)
+            self._param_fields(run, fields)
+            scalars = self._results(conn, run, results, objects, fields) if run.results else None
+            if new:
+                new_rows.append((
+                    run.pk, bytes.fromhex(run.id), experiment, session, psets[run.pset_hash], run.status,
+                    millis(run.t0), micros(run.duration), run.seed, comment, run.error, output, scalars,
+                ))
+            else:
+                updates.append((run.status, micros(run.duration), comment, run.error, output, scalars, run.pk))
+        for run in in_flight:  # after the finished ones: they started earlier
+            run.pk, next_pk = next_pk, next_pk + 1
+            assigned.append(run)
+            new_rows.append((
+                run.pk, bytes.fromhex(run.id), experiment, session, psets[run.pset_hash],
+                "running", millis(run.t0), None, run.seed, None, None, None, None,
+            ))
+            self._param_fields(run, fields)
+        insert_objects(conn, objects)
+        insert_texts(conn, texts)
+        conn.executemany(_INSERT_RUN, new_rows)
+        conn.executemany(_FINISH_RUN, updates)
+        conn.executemany(_INSERT_RESULT, results)
+        if fields:
+            self.fields.write(conn, fields)
+
+    def _results(
+        self,
+        conn: sqlite3.Connection,
+        run: PendingRun,
+        rows: list[tuple[Any, ...]],
+        objects: list[tuple[str, int, str, str]],
+        fields: list[tuple[str, str, str, int]],
+    ) -> str | None:
+        """Add the run's result rows to ``rows``; return its plain scalars as one JSON text (runs.scalars).
+
+        Plain numbers, bools and None without a comment go in the JSON,
+        sorted by name and written like canonical pset JSON; everything else
+        (text included, which SQLite's JSON functions would cut at a NUL) is
+        a row of ``results``.
+        """
+        comments = run.result_comments
+        known, staged = self._result_kinds, self._staged_result_kinds
+        compact: list[str] = []
+        for name, encoded in run.results.items():
+            kind = encoded.kind
+            if (
+                (kind == "bool" or (kind is None and type(encoded.value) is not str))
+                and not (comments and name in comments)
+            ):
+                compact.append(name)
+                kind = _IN_SCALARS
+            else:
+                rows.append((
+                    run.pk, name, kind, encoded.value,
+                    self._comment_pk(conn, comments.get(name)) if comments else None,
+                ))
+                if encoded.object is not None:
+                    objects.append(encoded.object)
+            key = (name, kind)
+            if key not in known and key not in staged:
+                staged.add(key)
+                assert run.pk is not None
+                fields.append(("result", name, kind or "", run.pk))
+        if not compact:
+            return None
+        compact.sort()
+        results = run.results
+        return "{" + ",".join([_json_key(name) + _json_scalar(results[name]) for name in compact]) + "}"
+
+    def _param_fields(self, run: PendingRun, fields: list[tuple[str, str, str, int]]) -> None:
+        """Add the run's parameter names to ``fields`` unless they are known (one set lookup per run)."""
+        names = run.names if run.names is not None else tuple(json.loads(run.canonical))
+        if names not in self._layouts and names not in self._staged_layouts:
+            self._staged_layouts.add(names)
+            assert run.pk is not None
+            fields.extend(("param", name, "", run.pk) for name in names)
+
+    def _pset_pks(self, conn: sqlite3.Connection, wanted: dict[str, str]) -> dict[str, int]:
+        """Return the keys of the psets, inserting those the store does not have."""
+        known = self._psets
+        missing = [h for h in wanted if h not in known]
+        found: dict[str, int] = {}
+        for start in range(0, len(missing), _IN_CHUNK):
+            chunk = missing[start : start + _IN_CHUNK]
+            sql = _FIND_PSETS.format(marks=", ".join("?" * len(chunk)))
+            for digest, pk, params in conn.execute(sql, [bytes.fromhex(h) for h in chunk]):
+                hash_ = digest.hex()
+                if params != wanted[hash_]:
+                    raise StoreError(
+                        f"pset hash collision: {hash_} names both {params} and {wanted[hash_]}; please report this"
+                    )
+                found[hash_] = pk
+        new = [h for h in missing if h not in found]
+        if new:
+            next_pk = conn.execute(_MAX_PSET_PK).fetchone()[0] + 1
+            rows = [(next_pk + i, bytes.fromhex(h), wanted[h]) for i, h in enumerate(new)]
+            conn.executemany(_INSERT_PSET, rows)
+            found.update((h, next_pk + i) for i, h in enumerate(new))
+        self._staged_psets.update(found)
+        return {h: known[h] if h in known else found[h] for h in wanted}
+
+    def _comment_pk(self, conn: sqlite3.Connection, text: str | None) -> int | None:
+        if text is None:
+            return None
+        if self._purge:
+            pk = self._comments.get(text) or self._staged_comments.get(text)
+            if pk is not None:
+                return pk
+            row = conn.execute(_FIND_COMMENT, (text,)).fetchone()
+            if row is not None:
+                self._staged_comments[text] = row[0]
+                return row[0]
+        pk = conn.execute(_MAX_COMMENT_PK).fetchone()[0] + 1
+        conn.execute(_INSERT_COMMENT, (pk, text))
+        if self._purge:
+            self._staged_comments[text] = pk
+        return pk

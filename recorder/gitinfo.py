@@ -365,3 +365,34 @@ def _capture_in(
     if in_progress:
         warnings.warn(f"recorder: {in_progress} is in progress in {top}", RecorderWarning, stacklevel=5)
     return state
+
+
+def worktree(repo_path: str | os.PathLike[str], commit: str, folder: Path) -> Path:
+    """Check out ``commit`` (a SHA or a ref such as a snapshot's) as a new git worktree in ``folder``.
+
+    The user's branch, index and work tree are untouched; remove it later with
+    ``git worktree remove FOLDER``.
+
+    :raises GitError: when the repository is gone, the commit is unknown or the folder is taken.
+    """
+    repo = _open_repo(Path(repo_path)) if Path(repo_path).exists() else None
+    if repo is None:
+        raise GitError(f"the repository {repo_path} that recorded this run is not there any more")
+    with repo:
+        if folder.exists() and any(folder.iterdir()):
+            raise GitError(f"{folder} exists and is not empty; choose another folder")
+        _run(repo, "rev-parse", "--verify", "--quiet", f"{commit}^{{commit}}")
+        _run(repo, "worktree", "add", "--detach", str(folder.absolute()), commit)
+    return folder
+
+
+def code_diff(repo_path: str | os.PathLike[str], commit_a: str, commit_b: str) -> str:
+    """Return ``git diff`` between two recorded commits (or snapshot refs).
+
+    :raises GitError: when the repository is gone or a commit is unknown there.
+    """
+    repo = _open_repo(Path(repo_path)) if Path(repo_path).exists() else None
+    if repo is None:
+        raise GitError(f"the repository {repo_path} that recorded these runs is not there any more")
+    with repo:
+        return _run(repo, "diff", commit_a, commit_b, strip=False)

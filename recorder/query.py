@@ -70,7 +70,8 @@ class Database:
         """Return the names of the experiments in the store, oldest first."""
         return [name for (name,) in self._read(_EXPERIMENTS)]
 
-    def _experiment(self, name: str) -> int:
+    def experiment_key(self, name: str) -> int:
+        """Return the key of an experiment; a clear error names the known ones when it is not there."""
         row = self._read(_EXPERIMENT, (name,)).fetchone()
         if row is None:
             known = self.experiments()
@@ -99,12 +100,44 @@ class Database:
         :param where: an SQL condition over the experiment's view, e.g.
             ``"b = 8 AND energy > 1"``.
         """
-        experiment_pk = self._experiment(experiment)
+        experiment_pk = self.experiment_key(experiment)
         statuses = _statuses(status)
         if columns is not None and isinstance(columns, str):
             columns = [columns]
         fields = catalog.fields_of(self.conn, experiment_pk)
         return frame(self.conn, experiment_pk, fields, self.objects, statuses=statuses, names=columns, where=where)
+
+    def export(self, experiment: str, path: str | os.PathLike[str], *,
+               status: str | Sequence[str] | None = "done") -> int:
+        """Write :meth:`df` of an experiment to ``.csv``, ``.jsonl`` or ``.parquet`` (needs pyarrow); return rows.
+
+        The file is written under a temporary name and renamed, so it is whole or absent.
+        """
+        target = Path(path)
+        suffix = target.suffix.lower()
+        if suffix not in (".csv", ".jsonl", ".parquet"):
+            raise RecorderError(f"cannot export to {target.name!r}: name the file .csv, .jsonl or .parquet")
+        if suffix == ".parquet":
+            try:
+                import pyarrow  # noqa: F401
+            except ImportError as e:
+                raise RecorderError("writing .parquet needs pyarrow: pip install pyarrow (or export .csv)") from e
+        df = self.df(experiment, status=status)
+        df["_time_start"] = df["_time_start"].map(lambda t: t.isoformat().replace("+00:00", "Z"))
+        tmp = target.with_name(f".{target.name}.tmp-{os.getpid()}")
+        try:
+            if suffix == ".csv":
+                df.to_csv(tmp, index=False)
+            elif suffix == ".jsonl":
+                _write_jsonl(df, tmp)
+            else:
+                df.to_parquet(tmp, index=False)
+            os.replace(tmp, target)
+        except OSError as e:
+            raise RecorderError(f"cannot write {target}: {e}") from e
+        finally:
+            tmp.unlink(missing_ok=True)
+        return len(df)
 
     # -- SQL -----------------------------------------------------------------------
 
@@ -136,9 +169,10 @@ class Database:
 
         :raises RecorderError: when no run, or more than one, has that prefix.
         """
-        return self._run(run_id)[1]
+        return self.run_key(run_id)[1]
 
-    def _run(self, run_id: str) -> tuple[int, str]:
+    def run_key(self, run_id: str) -> tuple[int, str]:
+        """Return the key and full id of the run whose id starts with ``run_id``."""
         if not isinstance(run_id, str) or not _HEX.fullmatch(run_id.strip()):
             raise RecorderError(f"{run_id!r} is not a run id (1 to 24 hex digits, e.g. from df['_run_id'])")
         prefix = run_id.strip().lower()
@@ -156,7 +190,7 @@ class Database:
 
     def result(self, run_id: str, name: str, *, mmap: bool = True) -> Any:
         """Return one result of a run (arrays memory-mapped unless ``mmap`` is false)."""
-        pk, full = self._run(run_id)
+        pk, full = self.run_key(run_id)
         row = self._read(_RESULT, (pk, name)).fetchone()
         if row is not None:
             return decode(row[0], row[1], self.objects, mmap=mmap)
@@ -197,7 +231,7 @@ class Database:
         """
         import numpy as np
 
-        experiment_pk = self._experiment(experiment)
+        experiment_pk = self.experiment_key(experiment)
         condition, values = _condition(self.conn, experiment_pk, _statuses(status), where)
         cursor = self._read(_ARRAYS.format(condition=condition), (name, *values))
         while True:
@@ -231,6 +265,23 @@ class Database:
 
     def __repr__(self) -> str:
         return f"Database({str(self.root)!r})"
+
+
+def _write_jsonl(df: pd.DataFrame, path: Path) -> None:
+    """One JSON object per line, floats exact (pandas' to_json rounds them), NaN and ±inf as null."""
+    columns = list(df.columns)
+
+    def plain(value: Any) -> Any:
+        if hasattr(value, "item"):  # numpy scalars
+            value = value.item()
+        if isinstance(value, float) and (value != value or value in (float("inf"), float("-inf"))):
+            return None
+        return value
+
+    with path.open("w", encoding="utf-8") as file:  # (open is rec.open in this module)
+        for row in df.itertuples(index=False, name=None):
+            record = {c: plain(v) for c, v in zip(columns, row)}
+            file.write(json.dumps(record, ensure_ascii=False, default=str) + "\n")
 
 
 def _statuses(status: str | Sequence[str] | None) -> list[str] | None:

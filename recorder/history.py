@@ -1,0 +1,230 @@
+"""What the command line shows: runs newest first, one run in full, two runs side by side, the store.
+
+Plain dicts and lists, so that the CLI only formats them (a table for
+people, ``--json`` for programs). Everything reads through a
+:class:`recorder.Database` (read-only); nothing here imports pandas.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Iterator
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from .errors import RecorderError
+from .store import DB_NAME, OBJECTS
+from .values import decode, is_scalar_kind
+
+if TYPE_CHECKING:
+    from .query import Database
+
+__all__ = ["log", "show", "diff", "status", "parse_since"]
+
+_LOG = """
+SELECT r.pk, lower(hex(r.id)), e.name, r.status, r.time_start_ms, r.duration_us, p.params, r.scalars, s.env_sha
+FROM runs AS r
+JOIN experiments AS e ON e.pk = r.experiment
+JOIN psets AS p ON p.pk = r.pset
+JOIN sessions AS s ON s.pk = r.session
+WHERE {condition}
+ORDER BY r.pk DESC
+"""
+_ROW_RESULTS = "SELECT name, kind, value FROM results WHERE run = ? ORDER BY name"
+_RUN = """
+SELECT r.pk, lower(hex(r.id)), e.name, r.status, r.time_start_ms, r.duration_us, r.seed, p.params,
+       lower(hex(p.hash)), r.scalars, r.error, t.text, c.text, r.session
+FROM runs AS r
+JOIN experiments AS e ON e.pk = r.experiment
+JOIN psets AS p ON p.pk = r.pset
+LEFT JOIN texts AS t ON t.digest = r.output
+LEFT JOIN comments AS c ON c.pk = r.comment
+WHERE r.pk = ?
+"""
+_RESULTS = """
+SELECT x.name, x.kind, x.value, c.text, o.dtype, o.shape, o.size
+FROM results AS x
+LEFT JOIN comments AS c ON c.pk = x.comment
+LEFT JOIN objects AS o ON x.kind = 'object' AND o.digest = x.value
+WHERE x.run = ? ORDER BY x.name
+"""
+_SESSION = """
+SELECT id, status, time_start, time_end, message, env_sha, git_mode, git_commit, git_branch, git_dirty,
+       git_auto_committed, git_snapshot_ref, host, user, platform, python, recorder_version, fingerprint,
+       argv, cwd, script_path, packages, git_repo
+FROM sessions WHERE pk = ?
+"""
+_PACKAGES = "SELECT text FROM texts WHERE digest = ?"
+_INFO = "SELECT experiment, runs, done, failed, interrupted, running FROM overview_info ORDER BY experiment"
+_OBJECTS = "SELECT count(*), coalesce(sum(size), 0) FROM objects"
+_STALE = """
+SELECT s.id, s.host, s.pid, count(r.pk) FROM sessions AS s LEFT JOIN runs AS r
+ON r.session = s.pk AND r.status = 'running' WHERE s.status = 'running' GROUP BY s.pk
+"""
+
+
+def _iso(ms: int | None) -> str | None:
+    if ms is None:
+        return None
+    return datetime.fromtimestamp(ms / 1000, tz=timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
+
+
+def parse_since(text: str) -> int:
+    """Return a date (``2026-11-23``, ``2026-11-23T08:00``, with or without a zone; UTC if none) in ms.
+
+    :raises RecorderError: for anything else.
+    """
+    try:
+        moment = datetime.fromisoformat(text.strip().replace("Z", "+00:00"))
+    except ValueError as e:
+        raise RecorderError(f"--since {text!r} is not a date; write it like 2026-11-23 or 2026-11-23T08:00") from e
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=timezone.utc)
+    return round(moment.timestamp() * 1000)
+
+
+def _scalars(db: Database, pk: int, compact: str | None) -> dict[str, Any]:
+    """The scalar results of a run: those in runs.scalars and the scalar rows of results."""
+    values: dict[str, Any] = json.loads(compact) if compact else {}
+    for name, kind, value in db.conn.execute(_ROW_RESULTS, (pk,)):
+        if is_scalar_kind(kind):
+            values[name] = decode(kind, value, db.objects)
+    return dict(sorted(values.items()))
+
+
+def log(db: Database, experiment: str | None = None, *, limit: int | None = None, status: str | None = None,
+        since: str | None = None) -> Iterator[dict[str, Any]]:
+    """Yield runs newest first: id, experiment, status, start, duration, params, scalar results, env SHA."""
+    condition, values = "1", []
+    if experiment is not None:
+        condition += " AND r.experiment = ?"
+        values.append(db.experiment_key(experiment))
+    if status is not None:
+        from .frame import STATUSES
+
+        if status not in STATUSES:
+            raise RecorderError(f"--status {status!r} is not one of {', '.join(STATUSES)}")
+        condition += " AND r.status = ?"
+        values.append(status)
+    if since is not None:
+        condition += " AND r.time_start_ms >= ?"
+        values.append(parse_since(since))
+    sql = _LOG.format(condition=condition) + (" LIMIT ?" if limit is not None else "")
+    cursor = db.conn.execute(sql, [*values, limit] if limit is not None else values)
+    for pk, run_id, name, run_status, start, duration, params, compact, env_sha in cursor:
+        yield {
+            "run_id": run_id, "experiment": name, "status": run_status, "time_start": _iso(start),
+            "duration_s": None if duration is None else duration / 1e6, "params": json.loads(params),
+            "results": _scalars(db, pk, compact), "env_sha": env_sha,
+        }
+
+
+def _session(db: Database, pk: int) -> dict[str, Any]:
+    row = db.conn.execute(_SESSION, (pk,)).fetchone()
+    keys = ["id", "status", "time_start", "time_end", "message", "env_sha", "git_mode", "git_commit", "git_branch",
+            "git_dirty", "git_auto_committed", "git_snapshot_ref", "host", "user", "platform", "python",
+            "recorder_version", "fingerprint", "argv", "cwd", "script_path", "packages", "git_repo"]
+    session = dict(zip(keys, row))
+    for flag in ("git_dirty", "git_auto_committed"):
+        if session[flag] is not None:
+            session[flag] = bool(session[flag])
+    session["argv"] = json.loads(session["argv"]) if session["argv"] else None
+    digest = session.pop("packages")
+    text = db.conn.execute(_PACKAGES, (digest,)).fetchone() if digest else None
+    session["packages"] = json.loads(text[0]) if text else {}
+    return session
+
+
+def show(db: Database, run_id: str) -> dict[str, Any]:
+    """Everything about one run: params, results (arrays as dtype, shape, digest), status, error, output, session."""
+    pk, _ = db.run_key(run_id)
+    (pk, full, experiment, run_status, start, duration, seed, params, pset_hash, compact, error, output,
+     comment, session) = db.conn.execute(_RUN, (pk,)).fetchone()
+    results: dict[str, Any] = {name: {"value": value} for name, value in (json.loads(compact) if compact else {}).items()}
+    for name, kind, value, result_comment, dtype, shape, size in db.conn.execute(_RESULTS, (pk,)):
+        if kind == "object":
+            entry: dict[str, Any] = {"array": {"dtype": dtype, "shape": json.loads(shape) if shape else None,
+                                                "bytes": size, "digest": value}}
+        elif kind in ("npy", "npyscalar"):
+            array = decode(kind, value, db.objects)
+            entry = {"array": {"dtype": str(array.dtype), "shape": list(array.shape), "bytes": len(value),
+                               "inline": True}} if kind == "npy" else {"value": repr(array)}
+        elif kind == "bytes":
+            entry = {"bytes": len(value)}
+        else:
+            decoded = decode(kind, value, db.objects)
+            entry = {"value": decoded if isinstance(decoded, (bool, int, float, str, list, dict, type(None)))
+                     else repr(decoded)}
+        if result_comment is not None:
+            entry["comment"] = result_comment
+        results[name] = entry
+    return {
+        "run_id": full, "experiment": experiment, "status": run_status, "time_start": _iso(start),
+        "duration_s": None if duration is None else duration / 1e6, "seed": seed, "params": json.loads(params),
+        "pset_hash": pset_hash, "results": dict(sorted(results.items())), "comment": comment, "error": error,
+        "output": output, "session": _session(db, session),
+    }
+
+
+def _summary(entry: dict[str, Any]) -> Any:
+    """A result as a diff compares it: the value, or an array's dtype, shape and digest."""
+    if "array" in entry:
+        a = entry["array"]
+        return f"array {a['dtype']} {tuple(a['shape'] or ())} {(a.get('digest') or 'inline')[:12]}"
+    return entry.get("value", entry)
+
+
+def diff(db: Database, run_a: str, run_b: str) -> dict[str, Any]:
+    """Differences between two runs: parameters, results, environment (packages, Python, host, code)."""
+    a, b = show(db, run_a), show(db, run_b)
+
+    def changes(left: dict[str, Any], right: dict[str, Any]) -> dict[str, list[Any]]:
+        return {k: [left.get(k), right.get(k)] for k in sorted(left.keys() | right.keys()) if left.get(k) != right.get(k)}
+
+    env_keys = ["env_sha", "git_commit", "git_branch", "git_dirty", "host", "user", "platform", "python",
+                "recorder_version", "fingerprint"]
+    sa, sb = a["session"], b["session"]
+    packages_a, packages_b = sa["packages"], sb["packages"]
+    return {
+        "runs": [a["run_id"], b["run_id"]],
+        "experiments": [a["experiment"], b["experiment"]],
+        "params": changes(a["params"], b["params"]),
+        "results": changes({k: _summary(v) for k, v in a["results"].items()},
+                           {k: _summary(v) for k, v in b["results"].items()}),
+        "environment": changes({k: sa[k] for k in env_keys}, {k: sb[k] for k in env_keys}),
+        "packages": {
+            "added": {k: packages_b[k] for k in sorted(packages_b.keys() - packages_a.keys())},
+            "removed": {k: packages_a[k] for k in sorted(packages_a.keys() - packages_b.keys())},
+            "changed": {k: [packages_a[k], packages_b[k]] for k in sorted(packages_a.keys() & packages_b.keys())
+                        if packages_a[k] != packages_b[k]},
+        },
+        "commits": [sa["git_snapshot_ref"] or sa["git_commit"], sb["git_snapshot_ref"] or sb["git_commit"]],
+        "repos": [sa["git_repo"], sb["git_repo"]],
+    }
+
+
+def status(db: Database) -> dict[str, Any]:
+    """The store: path, size, experiments with runs by status, open or stale sessions, objects, schema."""
+    from .db import SCHEMA_VERSION
+
+    root: Path = db.root
+    size = sum(
+        os.path.getsize(p) for p in (root / DB_NAME, root / f"{DB_NAME}-wal") if os.path.exists(p)
+    )
+    experiments = [
+        dict(zip(["experiment", "runs", "done", "failed", "interrupted", "running"], row))
+        for row in db.conn.execute(_INFO)
+    ]
+    objects, object_bytes = db.conn.execute(_OBJECTS).fetchone()
+    open_sessions = [
+        {"session_id": sid, "host": host, "pid": pid, "running_runs": n}
+        for sid, host, pid, n in db.conn.execute(_STALE)
+    ]
+    return {
+        "store": str(root), "database_bytes": size, "schema_version": SCHEMA_VERSION,
+        "experiments": experiments, "open_sessions": open_sessions,
+        "objects": objects, "object_bytes": object_bytes,
+        "objects_folder": str(root / OBJECTS),
+    }

@@ -7,7 +7,9 @@
    ``sqlite3`` query returning a row per run with the same columns, read
    into pandas with ``pandas.read_sql``.
 3. Time ``SELECT count(*) FROM overview_runs`` in a fresh process.
-4. Bytes of database file per run.
+4. Time the command line as whole processes: ``recorder --help`` and
+   ``recorder --store STORE log -n 20`` (issue 5's figures).
+5. Bytes of database file per run.
 
 Usage::
 
@@ -95,6 +97,19 @@ def fresh(code: str) -> tuple[float, float, float]:
     return float(part), float(whole), float(rss)
 
 
+def command_s(args: list[str], repeat: int) -> float:
+    """Median wall time of the ``recorder`` console script as a whole process."""
+    exe = shutil.which("recorder")
+    if exe is None:
+        raise SystemExit("the recorder command is not installed (pip install -e .)")
+    times = []
+    for _ in range(repeat):
+        t0 = time.perf_counter()
+        subprocess.run([exe, *args], check=True, stdout=subprocess.DEVNULL)
+        times.append(time.perf_counter() - t0)
+    return statistics.median(times)
+
+
 def median_fresh(code: str, repeat: int) -> tuple[float, float, float]:
     times = [fresh(code) for _ in range(repeat)]
     return tuple(statistics.median(t[i] for t in times) for i in range(3))  # type: ignore[return-value]
@@ -126,6 +141,8 @@ def main() -> None:
         df_s, df_process_s, df_rss = median_fresh(LOAD.format(store=str(store), n=n), args.repeat)
         base_s, base_process_s, _ = median_fresh(BASELINE.format(db=str(db), n=n), args.repeat)
         count_s, count_process_s, _ = median_fresh(COUNT.format(store=str(store), n=n), args.repeat)
+        help_s = command_s(["--help"], args.repeat)
+        log_s = command_s(["--store", str(store), "log", "-n", "20"], args.repeat)
     finally:
         if temporary:
             shutil.rmtree(store.parent)
@@ -141,6 +158,8 @@ def main() -> None:
         "count_overview_runs_s": count_s,
         "count_process_s": count_process_s,
         "db_bytes_per_run": size / n,
+        "cli_help_s": help_s,
+        "cli_log_20_s": log_s,
     }
     if built is not None:
         print(f"built {n:,} runs in {built:.1f} s ({n / built:,.0f} runs/s)")
@@ -150,6 +169,8 @@ def main() -> None:
     print(f"  baseline: pandas.read_sql of a row per run {base_s:6.2f} s  → df takes {df_s / base_s:.2f}× the baseline")
     print(f"  SELECT count(*) FROM overview_runs    {count_s:6.2f} s  (whole process {count_process_s:.2f} s)")
     print(f"database file: {size / n:.0f} bytes per run   target ≤ 200")
+    print(f"recorder --help                         {help_s:6.2f} s   target ≤ 0.3 s")
+    print(f"recorder log -n 20                      {log_s:6.2f} s   target ≤ 0.5 s")
     if args.json:
         args.json.write_text(json.dumps(figures, indent=2))
 

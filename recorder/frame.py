@@ -126,15 +126,17 @@ def _records(text: str | None, layout: list[str], wanted: list[str], n: int) -> 
     m = len(keys)
     quoted = [json.dumps(key, ensure_ascii=False) for key in keys]  # as canonical JSON writes them
     first = "{" + quoted[0] + ":"
+    if text.count("\x1e" + first) + text.startswith(first) != n:  # some object lacks the first key
+        return _parsed_one_by_one(text, wanted)
     cut = text.replace("\x1e" + first, "\x1e")
     cut = cut.removeprefix(first)
     for key in quoted[1:]:
         cut = cut.replace("," + key + ":", "\x1f")
     cut = cut.replace("}\x1e", "\x1e")
     cut = cut.removesuffix("}")
+    # Each object has each key at most once, so this count means every object has every key.
     if cut.count("\x1e") != n - 1 or cut.count("\x1f") != n * (m - 1):
-        objects = json.loads("[" + text.replace("\x1e", ",") + "]")  # objects of several layouts
-        return {name: [item.get(name) for item in objects] for name in wanted}
+        return _parsed_one_by_one(text, wanted)
     columns: dict[str, Any] = {}
     if '"' not in cut:  # numbers, true, false and null only: pandas' parser reads them exactly
         import pandas as pd
@@ -149,6 +151,12 @@ def _records(text: str | None, layout: list[str], wanted: list[str], n: int) -> 
     values = json.loads("[" + flat + "]")
     columns = {key: _values(values[j::m]) for j, key in enumerate(keys)}
     return {name: columns[name] for name in wanted}
+
+
+def _parsed_one_by_one(text: str, wanted: list[str]) -> dict[str, Any]:
+    """The slow way, for objects of several layouts: each parsed by json; a missing key is None."""
+    objects = json.loads("[" + text.replace("\x1e", ",") + "]")
+    return {name: _values([item.get(name) for item in objects]) for name in wanted}
 
 
 def _exact_floats() -> dict[str, str]:

@@ -104,11 +104,18 @@ WHERE sp.params != mp.params LIMIT 1
 _FIELDS = """
 SELECT e.name, f.role, f.name FROM {db}.fields AS f JOIN {db}.experiments AS e ON e.pk = f.experiment
 """
+# The objects the selected runs use: their results, and their sessions' config values.
 _OBJECTS_USED = """
-SELECT x.value, min(lower(hex(r.id))), min(x.name)
-FROM {db}.results AS x JOIN {db}.runs AS r ON r.pk = x.run
-WHERE x.kind = 'object' AND {runs}
-GROUP BY x.value
+SELECT digest, min(user), min(name) FROM (
+    SELECT x.value AS digest, lower(hex(r.id)) AS user, x.name AS name
+    FROM {db}.results AS x JOIN {db}.runs AS r ON r.pk = x.run
+    WHERE x.kind = 'object' AND {runs}
+    UNION ALL
+    SELECT c.value, 'session ' || s.id, 'config ' || c.name
+    FROM {db}.config AS c JOIN {db}.sessions AS s ON s.pk = c.session
+    WHERE c.kind = 'object' AND s.pk IN (SELECT r.session FROM {db}.runs AS r WHERE {runs})
+)
+GROUP BY digest
 """
 
 
@@ -229,7 +236,9 @@ def _statements(conn: sqlite3.Connection, db: str, runs: str) -> list[str]:
         f"""INSERT OR IGNORE INTO main.objects ({', '.join(map(quote_ident, object_cols))})
             SELECT {', '.join('o.' + quote_ident(c) for c in object_cols)} FROM {q}.objects AS o
             WHERE o.digest IN (SELECT x.value FROM {q}.results AS x JOIN {q}.runs AS r ON r.pk = x.run
-                               WHERE x.kind = 'object' AND {runs})""",
+                               WHERE x.kind = 'object' AND {runs}
+                               UNION SELECT c.value FROM {q}.config AS c JOIN {q}.sessions AS s
+                               ON s.pk = c.session WHERE c.kind = 'object' AND {sessions})""",
         f"""INSERT INTO main.runs (id, experiment, session, pset, status, time_start_ms, duration_us, seed,
                                    comment, error, output, scalars)
             SELECT r.id, me.pk, ms.pk, mp.pk, r.status, r.time_start_ms, r.duration_us, r.seed,
@@ -262,21 +271,36 @@ def _copy_experiments(conn: sqlite3.Connection, db: str, runs: str) -> list[int]
     return [catalog.experiment_pk(conn, name, created, id_=id_) for name, id_, created in rows]
 
 
-def _link_objects(conn: sqlite3.Connection, db: str, source: Path, runs: str,
-                  into: ObjectStore) -> tuple[int, int]:
-    """Hard-link (or copy) the objects the selected runs use into ``into``, each checked by digest."""
+def _objects_to_copy(conn: sqlite3.Connection, db: str, source: Path, runs: str,
+                     into: ObjectStore) -> list[str]:
+    """The objects the selected runs use that ``into`` lacks, each checked against its digest in the source.
+
+    :raises ObjectError: naming the run and result of an object missing or corrupt in the source.
+    """
+    src = ObjectStore(source / OBJECTS)
+    needed = []
+    for digest, user, name in conn.execute(_OBJECTS_USED.format(db=quote_ident(db), runs=runs)).fetchall():
+        if into.path(digest).exists() and into.verify(digest):
+            continue
+        if not src.verify(digest):
+            what = f"the config value {name[7:]!r} of {user}" if name.startswith("config ") else (
+                f"the array {name!r} of run {user}")
+            raise ObjectError(
+                f"cannot merge {source}: {what} (object {digest}) is "
+                f"{'corrupt' if src.path(digest).exists() else 'missing'} there; run `recorder verify` on it"
+            )
+        needed.append(digest)
+    return needed
+
+
+def _link_objects(source: Path, digests: list[str], into: ObjectStore) -> tuple[int, int]:
+    """Hard-link (or copy) objects of ``source`` into ``into``; return how many, and their bytes."""
     src = ObjectStore(source / OBJECTS)
     added = added_bytes = 0
-    for digest, run_id, name in conn.execute(_OBJECTS_USED.format(db=quote_ident(db), runs=runs)).fetchall():
-        target = into.path(digest)
+    for digest in digests:
+        target, path = into.path(digest), src.path(digest)
         if target.exists() and into.verify(digest):
-            continue
-        path = src.path(digest)
-        if not src.verify(digest):
-            raise ObjectError(
-                f"cannot merge {source}: the array {name!r} of run {run_id} (object {digest}) is "
-                f"{'corrupt' if path.exists() else 'missing'} there; run `recorder verify` on it"
-            )
+            continue  # another source of this merge had it too
         target.parent.mkdir(parents=True, exist_ok=True)
         tmp = target.parent / f".merge-{digest[2:10]}-{os.getpid()}-{secrets.token_hex(4)}"
         try:
@@ -371,18 +395,21 @@ def _merge_into(sources: list[_Source], into: Path, *, allow_code_mismatch: bool
         conn = destination.conn
         expected = _Expected()
         expected.add(conn, "main", "1")
-        for group in groups:  # first every check: a conflict anywhere writes nothing
+        to_copy: list[list[str]] = []
+        for group in groups:  # first every check: a conflict or a bad object anywhere writes nothing
             with _attached(conn, group) as names:
                 for name, source in zip(names, group):
                     runs = _selection(conn, name, source.selected)
                     sessions = f"s.pk IN (SELECT r.session FROM {quote_ident(name)}.runs AS r WHERE {runs})"
                     expected.check(conn, quote_ident(name), source.root, sessions, allow_code_mismatch)
-        for group in groups:
+                    to_copy.append(_objects_to_copy(conn, name, source.root, runs, destination.objects))
+        for number, group in enumerate(groups):
             with _attached(conn, group) as names:
                 conditions = [_selection(conn, name, source.selected) for name, source in zip(names, group)]
-                for name, source, runs in zip(names, group, conditions):
+                for index, source in enumerate(group):
                     # Object files in place before the rows that name them.
-                    n, size = _link_objects(conn, name, source.root, runs, destination.objects)
+                    n, size = _link_objects(source.root, to_copy[number * MAX_ATTACHED + index],
+                                            destination.objects)
                     objects, object_bytes = objects + n, object_bytes + size
                 with transaction(conn):
                     for name, source, runs in zip(names, group, conditions):
@@ -466,7 +493,9 @@ def extract(
                 selected += [run for (run,) in conn.execute(sql)]
             except sqlite3.Error as e:
                 name = conn.execute("SELECT name FROM experiments WHERE pk = ?", (pk,)).fetchone()[0]
-                raise RecorderError(f"cannot select runs of experiment {name!r} where {where!r}: {e}") from e
+                hint = "" if experiment is not None else (
+                    " (the condition applies to every experiment; pick one with experiment= / --experiment)")
+                raise RecorderError(f"cannot select runs of experiment {name!r} where {where!r}: {e}{hint}") from e
     finally:
         conn.close()
     return _merge([_Source(root, sorted(selected))], into, allow_code_mismatch=True, progress=progress)

@@ -230,25 +230,9 @@ def sql(ctx: click.Context, query: str, as_csv: bool, as_json: bool) -> None:
     """Run a read-only SQL QUERY on the store (its views included) and show the rows."""
     import csv
     import json
-    import sqlite3
 
-    from .db import connect
-    from .store import DB_NAME, locate
-
-    root = locate(ctx.obj["store"], create=False)
-    conn = connect(root / DB_NAME, readonly=True)
-    try:
-        conn.execute("PRAGMA query_only = ON")
-        try:
-            cursor = conn.execute(query)
-            rows = cursor.fetchall()
-        except sqlite3.Error as e:
-            if "readonly" in str(e) or "read-only" in str(e):
-                raise RecorderError(f"recorder sql only reads; this statement would change the store: {e}") from e
-            raise RecorderError(f"SQL error: {e}") from e
-        headers = [d[0] for d in cursor.description or ()]
-    finally:
-        conn.close()
+    with _open(ctx) as db:
+        headers, rows = db.rows(query)
     if as_csv:
         writer = csv.writer(sys.stdout)
         writer.writerow(headers)

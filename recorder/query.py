@@ -62,6 +62,7 @@ class Database:
         self.root = root
         self.conn = connect(root / DB_NAME, readonly=True)
         self.conn.execute("PRAGMA query_only = ON")
+        self.conn.set_authorizer(_read_only)
         self.objects = ObjectStore(root / OBJECTS)
 
     # -- experiments -------------------------------------------------------------
@@ -141,25 +142,29 @@ class Database:
 
     # -- SQL -----------------------------------------------------------------------
 
-    def sql(self, query: str, params: Sequence[Any] | dict[str, Any] = ()) -> pd.DataFrame:
-        """Run one read-only SQL statement and return its rows as a DataFrame.
+    def rows(self, query: str, params: Sequence[Any] | dict[str, Any] = ()) -> tuple[list[str], list[tuple]]:
+        """Run one read-only SQL statement; return its column names and rows (no pandas needed).
 
         Values go in ``params`` (``?`` or ``:name`` placeholders), never into
-        the text. A statement that would write is refused.
+        the text. A statement that would write, attach a file or vacuum is refused.
         """
-        import pandas as pd
-
         try:
             cursor = self.conn.execute(query, params)
             rows = cursor.fetchall()
         except sqlite3.Error as e:
             text = str(e)
-            if "readonly" in text or "read-only" in text or "query_only" in text:
+            if any(word in text for word in ("readonly", "read-only", "query_only", "authoriz")):
                 raise RecorderError(
-                    f"db.sql() only reads, and this statement would change the store: {query.strip()[:80]!r}"
+                    f"SQL on a store only reads, and this statement would change something: {query.strip()[:80]!r}"
                 ) from e
             raise RecorderError(f"SQL error: {e} (in {query.strip()[:80]!r})") from e
-        columns = [d[0] for d in cursor.description or ()]
+        return [d[0] for d in cursor.description or ()], rows
+
+    def sql(self, query: str, params: Sequence[Any] | dict[str, Any] = ()) -> pd.DataFrame:
+        """Run one read-only SQL statement and return its rows as a DataFrame (see :meth:`rows`)."""
+        import pandas as pd
+
+        columns, rows = self.rows(query, params)
         return pd.DataFrame.from_records(rows, columns=columns)
 
     # -- runs and arrays -----------------------------------------------------------
@@ -265,6 +270,26 @@ class Database:
 
     def __repr__(self) -> str:
         return f"Database({str(self.root)!r})"
+
+
+# Besides writing (which the read-only connection refuses), these reach outside the store or change it.
+_REFUSED = {sqlite3.SQLITE_ATTACH, sqlite3.SQLITE_DETACH}
+
+
+def _read_only(action: int, arg1: str | None, arg2: str | None, db: str | None, trigger: str | None) -> int:
+    """SQLite authorizer of reading connections: no ATTACH, no VACUUM, no PRAGMA that sets something."""
+    if action in _REFUSED:
+        return sqlite3.SQLITE_DENY
+    if action == sqlite3.SQLITE_PRAGMA and arg2 is not None and (arg1 or "").lower() not in _PRAGMAS_WITH_ARGUMENT:
+        return sqlite3.SQLITE_DENY
+    if action == sqlite3.SQLITE_FUNCTION and (arg2 or "").lower() in ("load_extension", "readfile", "writefile"):
+        return sqlite3.SQLITE_DENY
+    return sqlite3.SQLITE_OK
+
+
+# Pragmas that take an argument only to say what to read.
+_PRAGMAS_WITH_ARGUMENT = {"table_info", "table_xinfo", "index_list", "index_info", "index_xinfo",
+                          "foreign_key_list", "integrity_check", "quick_check"}
 
 
 def _write_jsonl(df: pd.DataFrame, path: Path) -> None:

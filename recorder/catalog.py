@@ -102,7 +102,7 @@ def columns(fields: Iterable[FieldRow]) -> tuple[list[str], dict[str, set[str]]]
 
 def _json_sql(column: str, name: str) -> str:
     """SQL for the value of key ``name`` of the JSON object in ``column``."""
-    if '"' in name:  # a JSON path cannot quote it: look the key up instead
+    if '"' in name or "\\" in name:  # a JSON path cannot quote it: look the key up instead
         return f"(SELECT j.value FROM json_each({column}) AS j WHERE j.key = {quote_literal(name)})"
     return f"json_extract({column}, {quote_literal('$.' + chr(34) + name + chr(34))})"
 
@@ -251,27 +251,26 @@ class Fields:
                 raise NameRefused(_conflict(role, name, *other))
 
     def write(self, conn: sqlite3.Connection, entries: list[tuple[str, str, str, int]]) -> None:
-        """Add ``(role, name, kind, first_run)`` entries the database lacks; rebuild the view if a name is new.
+        """Add ``(role, name, kind, first_run)`` entries the database lacks, and rebuild the view if any.
 
         :raises NameRefused: when an entry's name is the other role's in the database.
         """
         rows = fields_of(conn, self.experiment)
         names = {row.name.lower(): (row.role, row.name) for row in rows}
         known = {(row.role, row.name, row.kind) for row in rows}
-        new_rows, new_name = [], False
+        new_rows = []
         for role, name, kind, first_run in entries:
             if (role, name, kind) in known:
                 continue
             other = names.get(name.lower())
             if other is None:
                 names[name.lower()] = (role, name)
-                new_name = True
             elif other != (role, name):
                 raise NameRefused(_conflict(role, name, *other))
             known.add((role, name, kind))
             new_rows.append((self.experiment, role, name, kind, first_run))
         conn.executemany(_INSERT_FIELD, new_rows)
-        if new_name:
+        if new_rows:  # a new name, or a name kept in a new place (runs.scalars or results): new SQL
             refresh_view(conn, self.experiment)
 
 

@@ -50,14 +50,20 @@ def check_name(what: str, name: object) -> str:
 
     :param what: what the name is for, used in the error message
         ("parameter", "result", ...).
-    :raises NameRefused: when the name is not a non-empty string, starts
-        with ``_`` (reserved for recorder's own columns) or is one of the
-        run columns of the wide view (:data:`RESERVED_NAMES`).
+    :raises NameRefused: when the name is not a non-empty string, holds a
+        control character, starts with ``_`` (reserved for recorder's own
+        columns) or is one of the run columns of the wide view
+        (:data:`RESERVED_NAMES`).
     """
     if type(name) is not str or not name:
         raise NameRefused(f"{what} name {name!r} is not a non-empty string")
     if not is_utf8(name):
         raise NameRefused(f"{what} name {name!r} holds a lone surrogate, which is not text; fix its encoding")
+    if any(ord(c) < 0x20 or ord(c) == 0x7F for c in name):
+        raise NameRefused(
+            f"{what} name {name!r} holds a control character (a newline, tab, NUL, …), which cannot "
+            "name a column; rename it"
+        )
     if name[0] == "_":
         raise NameRefused(
             f"{what} name {name!r} starts with '_', which recorder reserves for "
@@ -81,7 +87,7 @@ def claim_names(what: str, names: Iterable[str], taken: dict[str, str]) -> None:
     """
     claimed: dict[str, str] = {}
     for name in names:
-        if type(name) is not str or not name or name[0] == "_" or not name.isascii():
+        if type(name) is not str or not name or name[0] == "_" or not name.isascii() or not name.isprintable():
             check_name(what, name)
         key = name.lower()
         if key in RESERVED_NAMES:

@@ -237,12 +237,21 @@ def test_different_psets_have_different_hashes() -> None:
 
 
 def test_unicode_keys_and_values() -> None:
-    clean, text = canonical_pset({"température": "ü 日本 ✓", "🎉": 1.5, "a\nb": "tab\there"})
-    assert text == '{"a\\nb":"tab\\there","température":"ü 日本 ✓","🎉":1.5}'
-    assert json.loads(text) == clean == {"température": "ü 日本 ✓", "🎉": 1.5, "a\nb": "tab\there"}
+    clean, text = canonical_pset({"température": "ü 日本 ✓", "🎉": 1.5, "a b": "tab\there"})
+    assert text == '{"a b":"tab\\there","température":"ü 日本 ✓","🎉":1.5}'
+    assert json.loads(text) == clean == {"température": "ü 日本 ✓", "🎉": 1.5, "a b": "tab\there"}
     assert pset_hash(text) == hashlib.sha256(text.encode("utf-8")).hexdigest()[:20]
     # Not \u-escaped: the UTF-8 bytes of the characters themselves are hashed.
     assert "\\u" not in text
+
+
+@pytest.mark.parametrize("name", ["a\nb", "tab\tx", "nul\x00", "del\x7f", "\x1e"])
+def test_names_with_control_characters_are_refused(name: str) -> None:
+    # A name is a column of the experiment's view: a newline or a NUL cannot be one.
+    with pytest.raises(rec.NameRefused, match="control character"):
+        canonical_pset({name: 1})
+    with pytest.raises(rec.NameRefused, match="control character"):
+        check_name("result", name)
 
 
 @pytest.mark.parametrize("params", [{"s": "a\ud800b"}, {"a\udfff": 1}])

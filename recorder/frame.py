@@ -56,18 +56,27 @@ _RESULT_CELLS = "SELECT {cells} FROM runs AS r {joins} WHERE {condition} ORDER B
 _NOTHING = "SELECT 1 WHERE 0"
 
 
-def selection(experiment: int, statuses: Sequence[str] | None, where: str | None,
+def selection(conn: sqlite3.Connection, experiment: int, statuses: Sequence[str] | None, where: str | None,
               params: list[str], results: dict[str, set[str]]) -> tuple[str, list[Any]]:
-    """Return the WHERE clause (over ``runs AS r``) that picks the runs, and its bound values."""
+    """Return the WHERE clause (over ``runs AS r``) that picks the runs, and its bound values.
+
+    The user's ``where`` (SQL over the experiment's wide view) runs in a
+    query of its own here, whose run keys are then bound: whatever its text,
+    it can only narrow the runs of this experiment with these statuses.
+    """
     sql = "r.experiment = ?"
     values: list[Any] = [experiment]
     if statuses is not None:
         sql += f" AND r.status IN ({', '.join('?' * len(statuses))})"
         values += statuses
     if where is not None:
-        # The user's condition is SQL over the columns of the experiment's wide view.
         wide = select_sql(experiment, params, results, with_pk=True)
-        sql += f" AND r.pk IN (SELECT _pk FROM (\n{wide}\n) WHERE {where})"
+        try:
+            picked = [pk for (pk,) in conn.execute(f"SELECT _pk FROM (\n{wide}\n) WHERE {where}")]
+        except sqlite3.Error as e:
+            raise RecorderError(f"cannot select runs where {where!r}: {e}") from e
+        sql += " AND r.pk IN (SELECT value FROM json_each(?))"
+        values.append(json.dumps(picked))
     return sql, values
 
 
@@ -78,17 +87,13 @@ class _Query(NamedTuple):
 
 
 def _read_all(conn: sqlite3.Connection, queries: list[_Query]) -> list[Any]:
-    """Run the queries in one read transaction, so that they all see the same runs.
+    """Run the queries (inside the caller's read transaction, so that they all see the same runs).
 
     (In parallel, on several connections, they are slower: SQLite's memory
     allocator serialises the threads, and the aggregates allocate a lot.)
     """
-    conn.execute("BEGIN")
-    try:
-        return [conn.execute(q.sql, q.values).fetchall() if q.all_rows else conn.execute(q.sql, q.values).fetchone()
-                for q in queries]
-    finally:
-        conn.execute("COMMIT")
+    return [conn.execute(q.sql, q.values).fetchall() if q.all_rows else conn.execute(q.sql, q.values).fetchone()
+            for q in queries]
 
 
 def _ints(text: str | None, n: int) -> np.ndarray:
@@ -167,9 +172,14 @@ def _exact_floats() -> dict[str, str]:
 
 
 def _values(cells: list[Any]) -> Any:
-    """A column of plain result values: a numpy array when they are all numbers of one type."""
+    """A column of plain result values: a numpy array when they are all numbers of one type.
+
+    A column of None only is NaN, as it reads from runs.scalars (see _records).
+    """
     import numpy as np
 
+    if cells and cells[0] is None and all(c is None for c in cells):
+        return np.full(len(cells), np.nan)
     if cells and type(cells[0]) in (float, int):
         array = np.array(cells)
         if array.dtype.kind in "fi":
@@ -202,8 +212,6 @@ def frame(
     :param names: the parameters and results to include; None includes all.
     :param where: an SQL condition over the experiment's wide view.
     """
-    import numpy as np
-    import pandas as pd
 
     params, results = columns(fields)
     all_params, all_results = params, results
@@ -216,7 +224,20 @@ def frame(
             )
         params = [n for n in params if n in names]
         results = {n: kinds for n, kinds in results.items() if n in names}
-    condition, values = selection(experiment, statuses, where, all_params, all_results)
+    conn.execute("BEGIN")  # one snapshot for the selection and every query
+    try:
+        return _frame(conn, experiment, fields, objects, statuses, params, results, all_params, all_results, where)
+    finally:
+        conn.execute("COMMIT")
+
+
+def _frame(conn: sqlite3.Connection, experiment: int, fields: list[FieldRow], objects: ObjectStore,
+           statuses: Sequence[str] | None, params: list[str], results: dict[str, set[str]],
+           all_params: list[str], all_results: dict[str, set[str]], where: str | None) -> pd.DataFrame:
+    import numpy as np
+    import pandas as pd
+
+    condition, values = selection(conn, experiment, statuses, where, all_params, all_results)
 
     # Every pset's canonical JSON, and every run's scalars, in one string each; parsed by _records.
     param_sql = ", group_concat(params, char(30))" if params else ""
@@ -262,8 +283,6 @@ def frame(
     try:
         rows, run_row, pset_row, sessions = _read_all(conn, queries)
     except sqlite3.Error as e:
-        if where is not None:
-            raise RecorderError(f"cannot select runs where {where!r}: {e}") from e
         raise RecorderError(f"reading the runs failed: {e}") from e
     runs, psets = parse_runs(run_row), parse_psets(pset_row)
     n = runs["n"]

@@ -22,6 +22,7 @@ an interrupted merge.
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import secrets
 import shutil
@@ -46,6 +47,7 @@ MAX_ATTACHED = 10
 _COLUMNS = "SELECT name FROM pragma_table_info(?) ORDER BY cid"
 _RUNNING = "SELECT id, host, pid FROM sessions WHERE status = 'running'"
 _MAX_RUN = "SELECT coalesce(max(pk), 0) FROM main.runs"
+_OF_EXPERIMENT = "SELECT pk FROM runs WHERE experiment = ? AND pk IN (SELECT value FROM json_each(?))"
 _COUNT_NEW_RUNS = "SELECT count(*) FROM main.runs WHERE pk > ?"
 
 
@@ -490,7 +492,9 @@ def extract(
             wide = catalog.select_sql(pk, params, results, with_pk=True)
             sql = f"SELECT _pk FROM (\n{wide}\n)" + (f" WHERE {where}" if where is not None else "")
             try:
-                selected += [run for (run,) in conn.execute(sql)]
+                picked = json.dumps([run for (run,) in conn.execute(sql)])
+                # Whatever the condition's text, only this experiment's runs are taken.
+                selected += [run for (run,) in conn.execute(_OF_EXPERIMENT, (pk, picked))]
             except sqlite3.Error as e:
                 name = conn.execute("SELECT name FROM experiments WHERE pk = ?", (pk,)).fetchone()[0]
                 hint = "" if experiment is not None else (

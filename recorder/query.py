@@ -322,7 +322,7 @@ def _statuses(status: str | Sequence[str] | None) -> list[str] | None:
 def _condition(conn: sqlite3.Connection, experiment: int, statuses: list[str] | None,
                where: str | None) -> tuple[str, list[Any]]:
     params, results = catalog.columns(catalog.fields_of(conn, experiment))
-    return selection(experiment, statuses, where, params, results)
+    return selection(conn, experiment, statuses, where, params, results)
 
 
 def open(store: str | os.PathLike[str] | None = None) -> Database:  # noqa: A001 (rec.open, as in the design)

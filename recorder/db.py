@@ -213,6 +213,10 @@ def transaction(conn: sqlite3.Connection) -> Iterator[sqlite3.Connection]:
     :raises StoreError: wrapping any SQLite error, after rolling back.
     """
     try:
+        if conn.in_transaction:
+            # Left open by Ctrl-C or SIGTERM landing between a BEGIN and its block: nothing of it
+            # was committed, and nothing else of ours is open on this connection.
+            conn.execute(_ROLLBACK)
         conn.execute(_BEGIN)
     except sqlite3.Error as e:
         raise StoreError(f"cannot start writing to the store: {e}") from e

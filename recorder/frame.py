@@ -224,6 +224,8 @@ def frame(
             )
         params = [n for n in params if n in names]
         results = {n: kinds for n, kinds in results.items() if n in names}
+    if conn.in_transaction:  # a read left open by an interrupt
+        conn.execute("COMMIT")
     conn.execute("BEGIN")  # one snapshot for the selection and every query
     try:
         return _frame(conn, experiment, fields, objects, statuses, params, results, all_params, all_results, where)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import concurrent.futures as cf
 import os
+import signal
 import threading
 import time
 import traceback
@@ -28,7 +29,14 @@ _AHEAD = 2
 
 
 def _exit_with_parent(parent: int) -> None:
-    """Pool worker initializer: exit when the sweeping process is gone (even killed with SIGKILL)."""
+    """Pool worker initializer: exit when the sweeping process is gone (even killed with SIGKILL).
+
+    SIGTERM gets its default action back: a worker forked from a process
+    whose Recorder turns SIGTERM into an exception would otherwise record its
+    run as interrupted and go on waiting for work, instead of ending.
+    """
+    if signal.getsignal(signal.SIGTERM) is not signal.SIG_DFL:
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
 
     def watch() -> None:
         while True:
@@ -143,7 +151,7 @@ class Pool:
         """Stop our pool's workers now (runs in flight are recorded ``interrupted`` already)."""
         if self._own and isinstance(self.executor, cf.ProcessPoolExecutor):
             for process in list((getattr(self.executor, "_processes", None) or {}).values()):
-                process.terminate()
+                process.kill()
 
     def close(self) -> None:
         """Shut our pool down (an executor passed in stays the caller's)."""

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import os
+import sqlite3
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -69,3 +71,12 @@ def run_python(code: str, *, cwd: Path, env: dict[str, str] | None = None, timeo
         [sys.executable, "-c", code], cwd=cwd, capture_output=True, text=True, timeout=timeout,
         env={**os.environ, **(env or {})},
     )
+
+
+def scalar(store: Path, sql: str, params: tuple = ()) -> Any:
+    """The first value of the first row of a query on a store's database (read with plain sqlite3)."""
+    conn = sqlite3.connect(store / "recorder.sqlite")
+    try:
+        return conn.execute(sql, params).fetchone()[0]
+    finally:
+        conn.close()

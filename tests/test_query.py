@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import pytest
+from conftest import scalar
 
 import recorder as rec
 import recorder.db
@@ -31,14 +32,6 @@ STATUSES = ["done", "failed", "interrupted", "running"]
 
 def connect(store: Path) -> sqlite3.Connection:
     return sqlite3.connect(store / "recorder.sqlite")
-
-
-def scalar(store: Path, sql: str, params: tuple = ()) -> Any:
-    conn = connect(store)
-    try:
-        return conn.execute(sql, params).fetchone()[0]
-    finally:
-        conn.close()
 
 
 def bits(values: Any) -> np.ndarray:

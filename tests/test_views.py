@@ -22,7 +22,7 @@ from typing import Any
 
 import numpy as np
 import pytest
-from conftest import git, run_python
+from conftest import git, run_python, scalar
 
 import recorder as rec
 
@@ -47,14 +47,6 @@ def query(store: Path, sql: str, params: tuple = ()) -> list[dict[str, Any]]:
     conn.row_factory = sqlite3.Row
     try:
         return [dict(row) for row in conn.execute(sql, params)]
-    finally:
-        conn.close()
-
-
-def scalar(store: Path, sql: str, params: tuple = ()) -> Any:
-    conn = connect(store)
-    try:
-        return conn.execute(sql, params).fetchone()[0]
     finally:
         conn.close()
 

@@ -12,11 +12,10 @@ Before anything is written every source is checked against the
 destination (and the sources before it): an experiment's config values
 must agree, and so must the code (env SHAs) unless
 ``allow_code_mismatch``. Object files are hard-linked when on the same file
-system, else copied, and checked against their digest. The rows are then
-written in one transaction per group of at most :data:`MAX_ATTACHED`
-sources (SQLite reads that many databases at once): a crash or a conflict
-leaves the destination as it was, and with more sources a rerun completes
-an interrupted merge.
+system, else copied, and checked against their digest. The rows then go in
+one transaction, so a crash or a conflict leaves the destination as it
+was. (SQLite reads at most :data:`MAX_ATTACHED` databases at once; more
+sources are first merged into a staging store beside the destination.)
 """
 
 from __future__ import annotations
@@ -366,24 +365,37 @@ def _copy_fields(conn: sqlite3.Connection, db: str) -> None:
 
 def _merge(sources: list[_Source], into: str | os.PathLike[str], *, allow_code_mismatch: bool,
            progress: bool | None) -> MergeReport:
-    """Check every source, then write them, a group of at most MAX_ATTACHED per transaction.
+    """Check every source, then write them into ``into`` in one transaction.
 
     A destination that does not exist yet is built beside it and renamed into
-    place at the end, so that a failed merge leaves nothing there.
+    place at the end, so that a failed merge leaves nothing there. More
+    sources than SQLite attaches at once are first merged into a staging
+    store beside the destination (a group per transaction), which then goes
+    into the destination in one transaction.
     """
     final = locate(into)
-    fresh = not (final / DB_NAME).exists() and (not final.exists() or not any(final.iterdir()))
-    target = final.parent / f".{final.name}.merging-{secrets.token_hex(4)}" if fresh else final
     if final.resolve() in {s.root.resolve() for s in sources}:
         raise RecorderError(f"cannot merge the store {final} into itself")
+    fresh = not (final / DB_NAME).exists() and (not final.exists() or not any(final.iterdir()))
+    target = final.parent / f".{final.name}.merging-{secrets.token_hex(4)}" if fresh else final
+    staging = final.parent / f".{final.name}.staging-{secrets.token_hex(4)}"
     try:
-        report = _merge_into(sources, target, allow_code_mismatch=allow_code_mismatch, progress=progress)
+        if len(sources) > MAX_ATTACHED:
+            staged = _merge_into(sources, staging, allow_code_mismatch=allow_code_mismatch, progress=progress)
+            report = _merge_into([_Source(staging, None)], target, allow_code_mismatch=allow_code_mismatch,
+                                 progress=False)
+            # The staged store's runs are the sources' runs; count what the destination had already.
+            report = report._replace(skipped=report.skipped + staged.skipped)
+        else:
+            report = _merge_into(sources, target, allow_code_mismatch=allow_code_mismatch, progress=progress)
         if fresh:
             os.replace(target, final)  # an empty folder there is replaced too
     except BaseException:
         if fresh:
             shutil.rmtree(target, ignore_errors=True)
         raise
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
     return report
 
 

@@ -106,7 +106,14 @@ def connect(path: Path, *, readonly: bool = False) -> sqlite3.Connection:
         for pragma in _PRAGMAS[: 1 if readonly else None]:
             conn.execute(pragma)
         if readonly:
-            _check_version(conn, path, conn.execute(_GET_VERSION).fetchone()[0])
+            version = conn.execute(_GET_VERSION).fetchone()[0]
+            _check_version(conn, path, version)
+            if 0 < version < SCHEMA_VERSION:
+                raise StoreVersionError(
+                    f"the store {path.parent} has schema version {version}, older than this recorder's "
+                    f"{SCHEMA_VERSION}, and cannot be upgraded here (it is not writable); open it once "
+                    "where it is writable, e.g. with recorder.open() or `recorder status`"
+                )
         else:
             _enable_wal(conn, path)
             _ensure_schema(conn, path)

@@ -20,7 +20,7 @@ import sqlite3
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, NamedTuple
 
-from .catalog import IN_SCALARS, FieldRow, columns, select_sql
+from .catalog import IN_SCALARS, columns, fields_of, select_sql
 from .errors import RecorderError
 from .values import decode, is_scalar_kind
 
@@ -38,6 +38,8 @@ META = ["_run_id", "_pset_hash", "_status", "_time_start", "_duration_s", "_sess
 STATUSES = ("done", "failed", "interrupted", "running")
 
 _SESSIONS = "SELECT pk, id, env_sha FROM sessions ORDER BY pk"
+_BEGIN = "BEGIN"
+_COMMIT = "COMMIT"
 _STATUS_CODE = "CASE status " + " ".join(f"WHEN ? THEN {i}" for i in range(len(STATUSES))) + " ELSE -1 END"
 # Aggregates over a subquery with ORDER BY, which SQLite does not flatten: values come in run order.
 _RUN_AGGREGATES = """
@@ -197,7 +199,6 @@ def _scalar(kind: str | None, value: Any, objects: ObjectStore) -> Any:
 def frame(
     conn: sqlite3.Connection,
     experiment: int,
-    fields: list[FieldRow],
     objects: ObjectStore,
     *,
     statuses: Sequence[str] | None = ("done",),
@@ -206,34 +207,35 @@ def frame(
 ) -> pd.DataFrame:
     """Return one row per selected run of an experiment: parameters, scalar results, then :data:`META`.
 
+    The experiment's names, the selection and every query are read in one
+    transaction, so a run committed meanwhile is either wholly in or out.
+
     :param conn: a connection to the store.
-    :param fields: the experiment's names (:func:`recorder.catalog.fields_of`).
     :param statuses: the statuses of the runs to include; None includes all.
     :param names: the parameters and results to include; None includes all.
     :param where: an SQL condition over the experiment's wide view.
     """
-
-    params, results = columns(fields)
-    all_params, all_results = params, results
-    if names is not None:
-        unknown = [n for n in names if n not in params and n not in results]
-        if unknown:
-            raise RecorderError(
-                f"no parameter or scalar result named {unknown[0]!r} in this experiment; "
-                f"it has {', '.join([*params, *results]) or 'none yet'}"
-            )
-        params = [n for n in params if n in names]
-        results = {n: kinds for n, kinds in results.items() if n in names}
     if conn.in_transaction:  # a read left open by an interrupt
-        conn.execute("COMMIT")
-    conn.execute("BEGIN")  # one snapshot for the selection and every query
+        conn.execute(_COMMIT)
+    conn.execute(_BEGIN)
     try:
-        return _frame(conn, experiment, fields, objects, statuses, params, results, all_params, all_results, where)
+        params, results = columns(fields_of(conn, experiment))
+        all_params, all_results = params, results
+        if names is not None:
+            unknown = [n for n in names if n not in params and n not in results]
+            if unknown:
+                raise RecorderError(
+                    f"no parameter or scalar result named {unknown[0]!r} in this experiment; "
+                    f"it has {', '.join([*params, *results]) or 'none yet'}"
+                )
+            params = [n for n in params if n in names]
+            results = {n: kinds for n, kinds in results.items() if n in names}
+        return _frame(conn, experiment, objects, statuses, params, results, all_params, all_results, where)
     finally:
-        conn.execute("COMMIT")
+        conn.execute(_COMMIT)
 
 
-def _frame(conn: sqlite3.Connection, experiment: int, fields: list[FieldRow], objects: ObjectStore,
+def _frame(conn: sqlite3.Connection, experiment: int, objects: ObjectStore,
            statuses: Sequence[str] | None, params: list[str], results: dict[str, set[str]],
            all_params: list[str], all_results: dict[str, set[str]], where: str | None) -> pd.DataFrame:
     import numpy as np

@@ -105,8 +105,7 @@ class Database:
         statuses = _statuses(status)
         if columns is not None and isinstance(columns, str):
             columns = [columns]
-        fields = catalog.fields_of(self.conn, experiment_pk)
-        return frame(self.conn, experiment_pk, fields, self.objects, statuses=statuses, names=columns, where=where)
+        return frame(self.conn, experiment_pk, self.objects, statuses=statuses, names=columns, where=where)
 
     def export(self, experiment: str, path: str | os.PathLike[str], *,
                status: str | Sequence[str] | None = "done") -> int:

@@ -20,7 +20,6 @@ from conftest import scalar
 import recorder as rec
 import recorder.db
 import recorder.frame
-from recorder.catalog import fields_of
 from recorder.objects import ObjectStore
 
 META = ["_run_id", "_pset_hash", "_status", "_time_start", "_duration_s", "_session", "_env_sha"]
@@ -702,9 +701,8 @@ def test_frame_is_consistent_under_a_concurrent_commit(store: Path, at: int) -> 
     conn = recorder.db.connect(store / "recorder.sqlite", readonly=True)
     try:
         experiment = conn.execute("SELECT pk FROM experiments WHERE name = 'exp'").fetchone()[0]
-        fields = fields_of(conn, experiment)
         hooked = CommitsDuring(conn, at, commit)
-        got = recorder.frame.frame(hooked, experiment, fields, ObjectStore(store / "objects"),  # type: ignore[arg-type]
+        got = recorder.frame.frame(hooked, experiment, ObjectStore(store / "objects"),  # type: ignore[arg-type]
                                    statuses=None)
     finally:
         conn.close()

@@ -312,20 +312,11 @@ def gc(ctx: click.Context, dry_run: bool) -> None:
 @click.pass_context
 def checkout(ctx: click.Context, run: str, folder: str | None) -> None:
     """Check out the code a RUN ran (its session's commit or snapshot) as a git worktree in FOLDER."""
-    from pathlib import Path
-
     from . import history
-    from .gitinfo import worktree
 
     with _open(ctx) as db:
-        info = history.show(db, run)
-    session = info["session"]
-    commit = session["git_snapshot_ref"] or session["git_commit"]
-    if commit is None or session["git_repo"] is None:
-        raise RecorderError(f"run {info['run_id']} was recorded without git, so there is no commit to check out")
-    target = Path(folder or f"{info['experiment']}-{info['run_id'][-8:]}")
-    worktree(session["git_repo"], commit, target)
-    click.echo(f"checked out {commit} (run {info['run_id']}) in {target}; remove it with: git worktree remove {target}")
+        run_id, commit, target = history.checkout(db, run, folder)
+    click.echo(f"checked out {commit} (run {run_id}) in {target}; remove it with: git worktree remove {target}")
 
 
 @main.command()

@@ -21,7 +21,7 @@ from .values import decode, is_scalar_kind
 if TYPE_CHECKING:
     from .query import Database
 
-__all__ = ["log", "show", "diff", "status", "parse_since"]
+__all__ = ["log", "show", "diff", "status", "checkout", "parse_since"]
 
 _LOG = """
 SELECT r.pk, lower(hex(r.id)), e.name, r.status, r.time_start_ms, r.duration_us, p.params, r.scalars, s.env_sha
@@ -228,3 +228,22 @@ def status(db: Database) -> dict[str, Any]:
         "objects": objects, "object_bytes": object_bytes,
         "objects_folder": str(root / OBJECTS),
     }
+
+
+def checkout(db: Database, run_id: str, folder: str | os.PathLike[str] | None = None) -> tuple[str, str, Path]:
+    """Check out the code a run ran (its session's snapshot ref, else its commit) as a git worktree.
+
+    :param folder: where; default ``<experiment>-<last 8 digits of the run id>`` in the working folder.
+    :returns: the run's full id, the commit (or ref) checked out, and the folder.
+    :raises RecorderError: when the run was recorded without git, or git refuses.
+    """
+    from .gitinfo import worktree
+
+    info = show(db, run_id)
+    session = info["session"]
+    commit = session["git_snapshot_ref"] or session["git_commit"]
+    if commit is None or session["git_repo"] is None:
+        raise RecorderError(f"run {info['run_id']} was recorded without git, so there is no commit to check out")
+    target = Path(folder) if folder is not None else Path(f"{info['experiment']}-{info['run_id'][-8:]}")
+    worktree(session["git_repo"], commit, target)
+    return info["run_id"], commit, target

@@ -9,6 +9,7 @@ not committed yet).
 from __future__ import annotations
 
 import os
+import time
 from pathlib import Path
 from typing import NamedTuple
 
@@ -90,14 +91,14 @@ def _object_files(root: Path) -> list[Path]:
 def gc(store: str | os.PathLike[str] | None = None, *, dry_run: bool = False) -> GcReport:
     """Remove object files and rows that no result or config value refers to; report bytes freed.
 
-    Temporary files left by a crash (older than an hour) go too.
+    Temporary files left by a crash (older than an hour) go too. It all
+    happens while holding the store's write lock, so no session can start
+    and no merge can commit meanwhile (a merge links its files under that
+    lock too).
 
     :raises RecorderError: while a session is recording in the store.
     """
-    import time
-
-    with Store.open(store) as opened:
-        conn = opened.conn
+    with Store.open(store) as opened, transaction(opened.conn) as conn:
         running = conn.execute(_RUNNING).fetchone()
         if running is not None:
             raise RecorderError(
@@ -106,20 +107,22 @@ def gc(store: str | os.PathLike[str] | None = None, *, dry_run: bool = False) ->
             )
         used = {digest for digest, _, _ in conn.execute(_REFERENCES)}
         now = time.time()
-        doomed: list[Path] = []
+        doomed: list[tuple[Path, int]] = []
         for path in _object_files(opened.objects.root):
+            try:
+                info = path.stat()
+            except FileNotFoundError:
+                continue  # removed meanwhile (a temporary file renamed into place)
             if path.name.startswith("."):  # a temporary file: only if a crash left it long ago
-                if now - path.stat().st_mtime > _TMP_AGE_S:
-                    doomed.append(path)
+                if now - info.st_mtime > _TMP_AGE_S:
+                    doomed.append((path, info.st_size))
                 continue
             digest = path.parent.name + path.name.removesuffix(".npy")
             if digest not in used:
-                doomed.append(path)
+                doomed.append((path, info.st_size))
         stale_rows = [d for (d,) in conn.execute(_OBJECT_ROWS) if d not in used]
-        freed = sum(p.stat().st_size for p in doomed)
         if not dry_run:
-            with transaction(conn):  # rows first: a row must never name a missing file
-                conn.executemany(_DELETE_OBJECT_ROW, [(d,) for d in stale_rows])
-            for path in doomed:
+            conn.executemany(_DELETE_OBJECT_ROW, [(d,) for d in stale_rows])
+            for path, _ in doomed:
                 path.unlink(missing_ok=True)
-    return GcReport(len(doomed), freed, len(stale_rows), dry_run)
+    return GcReport(len(doomed), sum(size for _, size in doomed), len(stale_rows), dry_run)

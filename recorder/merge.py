@@ -28,9 +28,10 @@ import shutil
 import sqlite3
 from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import NamedTuple
 
 from . import catalog
+from .compat import Expected
 from .db import connect, transaction
 from .errors import ObjectError, RecorderError, StoreError
 from .objects import ObjectStore
@@ -46,6 +47,9 @@ MAX_ATTACHED = 10
 _COLUMNS = "SELECT name FROM pragma_table_info(?) ORDER BY cid"
 _RUNNING = "SELECT id, host, pid FROM sessions WHERE status = 'running'"
 _MAX_RUN = "SELECT coalesce(max(pk), 0) FROM main.runs"
+_EXPERIMENT_KEY = "SELECT pk FROM experiments WHERE name = ?"
+_EXPERIMENT_KEYS = "SELECT pk FROM experiments ORDER BY pk"
+_EXPERIMENT_NAME = "SELECT name FROM experiments WHERE pk = ?"
 _OF_EXPERIMENT = "SELECT pk FROM runs WHERE experiment = ? AND pk IN (SELECT value FROM json_each(?))"
 _COUNT_NEW_RUNS = "SELECT count(*) FROM main.runs WHERE pk > ?"
 
@@ -85,26 +89,6 @@ def _open_source(store: str | os.PathLike[str]) -> Path:
     return root
 
 
-# -- checks, before anything is written ------------------------------------------------
-
-_CONFIG = """
-SELECT e.name, c.name, c.kind, quote(c.value)
-FROM {db}.config AS c JOIN {db}.sessions AS s ON s.pk = c.session JOIN {db}.experiments AS e ON e.pk = s.experiment
-WHERE {sessions}
-"""
-_ENV_SHAS = """
-SELECT e.name, s.env_sha, s.git_commit IS NULL
-FROM {db}.sessions AS s JOIN {db}.experiments AS e ON e.pk = s.experiment
-WHERE {sessions}
-"""
-_PSET_COLLISION = """
-SELECT lower(hex(sp.hash)), sp.params, mp.params
-FROM {db}.psets AS sp JOIN main.psets AS mp ON mp.hash = sp.hash
-WHERE sp.params != mp.params LIMIT 1
-"""
-_FIELDS = """
-SELECT e.name, f.role, f.name FROM {db}.fields AS f JOIN {db}.experiments AS e ON e.pk = f.experiment
-"""
 # The objects the selected runs use: their results, and their sessions' config values.
 _OBJECTS_USED = """
 SELECT digest, min(user), min(name) FROM (
@@ -118,78 +102,6 @@ SELECT digest, min(user), min(name) FROM (
 )
 GROUP BY digest
 """
-
-
-class _Expected:
-    """What the destination and the sources checked so far hold, per experiment."""
-
-    def __init__(self) -> None:
-        self.config: dict[str, dict[str, set[tuple[Any, ...]]]] = {}
-        self.env_shas: dict[str, set[str]] = {}
-        self.names: dict[str, dict[str, tuple[str, str]]] = {}
-
-    def add(self, conn: sqlite3.Connection, db: str, sessions: str) -> None:
-        for experiment, name, kind, value in conn.execute(_CONFIG.format(db=db, sessions=sessions)):
-            self.config.setdefault(experiment, {}).setdefault(name, set()).add((kind, value))
-        for experiment, env_sha, _ in conn.execute(_ENV_SHAS.format(db=db, sessions=sessions)):
-            self.env_shas.setdefault(experiment, set()).add(env_sha)
-        for experiment, role, name in conn.execute(_FIELDS.format(db=db)):
-            self.names.setdefault(experiment, {})[name.lower()] = (role, name)
-
-    def check(self, conn: sqlite3.Connection, db: str, source: Path, sessions: str,
-              allow_code_mismatch: bool) -> None:
-        """Refuse the source attached as ``db`` if it disagrees with what is expected; then expect it too."""
-        config: dict[str, dict[str, set[tuple[Any, ...]]]] = {}
-        for experiment, name, kind, value in conn.execute(_CONFIG.format(db=db, sessions=sessions)):
-            config.setdefault(experiment, {}).setdefault(name, set()).add((kind, value))
-        env: dict[str, tuple[set[str], bool]] = {}
-        for experiment, env_sha, no_git in conn.execute(_ENV_SHAS.format(db=db, sessions=sessions)):
-            shas, without_git = env.setdefault(experiment, (set(), False))
-            shas.add(env_sha)
-            env[experiment] = (shas, without_git or bool(no_git))
-        for experiment, (shas, without_git) in env.items():
-            known = self.env_shas.get(experiment)
-            if known is None:
-                continue  # new to the destination: nothing to agree with
-            mine = config.get(experiment, {})
-            theirs = self.config.get(experiment, {})
-            for name in sorted(mine.keys() | theirs.keys()):
-                if not mine.get(name, set()) <= theirs.get(name, set()) or name not in mine:
-                    raise RecorderError(
-                        f"cannot merge {source}: experiment {experiment!r} has config {name!r} = "
-                        f"{_shown(mine.get(name))} there but {_shown(theirs.get(name))} in the destination; "
-                        "runs with different config do not belong in one experiment (merge into another store, "
-                        "or rename the experiment)"
-                    )
-            if not allow_code_mismatch and not shas <= known:
-                hint = " (sessions without git have no code version to compare)" if without_git else ""
-                raise RecorderError(
-                    f"cannot merge {source}: experiment {experiment!r} ran code {', '.join(sorted(shas - known))} "
-                    f"there but {', '.join(sorted(known))} in the destination{hint}; pass "
-                    "allow_code_mismatch=True (--allow-code-mismatch) to merge runs of different code"
-                )
-        row = conn.execute(_PSET_COLLISION.format(db=db)).fetchone()
-        if row is not None:
-            raise RecorderError(f"cannot merge {source}: pset hash {row[0]} names {row[1]} there but {row[2]} here")
-        for experiment, role, name in conn.execute(_FIELDS.format(db=db)):
-            taken = self.names.setdefault(experiment, {})
-            other = taken.setdefault(name.lower(), (role, name))
-            if other != (role, name):
-                raise RecorderError(
-                    f"cannot merge {source}: in experiment {experiment!r}, {name!r} is a {role} there but "
-                    f"{other[1]!r} is a {other[0]} in the destination; one column cannot be both"
-                )
-        for experiment, shas_ in env.items():
-            self.env_shas.setdefault(experiment, set()).update(shas_[0])
-        for experiment, names in config.items():
-            for name, values in names.items():
-                self.config.setdefault(experiment, {}).setdefault(name, set()).update(values)
-
-
-def _shown(values: set[tuple[Any, ...]] | None) -> str:
-    if not values:
-        return "(not set)"
-    return " or ".join(sorted(str(value) for _, value in values))
 
 
 # -- writing -------------------------------------------------------------------------
@@ -407,7 +319,7 @@ def _merge_into(sources: list[_Source], into: Path, *, allow_code_mismatch: bool
     bar = Progress(len(sources), progress, "merge")
     try:
         conn = destination.conn
-        expected = _Expected()
+        expected = Expected()
         expected.add(conn, "main", "1")
         to_copy: list[list[str]] = []
         for group in groups:  # first every check: a conflict or a bad object anywhere writes nothing
@@ -420,12 +332,13 @@ def _merge_into(sources: list[_Source], into: Path, *, allow_code_mismatch: bool
         for number, group in enumerate(groups):
             with _attached(conn, group) as names:
                 conditions = [_selection(conn, name, source.selected) for name, source in zip(names, group)]
-                for index, source in enumerate(group):
-                    # Object files in place before the rows that name them.
-                    n, size = _link_objects(source.root, to_copy[number * MAX_ATTACHED + index],
-                                            destination.objects)
-                    objects, object_bytes = objects + n, object_bytes + size
                 with transaction(conn):
+                    # Object files in place before the rows that name them, under the write lock
+                    # that gc holds too (it would take them for unused otherwise).
+                    for index, source in enumerate(group):
+                        n, size = _link_objects(source.root, to_copy[number * MAX_ATTACHED + index],
+                                                destination.objects)
+                        objects, object_bytes = objects + n, object_bytes + size
                     for name, source, runs in zip(names, group, conditions):
                         before = conn.execute(_MAX_RUN).fetchone()[0]
                         experiments = _copy_experiments(conn, name, runs)
@@ -488,16 +401,21 @@ def extract(
         (e.g. ``"b = 8 AND energy > 1"``); default every run.
     :param experiment: only this experiment's runs.
     """
+    from .query import (
+        Database,  # its connection refuses writes, ATTACH and pragmas that set
+    )
+
     root = _open_source(source)
-    conn = connect(root / DB_NAME, readonly=True)
+    database = Database(root)
+    conn = database.conn
     try:
         if experiment is not None:
-            row = conn.execute("SELECT pk FROM experiments WHERE name = ?", (experiment,)).fetchone()
+            row = conn.execute(_EXPERIMENT_KEY, (experiment,)).fetchone()
             if row is None:
                 raise RecorderError(f"no experiment {experiment!r} in the store {root}")
             experiments = [int(row[0])]
         else:
-            experiments = [pk for (pk,) in conn.execute("SELECT pk FROM experiments ORDER BY pk")]
+            experiments = [pk for (pk,) in conn.execute(_EXPERIMENT_KEYS)]
         selected: list[int] = []
         for pk in experiments:
             params, results = catalog.columns(catalog.fields_of(conn, pk))
@@ -508,10 +426,10 @@ def extract(
                 # Whatever the condition's text, only this experiment's runs are taken.
                 selected += [run for (run,) in conn.execute(_OF_EXPERIMENT, (pk, picked))]
             except sqlite3.Error as e:
-                name = conn.execute("SELECT name FROM experiments WHERE pk = ?", (pk,)).fetchone()[0]
+                name = conn.execute(_EXPERIMENT_NAME, (pk,)).fetchone()[0]
                 hint = "" if experiment is not None else (
                     " (the condition applies to every experiment; pick one with experiment= / --experiment)")
                 raise RecorderError(f"cannot select runs of experiment {name!r} where {where!r}: {e}{hint}") from e
     finally:
-        conn.close()
+        database.close()
     return _merge([_Source(root, sorted(selected))], into, allow_code_mismatch=True, progress=progress)

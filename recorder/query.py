@@ -133,7 +133,7 @@ class Database:
             else:
                 df.to_parquet(tmp, index=False)
             os.replace(tmp, target)
-        except OSError as e:
+        except (OSError, ValueError, TypeError) as e:  # ValueError/TypeError: pyarrow refusing a column
             raise RecorderError(f"cannot write {target}: {e}") from e
         finally:
             tmp.unlink(missing_ok=True)

@@ -213,21 +213,29 @@ def _create_views(conn: sqlite3.Connection) -> None:
         conn.execute(statement)
 
 
+# Connections (by id) between a BEGIN and the block it opens: where an interrupt may strand one.
+_OPENING: set[int] = set()
+
+
 @contextlib.contextmanager
 def transaction(conn: sqlite3.Connection) -> Iterator[sqlite3.Connection]:
     """Run a block in one write transaction (``BEGIN IMMEDIATE``): committed or rolled back whole.
 
     :raises StoreError: wrapping any SQLite error, after rolling back.
     """
+    key = id(conn)
     try:
         if conn.in_transaction:
-            # Left open by Ctrl-C or SIGTERM landing between a BEGIN and its block: nothing of it
-            # was committed, and nothing else of ours is open on this connection.
+            if key not in _OPENING:
+                raise StoreError("a transaction is already open on this connection (transactions do not nest)")
+            # Stranded by Ctrl-C or SIGTERM landing between its BEGIN and its block: it wrote nothing.
             conn.execute(_ROLLBACK)
+        _OPENING.add(key)
         conn.execute(_BEGIN)
     except sqlite3.Error as e:
         raise StoreError(f"cannot start writing to the store: {e}") from e
     try:
+        _OPENING.discard(key)
         yield conn
         conn.execute(_COMMIT)
     except BaseException as e:

@@ -33,6 +33,10 @@ WHERE {condition}
 ORDER BY r.pk DESC
 """
 _ROW_RESULTS = "SELECT name, kind, value FROM results WHERE run = ? ORDER BY name"
+_ROW_KEPT = """
+SELECT DISTINCT e.name FROM fields AS f JOIN experiments AS e ON e.pk = f.experiment
+WHERE f.role = 'result' AND (f.kind IN ('', 'nan', 'bool', 'int') OR f.kind LIKE 'np:%')
+"""
 _RUN = """
 SELECT r.pk, lower(hex(r.id)), e.name, r.status, r.time_start_ms, r.duration_us, r.seed, p.params,
        lower(hex(p.hash)), r.scalars, r.error, t.text, c.text, r.session
@@ -85,12 +89,13 @@ def parse_since(text: str) -> int:
     return round(moment.timestamp() * 1000)
 
 
-def _scalars(db: Database, pk: int, compact: str | None) -> dict[str, Any]:
-    """The scalar results of a run: those in runs.scalars and the scalar rows of results."""
+def _scalars(db: Database, pk: int, compact: str | None, in_rows: bool) -> dict[str, Any]:
+    """The scalar results of a run: those in runs.scalars and (when ``in_rows``) the scalar rows of results."""
     values: dict[str, Any] = json.loads(compact) if compact else {}
-    for name, kind, value in db.conn.execute(_ROW_RESULTS, (pk,)):
-        if is_scalar_kind(kind):
-            values[name] = decode(kind, value, db.objects)
+    if in_rows:
+        for name, kind, value in db.conn.execute(_ROW_RESULTS, (pk,)):
+            if is_scalar_kind(kind):
+                values[name] = decode(kind, value, db.objects)
     return dict(sorted(values.items()))
 
 
@@ -111,13 +116,16 @@ def log(db: Database, experiment: str | None = None, *, limit: int | None = None
     if since is not None:
         condition += " AND r.time_start_ms >= ?"
         values.append(parse_since(since))
+    # Experiments that keep some scalar results as rows (text, NaN, numpy scalars, commented
+    # values): only their runs need a query of their own; plain numbers are in runs.scalars.
+    with_rows = {name for (name,) in db.conn.execute(_ROW_KEPT)}
     sql = _LOG.format(condition=condition) + (" LIMIT ?" if limit is not None else "")
     cursor = db.conn.execute(sql, [*values, limit] if limit is not None else values)
     for pk, run_id, name, run_status, start, duration, params, compact, env_sha in cursor:
         yield {
             "run_id": run_id, "experiment": name, "status": run_status, "time_start": _iso(start),
             "duration_s": None if duration is None else duration / 1e6, "params": json.loads(params),
-            "results": _scalars(db, pk, compact), "env_sha": env_sha,
+            "results": _scalars(db, pk, compact, name in with_rows), "env_sha": env_sha,
         }
 
 

@@ -35,6 +35,7 @@ __all__ = [
     "Fields",
     "check_experiment_name",
     "experiment_pk",
+    "find_experiment",
     "fields_of",
     "rebuild_fields",
     "refresh_view",
@@ -156,14 +157,20 @@ def check_experiment_name(conn: sqlite3.Connection, name: str) -> None:
         )
 
 
+def find_experiment(conn: sqlite3.Connection, name: str) -> int | None:
+    """Return the key of the experiment named ``name``, or None when the store has none of that name."""
+    row = conn.execute(_GET_EXPERIMENT, (name,)).fetchone()
+    return None if row is None else int(row[0])
+
+
 def experiment_pk(conn: sqlite3.Connection, name: str, time_created: str, *, id_: str | None = None) -> int:
     """Return the key of an experiment, creating it (and its view) when new; inside a write transaction.
 
     :param id_: the id of a new experiment (a merge keeps the source's); default a new one.
     """
-    row = conn.execute(_GET_EXPERIMENT, (name,)).fetchone()
-    if row is not None:
-        return int(row[0])
+    pk = find_experiment(conn, name)
+    if pk is not None:
+        return pk
     check_experiment_name(conn, name)
     values = (id_ or new_id(), name, time_created)
     pk = int(conn.execute(_INSERT_EXPERIMENT, values).lastrowid)  # type: ignore[arg-type]

@@ -47,7 +47,6 @@ MAX_ATTACHED = 10
 _COLUMNS = "SELECT name FROM pragma_table_info(?) ORDER BY cid"
 _RUNNING = "SELECT id, host, pid FROM sessions WHERE status = 'running'"
 _MAX_RUN = "SELECT coalesce(max(pk), 0) FROM main.runs"
-_EXPERIMENT_KEY = "SELECT pk FROM experiments WHERE name = ?"
 _EXPERIMENT_KEYS = "SELECT pk FROM experiments ORDER BY pk"
 _EXPERIMENT_NAME = "SELECT name FROM experiments WHERE pk = ?"
 _OF_EXPERIMENT = "SELECT pk FROM runs WHERE experiment = ? AND pk IN (SELECT value FROM json_each(?))"
@@ -410,10 +409,7 @@ def extract(
     conn = database.conn
     try:
         if experiment is not None:
-            row = conn.execute(_EXPERIMENT_KEY, (experiment,)).fetchone()
-            if row is None:
-                raise RecorderError(f"no experiment {experiment!r} in the store {root}")
-            experiments = [int(row[0])]
+            experiments = [database.experiment_key(experiment)]  # names the known ones if it is not there
         else:
             experiments = [pk for (pk,) in conn.execute(_EXPERIMENT_KEYS)]
         selected: list[int] = []

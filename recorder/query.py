@@ -37,7 +37,6 @@ if TYPE_CHECKING:
 __all__ = ["Database", "open", "load", "sql"]
 
 _EXPERIMENTS = "SELECT name FROM experiments ORDER BY pk"
-_EXPERIMENT = "SELECT pk FROM experiments WHERE name = ?"
 _RUNS_IN_RANGE = "SELECT id FROM runs WHERE id BETWEEN ? AND ? ORDER BY id LIMIT 6"
 _RUN = "SELECT pk FROM runs WHERE id = ?"
 _RESULT = "SELECT kind, value FROM results WHERE run = ? AND name = ?"
@@ -73,14 +72,17 @@ class Database:
 
     def experiment_key(self, name: str) -> int:
         """Return the key of an experiment; a clear error names the known ones when it is not there."""
-        row = self._read(_EXPERIMENT, (name,)).fetchone()
-        if row is None:
+        try:
+            pk = catalog.find_experiment(self.conn, name)
+        except sqlite3.Error as e:
+            raise StoreError(f"reading the store {self.root} failed: {e}") from e
+        if pk is None:
             known = self.experiments()
             raise RecorderError(
                 f"no experiment {name!r} in the store {self.root}; "
                 f"it has {', '.join(map(repr, known)) if known else 'none yet'}"
             )
-        return int(row[0])
+        return pk
 
     def df(
         self,

@@ -12,7 +12,7 @@ import json
 import sqlite3
 from typing import Any
 
-from .catalog import Fields
+from .catalog import IN_SCALARS, Fields
 from .errors import StoreError
 from .ids import now_utc
 from .journal import PendingRun
@@ -44,8 +44,6 @@ _PSET_CACHE = 100_000  # pset keys remembered (reruns of the same psets find the
 _IN_CHUNK = 500  # hashes per IN (...) lookup
 
 
-#: The kind that ``fields`` records for results kept in ``runs.scalars``.
-_IN_SCALARS = "scalars"
 _JSON_KEYS: dict[str, str] = {}  # result name → its JSON key
 _dumps_str = json.JSONEncoder(ensure_ascii=False).encode
 
@@ -209,7 +207,7 @@ class Rows:
                 and not (comments and name in comments)
             ):
                 compact.append(name)
-                kind = _IN_SCALARS
+                kind = IN_SCALARS
             else:
                 rows.append((
                     run.pk, name, kind, encoded.value,

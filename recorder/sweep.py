@@ -19,6 +19,7 @@ from collections.abc import Callable, Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NamedTuple
 
+from .catalog import find_experiment
 from .db import connect
 from .errors import NameRefused, RecorderError, StoreError
 from .execute import Interrupted, Outcome, execute
@@ -58,7 +59,6 @@ WHERE p.hash IN ({marks}) AND r.experiment = ? AND r.status IN ({statuses})
 ORDER BY r.pk
 """
 _RESULTS_OF = "SELECT run, name, kind, value FROM results WHERE run IN ({marks})"
-_EXPERIMENT_PK = "SELECT pk FROM experiments WHERE name = ?"
 
 
 class RunFailed(RecorderError):
@@ -257,10 +257,7 @@ def dry_run(
         opened = None  # no store yet: everything would run
     table = _Table()
     try:
-        experiment_pk = None
-        if opened is not None:
-            row = opened.conn.execute(_EXPERIMENT_PK, (experiment,)).fetchone()
-            experiment_pk = row[0] if row else None
+        experiment_pk = find_experiment(opened.conn, experiment) if opened is not None else None
         for chunk in _chunks(_tasks(binder, params, seed)):
             done = _done_hashes(opened.conn, experiment_pk, statuses, [t.hash for t in chunk]) if opened else set()
             for task in chunk:

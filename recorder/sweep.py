@@ -61,6 +61,10 @@ ORDER BY r.pk
 _RESULTS_OF = "SELECT run, name, kind, value FROM results WHERE run IN ({marks})"
 
 
+#: Runs the psets of a sweep its own way: ``runner(to_run, record)``, see :func:`sweep`.
+Runner = Callable[[Iterator[tuple["_Task", PendingRun]], Callable[["_Task", PendingRun, Outcome], None]], None]
+
+
 class RunFailed(RecorderError):
     """A run failed in a worker and ``on_error="raise"`` stopped the sweep."""
 
@@ -282,10 +286,14 @@ def sweep(
     progress: bool | None = None,
     capture: bool = False,
     return_df: bool = True,
+    runner: Runner | None = None,
 ) -> pd.DataFrame | None:
     """Run ``func`` on every pset of ``params`` in the recorder's session; return one row per pset.
 
-    See :meth:`recorder.Recorder.sweep` for the options.
+    See :meth:`recorder.Recorder.sweep` for the options. ``runner`` replaces
+    the call of ``func`` per pset: it is given the psets to run (each with
+    its row) and the function that records an :class:`Outcome`, and runs
+    them as it likes (:mod:`recorder.jax` runs them in vectorised chunks).
     """
     statuses = _check_options(skip, on_error, workers, executor)
     binder = binder or Binder(func)
@@ -341,7 +349,9 @@ def sweep(
         with writer.inline():
             tasks = _tasks(binder, params, recorder.seed, writer.fields)
             to_run = _to_run(tasks, reader, statuses, table, fills, progress_)
-            if pool is None:
+            if runner is not None:
+                runner(to_run, record)
+            elif pool is None:
                 for task, row in to_run:
                     writer.started(row)
                     try:

@@ -22,6 +22,16 @@ from .run import Run
 from .store import Store
 from .version import __version__
 
+
+def __getattr__(name: str) -> object:
+    """Import ``recorder.jax`` (and so jax) only when ``rec.jax`` is used."""
+    if name == "jax":
+        import importlib
+
+        return importlib.import_module(".jax", __name__)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
 __all__ = [
     "__version__",
     "Recorder",

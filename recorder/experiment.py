@@ -132,6 +132,64 @@ class Experiment:
                 skip=skip, on_error=on_error, progress=progress, capture=capture, return_df=return_df,
             )
 
+    def vsweep(
+        self,
+        params: Iterable[Mapping[str, Any]],
+        *,
+        chunk_size: int | str = "auto",
+        static: str | Iterable[str] = (),
+        skip: str | None = "done",
+        simulate: bool = False,
+        on_error: str = "record",
+        progress: bool | None = None,
+        compile_cache: bool = False,
+        memory_budget: int | None = None,
+        message: str | None = None,
+        return_df: bool = True,
+    ) -> pd.DataFrame | None:
+        """Run a JAX experiment on every pset in vectorised chunks, one recorded run per pset.
+
+        The function must be a pure JAX function of its parameters, returning
+        a dict of arrays and numbers. The psets are stacked into arrays and run
+        ``chunk_size`` at a time through one compiled ``jax.jit(jax.vmap(f))``
+        (the last chunk padded, so one shape compiles once); each pset is then
+        recorded as its own run, with the pset hash and results
+        :meth:`sweep` would give it, so ``skip="done"`` works across both.
+        Needs jax (``pip install 'recorder[jax]'``).
+
+        :param chunk_size: psets per chunk, or ``"auto"``: as many as fit a
+            memory budget, estimated from the function's outputs and
+            intermediates (:func:`jax.eval_shape`, :func:`jax.make_jaxpr`);
+            the chosen size is recorded in the session's ``jax`` column.
+        :param static: parameters passed as Python values rather than
+            stacked (loop lengths, shapes, strings); one compilation per value.
+        :param compile_cache: keep compiled programs in ``<store>/jax-cache``
+            (see :func:`recorder.jax.use_compile_cache`), so another process
+            does not compile again.
+        :param memory_budget: bytes a chunk may use with ``chunk_size="auto"``;
+            default half the accelerator's free memory, or a quarter of the
+            host's available memory on a CPU.
+        :param skip, simulate, on_error, progress, message, return_df: as for :meth:`sweep`.
+        :returns: as :meth:`sweep`; ``_duration_s`` of a run is its share of its chunk's time.
+        :raises RecorderError: before anything runs, when a parameter is not a
+            number (suggesting ``static`` or :meth:`sweep`), varies in type,
+            or the function cannot be traced.
+        """
+        if simulate:
+            return dry_run(
+                self.name, self.binder, params, store=self._options["store"],
+                seed=self._options["seed"], skip=skip,
+            )
+        from . import jax as _jax  # imports jax before the session starts, so that the session describes it
+
+        overrides = {"message": message} if message is not None else {}
+        with self.recorder(**overrides) as r:
+            return _jax.vsweep(
+                r, self.func, params, binder=self.binder, chunk_size=chunk_size, static=static, skip=skip,
+                on_error=on_error, progress=progress, return_df=return_df, compile_cache=compile_cache,
+                memory_budget=memory_budget,
+            )
+
     def __repr__(self) -> str:
         return f"<experiment {self.name!r}: {self.binder.name}{self.binder.signature}>"
 

@@ -437,6 +437,32 @@ class Recorder:
             on_error=on_error, progress=progress, capture=capture, return_df=return_df,
         )
 
+    def vsweep(
+        self,
+        func: Callable[..., Any],
+        params: Iterable[Mapping[str, Any]],
+        *,
+        chunk_size: int | str = "auto",
+        static: str | Iterable[str] = (),
+        skip: str | None = "done",
+        on_error: str = "record",
+        progress: bool | None = None,
+        compile_cache: bool = False,
+        memory_budget: int | None = None,
+        return_df: bool = True,
+    ) -> pd.DataFrame | None:
+        """Run a pure JAX function on every pset in vectorised chunks, one recorded run per pset.
+
+        The options are those of :meth:`recorder.Experiment.vsweep`. Import jax
+        before the session starts, so that the session describes it.
+        """
+        from . import jax as _jax
+
+        return _jax.vsweep(
+            self, func, params, chunk_size=chunk_size, static=static, skip=skip, on_error=on_error,
+            progress=progress, return_df=return_df, compile_cache=compile_cache, memory_budget=memory_budget,
+        )
+
     def flush(self) -> None:
         """Commit every finished run now (runs are otherwise committed in batches, see ``flush_interval``)."""
         if self._writer is not None:

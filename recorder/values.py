@@ -36,7 +36,7 @@ from .objects import load_npy_bytes, npy_bytes, npy_header
 if TYPE_CHECKING:
     from .objects import ObjectStore
 
-__all__ = ["DEFAULT_INLINE_LIMIT", "Encoded", "encode", "decode", "is_scalar_kind"]
+__all__ = ["DEFAULT_INLINE_LIMIT", "NAN_ENCODED", "Encoded", "encode", "decode", "is_scalar_kind", "plain_scalar"]
 
 #: Arrays whose ``.npy`` bytes are at most this size live in the database.
 DEFAULT_INLINE_LIMIT = 64 * 1024
@@ -53,6 +53,27 @@ class Encoded(NamedTuple):
     value: Any
     #: ``(digest, size, dtype, shape)`` when the value is an array in the object store.
     object: tuple[str, int, str, str] | None = None
+
+
+#: How NaN is stored.
+NAN_ENCODED = Encoded("nan", None)
+
+
+def plain_scalar(value: Any) -> Any:
+    """Return the plain Python number a numpy scalar of a JAX result stands for, or the scalar itself.
+
+    JAX has no scalar types: its numbers are 0-d arrays. Those of bool, int
+    and float dtypes (bfloat16 and float16 included) are stored as the plain
+    bool, int or float they hold, exactly (a float64 holds any of them), so
+    they are numbers in SQL and columns in tables. Others (complex, …) stay
+    numpy scalars and keep their dtype.
+    """
+    dtype = value.dtype
+    if dtype.kind in "biu":
+        return value.item()
+    if (dtype.kind == "f" and dtype.itemsize <= 8) or dtype.name.startswith(("bfloat16", "float8")):
+        return float(value)  # ml_dtypes' floats (bfloat16, float8_*) included
+    return value
 
 
 def _refuse(what: str, name: str, value: Any, hint: str) -> ValueRefused:
@@ -170,7 +191,13 @@ def encode(
     if module.startswith("jax") and hasattr(value, "__array__"):
         import numpy as np
 
-        return _encode_numpy(name, np.asarray(value), objects, inline_limit, what)
+        array = np.asarray(value)
+        if array.ndim == 0:  # JAX's numbers: see plain_scalar
+            scalar = plain_scalar(array[()])
+            if type(scalar).__module__ != "numpy":
+                return encode(name, scalar, objects, inline_limit=inline_limit, what=what)
+            return _encode_numpy(name, scalar, objects, inline_limit, what)
+        return _encode_numpy(name, array, objects, inline_limit, what)
     if isinstance(value, (list, tuple, dict)):
         text = _json_text(what, name, value)
         if not is_utf8(text):

@@ -1,0 +1,170 @@
+"""JAX benchmark: ``vsweep`` against a Python-loop ``sweep`` of the same function (issue 7's figures).
+
+The workload is a small jittable function: ``steps`` iterations of the
+logistic map from x0 = 0.5, returning the final value and the Lyapunov
+exponent (two scalars), over N values of r. Measured in one process, on
+the CPU unless JAX finds an accelerator:
+
+1. ``vsweep`` of the N psets into a fresh store, end to end (compilation
+   included; every run committed before the clock stops).
+2. The same chunks computed bare: ``jit(vmap(f))`` on the same chunk size,
+   outputs copied to the host, nothing recorded. Recording's share of the
+   vsweep is (vsweep − bare) / vsweep.
+3. A Python-loop ``sweep`` of the same function, fully recorded, calling
+   ``jax.jit(f)`` once per pset (what a user who knows JAX would write),
+   on ``--loop-runs`` psets (default all N; fewer are scaled to N and said so).
+4. The same loop without recording (jit(f) per pset, results to floats):
+   loop-bare / vectorised-bare is the most vectorising can give on this machine.
+5. ``sweep`` of the function as written, not jitted (op by op, the
+   loop recompiled per call), on ``--asis-runs`` psets, scaled to N.
+
+Usage::
+
+    python benchmarks/bench_jax.py [--runs 100000] [--steps 1000] [--loop-runs N] [--asis-runs 50] [--json FILE]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import sqlite3
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+import recorder as rec
+
+
+def logistic(r: float, steps: int) -> dict[str, Any]:
+    def body(i: Any, carry: Any) -> Any:
+        x, lyap = carry
+        x = r * x * (1 - x)
+        return x, lyap + jnp.log(jnp.abs(r * (1 - 2 * x)))
+
+    x, lyap = jax.lax.fori_loop(0, steps, body, (0.5 * jnp.ones(()), jnp.zeros(())))
+    return {"x": x, "lyapunov": lyap / steps}
+
+
+_JITTED = jax.jit(logistic, static_argnames="steps")
+
+
+def logistic_jitted(r: float, steps: int) -> dict[str, Any]:
+    return _JITTED(r=r, steps=steps)
+
+
+def params(n: int, steps: int) -> rec.ParamSequence:
+    return rec.grid(r=[float(v) for v in np.linspace(2.5, 4.0, n)], steps=[steps])
+
+
+def count_done(store: Path, experiment: str) -> int:
+    con = sqlite3.connect(store / "recorder.sqlite")
+    try:
+        return con.execute(
+            "SELECT count(*) FROM runs JOIN experiments AS e ON e.pk = runs.experiment "
+            "WHERE e.name = ? AND status = 'done'", (experiment,),
+        ).fetchone()[0]
+    finally:
+        con.close()
+
+
+def vsweep(store: Path, n: int, steps: int) -> tuple[float, int]:
+    """Return the vsweep's time and the chunk size it chose."""
+    with rec.Recorder("vsweep", store=store, git=False) as r:
+        t0 = time.perf_counter()
+        r.vsweep(logistic, params(n, steps), static="steps", return_df=False, progress=False)
+        r.flush()
+        elapsed = time.perf_counter() - t0
+    assert count_done(store, "vsweep") == n
+    con = sqlite3.connect(store / "recorder.sqlite")
+    (text,) = con.execute("SELECT jax FROM sessions ORDER BY pk DESC LIMIT 1").fetchone()
+    con.close()
+    return elapsed, json.loads(text)["vsweep"][0]["chunk_size"]
+
+
+def vectorised_bare(n: int, steps: int, chunk: int) -> float:
+    batched = jax.jit(jax.vmap(lambda r: logistic(r, steps)))
+    values = np.linspace(2.5, 4.0, n).astype(np.float32)
+    padded = np.concatenate([values, np.full(-n % chunk, values[-1], dtype=np.float32)])
+    jax.block_until_ready(batched(padded[:chunk]))  # compiled before the clock starts
+    t0 = time.perf_counter()
+    outputs = [batched(padded[start : start + chunk]) for start in range(0, len(padded), chunk)]
+    host = jax.device_get(outputs)
+    elapsed = time.perf_counter() - t0
+    assert sum(len(h["x"]) for h in host) == len(padded)
+    return elapsed
+
+
+def loop_sweep(store: Path, n: int, steps: int, func: Any, name: str) -> float:
+    with rec.Recorder(name, store=store, git=False) as r:
+        t0 = time.perf_counter()
+        r.sweep(func, params(n, steps), return_df=False, progress=False)
+        r.flush()
+        elapsed = time.perf_counter() - t0
+    assert count_done(store, name) == n
+    return elapsed
+
+
+def loop_bare(n: int, steps: int) -> float:
+    values = [float(v) for v in np.linspace(2.5, 4.0, n)]
+    logistic_jitted(r=values[0], steps=steps)
+    t0 = time.perf_counter()
+    for r in values:
+        out = logistic_jitted(r=r, steps=steps)
+        float(out["x"]), float(out["lyapunov"])
+    return time.perf_counter() - t0
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--runs", type=int, default=100_000)
+    parser.add_argument("--steps", type=int, default=1000)
+    parser.add_argument("--loop-runs", type=int, help="psets of the jitted loop sweep (default: --runs)")
+    parser.add_argument("--asis-runs", type=int, default=50, help="psets of the sweep of the function as written")
+    parser.add_argument("--json", type=Path)
+    args = parser.parse_args()
+    n, steps = args.runs, args.steps
+    loop_n = min(args.loop_runs or n, n)
+    folder = Path(tempfile.mkdtemp(prefix="bench_jax_"))
+    try:
+        logistic_jitted(r=3.0, steps=steps)  # compiled once before any clock, as a user's warm loop would be
+        t_vsweep, chunk = vsweep(folder / "v", n, steps)
+        t_bare = vectorised_bare(n, steps, chunk)
+        t_loop = loop_sweep(folder / "l", loop_n, steps, logistic_jitted, "loop") * n / loop_n
+        t_loop_bare = loop_bare(loop_n, steps) * n / loop_n
+        t_asis = loop_sweep(folder / "a", args.asis_runs, steps, logistic, "asis") * n / args.asis_runs
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+    figures = {
+        "runs": n, "steps": steps, "device": str(jax.devices()[0]), "chunk_size": chunk,
+        "vsweep_s": t_vsweep, "vectorised_bare_s": t_bare,
+        "recording_share_of_vsweep": (t_vsweep - t_bare) / t_vsweep,
+        "recording_us_per_run": (t_vsweep - t_bare) / n * 1e6,
+        "loop_sweep_jitted_s": t_loop, "loop_runs_measured": loop_n,
+        "speedup_vs_jitted_loop_sweep": t_loop / t_vsweep,
+        "loop_bare_s": t_loop_bare, "vectorising_ceiling": t_loop_bare / t_bare,
+        "sweep_as_written_s": t_asis, "asis_runs_measured": args.asis_runs,
+        "speedup_vs_sweep_as_written": t_asis / t_vsweep,
+    }
+    scaled = f" (measured on {loop_n}, scaled)" if loop_n < n else ""
+    print(f"{n} psets of the logistic map, {steps} steps each, on {figures['device']}; chunk size {chunk}")
+    print(f"  vsweep, end to end:            {t_vsweep:8.2f} s  ({n / t_vsweep:,.0f} runs/s)")
+    print(f"  same chunks, bare:             {t_bare:8.2f} s  → recording {figures['recording_share_of_vsweep']:.0%} "
+          f"of the vsweep ({figures['recording_us_per_run']:.1f} µs/run)")
+    print(f"  loop sweep of jit(f):          {t_loop:8.2f} s{scaled}  → vsweep {t_loop / t_vsweep:.1f}× faster")
+    print(f"  loop of jit(f), bare:          {t_loop_bare:8.2f} s  → vectorising alone gives "
+          f"{figures['vectorising_ceiling']:.1f}×")
+    print(f"  sweep of f as written:         {t_asis:8.2f} s (measured on {args.asis_runs}, scaled)  → vsweep "
+          f"{t_asis / t_vsweep:.0f}× faster")
+    if args.json:
+        args.json.write_text(json.dumps(figures, indent=2))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -21,6 +21,8 @@ def test_id_starts_with_the_time_in_milliseconds() -> None:
     assert before <= stamp <= time.time_ns() // 1_000_000
 
 
+# The children only make ids: safe even when the test process runs threads (jax, imported by its tests).
+@pytest.mark.filterwarnings("ignore:os.fork\\(\\) was called:RuntimeWarning")
 @pytest.mark.skipif(not hasattr(os, "fork"), reason="needs fork")
 def test_forked_children_do_not_repeat_ids() -> None:
     new_id()
@@ -46,6 +48,7 @@ def test_iso_utc() -> None:
     assert iso_utc(1_700_000_000.25) == "2023-11-14T22:13:20.250000Z"
 
 
+@pytest.mark.filterwarnings("ignore:os.fork\\(\\) was called:RuntimeWarning")
 @pytest.mark.skipif(not hasattr(os, "fork"), reason="needs fork")
 def test_a_forked_child_does_not_repeat_the_parents_next_id() -> None:
     for _ in range(20):  # fork within the millisecond of the parent's last id, many times

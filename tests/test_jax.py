@@ -344,3 +344,27 @@ def test_a_process_pool_after_jax_is_imported_does_not_fork(tmp_path: Path, stor
                           timeout=120)
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == "4" and "fork" not in done.stderr
+
+
+def test_with_x64_parameters_and_results_are_64_bit(store: Path) -> None:
+    out = _run(
+        """
+        import sys, jax, jax.numpy as jnp
+        import recorder as rec
+
+        @rec.experiment("wide", store=sys.argv[1], git=False)
+        def model(a: float, n: int):
+            return {"y": a / 3, "m": n * 2**33}
+
+        psets = rec.grid(a=[0.1, 0.2], n=[1, 2])
+        vector = model.vsweep(psets, progress=False)
+        serial = model.sweep(psets, skip=None, progress=False)
+        print(vector["y"].tolist() == serial["y"].tolist() == [a / 3 for a in (0.1, 0.1, 0.2, 0.2)])
+        print(vector["m"].tolist() == serial["m"].tolist() == [2**33, 2**34, 2**33, 2**34])
+        """,
+        str(store),
+        env={"JAX_ENABLE_X64": "1"},
+    )
+    assert out.split() == ["True", "True"]
+    info = json.loads(db(store).execute("SELECT jax FROM sessions ORDER BY pk").fetchone()[0])
+    assert info["x64"] is True and info["env"]["JAX_ENABLE_X64"] == "1"

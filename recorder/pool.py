@@ -47,26 +47,6 @@ def _exit_with_parent(parent: int) -> None:
     threading.Thread(target=watch, name="recorder-parent-watch", daemon=True).start()
 
 
-#: Modules that run threads of their own: a forked copy of a process using them can deadlock.
-_THREADED = ("jax",)
-
-
-def _context() -> Any:
-    """The multiprocessing context of a pool: the default, or forkserver once a threaded library is loaded.
-
-    fork copies the process with its locks but not its threads; JAX's
-    thread pools hold locks, so a forked worker of a process that imported
-    jax can hang. forkserver starts workers from a clean process instead
-    (they import the experiment's module, as with ``spawn``).
-    """
-    import multiprocessing
-    import sys
-
-    if any(name in sys.modules for name in _THREADED) and "forkserver" in multiprocessing.get_all_start_methods():
-        return multiprocessing.get_context("forkserver")
-    return None
-
-
 def _check_picklable(func: Callable[..., Any], name: str) -> None:
     """Fail before the first run when the function cannot reach worker processes."""
     import pickle
@@ -109,7 +89,6 @@ class Pool:
     def _new_pool(self) -> cf.ProcessPoolExecutor:
         return cf.ProcessPoolExecutor(
             max_workers=self._workers, initializer=_exit_with_parent, initargs=(os.getpid(),),
-            mp_context=_context(),
         )
 
     def run(

@@ -321,31 +321,6 @@ def test_ctrl_c_records_finished_chunks_and_marks_those_in_flight(store: Path) -
     assert con.execute("SELECT count(*), count(DISTINCT pset) FROM runs WHERE status = 'done'").fetchone() == (400, 400)
 
 
-_POOLED = """
-import sys, warnings
-import jax.numpy as jnp
-import recorder as rec
-
-@rec.experiment("pooled", store=sys.argv[1], git=False)
-def model(a: float):
-    return {"y": float(jnp.sin(a))}
-
-if __name__ == "__main__":
-    warnings.simplefilter("error")  # JAX warns when a process that runs its threads forks
-    df = model.sweep(rec.plist("a", [0.0, 1.0, 2.0, 3.0]), workers=2, progress=False)
-    print(df["_status"].tolist().count("done"))
-"""
-
-
-def test_a_process_pool_after_jax_is_imported_does_not_fork(tmp_path: Path, store: Path) -> None:
-    script = tmp_path / "pooled.py"
-    script.write_text(_POOLED)
-    done = subprocess.run([sys.executable, str(script), str(store)], capture_output=True, text=True, cwd=tmp_path,
-                          timeout=120)
-    assert done.returncode == 0, done.stderr
-    assert done.stdout.strip() == "4" and "fork" not in done.stderr
-
-
 def test_with_x64_parameters_and_results_are_64_bit(store: Path) -> None:
     out = _run(
         """

@@ -18,17 +18,24 @@ from .ids import now_utc
 from .journal import PendingRun
 from .values import Encoded
 
-__all__ = ["Rows", "insert_objects", "insert_texts", "millis", "micros"]
+__all__ = ["Rows", "check_pset", "hex_blob", "insert_objects", "insert_texts", "millis", "micros"]
 
 _MAX_RUN_PK = "SELECT coalesce(max(pk), 0) FROM runs"
 _MAX_PSET_PK = "SELECT coalesce(max(pk), 0) FROM psets"
 _MAX_COMMENT_PK = "SELECT coalesce(max(pk), 0) FROM comments"
 _FIND_PSETS = "SELECT hash, pk, params FROM psets WHERE hash IN ({marks})"
-_INSERT_PSET = "INSERT INTO psets (pk, hash, params) VALUES (?, ?, ?)"
+# A pset another process added meanwhile is not an error: it is looked up instead.
+_INSERT_PSET = "INSERT INTO psets (pk, hash, params) VALUES (?, ?, ?) ON CONFLICT (hash) DO NOTHING"
 _INSERT_RUN = """
 INSERT INTO runs (
     pk, id, experiment, session, pset, status, time_start_ms, duration_us, seed, comment, error, output, scalars
 ) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+"""
+# Most runs have no comment, error or output: three values fewer to bind per row (binding is most of
+# the cost of an insert).
+_INSERT_PLAIN_RUN = """
+INSERT INTO runs (pk, id, experiment, session, pset, status, time_start_ms, duration_us, seed, scalars)
+VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
 """
 _FINISH_RUN = """
 UPDATE runs SET status = ?, duration_us = ?, comment = ?, error = ?, output = ?, scalars = ? WHERE pk = ?
@@ -70,6 +77,20 @@ def _json_scalar(encoded: Encoded) -> str:
     if kind is int:
         return repr(value)
     return "null"  # the only other plain value kept in runs.scalars
+
+
+#: A blob to bind from hex digits. A bytearray, not bytes: sqlite3 binds bytearrays as they are but
+#: first looks for an adapter for bytes (and None), which costs as much as the rest of the row.
+hex_blob = bytearray.fromhex
+
+
+def check_pset(hash_: str, stored: str, canonical: str) -> None:
+    """Refuse a pset whose hash the store knows for other parameters (a hash collision).
+
+    :raises StoreError: when ``stored`` (the store's canonical JSON) differs from ``canonical``.
+    """
+    if stored != canonical:
+        raise StoreError(f"pset hash collision: {hash_} names both {stored} and {canonical}; please report this")
 
 
 def insert_objects(conn: sqlite3.Connection, objects: list[tuple[str, int, str, str]]) -> None:
@@ -144,7 +165,7 @@ class Rows:
         runs = finished + in_flight
         psets = self._pset_pks(conn, {r.pset_hash: r.canonical for r in runs})
         next_pk = conn.execute(_MAX_RUN_PK).fetchone()[0] + 1
-        new_rows, updates, results, objects, texts = [], [], [], [], []
+        new_rows, plain_rows, updates, results, objects, texts = [], [], [], [], [], []
         fields: list[tuple[str, str, str, int]] = []
         experiment, session = self.experiment_pk, self._session_pk
         for run in finished:
@@ -159,9 +180,14 @@ class Rows:
                 assigned.append(run)
             self._param_fields(run, fields)
             scalars = self._results(conn, run, results, objects, fields) if run.results else None
-            if new:
+            if new and comment is None and output is None and run.error is None:
+                plain_rows.append((
+                    run.pk, hex_blob(run.id), experiment, session, psets[run.pset_hash], run.status,
+                    millis(run.t0), micros(run.duration), run.seed, scalars,
+                ))
+            elif new:
                 new_rows.append((
-                    run.pk, bytes.fromhex(run.id), experiment, session, psets[run.pset_hash], run.status,
+                    run.pk, hex_blob(run.id), experiment, session, psets[run.pset_hash], run.status,
                     millis(run.t0), micros(run.duration), run.seed, comment, run.error, output, scalars,
                 ))
             else:
@@ -170,12 +196,13 @@ class Rows:
             run.pk, next_pk = next_pk, next_pk + 1
             assigned.append(run)
             new_rows.append((
-                run.pk, bytes.fromhex(run.id), experiment, session, psets[run.pset_hash],
+                run.pk, hex_blob(run.id), experiment, session, psets[run.pset_hash],
                 "running", millis(run.t0), None, run.seed, None, None, None, None,
             ))
             self._param_fields(run, fields)
         insert_objects(conn, objects)
         insert_texts(conn, texts)
+        conn.executemany(_INSERT_PLAIN_RUN, plain_rows)
         conn.executemany(_INSERT_RUN, new_rows)
         conn.executemany(_FINISH_RUN, updates)
         conn.executemany(_INSERT_RESULT, results)
@@ -234,27 +261,35 @@ class Rows:
             assert run.pk is not None
             fields.extend(("param", name, "", run.pk) for name in names)
 
+    def note_psets(self, pks: dict[str, int]) -> None:
+        """Remember keys of psets found in the store (hash → key): psets are never deleted."""
+        if len(self._psets) > _PSET_CACHE:
+            self._psets.clear()
+        self._psets.update(pks)
+
     def _pset_pks(self, conn: sqlite3.Connection, wanted: dict[str, str]) -> dict[str, int]:
-        """Return the keys of the psets, inserting those the store does not have."""
+        """Return the keys of the psets, inserting those the store does not have.
+
+        The psets not known here are inserted first, and looked up only if
+        some of them were there already: a new pset costs one probe of the
+        hash index instead of two.
+        """
         known = self._psets
         missing = [h for h in wanted if h not in known]
         found: dict[str, int] = {}
-        for start in range(0, len(missing), _IN_CHUNK):
-            chunk = missing[start : start + _IN_CHUNK]
-            sql = _FIND_PSETS.format(marks=", ".join("?" * len(chunk)))
-            for digest, pk, params in conn.execute(sql, [bytes.fromhex(h) for h in chunk]):
-                hash_ = digest.hex()
-                if params != wanted[hash_]:
-                    raise StoreError(
-                        f"pset hash collision: {hash_} names both {params} and {wanted[hash_]}; please report this"
-                    )
-                found[hash_] = pk
-        new = [h for h in missing if h not in found]
-        if new:
+        if missing:
             next_pk = conn.execute(_MAX_PSET_PK).fetchone()[0] + 1
-            rows = [(next_pk + i, bytes.fromhex(h), wanted[h]) for i, h in enumerate(new)]
-            conn.executemany(_INSERT_PSET, rows)
-            found.update((h, next_pk + i) for i, h in enumerate(new))
+            rows = [(next_pk + i, hex_blob(h), wanted[h]) for i, h in enumerate(missing)]
+            inserted = conn.executemany(_INSERT_PSET, rows).rowcount
+            found.update((h, next_pk + i) for i, h in enumerate(missing))
+            if inserted != len(missing):
+                for start in range(0, len(missing), _IN_CHUNK):
+                    chunk = missing[start : start + _IN_CHUNK]
+                    sql = _FIND_PSETS.format(marks=", ".join("?" * len(chunk)))
+                    for digest, pk, params in conn.execute(sql, [hex_blob(h) for h in chunk]):
+                        hash_ = digest.hex()
+                        check_pset(hash_, params, wanted[hash_])
+                        found[hash_] = pk  # the store's key where the insert was skipped, else ours
         self._staged_psets.update(found)
         return {h: known[h] if h in known else found[h] for h in wanted}
 

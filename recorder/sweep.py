@@ -29,6 +29,7 @@ from .ids import iso_utc, new_id
 from .journal import PendingRun
 from .objects import ObjectStore
 from .progress import Progress
+from .rows import hex_blob, check_pset
 from .values import Encoded, decode, is_scalar_kind
 
 if TYPE_CHECKING:
@@ -46,11 +47,13 @@ SKIP_MODES = {None: (), "done": ("done",), "done+failed": ("done", "failed")}
 ON_ERROR = ("record", "raise")
 _CHUNK = 500  # psets validated and checked against the store at a time
 
-# CROSS JOIN keeps psets (found by hash) the outer loop: the planner would
-# otherwise scan every run of the experiment for each chunk of hashes.
-_DONE_HASHES = """
-SELECT DISTINCT p.hash FROM psets AS p CROSS JOIN runs AS r ON r.pset = p.pk
-WHERE p.hash IN ({marks}) AND r.experiment = ? AND r.status IN ({statuses})
+# Psets found by hash, with whether the experiment has a run of each in the statuses (through
+# runs_pset). Their keys go to the writer, which then need not look them up again.
+_LOOK_UP_PSETS = """
+SELECT p.hash, p.pk, p.params, EXISTS (
+    SELECT 1 FROM runs AS r WHERE r.pset = p.pk AND r.experiment = ? AND r.status IN ({statuses})
+)
+FROM psets AS p WHERE p.hash IN ({marks})
 """
 _LATEST_RUNS = """
 SELECT p.hash, r.pk, r.id, r.status, r.time_start_ms, r.duration_us, s.id, s.env_sha, r.scalars
@@ -212,9 +215,16 @@ def _chunks(tasks: Iterator[_Task]) -> Iterator[list[_Task]]:
 def _done_hashes(conn: Any, experiment_pk: int | None, statuses: tuple[str, ...], hashes: list[str]) -> set[str]:
     if experiment_pk is None or not statuses or not hashes:
         return set()
-    sql = _DONE_HASHES.format(statuses=", ".join("?" * len(statuses)), marks=", ".join("?" * len(hashes)))
-    rows = conn.execute(sql, (*(bytes.fromhex(h) for h in hashes), experiment_pk, *statuses))
-    return {row[0].hex() for row in rows}
+    return {hash_ for hash_, (_, _, done) in _look_up(conn, experiment_pk, statuses, hashes).items() if done}
+
+
+def _look_up(
+    conn: Any, experiment_pk: int, statuses: tuple[str, ...], hashes: list[str]
+) -> dict[str, tuple[int, str, bool]]:
+    """Return the psets of ``hashes`` the store has: hash → (key, canonical JSON, has a run in ``statuses``)."""
+    sql = _LOOK_UP_PSETS.format(statuses=", ".join("?" * len(statuses)), marks=", ".join("?" * len(hashes)))
+    rows = conn.execute(sql, (experiment_pk, *statuses, *map(hex_blob, hashes)))
+    return {digest.hex(): (pk, params, bool(done)) for digest, pk, params, done in rows}
 
 
 def _check_options(skip: object, on_error: object, workers: object, executor: object) -> tuple[str, ...]:
@@ -348,7 +358,7 @@ def sweep(
     try:
         with writer.inline():
             tasks = _tasks(binder, params, recorder.seed, writer.fields)
-            to_run = _to_run(tasks, reader, statuses, table, fills, progress_)
+            to_run = _to_run(tasks, reader, statuses, table, fills, progress_, writer.note_psets)
             if runner is not None:
                 runner(to_run, record)
             elif pool is None:
@@ -411,10 +421,27 @@ def _to_run(
     table: _Table | None,
     fills: _Fills,
     progress: Progress,
+    note_psets: Callable[[dict[str, int]], None] | None = None,
 ) -> Iterator[tuple[_Task, PendingRun]]:
-    """Yield the tasks that must run, with their rows; note the skipped and repeated ones."""
+    """Yield the tasks that must run, with their rows; note the skipped and repeated ones.
+
+    :param note_psets: given the keys of the psets found in the store (hash → key), for the writer.
+    """
     for chunk in _chunks(tasks):
-        done = reader.read(lambda conn: _done_hashes(conn, reader.experiment_pk, statuses, [t.hash for t in chunk]))
+        done: set[str] = set()
+        if statuses:
+            found = reader.read(lambda conn: _look_up(conn, reader.experiment_pk, statuses, [t.hash for t in chunk]))
+            if found:
+                keys = {}
+                for task in chunk:
+                    pset = found.get(task.hash)
+                    if pset is not None:
+                        check_pset(task.hash, pset[1], task.canonical)
+                        keys[task.hash] = pset[0]
+                        if pset[2]:
+                            done.add(task.hash)
+                if note_psets is not None:
+                    note_psets(keys)
         for task in chunk:
             if table is not None:
                 table.append({**task.params, "_pset_hash": task.hash})

@@ -241,6 +241,11 @@ class RunWriter:
                 todo.append(run)
         return todo
 
+    def note_psets(self, pks: dict[str, int]) -> None:
+        """Remember keys of psets found in the store (hash → key), so that their runs need no lookup."""
+        with self._db_lock:
+            self._rows.note_psets(pks)
+
     @property
     def fields(self) -> Fields:
         """The experiment's parameter and result names (see :mod:`recorder.catalog`)."""

@@ -24,7 +24,7 @@ from .db import connect
 from .errors import NameRefused, RecorderError, StoreError
 from .execute import Interrupted, Outcome, execute
 from .frame import META
-from .hashing import canonical_pset, check_name, pset_hash, run_seed, text_digest
+from .hashing import PsetIdentity, PsetLayout, canonical_pset, check_name, plain_numbers, pset_layout, text_digest
 from .ids import iso_utc, new_id
 from .journal import PendingRun
 from .objects import ObjectStore
@@ -104,6 +104,9 @@ class Binder:
         # Defaults first, in signature order; a pset's values then replace them.
         self._defaults = {p.name: p.default for p in parameters if p.default is not p.empty}
         self._required = frozenset(p.name for p in parameters if p.default is p.empty)
+        # Pset names (in the order given) → the layout of the recorded parameters, and whether
+        # the bound dict already has their canonical order (see prepare).
+        self._layouts: dict[tuple[str, ...], tuple[PsetLayout, bool]] = {}
 
     def bind(self, *args: Any, **kwargs: Any) -> dict[str, Any]:
         """Return the parameters of a call with these arguments, defaults applied.
@@ -122,6 +125,30 @@ class Binder:
         if self._var_keyword is not None:
             params.update(params.pop(self._var_keyword))
         return params
+
+    def prepare(self, pset: Mapping[str, Any]) -> tuple[dict[str, Any], str]:
+        """Return the recorded parameters of a call with ``pset`` and their canonical JSON.
+
+        The same as ``canonical_pset(self.bind(**pset))``; psets of plain
+        numbers whose names were seen before take a shortcut (a sweep
+        prepares every pset, so this is worth its few lines).
+        """
+        names = tuple(pset)
+        known = self._layouts.get(names)
+        if known is None:
+            clean, canonical = canonical_pset(self.bind(**pset))  # checks the names
+            if self._var_keyword is None and self._names.issuperset(names) and self._required.issubset(names):
+                bound = tuple({**self._defaults, **dict.fromkeys(names)})  # bind's order: defaults first
+                layout = pset_layout(bound)
+                if len(self._layouts) < 1024:
+                    self._layouts[names] = (layout, bound == layout.order)
+            return clean, canonical
+        layout, in_order = known
+        params = {**self._defaults, **pset}
+        values = tuple(params.values()) if in_order else tuple([params[name] for name in layout.order])
+        if plain_numbers(values):
+            return (params if in_order else dict(zip(layout.order, values))), layout.template % values
+        return canonical_pset(params)
 
 
 class _Task(NamedTuple):
@@ -189,16 +216,17 @@ def _tasks(
 ) -> Iterator[_Task]:
     """Validate and hash the psets; with ``fields``, claim their names as the experiment's parameters."""
     layouts: set[tuple[str, ...]] = set()
+    identity = PsetIdentity(experiment_seed)
+    prepare = binder.prepare
     for index, pset in enumerate(params):
-        if not isinstance(pset, Mapping):
+        if type(pset) is not dict and not isinstance(pset, Mapping):
             raise RecorderError(f"pset number {index} is {pset!r}, not a dict of parameters")
-        clean, canonical = canonical_pset(binder.bind(**pset))
+        clean, canonical = prepare(pset)
         names = tuple(clean)
         if fields is not None and names not in layouts:
             fields.claim("param", names)
             layouts.add(names)
-        hash_ = pset_hash(canonical)
-        yield _Task(index, clean, canonical, hash_, run_seed(hash_, experiment_seed), names)
+        yield _Task(index, clean, canonical, *identity(canonical), names)
 
 
 def _chunks(tasks: Iterator[_Task]) -> Iterator[list[_Task]]:

@@ -44,7 +44,7 @@ def new_id() -> str:
             _last = first | _random.getrandbits(47)  # room to count up within the millisecond
         else:  # the same millisecond: count up (2^47 ids later, into the next millisecond)
             _last += 1
-        return "%024x" % _last
+        return f"{_last:024x}"
 
 
 _last_second: tuple[int, str] = (-1, "")

@@ -10,15 +10,16 @@ from __future__ import annotations
 
 import json
 import sqlite3
-from typing import Any
+from typing import Any, NamedTuple
 
 from .catalog import IN_SCALARS, Fields
 from .errors import StoreError
+from .hashing import INT64_MAX, INT64_MIN
 from .ids import now_utc
 from .journal import PendingRun
 from .values import Encoded
 
-__all__ = ["Rows", "check_pset", "hex_blob", "insert_objects", "insert_texts", "millis", "micros"]
+__all__ = ["Rows", "ScalarLayout", "check_pset", "hex_blob", "plain_results", "scalar_layout", "insert_objects", "insert_texts", "millis", "micros"]
 
 _MAX_RUN_PK = "SELECT coalesce(max(pk), 0) FROM runs"
 _MAX_PSET_PK = "SELECT coalesce(max(pk), 0) FROM psets"
@@ -84,6 +85,39 @@ def _json_scalar(encoded: Encoded) -> str:
 hex_blob = bytearray.fromhex
 
 
+class ScalarLayout(NamedTuple):
+    """Result names whose values, when plain numbers, make ``runs.scalars`` from a template."""
+
+    #: The names sorted, as ``runs.scalars`` writes them.
+    order: tuple[str, ...]
+    #: Whether the names came in that order.
+    in_order: bool
+    #: ``runs.scalars`` with ``%r`` for each value in ``order``: exact for :func:`plain_results`.
+    template: str
+
+
+def scalar_layout(names: tuple[str, ...]) -> ScalarLayout:
+    """Return the layout of results with these names (in the order given)."""
+    order = tuple(sorted(names))
+    template = "{" + ",".join(_json_key(name).replace("%", "%%") + "%r" for name in order) + "}"
+    return ScalarLayout(order, order == names, template)
+
+
+def plain_results(values: tuple[Any, ...]) -> bool:
+    """Return whether every value is a finite float or a 64-bit int: kept in ``runs.scalars`` as its ``repr``.
+
+    Those are the values :func:`recorder.values.encode` leaves as they are
+    and :meth:`Rows.write` writes by ``repr`` (see ``_json_scalar``).
+    """
+    for value in values:
+        if type(value) is float:
+            if value - value != 0.0:  # NaN and ±inf have their own rules
+                return False
+        elif type(value) is not int or not INT64_MIN <= value <= INT64_MAX:
+            return False
+    return True
+
+
 def check_pset(hash_: str, stored: str, canonical: str) -> None:
     """Refuse a pset whose hash the store knows for other parameters (a hash collision).
 
@@ -137,6 +171,7 @@ class Rows:
         # Parameter layouts and (result, kind) pairs whose names are in the database.
         self._layouts: set[tuple[str, ...]] = set()
         self._result_kinds: set[tuple[str, str | None]] = set()  # kind "scalars" for runs.scalars
+        self._scalar_layouts: set[tuple[str, ...]] = set()  # names of PendingRun.scalars known to fields
         self.begin()
 
     def begin(self) -> None:
@@ -145,6 +180,7 @@ class Rows:
         self._staged_comments: dict[str, int] = {}
         self._staged_layouts: set[tuple[str, ...]] = set()
         self._staged_result_kinds: set[tuple[str, str | None]] = set()
+        self._staged_scalar_layouts: set[tuple[str, ...]] = set()
 
     def committed(self) -> None:
         """Remember what the committed transaction found or made."""
@@ -154,6 +190,7 @@ class Rows:
         self._comments.update(self._staged_comments)
         self._layouts |= self._staged_layouts
         self._result_kinds |= self._staged_result_kinds
+        self._scalar_layouts |= self._staged_scalar_layouts
 
     def write(
         self,
@@ -168,24 +205,38 @@ class Rows:
         new_rows, plain_rows, updates, results, objects, texts = [], [], [], [], [], []
         fields: list[tuple[str, str, str, int]] = []
         experiment, session = self.experiment_pk, self._session_pk
+        layouts, staged_layouts = self._layouts, self._staged_layouts
+        scalar_layouts, staged_scalar_layouts = self._scalar_layouts, self._staged_scalar_layouts
         for run in finished:
+            new = run.pk is None
+            if new:
+                run.pk, next_pk = next_pk, next_pk + 1
+                assigned.append(run)
+            names = run.names
+            if names is None or (names not in layouts and names not in staged_layouts):
+                self._param_fields(run, fields)
+            if run.scalars is not None:  # plain numbers, made into JSON by the sweep already
+                scalars: str | None = run.scalars
+                names = run.scalar_names
+                if names not in scalar_layouts and names not in staged_scalar_layouts:
+                    self._scalar_fields(run, fields)
+            elif run.results:
+                scalars = self._results(conn, run, results, objects, fields)
+            else:
+                scalars = None
+            if new and run.comment is None and run.output is None and run.error is None:
+                # The common row, built inline (a few calls fewer per run).
+                plain_rows.append((
+                    run.pk, hex_blob(run.id), experiment, session, psets[run.pset_hash], run.status,
+                    round(run.t0 * 1000), micros(run.duration), run.seed, scalars,
+                ))
+                continue
             comment = self._comment_pk(conn, run.comment) if run.comment is not None else None
             output = None
             if run.output is not None:
                 texts.append(run.output)
                 output = run.output[0]
-            new = run.pk is None
             if new:
-                run.pk, next_pk = next_pk, next_pk + 1
-                assigned.append(run)
-            self._param_fields(run, fields)
-            scalars = self._results(conn, run, results, objects, fields) if run.results else None
-            if new and comment is None and output is None and run.error is None:
-                plain_rows.append((
-                    run.pk, hex_blob(run.id), experiment, session, psets[run.pset_hash], run.status,
-                    millis(run.t0), micros(run.duration), run.seed, scalars,
-                ))
-            elif new:
                 new_rows.append((
                     run.pk, hex_blob(run.id), experiment, session, psets[run.pset_hash], run.status,
                     millis(run.t0), micros(run.duration), run.seed, comment, run.error, output, scalars,
@@ -252,6 +303,17 @@ class Rows:
         compact.sort()
         results = run.results
         return "{" + ",".join([_json_key(name) + _json_scalar(results[name]) for name in compact]) + "}"
+
+    def _scalar_fields(self, run: PendingRun, fields: list[tuple[str, str, str, int]]) -> None:
+        """Add the names of the run's results kept in ``runs.scalars`` to ``fields`` unless they are known."""
+        assert run.scalar_names is not None and run.pk is not None
+        self._staged_scalar_layouts.add(run.scalar_names)
+        known, staged = self._result_kinds, self._staged_result_kinds
+        for name in run.scalar_names:
+            key = (name, IN_SCALARS)
+            if key not in known and key not in staged:
+                staged.add(key)
+                fields.append(("result", name, IN_SCALARS, run.pk))
 
     def _param_fields(self, run: PendingRun, fields: list[tuple[str, str, str, int]]) -> None:
         """Add the run's parameter names to ``fields`` unless they are known (one set lookup per run)."""

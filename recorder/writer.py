@@ -354,6 +354,7 @@ class RunWriter:
                 if not _caused_by_a_row(e):
                     raise
                 run.results, run.result_comments, run.comment, run.output = {}, None, None, None
+                run.scalars = run.scalar_names = None
                 run.status = "failed"
                 run.error = (run.error or "") + f"\n[recorder could not store this run's results: {e}]"
                 try:

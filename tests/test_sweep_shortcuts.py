@@ -2,14 +2,20 @@
 
 from __future__ import annotations
 
+import sqlite3
+from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pandas as pd
 import pytest
 
+import recorder as rec
+from recorder import serial
 from recorder.errors import RecorderError
 from recorder.hashing import canonical_pset
-from recorder.sweep import Binder
+from recorder.sweep import Binder, RunFailed
+from recorder.values import Encoded
 
 
 def with_defaults(b: int, a: float, c: float = 2.5, d: str = "x") -> dict:
@@ -52,3 +58,105 @@ def test_prepare_refuses_what_bind_refuses() -> None:
         binder.prepare({"a": 0.5})
     with pytest.raises(RecorderError, match="NaN"):
         binder.prepare({"a": float("nan"), "b": 1})
+
+
+# -- plain numbers go to runs.scalars without encoding each value ---------------------------------------
+
+
+def mixed(a: float, b: int) -> dict:
+    """Mostly plain numbers; now and then a value or a name that must take the general way."""
+    if b == 7:
+        raise ValueError("seven")
+    if b == 8:
+        return {"y": float("nan"), "z": 1}
+    if b == 9:
+        return {"y": float("inf"), "z": -0.0}
+    if b == 10:
+        return {"y": True, "z": 2**64}
+    if b == 11:
+        return {"z": 1.0, "y": 2.0, "w": np.arange(3.0)}
+    if b == 12:
+        return {"z": a, "y": b}  # the same names in another order
+    if b == 13:
+        return {}
+    if b == 14:
+        return None  # type: ignore[return-value]
+    return {"y": a * b, "z": b, "zero": 0.0, "neg": -0.0, "big": -(2**63), "p%r": 1.5, 'q"': 2}
+
+
+def stored(store: Path) -> list[Any]:
+    conn = sqlite3.connect(store / "recorder.sqlite")
+    try:
+        return [
+            conn.execute("SELECT pk, pset, status, seed, scalars, error IS NULL FROM runs ORDER BY pk").fetchall(),
+            conn.execute("SELECT run, name, kind, quote(value) FROM results ORDER BY run, name").fetchall(),
+            conn.execute("SELECT pk, role, name, kind, first_run FROM fields ORDER BY pk").fetchall(),
+            conn.execute("SELECT pk, hash, params FROM psets ORDER BY pk").fetchall(),
+        ]
+    finally:
+        conn.close()
+
+
+def sweep_mixed(store: Path) -> Any:
+    with rec.Recorder("m", store=store, git=False, seed=3) as r:
+        df = r.sweep(mixed, rec.grid(a=[0.5, 1.5, 2.5], b=list(range(17))), progress=False)
+    return df.drop(columns=["_run_id", "_time_start", "_duration_s", "_session", "_env_sha"])
+
+
+def test_the_shortcut_stores_what_the_general_way_stores(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    fast = sweep_mixed(tmp_path / "fast")
+    monkeypatch.setattr(serial, "plain_results", lambda values: False)  # every run the general way
+    general = sweep_mixed(tmp_path / "general")
+    assert stored(tmp_path / "fast") == stored(tmp_path / "general")
+    pd.testing.assert_frame_equal(fast, general)
+    meta = ["_run_id", "_time_start", "_duration_s", "_session", "_env_sha"]
+    pd.testing.assert_frame_equal(
+        rec.open(tmp_path / "fast").df("m").drop(columns=meta), rec.open(tmp_path / "general").df("m").drop(columns=meta)
+    )
+
+
+def test_runs_on_the_shortcut_are_journaled_with_their_results() -> None:
+    from recorder.journal import PendingRun, _record, _run_of
+
+    run = PendingRun("0" * 24, "a" * 20, '{"a":1}', 5, 1.0, ("a",))
+    run.status, run.duration = "done", 0.5
+    run.scalars, run.scalar_names = '{"x":1.5,"y":-3}', ("x", "y")
+    back = _run_of(_record(run))
+    assert back.results == {"x": Encoded(None, 1.5), "y": Encoded(None, -3)}
+
+
+def interrupted_at(stop: int) -> Any:
+    def work(i: int) -> dict:
+        if i == stop:
+            raise KeyboardInterrupt
+        return {"sq": float(i * i), "seed": rec.current_seed()}
+
+    return work
+
+
+def test_ctrl_c_on_the_shortcut_records_the_run_interrupted_and_the_rest_done(store: Path) -> None:
+    with pytest.raises(KeyboardInterrupt), rec.Recorder("k", store=store, git=False) as r:
+        r.sweep(interrupted_at(50), rec.plist("i", range(100)), progress=False)
+    conn = sqlite3.connect(store / "recorder.sqlite")
+    statuses = conn.execute("SELECT status, count(*) FROM runs GROUP BY status ORDER BY status").fetchall()
+    assert statuses == [("done", 50), ("interrupted", 1)]
+    # current_seed() is the run's own seed on the shortcut too
+    assert conn.execute(
+        "SELECT count(*) FROM runs WHERE status = 'done' AND json_extract(scalars, '$.seed') = seed"
+    ).fetchone()[0] == 50
+
+
+def test_a_failure_on_the_shortcut_raises_with_on_error_raise(store: Path) -> None:
+    def fails_late(i: int) -> dict:
+        if i == 30:
+            raise ValueError("thirty")
+        return {"y": i}
+
+    with rec.Recorder("f", store=store, git=False) as r:
+        with pytest.raises(RunFailed, match="thirty"):
+            r.sweep(fails_late, rec.plist("i", range(100)), on_error="raise", progress=False)
+        df = r.sweep(fails_late, rec.plist("i", range(40)), progress=False)
+    assert df.set_index("i")["_status"].value_counts().to_dict() == {"done": 39, "failed": 1}
+    assert "thirty" in sqlite3.connect(store / "recorder.sqlite").execute(
+        "SELECT error FROM runs WHERE status = 'failed'"
+    ).fetchone()[0]

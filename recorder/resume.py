@@ -33,6 +33,7 @@ SELECT p.hash, p.pk, p.params, EXISTS (
 )
 FROM psets AS p WHERE p.hash IN ({marks})
 """
+_OTHER_SESSION = "SELECT 1 FROM sessions WHERE experiment = ? AND pk <> ? LIMIT 1"
 _LATEST_RUNS = """
 SELECT p.hash, r.pk, r.id, r.status, r.time_start_ms, r.duration_us, s.id, s.env_sha, r.scalars
 FROM psets AS p CROSS JOIN runs AS r ON r.pset = p.pk JOIN sessions AS s ON s.pk = r.session
@@ -63,11 +64,30 @@ def _look_up(
 
 
 class _Reader:
-    """A read-only connection of the sweep's own, so skip checks never wait for the writer's commits."""
+    """A read-only connection of the sweep's own, so skip checks never wait for the writer's commits.
 
-    def __init__(self, path: Path, experiment_pk: int) -> None:
+    :param session_pk: the sweep's session, and ``alone``: whether it has recorded no run before
+        the sweep. Then, while the experiment has no other session, every run of the experiment
+        is one of this sweep's, and a skip check has nothing to find (see :meth:`alone`).
+    """
+
+    def __init__(self, path: Path, experiment_pk: int, session_pk: int | None = None, alone: bool = False) -> None:
         self.conn = connect(path, readonly=True)
         self.experiment_pk = experiment_pk
+        self._session_pk = session_pk
+        self._alone = alone and session_pk is not None
+
+    def alone(self) -> bool:
+        """Return whether every run of the experiment is still one of this sweep's (one indexed query).
+
+        Asked before each skip check: a session that another process opens
+        (or a merge that brings one) meanwhile ends it, as a run it
+        commits would be seen by the skip check of the next chunk.
+        """
+        if self._alone:
+            other = self.read(lambda conn: conn.execute(_OTHER_SESSION, (self.experiment_pk, self._session_pk)).fetchone())
+            self._alone = other is None
+        return self._alone
 
     def read(self, action: Callable[[sqlite3.Connection], Any]) -> Any:
         try:

@@ -312,7 +312,7 @@ def sweep(
 
         pool = Pool(func, binder.name, executor, workers)
     progress_ = Progress(_total(params), progress, f"sweep {recorder.experiment}")
-    reader = _Reader(store.db_path, writer.experiment_pk)
+    reader = _Reader(store.db_path, writer.experiment_pk, recorder._session_pk, alone=recorder.runs_recorded == 0)
     table = _Table() if return_df else None
     fills = _Fills()
     fixed = (str(store.objects.root), recorder.inline_limit, capture, binder.name)
@@ -421,7 +421,7 @@ def _to_run(
     """
     for chunk in _chunks(tasks):
         done: set[str] = set()
-        if statuses:
+        if statuses and not reader.alone():
             found = reader.read(lambda conn: _look_up(conn, reader.experiment_pk, statuses, [t.hash for t in chunk]))
             if found:
                 keys = {}

@@ -160,3 +160,37 @@ def test_a_failure_on_the_shortcut_raises_with_on_error_raise(store: Path) -> No
     assert "thirty" in sqlite3.connect(store / "recorder.sqlite").execute(
         "SELECT error FROM runs WHERE status = 'failed'"
     ).fetchone()[0]
+
+
+# -- the skip check of a sweep alone in its experiment --------------------------------------------------
+
+
+def square(i: int) -> dict:
+    return {"sq": i * i}
+
+
+def test_runs_another_session_commits_during_a_sweep_are_skipped(store: Path) -> None:
+    """The first sweep of a new experiment skips no skip checks once another session appears."""
+
+    def psets() -> Any:
+        for i in range(2000):
+            if i == 600:  # while the sweep is at its second chunk of psets, another session does later ones
+                with rec.Recorder("c", store=store, git=False) as other:
+                    other.sweep(square, rec.plist("i", range(1500, 1600)), progress=False)
+            yield {"i": i}
+
+    with rec.Recorder("c", store=store, git=False) as r:
+        df = r.sweep(square, psets(), progress=False)
+    assert len(df) == 2000 and (df["sq"] == df["i"] ** 2).all()
+    conn = sqlite3.connect(store / "recorder.sqlite")
+    assert conn.execute("SELECT count(*), count(DISTINCT pset) FROM runs").fetchone() == (2000, 2000)
+    sessions = conn.execute("SELECT s.pk, count(*) FROM runs r JOIN sessions s ON s.pk = r.session GROUP BY s.pk")
+    assert sorted(n for _, n in sessions) == [100, 1900]
+
+
+def test_a_second_sweep_of_a_session_skips_what_the_first_did(store: Path) -> None:
+    with rec.Recorder("c", store=store, git=False) as r:
+        r.sweep(square, rec.plist("i", range(10)), progress=False)
+        df = r.sweep(square, rec.plist("i", range(20)), progress=False)
+    assert sqlite3.connect(store / "recorder.sqlite").execute("SELECT count(*) FROM runs").fetchone()[0] == 20
+    assert (df["sq"] == df["i"] ** 2).all()

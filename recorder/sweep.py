@@ -14,6 +14,7 @@ from __future__ import annotations
 import inspect
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
+from itertools import islice
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 from .catalog import find_experiment
@@ -209,17 +210,16 @@ def _tasks(
         if fields is not None and names not in layouts:
             fields.claim("param", names)
             layouts.add(names)
-        yield _Task(index, clean, canonical, *identity(canonical), names)
+        hash_, seed = identity(canonical)
+        yield _new_task(_Task, (index, clean, canonical, hash_, seed, names))
+
+
+# What _Task(...) does, without the Python-level __new__ a NamedTuple has (a sweep makes one per pset).
+_new_task = tuple.__new__
 
 
 def _chunks(tasks: Iterator[_Task]) -> Iterator[list[_Task]]:
-    chunk: list[_Task] = []
-    for task in tasks:
-        chunk.append(task)
-        if len(chunk) >= _CHUNK:
-            yield chunk
-            chunk = []
-    if chunk:
+    while chunk := list(islice(tasks, _CHUNK)):
         yield chunk
 
 
@@ -434,19 +434,21 @@ def _to_run(
                             done.add(task.hash)
                 if note_psets is not None:
                     note_psets(keys)
+        firsts = fills.first
         for task in chunk:
+            index, params, canonical, hash_, seed, names = task
             if table is not None:
-                table.append({**task.params, "_pset_hash": task.hash})
-            first = fills.first.get(task.hash)
+                table.append({**params, "_pset_hash": hash_})
+            first = firsts.get(hash_)
             if first is not None:  # the same pset again in this sweep: run once
-                fills.repeated.append((task.index, first))
+                fills.repeated.append((index, first))
                 progress.add("skipped")
-            elif task.hash in done:
-                fills.first[task.hash] = task.index
-                fills.skipped.setdefault(task.hash, []).append(task.index)
+            elif hash_ in done:
+                firsts[hash_] = index
+                fills.skipped.setdefault(hash_, []).append(index)
                 progress.add("skipped")
             else:
-                fills.first[task.hash] = task.index
-                yield task, PendingRun(new_id(), task.hash, task.canonical, task.seed, time.time(), task.names)
+                firsts[hash_] = index
+                yield task, PendingRun(new_id(), hash_, canonical, seed, time.time(), names)
 
 

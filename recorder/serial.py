@@ -12,6 +12,8 @@ arrays, text, NaN, a new name, a failure) takes the general way.
 
 from __future__ import annotations
 
+import contextlib
+import gc
 import time
 from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any, Protocol
@@ -31,7 +33,30 @@ from .rows import ScalarLayout, plain_results, scalar_layout
 if TYPE_CHECKING:
     from .sweep import _Task
 
-__all__ = ["Recording", "run_serial"]
+__all__ = ["Recording", "older_objects_frozen", "run_serial"]
+
+
+@contextlib.contextmanager
+def older_objects_frozen() -> Iterator[None]:
+    """Keep Python's cyclic garbage collector to the objects made inside the block.
+
+    A sweep keeps about one object per run alive until its batch is
+    committed, so objects reach the oldest generation steadily, and every
+    so often a full collection walks the whole heap: all the program's
+    objects, over and over, for nothing they did (with a big heap, more
+    time than the runs themselves). :func:`gc.freeze` sets the objects that
+    exist before the sweep aside until it ends; objects made meanwhile are
+    collected as usual. Nothing is done when the program froze objects
+    itself (unfreezing would undo that).
+    """
+    if gc.get_freeze_count() or not gc.isenabled():
+        yield
+        return
+    gc.freeze()
+    try:
+        yield
+    finally:
+        gc.unfreeze()
 
 
 class Recording(Protocol):

@@ -35,7 +35,7 @@ from .journal import PendingRun
 from .progress import Progress
 from .resume import _done_hashes, _Fills, _look_up, _Reader, _scalars
 from .rows import check_pset
-from .serial import run_serial
+from .serial import older_objects_frozen, run_serial
 
 if TYPE_CHECKING:
     import concurrent.futures as cf
@@ -323,7 +323,7 @@ def sweep(
     record = _Recording(recorder, writer, binder.name, table, progress_, on_error)
 
     try:
-        with writer.inline():
+        with writer.inline(), older_objects_frozen():
             tasks = _tasks(binder, params, recorder.seed, writer.fields)
             to_run = _to_run(tasks, reader, statuses, table, fills, progress_, writer.note_psets)
             if runner is not None:

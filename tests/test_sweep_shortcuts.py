@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import sqlite3
 from pathlib import Path
 from typing import Any
@@ -194,3 +195,34 @@ def test_a_second_sweep_of_a_session_skips_what_the_first_did(store: Path) -> No
         df = r.sweep(square, rec.plist("i", range(20)), progress=False)
     assert sqlite3.connect(store / "recorder.sqlite").execute("SELECT count(*) FROM runs").fetchone()[0] == 20
     assert (df["sq"] == df["i"] ** 2).all()
+
+
+# -- the collector leaves the objects of the program alone during a sweep ----------------------------------
+
+
+def freeze_count(i: int) -> dict:
+    return {"frozen": gc.get_freeze_count()}
+
+
+def test_a_sweep_sets_older_objects_aside_from_the_collector_and_puts_them_back(store: Path) -> None:
+    before = gc.get_freeze_count()
+    with rec.Recorder("g", store=store, git=False) as r:
+        df = r.sweep(freeze_count, rec.plist("i", range(3)), progress=False)
+        assert (df["frozen"] > 0).all()  # the objects made before the sweep
+        assert gc.get_freeze_count() == before == 0
+        with pytest.raises(RunFailed):
+            r.sweep(lambda i: {"x": 1 / 0} if i == 4 else {"x": i}, rec.plist("i", range(3, 6)), on_error="raise",
+                    progress=False)
+        assert gc.get_freeze_count() == 0
+
+
+def test_a_program_that_froze_objects_itself_keeps_them_frozen(store: Path) -> None:
+    gc.freeze()
+    try:
+        frozen = gc.get_freeze_count()
+        with rec.Recorder("g", store=store, git=False) as r:
+            df = r.sweep(freeze_count, rec.plist("i", range(3)), progress=False)
+        assert (df["frozen"] <= frozen).all()  # the sweep froze nothing more (objects freed leave it)
+        assert gc.get_freeze_count() > 0  # nor unfroze the program's
+    finally:
+        gc.unfreeze()

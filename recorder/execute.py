@@ -19,9 +19,12 @@ from .hashing import claim_names
 from .objects import ObjectStore
 from .values import Encoded, encode
 
-__all__ = ["Outcome", "Interrupted", "execute", "failure", "finish", "current_seed", "seed_of_run", "reset_seed"]
+__all__ = ["RUN_SEED", "Outcome", "Interrupted", "execute", "failure", "finish", "current_seed", "seed_of_run", "reset_seed"]
 
 _SEED: contextvars.ContextVar[int | None] = contextvars.ContextVar("recorder_seed", default=None)
+#: Set ``RUN_SEED.set(seed)`` and reset, as :func:`seed_of_run` and :func:`reset_seed` do, for a
+#: loop that cannot afford two more calls per run.
+RUN_SEED = _SEED
 
 
 def current_seed() -> int:

@@ -199,8 +199,7 @@ class Rows:
         in_flight: list[PendingRun],
         assigned: list[PendingRun],
     ) -> None:
-        runs = finished + in_flight
-        psets = self._pset_pks(conn, {r.pset_hash: r.canonical for r in runs})
+        new_psets, known_psets = self._pset_pks(conn, finished + in_flight), self._psets
         next_pk = conn.execute(_MAX_RUN_PK).fetchone()[0] + 1
         new_rows, plain_rows, updates, results, objects, texts = [], [], [], [], [], []
         fields: list[tuple[str, str, str, int]] = []
@@ -226,9 +225,12 @@ class Rows:
                 scalars = None
             if new and run.comment is None and run.output is None and run.error is None:
                 # The common row, built inline (a few calls fewer per run).
+                pset = new_psets.get(run.pset_hash)
+                duration = run.duration
                 plain_rows.append((
-                    run.pk, hex_blob(run.id), experiment, session, psets[run.pset_hash], run.status,
-                    round(run.t0 * 1000), micros(run.duration), run.seed, scalars,
+                    run.pk, hex_blob(run.id), experiment, session,
+                    known_psets[run.pset_hash] if pset is None else pset, run.status, round(run.t0 * 1000),
+                    None if duration is None else round(duration * 1_000_000), run.seed, scalars,
                 ))
                 continue
             comment = self._comment_pk(conn, run.comment) if run.comment is not None else None
@@ -238,7 +240,7 @@ class Rows:
                 output = run.output[0]
             if new:
                 new_rows.append((
-                    run.pk, hex_blob(run.id), experiment, session, psets[run.pset_hash], run.status,
+                    run.pk, hex_blob(run.id), experiment, session, self._pset_pk(run.pset_hash, new_psets), run.status,
                     millis(run.t0), micros(run.duration), run.seed, comment, run.error, output, scalars,
                 ))
             else:
@@ -247,7 +249,7 @@ class Rows:
             run.pk, next_pk = next_pk, next_pk + 1
             assigned.append(run)
             new_rows.append((
-                run.pk, hex_blob(run.id), experiment, session, psets[run.pset_hash],
+                run.pk, hex_blob(run.id), experiment, session, self._pset_pk(run.pset_hash, new_psets),
                 "running", millis(run.t0), None, run.seed, None, None, None, None,
             ))
             self._param_fields(run, fields)
@@ -329,31 +331,36 @@ class Rows:
             self._psets.clear()
         self._psets.update(pks)
 
-    def _pset_pks(self, conn: sqlite3.Connection, wanted: dict[str, str]) -> dict[str, int]:
-        """Return the keys of the psets, inserting those the store does not have.
+    def _pset_pk(self, hash_: str, new: dict[str, int]) -> int:
+        """The key of a pset: one of ``new`` (from :meth:`_pset_pks`) or known before."""
+        pk = new.get(hash_)
+        return self._psets[hash_] if pk is None else pk
 
-        The psets not known here are inserted first, and looked up only if
-        some of them were there already: a new pset costs one probe of the
-        hash index instead of two.
+    def _pset_pks(self, conn: sqlite3.Connection, runs: list[PendingRun]) -> dict[str, int]:
+        """Insert the psets of ``runs`` this writer knows no key of; return their keys (hash → key).
+
+        The others are in ``self._psets``. The psets are inserted first, and
+        looked up only if some of them were there already: a new pset costs
+        one probe of the hash index instead of two.
         """
         known = self._psets
-        missing = [h for h in wanted if h not in known]
-        found: dict[str, int] = {}
-        if missing:
-            next_pk = conn.execute(_MAX_PSET_PK).fetchone()[0] + 1
-            rows = [(next_pk + i, hex_blob(h), wanted[h]) for i, h in enumerate(missing)]
-            inserted = conn.executemany(_INSERT_PSET, rows).rowcount
-            found.update((h, next_pk + i) for i, h in enumerate(missing))
-            if inserted != len(missing):
-                for start in range(0, len(missing), _IN_CHUNK):
-                    chunk = missing[start : start + _IN_CHUNK]
-                    sql = _FIND_PSETS.format(marks=", ".join("?" * len(chunk)))
-                    for digest, pk, params in conn.execute(sql, [hex_blob(h) for h in chunk]):
-                        hash_ = digest.hex()
-                        check_pset(hash_, params, wanted[hash_])
-                        found[hash_] = pk  # the store's key where the insert was skipped, else ours
+        missing = {r.pset_hash: r.canonical for r in runs if r.pset_hash not in known}
+        if not missing:
+            return {}
+        next_pk = conn.execute(_MAX_PSET_PK).fetchone()[0] + 1
+        found = dict(zip(missing, range(next_pk, next_pk + len(missing))))
+        rows = list(zip(found.values(), map(hex_blob, missing), missing.values()))
+        if conn.executemany(_INSERT_PSET, rows).rowcount != len(rows):
+            hashes = list(missing)
+            for start in range(0, len(hashes), _IN_CHUNK):
+                chunk = hashes[start : start + _IN_CHUNK]
+                sql = _FIND_PSETS.format(marks=", ".join("?" * len(chunk)))
+                for digest, pk, params in conn.execute(sql, [hex_blob(h) for h in chunk]):
+                    hash_ = digest.hex()
+                    check_pset(hash_, params, missing[hash_])
+                    found[hash_] = pk  # the store's key where the insert was skipped, else ours
         self._staged_psets.update(found)
-        return {h: known[h] if h in known else found[h] for h in wanted}
+        return found
 
     def _comment_pk(self, conn: sqlite3.Connection, text: str | None) -> int | None:
         if text is None:

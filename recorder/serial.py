@@ -18,15 +18,7 @@ import time
 from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any, Protocol
 
-from .execute import (
-    Interrupted,
-    Outcome,
-    execute,
-    failure,
-    finish,
-    reset_seed,
-    seed_of_run,
-)
+from .execute import RUN_SEED, Interrupted, Outcome, execute, failure, finish
 from .journal import PendingRun
 from .rows import ScalarLayout, plain_results, scalar_layout
 
@@ -87,19 +79,20 @@ def run_serial(
     objects_root, inline_limit, capture, func_name = fixed
     # (parameter names, result names) recorded once the general way → their layout.
     plain: dict[tuple[tuple[str, ...], tuple[str, ...]], ScalarLayout] = {}
-    now, clock = time.time, time.perf_counter
+    now, clock, set_seed, reset_seed = time.time, time.perf_counter, RUN_SEED.set, RUN_SEED.reset
     for task, row in to_run:
         started(row)
         try:
+            _, params, _, _, seed, names = task
             if capture:  # rare, and slow anyway: the general way
-                record(task, row, execute(func, task.params, task.seed, *fixed))
+                record(task, row, execute(func, params, seed, *fixed))
                 continue
             outcome: Outcome | None = None
-            token = seed_of_run(task.seed)
+            token = set_seed(seed)
             t0 = now()
             start = clock()
             try:
-                returned = func(**task.params)
+                returned = func(**params)
                 duration = clock() - start
             except BaseException as e:  # failure() tells a failed run from an interrupted one
                 outcome = failure(e, t0, clock() - start)
@@ -108,14 +101,14 @@ def run_serial(
             if outcome is not None:  # the function raised
                 record(task, row, outcome)
                 continue
-            key = (task.names, tuple(returned)) if type(returned) is dict and returned else None
+            key = (names, tuple(returned)) if type(returned) is dict and returned else None
             layout = plain.get(key) if key is not None else None
             if layout is not None:
                 values = tuple(returned.values()) if layout.in_order else tuple([returned[n] for n in layout.order])
                 if plain_results(values):
                     record.plain(task, row, t0, duration, returned, layout.template % values, layout.order)
                     continue
-            record(task, row, finish(returned, task.names, t0, duration, None, objects_root, inline_limit, func_name))
+            record(task, row, finish(returned, names, t0, duration, None, objects_root, inline_limit, func_name))
             if key is not None and row.status == "done" and len(plain) < 1024:
                 plain[key] = scalar_layout(key[1])  # its names passed every check: the shortcut may take them
         except Interrupted as e:

@@ -13,7 +13,7 @@ from __future__ import annotations
 import hashlib
 import json
 import math
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any, NamedTuple
 
 from .errors import NameRefused, ValueRefused
@@ -31,7 +31,7 @@ __all__ = [
     "pset_layout",
     "plain_numbers",
     "pset_hash",
-    "PsetIdentity",
+    "pset_identity",
     "run_seed",
     "text_digest",
 ]
@@ -265,20 +265,19 @@ def _seed_prefix(experiment_seed: int | None) -> str:
     return ("" if experiment_seed is None else str(int(experiment_seed))) + ":"
 
 
-class PsetIdentity:
-    """The pset hash and run seed of canonical JSON texts, for one experiment seed.
+def pset_identity(experiment_seed: int | None) -> Callable[[str], tuple[str, int]]:
+    """Return a function giving ``(pset_hash, run_seed)`` of a pset's canonical JSON, for one experiment seed.
 
-    Gives what :func:`pset_hash` and :func:`run_seed` give, in one call (a
-    sweep makes one per pset, so the calls saved are worth having).
+    It gives what :func:`pset_hash` and :func:`run_seed` give, in one call
+    (a sweep makes one per pset, so the calls saved are worth having).
     """
+    prefix = _seed_prefix(experiment_seed)
 
-    def __init__(self, experiment_seed: int | None) -> None:
-        self._prefix = _seed_prefix(experiment_seed)
-
-    def __call__(self, canonical_json: str) -> tuple[str, int]:
-        """Return ``(pset_hash, run_seed)`` of a pset's canonical JSON."""
+    def identity(canonical_json: str) -> tuple[str, int]:
         hash_ = _sha256(canonical_json.encode()).hexdigest()[:PSET_HASH_LENGTH]
-        return hash_, int.from_bytes(_sha256((self._prefix + hash_).encode()).digest()[:4], "big") & 0x7FFFFFFF
+        return hash_, int.from_bytes(_sha256((prefix + hash_).encode()).digest()[:4], "big") & 0x7FFFFFFF
+
+    return identity
 
 
 def text_digest(text: str) -> str:

@@ -22,11 +22,11 @@ from .errors import NameRefused, RecorderError, StoreError
 from .execute import Outcome
 from .frame import META
 from .hashing import (
-    PsetIdentity,
     PsetLayout,
     canonical_pset,
     check_name,
     plain_numbers,
+    pset_identity,
     pset_layout,
     text_digest,
 )
@@ -200,7 +200,7 @@ def _tasks(
 ) -> Iterator[_Task]:
     """Validate and hash the psets; with ``fields``, claim their names as the experiment's parameters."""
     layouts: set[tuple[str, ...]] = set()
-    identity = PsetIdentity(experiment_seed)
+    identity = pset_identity(experiment_seed)
     prepare = binder.prepare
     for index, pset in enumerate(params):
         if type(pset) is not dict and not isinstance(pset, Mapping):

@@ -349,3 +349,13 @@ def test_plain_numbers() -> None:
     assert plain_numbers([0.5, -3, 2**63 - 1, -(2**63), 1e-300])
     for odd in (0.0, -0.0, float("nan"), float("inf"), -float("inf"), 2**63, True, None, "1", np.float64(1.0)):
         assert not plain_numbers([1.5, odd])
+
+
+@pytest.mark.parametrize("experiment_seed", [None, 0, 7, -1, 2**40])
+def test_pset_identity_gives_pset_hash_and_run_seed(experiment_seed: int | None) -> None:
+    from recorder.hashing import pset_identity
+
+    identity = pset_identity(experiment_seed)
+    for params in ({"a": 1, "b": "x"}, {"a": 0.1}, {}):
+        text = canonical_pset(params)[1]
+        assert identity(text) == (pset_hash(text), run_seed(pset_hash(text), experiment_seed))

@@ -8,6 +8,9 @@ are all plain numbers (finite floats, 64-bit ints) goes to the writer
 with its ``runs.scalars`` JSON made from a template, without encoding
 each value (:class:`recorder.rows.ScalarLayout`). Anything else (None,
 arrays, text, NaN, a new name, a failure) takes the general way.
+
+:func:`older_objects_frozen` keeps the garbage collector off the
+program's own objects while a sweep runs (any sweep, not only serial ones).
 """
 
 from __future__ import annotations

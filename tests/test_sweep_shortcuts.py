@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gc
 import sqlite3
+import time
 from pathlib import Path
 from typing import Any
 
@@ -226,3 +227,15 @@ def test_a_program_that_froze_objects_itself_keeps_them_frozen(store: Path) -> N
         assert gc.get_freeze_count() > 0  # nor unfroze the program's
     finally:
         gc.unfreeze()
+
+
+def slowish(i: int) -> dict:
+    time.sleep(0.02)
+    return {"y": i / 2, "z": i}
+
+
+def test_runs_longer_than_the_interval_get_a_running_row_then_their_plain_results(store: Path) -> None:
+    with rec.Recorder("l", store=store, git=False, flush_interval=0.01) as r:
+        r.sweep(slowish, rec.plist("i", range(6)), progress=False)
+    rows = sqlite3.connect(store / "recorder.sqlite").execute("SELECT status, scalars FROM runs ORDER BY pk").fetchall()
+    assert rows == [("done", '{"y":%r,"z":%d}' % (i / 2, i)) for i in range(6)]

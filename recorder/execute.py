@@ -19,9 +19,12 @@ from .hashing import claim_names
 from .objects import ObjectStore
 from .values import Encoded, encode
 
-__all__ = ["Outcome", "Interrupted", "execute", "current_seed", "seed_of_run", "reset_seed"]
+__all__ = ["RUN_SEED", "Outcome", "Interrupted", "execute", "failure", "finish", "current_seed", "seed_of_run", "reset_seed"]
 
 _SEED: contextvars.ContextVar[int | None] = contextvars.ContextVar("recorder_seed", default=None)
+#: Set ``RUN_SEED.set(seed)`` and reset, as :func:`seed_of_run` and :func:`reset_seed` do, for a
+#: loop that cannot afford two more calls per run.
+RUN_SEED = _SEED
 
 
 def current_seed() -> int:
@@ -97,10 +100,6 @@ def execute(
     t0 = time.time()
     start = time.perf_counter()
     output = None
-    interrupt: BaseException | None = None
-    results: dict[str, Encoded] = {}
-    error = None
-    status = "done"
     try:
         if capture:
             with captured() as buffer:
@@ -111,6 +110,40 @@ def execute(
         else:
             returned = func(**kwargs)
         duration = time.perf_counter() - start
+    except BaseException as e:
+        return failure(e, t0, time.perf_counter() - start, output or None)
+    finally:
+        _SEED.reset(token)
+    return finish(returned, tuple(kwargs), t0, duration, output or None, objects_root, inline_limit, func_name)
+
+
+def failure(error: BaseException, t0: float, duration: float, output: str | None = None) -> Outcome:
+    """Return the ``failed`` outcome of a run that raised ``error``; call it where ``error`` is handled.
+
+    :raises Interrupted: for Ctrl-C and SIGTERM (:class:`KeyboardInterrupt`,
+        :class:`SystemExit`), with the ``interrupted`` outcome.
+    """
+    if isinstance(error, (KeyboardInterrupt, SystemExit)):
+        raise Interrupted(Outcome("interrupted", t0, duration, {}, None, output)) from error
+    return Outcome("failed", t0, duration, {}, traceback.format_exc(), output)
+
+
+def finish(
+    returned: Any,
+    param_names: tuple[str, ...],
+    t0: float,
+    duration: float,
+    output: str | None,
+    objects_root: str,
+    inline_limit: int,
+    func_name: str,
+) -> Outcome:
+    """Encode what the function of a run returned into its :class:`Outcome` (``failed`` if it cannot be stored).
+
+    :raises Interrupted: when Ctrl-C or SIGTERM arrive meanwhile.
+    """
+    results: dict[str, Encoded] = {}
+    try:
         if returned is not None:
             if not isinstance(returned, Mapping):
                 raise RecorderError(
@@ -118,7 +151,7 @@ def execute(
                     "returns a dict of results (name → value) or None"
                 )
             objects = _object_store(objects_root)
-            names = (tuple(kwargs), tuple(returned))
+            names = (param_names, tuple(returned))
             if names not in _CHECKED:  # names are checked once per layout, not per run
                 claim_names("result", names[1], {n.lower(): n for n in names[0]})
                 if len(_CHECKED) < 1024:
@@ -126,14 +159,7 @@ def execute(
             for name, value in returned.items():
                 results[name] = encode(name, value, objects, inline_limit=inline_limit)
     except (KeyboardInterrupt, SystemExit) as e:
-        duration = time.perf_counter() - start
-        status, interrupt = "interrupted", e
+        raise Interrupted(Outcome("interrupted", t0, duration, results, None, output)) from e
     except Exception:
-        duration = time.perf_counter() - start
-        status, error = "failed", traceback.format_exc()
-    finally:
-        _SEED.reset(token)
-    outcome = Outcome(status, t0, duration, results, error, output or None)
-    if interrupt is not None:
-        raise Interrupted(outcome) from interrupt
-    return outcome
+        return Outcome("failed", t0, duration, results, traceback.format_exc(), output)
+    return Outcome("done", t0, duration, results, None, output)

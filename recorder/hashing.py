@@ -13,8 +13,8 @@ from __future__ import annotations
 import hashlib
 import json
 import math
-from collections.abc import Iterable, Mapping
-from typing import Any
+from collections.abc import Callable, Iterable, Mapping
+from typing import Any, NamedTuple
 
 from .errors import NameRefused, ValueRefused
 
@@ -27,7 +27,11 @@ __all__ = [
     "claim_names",
     "check_name",
     "canonical_pset",
+    "PsetLayout",
+    "pset_layout",
+    "plain_numbers",
     "pset_hash",
+    "pset_identity",
     "run_seed",
     "text_digest",
 ]
@@ -43,6 +47,7 @@ RESERVED_NAMES = frozenset({"run_id", "status", "time_start", "duration_s", "env
 INT64_MIN = -(2**63)
 INT64_MAX = 2**63 - 1
 _dumps_str = json.JSONEncoder(ensure_ascii=False).encode
+_sha256 = hashlib.sha256
 
 
 def check_name(what: str, name: object) -> str:
@@ -169,12 +174,59 @@ def _float_json(name: str, value: float) -> str:
     return repr(value)
 
 
+class PsetLayout(NamedTuple):
+    """A set of parameter names, checked once: their canonical order, JSON keys, and JSON template."""
+
+    #: The names sorted by code point, as canonical JSON writes them.
+    order: tuple[str, ...]
+    #: The JSON key of each name in ``order``, colon included.
+    keys: tuple[str, ...]
+    #: The canonical JSON with ``%r`` for each value in ``order``: exact for :func:`plain_numbers`.
+    template: str
+
+
+def pset_layout(names: tuple[str, ...]) -> PsetLayout:
+    """Return the layout of a pset with these names (in the order given), checking them the first time.
+
+    :raises NameRefused: for a reserved or invalid name, or two names equal but for case.
+    """
+    layout = _LAYOUTS.get(names)
+    if layout is None:
+        claim_names("parameter", names, {})
+        order = tuple(sorted(names))
+        keys = tuple(_dumps_str(name) + ":" for name in order)
+        template = "{" + ",".join(key.replace("%", "%%") + "%r" for key in keys) + "}"
+        layout = PsetLayout(order, keys, template)
+        if len(_LAYOUTS) < 1024:
+            _LAYOUTS[names] = layout
+    return layout
+
+
+# Parameter names seen together (in the order given) → their layout.
+_LAYOUTS: dict[tuple[str, ...], PsetLayout] = {}
+
+
+def plain_numbers(values: Iterable[Any]) -> bool:
+    """Return whether every value is a number whose canonical JSON is its ``repr``.
+
+    That is a float other than ±0.0, ±inf and NaN, or an int of 64 bits;
+    bools, numpy scalars and the rest go through the general rules.
+    """
+    for value in values:
+        if type(value) is float:
+            if value - value != 0.0 or value == 0.0:  # NaN, ±inf (inf - inf is NaN), ±0.0
+                return False
+        elif type(value) is not int or not INT64_MIN <= value <= INT64_MAX:
+            return False
+    return True
+
+
 def canonical_pset(params: Mapping[str, Any]) -> tuple[dict[str, Any], str]:
     """Validate a pset and return it as plain Python values with its canonical JSON.
 
     :param params: flat mapping of parameter name to scalar value.
     :returns: ``(clean, text)``: the pset with numpy scalars turned into
-        built-in values, and its canonical JSON.
+        built-in values, in canonical order, and its canonical JSON.
     :raises NameRefused: for a reserved or invalid name.
     :raises ValueRefused: for a value that is not a scalar, or is NaN.
     """
@@ -182,38 +234,21 @@ def canonical_pset(params: Mapping[str, Any]) -> tuple[dict[str, Any], str]:
         raise ValueRefused(
             f"a parameter set must be a dict of name → scalar, not {type(params).__name__}"
         )
-    names = tuple(params)
-    layout = _LAYOUTS.get(names)
-    if layout is None:  # a new set of names: check them once, remember their order and JSON keys
-        claim_names("parameter", names, {})
-        layout = tuple((name, _dumps_str(name) + ":") for name in sorted(names))
-        if len(_LAYOUTS) < 1024:
-            _LAYOUTS[names] = layout
+    layout = pset_layout(tuple(params))
+    values = tuple([params[name] for name in layout.order])
+    if plain_numbers(values):  # the common case, without a call per value
+        return dict(zip(layout.order, values)), layout.template % values
     clean: dict[str, Any] = {}
     parts = []
-    for name, key in layout:
-        value = params[name]
-        kind = type(value)
-        # The common plain values inline; everything else through _param_json.
-        if kind is float and value == value and value - value == 0.0 and value != 0.0:
-            clean[name] = value
-            parts.append(key + repr(value))
-        elif kind is int and INT64_MIN <= value <= INT64_MAX:
-            clean[name] = value
-            parts.append(key + repr(value))
-        else:
-            text, clean[name] = _param_json(name, value)
-            parts.append(key + text)
+    for name, key, value in zip(layout.order, layout.keys, values):
+        text, clean[name] = _param_json(name, value)
+        parts.append(key + text)
     return clean, "{" + ",".join(parts) + "}"
-
-
-# Parameter names seen together (in the order given) → their sorted names and JSON keys.
-_LAYOUTS: dict[tuple[str, ...], tuple[tuple[str, str], ...]] = {}
 
 
 def pset_hash(canonical_json: str) -> str:
     """Return the pset hash: the first :data:`PSET_HASH_LENGTH` hex digits of SHA-256."""
-    return hashlib.sha256(canonical_json.encode()).hexdigest()[:PSET_HASH_LENGTH]
+    return _sha256(canonical_json.encode()).hexdigest()[:PSET_HASH_LENGTH]
 
 
 def run_seed(pset_hash_: str, experiment_seed: int | None = None) -> int:
@@ -222,9 +257,27 @@ def run_seed(pset_hash_: str, experiment_seed: int | None = None) -> int:
     31 bits so that it is accepted everywhere (``numpy.random.seed``,
     ``random.seed``, ``jax.random.PRNGKey``) and fits a signed 32-bit int.
     """
-    salt = "" if experiment_seed is None else str(int(experiment_seed))
-    digest = hashlib.sha256(f"{salt}:{pset_hash_}".encode()).digest()
+    digest = _sha256((_seed_prefix(experiment_seed) + pset_hash_).encode()).digest()
     return int.from_bytes(digest[:4], "big") & 0x7FFFFFFF
+
+
+def _seed_prefix(experiment_seed: int | None) -> str:
+    return ("" if experiment_seed is None else str(int(experiment_seed))) + ":"
+
+
+def pset_identity(experiment_seed: int | None) -> Callable[[str], tuple[str, int]]:
+    """Return a function giving ``(pset_hash, run_seed)`` of a pset's canonical JSON, for one experiment seed.
+
+    It gives what :func:`pset_hash` and :func:`run_seed` give, in one call
+    (a sweep makes one per pset, so the calls saved are worth having).
+    """
+    prefix = _seed_prefix(experiment_seed)
+
+    def identity(canonical_json: str) -> tuple[str, int]:
+        hash_ = _sha256(canonical_json.encode()).hexdigest()[:PSET_HASH_LENGTH]
+        return hash_, int.from_bytes(_sha256((prefix + hash_).encode()).digest()[:4], "big") & 0x7FFFFFFF
+
+    return identity
 
 
 def text_digest(text: str) -> str:

@@ -23,30 +23,28 @@ _random = random.Random(os.urandom(16))
 
 
 def _after_fork_in_child() -> None:
-    global _last_ms, _last_rand
+    global _last
     _random.seed(os.urandom(16))
-    _last_ms, _last_rand = 0, 0  # the next id draws new random bits, even in the same millisecond
+    _last = 0  # the next id draws new random bits, even in the same millisecond
 
 
 if hasattr(os, "register_at_fork"):
     os.register_at_fork(after_in_child=_after_fork_in_child)
-_last_ms = 0
-_last_rand = 0
-_RAND_MAX = (1 << 48) - 1
+# The last id as one int: milliseconds in the high 48 bits, the counter in the low 48.
+_last = 0
+_time_ns = time.time_ns
 
 
 def new_id() -> str:
     """Return a new 24-hex-digit id, strictly greater than the previous one of this process."""
-    global _last_ms, _last_rand
-    ms = time.time_ns() // 1_000_000
+    global _last
+    first = (_time_ns() // 1_000_000) << 48
     with _lock:
-        if ms > _last_ms:
-            _last_ms, _last_rand = ms, _random.getrandbits(47)  # room to count up within the ms
-        elif _last_rand < _RAND_MAX:
-            _last_rand += 1
-        else:  # 2^47 ids in one millisecond: borrow the next millisecond
-            _last_ms, _last_rand = _last_ms + 1, 0
-        return f"{_last_ms:012x}{_last_rand:012x}"
+        if first > _last:
+            _last = first | _random.getrandbits(47)  # room to count up within the millisecond
+        else:  # the same millisecond: count up (2^47 ids later, into the next millisecond)
+            _last += 1
+        return f"{_last:024x}"
 
 
 _last_second: tuple[int, str] = (-1, "")

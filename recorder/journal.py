@@ -41,7 +41,7 @@ class PendingRun:
 
     __slots__ = (
         "id", "pset_hash", "canonical", "seed", "t0", "status", "duration", "error",
-        "comment", "results", "result_comments", "output", "pk", "names",
+        "comment", "results", "result_comments", "output", "pk", "names", "scalars", "scalar_names",
     )
 
     def __init__(
@@ -64,6 +64,10 @@ class PendingRun:
         self.pk: int | None = None
         #: The parameter names (read from ``canonical`` when not given).
         self.names = names
+        #: Results that are all plain numbers, as their ``runs.scalars`` JSON, made by a serial
+        #: sweep instead of ``results`` (which then stays empty); ``scalar_names`` are their names.
+        self.scalars: str | None = None
+        self.scalar_names: tuple[str, ...] | None = None
 
 
 _encode_json = json.JSONEncoder(separators=(",", ":")).encode
@@ -79,6 +83,8 @@ def _uncell(value: Any) -> Any:
 
 def _record(run: PendingRun) -> bytes:
     results = [[n, e.kind, _cell(e.value), e.object] for n, e in run.results.items()]
+    if run.scalars is not None:  # plain numbers: each is stored as Encoded(None, number) would be
+        results += [[n, None, v, None] for n, v in json.loads(run.scalars).items()]
     record = [
         run.id, run.pset_hash, run.canonical, run.seed, run.t0, run.status, run.duration,
         run.error, run.comment, results, run.result_comments, run.output,

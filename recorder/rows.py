@@ -10,25 +10,33 @@ from __future__ import annotations
 
 import json
 import sqlite3
-from typing import Any
+from typing import Any, NamedTuple
 
 from .catalog import IN_SCALARS, Fields
 from .errors import StoreError
+from .hashing import INT64_MAX, INT64_MIN
 from .ids import now_utc
 from .journal import PendingRun
 from .values import Encoded
 
-__all__ = ["Rows", "insert_objects", "insert_texts", "millis", "micros"]
+__all__ = ["Rows", "ScalarLayout", "check_pset", "hex_blob", "plain_results", "scalar_layout", "insert_objects", "insert_texts", "millis", "micros"]
 
 _MAX_RUN_PK = "SELECT coalesce(max(pk), 0) FROM runs"
 _MAX_PSET_PK = "SELECT coalesce(max(pk), 0) FROM psets"
 _MAX_COMMENT_PK = "SELECT coalesce(max(pk), 0) FROM comments"
 _FIND_PSETS = "SELECT hash, pk, params FROM psets WHERE hash IN ({marks})"
-_INSERT_PSET = "INSERT INTO psets (pk, hash, params) VALUES (?, ?, ?)"
+# A pset another process added meanwhile is not an error: it is looked up instead.
+_INSERT_PSET = "INSERT INTO psets (pk, hash, params) VALUES (?, ?, ?) ON CONFLICT (hash) DO NOTHING"
 _INSERT_RUN = """
 INSERT INTO runs (
     pk, id, experiment, session, pset, status, time_start_ms, duration_us, seed, comment, error, output, scalars
 ) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+"""
+# Most runs have no comment, error or output: three values fewer to bind per row (binding is most of
+# the cost of an insert).
+_INSERT_PLAIN_RUN = """
+INSERT INTO runs (pk, id, experiment, session, pset, status, time_start_ms, duration_us, seed, scalars)
+VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
 """
 _FINISH_RUN = """
 UPDATE runs SET status = ?, duration_us = ?, comment = ?, error = ?, output = ?, scalars = ? WHERE pk = ?
@@ -70,6 +78,53 @@ def _json_scalar(encoded: Encoded) -> str:
     if kind is int:
         return repr(value)
     return "null"  # the only other plain value kept in runs.scalars
+
+
+#: A blob to bind from hex digits. A bytearray, not bytes: sqlite3 binds bytearrays as they are but
+#: first looks for an adapter for bytes (and None), which costs as much as the rest of the row.
+hex_blob = bytearray.fromhex
+
+
+class ScalarLayout(NamedTuple):
+    """Result names whose values, when plain numbers, make ``runs.scalars`` from a template."""
+
+    #: The names sorted, as ``runs.scalars`` writes them.
+    order: tuple[str, ...]
+    #: Whether the names came in that order.
+    in_order: bool
+    #: ``runs.scalars`` with ``%r`` for each value in ``order``: exact for :func:`plain_results`.
+    template: str
+
+
+def scalar_layout(names: tuple[str, ...]) -> ScalarLayout:
+    """Return the layout of results with these names (in the order given)."""
+    order = tuple(sorted(names))
+    template = "{" + ",".join(_json_key(name).replace("%", "%%") + "%r" for name in order) + "}"
+    return ScalarLayout(order, order == names, template)
+
+
+def plain_results(values: tuple[Any, ...]) -> bool:
+    """Return whether every value is a finite float or a 64-bit int: kept in ``runs.scalars`` as its ``repr``.
+
+    Those are the values :func:`recorder.values.encode` leaves as they are
+    and :meth:`Rows.write` writes by ``repr`` (see ``_json_scalar``).
+    """
+    for value in values:
+        if type(value) is float:
+            if value - value != 0.0:  # NaN and ±inf have their own rules
+                return False
+        elif type(value) is not int or not INT64_MIN <= value <= INT64_MAX:
+            return False
+    return True
+
+
+def check_pset(hash_: str, stored: str, canonical: str) -> None:
+    """Refuse a pset whose hash the store knows for other parameters (a hash collision).
+
+    :raises StoreError: when ``stored`` (the store's canonical JSON) differs from ``canonical``.
+    """
+    if stored != canonical:
+        raise StoreError(f"pset hash collision: {hash_} names both {stored} and {canonical}; please report this")
 
 
 def insert_objects(conn: sqlite3.Connection, objects: list[tuple[str, int, str, str]]) -> None:
@@ -116,6 +171,7 @@ class Rows:
         # Parameter layouts and (result, kind) pairs whose names are in the database.
         self._layouts: set[tuple[str, ...]] = set()
         self._result_kinds: set[tuple[str, str | None]] = set()  # kind "scalars" for runs.scalars
+        self._scalar_layouts: set[tuple[str, ...]] = set()  # names of PendingRun.scalars known to fields
         self.begin()
 
     def begin(self) -> None:
@@ -124,6 +180,7 @@ class Rows:
         self._staged_comments: dict[str, int] = {}
         self._staged_layouts: set[tuple[str, ...]] = set()
         self._staged_result_kinds: set[tuple[str, str | None]] = set()
+        self._staged_scalar_layouts: set[tuple[str, ...]] = set()
 
     def committed(self) -> None:
         """Remember what the committed transaction found or made."""
@@ -133,6 +190,7 @@ class Rows:
         self._comments.update(self._staged_comments)
         self._layouts |= self._staged_layouts
         self._result_kinds |= self._staged_result_kinds
+        self._scalar_layouts |= self._staged_scalar_layouts
 
     def write(
         self,
@@ -141,27 +199,48 @@ class Rows:
         in_flight: list[PendingRun],
         assigned: list[PendingRun],
     ) -> None:
-        runs = finished + in_flight
-        psets = self._pset_pks(conn, {r.pset_hash: r.canonical for r in runs})
+        new_psets, known_psets = self._pset_pks(conn, finished + in_flight), self._psets
         next_pk = conn.execute(_MAX_RUN_PK).fetchone()[0] + 1
-        new_rows, updates, results, objects, texts = [], [], [], [], []
+        new_rows, plain_rows, updates, results, objects, texts = [], [], [], [], [], []
         fields: list[tuple[str, str, str, int]] = []
         experiment, session = self.experiment_pk, self._session_pk
+        layouts, staged_layouts = self._layouts, self._staged_layouts
+        scalar_layouts, staged_scalar_layouts = self._scalar_layouts, self._staged_scalar_layouts
         for run in finished:
+            new = run.pk is None
+            if new:
+                run.pk, next_pk = next_pk, next_pk + 1
+                assigned.append(run)
+            names = run.names
+            if names is None or (names not in layouts and names not in staged_layouts):
+                self._param_fields(run, fields)
+            if run.scalars is not None:  # plain numbers, made into JSON by the sweep already
+                scalars: str | None = run.scalars
+                names = run.scalar_names
+                if names not in scalar_layouts and names not in staged_scalar_layouts:
+                    self._scalar_fields(run, fields)
+            elif run.results:
+                scalars = self._results(conn, run, results, objects, fields)
+            else:
+                scalars = None
+            if new and run.comment is None and run.output is None and run.error is None:
+                # The common row, built inline (a few calls fewer per run).
+                pset = new_psets.get(run.pset_hash)
+                duration = run.duration
+                plain_rows.append((
+                    run.pk, hex_blob(run.id), experiment, session,
+                    known_psets[run.pset_hash] if pset is None else pset, run.status, round(run.t0 * 1000),
+                    None if duration is None else round(duration * 1_000_000), run.seed, scalars,
+                ))
+                continue
             comment = self._comment_pk(conn, run.comment) if run.comment is not None else None
             output = None
             if run.output is not None:
                 texts.append(run.output)
                 output = run.output[0]
-            new = run.pk is None
-            if new:
-                run.pk, next_pk = next_pk, next_pk + 1
-                assigned.append(run)
-            self._param_fields(run, fields)
-            scalars = self._results(conn, run, results, objects, fields) if run.results else None
             if new:
                 new_rows.append((
-                    run.pk, bytes.fromhex(run.id), experiment, session, psets[run.pset_hash], run.status,
+                    run.pk, hex_blob(run.id), experiment, session, self._pset_pk(run.pset_hash, new_psets), run.status,
                     millis(run.t0), micros(run.duration), run.seed, comment, run.error, output, scalars,
                 ))
             else:
@@ -170,12 +249,13 @@ class Rows:
             run.pk, next_pk = next_pk, next_pk + 1
             assigned.append(run)
             new_rows.append((
-                run.pk, bytes.fromhex(run.id), experiment, session, psets[run.pset_hash],
+                run.pk, hex_blob(run.id), experiment, session, self._pset_pk(run.pset_hash, new_psets),
                 "running", millis(run.t0), None, run.seed, None, None, None, None,
             ))
             self._param_fields(run, fields)
         insert_objects(conn, objects)
         insert_texts(conn, texts)
+        conn.executemany(_INSERT_PLAIN_RUN, plain_rows)
         conn.executemany(_INSERT_RUN, new_rows)
         conn.executemany(_FINISH_RUN, updates)
         conn.executemany(_INSERT_RESULT, results)
@@ -226,6 +306,17 @@ class Rows:
         results = run.results
         return "{" + ",".join([_json_key(name) + _json_scalar(results[name]) for name in compact]) + "}"
 
+    def _scalar_fields(self, run: PendingRun, fields: list[tuple[str, str, str, int]]) -> None:
+        """Add the names of the run's results kept in ``runs.scalars`` to ``fields`` unless they are known."""
+        assert run.scalar_names is not None and run.pk is not None
+        self._staged_scalar_layouts.add(run.scalar_names)
+        known, staged = self._result_kinds, self._staged_result_kinds
+        for name in run.scalar_names:
+            key = (name, IN_SCALARS)
+            if key not in known and key not in staged:
+                staged.add(key)
+                fields.append(("result", name, IN_SCALARS, run.pk))
+
     def _param_fields(self, run: PendingRun, fields: list[tuple[str, str, str, int]]) -> None:
         """Add the run's parameter names to ``fields`` unless they are known (one set lookup per run)."""
         names = run.names if run.names is not None else tuple(json.loads(run.canonical))
@@ -234,29 +325,42 @@ class Rows:
             assert run.pk is not None
             fields.extend(("param", name, "", run.pk) for name in names)
 
-    def _pset_pks(self, conn: sqlite3.Connection, wanted: dict[str, str]) -> dict[str, int]:
-        """Return the keys of the psets, inserting those the store does not have."""
+    def note_psets(self, pks: dict[str, int]) -> None:
+        """Remember keys of psets found in the store (hash → key): psets are never deleted."""
+        if len(self._psets) > _PSET_CACHE:
+            self._psets.clear()
+        self._psets.update(pks)
+
+    def _pset_pk(self, hash_: str, new: dict[str, int]) -> int:
+        """The key of a pset: one of ``new`` (from :meth:`_pset_pks`) or known before."""
+        pk = new.get(hash_)
+        return self._psets[hash_] if pk is None else pk
+
+    def _pset_pks(self, conn: sqlite3.Connection, runs: list[PendingRun]) -> dict[str, int]:
+        """Insert the psets of ``runs`` this writer knows no key of; return their keys (hash → key).
+
+        The others are in ``self._psets``. The psets are inserted first, and
+        looked up only if some of them were there already: a new pset costs
+        one probe of the hash index instead of two.
+        """
         known = self._psets
-        missing = [h for h in wanted if h not in known]
-        found: dict[str, int] = {}
-        for start in range(0, len(missing), _IN_CHUNK):
-            chunk = missing[start : start + _IN_CHUNK]
-            sql = _FIND_PSETS.format(marks=", ".join("?" * len(chunk)))
-            for digest, pk, params in conn.execute(sql, [bytes.fromhex(h) for h in chunk]):
-                hash_ = digest.hex()
-                if params != wanted[hash_]:
-                    raise StoreError(
-                        f"pset hash collision: {hash_} names both {params} and {wanted[hash_]}; please report this"
-                    )
-                found[hash_] = pk
-        new = [h for h in missing if h not in found]
-        if new:
-            next_pk = conn.execute(_MAX_PSET_PK).fetchone()[0] + 1
-            rows = [(next_pk + i, bytes.fromhex(h), wanted[h]) for i, h in enumerate(new)]
-            conn.executemany(_INSERT_PSET, rows)
-            found.update((h, next_pk + i) for i, h in enumerate(new))
+        missing = {r.pset_hash: r.canonical for r in runs if r.pset_hash not in known}
+        if not missing:
+            return {}
+        next_pk = conn.execute(_MAX_PSET_PK).fetchone()[0] + 1
+        found = dict(zip(missing, range(next_pk, next_pk + len(missing))))
+        rows = list(zip(found.values(), map(hex_blob, missing), missing.values()))
+        if conn.executemany(_INSERT_PSET, rows).rowcount != len(rows):
+            hashes = list(missing)
+            for start in range(0, len(hashes), _IN_CHUNK):
+                chunk = hashes[start : start + _IN_CHUNK]
+                sql = _FIND_PSETS.format(marks=", ".join("?" * len(chunk)))
+                for digest, pk, params in conn.execute(sql, [hex_blob(h) for h in chunk]):
+                    hash_ = digest.hex()
+                    check_pset(hash_, params, missing[hash_])
+                    found[hash_] = pk  # the store's key where the insert was skipped, else ours
         self._staged_psets.update(found)
-        return {h: known[h] if h in known else found[h] for h in wanted}
+        return found
 
     def _comment_pk(self, conn: sqlite3.Connection, text: str | None) -> int | None:
         if text is None:

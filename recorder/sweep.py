@@ -12,54 +12,45 @@ Pools and executors are in :mod:`recorder.pool`.
 from __future__ import annotations
 
 import inspect
-import json
-import sqlite3
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
-from pathlib import Path
+from itertools import islice
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 from .catalog import find_experiment
-from .db import connect
 from .errors import NameRefused, RecorderError, StoreError
-from .execute import Interrupted, Outcome, execute
+from .execute import Outcome
 from .frame import META
-from .hashing import canonical_pset, check_name, pset_hash, run_seed, text_digest
+from .hashing import (
+    PsetLayout,
+    canonical_pset,
+    check_name,
+    plain_numbers,
+    pset_identity,
+    pset_layout,
+    text_digest,
+)
 from .ids import iso_utc, new_id
 from .journal import PendingRun
-from .objects import ObjectStore
 from .progress import Progress
-from .values import Encoded, decode, is_scalar_kind
+from .resume import _done_hashes, _Fills, _look_up, _Reader, _scalars
+from .rows import check_pset
+from .serial import older_objects_frozen, run_serial
 
 if TYPE_CHECKING:
     import concurrent.futures as cf
 
-    from .catalog import Fields
-
     import pandas as pd
 
+    from .catalog import Fields
     from .recorder import Recorder
+    from .writer import RunWriter
 
 __all__ = ["SKIP_MODES", "Binder", "RunFailed", "sweep", "dry_run"]
 
 SKIP_MODES = {None: (), "done": ("done",), "done+failed": ("done", "failed")}
 ON_ERROR = ("record", "raise")
 _CHUNK = 500  # psets validated and checked against the store at a time
-
-# CROSS JOIN keeps psets (found by hash) the outer loop: the planner would
-# otherwise scan every run of the experiment for each chunk of hashes.
-_DONE_HASHES = """
-SELECT DISTINCT p.hash FROM psets AS p CROSS JOIN runs AS r ON r.pset = p.pk
-WHERE p.hash IN ({marks}) AND r.experiment = ? AND r.status IN ({statuses})
-"""
-_LATEST_RUNS = """
-SELECT p.hash, r.pk, r.id, r.status, r.time_start_ms, r.duration_us, s.id, s.env_sha, r.scalars
-FROM psets AS p CROSS JOIN runs AS r ON r.pset = p.pk JOIN sessions AS s ON s.pk = r.session
-WHERE p.hash IN ({marks}) AND r.experiment = ? AND r.status IN ({statuses})
-ORDER BY r.pk
-"""
-_RESULTS_OF = "SELECT run, name, kind, value FROM results WHERE run IN ({marks})"
-
 
 #: Runs the psets of a sweep its own way: ``runner(to_run, record)``, see :func:`sweep`.
 Runner = Callable[[Iterator[tuple["_Task", PendingRun]], Callable[["_Task", PendingRun, Outcome], None]], None]
@@ -101,6 +92,9 @@ class Binder:
         # Defaults first, in signature order; a pset's values then replace them.
         self._defaults = {p.name: p.default for p in parameters if p.default is not p.empty}
         self._required = frozenset(p.name for p in parameters if p.default is p.empty)
+        # Pset names (in the order given) → the layout of the recorded parameters, and whether
+        # the bound dict already has their canonical order (see prepare).
+        self._layouts: dict[tuple[str, ...], tuple[PsetLayout, bool]] = {}
 
     def bind(self, *args: Any, **kwargs: Any) -> dict[str, Any]:
         """Return the parameters of a call with these arguments, defaults applied.
@@ -119,6 +113,30 @@ class Binder:
         if self._var_keyword is not None:
             params.update(params.pop(self._var_keyword))
         return params
+
+    def prepare(self, pset: Mapping[str, Any]) -> tuple[dict[str, Any], str]:
+        """Return the recorded parameters of a call with ``pset`` and their canonical JSON.
+
+        The same as ``canonical_pset(self.bind(**pset))``; psets of plain
+        numbers whose names were seen before take a shortcut (a sweep
+        prepares every pset, so this is worth its few lines).
+        """
+        names = tuple(pset)
+        known = self._layouts.get(names)
+        if known is None:
+            clean, canonical = canonical_pset(self.bind(**pset))  # checks the names
+            if self._var_keyword is None and self._names.issuperset(names) and self._required.issubset(names):
+                bound = tuple({**self._defaults, **dict.fromkeys(names)})  # bind's order: defaults first
+                layout = pset_layout(bound)
+                if len(self._layouts) < 1024:
+                    self._layouts[names] = (layout, bound == layout.order)
+            return clean, canonical
+        layout, in_order = known
+        params = {**self._defaults, **pset}
+        values = tuple(params.values()) if in_order else tuple([params[name] for name in layout.order])
+        if plain_numbers(values):
+            return (params if in_order else dict(zip(layout.order, values))), layout.template % values
+        return canonical_pset(params)
 
 
 class _Task(NamedTuple):
@@ -174,10 +192,6 @@ class _Table:
 
 
 
-def _scalars(results: Mapping[str, Encoded], objects: ObjectStore) -> dict[str, Any]:
-    return {n: decode(e.kind, e.value, objects) for n, e in results.items() if is_scalar_kind(e.kind)}
-
-
 def _tasks(
     binder: Binder,
     params: Iterable[Mapping[str, Any]],
@@ -186,35 +200,27 @@ def _tasks(
 ) -> Iterator[_Task]:
     """Validate and hash the psets; with ``fields``, claim their names as the experiment's parameters."""
     layouts: set[tuple[str, ...]] = set()
+    identity = pset_identity(experiment_seed)
+    prepare = binder.prepare
     for index, pset in enumerate(params):
-        if not isinstance(pset, Mapping):
+        if type(pset) is not dict and not isinstance(pset, Mapping):
             raise RecorderError(f"pset number {index} is {pset!r}, not a dict of parameters")
-        clean, canonical = canonical_pset(binder.bind(**pset))
+        clean, canonical = prepare(pset)
         names = tuple(clean)
         if fields is not None and names not in layouts:
             fields.claim("param", names)
             layouts.add(names)
-        hash_ = pset_hash(canonical)
-        yield _Task(index, clean, canonical, hash_, run_seed(hash_, experiment_seed), names)
+        hash_, seed = identity(canonical)
+        yield _new_task(_Task, (index, clean, canonical, hash_, seed, names))
+
+
+# What _Task(...) does, without the Python-level __new__ a NamedTuple has (a sweep makes one per pset).
+_new_task = tuple.__new__
 
 
 def _chunks(tasks: Iterator[_Task]) -> Iterator[list[_Task]]:
-    chunk: list[_Task] = []
-    for task in tasks:
-        chunk.append(task)
-        if len(chunk) >= _CHUNK:
-            yield chunk
-            chunk = []
-    if chunk:
+    while chunk := list(islice(tasks, _CHUNK)):
         yield chunk
-
-
-def _done_hashes(conn: Any, experiment_pk: int | None, statuses: tuple[str, ...], hashes: list[str]) -> set[str]:
-    if experiment_pk is None or not statuses or not hashes:
-        return set()
-    sql = _DONE_HASHES.format(statuses=", ".join("?" * len(statuses)), marks=", ".join("?" * len(hashes)))
-    rows = conn.execute(sql, (*(bytes.fromhex(h) for h in hashes), experiment_pk, *statuses))
-    return {row[0].hex() for row in rows}
 
 
 def _check_options(skip: object, on_error: object, workers: object, executor: object) -> tuple[str, ...]:
@@ -306,7 +312,7 @@ def sweep(
 
         pool = Pool(func, binder.name, executor, workers)
     progress_ = Progress(_total(params), progress, f"sweep {recorder.experiment}")
-    reader = _Reader(store.db_path, writer.experiment_pk)
+    reader = _Reader(store.db_path, writer.experiment_pk, recorder._session_pk, alone=recorder.runs_recorded == 0)
     table = _Table() if return_df else None
     fills = _Fills()
     fixed = (str(store.objects.root), recorder.inline_limit, capture, binder.name)
@@ -314,52 +320,16 @@ def sweep(
     def call(task: _Task) -> tuple[Any, ...]:
         return (task.params, task.seed, *fixed)
 
-    result_layouts: set[tuple[str, ...]] = set()
-
-    def record(task: _Task, row: PendingRun, outcome: Outcome) -> None:
-        if outcome.results:
-            names = tuple(outcome.results)
-            if names not in result_layouts:
-                try:
-                    writer.fields.claim("result", names)
-                except NameRefused as e:  # recorded as the run's failure, like any error of the function
-                    outcome = outcome._replace(status="failed", results={}, error=f"{binder.name}: {e}")
-                else:
-                    result_layouts.add(names)
-        row.t0, row.results = outcome.t0, outcome.results
-        if outcome.output is not None:
-            row.output = (text_digest(outcome.output), outcome.output)
-        writer.finished(row, outcome.status, outcome.duration, outcome.error)
-        recorder.runs_recorded += 1
-        progress_.add(outcome.status)
-        if table is not None:
-            table.set(task.index, {
-                **_scalars(outcome.results, store.objects),
-                # As stored: start to the millisecond, duration to the microsecond.
-                "_run_id": row.id, "_status": outcome.status, "_time_start": iso_utc(round(outcome.t0, 3)),
-                "_duration_s": round(outcome.duration, 6), "_session": recorder.id, "_env_sha": recorder.env_sha,
-            })
-        if outcome.status == "failed" and on_error == "raise":
-            raise RunFailed(
-                f"run {row.id} of {binder.name} with {task.params} failed (recorded); "
-                f"its traceback:\n{outcome.error}"
-            )
+    record = _Recording(recorder, writer, binder.name, table, progress_, on_error)
 
     try:
-        with writer.inline():
+        with writer.inline(), older_objects_frozen():
             tasks = _tasks(binder, params, recorder.seed, writer.fields)
-            to_run = _to_run(tasks, reader, statuses, table, fills, progress_)
+            to_run = _to_run(tasks, reader, statuses, table, fills, progress_, writer.note_psets)
             if runner is not None:
                 runner(to_run, record)
             elif pool is None:
-                for task, row in to_run:
-                    writer.started(row)
-                    try:
-                        outcome = execute(func, *call(task))
-                    except Interrupted as e:
-                        record(task, row, e.outcome)
-                        raise (e.__cause__ or KeyboardInterrupt()) from None
-                    record(task, row, outcome)
+                run_serial(func, to_run, writer.started, record, fixed)
             else:
                 pool.run(to_run, call, record)
         if table is not None:
@@ -372,36 +342,68 @@ def sweep(
     return table.frame([], META) if table is not None else None
 
 
-class _Reader:
-    """A read-only connection of the sweep's own, so skip checks never wait for the writer's commits."""
+class _Recording:
+    """Records the outcome of each run of a sweep: to the writer, the sweep's table and its progress.
 
-    def __init__(self, path: Path, experiment_pk: int) -> None:
-        self.conn = connect(path, readonly=True)
-        self.experiment_pk = experiment_pk
+    Called as ``record(task, row, outcome)`` (the ``record`` a :data:`Runner` is given).
+    """
 
-    def read(self, action: Callable[[sqlite3.Connection], Any]) -> Any:
-        try:
-            return action(self.conn)
-        except sqlite3.Error as e:
-            raise StoreError(f"reading the store failed: {e}") from e
+    def __init__(self, recorder: Recorder, writer: RunWriter, func_name: str, table: _Table | None,
+                 progress: Progress, on_error: str) -> None:
+        assert recorder._store is not None
+        self._recorder, self._writer, self._func_name = recorder, writer, func_name
+        self._table, self._progress, self._on_error = table, progress, on_error
+        self._objects = recorder._store.objects
+        self._result_layouts: set[tuple[str, ...]] = set()  # result names claimed in the experiment
 
-    def close(self) -> None:
-        self.conn.close()
+    def __call__(self, task: _Task, row: PendingRun, outcome: Outcome) -> None:
+        """Record a run's outcome.
 
+        :raises RunFailed: after recording a failed run, with ``on_error="raise"``.
+        """
+        if outcome.results:
+            names = tuple(outcome.results)
+            if names not in self._result_layouts:
+                try:
+                    self._writer.fields.claim("result", names)
+                except NameRefused as e:  # recorded as the run's failure, like any error of the function
+                    outcome = outcome._replace(status="failed", results={}, error=f"{self._func_name}: {e}")
+                else:
+                    self._result_layouts.add(names)
+        row.t0, row.results = outcome.t0, outcome.results
+        if outcome.output is not None:
+            row.output = (text_digest(outcome.output), outcome.output)
+        self._writer.finished(row, outcome.status, outcome.duration, outcome.error)
+        self._recorder.runs_recorded += 1
+        self._progress.add(outcome.status)
+        if self._table is not None:
+            self._fill(task, row, outcome.t0, outcome.duration, outcome.status,
+                       _scalars(outcome.results, self._objects))
+        if outcome.status == "failed" and self._on_error == "raise":
+            raise RunFailed(
+                f"run {row.id} of {self._func_name} with {task.params} failed (recorded); "
+                f"its traceback:\n{outcome.error}"
+            )
 
-class _Fills:
-    """Rows of the sweep's table that no run of this sweep fills: skipped and repeated psets."""
+    def plain(self, task: _Task, row: PendingRun, t0: float, duration: float, results: dict[str, Any],
+              scalars: str, names: tuple[str, ...]) -> None:
+        """Record a done run whose results (names claimed before) are plain numbers, as ``runs.scalars`` JSON."""
+        row.t0, row.scalars, row.scalar_names = t0, scalars, names
+        self._writer.finished(row, "done", duration, None)
+        self._recorder.runs_recorded += 1
+        self._progress.add("done")
+        if self._table is not None:
+            self._fill(task, row, t0, duration, "done", results)
 
-    def __init__(self) -> None:
-        self.first: dict[str, int] = {}  # pset hash → index of its first row in this sweep
-        self.skipped: dict[str, list[int]] = {}  # filled from the store
-        self.repeated: list[tuple[int, int]] = []  # (row, row it repeats)
-
-    def apply(self, reader: _Reader, statuses: tuple[str, ...], table: _Table, objects: ObjectStore) -> None:
-        if self.skipped:
-            _fill_skipped(reader, statuses, self.skipped, table, objects)
-        for index, first in self.repeated:
-            table.copy(first, index)
+    def _fill(self, task: _Task, row: PendingRun, t0: float, duration: float, status: str,
+              scalars: Mapping[str, Any]) -> None:
+        assert self._table is not None
+        self._table.set(task.index, {
+            **scalars,
+            # As stored: start to the millisecond, duration to the microsecond.
+            "_run_id": row.id, "_status": status, "_time_start": iso_utc(round(t0, 3)),
+            "_duration_s": round(duration, 6), "_session": self._recorder.id, "_env_sha": self._recorder.env_sha,
+        })
 
 
 def _to_run(
@@ -411,55 +413,42 @@ def _to_run(
     table: _Table | None,
     fills: _Fills,
     progress: Progress,
+    note_psets: Callable[[dict[str, int]], None] | None = None,
 ) -> Iterator[tuple[_Task, PendingRun]]:
-    """Yield the tasks that must run, with their rows; note the skipped and repeated ones."""
+    """Yield the tasks that must run, with their rows; note the skipped and repeated ones.
+
+    :param note_psets: given the keys of the psets found in the store (hash → key), for the writer.
+    """
     for chunk in _chunks(tasks):
-        done = reader.read(lambda conn: _done_hashes(conn, reader.experiment_pk, statuses, [t.hash for t in chunk]))
+        done: set[str] = set()
+        if statuses and not reader.alone():
+            found = reader.read(lambda conn: _look_up(conn, reader.experiment_pk, statuses, [t.hash for t in chunk]))
+            if found:
+                keys = {}
+                for task in chunk:
+                    pset = found.get(task.hash)
+                    if pset is not None:
+                        check_pset(task.hash, pset[1], task.canonical)
+                        keys[task.hash] = pset[0]
+                        if pset[2]:
+                            done.add(task.hash)
+                if note_psets is not None:
+                    note_psets(keys)
+        firsts = fills.first
         for task in chunk:
+            index, params, canonical, hash_, seed, names = task
             if table is not None:
-                table.append({**task.params, "_pset_hash": task.hash})
-            first = fills.first.get(task.hash)
+                table.append({**params, "_pset_hash": hash_})
+            first = firsts.get(hash_)
             if first is not None:  # the same pset again in this sweep: run once
-                fills.repeated.append((task.index, first))
+                fills.repeated.append((index, first))
                 progress.add("skipped")
-            elif task.hash in done:
-                fills.first[task.hash] = task.index
-                fills.skipped.setdefault(task.hash, []).append(task.index)
+            elif hash_ in done:
+                firsts[hash_] = index
+                fills.skipped.setdefault(hash_, []).append(index)
                 progress.add("skipped")
             else:
-                fills.first[task.hash] = task.index
-                yield task, PendingRun(new_id(), task.hash, task.canonical, task.seed, time.time(), task.names)
+                firsts[hash_] = index
+                yield task, PendingRun(new_id(), hash_, canonical, seed, time.time(), names)
 
 
-def _fill_skipped(reader: _Reader, statuses: tuple[str, ...], skipped: dict[str, list[int]], table: _Table,
-                  objects: ObjectStore) -> None:
-    """Fill the rows of skipped psets from their latest matching run in the store."""
-    hashes = list(skipped)
-
-    def load(conn: Any) -> None:
-        for start in range(0, len(hashes), _CHUNK):
-            chunk = hashes[start : start + _CHUNK]
-            sql = _LATEST_RUNS.format(statuses=", ".join("?" * len(statuses)), marks=", ".join("?" * len(chunk)))
-            latest = {}
-            scalars: dict[int, str | None] = {}
-            for digest, pk, run_id, status, start_ms, duration_us, session, env_sha, compact in conn.execute(
-                sql, (*(bytes.fromhex(h) for h in chunk), reader.experiment_pk, *statuses)
-            ):
-                scalars[pk] = compact
-                latest[digest.hex()] = (pk, {
-                    "_run_id": run_id.hex(), "_status": status, "_time_start": iso_utc(start_ms / 1e3),
-                    "_duration_s": None if duration_us is None else duration_us / 1e6, "_session": session,
-                    "_env_sha": env_sha,
-                })
-            pks = [pk for pk, _ in latest.values()]
-            # Plain scalars are kept in runs.scalars, the others in results (see recorder.writer).
-            values: dict[int, dict[str, Any]] = {pk: json.loads(scalars[pk] or "{}") for pk in pks}
-            if pks:
-                for run, name, kind, value in conn.execute(_RESULTS_OF.format(marks=", ".join("?" * len(pks))), pks):
-                    if is_scalar_kind(kind):
-                        values[run][name] = decode(kind, value, objects)
-            for hash_, (pk, meta) in latest.items():
-                for index in skipped[hash_]:
-                    table.set(index, {**values[pk], **meta})
-
-    reader.read(load)

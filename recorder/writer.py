@@ -119,12 +119,15 @@ class RunWriter:
 
     def started(self, run: PendingRun) -> None:
         """Note that ``run`` is in flight (it gets a row if it lasts longer than the interval)."""
-        self._raise_background_error()
+        if self._error is not None:
+            self._raise_background_error()
         self._active = (run, time.monotonic())
-        if self.interval <= 0 or (self._inline and self._last_duration >= self.interval):
-            # Runs this long get a 'running' row at once: visible, and interrupted if killed.
-            self._flush(extra=[run])
-        elif self._thread is None and not self._inline:
+        if self._inline:  # the recording thread commits: runs this long get a 'running' row at once
+            if self._last_duration >= self.interval:
+                self._flush(extra=[run])
+        elif self.interval <= 0:
+            self._flush(extra=[run])  # visible at once, and interrupted if killed
+        elif self._thread is None:
             self._start_thread()
 
     def finished(self, run: PendingRun, status: str, duration: float, error: str | None) -> None:
@@ -135,22 +138,23 @@ class RunWriter:
         self._last_duration = duration
         now = time.monotonic()
         with self._queue_lock:
-            if not self._pending:
+            pending = self._pending
+            if not pending:
                 self._oldest = now
-            self._pending.append(run)  # before the journal: an interrupt in between loses nothing
+            pending.append(run)  # before the journal: an interrupt in between loses nothing
             if self._journal is not None and not self._inline:
                 self._append_to_journal(run)
             self._active = None
-            backlog = len(self._pending)
-        if (
-            self.interval <= 0
-            or backlog >= _MAX_PENDING  # the background thread is falling behind: help it
-            or (self._inline and now - self._oldest >= self.interval)
-        ):
+            backlog = len(pending)
+        if self._inline:
+            if now - self._oldest >= self.interval or backlog >= _MAX_PENDING:
+                self._flush()
+        elif self.interval <= 0 or backlog >= _MAX_PENDING:  # at 0, or the thread is falling behind: help it
             self._flush()
-        elif self._thread is None and not self._inline:
+        elif self._thread is None:
             self._start_thread()
-        self._raise_background_error()
+        if self._error is not None:
+            self._raise_background_error()
 
     @contextlib.contextmanager
     def inline(self) -> Iterator[None]:
@@ -240,6 +244,11 @@ class RunWriter:
                 run.pk = pk
                 todo.append(run)
         return todo
+
+    def note_psets(self, pks: dict[str, int]) -> None:
+        """Remember keys of psets found in the store (hash → key), so that their runs need no lookup."""
+        with self._db_lock:
+            self._rows.note_psets(pks)
 
     @property
     def fields(self) -> Fields:
@@ -349,6 +358,7 @@ class RunWriter:
                 if not _caused_by_a_row(e):
                     raise
                 run.results, run.result_comments, run.comment, run.output = {}, None, None, None
+                run.scalars = run.scalar_names = None
                 run.status = "failed"
                 run.error = (run.error or "") + f"\n[recorder could not store this run's results: {e}]"
                 try:

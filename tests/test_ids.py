@@ -64,3 +64,12 @@ def test_a_forked_child_does_not_repeat_the_parents_next_id() -> None:
         theirs = os.read(read, 100).decode()
         os.close(read)
         assert theirs != mine
+
+
+def test_ids_of_one_millisecond_count_up_and_carry_into_the_next(monkeypatch: pytest.MonkeyPatch) -> None:
+    import recorder.ids as ids
+
+    later = (time.time_ns() // 1_000_000 + 60_000) << 48  # a minute ahead: the clock cannot catch up
+    monkeypatch.setattr(ids, "_last", later | ((1 << 48) - 2))
+    assert int(new_id(), 16) == later | ((1 << 48) - 1)
+    assert int(new_id(), 16) == later + (1 << 48)  # the next millisecond, the counter at 0

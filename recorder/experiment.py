@@ -89,6 +89,10 @@ class Experiment:
         """Return a :class:`Recorder` for a session of this experiment (options as decorated, then overrides)."""
         return Recorder(self.name, **{**self._options, **overrides})
 
+    def _dry_run(self, params: Iterable[Mapping[str, Any]], skip: str | None) -> pd.DataFrame:
+        """What a sweep of ``params`` would run and skip (``simulate=True``)."""
+        return dry_run(self.name, self.binder, params, store=self._options["store"], seed=self._options["seed"], skip=skip)
+
     def __call__(self, *args: Any, **kwargs: Any) -> Mapping[str, Any] | None:
         """Record one run of the function with these arguments and return its results."""
         params = self.binder.bind(*args, **kwargs)
@@ -119,10 +123,7 @@ class Experiment:
     ) -> pd.DataFrame | None:
         """Run the experiment on every pset in one session; see :meth:`recorder.Recorder.sweep`."""
         if simulate:
-            return dry_run(
-                self.name, self.binder, params, store=self._options["store"],
-                seed=self._options["seed"], skip=skip,
-            )
+            return self._dry_run(params, skip)
         overrides = {"message": message} if message is not None else {}
         with self.recorder(**overrides) as r:
             from .sweep import sweep
@@ -176,10 +177,7 @@ class Experiment:
             or the function cannot be traced.
         """
         if simulate:
-            return dry_run(
-                self.name, self.binder, params, store=self._options["store"],
-                seed=self._options["seed"], skip=skip,
-            )
+            return self._dry_run(params, skip)
         from . import jax as _jax  # imports jax before the session starts, so that the session describes it
 
         overrides = {"message": message} if message is not None else {}

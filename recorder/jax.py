@@ -293,8 +293,7 @@ class _Chunk:
         self.program, self.batch = program, batch
         self.outputs: Any = None
         self.error: str | None = None
-        self.t0 = time.time()
-        self.dispatched = time.perf_counter()
+        self.t0 = self.dispatched = 0.0  # set when it is dispatched
         self.recorded = 0  # runs of the chunk recorded so far
 
 

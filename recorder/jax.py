@@ -354,7 +354,10 @@ class _Runner:
         batch: list[tuple[_Task, PendingRun]] = []
         program: _Program | None = None
         for task, row in to_run:
-            key = (task.names, *((type(task.params.get(n)), task.params.get(n)) for n in self.static))
+            key = (
+                (task.names, *((type(task.params.get(n)), task.params.get(n)) for n in self.static))
+                if self.static else task.names  # per pset: nothing to build without static parameters
+            )
             found = self.programs.get(key)
             if found is None:
                 found = self.programs[key] = _Program(

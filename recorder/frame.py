@@ -3,13 +3,17 @@
 A store may hold 10^6 runs. Fetching them row by row through the
 ``sqlite3`` cursor costs a Python object per cell and a tuple per row, so
 this module lets SQLite do the work in aggregates that return one string
-per column: ``group_concat`` of integers and of JSON texts (each pset's
-canonical JSON, each run's ``scalars``), exact because they are the texts
-as stored. numpy and pandas' CSV reader parse those in C. Only results kept
-as rows of ``results`` (text, numpy scalars, NaN, commented values) go
-through the cursor, one cell per run and result, because SQLite cannot
-print a float exactly. All queries run in one read transaction, so they
-see the same runs.
+per column: ``group_concat`` of integers, of ids and hashes as bytes, and
+of JSON texts (each pset's canonical JSON, each run's ``scalars``), exact
+because they are the texts as stored. numpy and pandas' CSV reader parse
+those in C. Only results kept as rows of ``results`` (text, numpy scalars,
+NaN, commented values) go through the cursor, one cell per run and result,
+because SQLite cannot print a float exactly.
+
+The columns a write may change are read in one read transaction. The
+columns no write changes are read in the same transaction too, or, in a
+big store, by a helper process at the same time (:mod:`recorder.sidequery`),
+which sees at least the runs the transaction sees.
 """
 
 from __future__ import annotations
@@ -18,10 +22,12 @@ import io
 import json
 import sqlite3
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any, NamedTuple
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from .catalog import IN_SCALARS, columns, fields_of, select_sql
 from .errors import RecorderError
+from .sidequery import InThread, SideQuery, available
 from .values import decode, is_scalar_kind
 
 if TYPE_CHECKING:
@@ -37,25 +43,33 @@ META = ["_run_id", "_pset_hash", "_status", "_time_start", "_duration_s", "_sess
 #: Every status a run may have.
 STATUSES = ("done", "failed", "interrupted", "running")
 
-_SESSIONS = "SELECT pk, id, env_sha FROM sessions ORDER BY pk"
+_SESSIONS = "SELECT pk, id, env_sha, experiment FROM sessions ORDER BY pk"
+_DATABASE_FILE = "PRAGMA database_list"
+_LAST_RUN = "SELECT max(pk) FROM runs"
 _BEGIN = "BEGIN"
 _COMMIT = "COMMIT"
 _STATUS_CODE = "CASE status " + " ".join(f"WHEN ? THEN {i}" for i in range(len(STATUSES))) + " ELSE -1 END"
 # Aggregates over a subquery with ORDER BY, which SQLite does not flatten: values come in run order.
+# The columns a run's end may change, read in the caller's transaction.
 _RUN_AGGREGATES = """
-SELECT count(*), group_concat(time_start_ms), group_concat(ifnull(duration_us, -1)),
-       group_concat(hex(id), ''), group_concat(session){status}{scalars}
+SELECT count(*){pks}, group_concat(ifnull(duration_us, -1)){status}{scalars}
+FROM (SELECT r.pk, r.duration_us, r.status, r.scalars FROM runs AS r WHERE {condition} ORDER BY r.pk)
+"""
+# The columns no write ever changes (a run's id, start, session and pset; a pset's hash and parameters), which
+# a helper process may read in a transaction of its own. Ids and hashes are concatenated as bytes.
+_FIXED_AGGREGATES = """
+SELECT count(*){pks}, CAST(group_concat(id, '') AS BLOB), group_concat(time_start_ms),
+       CAST(group_concat(hash, '') AS BLOB){sessions}{params}
 FROM (
-    SELECT r.time_start_ms, r.duration_us, r.id, r.session, r.status, r.scalars
-    FROM runs AS r WHERE {condition} ORDER BY r.pk
+    SELECT r.pk, r.id, r.time_start_ms, r.session, p.hash, p.params FROM runs AS r JOIN psets AS p ON p.pk = r.pset
+    WHERE {condition} ORDER BY r.pk
 )
 """
-_PSET_AGGREGATES = """
-SELECT count(*), group_concat(hex(hash), ''){params}
-FROM (SELECT p.hash, p.params FROM runs AS r JOIN psets AS p ON p.pk = r.pset WHERE {condition} ORDER BY r.pk)
-"""
 _RESULT_CELLS = "SELECT {cells} FROM runs AS r {joins} WHERE {condition} ORDER BY r.pk"
-_NOTHING = "SELECT 1 WHERE 0"
+#: Below this many runs a helper process (about 50 ms to start) costs more than it saves.
+HELPER_MIN_RUNS = 100_000
+_RUN_ID_BYTES = 12
+_HASH_BYTES = 10
 
 
 def selection(conn: sqlite3.Connection, experiment: int, statuses: Sequence[str] | None, where: str | None,
@@ -82,23 +96,7 @@ def selection(conn: sqlite3.Connection, experiment: int, statuses: Sequence[str]
     return sql, values
 
 
-class _Query(NamedTuple):
-    sql: str
-    values: list[Any]
-    all_rows: bool  # fetchall, else fetchone
-
-
-def _read_all(conn: sqlite3.Connection, queries: list[_Query]) -> list[Any]:
-    """Run the queries (inside the caller's read transaction, so that they all see the same runs).
-
-    (In parallel, on several connections, they are slower: SQLite's memory
-    allocator serialises the threads, and the aggregates allocate a lot.)
-    """
-    return [conn.execute(q.sql, q.values).fetchall() if q.all_rows else conn.execute(q.sql, q.values).fetchone()
-            for q in queries]
-
-
-def _ints(text: str | None, n: int) -> np.ndarray:
+def _ints(text: str | bytes | None, n: int) -> np.ndarray:
     import numpy as np
 
     values = np.fromstring(text, sep=",", dtype=np.int64) if n and text else np.zeros(0, dtype=np.int64)
@@ -107,62 +105,77 @@ def _ints(text: str | None, n: int) -> np.ndarray:
     return values
 
 
-def _hex_column(text: str | None, width: int, n: int) -> Any:
+def _hex_column(data: bytes | None, width: int, n: int, take: np.ndarray | None = None) -> Any:
+    """Byte strings of ``width`` bytes each, concatenated, as a column of lower-case hex texts.
+
+    :param take: the positions to keep, in order; None keeps all.
+    """
     import numpy as np
     import pandas as pd
 
-    if n == 0 or not text:
+    data = data or b""
+    if len(data) != width * n:
+        raise RecorderError(f"read {len(data)} bytes of ids for {n} runs; please report this")
+    if take is not None:
+        data = np.frombuffer(data, dtype=np.uint8).reshape(n, width)[take].tobytes()
+    if not data:
         return pd.array([], dtype="str")
-    return pd.array(np.frombuffer(text.lower().encode("utf-32-le"), dtype=f"U{width}"), dtype="str")
+    # One C pass makes the texts: bytes.hex puts a comma after every value, str.split cuts there.
+    texts = np.array(data.hex(",", width).split(","), dtype=object)
+    return pd.array(texts, dtype="str")
 
 
-def _records(text: str | None, layout: list[str], wanted: list[str], n: int) -> dict[str, Any]:
-    """The values of the ``wanted`` parameters from canonical JSON texts joined by \\x1e, one per run.
+def _take(column: Any, take: np.ndarray | None) -> Any:
+    if take is None:
+        return column
+    return column[take] if hasattr(column, "dtype") else [column[i] for i in take]
+
+
+def _records(data: bytes | None, layout: list[str], wanted: list[str], n: int) -> dict[str, Any]:
+    """The values of the ``wanted`` parameters from canonical JSON texts (UTF-8) joined by \\x1e, one per run.
 
     When every pset has every parameter of ``layout`` (the experiment's
     parameters, sorted as in canonical JSON), the texts are cut into values
     without parsing each one: canonical JSON is ``{"a":1,"b":2}``, and a
     quote is escaped inside a JSON string, so ``{"a":`` and ``,"b":`` occur
     only as keys. Numbers, true, false and null are then parsed by pandas'
-    CSV reader, in C; anything else by json.
+    CSV reader, in C; anything else by json. (Bytes, not str: pandas reads
+    bytes faster.)
     """
     if not wanted or n == 0:
         return {name: [] for name in wanted}
-    assert text is not None
+    assert data is not None
     keys = sorted(layout)
     m = len(keys)
-    quoted = [json.dumps(key, ensure_ascii=False) for key in keys]  # as canonical JSON writes them
-    first = "{" + quoted[0] + ":"
-    if text.count("\x1e" + first) + text.startswith(first) != n:  # some object lacks the first key
-        return _parsed_one_by_one(text, wanted)
-    cut = text.replace("\x1e" + first, "\x1e")
-    cut = cut.removeprefix(first)
+    quoted = [json.dumps(key, ensure_ascii=False).encode() for key in keys]  # as canonical JSON writes them
+    first = b"{" + quoted[0] + b":"
+    if data.count(b"\x1e" + first) + data.startswith(first) != n:  # some object lacks the first key
+        return _parsed_one_by_one(data, wanted)
+    cut = data.replace(b"}\x1e" + first, b"\x1e")  # every object ends in }: one pass for both ends
+    cut = cut.removeprefix(first).removesuffix(b"}")
     for key in quoted[1:]:
-        cut = cut.replace("," + key + ":", "\x1f")
-    cut = cut.replace("}\x1e", "\x1e")
-    cut = cut.removesuffix("}")
+        cut = cut.replace(b"," + key + b":", b"\x1f")
     # Each object has each key at most once, so this count means every object has every key.
-    if cut.count("\x1e") != n - 1 or cut.count("\x1f") != n * (m - 1):
-        return _parsed_one_by_one(text, wanted)
-    columns: dict[str, Any] = {}
-    if '"' not in cut:  # numbers, true, false and null only: pandas' parser reads them exactly
+    if cut.count(b"\x1e") != n - 1 or cut.count(b"\x1f") != n * (m - 1):
+        return _parsed_one_by_one(data, wanted)
+    if b'"' not in cut:  # numbers, true, false and null only: pandas' parser reads them exactly
         import pandas as pd
 
         table = pd.read_csv(
-            io.StringIO(cut), sep="\x1f", lineterminator="\x1e", header=None, names=keys,
-            na_values=["null"], keep_default_na=False, **_exact_floats(),
+            io.BytesIO(cut), sep="\x1f", lineterminator="\x1e", header=None, names=keys,
+            usecols=wanted, na_values=["null"], keep_default_na=False, **_exact_floats(),
         )
-        if len(table) == n and all(table[key].dtype.kind in "fiub" for key in keys):
+        if len(table) == n and all(table[name].dtype.kind in "fiub" for name in wanted):
             return {name: table[name].to_numpy() for name in wanted}
-    flat = cut.replace("\x1f", ",").replace("\x1e", ",")
-    values = json.loads("[" + flat + "]")
+    flat = cut.replace(b"\x1f", b",").replace(b"\x1e", b",")
+    values = json.loads(b"[" + flat + b"]")
     columns = {key: _values(values[j::m]) for j, key in enumerate(keys)}
     return {name: columns[name] for name in wanted}
 
 
-def _parsed_one_by_one(text: str, wanted: list[str]) -> dict[str, Any]:
+def _parsed_one_by_one(data: bytes, wanted: list[str]) -> dict[str, Any]:
     """The slow way, for objects of several layouts: each parsed by json; a missing key is None."""
-    objects = json.loads("[" + text.replace("\x1e", ",") + "]")
+    objects = json.loads(b"[" + data.replace(b"\x1e", b",") + b"]")
     return {name: _values([item.get(name) for item in objects]) for name in wanted}
 
 
@@ -204,16 +217,21 @@ def frame(
     statuses: Sequence[str] | None = ("done",),
     names: Sequence[str] | None = None,
     where: str | None = None,
+    helper_min_runs: int = HELPER_MIN_RUNS,
 ) -> pd.DataFrame:
     """Return one row per selected run of an experiment: parameters, scalar results, then :data:`META`.
 
-    The experiment's names, the selection and every query are read in one
-    transaction, so a run committed meanwhile is either wholly in or out.
+    The experiment's names, the selection and every column a write may
+    change are read in one transaction, so a run committed meanwhile is
+    either wholly in or out. In a store of at least ``helper_min_runs`` runs,
+    a helper process reads the columns no write changes (ids, sessions,
+    psets) at the same time, on another core (see :mod:`recorder.sidequery`).
 
     :param conn: a connection to the store.
     :param statuses: the statuses of the runs to include; None includes all.
     :param names: the parameters and results to include; None includes all.
     :param where: an SQL condition over the experiment's wide view.
+    :param helper_min_runs: the fewest runs in the store for which a helper process is worth starting.
     """
     if conn.in_transaction:  # a read left open by an interrupt
         conn.execute(_COMMIT)
@@ -230,71 +248,197 @@ def frame(
                 )
             params = [n for n in params if n in names]
             results = {n: kinds for n, kinds in results.items() if n in names}
-        return _frame(conn, experiment, objects, statuses, params, results, all_params, all_results, where)
+        return _frame(conn, experiment, objects, statuses, params, results, all_params, all_results, where,
+                      helper_min_runs)
     finally:
         conn.execute(_COMMIT)
 
 
 def _frame(conn: sqlite3.Connection, experiment: int, objects: ObjectStore,
            statuses: Sequence[str] | None, params: list[str], results: dict[str, set[str]],
-           all_params: list[str], all_results: dict[str, set[str]], where: str | None) -> pd.DataFrame:
+           all_params: list[str], all_results: dict[str, set[str]], where: str | None,
+           helper_min_runs: int) -> pd.DataFrame:
+    condition, values = selection(conn, experiment, statuses, where, all_params, all_results)
+    try:
+        sessions = conn.execute(_SESSIONS).fetchall()
+        several_sessions = sum(1 for s in sessions if s[3] == experiment) > 1
+        fixed = _fixed_query(several_sessions, bool(params))
+        helper = _start_helper(conn, fixed, experiment, where, helper_min_runs)
+    except sqlite3.Error as e:
+        raise RecorderError(f"reading the runs failed: {e}") from e
+    try:
+        runs = _read_runs(conn, condition, values, statuses, all_results, results, with_pks=helper is not None)
+        n = runs["n"]
+        row = None
+        if helper is not None:
+            if n >= helper_min_runs:
+                row = helper.result()
+            else:
+                helper.cancel()
+        take = None
+        if row is not None:
+            seen = _ints(row[1], int(row[0] or 0))
+            if len(seen) != n or (seen != runs["pks"]).any():  # it read runs not selected here too: keep those selected
+                take = _positions(seen, runs["pks"])
+                if take is None:  # a run the helper did not see; cannot happen, as runs are never deleted
+                    row = None
+        from_helper = row is not None
+        if row is None:  # without a helper, or it failed: read the same columns here, in this transaction
+            take = None
+            try:
+                row = conn.execute(fixed.format(pks="", condition=condition), values).fetchone()
+            except sqlite3.Error as e:
+                raise RecorderError(f"reading the runs failed: {e}") from e
+    finally:
+        if helper is not None:
+            helper.cancel()
     import numpy as np
     import pandas as pd
 
-    condition, values = selection(conn, experiment, statuses, where, all_params, all_results)
+    psets = _parse_fixed(row, several_sessions, all_params, params, take, with_pks=from_helper)
+    if psets["n"] != n:
+        raise RecorderError(f"read {psets['n']} psets for {n} runs; please report this")
 
-    # Every pset's canonical JSON, and every run's scalars, in one string each; parsed by _records.
-    param_sql = ", group_concat(params, char(30))" if params else ""
+    data: dict[str, Any] = psets["params"]
+    data.update(runs["scalars"])
+    _add_result_rows(conn, data, condition, values, results, objects, n)
+
+    session_pks = np.array([s[0] for s in sessions], dtype=np.int64)
+    if several_sessions:
+        session_codes = np.searchsorted(session_pks, psets["sessions"])
+    else:  # each run of an experiment is in one of its sessions
+        only = [s[0] for s in sessions if s[3] == experiment]
+        session_codes = np.full(n, np.searchsorted(session_pks, only[0]) if only else 0, dtype=np.int64)
+    session_ids = [s[1] for s in sessions]
+    env_shas = sorted({s[2] for s in sessions})
+    env_codes = np.array([env_shas.index(s[2]) for s in sessions], dtype=np.int64)
+    duration = runs["duration"]
+    status_codes = runs.get("status")
+    if status_codes is None:
+        status_codes = np.full(n, STATUSES.index(statuses[0]) if statuses else 0, dtype=np.int64)
+    data["_run_id"] = psets["ids"]
+    data["_pset_hash"] = psets["hashes"]
+    data["_status"] = pd.Categorical.from_codes(status_codes, categories=list(STATUSES))
+    data["_time_start"] = pd.to_datetime(psets["time"], unit="ms", utc=True)
+    data["_duration_s"] = np.where(duration < 0, np.nan, duration / 1e6)
+    data["_session"] = pd.Categorical.from_codes(session_codes, categories=session_ids)
+    data["_env_sha"] = pd.Categorical.from_codes(env_codes[session_codes], categories=env_shas)
+    return pd.DataFrame(data, columns=[*params, *results, *META], copy=False)
+
+
+def _fixed_query(several_sessions: bool, with_params: bool) -> str:
+    """The text of :data:`_FIXED_AGGREGATES` for these columns, with ``{pks}`` and ``{condition}`` left to fill."""
+    return _FIXED_AGGREGATES.format(
+        pks="{pks}", condition="{condition}",
+        sessions=", group_concat(session)" if several_sessions else "",
+        params=", CAST(group_concat(params, char(30)) AS BLOB)" if with_params else "",
+    )
+
+
+def _start_helper(conn: sqlite3.Connection, fixed: str, experiment: int, where: str | None,
+                  helper_min_runs: int) -> SideQuery | None:
+    """Start a helper process reading the fixed columns of every run of the experiment, when that is worth it.
+
+    The caller's read transaction has begun (its first read is done), so the
+    helper, starting later, sees every run the caller sees.
+    """
+    if where is not None or not available():  # a where clause picks few runs, as a rule
+        return None
+    last = conn.execute(_LAST_RUN).fetchone()[0] or 0
+    if last < helper_min_runs:
+        return None
+    database = next((Path(row[2]) for row in conn.execute(_DATABASE_FILE) if row[1] == "main" and row[2]), None)
+    if database is None:  # an in-memory database
+        return None
+    return SideQuery(database, fixed.format(pks=", group_concat(pk)", condition="r.experiment = ?"), [experiment])
+
+
+def _positions(seen: np.ndarray, wanted: np.ndarray) -> np.ndarray | None:
+    """Where each of the ``wanted`` run keys is in ``seen`` (both ascending); None if one is missing."""
+    import numpy as np
+
+    at = np.searchsorted(seen, wanted)
+    if len(wanted) and (at[-1] >= len(seen) or not np.array_equal(seen[np.minimum(at, len(seen) - 1)], wanted)):
+        return None
+    return at
+
+
+def _read_runs(conn: sqlite3.Connection, condition: str, values: list[Any], statuses: Sequence[str] | None,
+               all_results: dict[str, set[str]], results: dict[str, set[str]], with_pks: bool) -> dict[str, Any]:
+    """Read and parse :data:`_RUN_AGGREGATES`: durations, statuses and the results in ``runs.scalars``."""
     compact = sorted(n for n, kinds in all_results.items() if IN_SCALARS in kinds)
-    scalars_sql = ", group_concat(ifnull(scalars, '{}'), char(30))" if compact else ""
     # One status selected: no need to read it for each run.
-    status_sql = "" if statuses is not None and len(statuses) == 1 else f", group_concat({_STATUS_CODE})"
-    status_values = list(STATUSES) if status_sql else []
-    # Results kept as rows of results (not in runs.scalars): read through the cursor.
-    in_rows = [n for n, kinds in results.items() if kinds - {IN_SCALARS}]
-    plain = {n for n in in_rows if results[n] - {IN_SCALARS} == {""}}
+    one_status = statuses is not None and len(statuses) == 1
+    sql = _RUN_AGGREGATES.format(
+        pks=", group_concat(pk)" if with_pks else "", condition=condition,
+        status="" if one_status else f", group_concat({_STATUS_CODE})",
+        scalars=", CAST(group_concat(ifnull(scalars, '{}'), char(30)) AS BLOB)" if compact else "",
+    )
+    bound = [*([] if one_status else STATUSES), *values]
+    reading = InThread(lambda: conn.execute(sql, bound).fetchone())
+    try:
+        import numpy  # noqa: F401  (the first import of numpy and pandas, while SQLite reads)
+        import pandas  # noqa: F401
+
+        row = reading.result()
+    except sqlite3.Error as e:
+        raise RecorderError(f"reading the runs failed: {e}") from e
+    except BaseException:  # Ctrl-C: stop the query before the caller ends the transaction
+        conn.interrupt()
+        reading.wait()
+        raise
+    n, rest = row[0], list(row[1:])
+    parsed: dict[str, Any] = {"n": n, "pks": _ints(rest.pop(0), n) if with_pks else None}
+    parsed["duration"] = _ints(rest.pop(0), n)
+    if not one_status:
+        parsed["status"] = _ints(rest.pop(0), n)
+    wanted = [name for name in results if IN_SCALARS in results[name]]
+    parsed["scalars"] = _records(rest.pop(0), compact, wanted, n) if compact else {}
+    return parsed
+
+
+def _parse_fixed(row: tuple[Any, ...], several_sessions: bool, all_params: list[str], params: list[str],
+                 take: np.ndarray | None, with_pks: bool) -> dict[str, Any]:
+    """Parse :data:`_FIXED_AGGREGATES`, keeping the runs at the positions ``take`` (all when None)."""
+    rest = list(row)
+    n = int(rest.pop(0) or 0)
+    if with_pks:
+        rest.pop(0)
+    kept = n if take is None else len(take)
+    parsed: dict[str, Any] = {
+        "n": kept,
+        "ids": _hex_column(rest.pop(0), _RUN_ID_BYTES, n, take),
+        "time": _take(_ints(rest.pop(0), n), take),
+        "hashes": _hex_column(rest.pop(0), _HASH_BYTES, n, take),
+        "sessions": _take(_ints(rest.pop(0), n), take) if several_sessions else None,
+    }
+    columns = _records(rest.pop(0), all_params, params, n) if params else {}
+    parsed["params"] = {name: _take(column, take) for name, column in columns.items()}
+    return parsed
+
+
+def _add_result_rows(conn: sqlite3.Connection, data: dict[str, Any], condition: str, values: list[Any],
+                     results: dict[str, set[str]], objects: ObjectStore, n: int) -> None:
+    """Add the results kept as rows of ``results`` (text, numpy scalars, NaN, commented values) to ``data``.
+
+    They go through the cursor, one cell per run and result, because SQLite
+    cannot print a float exactly. Most experiments have none.
+    """
+    in_rows = [name for name, kinds in results.items() if kinds - {IN_SCALARS}]
+    if not in_rows:
+        return
+    plain = {name for name in in_rows if results[name] - {IN_SCALARS} == {""}}
     cells, joins = [], []
     for i, name in enumerate(in_rows):
         joins.append(f"LEFT JOIN results AS x{i} ON x{i}.run = r.pk AND x{i}.name = ?")
         cells.append(f"x{i}.value" if name in plain else f"x{i}.kind, x{i}.value")
-    wanted_compact = [name for name in results if IN_SCALARS in results[name]]
-
-    def parse_runs(row: tuple[Any, ...]) -> dict[str, Any]:  # the aggregates of _RUN_AGGREGATES
-        n = row[0]
-        parsed = {
-            "n": n, "time": _ints(row[1], n), "duration": _ints(row[2], n),
-            "ids": _hex_column(row[3], 24, n), "sessions": _ints(row[4], n),
-        }
-        if status_sql:
-            parsed["status"] = _ints(row[5], n)
-        if compact:
-            parsed["scalars"] = _records(row[-1], compact, wanted_compact, n)
-        return parsed
-
-    def parse_psets(row: tuple[Any, ...]) -> dict[str, Any]:
-        n = row[0]
-        return {"n": n, "hashes": _hex_column(row[1], 20, n),
-                "params": _records(row[2] if params else None, all_params, params, n)}
-
-    queries = [
-        _Query(_RESULT_CELLS.format(cells=", ".join(cells), joins=" ".join(joins), condition=condition),
-               [*in_rows, *values], True) if in_rows else _Query(_NOTHING, [], True),
-        _Query(_RUN_AGGREGATES.format(condition=condition, status=status_sql, scalars=scalars_sql),
-               [*status_values, *values], False),
-        _Query(_PSET_AGGREGATES.format(params=param_sql, condition=condition), values, False),
-        _Query(_SESSIONS, [], True),
-    ]
+    sql = _RESULT_CELLS.format(cells=", ".join(cells), joins=" ".join(joins), condition=condition)
     try:
-        rows, run_row, pset_row, sessions = _read_all(conn, queries)
+        rows = conn.execute(sql, [*in_rows, *values]).fetchall()
     except sqlite3.Error as e:
         raise RecorderError(f"reading the runs failed: {e}") from e
-    runs, psets = parse_runs(run_row), parse_psets(pset_row)
-    n = runs["n"]
-    if (in_rows and len(rows) != n) or psets["n"] != n:
-        raise RecorderError(f"read {len(rows)} and {psets['n']} rows for {n} runs; please report this")
-
-    data: dict[str, Any] = psets["params"]
-    data.update(runs.get("scalars", {}))
+    if len(rows) != n:
+        raise RecorderError(f"read {len(rows)} rows of results for {n} runs; please report this")
     column = 0
     for name in in_rows:
         if name in plain:
@@ -311,21 +455,3 @@ def _frame(conn: sqlite3.Connection, experiment: int, objects: ObjectStore,
             data[name] = _values(merged)
         else:
             data[name] = _values(cells_)
-
-    session_pks = np.array([s[0] for s in sessions], dtype=np.int64)
-    session_codes = np.searchsorted(session_pks, runs["sessions"])
-    session_ids = [s[1] for s in sessions]
-    env_shas = sorted({s[2] for s in sessions})
-    env_codes = np.array([env_shas.index(s[2]) for s in sessions], dtype=np.int64)
-    duration = runs["duration"]
-    status_codes = runs.get("status")
-    if status_codes is None:
-        status_codes = np.full(n, STATUSES.index(statuses[0]) if statuses else 0, dtype=np.int64)
-    data["_run_id"] = runs["ids"]
-    data["_pset_hash"] = psets["hashes"]
-    data["_status"] = pd.Categorical.from_codes(status_codes, categories=list(STATUSES))
-    data["_time_start"] = pd.to_datetime(runs["time"], unit="ms", utc=True)
-    data["_duration_s"] = np.where(duration < 0, np.nan, duration / 1e6)
-    data["_session"] = pd.Categorical.from_codes(session_codes, categories=session_ids)
-    data["_env_sha"] = pd.Categorical.from_codes(env_codes[session_codes], categories=env_shas)
-    return pd.DataFrame(data, columns=[*params, *results, *META], copy=False)

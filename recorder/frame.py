@@ -52,13 +52,13 @@ _STATUS_CODE = "CASE status " + " ".join(f"WHEN ? THEN {i}" for i in range(len(S
 # Aggregates over a subquery with ORDER BY, which SQLite does not flatten: values come in run order.
 # The columns a run's end may change, read in the caller's transaction.
 _RUN_AGGREGATES = """
-SELECT count(*){pks}, group_concat(ifnull(duration_us, -1)){status}{scalars}
+SELECT count(*), group_concat(ifnull(duration_us, -1)){status}{scalars}
 FROM (SELECT r.pk, r.duration_us, r.status, r.scalars FROM runs AS r WHERE {condition} ORDER BY r.pk)
 """
 # The columns no write ever changes (a run's id, start, session and pset; a pset's hash and parameters), which
 # a helper process may read in a transaction of its own. Ids and hashes are concatenated as bytes.
 _FIXED_AGGREGATES = """
-SELECT count(*){pks}, CAST(group_concat(id, '') AS BLOB), group_concat(time_start_ms),
+SELECT count(*), CAST(group_concat(id, '') AS BLOB), group_concat(time_start_ms),
        CAST(group_concat(hash, '') AS BLOB){sessions}{params}
 FROM (
     SELECT r.pk, r.id, r.time_start_ms, r.session, p.hash, p.params FROM runs AS r JOIN psets AS p ON p.pk = r.pset
@@ -105,30 +105,19 @@ def _ints(text: str | bytes | None, n: int) -> np.ndarray:
     return values
 
 
-def _hex_column(data: bytes | None, width: int, n: int, take: np.ndarray | None = None) -> Any:
-    """Byte strings of ``width`` bytes each, concatenated, as a column of lower-case hex texts.
-
-    :param take: the positions to keep, in order; None keeps all.
-    """
+def _hex_column(data: bytes | None, width: int, n: int) -> Any:
+    """Byte strings of ``width`` bytes each, concatenated, as a column of lower-case hex texts."""
     import numpy as np
     import pandas as pd
 
     data = data or b""
     if len(data) != width * n:
         raise RecorderError(f"read {len(data)} bytes of ids for {n} runs; please report this")
-    if take is not None:
-        data = np.frombuffer(data, dtype=np.uint8).reshape(n, width)[take].tobytes()
     if not data:
         return pd.array([], dtype="str")
     # One C pass makes the texts: bytes.hex puts a comma after every value, str.split cuts there.
     texts = np.array(data.hex(",", width).split(","), dtype=object)
     return pd.array(texts, dtype="str")
-
-
-def _take(column: Any, take: np.ndarray | None) -> Any:
-    if take is None:
-        return column
-    return column[take] if hasattr(column, "dtype") else [column[i] for i in take]
 
 
 def _records(data: bytes | None, layout: list[str], wanted: list[str], n: int) -> dict[str, Any]:
@@ -217,7 +206,7 @@ def frame(
     statuses: Sequence[str] | None = ("done",),
     names: Sequence[str] | None = None,
     where: str | None = None,
-    helper_min_runs: int = HELPER_MIN_RUNS,
+    helper_min_runs: int | None = None,
 ) -> pd.DataFrame:
     """Return one row per selected run of an experiment: parameters, scalar results, then :data:`META`.
 
@@ -231,7 +220,8 @@ def frame(
     :param statuses: the statuses of the runs to include; None includes all.
     :param names: the parameters and results to include; None includes all.
     :param where: an SQL condition over the experiment's wide view.
-    :param helper_min_runs: the fewest runs in the store for which a helper process is worth starting.
+    :param helper_min_runs: the fewest runs in the store for which a helper process is worth starting
+        (default :data:`HELPER_MIN_RUNS`).
     """
     if conn.in_transaction:  # a read left open by an interrupt
         conn.execute(_COMMIT)
@@ -249,7 +239,7 @@ def frame(
             params = [n for n in params if n in names]
             results = {n: kinds for n, kinds in results.items() if n in names}
         return _frame(conn, experiment, objects, statuses, params, results, all_params, all_results, where,
-                      helper_min_runs)
+                      HELPER_MIN_RUNS if helper_min_runs is None else helper_min_runs)
     finally:
         conn.execute(_COMMIT)
 
@@ -262,31 +252,25 @@ def _frame(conn: sqlite3.Connection, experiment: int, objects: ObjectStore,
     try:
         sessions = conn.execute(_SESSIONS).fetchall()
         several_sessions = sum(1 for s in sessions if s[3] == experiment) > 1
-        fixed = _fixed_query(several_sessions, bool(params))
-        helper = _start_helper(conn, fixed, experiment, where, helper_min_runs)
+        fixed = _FIXED_AGGREGATES.format(
+            condition=condition,
+            sessions=", group_concat(session)" if several_sessions else "",
+            params=", CAST(group_concat(params, char(30)) AS BLOB)" if params else "",
+        )
+        helper = _start_helper(conn, fixed, values, statuses, where, helper_min_runs)
     except sqlite3.Error as e:
         raise RecorderError(f"reading the runs failed: {e}") from e
     try:
-        runs = _read_runs(conn, condition, values, statuses, all_results, results, with_pks=helper is not None)
+        runs = _read_runs(conn, condition, values, statuses, all_results, results)
         n = runs["n"]
         row = None
-        if helper is not None:
-            if n >= helper_min_runs:
-                row = helper.result()
-            else:
-                helper.cancel()
-        take = None
-        if row is not None:
-            seen = _ints(row[1], int(row[0] or 0))
-            if len(seen) != n or (seen != runs["pks"]).any():  # it read runs not selected here too: keep those selected
-                take = _positions(seen, runs["pks"])
-                if take is None:  # a run the helper did not see; cannot happen, as runs are never deleted
-                    row = None
-        from_helper = row is not None
-        if row is None:  # without a helper, or it failed: read the same columns here, in this transaction
-            take = None
+        if helper is not None and n >= helper_min_runs:
+            row = helper.result()
+            if row is not None and int(row[0] or 0) != n:  # runs ended or began meanwhile: see _start_helper
+                row = None
+        if row is None:  # no helper, or it failed or saw other runs: read the same columns here
             try:
-                row = conn.execute(fixed.format(pks="", condition=condition), values).fetchone()
+                row = conn.execute(fixed, values).fetchone()
             except sqlite3.Error as e:
                 raise RecorderError(f"reading the runs failed: {e}") from e
     finally:
@@ -295,7 +279,7 @@ def _frame(conn: sqlite3.Connection, experiment: int, objects: ObjectStore,
     import numpy as np
     import pandas as pd
 
-    psets = _parse_fixed(row, several_sessions, all_params, params, take, with_pks=from_helper)
+    psets = _parse_fixed(row, several_sessions, all_params, params)
     if psets["n"] != n:
         raise RecorderError(f"read {psets['n']} psets for {n} runs; please report this")
 
@@ -326,23 +310,18 @@ def _frame(conn: sqlite3.Connection, experiment: int, objects: ObjectStore,
     return pd.DataFrame(data, columns=[*params, *results, *META], copy=False)
 
 
-def _fixed_query(several_sessions: bool, with_params: bool) -> str:
-    """The text of :data:`_FIXED_AGGREGATES` for these columns, with ``{pks}`` and ``{condition}`` left to fill."""
-    return _FIXED_AGGREGATES.format(
-        pks="{pks}", condition="{condition}",
-        sessions=", group_concat(session)" if several_sessions else "",
-        params=", CAST(group_concat(params, char(30)) AS BLOB)" if with_params else "",
-    )
+def _start_helper(conn: sqlite3.Connection, fixed: str, values: list[Any], statuses: Sequence[str] | None,
+                  where: str | None, helper_min_runs: int) -> SideQuery | None:
+    """Start a helper process reading the runs' fixed columns, when that is worth it and can be checked.
 
-
-def _start_helper(conn: sqlite3.Connection, fixed: str, experiment: int, where: str | None,
-                  helper_min_runs: int) -> SideQuery | None:
-    """Start a helper process reading the fixed columns of every run of the experiment, when that is worth it.
-
-    The caller's read transaction has begun (its first read is done), so the
-    helper, starting later, sees every run the caller sees.
+    The helper reads in a transaction of its own, begun after the caller's
+    (whose first read is done). Runs are never deleted, their fixed columns
+    never change, and a run's status changes only from running to its end.
+    So when the selection leaves running runs out (or takes every status),
+    the helper sees the caller's runs plus those that ended or began since,
+    and the same number of runs means the same runs, in the same order.
     """
-    if where is not None or not available():  # a where clause picks few runs, as a rule
+    if where is not None or (statuses is not None and "running" in statuses) or not available():
         return None
     last = conn.execute(_LAST_RUN).fetchone()[0] or 0
     if last < helper_min_runs:
@@ -350,27 +329,17 @@ def _start_helper(conn: sqlite3.Connection, fixed: str, experiment: int, where: 
     database = next((Path(row[2]) for row in conn.execute(_DATABASE_FILE) if row[1] == "main" and row[2]), None)
     if database is None:  # an in-memory database
         return None
-    return SideQuery(database, fixed.format(pks=", group_concat(pk)", condition="r.experiment = ?"), [experiment])
-
-
-def _positions(seen: np.ndarray, wanted: np.ndarray) -> np.ndarray | None:
-    """Where each of the ``wanted`` run keys is in ``seen`` (both ascending); None if one is missing."""
-    import numpy as np
-
-    at = np.searchsorted(seen, wanted)
-    if len(wanted) and (at[-1] >= len(seen) or not np.array_equal(seen[np.minimum(at, len(seen) - 1)], wanted)):
-        return None
-    return at
+    return SideQuery(database, fixed, values)
 
 
 def _read_runs(conn: sqlite3.Connection, condition: str, values: list[Any], statuses: Sequence[str] | None,
-               all_results: dict[str, set[str]], results: dict[str, set[str]], with_pks: bool) -> dict[str, Any]:
+               all_results: dict[str, set[str]], results: dict[str, set[str]]) -> dict[str, Any]:
     """Read and parse :data:`_RUN_AGGREGATES`: durations, statuses and the results in ``runs.scalars``."""
     compact = sorted(n for n, kinds in all_results.items() if IN_SCALARS in kinds)
     # One status selected: no need to read it for each run.
     one_status = statuses is not None and len(statuses) == 1
     sql = _RUN_AGGREGATES.format(
-        pks=", group_concat(pk)" if with_pks else "", condition=condition,
+        condition=condition,
         status="" if one_status else f", group_concat({_STATUS_CODE})",
         scalars=", CAST(group_concat(ifnull(scalars, '{}'), char(30)) AS BLOB)" if compact else "",
     )
@@ -388,7 +357,7 @@ def _read_runs(conn: sqlite3.Connection, condition: str, values: list[Any], stat
         reading.wait()
         raise
     n, rest = row[0], list(row[1:])
-    parsed: dict[str, Any] = {"n": n, "pks": _ints(rest.pop(0), n) if with_pks else None}
+    parsed: dict[str, Any] = {"n": n}
     parsed["duration"] = _ints(rest.pop(0), n)
     if not one_status:
         parsed["status"] = _ints(rest.pop(0), n)
@@ -397,24 +366,19 @@ def _read_runs(conn: sqlite3.Connection, condition: str, values: list[Any], stat
     return parsed
 
 
-def _parse_fixed(row: tuple[Any, ...], several_sessions: bool, all_params: list[str], params: list[str],
-                 take: np.ndarray | None, with_pks: bool) -> dict[str, Any]:
-    """Parse :data:`_FIXED_AGGREGATES`, keeping the runs at the positions ``take`` (all when None)."""
+def _parse_fixed(row: tuple[Any, ...], several_sessions: bool, all_params: list[str],
+                 params: list[str]) -> dict[str, Any]:
+    """Parse the row of :data:`_FIXED_AGGREGATES` (numbers may come as text, from a helper)."""
     rest = list(row)
     n = int(rest.pop(0) or 0)
-    if with_pks:
-        rest.pop(0)
-    kept = n if take is None else len(take)
-    parsed: dict[str, Any] = {
-        "n": kept,
-        "ids": _hex_column(rest.pop(0), _RUN_ID_BYTES, n, take),
-        "time": _take(_ints(rest.pop(0), n), take),
-        "hashes": _hex_column(rest.pop(0), _HASH_BYTES, n, take),
-        "sessions": _take(_ints(rest.pop(0), n), take) if several_sessions else None,
+    return {
+        "n": n,
+        "ids": _hex_column(rest.pop(0), _RUN_ID_BYTES, n),
+        "time": _ints(rest.pop(0), n),
+        "hashes": _hex_column(rest.pop(0), _HASH_BYTES, n),
+        "sessions": _ints(rest.pop(0), n) if several_sessions else None,
+        "params": _records(rest.pop(0), all_params, params, n) if params else {},
     }
-    columns = _records(rest.pop(0), all_params, params, n) if params else {}
-    parsed["params"] = {name: _take(column, take) for name, column in columns.items()}
-    return parsed
 
 
 def _add_result_rows(conn: sqlite3.Connection, data: dict[str, Any], condition: str, values: list[Any],

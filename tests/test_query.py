@@ -29,6 +29,15 @@ STATUSES = ["done", "failed", "interrupted", "running"]
 # -- helpers ------------------------------------------------------------------------
 
 
+@pytest.fixture(autouse=True, params=["in-process", "helper"])
+def read_path(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Every test twice: DataFrames read in this process, and with a helper process for any store size."""
+    if request.param == "helper":
+        monkeypatch.setattr(recorder.frame, "HELPER_MIN_RUNS", 0)
+    return request.param
+
+
+
 def connect(store: Path) -> sqlite3.Connection:
     return sqlite3.connect(store / "recorder.sqlite")
 

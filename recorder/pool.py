@@ -11,7 +11,9 @@ from __future__ import annotations
 
 import concurrent.futures as cf
 import os
+import select
 import signal
+import sys
 import threading
 import time
 import traceback
@@ -28,8 +30,14 @@ __all__ = ["Pool"]
 _AHEAD = 2
 
 
-def _exit_with_parent(parent: int) -> None:
+def _exit_with_parent(sweeping: int) -> None:
     """Pool worker initializer: exit when the sweeping process is gone (even killed with SIGKILL).
+
+    A worker's parent is not always the sweeping process: with forkserver it
+    is the fork server, which lives as long as any worker does. So a worker
+    watches the sweeping process itself: through a pidfd where there is one
+    (Linux; readable once that process has ended), else by polling whether
+    it still exists and whether the worker's parent changed.
 
     SIGTERM gets its default action back: a worker forked from a process
     whose Recorder turns SIGTERM into an exception would otherwise record its
@@ -37,14 +45,65 @@ def _exit_with_parent(parent: int) -> None:
     """
     if signal.getsignal(signal.SIGTERM) is not signal.SIG_DFL:
         signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    parent = os.getppid()
+    try:
+        handle: int | None = os.pidfd_open(sweeping)
+    except (AttributeError, OSError):  # no pidfd here, or the sweeping process has ended already
+        handle = None
 
     def watch() -> None:
-        while True:
+        if handle is not None:
+            select.select([handle], [], [])
+            os._exit(1)
+        while _exists(sweeping) and os.getppid() == parent:
             time.sleep(0.5)
-            if os.getppid() != parent:
-                os._exit(1)
+        os._exit(1)
 
     threading.Thread(target=watch, name="recorder-parent-watch", daemon=True).start()
+
+
+def _exists(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # there, but another user's: the pid was reused
+        return False
+    return True
+
+
+#: Modules that run threads of their own: a forked copy of a process using them can deadlock.
+_THREADED = ("jax",)
+
+
+def _context() -> Any:
+    """The multiprocessing context of a pool: the default, or forkserver once a threaded library is loaded.
+
+    fork copies the process with its locks but not its threads; JAX's
+    thread pools hold locks, so a forked worker of a process that imported
+    jax can hang. forkserver starts workers from a clean process instead
+    (they import the experiment's module, as with ``spawn``).
+    """
+    import multiprocessing
+
+    if any(name in sys.modules for name in _THREADED) and "forkserver" in multiprocessing.get_all_start_methods():
+        return multiprocessing.get_context("forkserver")
+    return multiprocessing.get_context()
+
+
+def _check_importable(func: Callable[..., Any], name: str) -> None:
+    """Fail before the first run when workers that start afresh (not forked) cannot import the function.
+
+    Such workers import the function's module by name; a function of an
+    interactive session (a notebook, the REPL) has no module file to import.
+    """
+    module = sys.modules.get(getattr(func, "__module__", None) or "")
+    if module is not None and module.__name__ == "__main__" and not getattr(module, "__file__", None):
+        why = "jax is imported, so" if any(n in sys.modules for n in _THREADED) else "here"
+        raise RecorderError(
+            f"{name} is defined interactively, and {why} worker processes start afresh and cannot import it; "
+            "define it in a module file and import it, or use workers=1"
+        )
 
 
 def _check_picklable(func: Callable[..., Any], name: str) -> None:
@@ -83,12 +142,16 @@ class Pool:
         self._own = executor is None
         if executor is None:
             _check_picklable(func, name)
+            self._context = _context()
+            if self._context.get_start_method() != "fork":
+                _check_importable(func, name)
             executor = self._new_pool()
         self.executor = executor
 
     def _new_pool(self) -> cf.ProcessPoolExecutor:
         return cf.ProcessPoolExecutor(
             max_workers=self._workers, initializer=_exit_with_parent, initargs=(os.getpid(),),
+            mp_context=self._context,
         )
 
     def run(

@@ -321,6 +321,101 @@ def test_ctrl_c_records_finished_chunks_and_marks_those_in_flight(store: Path) -
     assert con.execute("SELECT count(*), count(DISTINCT pset) FROM runs WHERE status = 'done'").fetchone() == (400, 400)
 
 
+_POOLED = """
+import sys, warnings
+import jax.numpy as jnp
+import recorder as rec
+
+@rec.experiment("pooled", store=sys.argv[1], git=False)
+def model(a: float):
+    return {"y": float(jnp.sin(a))}
+
+if __name__ == "__main__":
+    warnings.simplefilter("error")  # JAX warns when a process that runs its threads forks
+    df = model.sweep(rec.plist("a", [0.0, 1.0, 2.0, 3.0]), workers=2, progress=False)
+    print(df["_status"].tolist().count("done"))
+"""
+
+
+def test_a_process_pool_after_jax_is_imported_does_not_fork(tmp_path: Path, store: Path) -> None:
+    script = tmp_path / "pooled.py"
+    script.write_text(_POOLED)
+    done = subprocess.run([sys.executable, str(script), str(store)], capture_output=True, text=True, cwd=tmp_path,
+                          timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "4" and "fork" not in done.stderr
+
+
+_POOL_KILLED = """
+import os, sys, time
+import jax
+import recorder as rec
+
+@rec.experiment("slow", store=sys.argv[1], git=False)
+def slow(a: int):
+    with open(os.path.join(sys.argv[2], str(os.getpid())), "w"):
+        pass
+    time.sleep(60)
+    return {"a2": a * 2}
+
+if __name__ == "__main__":
+    slow.sweep(rec.plist("a", range(8)), workers=2, progress=False)
+"""
+
+
+def test_forkserver_workers_end_when_the_sweeping_process_is_killed(tmp_path: Path, store: Path) -> None:
+    script, pids = tmp_path / "killed.py", tmp_path / "pids"
+    script.write_text(_POOL_KILLED)
+    pids.mkdir()
+    sweeping = subprocess.Popen([sys.executable, str(script), str(store), str(pids)], cwd=tmp_path,
+                                stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    try:
+        deadline = time.monotonic() + 60
+        while len(list(pids.iterdir())) < 2:
+            assert sweeping.poll() is None, sweeping.stderr.read().decode() if sweeping.stderr else ""
+            assert time.monotonic() < deadline, "the workers did not start"
+            time.sleep(0.05)
+        workers = [int(p.name) for p in pids.iterdir()]
+        sweeping.kill()
+        sweeping.wait()
+        deadline = time.monotonic() + 10  # each worker checks its parent every 0.5 s; the forkserver ends first
+        while any(_alive(pid) for pid in workers):
+            assert time.monotonic() < deadline, "a worker outlived the killed sweeping process"
+            time.sleep(0.1)
+    finally:
+        if sweeping.poll() is None:
+            sweeping.kill()
+            sweeping.wait()
+
+
+def test_an_interactive_function_is_refused_for_a_pool_once_jax_is_imported(store: Path) -> None:
+    out = _run(
+        """
+        import sys, jax
+        import recorder as rec
+        def model(a):
+            return {"y": a}
+        with rec.Recorder("interactive", store=sys.argv[1], git=False) as r:
+            try:
+                r.sweep(model, rec.plist("a", [1, 2]), workers=2, progress=False)
+            except rec.RecorderError as e:
+                print(e)
+            print(r.sweep(model, rec.plist("a", [1, 2]), progress=False)["y"].tolist())
+        """,
+        str(store),
+    )
+    assert "defined interactively" in out and "jax is imported" in out and "workers=1" in out
+    assert out.strip().endswith("[1, 2]")  # and the serial sweep of the same function runs
+
+
+def _alive(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().split(")")[-1].split()[0] != "Z"  # a zombie has ended
+    except FileNotFoundError:
+        return False
+
+
 def test_with_x64_parameters_and_results_are_64_bit(store: Path) -> None:
     out = _run(
         """

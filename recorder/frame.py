@@ -10,10 +10,11 @@ those in C. Only results kept as rows of ``results`` (text, numpy scalars,
 NaN, commented values) go through the cursor, one cell per run and result,
 because SQLite cannot print a float exactly.
 
-The columns a write may change are read in one read transaction. The
-columns no write changes are read in the same transaction too, or, in a
-big store, by a helper process at the same time (:mod:`recorder.sidequery`),
-which sees at least the runs the transaction sees.
+Everything is read in one read transaction, except that in a big store a
+helper process reads the columns no write changes (ids, starts, sessions,
+psets) at the same time, on another core (:mod:`recorder.sidequery`); its
+result is used only when it provably read the same runs (see
+:func:`_start_helper`).
 """
 
 from __future__ import annotations
@@ -112,7 +113,7 @@ def _hex_column(data: bytes | None, width: int, n: int) -> Any:
 
     data = data or b""
     if len(data) != width * n:
-        raise RecorderError(f"read {len(data)} bytes of ids for {n} runs; please report this")
+        raise RecorderError(f"read {len(data)} bytes of {width}-byte ids for {n} runs; please report this")
     if not data:
         return pd.array([], dtype="str")
     # One C pass makes the texts: bytes.hex puts a comma after every value, str.split cuts there.

@@ -8,9 +8,9 @@ processes do (0.6 s). So a big read hands one of its queries to a helper:
 ``sys.executable -I -S`` running a few lines that import only ``sqlite3``,
 open the database read-only, and write the one result row back on a pipe.
 
-The helper reads in a transaction of its own. Callers use it only for
-columns that never change once a run is written, and start it after their
-own read transaction has begun, so that it sees every run they see.
+The helper reads in a transaction of its own, begun after the caller's:
+callers use it only where they can tell whether it read what their own
+transaction holds (see :func:`recorder.frame._start_helper`).
 
 A helper that cannot start or fails is not an error: :meth:`SideQuery.result`
 returns None and the caller runs the query itself.

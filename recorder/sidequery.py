@@ -51,8 +51,9 @@ _NULL = b"\xff" * 8
 
 
 def available() -> bool:
-    """Whether this interpreter can start a helper: a plain Python executable, not a frozen application."""
-    return bool(sys.executable) and not getattr(sys, "frozen", False) and os.path.isfile(sys.executable)
+    """Whether a helper is possible and useful: a plain Python executable (not a frozen application), two cores."""
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    return cores > 1 and bool(sys.executable) and not getattr(sys, "frozen", False) and os.path.isfile(sys.executable)
 
 
 class SideQuery:

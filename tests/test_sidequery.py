@@ -9,8 +9,10 @@ for real: a commit from a second Recorder, an executable that exits with an erro
 
 from __future__ import annotations
 
+import os
 import sqlite3
 import stat
+import subprocess
 import sys
 from pathlib import Path
 from typing import Any
@@ -176,3 +178,11 @@ def test_in_thread_gives_the_value_or_the_error() -> None:
 
     with pytest.raises(sqlite3.OperationalError, match="no such table"):
         InThread(fails).result()
+
+
+@pytest.mark.skipif(not hasattr(os, "sched_setaffinity") or (os.cpu_count() or 1) < 2, reason="needs CPU affinity")
+def test_no_helper_on_one_core() -> None:
+    code = ("import os; from recorder.sidequery import available; print(available()); "
+            "os.sched_setaffinity(0, {min(os.sched_getaffinity(0))}); print(available())")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert done.stdout.split() == ["True", "False"]  # a helper on the only core would just take turns with us

@@ -22,6 +22,7 @@ from __future__ import annotations
 import io
 import json
 import sqlite3
+import sys
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -344,19 +345,15 @@ def _read_runs(conn: sqlite3.Connection, condition: str, values: list[Any], stat
         status="" if one_status else f", group_concat({_STATUS_CODE})",
         scalars=", CAST(group_concat(ifnull(scalars, '{}'), char(30)) AS BLOB)" if compact else "",
     )
-    bound = [*([] if one_status else STATUSES), *values]
-    reading = InThread(lambda: conn.execute(sql, bound).fetchone())
+    # The first import of pandas takes a while: in a thread, while SQLite reads (and lets go of the GIL).
+    # In a thread also because Ctrl-C goes to the main thread: an import cut short leaves numpy broken.
+    importing = None if "pandas" in sys.modules else InThread(_import_pandas)
     try:
-        import numpy  # noqa: F401  (the first import of numpy and pandas, while SQLite reads)
-        import pandas  # noqa: F401
-
-        row = reading.result()
+        row = conn.execute(sql, [*([] if one_status else STATUSES), *values]).fetchone()
     except sqlite3.Error as e:
         raise RecorderError(f"reading the runs failed: {e}") from e
-    except BaseException:  # Ctrl-C: stop the query before the caller ends the transaction
-        conn.interrupt()
-        reading.wait()
-        raise
+    if importing is not None:
+        importing.result()
     n, rest = row[0], list(row[1:])
     parsed: dict[str, Any] = {"n": n}
     parsed["duration"] = _ints(rest.pop(0), n)
@@ -365,6 +362,11 @@ def _read_runs(conn: sqlite3.Connection, condition: str, values: list[Any], stat
     wanted = [name for name in results if IN_SCALARS in results[name]]
     parsed["scalars"] = _records(rest.pop(0), compact, wanted, n) if compact else {}
     return parsed
+
+
+def _import_pandas() -> None:
+    import numpy  # noqa: F401
+    import pandas  # noqa: F401
 
 
 def _parse_fixed(row: tuple[Any, ...], several_sessions: bool, all_params: list[str],

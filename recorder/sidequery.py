@@ -107,9 +107,8 @@ class SideQuery:
 class InThread:
     """Run a function in a thread now; :meth:`result` waits for it and returns its value or raises its error.
 
-    For an ``sqlite3`` query: the module lets go of the GIL while SQLite
-    works, so the caller can meanwhile do Python work, such as a first
-    import of pandas.
+    Such as the first import of pandas, while the caller runs an ``sqlite3``
+    query (which lets go of the GIL while SQLite works).
     """
 
     def __init__(self, function: Callable[[], Any]) -> None:
@@ -132,9 +131,6 @@ class InThread:
             raise self._error
         return self._value
 
-    def wait(self) -> None:
-        """Wait for the function, whatever it does (after interrupting it)."""
-        self._thread.join()
 
 
 def _decode(out: bytes) -> tuple[bytes | None, ...] | None:

@@ -186,3 +186,57 @@ def test_no_helper_on_one_core() -> None:
             "os.sched_setaffinity(0, {min(os.sched_getaffinity(0))}); print(available())")
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert done.stdout.split() == ["True", "False"]  # a helper on the only core would just take turns with us
+
+
+class InterruptedAt:
+    """A real connection that raises KeyboardInterrupt (as Ctrl-C would) just before its n-th statement."""
+
+    def __init__(self, conn: sqlite3.Connection, at: int) -> None:
+        self.conn, self.at, self.statements = conn, at, 0
+
+    def execute(self, sql: str, params: Any = ()) -> sqlite3.Cursor:
+        self.statements += 1
+        if self.statements == self.at:
+            raise KeyboardInterrupt
+        return self.conn.execute(sql, params)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.conn, name)
+
+
+def _helpers_alive() -> list[int]:
+    """This process's children that are helper processes (Linux /proc)."""
+    found = []
+    for stat_file in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat_file.read_text().rsplit(")", 1)[1].split()
+            cmdline = (stat_file.parent / "cmdline").read_bytes()
+        except OSError:
+            continue
+        if int(fields[1]) == os.getpid() and fields[0] != "Z" and b"sqlite3" in cmdline:
+            found.append(int(stat_file.parent.name))
+    return found
+
+
+@pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="reads /proc")
+@pytest.mark.parametrize("at", range(1, 10))
+def test_ctrl_c_while_reading_leaves_no_helper_and_a_usable_connection(tmp_path: Path, at: int) -> None:
+    store = tmp_path / "store"
+    build(store)
+    conn = recorder.db.connect(store / "recorder.sqlite", readonly=True)
+    try:
+        experiment = conn.execute("SELECT pk FROM experiments WHERE name = 'exp'").fetchone()[0]
+        hooked = InterruptedAt(conn, at)
+        try:
+            frame(hooked, experiment, ObjectStore(store / "objects"), helper_min_runs=0)  # type: ignore[arg-type]
+        except KeyboardInterrupt:
+            interrupted = True
+        else:
+            interrupted = False
+        assert interrupted == (at <= hooked.statements)
+        assert _helpers_alive() == []
+        # (a read transaction the interrupt left open, at its COMMIT, is ended by the next read)
+        again = frame(conn, experiment, ObjectStore(store / "objects"), helper_min_runs=10**9)
+    finally:
+        conn.close()
+    pd.testing.assert_frame_equal(again, read(store, helper_min_runs=10**9))

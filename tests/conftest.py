@@ -80,3 +80,18 @@ def scalar(store: Path, sql: str, params: tuple = ()) -> Any:
         return conn.execute(sql, params).fetchone()[0]
     finally:
         conn.close()
+
+
+_FAULTS = ROOT / "tests" / "faults"
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Mark every test of ``tests/faults/`` as ``faults`` (fault injection; run alone with ``-m faults``).
+
+    A hook here, not a ``conftest.py`` in that folder: the tests import
+    helpers with ``from conftest import ...``, and a second module named
+    ``conftest`` would shadow this one.
+    """
+    for item in items:
+        if _FAULTS in Path(str(item.fspath)).resolve().parents:
+            item.add_marker(pytest.mark.faults)

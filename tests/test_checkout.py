@@ -142,6 +142,7 @@ def test_recording_runs_no_diff_program_nor_fsmonitor_and_stores_an_applicable_d
     git(repo, "config", "--unset", "filter.evil.required")
     for marker in markers.values():
         marker.unlink(missing_ok=True)  # `git config` above ran nothing, but be exact
+    git(repo, "config", "diff.noprefix", "true")  # a user's taste must not make the diff unappliable
     (repo / "model.py").write_text("A = 'dirty'\n")
     with rec.Recorder(EXP, store=store, git="record", repo=repo) as r, r.run(a=1) as run:
         run.log(e=1.0)
@@ -149,6 +150,9 @@ def test_recording_runs_no_diff_program_nor_fsmonitor_and_stores_an_applicable_d
     assert r.git.diff is not None
     assert "+A = 'dirty'" in r.git.diff and "\x1b[" not in r.git.diff
     assert r.git.diff.startswith("diff --git a/model.py b/model.py")
+    ok(store, "checkout", run.id, str(tmp_path / "code"))
+    assert (tmp_path / "code" / "model.py").read_text() == "A = 'dirty'\n"
+    assert ran(markers) == []
 
 
 # -- 14.11: git="record" checks out HEAD plus the recorded diff -----------------

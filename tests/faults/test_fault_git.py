@@ -32,6 +32,7 @@ def one_line_error(result: Result, *fragments: str) -> str:
     lines = result.stderr.rstrip("\n").split("\n")
     assert len(lines) == 1 and lines[0].startswith("recorder: error: "), result.stderr
     assert "Traceback" not in result.output
+    assert "\x1b" not in result.stderr  # a crafted value reaches the terminal escaped
     for fragment in fragments:
         assert fragment in lines[0], (fragment, lines[0])
     return lines[0]

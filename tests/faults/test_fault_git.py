@@ -174,3 +174,17 @@ def test_a_crafted_recorded_diff_writes_nothing_outside_the_checkout(
         from recorder import history
 
         history.checkout(db, run.id, tmp_path / "code")
+
+
+def test_a_recorded_diff_missing_from_the_store_is_a_clear_error(store: Path, repo: Path, tmp_path: Path) -> None:
+    """Checking out HEAD alone would silently give code the run did not run: refuse instead."""
+    (repo / "model.py").write_text("A = 'dirty'\n")
+    with rec.Recorder(EXP, store=store, git="record", repo=repo) as r, r.run(a=1) as run:
+        run.log(e=1.0)
+    conn = sqlite3.connect(store / "recorder.sqlite")
+    with conn:
+        conn.execute("PRAGMA foreign_keys = OFF")
+        conn.execute("DELETE FROM texts WHERE digest = (SELECT git_diff FROM sessions)")
+    conn.close()
+    one_line_error(cli(store, "checkout", run.id, str(tmp_path / "code")), run.id, "lost")
+    assert not (tmp_path / "code").exists()

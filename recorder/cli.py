@@ -311,12 +311,23 @@ def gc(ctx: click.Context, dry_run: bool) -> None:
 @click.argument("folder", required=False, type=click.Path(file_okay=False))
 @click.pass_context
 def checkout(ctx: click.Context, run: str, folder: str | None) -> None:
-    """Check out the code a RUN ran (its session's commit or snapshot) as a git worktree in FOLDER."""
+    """Check out the code a RUN ran (its session's commit or snapshot) as a git worktree in FOLDER.
+
+    A run recorded with git="record" gets its recorded uncommitted changes
+    applied. Without FOLDER, the worktree goes beside the repository.
+    """
+    import shlex
+
     from . import history
 
     with _open(ctx) as db:
-        run_id, commit, target = history.checkout(db, run, folder)
-    click.echo(f"checked out {commit} (run {run_id}) in {target}; remove it with: git worktree remove {target}")
+        done = history.checkout(db, run, folder)
+    applied = " and applied the recorded uncommitted changes (git='record')" if done.diff_applied else ""
+    click.echo(
+        f"checked out {done.commit} (run {done.run_id}){applied} in {done.folder}\n"
+        f"remove it with: git -C {shlex.quote(str(done.repo))} worktree remove {shlex.quote(str(done.folder))}"
+        + (" --force" if done.diff_applied else "")
+    )
 
 
 @main.command()

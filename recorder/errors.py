@@ -16,6 +16,10 @@ __all__ = [
     "DirtyWorkTree",
     "ObjectError",
     "RecorderWarning",
+    "RepositoryMissing",
+    "GitRecordRefused",
+    "CommitMissing",
+    "DiffDoesNotApply",
 ]
 
 
@@ -53,3 +57,19 @@ class ObjectError(RecorderError):
 
 class RecorderWarning(UserWarning):
     """Something the user should know that does not stop the recording."""
+
+
+class RepositoryMissing(GitError):
+    """The git repository a store names is not there (moved, deleted, or not a repository's top folder)."""
+
+
+class GitRecordRefused(GitError, ValueError):
+    """What a store says about git (repository path, commit, snapshot ref) is not a value recorder writes."""
+
+
+class CommitMissing(GitError):
+    """The repository a store names does not have the recorded commit or snapshot ref (any more)."""
+
+
+class DiffDoesNotApply(GitError):
+    """The uncommitted changes a ``git="record"`` run recorded do not apply to its commit."""

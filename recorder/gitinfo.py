@@ -19,29 +19,48 @@ Modes (the ``git=`` argument of :class:`~recorder.Recorder`):
 ``False``
     No git at all.
 
-Whatever the mode, modules the program imported from inside the work tree
-that git does not track are recorded and warned about: the commit alone
-cannot reproduce a run that used them.
+Whatever the mode, the main script and the modules the program imported
+from inside the work tree that git does not track are recorded and warned
+about: the commit alone cannot reproduce a run that used them.
+
+Git never runs a program on recorder's behalf: no hook, no fsmonitor, no
+pager, no external diff or textconv driver, whether in the user's own
+repository while recording or in the repository a store names (for
+``recorder diff --code`` and ``recorder checkout``). That repository's
+path, commits and recorded diff come from the store and are untrusted:
+they are validated before git sees them, and git runs there without the
+repository's own filter drivers and without any network transport.
 """
 
 from __future__ import annotations
 
 import os
+import re
 import shutil
+import subprocess
 import sys
 import sysconfig
 import warnings
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
+from types import FrameType
 from typing import TYPE_CHECKING
 
-from .errors import DirtyWorkTree, GitError, RecorderWarning
+from .errors import (
+    CommitMissing,
+    DiffDoesNotApply,
+    DirtyWorkTree,
+    GitError,
+    GitRecordRefused,
+    RecorderWarning,
+    RepositoryMissing,
+)
 
 if TYPE_CHECKING:
     import git
 
-__all__ = ["MODES", "GitState", "capture", "check_mode"]
+__all__ = ["MODES", "GitState", "capture", "check_mode", "repository", "checked_commit", "worktree", "code_diff"]
 
 MODES = ("auto", "commit", "snapshot", "require-clean", "record")
 FALLBACK_NAME = "recorder"
@@ -53,10 +72,58 @@ _IN_PROGRESS = {
     "CHERRY_PICK_HEAD": "a cherry-pick",
     "REVERT_HEAD": "a revert",
 }
-# Git options for every command recorder runs: never run the user's hooks
-# (git status and add refresh the index, which runs post-index-change).
-_NO_HOOKS = ("-c", f"core.hooksPath={os.devnull}")
+# Git options for every command recorder runs, in the user's repository as
+# in one a store names: no hooks (git status and add refresh the index,
+# which runs post-index-change; worktree add runs post-checkout), no
+# fsmonitor (a hook by another name, or a daemon), no pager.
+_SAFE_OPTIONS = (
+    "--no-pager",
+    "-c", f"core.hooksPath={os.devnull}",
+    "-c", "core.fsmonitor=false",
+    "-c", "core.pager=cat",
+)
+# Options of every `git diff` recorder runs: no external diff or textconv
+# program (a textconv diff is for reading and does not apply), no colour
+# codes, and the standard a/ b/ prefixes `git apply` expects.
+_DIFF_OPTIONS = ("--no-ext-diff", "--no-textconv", "--no-color", "--src-prefix=a/", "--dst-prefix=b/")
+# And for a repository a store names: no network (a partial clone's lazy
+# fetch, a submodule's clone), no submodule update commands, no automatic gc.
+_UNTRUSTED_CONFIG = (
+    ("protocol.allow", "never"),
+    ("submodule.recurse", "false"),
+    ("gc.auto", "0"),
+)
+# Environment variables of the user's that would point git elsewhere
+# (GIT_DIR, GIT_WORK_TREE, GIT_INDEX_FILE...) or run something
+# (GIT_EXTERNAL_DIFF, GIT_PAGER, GIT_SSH...) are dropped for a repository a
+# store names; these only say which of the user's config files to read.
+_KEPT_GIT_VARIABLES = frozenset({"GIT_CONFIG_GLOBAL", "GIT_CONFIG_SYSTEM", "GIT_CONFIG_NOSYSTEM", "GIT_EXEC_PATH"})
+# What recorder writes: a full SHA-1 or SHA-256 commit, or its own snapshot
+# ref named by a session id (hex).
+_COMMIT_RE = re.compile(r"[0-9a-f]{40}(?:[0-9a-f]{24})?\Z")
+_SNAPSHOT_RE = re.compile(r"refs/recorder/[0-9a-f]{8,64}\Z")
+_PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__)) + os.sep
 _noticed_no_repo: set[str] = set()
+
+
+def _warn(message: str) -> None:
+    """Warn, attributing the warning to the user's line: the first caller outside recorder.
+
+    A fixed ``stacklevel`` is right for one call path only (``Recorder``,
+    the decorator and ``sweep`` reach here through different depths).
+    """
+    frame = sys._getframe(1)
+    level = 2  # 1 would be this function
+    while frame.f_back is not None and _is_own_frame(frame):
+        frame = frame.f_back
+        level += 1
+    warnings.warn(message, RecorderWarning, stacklevel=level)
+
+
+def _is_own_frame(frame: FrameType) -> bool:
+    """Whether a frame runs recorder's code (or contextlib's, which ``with`` blocks in recorder go through)."""
+    filename = os.path.abspath(frame.f_code.co_filename)
+    return filename.startswith(_PACKAGE_DIR) or os.path.basename(filename) == "contextlib.py"
 
 
 @dataclass
@@ -112,7 +179,7 @@ def _run(repo: git.Repo, *args: str, env: dict[str, str] | None = None, strip: b
 
     try:
         return repo.git.execute(
-            ["git", *_NO_HOOKS, *args], env=env, strip_newline_in_stdout=strip, with_extended_output=False
+            ["git", *_SAFE_OPTIONS, *args], env=env, strip_newline_in_stdout=strip, with_extended_output=False
         )
     except git.GitCommandError as e:
         detail = (e.stderr or "").strip().replace("\n", " ") or str(e)
@@ -195,7 +262,7 @@ def _commit(repo: git.Repo, experiment: str, session_id: str, message: str | Non
         # Signing is configured but cannot work here (no key, no agent): an
         # unsigned commit beats no record of the code.
         _run(repo, *command, "--no-gpg-sign", env=env)
-        warnings.warn(f"recorder: could not sign the auto-commit, made it unsigned ({e})", RecorderWarning, stacklevel=6)
+        _warn(f"recorder: could not sign the auto-commit, made it unsigned ({e})")
     head = _head(repo)
     assert head is not None  # a commit was just made
     return head
@@ -309,11 +376,7 @@ def capture(
             )
         if why not in _noticed_no_repo:
             _noticed_no_repo.add(why)
-            warnings.warn(
-                f"recorder: {why}, so no commit is recorded (git=False silences this)",
-                RecorderWarning,
-                stacklevel=4,
-            )
+            _warn(f"recorder: {why}, so no commit is recorded (git=False silences this)")
         return GitState(mode="auto")
     with repo:
         return _capture_in(repo, mode, experiment, session_id, message, modules)
@@ -350,49 +413,214 @@ def _capture_in(
     elif mode == "snapshot" and modified:
         head, state.snapshot_ref = _snapshot(repo, head, experiment, session_id, message)
     elif mode == "record" and modified and head is not None:
-        state.diff = _run(repo, "diff", "--no-ext-diff", "--binary", "HEAD", strip=False)
+        state.diff = _run(repo, "diff", *_DIFF_OPTIONS, "--binary", "HEAD", strip=False)
     state.commit = head
     untracked = _untracked_modules(repo, _module_files() if modules is None else modules)
     if untracked:
         state.untracked_modules = untracked
-        shown = ", ".join(untracked[:5]) + (f" and {len(untracked) - 5} more" if len(untracked) > 5 else "")
-        warnings.warn(
-            f"recorder: this program imported files that git does not track: {shown}; "
-            "the recorded commit alone cannot reproduce it (git add them)",
-            RecorderWarning,
-            stacklevel=5,
-        )
+        _warn(_untracked_message(repo, untracked))
     if in_progress:
-        warnings.warn(f"recorder: {in_progress} is in progress in {top}", RecorderWarning, stacklevel=5)
+        _warn(f"recorder: {in_progress} is in progress in {top}")
     return state
 
 
-def worktree(repo_path: str | os.PathLike[str], commit: str, folder: Path) -> Path:
-    """Check out ``commit`` (a SHA or a ref such as a snapshot's) as a new git worktree in ``folder``.
+def _untracked_message(repo: git.Repo, untracked: list[str]) -> str:
+    """Say which untracked files the program uses: the main script (run, not imported) apart from modules."""
+    from .provenance import main_script
 
-    The user's branch, index and work tree are untouched; remove it later with
-    ``git worktree remove FOLDER``.
+    script = main_script()
+    top = Path(repo.working_tree_dir).resolve()
+    script_name = None
+    if script is not None and script.is_relative_to(top) and str(script.relative_to(top)) in untracked:
+        script_name = str(script.relative_to(top))
+    modules = [p for p in untracked if p != script_name]
+    parts = [f"the main script {script_name}"] if script_name else []
+    if modules:
+        shown = ", ".join(modules[:5]) + (f" and {len(modules) - 5} more" if len(modules) > 5 else "")
+        parts.append(f"the imported module{'s' if len(modules) > 1 else ''} {shown}")
+    return (
+        f"recorder: git does not track {' and '.join(parts)}; "
+        f"the recorded commit alone cannot reproduce this run (git add {'it' if len(untracked) == 1 else 'them'})"
+    )
 
-    :raises GitError: when the repository is gone, the commit is unknown or the folder is taken.
+
+# -- the repository a store names (untrusted) ------------------------------------
+
+
+def _refuse_text(value: object, what: str) -> str:
+    """Return ``value`` if it is a non-empty string without control characters, else refuse it."""
+    if not isinstance(value, str) or not value:
+        raise GitRecordRefused(f"the store's {what} {value!r} is not a non-empty string; the store is damaged or crafted")
+    if any(ord(c) < 32 or 127 <= ord(c) < 160 or c in "\u2028\u2029" for c in value):
+        raise GitRecordRefused(
+            f"the store's {what} {value!r} contains control characters; the store is damaged or crafted"
+        )
+    return value
+
+
+def _untrusted_env(filters: tuple[str, ...] = ()) -> dict[str, str]:
+    """Return the environment of git commands in a repository a store names.
+
+    Configuration goes through ``GIT_CONFIG_COUNT`` (command-line scope,
+    above the repository's own), where keys are not split at ``=`` as
+    ``-c`` splits them: a filter driver's name is the repository's choice.
     """
-    repo = _open_repo(Path(repo_path)) if Path(repo_path).exists() else None
-    if repo is None:
-        raise GitError(f"the repository {repo_path} that recorded this run is not there any more")
-    with repo:
-        if folder.exists() and any(folder.iterdir()):
-            raise GitError(f"{folder} exists and is not empty; choose another folder")
-        _run(repo, "rev-parse", "--verify", "--quiet", f"{commit}^{{commit}}")
-        _run(repo, "worktree", "add", "--detach", str(folder.absolute()), commit)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("GIT_") or k in _KEPT_GIT_VARIABLES}
+    config = list(_UNTRUSTED_CONFIG)
+    for name in filters:  # an empty command is no filter; `required` would make that an error
+        config += [(f"filter.{name}.{key}", "") for key in ("clean", "smudge", "process")]
+        config.append((f"filter.{name}.required", "false"))
+    env["GIT_CONFIG_COUNT"] = str(len(config))
+    for i, (key, value) in enumerate(config):
+        env[f"GIT_CONFIG_KEY_{i}"], env[f"GIT_CONFIG_VALUE_{i}"] = key, value
+    env.update(GIT_PAGER="cat", PAGER="cat", GIT_TERMINAL_PROMPT="0", LC_ALL="C")
+    return env
+
+
+def _git(
+    cwd: Path, *args: str, filters: tuple[str, ...] = (), stdin: bytes | None = None, what: str | None = None
+) -> str:
+    """Run one git command in a repository a store names: hardened, no program of the repository runs.
+
+    :param filters: the repository's filter drivers to neutralise (see :func:`_own_filters`).
+    :param what: the error's subject; default ``git <command> failed in <cwd>``.
+    :raises GitError: when git fails (its message, on one line).
+    """
+    try:
+        done = subprocess.run(
+            ["git", *_SAFE_OPTIONS, *args], cwd=cwd, env=_untrusted_env(filters), input=stdin,
+            capture_output=True, check=False,
+        )
+    except OSError as e:  # no git executable, or cwd vanished
+        raise GitError(f"cannot run git in {str(cwd)!r}: {e}") from e
+    if done.returncode != 0:
+        detail = done.stderr.decode("utf-8", "replace").strip().replace("\n", " ") or f"exit status {done.returncode}"
+        raise GitError(f"{what or f'git {args[0]} failed in {str(cwd)!r}'}: {detail}")
+    return done.stdout.decode("utf-8", "surrogateescape")
+
+
+def _own_filters(repo: Path) -> tuple[str, ...]:
+    """Return the filter drivers the repository's own configuration defines (its config and what it includes).
+
+    They would run on checkout (smudge) and apply (clean). The user's
+    global and system drivers (git-lfs, say) are the user's and stay.
+    """
+    try:
+        listing = _git(repo, "config", "-z", "--show-scope", "--get-regexp", r"^filter\.")
+    except GitError:
+        # Exit status 1 is "no such key"; any other failure (an old git
+        # without --show-scope) is met by neutralising every filter.
+        try:
+            listing = _git(repo, "config", "-z", "--get-regexp", r"^filter\.")
+        except GitError:
+            return ()
+        entries = [("local", entry) for entry in listing.split("\0") if entry]
+    else:
+        fields = listing.split("\0")
+        entries = list(zip(fields[0::2], fields[1::2]))
+    names = set()
+    for scope, entry in entries:
+        key = entry.split("\n", 1)[0]
+        if scope not in ("system", "global") and key.count(".") >= 2:
+            names.add(key[len("filter."):key.rindex(".")])
+    return tuple(sorted(names))
+
+
+def repository(path: object) -> Path:
+    """Return the repository path a store recorded, once checked to be the top folder of a git work tree.
+
+    :raises GitRecordRefused: when the value is not an absolute path without control characters.
+    :raises RepositoryMissing: when no git work tree has its top folder there.
+    """
+    text = _refuse_text(path, "repository path")
+    folder = Path(text)
+    if not folder.is_absolute():
+        raise GitRecordRefused(
+            f"the store's repository path {text!r} is not absolute (recorder records absolute paths); "
+            "the store is damaged or crafted"
+        )
+    if not folder.is_dir():
+        raise RepositoryMissing(
+            f"the repository {text!r} that recorded this run is not there any more "
+            "(moved or deleted? check it out from a clone with git worktree add)"
+        )
+    try:
+        top = _git(folder, "rev-parse", "--show-toplevel").rstrip("\n")
+    except GitError as e:
+        raise RepositoryMissing(f"the repository path {text!r} recorded in the store is not a git work tree ({e})") from e
+    if not top or not os.path.samefile(top, folder):
+        raise RepositoryMissing(
+            f"the repository path {text!r} recorded in the store is not the top folder of a git work tree "
+            f"(git finds {top!r} there)"
+        )
     return folder
 
 
-def code_diff(repo_path: str | os.PathLike[str], commit_a: str, commit_b: str) -> str:
-    """Return ``git diff`` between two recorded commits (or snapshot refs).
+def checked_commit(repo: Path, commit: object) -> str:
+    """Return a commit (a full SHA) or snapshot ref a store recorded, once checked to be one, and in ``repo``.
 
-    :raises GitError: when the repository is gone or a commit is unknown there.
+    :raises GitRecordRefused: when the value is not a full SHA nor a ``refs/recorder/`` ref.
+    :raises CommitMissing: when the repository does not have it.
     """
-    repo = _open_repo(Path(repo_path)) if Path(repo_path).exists() else None
-    if repo is None:
-        raise GitError(f"the repository {repo_path} that recorded these runs is not there any more")
-    with repo:
-        return _run(repo, "diff", commit_a, commit_b, strip=False)
+    text = _refuse_text(commit, "commit")
+    if not (_COMMIT_RE.match(text) or _SNAPSHOT_RE.match(text)):
+        raise GitRecordRefused(
+            f"the store's commit {text!r} is neither a full commit SHA nor a refs/recorder/ snapshot ref; "
+            "the store is damaged or crafted"
+        )
+    try:
+        _git(repo, "rev-parse", "--verify", "--quiet", f"{text}^{{commit}}")  # the pattern above: no option
+    except GitError as e:
+        raise CommitMissing(
+            f"the commit {text!r} is not in the repository {str(repo)!r} (history rewritten, snapshot ref "
+            "deleted, or a different repository?)"
+        ) from e
+    return text
+
+
+def worktree(repo_path: object, commit: object, folder: Path, *, diff: str | None = None) -> Path:
+    """Check out ``commit`` (a SHA or a snapshot ref) as a new git worktree in ``folder``, then apply ``diff``.
+
+    ``repo_path``, ``commit`` and ``diff`` come from a store and are
+    checked here. The user's branch, index and work tree are untouched;
+    the diff changes the new worktree's files only (not its index). When
+    it does not apply, the new worktree is removed again. Remove it later
+    with ``git -C REPO worktree remove FOLDER``.
+
+    :returns: the folder, absolute.
+    :raises GitError: when the folder is taken or git fails.
+    :raises DiffDoesNotApply: when the diff does not apply to the commit.
+    """
+    repo = repository(repo_path)
+    sha = checked_commit(repo, commit)
+    folder = folder.absolute()
+    existed = folder.exists()
+    if existed and not folder.is_dir():
+        raise GitError(f"{str(folder)!r} exists and is not a folder; choose another FOLDER")
+    if existed and any(folder.iterdir()):
+        raise GitError(f"{str(folder)!r} exists and is not empty; choose another FOLDER")
+    filters = _own_filters(repo)
+    _git(repo, "worktree", "add", "--detach", "--end-of-options", str(folder), sha, filters=filters)
+    if diff is None:
+        return folder
+    try:
+        _git(folder, "apply", "--whitespace=nowarn", "-", filters=filters,
+             stdin=diff.encode("utf-8", "surrogateescape"), what=f"the recorded diff does not apply to {sha}")
+    except GitError as e:
+        try:
+            _git(repo, "worktree", "remove", "--force", "--end-of-options", str(folder), filters=filters)
+        finally:
+            if existed:
+                folder.mkdir(exist_ok=True)  # the user's empty folder, as it was
+        raise DiffDoesNotApply(f"{e}; the store's diff is damaged, or was not recorded against this commit") from e
+    return folder
+
+
+def code_diff(repo_path: object, commit_a: object, commit_b: object) -> str:
+    """Return ``git diff`` between two recorded commits (or snapshot refs), as a patch.
+
+    :raises GitError: when the repository is gone or a commit is unknown there (see :func:`repository`).
+    """
+    repo = repository(repo_path)
+    a, b = checked_commit(repo, commit_a), checked_commit(repo, commit_b)
+    return _git(repo, "diff", *_DIFF_OPTIONS, "--end-of-options", a, b, filters=_own_filters(repo))

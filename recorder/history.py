@@ -12,9 +12,9 @@ import os
 from collections.abc import Iterator
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
-from .errors import RecorderError
+from .errors import DiffDoesNotApply, RecorderError
 from .store import DB_NAME, OBJECTS
 from .values import decode, is_scalar_kind
 
@@ -238,20 +238,69 @@ def status(db: Database) -> dict[str, Any]:
     }
 
 
-def checkout(db: Database, run_id: str, folder: str | os.PathLike[str] | None = None) -> tuple[str, str, Path]:
+_SESSION_DIFF = """
+SELECT s.git_diff, t.text
+FROM runs AS r
+JOIN sessions AS s ON s.pk = r.session
+LEFT JOIN texts AS t ON t.digest = s.git_diff
+WHERE r.pk = ?
+"""
+
+
+class CheckedOut(NamedTuple):
+    """What :func:`checkout` did."""
+
+    run_id: str
+    #: The commit (or snapshot ref) checked out.
+    commit: str
+    #: The new worktree, absolute.
+    folder: Path
+    #: The repository it belongs to (``git -C REPO worktree remove FOLDER`` removes it).
+    repo: Path
+    #: Whether the run's recorded uncommitted changes (``git="record"``) were applied.
+    diff_applied: bool
+
+
+def checkout(db: Database, run_id: str, folder: str | os.PathLike[str] | None = None) -> CheckedOut:
     """Check out the code a run ran (its session's snapshot ref, else its commit) as a git worktree.
 
-    :param folder: where; default ``<experiment>-<last 8 digits of the run id>`` in the working folder.
-    :returns: the run's full id, the commit (or ref) checked out, and the folder.
+    A run recorded with ``git="record"`` on a modified work tree gets its
+    recorded diff applied to the worktree's files, so the folder holds the
+    code as it ran.
+
+    :param folder: where; default ``<repository>-<last 12 digits of the run id>`` beside the
+        repository (never inside it, and never named after the experiment: a store's names are untrusted).
     :raises RecorderError: when the run was recorded without git, or git refuses.
+    :raises DiffDoesNotApply: when the recorded diff does not apply (nothing is left checked out).
     """
-    from .gitinfo import worktree
+    from .gitinfo import repository, worktree
 
     info = show(db, run_id)
     session = info["session"]
     commit = session["git_snapshot_ref"] or session["git_commit"]
     if commit is None or session["git_repo"] is None:
         raise RecorderError(f"run {info['run_id']} was recorded without git, so there is no commit to check out")
-    target = Path(folder) if folder is not None else Path(f"{info['experiment']}-{info['run_id'][-8:]}")
-    worktree(session["git_repo"], commit, target)
-    return info["run_id"], commit, target
+    pk, _ = db.run_key(info["run_id"])
+    digest, diff = db.conn.execute(_SESSION_DIFF, (pk,)).fetchone()
+    if digest is not None and diff is None:
+        raise RecorderError(
+            f"run {info['run_id']} recorded uncommitted changes (git='record') but the store has lost them "
+            f"(text {digest!r} is missing); run recorder verify"
+        )
+    if diff is not None and not isinstance(diff, str):
+        raise RecorderError(f"run {info['run_id']}: the store's recorded diff is not text; the store is damaged")
+    repo = repository(session["git_repo"])
+    if folder is not None:
+        target = Path(folder)
+    else:
+        # Beside the repository, named from the run id (hex, checked here
+        # because the store is untrusted), so it stays next to the repository.
+        suffix = info["run_id"][-12:]
+        target = repo.parent / f"{repo.name}-{suffix}"
+        if not all(c in "0123456789abcdef" for c in suffix) or target.parent != repo.parent:
+            raise RecorderError(f"cannot name a folder for run {info['run_id']!r}; give a FOLDER")
+    try:
+        done = worktree(str(repo), commit, target, diff=diff)
+    except DiffDoesNotApply as e:
+        raise DiffDoesNotApply(f"run {info['run_id']}: {e}") from e
+    return CheckedOut(info["run_id"], commit, done, repo, diff is not None)

@@ -676,6 +676,8 @@ def test_gc_refuses_while_recording(store: Path, recorded: dict[str, str]) -> No
 
 
 # -- checkout --------------------------------------------------------------------
+# (The default folder, git="record" runs and hostile repositories: tests/test_checkout.py
+# and tests/faults/test_fault_git.py.)
 
 
 def test_checkout_a_run_into_a_folder(store: Path, repo: Path, tmp_path: Path) -> None:
@@ -693,20 +695,6 @@ def test_checkout_a_run_into_a_folder(store: Path, repo: Path, tmp_path: Path) -
     assert (repo / "model.py").read_text() == "A = 2\n"  # the user's work tree is untouched
     # A folder that is taken is refused.
     assert_error(cli(store, "checkout", run_id, str(target)), "not empty")
-
-
-def test_checkout_default_folder(store: Path, repo: Path, tmp_path: Path) -> None:
-    with rec.Recorder(EXP, store=store, git="commit", repo=repo) as r, r.run(a=1) as run:
-        run.log(e=1.0)
-    (repo / "model.py").write_text("A = 3\n")
-    git(repo, "commit", "-q", "-am", "later")
-    runner = CliRunner()
-    with runner.isolated_filesystem(temp_dir=tmp_path) as cwd:
-        result = runner.invoke(main, ["--store", str(store), "checkout", run.id])
-        assert result.exit_code == 0, result.output
-        folder = Path(cwd) / f"{EXP}-{run.id[-8:]}"
-        assert folder.is_dir()
-        assert (folder / "model.py").read_text() == "A = 1\n"
 
 
 def test_checkout_a_snapshot_run(store: Path, repo: Path, tmp_path: Path) -> None:

@@ -657,6 +657,76 @@ def test_untracked_imported_module_is_recorded_and_warned(store: Path, repo: Pat
     assert "helper_mod.py" not in files_in(repo, "HEAD")  # auto-commit never adds it
 
 
+WARNING_SCRIPTS = {
+    "recorder": """\
+import sys
+import recorder as rec
+import helper_mod
+
+with rec.Recorder("exp", store=sys.argv[1], git="record") as r:  # line 5
+    with r.run(x=helper_mod.X) as run:
+        run.log(y=1)
+""",
+    "decorator": """\
+import sys
+import recorder as rec
+import helper_mod
+
+@rec.experiment("exp", store=sys.argv[1], git="record")
+def exp(x):
+    return {"y": x}
+
+exp(x=helper_mod.X)  # line 9
+""",
+    "sweep": """\
+import sys
+import recorder as rec
+import helper_mod
+
+@rec.experiment("exp", store=sys.argv[1], git="record")
+def exp(x):
+    return {"y": x}
+
+exp.sweep([{"x": helper_mod.X}], progress=False)  # line 9
+""",
+}
+
+
+@pytest.mark.parametrize(("how", "line"), [("recorder", 5), ("decorator", 9), ("sweep", 9)])
+def test_untracked_warning_points_at_the_users_line_and_names_the_main_script(
+    store: Path, repo: Path, how: str, line: int
+) -> None:
+    """The warning's location is the user's line (not recorder's), and the main script is run, not imported."""
+    script = repo / "untracked_main.py"
+    script.write_text(WARNING_SCRIPTS[how])
+    (repo / "helper_mod.py").write_text("X = 1\n")
+    env = {**os.environ, "PYTHONDONTWRITEBYTECODE": "1"}
+    env.pop("PYTHONWARNINGS", None)
+    result = subprocess.run(
+        [sys.executable, str(script), str(store)], cwd=repo, capture_output=True, text=True, env=env, timeout=120,
+    )
+    assert result.returncode == 0, result.stderr
+    warned = [w for w in result.stderr.splitlines() if "RecorderWarning" in w]
+    assert len(warned) == 1, result.stderr
+    assert warned[0].startswith(f"{script}:{line}: RecorderWarning: "), warned[0]
+    message = warned[0].split("RecorderWarning: ", 1)[1]
+    assert "the main script untracked_main.py" in message
+    assert "imported module helper_mod.py" in message
+    assert "untracked_main.py" not in message.split("imported", 1)[1]  # the script is not called imported
+
+
+def test_untracked_warning_without_an_untracked_main_script(repo: Path) -> None:
+    (repo / "helper_mod.py").write_text("X = 1\n")
+    (repo / "other.py").write_text("")
+    with pytest.warns(RecorderWarning) as caught:
+        gitinfo.capture("record", start=repo, experiment="exp", session_id="s1",
+                        modules=[repo / "helper_mod.py", repo / "other.py"])
+    (message,) = recorder_warnings(list(caught))
+    assert "imported modules helper_mod.py, other.py" in message
+    assert "main script" not in message
+    assert caught[0].filename == __file__  # this test's line, not recorder's
+
+
 def test_capture_lists_only_untracked_modules_in_the_work_tree(repo: Path, tmp_path: Path) -> None:
     (repo / "pkg").mkdir()
     (repo / "pkg" / "tracked.py").write_text("")

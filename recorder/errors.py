@@ -16,6 +16,9 @@ __all__ = [
     "DirtyWorkTree",
     "ObjectError",
     "RecorderWarning",
+    "NoStoreError",
+    "ForeignStoreError",
+    "RecoveryError",
 ]
 
 
@@ -53,3 +56,15 @@ class ObjectError(RecorderError):
 
 class RecorderWarning(UserWarning):
     """Something the user should know that does not stop the recording."""
+
+
+class NoStoreError(StoreError):
+    """There is no store where one was named or looked for (reading never creates one)."""
+
+
+class ForeignStoreError(StoreError):
+    """The store's ``recorder.sqlite`` is an SQLite database of another application; it is left untouched."""
+
+
+class RecoveryError(StoreError):
+    """The sessions of a store that crashed could not be recovered now (e.g. the disk is full)."""

@@ -18,13 +18,14 @@ import json
 import os
 import re
 import sqlite3
+import warnings
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from . import catalog
 from .db import connect
-from .errors import RecorderError, StoreError
+from .errors import NoStoreError, RecorderError, RecorderWarning, RecoveryError, StoreError
 from .frame import STATUSES, frame, selection
 from .objects import ObjectStore
 from .store import DB_NAME, OBJECTS, Store, locate
@@ -382,16 +383,25 @@ def _condition(conn: sqlite3.Connection, experiment: int, statuses: list[str] | 
 def open(store: str | os.PathLike[str] | None = None) -> Database:  # noqa: A001 (rec.open, as in the design)
     """Open a store for reading: ``store``, else ``$RECORDER_STORE``, else the nearest ``.recorder/``.
 
-    Sessions that died are recovered first (their journaled runs written)
-    when the store is writable, so what a reader sees is complete.
+    Reading never creates anything, and checks that the database is a
+    store before anything is written to it. When the store is writable,
+    sessions that died are recovered first (their journaled runs written)
+    and an old store is upgraded, so what a reader sees is complete; when
+    that recovery cannot be done now (a full disk), the store is read as it
+    is, with a warning, and the next session writing to it recovers them.
+    A store in a read-only folder is read as it is.
 
-    :raises StoreError: when there is no store there.
+    :raises NoStoreError: when there is no store there.
+    :raises ForeignStoreError: when its database belongs to another application.
     """
     root = locate(store, create=False)
     if not (root / DB_NAME).is_file():
-        raise StoreError(f"no store at {root} (no {DB_NAME} there)")
+        raise NoStoreError(f"no store at {root} (no {DB_NAME} there)")
     if os.access(root / DB_NAME, os.W_OK) and os.access(root, os.W_OK):
-        Store.open(root).close()  # recovers dead sessions and upgrades an old store
+        try:
+            Store.open(root, create=False).close()  # recovers dead sessions and upgrades an old store
+        except RecoveryError as e:
+            warnings.warn(f"reading without recovering: {e}", RecorderWarning, stacklevel=2)
     return Database(root)
 
 

@@ -163,17 +163,20 @@ def _connect_read_only(path: Path) -> sqlite3.Connection:
     conn = sqlite3.connect(uri, uri=True, isolation_level=None, timeout=BUSY_TIMEOUT_S, check_same_thread=False)
     try:
         conn.execute(_GET_VERSION).fetchone()  # SQLite opens the file (and the -shm) lazily
-        return conn
-    except sqlite3.OperationalError as e:
+    except sqlite3.Error as e:
         conn.close()
         wal = path.with_name(path.name + "-wal")
-        if "unable to open" not in str(e) or os.access(path.parent, os.W_OK):
+        if not isinstance(e, sqlite3.OperationalError) or "unable to open" not in str(e) \
+                or os.access(path.parent, os.W_OK):
             raise
         if wal.exists() and wal.stat().st_size > 0:
             raise StoreError(
                 f"cannot read the store {path.parent}: its folder is read-only and {wal.name} there holds "
                 "changes SQLite can only read with a writable folder; copy the store to a writable folder"
             ) from e
+    else:
+        _READ_URIS.pop(uri, None)  # the folder may have become writable since
+        return conn
     immutable = f"{path.resolve().as_uri()}?immutable=1"
     conn = sqlite3.connect(immutable, uri=True, isolation_level=None, timeout=BUSY_TIMEOUT_S,
                            check_same_thread=False)

@@ -398,6 +398,11 @@ def test_a_cleanly_closed_store_reads_from_a_read_only_folder(tmp_path: Path) ->
             assert db.sql("SELECT count(*) AS n FROM e")["n"].tolist() == [3]
         with Store.open(ro, readonly=True) as s:
             assert s.conn.execute("SELECT count(*) FROM runs").fetchone()[0] == 3
+        from recorder.db import read_uri
+        from recorder.sidequery import SideQuery
+
+        assert read_uri(ro / "recorder.sqlite").endswith("immutable=1")  # helper processes read it so too
+        assert SideQuery(ro / "recorder.sqlite", "SELECT count(*) FROM runs", []).result() == (b"3",)
         for command in (["log"], ["status"], ["sql", "SELECT count(*) AS n FROM runs"]):
             result = _cli(ro, *command)
             assert result.exit_code == 0, (command, result.output)

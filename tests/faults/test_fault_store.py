@@ -112,6 +112,8 @@ def assert_reads_without_recovering(store: Path) -> None:
         result = cli(store, *command)
         assert result.exit_code == 0, (command, result.output, result.exception)
         assert "Traceback" not in result.output
+        assert all(line.startswith("recorder: warning: reading without recovering")
+                   for line in result.stderr.splitlines()), result.stderr  # one line, if any
     assert len(cli(store, "log", "--oneline", "--status", "done").stdout.splitlines()) == 5
     assert cli(store, "sql", "--csv", "SELECT a FROM crash WHERE status = 'done' ORDER BY a").stdout.split() == \
         ["a", "0", "1", "2", "3", "4"]

@@ -292,7 +292,7 @@ _REFUSED = {sqlite3.SQLITE_ATTACH, sqlite3.SQLITE_DETACH}
 # (rtreenode), and a build may add more; none of them is needed to read a store.
 _ALLOWED_FUNCTIONS = frozenset(
     # core scalar functions
-    "abs char coalesce concat concat_ws format glob hex ifnull iif instr length like likelihood likely "
+    "abs char coalesce concat concat_ws format glob hex if ifnull iif instr length like likelihood likely "
     "lower ltrim max min nullif octet_length printf quote random randomblob replace round rtrim sign "
     "soundex substr substring trim typeof unhex unicode unlikely upper zeroblob "
     "changes last_insert_rowid total_changes sqlite_version sqlite_source_id "
@@ -319,11 +319,11 @@ _PRAGMAS_WITH_ARGUMENT = {"table_info", "table_xinfo", "index_list", "index_info
 
 
 class _ReadOnly:
-    """SQLite authorizer of reading connections: no ATTACH, no VACUUM, no PRAGMA that sets something,
-    and only the functions of :data:`_ALLOWED_FUNCTIONS`.
+    """SQLite authorizer of reading connections: reads, and calls only the allowed functions.
 
-    It remembers the last function it refused, so that the error can name it
-    (SQLite's own message says only "not authorized").
+    No ATTACH, no VACUUM, no PRAGMA that sets something, and no function
+    outside :data:`_ALLOWED_FUNCTIONS`. It remembers the last function it
+    refused, so that the error can name it (SQLite's message may not).
     """
 
     def __init__(self) -> None:

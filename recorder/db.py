@@ -30,6 +30,7 @@ __all__ = [
     "BUSY_TIMEOUT_S",
     "connect",
     "read_uri",
+    "damage_hint",
     "transaction",
     "quote_ident",
     "schema_path",
@@ -133,11 +134,33 @@ def connect(path: Path, *, readonly: bool = False, create: bool = True) -> sqlit
             _ensure_schema(conn, path)
     except sqlite3.DatabaseError as e:
         conn.close()
-        raise StoreError(f"{path} is not a usable recorder database: {e}") from e
+        raise StoreError(f"{path} is not a usable recorder database: {e}{damage_hint(e)}") from e
     except BaseException:
         conn.close()
         raise
     return conn
+
+
+_SQLITE_CORRUPT = 11  # SQLite's primary result code for a damaged database file
+
+
+def damage_hint(error: BaseException) -> str:
+    """``"; the file is damaged: …"`` when SQLite found the database corrupt, else ``""`` (to end a message)."""
+    return "; the file is damaged: restore it from a copy" if _SQLITE_CORRUPT in _codes(error) else ""
+
+
+def _codes(error: BaseException) -> set[int]:
+    """SQLite's primary result codes of an error and its causes."""
+    codes = set()
+    seen: BaseException | None = error
+    while seen is not None:
+        code = getattr(seen, "sqlite_errorcode", None)  # Python 3.11+; before, SQLite's fixed message
+        if code is not None:
+            codes.add(code & 0xFF)
+        elif isinstance(seen, sqlite3.DatabaseError) and "disk image is malformed" in str(seen):
+            codes.add(_SQLITE_CORRUPT)
+        seen = seen.__cause__
+    return codes
 
 
 # The URI each database was last opened read-only with (helper processes reading it use the same).

@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from . import catalog
-from .db import connect
+from .db import connect, damage_hint
 from .errors import NoStoreError, RecorderError, RecorderWarning, RecoveryError, StoreError
 from .frame import STATUSES, frame, selection
 from .objects import ObjectStore
@@ -163,6 +163,8 @@ class Database:
                     f"SQL on a store may call SQLite's core, date, math, JSON and window functions only; "
                     f"{_shown(refused)}() is not allowed (in {query.strip()[:80]!r})"
                 ) from e
+            if damage_hint(e):
+                raise StoreError(f"reading the store {self.root} failed: {e}{damage_hint(e)}") from e
             if any(word in text for word in ("readonly", "read-only", "query_only", "authoriz")):
                 raise RecorderError(
                     f"SQL on a store only reads, and this statement would change something: {query.strip()[:80]!r}"
@@ -266,7 +268,7 @@ class Database:
         try:
             return self.conn.execute(query, params)
         except sqlite3.Error as e:
-            raise StoreError(f"reading the store {self.root} failed: {e}") from e
+            raise StoreError(f"reading the store {self.root} failed: {e}{damage_hint(e)}") from e
 
     def close(self) -> None:
         """Close the connection."""

@@ -218,13 +218,18 @@ def test_damaged_database_pages_give_a_clear_error_and_destroy_nothing(tmp_path:
             f.seek(number * page)
             f.write(bytes([0xA5]) * page)
     before = tree(store)
-    with pytest.raises(rec.StoreError) as damaged:
+    with pytest.raises(rec.StoreError) as damaged:  # on opening, or on reading the damaged pages
         with rec.open(store) as db:
-            db.df("e")
-            list(db.rows("SELECT * FROM runs")[1])
-            list(db.rows("SELECT * FROM results")[1])
+            db.rows("SELECT * FROM runs")
+            db.rows("SELECT * FROM results")
+            db.rows("SELECT * FROM psets")
     message = str(damaged.value)
     assert "\n" not in message and str(store) in message and "malformed" in message, message
+    assert "damaged: restore it from a copy" in message
+    with pytest.raises(rec.RecorderError) as damaged:
+        with rec.open(store) as db:
+            db.df("e")
+    assert "\n" not in str(damaged.value) and "malformed" in str(damaged.value)
     for command in (["log"], ["status"], ["sql", "SELECT * FROM results"], ["verify"]):
         result = cli(store, *command)
         assert result.exit_code != 0, (command, result.output)

@@ -140,10 +140,7 @@ class Store:
         except (OSError, StoreError) as e:
             conn.close()
             if _damaged(e):
-                raise StoreError(
-                    f"the store {root} is damaged ({e}); `recorder verify` reports what, "
-                    "and a copy from before the damage restores it"
-                ) from e
+                raise StoreError(f"{e}; the file is damaged: restore it from a copy") from e
             raise RecoveryError(
                 f"cannot recover the crashed sessions of {root} now ({e}); the next session that "
                 "writes to the store recovers them"

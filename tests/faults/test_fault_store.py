@@ -27,7 +27,7 @@ from conftest import ROOT
 
 import recorder as rec
 from recorder.cli import main
-from recorder.errors import ForeignStoreError, RecorderWarning
+from recorder.errors import ForeignStoreError, RecorderWarning, RecoveryError
 from recorder.store import Store
 
 ENV = {**os.environ, "PYTHONPATH": str(ROOT)}  # subprocesses import this checkout's recorder
@@ -236,6 +236,30 @@ def test_damaged_database_pages_give_a_clear_error_and_destroy_nothing(tmp_path:
         assert "Traceback" not in result.output, (command, result.output)
         assert result.stderr.startswith("recorder: error: ") or command == ["verify"], (command, result.stderr)
     assert tree(store) == before  # reading a damaged store changed nothing, removed nothing
+
+
+def test_a_damaged_sessions_table_is_an_error_on_opening_not_a_recovery_left_for_later(tmp_path: Path) -> None:
+    store = tmp_path / "store"
+    with rec.Recorder("e", store=store, git=False) as r, r.run(a=1) as run:
+        run.log(y=1)
+    db_path = store / "recorder.sqlite"
+    conn = sqlite3.connect(db_path)
+    page = conn.execute("PRAGMA page_size").fetchone()[0]
+    roots = [r for (r,) in conn.execute("SELECT rootpage FROM sqlite_schema WHERE tbl_name = 'sessions' AND rootpage")]
+    conn.close()
+    with db_path.open("r+b") as f:  # the table and its indexes, whichever the query reads
+        for root in roots:
+            f.seek((root - 1) * page)
+            f.write(bytes([0xA5]) * page)
+    before = tree(store)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", RecorderWarning)  # a damaged store is not "recover later"
+        with pytest.raises(rec.StoreError, match="damaged") as damaged:
+            rec.open(store)
+    assert not isinstance(damaged.value, RecoveryError)
+    result = cli(store, "log")
+    assert result.exit_code == 1 and "damaged" in result.stderr and "Traceback" not in result.output
+    assert tree(store) == before
 
 
 # -- a foreign SQLite file ----------------------------------------------------------------

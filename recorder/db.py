@@ -4,6 +4,9 @@ The database runs in WAL mode (readers never block the writer), with
 foreign keys on and a busy timeout so that concurrent writers wait instead
 of failing. ``PRAGMA user_version`` holds the schema version: a store newer
 than this library is refused, an older one is migrated in one transaction.
+``PRAGMA application_id`` marks the file as a store; whether a file is one
+is checked by reading it before anything is written, so another
+application's SQLite file is refused untouched.
 Creating a store is safe when several processes do it at the same moment:
 the schema is written inside ``BEGIN IMMEDIATE`` after re-reading the
 version, so exactly one process creates it and the others see it done.

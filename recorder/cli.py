@@ -47,9 +47,21 @@ def main(ctx: click.Context, store: str | None, debug: bool) -> None:
 
 
 def _open(ctx: click.Context) -> Any:
+    """Open the store for reading; recorder's warnings (e.g. crashed sessions left for later) as one line each."""
+    import warnings
+
+    from .errors import RecorderWarning
     from .query import open as open_store
 
-    return open_store(ctx.obj["store"])
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        db = open_store(ctx.obj["store"])
+    for warning in caught:
+        if issubclass(warning.category, RecorderWarning):
+            click.echo(f"recorder: warning: {warning.message}", err=True)
+        else:
+            warnings.showwarning(warning.message, warning.category, warning.filename, warning.lineno)
+    return db
 
 
 def _interactive() -> bool:

@@ -4,6 +4,9 @@ The database runs in WAL mode (readers never block the writer), with
 foreign keys on and a busy timeout so that concurrent writers wait instead
 of failing. ``PRAGMA user_version`` holds the schema version: a store newer
 than this library is refused, an older one is migrated in one transaction.
+``PRAGMA application_id`` marks the file as a store; whether a file is one
+is checked by reading it before anything is written, so another
+application's SQLite file is refused untouched.
 Creating a store is safe when several processes do it at the same moment:
 the schema is written inside ``BEGIN IMMEDIATE`` after re-reading the
 version, so exactly one process creates it and the others see it done.
@@ -12,6 +15,7 @@ version, so exactly one process creates it and the others see it done.
 from __future__ import annotations
 
 import contextlib
+import os
 import re
 import sqlite3
 import time
@@ -19,14 +23,17 @@ from collections.abc import Iterator
 from importlib import resources
 from pathlib import Path
 
-from .errors import StoreError, StoreVersionError
+from .errors import ForeignStoreError, NoStoreError, StoreError, StoreVersionError
 from .catalog import refresh_all_views
 from .quoting import quote_ident
 
 __all__ = [
     "SCHEMA_VERSION",
+    "APPLICATION_ID",
     "BUSY_TIMEOUT_S",
     "connect",
+    "read_uri",
+    "damage_hint",
     "transaction",
     "quote_ident",
     "schema_path",
@@ -34,11 +41,15 @@ __all__ = [
 
 #: Version of the schema this library writes (``PRAGMA user_version``).
 SCHEMA_VERSION = 2
+#: ``PRAGMA application_id`` of every store created since it was introduced ("Rcdr");
+#: stores written before carry 0 and are recognised by their tables.
+APPLICATION_ID = 0x52636472
 #: How long a writer waits for another one before giving up.
 BUSY_TIMEOUT_S = 60.0
 
 _VIEW_NAME = re.compile(r"(?:--[^\n]*\n\s*)*CREATE VIEW\s+\"?([A-Za-z_][A-Za-z0-9_]*)\"?", re.IGNORECASE)
-_COUNT_SCHEMA_OBJECTS = "SELECT count(*) FROM sqlite_schema"
+_TABLE_NAMES = "SELECT name FROM sqlite_schema WHERE type = 'table'"
+_GET_APPLICATION_ID = "PRAGMA application_id"
 _BEGIN = "BEGIN IMMEDIATE"
 _COMMIT = "COMMIT"
 _ROLLBACK = "ROLLBACK"
@@ -80,22 +91,28 @@ def _statements(sql: str) -> Iterator[str]:
         raise StoreError(f"incomplete SQL statement in recorder's schema: {rest.strip()[:80]!r}")
 
 
-def connect(path: Path, *, readonly: bool = False) -> sqlite3.Connection:
+def connect(path: Path, *, readonly: bool = False, create: bool = True) -> sqlite3.Connection:
     """Open (and, unless ``readonly``, create or migrate) the database at ``path``.
+
+    The file's identity (application id, schema version, tables) is checked
+    before anything is written, so an SQLite file of another application is
+    refused untouched. A read-only connection to a store whose folder cannot
+    be written (a read-only mount) falls back to SQLite's ``immutable=1``
+    when the store was closed cleanly (no ``-wal`` file to read).
 
     The connection is in autocommit mode; use :func:`transaction` to write.
 
+    :param create: whether a missing database file may be created (writing only).
+    :raises NoStoreError: when the file is missing and may not be created.
+    :raises ForeignStoreError: when the file is another application's database.
     :raises StoreVersionError: when the store is newer than this library.
     :raises StoreError: when the file is not a recorder database or cannot be opened.
     """
+    if (readonly or not create) and not path.is_file():
+        raise NoStoreError(f"no store at {path.parent} (no {path.name} there)")
     try:
         if readonly:
-            if not path.is_file():
-                raise StoreError(f"no recorder database at {path}")
-            conn = sqlite3.connect(
-                f"{path.resolve().as_uri()}?mode=ro", uri=True, isolation_level=None,
-                timeout=BUSY_TIMEOUT_S, check_same_thread=False,
-            )
+            conn = _connect_read_only(path)
         else:
             conn = sqlite3.connect(
                 path, isolation_level=None, timeout=BUSY_TIMEOUT_S, check_same_thread=False
@@ -105,10 +122,11 @@ def connect(path: Path, *, readonly: bool = False) -> sqlite3.Connection:
     try:
         for pragma in _PRAGMAS[: 1 if readonly else None]:
             conn.execute(pragma)
+        version = _check_identity(conn, path)  # reads only: nothing is written to a file that is not ours
         if readonly:
-            version = conn.execute(_GET_VERSION).fetchone()[0]
-            _check_version(conn, path, version)
-            if 0 < version < SCHEMA_VERSION:
+            if version == 0:
+                raise NoStoreError(f"no store at {path.parent} ({path.name} there is empty)")
+            if version < SCHEMA_VERSION:
                 raise StoreVersionError(
                     f"the store {path.parent} has schema version {version}, older than this recorder's "
                     f"{SCHEMA_VERSION}, and cannot be upgraded here (it is not writable); open it once "
@@ -119,11 +137,110 @@ def connect(path: Path, *, readonly: bool = False) -> sqlite3.Connection:
             _ensure_schema(conn, path)
     except sqlite3.DatabaseError as e:
         conn.close()
-        raise StoreError(f"{path} is not a usable recorder database: {e}") from e
+        raise StoreError(f"{path} is not a usable recorder database: {e}{damage_hint(e)}") from e
     except BaseException:
         conn.close()
         raise
     return conn
+
+
+_SQLITE_CORRUPT = 11  # SQLite's primary result code for a damaged database file
+
+
+def damage_hint(error: BaseException) -> str:
+    """``"; the file is damaged: …"`` when SQLite found the database corrupt, else ``""`` (to end a message)."""
+    return "; the file is damaged: restore it from a copy" if _SQLITE_CORRUPT in _codes(error) else ""
+
+
+def _codes(error: BaseException) -> set[int]:
+    """SQLite's primary result codes of an error and its causes."""
+    codes = set()
+    seen: BaseException | None = error
+    while seen is not None:
+        code = getattr(seen, "sqlite_errorcode", None)  # Python 3.11+; before, SQLite's fixed message
+        if code is not None:
+            codes.add(code & 0xFF)
+        elif isinstance(seen, sqlite3.DatabaseError) and "disk image is malformed" in str(seen):
+            codes.add(_SQLITE_CORRUPT)
+        seen = seen.__cause__
+    return codes
+
+
+# The URI each database was last opened read-only with (helper processes reading it use the same).
+_READ_URIS: dict[str, str] = {}
+
+
+def read_uri(path: Path) -> str:
+    """Return the SQLite URI to open the database at ``path`` read-only, as :func:`connect` last did."""
+    uri = f"{path.resolve().as_uri()}?mode=ro"
+    return _READ_URIS.get(uri, uri)
+
+
+def _connect_read_only(path: Path) -> sqlite3.Connection:
+    """Open read-only; in a folder that cannot be written, with ``immutable=1`` when nothing is in a WAL.
+
+    SQLite reads a WAL database through its ``-shm`` file, which it must be
+    able to create; in a read-only folder a cleanly closed store (no
+    ``-wal``, no ``-shm``) therefore cannot be opened with ``mode=ro``. All
+    of such a store is in the main file, and nothing can change it there, so
+    ``immutable=1`` (no locks, no WAL) reads it exactly.
+    """
+    uri = f"{path.resolve().as_uri()}?mode=ro"
+    conn = sqlite3.connect(uri, uri=True, isolation_level=None, timeout=BUSY_TIMEOUT_S, check_same_thread=False)
+    try:
+        conn.execute(_GET_VERSION).fetchone()  # SQLite opens the file (and the -shm) lazily
+    except sqlite3.Error as e:
+        conn.close()
+        wal = path.with_name(path.name + "-wal")
+        if not isinstance(e, sqlite3.OperationalError) or "unable to open" not in str(e) \
+                or os.access(path.parent, os.W_OK):
+            raise
+        if wal.exists() and wal.stat().st_size > 0:
+            raise StoreError(
+                f"cannot read the store {path.parent}: its folder is read-only and {wal.name} there holds "
+                "changes SQLite can only read with a writable folder; copy the store to a writable folder"
+            ) from e
+    else:
+        _READ_URIS.pop(uri, None)  # the folder may have become writable since
+        return conn
+    immutable = f"{path.resolve().as_uri()}?immutable=1"
+    conn = sqlite3.connect(immutable, uri=True, isolation_level=None, timeout=BUSY_TIMEOUT_S,
+                           check_same_thread=False)
+    _READ_URIS[uri] = immutable
+    return conn
+
+
+_STORE_TABLES = frozenset({"experiments", "sessions", "runs", "results", "psets"})
+
+
+def _check_identity(conn: sqlite3.Connection, path: Path) -> int:
+    """Return the schema version of the database, after checking (reading only) that it is a store.
+
+    A store carries recorder's application id, or (written before it had
+    one) id 0 with recorder's tables. An empty database is version 0.
+
+    :raises ForeignStoreError: when it is another application's database.
+    :raises StoreVersionError: when it is a store newer than this library.
+    """
+    application = conn.execute(_GET_APPLICATION_ID).fetchone()[0]
+    version = conn.execute(_GET_VERSION).fetchone()[0]
+    tables = {name for (name,) in conn.execute(_TABLE_NAMES)}
+    if version == 0:  # a new (empty) database, else tables that recorder did not make
+        ours = application in (0, APPLICATION_ID) and not tables
+    else:
+        ours = application == APPLICATION_ID or (application == 0 and _STORE_TABLES <= tables)
+    if not ours:
+        raise ForeignStoreError(
+            f"{path} is an SQLite database but not a recorder store (application id {application}, "
+            f"user_version {version}, tables {', '.join(sorted(tables)[:5]) or 'none'}); it was left "
+            "untouched: name another folder with --store / store="
+        )
+    if version > SCHEMA_VERSION:
+        raise StoreVersionError(
+            f"the store {path.parent} has schema version {version}, newer than this "
+            f"recorder's {SCHEMA_VERSION}; upgrade recorder (pip install -U recorder) to open it"
+        )
+    return int(version)
 
 
 def _enable_wal(conn: sqlite3.Connection, path: Path) -> None:
@@ -147,22 +264,11 @@ def _enable_wal(conn: sqlite3.Connection, path: Path) -> None:
         return
 
 
-def _check_version(conn: sqlite3.Connection, path: Path, version: int) -> None:
-    if version > SCHEMA_VERSION:
-        raise StoreVersionError(
-            f"the store {path.parent} has schema version {version}, newer than this "
-            f"recorder's {SCHEMA_VERSION}; upgrade recorder (pip install -U recorder) to open it"
-        )
-    if version == 0 and conn.execute(_COUNT_SCHEMA_OBJECTS).fetchone()[0]:
-        raise StoreError(f"{path} is an SQLite database but not a recorder store")
-
-
 def _ensure_schema(conn: sqlite3.Connection, path: Path) -> None:
     if conn.execute(_GET_VERSION).fetchone()[0] == SCHEMA_VERSION:
         return
     with transaction(conn):
-        version = conn.execute(_GET_VERSION).fetchone()[0]  # another process may have won
-        _check_version(conn, path, version)
+        version = _check_identity(conn, path)  # another process may have won
         if version == SCHEMA_VERSION:
             return
         if version == 0:
@@ -171,7 +277,8 @@ def _ensure_schema(conn: sqlite3.Connection, path: Path) -> None:
             _migrate(conn, version)
         _create_views(conn)
         refresh_all_views(conn)  # the wide view of each experiment
-        # user_version cannot be bound; SCHEMA_VERSION is our own int constant.
+        # Pragma values cannot be bound; both are our own int constants.
+        conn.execute(f"PRAGMA application_id = {int(APPLICATION_ID)}")
         conn.execute(f"PRAGMA user_version = {int(SCHEMA_VERSION)}")
 
 

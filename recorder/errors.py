@@ -20,6 +20,9 @@ __all__ = [
     "GitRecordRefused",
     "CommitMissing",
     "DiffDoesNotApply",
+    "NoStoreError",
+    "ForeignStoreError",
+    "RecoveryError",
 ]
 
 
@@ -73,3 +76,14 @@ class CommitMissing(GitError):
 
 class DiffDoesNotApply(GitError):
     """The uncommitted changes a ``git="record"`` run recorded do not apply to its commit."""
+
+class NoStoreError(StoreError):
+    """There is no store where one was named or looked for (reading never creates one)."""
+
+
+class ForeignStoreError(StoreError):
+    """The store's ``recorder.sqlite`` is an SQLite database of another application; it is left untouched."""
+
+
+class RecoveryError(StoreError):
+    """The sessions of a store that crashed could not be recovered now (e.g. the disk is full)."""

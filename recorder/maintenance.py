@@ -46,7 +46,7 @@ class Problem(NamedTuple):
 def verify(store: str | os.PathLike[str] | None = None, *, progress: bool | None = None) -> list[Problem]:
     """Re-hash every object and check every reference; return what is wrong (an empty list when sound)."""
     problems: list[Problem] = []
-    with Store.open(store) as opened:
+    with Store.open(store, create=False) as opened:
         conn = opened.conn
         for (detail,) in conn.execute("PRAGMA quick_check"):
             if detail != "ok":
@@ -98,7 +98,7 @@ def gc(store: str | os.PathLike[str] | None = None, *, dry_run: bool = False) ->
 
     :raises RecorderError: while a session is recording in the store.
     """
-    with Store.open(store) as opened, transaction(opened.conn) as conn:
+    with Store.open(store, create=False) as opened, transaction(opened.conn) as conn:
         running = conn.execute(_RUNNING).fetchone()
         if running is not None:
             raise RecorderError(

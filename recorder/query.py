@@ -18,13 +18,14 @@ import json
 import os
 import re
 import sqlite3
+import warnings
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from . import catalog
-from .db import connect
-from .errors import RecorderError, StoreError
+from .db import connect, damage_hint
+from .errors import NoStoreError, RecorderError, RecorderWarning, RecoveryError, StoreError
 from .frame import STATUSES, frame, selection
 from .objects import ObjectStore
 from .store import DB_NAME, OBJECTS, Store, locate
@@ -61,7 +62,8 @@ class Database:
         self.root = root
         self.conn = connect(root / DB_NAME, readonly=True)
         self.conn.execute("PRAGMA query_only = ON")
-        self.conn.set_authorizer(_read_only)
+        self._authorizer = _ReadOnly()
+        self.conn.set_authorizer(self._authorizer)
         self.objects = ObjectStore(root / OBJECTS)
 
     # -- experiments -------------------------------------------------------------
@@ -149,11 +151,20 @@ class Database:
         Values go in ``params`` (``?`` or ``:name`` placeholders), never into
         the text. A statement that would write, attach a file or vacuum is refused.
         """
+        self._authorizer.refused_function = None
         try:
             cursor = self.conn.execute(query, params)
             rows = cursor.fetchall()
         except sqlite3.Error as e:
             text = str(e)
+            refused = self._authorizer.refused_function
+            if refused is not None and "authoriz" in text:
+                raise RecorderError(
+                    f"SQL on a store may call SQLite's core, date, math, JSON and window functions only; "
+                    f"{_shown(refused)}() is not allowed (in {query.strip()[:80]!r})"
+                ) from e
+            if damage_hint(e):
+                raise StoreError(f"reading the store {self.root} failed: {e}{damage_hint(e)}") from e
             if any(word in text for word in ("readonly", "read-only", "query_only", "authoriz")):
                 raise RecorderError(
                     f"SQL on a store only reads, and this statement would change something: {query.strip()[:80]!r}"
@@ -257,7 +268,7 @@ class Database:
         try:
             return self.conn.execute(query, params)
         except sqlite3.Error as e:
-            raise StoreError(f"reading the store {self.root} failed: {e}") from e
+            raise StoreError(f"reading the store {self.root} failed: {e}{damage_hint(e)}") from e
 
     def close(self) -> None:
         """Close the connection."""
@@ -276,21 +287,66 @@ class Database:
 # Besides writing (which the read-only connection refuses), these reach outside the store or change it.
 _REFUSED = {sqlite3.SQLITE_ATTACH, sqlite3.SQLITE_DETACH}
 
-
-def _read_only(action: int, arg1: str | None, arg2: str | None, db: str | None, trigger: str | None) -> int:
-    """SQLite authorizer of reading connections: no ATTACH, no VACUUM, no PRAGMA that sets something."""
-    if action in _REFUSED:
-        return sqlite3.SQLITE_DENY
-    if action == sqlite3.SQLITE_PRAGMA and arg2 is not None and (arg1 or "").lower() not in _PRAGMAS_WITH_ARGUMENT:
-        return sqlite3.SQLITE_DENY
-    if action == sqlite3.SQLITE_FUNCTION and (arg2 or "").lower() in ("load_extension", "readfile", "writefile"):
-        return sqlite3.SQLITE_DENY
-    return sqlite3.SQLITE_OK
-
+# The functions SQL on a store may call: SQLite's core scalar and aggregate
+# functions, date and time, math, JSON and window functions. An allow-list,
+# because SQLite also ships functions that hand out or take raw pointers
+# (fts3_tokenizer), load code (load_extension) or decode untrusted blobs
+# (rtreenode), and a build may add more; none of them is needed to read a store.
+_ALLOWED_FUNCTIONS = frozenset(
+    # core scalar functions
+    "abs char coalesce concat concat_ws format glob hex if ifnull iif instr length like likelihood likely "
+    "lower ltrim max min nullif octet_length printf quote random randomblob replace round rtrim sign "
+    "soundex substr substring trim typeof unhex unicode unlikely upper zeroblob "
+    "changes last_insert_rowid total_changes sqlite_version sqlite_source_id "
+    # aggregate functions
+    "avg count group_concat string_agg sum total "
+    # date and time
+    "date time datetime julianday unixepoch strftime timediff current_date current_time current_timestamp "
+    # math
+    "acos acosh asin asinh atan atan2 atanh ceil ceiling cos cosh degrees exp floor ln log log10 log2 "
+    "mod pi pow power radians sin sinh sqrt tan tanh trunc "
+    # JSON (json_each and json_tree are tables, not functions, to the authorizer)
+    "json json_array json_array_length json_error_position json_extract json_insert json_object "
+    "json_patch json_quote json_remove json_replace json_set json_type json_valid json_pretty "
+    "json_group_array json_group_object -> ->> "
+    "jsonb jsonb_array jsonb_extract jsonb_insert jsonb_object jsonb_patch jsonb_remove jsonb_replace "
+    "jsonb_set jsonb_group_array jsonb_group_object "
+    # window functions
+    "row_number rank dense_rank percent_rank cume_dist ntile lag lead first_value last_value nth_value".split()
+)
 
 # Pragmas that take an argument only to say what to read.
 _PRAGMAS_WITH_ARGUMENT = {"table_info", "table_xinfo", "index_list", "index_info", "index_xinfo",
                           "foreign_key_list", "integrity_check", "quick_check"}
+
+
+class _ReadOnly:
+    """SQLite authorizer of reading connections: reads, and calls only the allowed functions.
+
+    No ATTACH, no VACUUM, no PRAGMA that sets something, and no function
+    outside :data:`_ALLOWED_FUNCTIONS`. It remembers the last function it
+    refused, so that the error can name it (SQLite's message may not).
+    """
+
+    def __init__(self) -> None:
+        self.refused_function: str | None = None
+
+    def __call__(self, action: int, arg1: str | None, arg2: str | None, db: str | None,
+                 trigger: str | None) -> int:
+        if action in _REFUSED:
+            return sqlite3.SQLITE_DENY
+        if action == sqlite3.SQLITE_PRAGMA and arg2 is not None \
+                and (arg1 or "").lower() not in _PRAGMAS_WITH_ARGUMENT:
+            return sqlite3.SQLITE_DENY
+        if action == sqlite3.SQLITE_FUNCTION and (arg2 or "").lower() not in _ALLOWED_FUNCTIONS:
+            self.refused_function = arg2 or ""
+            return sqlite3.SQLITE_DENY
+        return sqlite3.SQLITE_OK
+
+
+def _shown(name: str) -> str:
+    """A function name as the user typed it, safe to print on one line."""
+    return name.encode("unicode_escape").decode("ascii")[:60]
 
 
 def _write_jsonl(df: pd.DataFrame, path: Path) -> None:
@@ -329,16 +385,25 @@ def _condition(conn: sqlite3.Connection, experiment: int, statuses: list[str] | 
 def open(store: str | os.PathLike[str] | None = None) -> Database:  # noqa: A001 (rec.open, as in the design)
     """Open a store for reading: ``store``, else ``$RECORDER_STORE``, else the nearest ``.recorder/``.
 
-    Sessions that died are recovered first (their journaled runs written)
-    when the store is writable, so what a reader sees is complete.
+    Reading never creates anything, and checks that the database is a
+    store before anything is written to it. When the store is writable,
+    sessions that died are recovered first (their journaled runs written)
+    and an old store is upgraded, so what a reader sees is complete; when
+    that recovery cannot be done now (a full disk), the store is read as it
+    is, with a warning, and the next session writing to it recovers them.
+    A store in a read-only folder is read as it is.
 
-    :raises StoreError: when there is no store there.
+    :raises NoStoreError: when there is no store there.
+    :raises ForeignStoreError: when its database belongs to another application.
     """
     root = locate(store, create=False)
     if not (root / DB_NAME).is_file():
-        raise StoreError(f"no store at {root} (no {DB_NAME} there)")
+        raise NoStoreError(f"no store at {root} (no {DB_NAME} there)")
     if os.access(root / DB_NAME, os.W_OK) and os.access(root, os.W_OK):
-        Store.open(root).close()  # recovers dead sessions and upgrades an old store
+        try:
+            Store.open(root, create=False).close()  # recovers dead sessions and upgrades an old store
+        except RecoveryError as e:
+            warnings.warn(f"reading without recovering: {e}", RecorderWarning, stacklevel=2)
     return Database(root)
 
 

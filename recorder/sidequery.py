@@ -27,6 +27,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from .db import read_uri
+
 __all__ = ["InThread", "SideQuery", "available"]
 
 # The helper's program. Each value of the row goes out as an 8-byte length
@@ -59,7 +61,7 @@ def available() -> bool:
 class SideQuery:
     """One query running in a helper process; :meth:`result` waits for its row.
 
-    :param database: the database file, opened read-only by the helper.
+    :param database: the database file, opened read-only by the helper (see :func:`recorder.db.read_uri`).
     :param sql: one SELECT statement returning one row.
     :param values: its bound values (JSON-serialisable: numbers and strings).
     """
@@ -68,7 +70,7 @@ class SideQuery:
         self._out: bytes | None = None
         self._process: subprocess.Popen[bytes] | None = None
         self._reader: threading.Thread | None = None
-        uri = f"{database.resolve().as_uri()}?mode=ro"
+        uri = read_uri(database)  # as the caller's connection opened it (immutable=1 in a read-only folder)
         try:
             self._process = subprocess.Popen(
                 [sys.executable, "-I", "-S", "-c", _PROGRAM, uri, sql, json.dumps(values)],

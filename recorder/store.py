@@ -7,7 +7,7 @@ import sqlite3
 from pathlib import Path
 
 from .db import connect
-from .errors import StoreError
+from .errors import NoStoreError, RecoveryError, StoreError
 from .liveness import recover_stale
 from .objects import ObjectStore
 
@@ -47,7 +47,7 @@ def locate(store: str | os.PathLike[str] | None = None, *, create: bool = True) 
         if (folder / DEFAULT_STORE).is_dir():
             return folder / DEFAULT_STORE
     if not create:
-        raise StoreError(
+        raise NoStoreError(
             f"no store found: no {DEFAULT_STORE}/ in {here} or its parents; pass store=PATH "
             f"(--store PATH) or set {STORE_ENV}"
         )
@@ -62,6 +62,17 @@ def _write_gitignore(root: Path) -> None:
     tmp = root / f".gitignore.{os.getpid()}.tmp"
     tmp.write_text("# recorder store: never commit it\n*\n")
     os.replace(tmp, path)
+
+
+def _damaged(error: BaseException) -> bool:
+    """Whether an error (or its cause) is SQLite finding the database corrupt, rather than a passing
+    condition such as a full disk, a lock or a read-only file (``OperationalError``)."""
+    seen: BaseException | None = error
+    while seen is not None:
+        if isinstance(seen, sqlite3.DatabaseError) and not isinstance(seen, sqlite3.OperationalError):
+            return True
+        seen = seen.__cause__
+    return False
 
 
 class Store:
@@ -87,32 +98,56 @@ class Store:
         store: str | os.PathLike[str] | None = None,
         *,
         readonly: bool = False,
+        create: bool = True,
     ) -> Store:
-        """Open the store (creating it unless ``readonly``) and recover dead sessions.
+        """Open the store and recover dead sessions (unless ``readonly``); create it if ``create``.
 
+        Before anything is written, the database's identity is checked by
+        reading it: an SQLite file of another application is refused and left
+        untouched (no WAL switch, no ``objects/``, no ``.gitignore``).
+
+        :param readonly: open a read-only connection; never write, recover or create.
+        :param create: whether a missing store may be created (only writing
+            does that; reading and maintenance pass False).
+        :raises NoStoreError: when there is no store and ``create`` is false (or ``readonly``).
+        :raises ForeignStoreError: when ``recorder.sqlite`` belongs to another application.
+        :raises RecoveryError: when crashed sessions could not be recovered (the store stays as it was).
         :raises StoreError: when it cannot be found, created or opened.
         """
-        root = locate(store, create=not readonly)
-        if readonly:
-            if not (root / DB_NAME).is_file():
-                raise StoreError(f"no store at {root} (no {DB_NAME} there)")
-        else:
+        create = create and not readonly
+        root = locate(store, create=create)
+        db = root / DB_NAME
+        if not db.is_file():
+            if not create:
+                raise NoStoreError(f"no store at {root} (no {DB_NAME} there)")
             try:
-                (root / OBJECTS).mkdir(parents=True, exist_ok=True)
-                _write_gitignore(root)
+                root.mkdir(parents=True, exist_ok=True)
             except OSError as e:
                 raise StoreError(f"cannot create the store {root}: {e}") from e
-        conn = connect(root / DB_NAME, readonly=readonly)
+        conn = connect(db, readonly=readonly, create=create)
         store_ = cls(root, conn, readonly)
-        if not readonly:
-            try:
-                recover_stale(conn, root)
-            except OSError as e:
-                conn.close()
-                raise StoreError(f"cannot check the sessions of {root} for crashed ones: {e}") from e
-            except BaseException:
-                conn.close()
-                raise
+        if readonly:
+            return store_
+        try:
+            if create:  # the database is recorder's (connect checked it): now its folder may be completed
+                (root / OBJECTS).mkdir(exist_ok=True)
+                _write_gitignore(root)
+        except OSError as e:
+            conn.close()
+            raise StoreError(f"cannot create the store {root}: {e}") from e
+        try:
+            recover_stale(conn, root)
+        except (OSError, StoreError) as e:
+            conn.close()
+            if _damaged(e):
+                raise StoreError(f"{e}; the file is damaged: restore it from a copy") from e
+            raise RecoveryError(
+                f"cannot recover the crashed sessions of {root} now ({e}); the next session that "
+                "writes to the store recovers them"
+            ) from e
+        except BaseException:
+            conn.close()
+            raise
         return store_
 
     def close(self) -> None:

@@ -810,3 +810,82 @@ def test_the_wide_view_of_a_migrated_store_shows_new_runs(store: Path) -> None:
     with rec.open(store) as db:
         assert db.df("exp")["energy"].tolist() == [0.5, 1.0, 2.0]
         assert db.sql('SELECT energy FROM "exp" ORDER BY a')["energy"].tolist() == [0.5, 1.0, 2.0]
+
+
+# -- functions: an allow-list, not a deny-list -------------------------------------------
+
+
+NOT_ALLOWED = [
+    ("SELECT fts3_tokenizer('simple')", "fts3_tokenizer"),  # would leak a pointer
+    ("SELECT fts3_tokenizer('simple', x'0000000000000000')", "fts3_tokenizer"),  # would overwrite one
+    ("SELECT hex(fts3_tokenizer('porter')) FROM runs", "fts3_tokenizer"),
+    ("SELECT load_extension('/tmp/x.so')", "load_extension"),
+    ("SELECT a FROM exp WHERE rtreenode(2, x'00') IS NOT NULL", "rtreenode"),
+    ("SELECT sqlite_log(1, 'x')", "sqlite_log"),
+]
+
+
+@pytest.mark.parametrize(("statement", "function"), NOT_ALLOWED)
+def test_sql_refuses_functions_not_on_the_allow_list(store: Path, statement: str, function: str) -> None:
+    record_statuses(store)
+    before = dump(store)
+    with rec.open(store) as db:
+        with pytest.raises(rec.RecorderError) as refused:
+            db.sql(statement)
+        message = str(refused.value)
+        assert "\n" not in message
+        assert f"{function}()" in message and "not allowed" in message, message
+        assert db.sql("SELECT count(*) AS n FROM runs")["n"].tolist() == [4]  # still usable
+        assert len(db.df("exp")) == 2
+    assert dump(store) == before
+
+
+def test_sql_refuses_a_function_that_is_not_sqlites_own(store: Path) -> None:
+    record_statuses(store)
+    with rec.open(store) as db:
+        db.conn.create_function("mine", 1, lambda x: x)  # any function SQLite does not ship
+        with pytest.raises(rec.RecorderError, match=r"mine\(\) is not allowed"):
+            db.sql("SELECT mine(1)")
+        with pytest.raises(rec.RecorderError, match="no such function: nosuch"):
+            db.sql("SELECT nosuch(1)")
+
+
+def test_sql_refusal_is_one_line_on_the_command_line(store: Path) -> None:
+    from click.testing import CliRunner
+
+    from recorder.cli import main
+
+    record_statuses(store)
+    result = CliRunner().invoke(main, ["--store", str(store), "sql", "SELECT fts3_tokenizer('simple')"])
+    assert result.exit_code == 1, result.output
+    lines = result.stderr.rstrip("\n").split("\n")
+    assert len(lines) == 1 and lines[0].startswith("recorder: error: ") and "fts3_tokenizer()" in lines[0]
+    assert "Traceback" not in result.output
+
+
+def test_sql_allows_sqlites_core_date_math_json_and_window_functions(store: Path) -> None:
+    record_statuses(store)
+    query = """
+    SELECT abs(-a) AS v1, coalesce(NULL, a) AS v2, ifnull(label, '') AS v3, iif(a > 1, 1, 0) AS v4,
+           instr('abc', 'b') AS v5, length(label) AS v6, lower(upper(status)) AS v7, printf('%d', a) AS v8,
+           round(energy, 1) AS v9, substr('abc', 2) AS v10, typeof(a) AS v11, hex(x'01') AS v12,
+           trim(' x ') AS v13, replace('ab', 'a', 'c') AS v14, nullif(a, 1) AS v15, quote(a) AS v16,
+           date('2026-01-02') AS v17, strftime('%Y', 'now') > '2000' AS v18, julianday('2026-01-01') AS v19,
+           unixepoch('2026-01-01') AS v20, datetime(0, 'unixepoch') AS v21, time('12:00') AS v22,
+           sqrt(4.0) AS v23, pow(2, 3) AS v24, floor(1.5) AS v25, ceil(1.5) AS v26, ln(1) AS v27,
+           log10(100) AS v28, pi() > 3 AS v29, mod(7, 3) AS v30, sign(-2) AS v31, exp(0) AS v32,
+           json_extract('{"x": 1}', '$.x') AS v33, json('[1]') AS v34, json_array(1, 2) AS v35,
+           json_object('k', a) AS v36, json_type('[]') AS v37, json_valid('{}') AS v38, '{"y": 2}' ->> '$.y' AS v39,
+           row_number() OVER (ORDER BY a) AS v40, rank() OVER (ORDER BY a) AS v41,
+           lag(a) OVER (ORDER BY a) AS v42, sum(a) OVER () AS v43, label LIKE 'run%' AS v44,
+           label GLOB 'run*' AS v45, current_timestamp > '2000' AS v46, char(65) AS v47, unicode('A') AS v48
+    FROM exp ORDER BY a
+    """
+    with rec.open(store) as db:
+        df = db.sql(query)
+        assert len(df) == 4 and df["v24"].tolist() == [8.0] * 4 and df["v40"].tolist() == [1, 2, 3, 4]
+        agg = db.sql("SELECT count(*) AS n, sum(a) AS s, avg(a) AS m, min(a) AS lo, max(a) AS hi, total(a) AS t, "
+                     "group_concat(a) AS g, json_group_array(a) AS j FROM exp")
+        assert agg["n"].tolist() == [4] and agg["g"].tolist() == ["1,2,3,4"]
+        each = db.sql("SELECT value FROM json_each('[1, 2]')")
+        assert each["value"].tolist() == [1, 2]

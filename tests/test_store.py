@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+import contextlib
+import os
+import shutil
 import sqlite3
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 
@@ -14,6 +19,9 @@ from recorder.db import SCHEMA_VERSION
 from recorder.store import Store, locate
 
 from conftest import ROOT
+
+if TYPE_CHECKING:
+    from click.testing import Result
 
 
 def test_store_argument_wins_over_environment(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -162,3 +170,242 @@ def test_views_of_the_user_survive(store: Path) -> None:
         _create_views(s.conn)
         names = {r[0] for r in s.conn.execute("SELECT name FROM sqlite_schema WHERE type = 'view'")}
     assert {"my_runs", "overview_runs"} <= names
+
+
+# -- reading never creates or changes anything; a foreign file is refused untouched ----------
+
+
+def _cli(store: Path | None, *args: str, cwd: Path | None = None) -> "Result":
+    from click.testing import CliRunner
+
+    from recorder.cli import main
+
+    prefix = ["--store", str(store)] if store is not None else []
+    runner = CliRunner()
+    if cwd is None:
+        return runner.invoke(main, [*prefix, *args])
+    old = os.getcwd()
+    os.chdir(cwd)
+    try:
+        return runner.invoke(main, [*prefix, *args])
+    finally:
+        os.chdir(old)
+
+
+def _one_line_error(result: "Result", *fragments: str) -> str:
+    assert result.exit_code == 1, (result.output, result.exception)
+    lines = result.stderr.rstrip("\n").split("\n")
+    assert len(lines) == 1 and lines[0].startswith("recorder: error: "), result.stderr
+    assert "Traceback" not in result.output
+    for fragment in fragments:
+        assert fragment in lines[0], (fragment, lines[0])
+    return lines[0]
+
+
+def _console_script() -> str:
+    here = os.path.dirname(sys.executable)
+    exe = shutil.which("recorder", path=here + os.pathsep + os.environ.get("PATH", ""))
+    if exe is None:
+        pytest.skip("no installed `recorder` executable")
+    return exe
+
+
+def _env_here() -> dict[str, str]:
+    """The environment of a subprocess that imports this worktree's recorder."""
+    return {**os.environ, "PYTHONPATH": str(ROOT)}
+
+
+def _tree(folder: Path) -> dict[str, bytes | None]:
+    """Every path under ``folder`` with its bytes (None for a folder)."""
+    return {str(p.relative_to(folder)): (p.read_bytes() if p.is_file() else None)
+            for p in sorted(folder.rglob("*"))}
+
+
+@pytest.mark.parametrize("command", [["verify"], ["gc"], ["gc", "--dry-run"], ["log"], ["status"],
+                                     ["sql", "SELECT 1"]])
+def test_read_and_maintenance_commands_never_create_a_store(tmp_path: Path, command: list[str]) -> None:
+    missing = tmp_path / "nonexist"
+    result = _cli(missing, *command)
+    _one_line_error(result, "no store at", str(missing))
+    assert not missing.exists()
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    result = _cli(None, *command, cwd=empty)
+    _one_line_error(result, "no store")
+    assert list(empty.iterdir()) == []
+
+
+def test_verify_and_gc_of_the_console_script_never_create_a_store(tmp_path: Path) -> None:
+    exe = _console_script()
+    probe = subprocess.run([sys.executable, "-c", "import recorder; print(recorder.__file__)"],
+                           env=_env_here(), capture_output=True, text=True, timeout=60, check=True)
+    assert probe.stdout.strip().startswith(str(ROOT))  # the subprocesses run this worktree's code
+    missing = tmp_path / "nonexist"
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    for args in (["--store", str(missing), "verify"], ["--store", str(missing), "gc"], ["verify"], ["gc"]):
+        done = subprocess.run([exe, *args], cwd=empty, env=_env_here(), capture_output=True, text=True,
+                              timeout=120, check=False)
+        assert done.returncode == 1, (args, done.stdout, done.stderr)
+        assert done.stderr.startswith("recorder: error: no store"), done.stderr
+        assert "Traceback" not in done.stderr and done.stdout == ""
+    assert not missing.exists()
+    assert list(empty.iterdir()) == []
+
+
+def test_library_maintenance_never_creates_a_store(tmp_path: Path) -> None:
+    from recorder.errors import NoStoreError
+    from recorder.maintenance import gc, verify
+
+    missing = tmp_path / "nonexist"
+    for call in (verify, gc):
+        with pytest.raises(NoStoreError, match="no store at"):
+            call(missing)
+    with pytest.raises(NoStoreError, match="no store at"):
+        Store.open(missing, create=False)
+    with pytest.raises(NoStoreError):
+        rec.open(missing)
+    assert not missing.exists()
+    Store.open(missing).close()  # writing creates it
+    assert (missing / "recorder.sqlite").is_file()
+
+
+def _foreign(store: Path, *, journal_mode: str = "delete", user_version: int = 0,
+             application_id: int = 0) -> bytes:
+    store.mkdir()
+    db = sqlite3.connect(store / "recorder.sqlite")
+    db.execute(f"PRAGMA journal_mode = {journal_mode}")
+    db.execute("CREATE TABLE mine (x)")
+    db.execute("INSERT INTO mine VALUES (1)")
+    db.execute(f"PRAGMA user_version = {user_version}")
+    db.execute(f"PRAGMA application_id = {application_id}")
+    db.commit()
+    db.close()
+    return (store / "recorder.sqlite").read_bytes()
+
+
+@pytest.mark.parametrize("kind", ["plain", "user_version", "application_id", "runs_table"])
+def test_a_foreign_sqlite_file_is_refused_untouched(store: Path, kind: str) -> None:
+    from recorder.errors import ForeignStoreError
+
+    before = _foreign(store, user_version=7 if kind == "user_version" else 0,
+                      application_id=1234 if kind == "application_id" else 0)
+    if kind == "runs_table":  # looks a little like a store, without being one
+        db = sqlite3.connect(store / "recorder.sqlite")
+        db.execute("CREATE TABLE runs (id)")
+        db.execute("PRAGMA user_version = 2")
+        db.commit()
+        db.close()
+        before = (store / "recorder.sqlite").read_bytes()
+    tree = _tree(store)
+    for command in (["log"], ["status"], ["sql", "SELECT 1"], ["show", "abc"], ["verify"], ["gc"]):
+        _one_line_error(_cli(store, *command), "not a recorder store")
+    with pytest.raises(ForeignStoreError, match="not a recorder store"):
+        rec.open(store)
+    with pytest.raises(ForeignStoreError, match="not a recorder store"):
+        Store.open(store, readonly=True)
+    with pytest.raises(ForeignStoreError, match="not a recorder store"):
+        Store.open(store)
+    with pytest.raises(ForeignStoreError, match="not a recorder store"):
+        with rec.Recorder("e", store=store, git=False):
+            pass
+    assert (store / "recorder.sqlite").read_bytes() == before
+    assert _tree(store) == tree  # no objects/, .gitignore, locks/, -wal or -shm
+    assert sqlite3.connect(store / "recorder.sqlite").execute("PRAGMA journal_mode").fetchone()[0] == "delete"
+
+
+def test_a_foreign_wal_file_is_refused_untouched(store: Path) -> None:
+    before = _foreign(store, journal_mode="wal")
+    with pytest.raises(rec.StoreError, match="not a recorder store"):
+        rec.open(store)
+    with pytest.raises(rec.StoreError, match="not a recorder store"):
+        Store.open(store)
+    assert (store / "recorder.sqlite").read_bytes() == before
+    assert not (store / "objects").exists() and not (store / ".gitignore").exists()
+
+
+def test_new_stores_carry_recorders_application_id_and_old_ones_still_open(store: Path) -> None:
+    from recorder.db import APPLICATION_ID
+
+    with rec.Recorder("e", store=store, git=False) as r, r.run(a=1) as run:
+        run.log(y=1)
+    db = sqlite3.connect(store / "recorder.sqlite")
+    assert db.execute("PRAGMA application_id").fetchone()[0] == APPLICATION_ID != 0
+    db.execute("PRAGMA application_id = 0")  # what stores written before it look like
+    db.commit()
+    db.close()
+    with rec.open(store) as opened:
+        assert len(opened.df("e")) == 1
+    with rec.Recorder("e", store=store, git=False) as r, r.run(a=2) as run:
+        run.log(y=2)
+    with rec.open(store) as opened:
+        assert len(opened.df("e")) == 2
+
+
+def test_reading_a_store_creates_nothing(store: Path) -> None:
+    with rec.Recorder("e", store=store, git=False) as r, r.run(a=1) as run:
+        run.log(y=1)
+    shutil.rmtree(store / "objects")
+    (store / ".gitignore").unlink()
+    shutil.rmtree(store / "locks", ignore_errors=True)
+    names = sorted(p.name for p in store.iterdir())
+    with rec.open(store) as opened:
+        assert len(opened.df("e")) == 1
+    for command in (["log"], ["status"], ["sql", "SELECT count(*) FROM runs"], ["verify"]):
+        result = _cli(store, *command)
+        assert result.exit_code == 0, (command, result.output)
+    assert sorted(p.name for p in store.iterdir()) == names
+
+
+# -- a store in a folder that cannot be written --------------------------------------------
+
+
+@contextlib.contextmanager
+def read_only_copy(folder: Path, at: Path) -> Iterator[Path]:
+    """``folder`` seen read-only at ``at``: a read-only bind mount as root (skips if mounting fails), else chmod."""
+    if os.geteuid() != 0:
+        shutil.copytree(folder, at)
+        for path in [at, *at.rglob("*")]:
+            path.chmod(0o555 if path.is_dir() else 0o444)
+        try:
+            yield at
+        finally:
+            for path in [at, *at.rglob("*")]:
+                path.chmod(0o755 if path.is_dir() else 0o644)
+        return
+    at.mkdir()
+    if subprocess.run(["mount", "--bind", str(folder), str(at)], capture_output=True).returncode != 0:
+        pytest.skip("cannot bind-mount here")
+    try:
+        if subprocess.run(["mount", "-o", "remount,ro,bind", str(at)], capture_output=True).returncode != 0:
+            pytest.skip("cannot remount read-only here")
+        yield at
+    finally:
+        subprocess.run(["umount", "-l", str(at)], capture_output=True, check=False)
+
+
+def test_a_cleanly_closed_store_reads_from_a_read_only_folder(tmp_path: Path) -> None:
+    store = tmp_path / "store"
+    with rec.Recorder("e", store=store, git=False) as r:
+        for a in range(3):
+            with r.run(a=a) as run:
+                run.log(y=a * 1.5)
+    assert not (store / "recorder.sqlite-wal").exists()  # cleanly closed: the file alone
+    with read_only_copy(store, tmp_path / "ro") as ro:
+        assert not os.access(ro, os.W_OK)
+        with rec.open(ro) as db:
+            assert db.df("e")["y"].tolist() == [0.0, 1.5, 3.0]
+            assert db.sql("SELECT count(*) AS n FROM e")["n"].tolist() == [3]
+        with Store.open(ro, readonly=True) as s:
+            assert s.conn.execute("SELECT count(*) FROM runs").fetchone()[0] == 3
+        from recorder.db import read_uri
+        from recorder.sidequery import SideQuery
+
+        assert read_uri(ro / "recorder.sqlite").endswith("immutable=1")  # helper processes read it so too
+        assert SideQuery(ro / "recorder.sqlite", "SELECT count(*) FROM runs", []).result() == (b"3",)
+        for command in (["log"], ["status"], ["sql", "SELECT count(*) AS n FROM runs"]):
+            result = _cli(ro, *command)
+            assert result.exit_code == 0, (command, result.output)
+        assert "3" in _cli(ro, "sql", "SELECT count(*) AS n FROM runs").stdout
+        assert len(_cli(ro, "log", "--oneline").stdout.splitlines()) == 3
+        assert sorted(p.name for p in ro.iterdir()) == sorted(p.name for p in store.iterdir())

@@ -77,6 +77,7 @@ class CommitMissing(GitError):
 class DiffDoesNotApply(GitError):
     """The uncommitted changes a ``git="record"`` run recorded do not apply to its commit."""
 
+
 class NoStoreError(StoreError):
     """There is no store where one was named or looked for (reading never creates one)."""
 

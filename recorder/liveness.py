@@ -43,6 +43,10 @@ def _forget_locks_in_child() -> None:
         lock._forget()
     _LIVE_HERE.clear()
 
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_forget_locks_in_child)
+
 _OPEN_SESSIONS = "SELECT pk, id, time_start, experiment FROM sessions WHERE status = 'running'"
 _SESSION_STATUS = "SELECT status FROM sessions WHERE pk = ?"
 _INTERRUPT_RUNS = "UPDATE runs SET status = 'interrupted' WHERE session = ? AND status = 'running'"

@@ -1,0 +1,246 @@
+"""Fault injection on the session journal: SIGKILL at chosen points, corrupted journal lines, a full disk, fork.
+
+A real child process records runs with ``with r.run()`` and, after each
+block exits, appends ``<i> <run id>`` to an fsync'd marker file: the runs
+listed there had finished when the child was killed, so each must be in
+the store, done, with its results, after the next opening. The child says
+it reached the chosen kill point by creating a ``ready`` marker, then
+sleeps until it is killed.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+import recorder as rec
+from recorder.errors import RecorderWarning
+from recorder.store import Store
+
+from conftest import ROOT
+
+CHILD = r"""
+import json, os, sqlite3, sys, time, warnings
+import numpy as np
+import recorder as rec
+
+store, markers, n, interval, point = sys.argv[1], sys.argv[2], int(sys.argv[3]), float(sys.argv[4]), sys.argv[5]
+
+
+def mark(name, text):
+    fd = os.open(os.path.join(markers, name), os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+    os.write(fd, text.encode())
+    os.fsync(fd)  # the test reads it after a SIGKILL
+    os.close(fd)
+
+
+def log(run, i):
+    run.log(y=i, s=f"text {i}", b=bytes([i % 256]) * 3)
+    run.log(comment=f"comment {i}", z=i * 0.5)
+    if i % 5 == 0:
+        run.log(arr=np.arange(20_000, dtype=np.float64) + i)  # beyond the inline limit: objects/
+
+
+def wait(point):
+    mark("ready", json.dumps(point))
+    time.sleep(600)  # killed here
+
+
+with rec.Recorder("faults", store=store, git=False, flush_interval=interval) as r:
+    for i in range(n):
+        with r.run(i=i) as run:
+            log(run, i)
+        mark("finished", f"{i} {run.id}\n")
+    if point == "after":
+        wait({})
+    if point == "fork":
+        pid = os.fork()
+        if pid == 0:
+            time.sleep(600)  # a child that outlives its parent (a pool worker, a daemon)
+            os._exit(0)
+        wait({"child": pid})
+    if point == "disk":  # large results until the disk is full
+        def noted(message, category, *args, **kwargs):
+            mark("warnings", f"{i} {message}\n")
+        warnings.showwarning = noted
+        i = 0
+        while True:
+            with r.run(i=i) as run:
+                run.log(y=i, s="x" * 1_000_000)
+            mark("finished", f"{i} {run.id}\n")
+            i += 1
+    with r.run(i=n) as run:  # the run in flight when killed
+        log(run, n)
+        if point == "inside-row":  # once the writer has given it a 'running' row
+            con = sqlite3.connect(f"file:{store}/recorder.sqlite?mode=ro", uri=True)
+            deadline = time.time() + 60
+            while time.time() < deadline:
+                row = con.execute("SELECT status FROM runs WHERE lower(hex(id)) = ?", (run.id,)).fetchone()
+                if row == ("running",):
+                    break
+                time.sleep(0.01)
+            con.close()
+        wait({"in_flight": run.id})
+"""
+
+
+def start(tmp_path: Path, store: Path, n: int, interval: float, point: str, **popen: object) -> subprocess.Popen[bytes]:
+    script = tmp_path / "child.py"
+    script.write_text(CHILD)
+    markers = tmp_path / "markers"
+    markers.mkdir(exist_ok=True)
+    return subprocess.Popen(
+        [sys.executable, str(script), str(store), str(markers), str(n), str(interval), point],
+        cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, **popen,  # type: ignore[arg-type]
+    )
+
+
+def wait_ready(proc: subprocess.Popen[bytes], tmp_path: Path, timeout: float = 60) -> dict:
+    """Wait for the child to reach its kill point; return what it said there."""
+    ready = tmp_path / "markers" / "ready"
+    deadline = time.monotonic() + timeout
+    while not ready.exists() or not ready.read_text():
+        if proc.poll() is not None:
+            raise AssertionError(f"the child ended early ({proc.returncode}): {proc.stderr.read().decode()}")
+        if time.monotonic() > deadline:
+            proc.kill()
+            raise AssertionError("the child never reached its kill point")
+        time.sleep(0.01)
+    return json.loads(ready.read_text())
+
+
+def kill(proc: subprocess.Popen[bytes]) -> None:
+    proc.send_signal(signal.SIGKILL)
+    assert proc.wait(timeout=30) == -signal.SIGKILL
+    proc.stderr.close()
+
+
+def finished(tmp_path: Path) -> dict[str, int]:
+    """The runs the child had finished (run id → i), from its fsync'd markers."""
+    path = tmp_path / "markers" / "finished"
+    lines = path.read_text().splitlines() if path.exists() else []
+    return {run_id: int(i) for i, run_id in (line.split() for line in lines)}
+
+
+def db(store: Path) -> sqlite3.Connection:
+    return sqlite3.connect(store / "recorder.sqlite")
+
+
+def statuses(store: Path) -> dict[str, str]:
+    return dict(db(store).execute("SELECT lower(hex(id)), status FROM runs"))
+
+
+def check_finished_runs(store: Path, done: dict[str, int]) -> None:
+    """Every finished run is in the store, done, with all its results and their comments."""
+    import numpy as np
+
+    state = statuses(store)
+    lost = [run_id for run_id in done if state.get(run_id) != "done"]
+    assert lost == [], f"{len(lost)} of {len(done)} finished runs lost or not done: {lost}"
+    con = db(store)
+    with rec.open(store) as opened:
+        for run_id, i in done.items():
+            pk, _ = opened.run_key(run_id)
+            params = con.execute("SELECT p.params FROM runs r JOIN psets p ON p.pk = r.pset WHERE r.pk = ?", (pk,))
+            assert json.loads(params.fetchone()[0]) == {"i": i}
+            got = {name: opened.result(run_id, name) for name in ("y", "s", "b", "z")}
+            assert got == {"y": i, "s": f"text {i}", "b": bytes([i % 256]) * 3, "z": i * 0.5}
+            comment = con.execute(
+                "SELECT c.text FROM results s JOIN comments c ON c.pk = s.comment WHERE s.run = ? AND s.name = 'z'",
+                (pk,),
+            ).fetchone()
+            assert comment == (f"comment {i}",)
+            if i % 5 == 0:
+                assert np.array_equal(opened.array(run_id, "arr"), np.arange(20_000, dtype=np.float64) + i)
+            else:
+                with pytest.raises(rec.RecorderError, match="no result 'arr'"):
+                    opened.result(run_id, "arr")
+
+
+def dead_session(tmp_path: Path, store: Path, n: int, interval: float = 60.0, point: str = "after") -> dict:
+    """Record ``n`` runs in a child process and SIGKILL it at ``point``; return what the child said there."""
+    proc = start(tmp_path, store, n, interval, point)
+    said = wait_ready(proc, tmp_path)
+    kill(proc)
+    assert db(store).execute("SELECT status FROM sessions").fetchone() == ("running",)
+    return said
+
+
+# -- SIGKILL at chosen points of a `with r.run()` loop ------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "n, interval, point",
+    [
+        (12, 60.0, "after"),  # every finished run only in the journal
+        (30, 0.02, "after"),  # some committed, the last ones only in the journal
+        (30, 0.02, "after"),
+        (8, 0.02, "inside-row"),  # a run in flight with its 'running' row
+        (0, 0.02, "inside-row"),  # the first run in flight
+        (8, 60.0, "inside"),  # a run in flight without a row yet
+    ],
+)
+def test_sigkill_in_a_run_loop_loses_no_finished_run(
+    tmp_path: Path, store: Path, n: int, interval: float, point: str
+) -> None:
+    said = dead_session(tmp_path, store, n, interval, point)
+    done = finished(tmp_path)
+    assert len(done) == n
+
+    Store.open(store).close()  # the next opening recovers the dead session
+
+    check_finished_runs(store, done)
+    state = statuses(store)
+    in_flight = said.get("in_flight")
+    if point == "inside-row":
+        assert state.pop(in_flight) == "interrupted"
+    else:
+        state.pop(in_flight, None)  # without a row, a run in flight leaves nothing
+    assert set(state) == set(done)  # nothing else, nothing twice
+    assert db(store).execute("SELECT status, time_end IS NOT NULL FROM sessions").fetchone() == ("interrupted", 1)
+    assert list((store / "locks").iterdir()) == []
+    before = db(store).execute("SELECT count(*) FROM results").fetchone()
+    Store.open(store).close()  # a second opening changes nothing
+    assert db(store).execute("SELECT count(*) FROM results").fetchone() == before
+
+
+# -- fork: a child that outlives its killed parent does not keep the session alive (14.10) --------------------
+
+
+@pytest.fixture
+def children() -> Iterator[list[int]]:
+    """Pids of grandchildren a test must kill when it ends."""
+    pids: list[int] = []
+    yield pids
+    for pid in pids:
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+
+
+def test_a_forked_child_does_not_keep_its_killed_parents_session_alive(
+    tmp_path: Path, store: Path, children: list[int]
+) -> None:
+    said = dead_session(tmp_path, store, 6, 60.0, "fork")
+    child = said["child"]
+    children.append(child)
+    os.kill(child, 0)  # the forked child still lives
+    done = finished(tmp_path)
+
+    Store.open(store).close()
+
+    os.kill(child, 0)  # still alive: recovery did not wait for it
+    assert db(store).execute("SELECT status FROM sessions").fetchone() == ("interrupted",)
+    check_finished_runs(store, done)
+    assert list((store / "locks").iterdir()) == []

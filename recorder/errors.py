@@ -16,6 +16,7 @@ __all__ = [
     "DirtyWorkTree",
     "ObjectError",
     "RecorderWarning",
+    "JournalError",
 ]
 
 
@@ -53,3 +54,12 @@ class ObjectError(RecorderError):
 
 class RecorderWarning(UserWarning):
     """Something the user should know that does not stop the recording."""
+
+
+class JournalError(StoreError, OSError):
+    """A finished run cannot be kept in its session's journal (the disk is full, say).
+
+    The run still goes to the database; only its protection against a crash
+    is lost. The writer reports it as a :class:`RecorderWarning` and goes on
+    without the journal.
+    """

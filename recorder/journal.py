@@ -13,6 +13,7 @@ removed once every run in it is committed; a clean session leaves none.
 from __future__ import annotations
 
 import base64
+import errno
 import json
 import mmap
 import os
@@ -22,7 +23,7 @@ import weakref
 from pathlib import Path
 from typing import Any
 
-from .errors import RecorderWarning
+from .errors import JournalError, RecorderWarning
 from .values import Encoded
 
 __all__ = ["PendingRun", "Journal", "read_journal", "journal_files", "valid_session_id"]
@@ -132,6 +133,31 @@ def read_journal(folder: Path, session_id: str) -> list[PendingRun]:
 _JOURNALS_HERE: weakref.WeakSet[Journal] = weakref.WeakSet()
 
 
+def _reserve(fd: int, start: int, length: int) -> None:
+    """Give bytes ``start`` to ``start + length`` of a file real disk blocks (the file grows to hold them).
+
+    A mapped page without a block behind it is only allocated when it is
+    first written; on a full disk that write kills the process with SIGBUS.
+    Reserved first, a full disk is an ``OSError`` here instead.
+    """
+    if hasattr(os, "posix_fallocate"):
+        os.posix_fallocate(fd, start, length)
+        return
+    zeros = bytes(min(length, 1 << 16))  # no posix_fallocate (macOS): writing the zeros allocates them
+    end = start + length
+    while start < end:
+        start += os.pwrite(fd, zeros[: end - start], start)
+
+
+def _cause(error: OSError) -> str:
+    """The reason an ``OSError`` gives, said plainly when the disk is full."""
+    if error.errno in (errno.ENOSPC, errno.EDQUOT):
+        return f"the disk is full ({error.strerror})"
+    if error.errno == errno.EFBIG:
+        return f"the file size limit is reached ({error.strerror})"
+    return error.strerror or str(error)
+
+
 class _Segment:
     """One journal file, written through a shared memory map.
 
@@ -139,26 +165,29 @@ class _Segment:
     Python's interpreter lock (which would make the recording thread wait
     for the writer thread), and the bytes are in the kernel's page cache at
     once, so they survive the process being killed. The file is made larger
-    than its content; unused bytes are zeros, which readers ignore.
+    than its content, its blocks reserved before they are mapped; unused
+    bytes are zeros, which readers ignore.
     """
 
     def __init__(self, path: Path) -> None:
         self.path = path
-        self._fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+        self._fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o644)
         try:
             self._size = _SEGMENT_BYTES
-            os.ftruncate(self._fd, self._size)
+            _reserve(self._fd, 0, self._size)
             self._map = mmap.mmap(self._fd, self._size)
         except BaseException:
             os.close(self._fd)
+            path.unlink(missing_ok=True)  # it holds nothing yet
             raise
         self._end = 0
 
     def append(self, line: bytes) -> None:
+        """Copy a line after the last; :raises OSError: when the file cannot grow to hold it."""
         end = self._end + len(line)
         if end > self._size:
             size = max(2 * self._size, end)
-            os.ftruncate(self._fd, size)
+            _reserve(self._fd, self._size, size - self._size)
             self._map.resize(size)
             self._size = size
         self._map[self._end : end] = line
@@ -170,14 +199,26 @@ class _Segment:
 
 
 class Journal:
-    """The journal files of one open session; used by its writer only."""
+    """The journal files of one open session; used by its writer only.
+
+    When the disk cannot take a journal file, the journal is unavailable:
+    :meth:`append` raises :class:`~recorder.errors.JournalError` (an
+    ``OSError``), and the writer goes on without it (runs are still
+    committed; only the protection against a crash is lost).
+    """
 
     def __init__(self, folder: Path, session_id: str) -> None:
         self._folder = folder
         self._session_id = session_id
         self._number = 0
-        self._segment: _Segment | None = _Segment(self._path(0))
+        self._segment: _Segment | None = None
         self._retired: list[Path] = []
+        #: Why there is no file to append to (None while there is one, or in a forked child).
+        self._failure: OSError | None = None
+        try:
+            self._segment = _Segment(self._path(0))
+        except OSError as e:
+            self._failure = e  # reported by the first append, which the writer turns into a warning
         _JOURNALS_HERE.add(self)
 
     def _forget(self) -> None:
@@ -186,22 +227,41 @@ class Journal:
             self._segment.close()
             self._segment = None
         self._retired = []
+        self._failure = None
 
     def _path(self, number: int) -> Path:
         return self._folder / f"{self._session_id}.journal.{number}"
 
+    def _error(self, run: PendingRun, path: Path, error: OSError) -> JournalError:
+        return JournalError(
+            f"run {run.id} cannot be kept in the journal of session {self._session_id} ({path}): {_cause(error)}"
+        )
+
     def append(self, run: PendingRun) -> None:
-        """Write one finished run (a line ending in a newline: a kill never leaves a line that looks whole)."""
-        if self._segment is None:
-            raise OSError("the journal belongs to the parent process")
-        self._segment.append(_record(run))
+        """Write one finished run (a line ending in a newline: a kill never leaves a line that looks whole).
+
+        :raises JournalError: when the journal cannot take the run (a full
+            disk); the run itself is still queued for the database.
+        """
+        segment = self._segment
+        if segment is None:
+            if self._failure is None:
+                raise OSError("the journal belongs to the parent process")
+            raise self._error(run, self._path(self._number), self._failure)
+        try:
+            segment.append(_record(run))
+        except OSError as e:
+            raise self._error(run, segment.path, e) from e
 
     def rotate(self) -> None:
         """Start a new file; the current one holds the batch about to be committed."""
         if self._segment is None:
             return
         number = self._number + 1
-        new = _Segment(self._path(number))
+        try:
+            new: _Segment | None = _Segment(self._path(number))
+        except OSError as e:
+            new, self._failure = None, e  # the next append reports it
         old, self._segment = self._segment, new
         self._retired.append(old.path)
         self._number = number
@@ -215,11 +275,10 @@ class Journal:
 
     def close(self) -> None:
         """Close and remove the journal (call once everything is committed)."""
-        if self._segment is None:
-            return
         segment, self._segment = self._segment, None
-        segment.close()
-        self._retired.append(segment.path)
+        if segment is not None:
+            segment.close()
+            self._retired.append(segment.path)
         self.committed()
 
 

@@ -69,16 +69,22 @@ with rec.Recorder("faults", store=store, git=False, flush_interval=interval) as 
             time.sleep(600)  # a child that outlives its parent (a pool worker, a daemon)
             os._exit(0)
         wait({"child": pid})
-    if point == "disk":  # large results until the disk is full
-        def noted(message, category, *args, **kwargs):
+    if point == "disk":  # 1 MB results until the disk is full
+        noted = []
+
+        def note(message, category, *args, **kwargs):
+            noted.append(message)
             mark("warnings", f"{i} {message}\n")
-        warnings.showwarning = noted
-        i = 0
-        while True:
+
+        warnings.showwarning = note
+        i = after = 0
+        while after < 2:  # the run the journal could not take, and one more
             with r.run(i=i) as run:
-                run.log(y=i, s="x" * 1_000_000)
+                run.log(s="x" * 1_000_000)
             mark("finished", f"{i} {run.id}\n")
+            after += bool(noted)
             i += 1
+        sys.exit(0)  # the session's end commits the runs: the disk has no room for them
     with r.run(i=n) as run:  # the run in flight when killed
         log(run, n)
         if point == "inside-row":  # once the writer has given it a 'running' row
@@ -244,3 +250,78 @@ def test_a_forked_child_does_not_keep_its_killed_parents_session_alive(
     assert db(store).execute("SELECT status FROM sessions").fetchone() == ("interrupted",)
     check_finished_runs(store, done)
     assert list((store / "locks").iterdir()) == []
+
+
+# -- a full disk (13.3) ----------------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def small_disk(tmp_path: Path) -> Iterator[tuple[Path, dict]]:
+    """A folder on a 20 MB file system, and how to start a child there.
+
+    A real tmpfs when this process may mount one (root), else the child's
+    files are limited to 20 MB with ``RLIMIT_FSIZE``.
+    """
+    folder = tmp_path / "small"
+    folder.mkdir()
+    mounted = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", "size=20m", "tmpfs", str(folder)], capture_output=True
+    ).returncode == 0 if shutil.which("mount") and os.geteuid() == 0 else False
+    if mounted:
+        try:
+            yield folder, {}
+        finally:
+            subprocess.run(["umount", "-l", str(folder)], check=True)
+        return
+    import resource
+
+    def limit() -> None:
+        resource.setrlimit(resource.RLIMIT_FSIZE, (20 << 20, 20 << 20))
+
+    yield folder, {"preexec_fn": limit}
+
+
+def test_a_full_disk_is_an_error_not_a_crash(tmp_path: Path, small_disk: tuple[Path, dict]) -> None:
+    """Runs of 1 MB each, all journaled (nothing committed before the end), until the disk is full.
+
+    The journal is a memory map: without its space reserved first, the page
+    that hits the full disk kills the process with SIGBUS.
+    """
+    folder, popen = small_disk
+    store = folder / "store"
+    proc = start(tmp_path, store, 0, 60.0, "disk", **popen)
+    try:
+        _, err = proc.communicate(timeout=120)
+    finally:
+        proc.kill()
+    err_text = err.decode()
+    assert proc.returncode in (0, 1), f"ended by signal {-proc.returncode}" if proc.returncode < 0 else err_text
+    # The journal could not take a run: a warning names it and the cause, and recording went on.
+    noted = (tmp_path / "markers" / "warnings").read_text()
+    assert "JournalError" not in noted and "cannot be kept in the journal" in noted, noted
+    assert "full" in noted or "size limit" in noted, noted
+    unsafe_from = int(noted.split()[0])  # the first run the journal could not take
+    run_id = noted.split("run ")[1].split()[0]
+    done = finished(tmp_path)
+    assert done[run_id] == unsafe_from
+    assert unsafe_from > 3 and len(done) == unsafe_from + 2
+    if proc.returncode == 0:  # the database could take the runs (each file limited, not the disk)
+        Store.open(store).close()
+        assert statuses(store) == dict.fromkeys(done, "done")
+        assert list((store / "locks").iterdir()) == []  # the journal the session gave up is removed
+        return
+    # The end of the session could not commit the runs: one line, a recorder error naming the cause.
+    last = err_text.strip().splitlines()[-1]
+    assert last.startswith("recorder.errors.StoreError") and "full" in last, err_text
+
+    # The store is opened where there is room (the files of the dead session copied as they are).
+    copy = tmp_path / "copy"
+    shutil.copytree(store, copy)
+    Store.open(copy).close()
+    state = statuses(copy)
+    journaled = {run_id for run_id, i in done.items() if i < unsafe_from}
+    assert {r for r, s in state.items() if s == "done"} == journaled  # every run journaled is back
+    with rec.open(copy) as opened:
+        for run_id in journaled:
+            assert opened.result(run_id, "s") == "x" * 1_000_000
+    assert list((copy / "locks").iterdir()) == []

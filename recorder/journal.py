@@ -23,12 +23,22 @@ import weakref
 from pathlib import Path
 from typing import Any
 
-from .errors import JournalError, RecorderWarning
+from .errors import JournalError, RecorderError, RecorderWarning
+from .hashing import INT64_MAX, INT64_MIN, PSET_HASH_LENGTH, canonical_pset, claim_names, is_utf8, pset_hash, text_digest
+from .objects import validate_digest
 from .values import Encoded
 
-__all__ = ["PendingRun", "Journal", "read_journal", "journal_files", "valid_session_id"]
+__all__ = ["BadLine", "PendingRun", "Journal", "read_journal", "journal_files", "valid_session_id"]
 
-_SESSION_ID = re.compile(r"[0-9a-f]{24}")
+_SESSION_ID = re.compile(r"[0-9a-f]{24}")  # run ids too (see recorder.ids)
+_PSET_HASH = re.compile(f"[0-9a-f]{{{PSET_HASH_LENGTH}}}")
+_FIELDS = 12  # items of a journal line (see _record)
+_ENDED = frozenset({"done", "failed", "interrupted"})  # a run is journaled when it ends
+_SEED_LIMIT = 2**31  # seeds are 31 bits (see recorder.hashing.run_seed)
+_NUMPY_KIND = re.compile(r"np:[<>|=][biuf][0-9]{1,2}")  # a numpy number's dtype (see recorder.values)
+_BIG_INT = re.compile(r"-?[0-9]+")
+_NPY_MAGIC = b"\x93NUMPY"
+_OBJECT_DTYPE = re.compile(r"[<>|=]?[A-Za-z][A-Za-z0-9\[\],]{0,31}")  # a dtype's str (object store rows)
 _SEGMENT_BYTES = 1 << 20  # a journal file's first size; it doubles when full
 
 
@@ -78,10 +88,6 @@ def _cell(value: Any) -> Any:
     return {"b": base64.b64encode(value).decode("ascii")} if type(value) is bytes else value
 
 
-def _uncell(value: Any) -> Any:
-    return base64.b64decode(value["b"]) if isinstance(value, dict) else value
-
-
 def _record(run: PendingRun) -> bytes:
     results = [[n, e.kind, _cell(e.value), e.object] for n, e in run.results.items()]
     if run.scalars is not None:  # plain numbers: each is stored as Encoded(None, number) would be
@@ -93,14 +99,158 @@ def _record(run: PendingRun) -> bytes:
     return (_encode_json(record) + "\n").encode()
 
 
+class BadLine(ValueError):
+    """A journal line that is not a run recorder wrote: it is skipped, never replayed."""
+
+
+def _text(what: str, value: Any, *, optional: bool = True) -> str | None:
+    if value is None and optional:
+        return None
+    if type(value) is not str or not is_utf8(value):
+        raise BadLine(f"{what} {value!r:.80} is not text")
+    return value
+
+
+def _number(what: str, value: Any) -> float:
+    if type(value) not in (int, float) or value - value != 0:  # bools, NaN and ±inf refused
+        raise BadLine(f"{what} {value!r:.80} is not a finite number")
+    return value
+
+
+def _blob(what: str, value: Any) -> bytes:
+    if type(value) is not dict or list(value) != ["b"] or type(value["b"]) is not str:
+        raise BadLine(f"{what} {value!r:.80} is not a base64 cell")
+    try:
+        return base64.b64decode(value["b"], validate=True)
+    except ValueError as e:
+        raise BadLine(f"{what} is not valid base64: {e}") from None
+
+
+def _value(name: str, kind: Any, value: Any, obj: Any) -> Encoded:
+    """Check one result cell as :func:`recorder.values.encode` makes them; return it decoded from JSON."""
+    what = f"result {name!r}"
+    if kind != "object" and obj is not None:
+        raise BadLine(f"{what} of kind {kind!r} names an object")
+    if kind is None:
+        if value is None or (type(value) is str and is_utf8(value)):
+            return Encoded(None, value)
+        if type(value) is int and INT64_MIN <= value <= INT64_MAX:
+            return Encoded(None, value)
+        if type(value) is float and value == value:  # NaN has its own kind
+            return Encoded(None, value)
+    elif type(kind) is not str:
+        pass
+    elif kind == "nan":
+        if value is None:
+            return Encoded(kind, None)
+    elif kind == "bool":
+        if type(value) is int and value in (0, 1):
+            return Encoded(kind, value)
+    elif kind == "int":
+        if type(value) is str and _BIG_INT.fullmatch(value):
+            return Encoded(kind, value)
+    elif kind == "json":
+        if type(value) is str and is_utf8(value):
+            try:
+                json.loads(value)
+            except (ValueError, RecursionError):
+                raise BadLine(f"{what} of kind 'json' is not JSON") from None
+            return Encoded(kind, value)
+    elif kind == "bytes":
+        return Encoded(kind, _blob(what, value))
+    elif kind in ("npy", "npyscalar"):
+        blob = _blob(what, value)
+        if blob.startswith(_NPY_MAGIC):
+            return Encoded(kind, blob)
+    elif kind == "object":
+        digest = validate_digest(value)
+        if type(obj) is not list or len(obj) != 4:
+            raise BadLine(f"{what} names no object row (digest, size, dtype, shape)")
+        if (
+            obj[0] != digest
+            or type(obj[1]) is not int or not 0 <= obj[1] <= INT64_MAX
+            or type(obj[2]) is not str or not _OBJECT_DTYPE.fullmatch(obj[2])
+            or not _shape(obj[3])
+        ):
+            raise BadLine(f"{what}: the object row {obj!r:.200} does not describe the array {digest}")
+        return Encoded(kind, digest, tuple(obj))  # type: ignore[arg-type]
+    elif _NUMPY_KIND.fullmatch(kind):
+        if value is None or (type(value) is int and INT64_MIN <= value <= INT64_MAX):
+            return Encoded(kind, value)
+        if type(value) is float and value == value:
+            return Encoded(kind, value)
+        if type(value) is str and _BIG_INT.fullmatch(value):  # a uint64 beyond int64
+            return Encoded(kind, value)
+    else:
+        raise BadLine(f"{what} has the unknown kind {kind!r:.80}")
+    raise BadLine(f"{what}: {value!r:.80} is not a value of kind {kind!r:.80}")
+
+
+def _shape(text: Any) -> bool:
+    """Whether ``text`` is the JSON of an array's shape (a list of sizes)."""
+    if type(text) is not str:
+        return False
+    try:
+        shape = json.loads(text)
+    except ValueError:
+        return False
+    return type(shape) is list and all(type(n) is int and n >= 0 for n in shape)
+
+
 def _run_of(line: bytes) -> PendingRun:
+    """Read one journal line, checked as strictly as a live run is.
+
+    :raises BadLine: (or another ``ValueError``, or a :class:`RecorderError`)
+        for anything :func:`_record` does not write.
+    """
+    record = json.loads(line)
+    if type(record) is not list or len(record) != _FIELDS:
+        raise BadLine(f"not a list of {_FIELDS} items")
     (id_, hash_, canonical, seed, t0, status, duration, error, comment, results,
-     result_comments, output) = json.loads(line)
-    run = PendingRun(id_, hash_, canonical, seed, t0)
-    run.status, run.duration, run.error, run.comment = status, duration, error, comment
-    run.results = {n: Encoded(k, _uncell(v), tuple(o) if o else None) for n, k, v, o in results}
-    run.result_comments = result_comments
-    run.output = tuple(output) if output else None  # type: ignore[assignment]
+     result_comments, output) = record
+    if type(id_) is not str or not _SESSION_ID.fullmatch(id_):
+        raise BadLine(f"run id {id_!r:.80} is not 24 lower-case hex digits")
+    if type(canonical) is not str:
+        raise BadLine(f"parameters {canonical!r:.80} are not JSON text")
+    params = json.loads(canonical)
+    if type(params) is not dict:
+        raise BadLine(f"parameters {canonical!r:.80} are not a JSON object")
+    if canonical_pset(params)[1] != canonical:  # checks the names and values too
+        raise BadLine(f"parameters {canonical!r:.80} are not canonical JSON")
+    if type(hash_) is not str or not _PSET_HASH.fullmatch(hash_) or hash_ != pset_hash(canonical):
+        raise BadLine(f"pset hash {hash_!r:.80} is not the hash of its parameters")
+    if type(seed) is not int or not 0 <= seed < _SEED_LIMIT:
+        raise BadLine(f"seed {seed!r:.80} is not a 31-bit int")
+    _number("start time", t0)
+    if status not in _ENDED:
+        raise BadLine(f"status {status!r:.80} is not one a run ends with ({', '.join(sorted(_ENDED))})")
+    if duration is not None and _number("duration", duration) < 0:
+        raise BadLine(f"duration {duration!r} is negative")
+    run = PendingRun(id_, hash_, canonical, seed, t0, tuple(params))
+    run.status, run.duration = status, duration
+    run.error, run.comment = _text("error", error), _text("comment", comment)
+    if type(results) is not list:
+        raise BadLine(f"results {results!r:.80} are not a list")
+    taken = {name.lower(): name for name in params}
+    for item in results:
+        if type(item) is not list or len(item) != 4:
+            raise BadLine(f"result {item!r:.80} is not [name, kind, value, object]")
+        name = item[0]
+        claim_names("result", (name,), taken)  # valid, not reserved, not a parameter's, not twice
+        run.results[name] = _value(name, *item[1:])
+    if result_comments is not None:
+        if type(result_comments) is not dict or not result_comments.keys() <= run.results.keys():
+            raise BadLine(f"result comments {result_comments!r:.80} are not comments on its results")
+        for name, text in result_comments.items():
+            _text(f"comment on {name!r}", text, optional=False)
+        run.result_comments = result_comments
+    if output is not None:
+        if type(output) is not list or len(output) != 2:
+            raise BadLine(f"output {output!r:.80} is not [digest, text]")
+        digest, text = validate_digest(output[0]), _text("output", output[1], optional=False)
+        if text_digest(text) != digest:  # type: ignore[arg-type]
+            raise BadLine(f"output digest {digest} is not the digest of its text")
+        run.output = (digest, text)  # type: ignore[assignment]
     return run
 
 
@@ -111,22 +261,34 @@ def journal_files(folder: Path, session_id: str) -> list[Path]:
 
 
 def read_journal(folder: Path, session_id: str) -> list[PendingRun]:
-    """Return the runs journaled by a session, in order; a line cut short by a crash is ignored."""
+    """Return the runs journaled by a session, in order.
+
+    A line cut short by a crash (the last, without its newline) is ignored:
+    its run was never reported finished. Any other line that is not a run
+    as recorder writes it (garbage, a bad id, name, kind or digest, a run
+    twice) is skipped with a :class:`RecorderWarning` naming the file and
+    the line; the others are kept.
+    """
     runs = []
+    seen: dict[str, str] = {}  # run id → where it was read
     for path in journal_files(folder, session_id):
         content = path.read_bytes().rstrip(b"\0")  # the unused end of the file is zeros
-        for line in content.splitlines(keepends=True):
-            if not line.endswith(b"\n"):
-                break  # the process died inside this write: the run was never reported finished
+        lines = content.split(b"\n")
+        lines.pop()  # empty after the last newline, else the line a crash cut short
+        for number, line in enumerate(lines, 1):
             try:
-                runs.append(_run_of(line))
-            except (ValueError, TypeError, KeyError) as e:
+                run = _run_of(line)
+                if run.id in seen:
+                    raise BadLine(f"run {run.id} is journaled already, on {seen[run.id]}")
+            except (ValueError, TypeError, RecursionError, RecorderError) as e:
                 warnings.warn(
-                    f"recorder: skipped an unreadable line of the journal {path} ({e}); "
-                    "the run it held is not recovered",
+                    f"recorder: skipped line {number} of the journal {path}: {e}; the run it held is not recovered",
                     RecorderWarning,
                     stacklevel=2,
                 )
+                continue
+            seen[run.id] = f"line {number} of {path.name}"
+            runs.append(run)
     return runs
 
 

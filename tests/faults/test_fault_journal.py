@@ -178,7 +178,7 @@ def dead_session(tmp_path: Path, store: Path, n: int, interval: float = 60.0, po
     proc = start(tmp_path, store, n, interval, point)
     said = wait_ready(proc, tmp_path)
     kill(proc)
-    assert db(store).execute("SELECT status FROM sessions").fetchone() == ("running",)
+    assert db(store).execute("SELECT status FROM sessions ORDER BY pk DESC").fetchone() == ("running",)
     return said
 
 
@@ -249,6 +249,64 @@ def test_a_forked_child_does_not_keep_its_killed_parents_session_alive(
     os.kill(child, 0)  # still alive: recovery did not wait for it
     assert db(store).execute("SELECT status FROM sessions").fetchone() == ("interrupted",)
     check_finished_runs(store, done)
+    assert list((store / "locks").iterdir()) == []
+
+
+# -- corrupted journal lines (13.4) ------------------------------------------------------------------------------
+
+
+def test_bad_journal_lines_of_a_killed_session_are_reported_and_the_store_opens(tmp_path: Path, store: Path) -> None:
+    """A killed session's journal with bad lines: the good ones are replayed, each bad one is reported by line."""
+    from click.testing import CliRunner
+
+    from recorder.cli import main
+
+    # Another session, alive, with a run in flight that has its 'running' row.
+    other = rec.Recorder("other", store=store, git=False, flush_interval=0.02).open()
+    try:
+        with other.run(k=1) as in_flight:
+            deadline = time.monotonic() + 30
+            while statuses(store).get(in_flight.id) != "running":
+                assert time.monotonic() < deadline, "the run in flight never got its row"
+                time.sleep(0.01)
+            dead_session(tmp_path, store, 8, 60.0, "after")  # 8 finished runs, in the journal only
+            done = finished(tmp_path)
+            ids = list(done)
+
+            (path,) = [p for p in (store / "locks").glob("*.journal.*") if not p.name.startswith(other.id)]
+            lines = path.read_bytes().rstrip(b"\0").split(b"\n")[:-1]
+            assert len(lines) == 8
+            lines[2] = lines[2].replace(ids[2].encode(), b"zz-not-hex")
+            record = json.loads(lines[4])
+            record[9][0][0] = "y\x00"  # a result name holding a NUL
+            lines[4] = json.dumps(record).encode()
+            lines[5] = lines[5].replace(ids[5].encode(), in_flight.id.encode())  # another session's run
+            lines.append(b"\xff\xfe garbage \x00")
+            path.write_bytes(b"\n".join(lines) + b"\n" + lines[0][:40])  # and a last line cut short
+
+            with pytest.warns(RecorderWarning) as caught:
+                rec.open(store).close()  # recovers the dead session
+            reported = [str(w.message) for w in caught if issubclass(w.category, RecorderWarning)]
+            assert any(f"line 3 of the journal {path}" in m and "zz-not-hex" in m for m in reported), reported
+            assert any(f"line 5 of the journal {path}" in m and "control character" in m for m in reported), reported
+            assert any(in_flight.id in m and "another session" in m for m in reported), reported
+            assert any(f"line 9 of the journal {path}" in m for m in reported), reported
+            assert len(reported) == 4, reported
+
+            good = {run_id: i for run_id, i in done.items() if i not in (2, 4, 5)}
+            check_finished_runs(store, good)
+            state = statuses(store)
+            assert state.pop(in_flight.id) == "running"  # untouched: its session is alive
+            assert set(state) == set(good)
+            assert db(store).execute("SELECT status FROM sessions ORDER BY pk").fetchall() == [
+                ("running",), ("interrupted",)
+            ]
+            for command in (["status"], ["verify"], ["log"]):
+                result = CliRunner().invoke(main, ["--store", str(store), *command])
+                assert result.exit_code == 0, (command, result.output)
+    finally:
+        other.close()
+    assert statuses(store)[in_flight.id] == "done"
     assert list((store / "locks").iterdir()) == []
 
 

@@ -18,7 +18,7 @@ import sqlite3
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -55,6 +55,15 @@ def wait(point):
     mark("ready", json.dumps(point))
     time.sleep(600)  # killed here
 
+
+if point == "small":  # a few small runs, then the session ends normally
+    with rec.Recorder("faults", store=store, git=False, flush_interval=interval) as r:
+        warnings.showwarning = lambda message, *args, **kwargs: mark("warnings", f"{message}\n")
+        for i in range(n):
+            with r.run(i=i) as run:
+                run.log(y=i)
+            mark("finished", f"{i} {run.id}\n")
+    sys.exit(0)
 
 with rec.Recorder("faults", store=store, git=False, flush_interval=interval) as r:
     for i in range(n):
@@ -314,38 +323,45 @@ def test_bad_journal_lines_of_a_killed_session_are_reported_and_the_store_opens(
 
 
 @pytest.fixture
-def small_disk(tmp_path: Path) -> Iterator[tuple[Path, dict]]:
-    """A folder on a 20 MB file system, and how to start a child there.
+def small_disk(tmp_path: Path) -> Iterator[Callable[[str], tuple[Path, dict]]]:
+    """Make a folder on a file system of a given size (``"20m"``), and say how to start a child there.
 
     A real tmpfs when this process may mount one (root), else the child's
-    files are limited to 20 MB with ``RLIMIT_FSIZE``.
+    files are limited to that size with ``RLIMIT_FSIZE``.
     """
-    folder = tmp_path / "small"
-    folder.mkdir()
-    mounted = subprocess.run(
-        ["mount", "-t", "tmpfs", "-o", "size=20m", "tmpfs", str(folder)], capture_output=True
-    ).returncode == 0 if shutil.which("mount") and os.geteuid() == 0 else False
-    if mounted:
-        try:
-            yield folder, {}
-        finally:
+    mounted: list[Path] = []
+
+    def make(size: str) -> tuple[Path, dict]:
+        folder = tmp_path / f"small-{size}"
+        folder.mkdir()
+        if os.geteuid() == 0 and shutil.which("mount"):
+            done = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(folder)], capture_output=True)
+            if done.returncode == 0:
+                mounted.append(folder)
+                return folder, {}
+        import resource
+
+        limit = int(size[:-1]) << {"k": 10, "m": 20}[size[-1]]
+
+        def limited() -> None:
+            resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))
+
+        return folder, {"preexec_fn": limited}
+
+    try:
+        yield make
+    finally:
+        for folder in mounted:
             subprocess.run(["umount", "-l", str(folder)], check=True)
-        return
-    import resource
-
-    def limit() -> None:
-        resource.setrlimit(resource.RLIMIT_FSIZE, (20 << 20, 20 << 20))
-
-    yield folder, {"preexec_fn": limit}
 
 
-def test_a_full_disk_is_an_error_not_a_crash(tmp_path: Path, small_disk: tuple[Path, dict]) -> None:
+def test_a_full_disk_is_an_error_not_a_crash(tmp_path: Path, small_disk: Callable[[str], tuple[Path, dict]]) -> None:
     """Runs of 1 MB each, all journaled (nothing committed before the end), until the disk is full.
 
     The journal is a memory map: without its space reserved first, the page
     that hits the full disk kills the process with SIGBUS.
     """
-    folder, popen = small_disk
+    folder, popen = small_disk("20m")
     store = folder / "store"
     proc = start(tmp_path, store, 0, 60.0, "disk", **popen)
     try:
@@ -383,3 +399,21 @@ def test_a_full_disk_is_an_error_not_a_crash(tmp_path: Path, small_disk: tuple[P
         for run_id in journaled:
             assert opened.result(run_id, "s") == "x" * 1_000_000
     assert list((copy / "locks").iterdir()) == []
+
+
+def test_a_disk_too_full_for_the_journal_records_without_it(
+    tmp_path: Path, small_disk: Callable[[str], tuple[Path, dict]]
+) -> None:
+    """Room for the database but not for the journal's first file: the session records, warned, without it."""
+    folder, popen = small_disk("700k")
+    store = folder / "store"
+    proc = start(tmp_path, store, 5, 0.05, "small", **popen)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 0, err.decode()
+    done = finished(tmp_path)
+    assert len(done) == 5
+    (noted,) = (tmp_path / "markers" / "warnings").read_text().splitlines()
+    first = next(iter(done))
+    assert f"run {first} cannot be kept in the journal" in noted and ("full" in noted or "size limit" in noted), noted
+    assert statuses(store) == dict.fromkeys(done, "done")
+    assert list((store / "locks").iterdir()) == []

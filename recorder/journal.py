@@ -24,7 +24,9 @@ from pathlib import Path
 from typing import Any
 
 from .errors import JournalError, RecorderError, RecorderWarning
-from .hashing import INT64_MAX, INT64_MIN, PSET_HASH_LENGTH, canonical_pset, claim_names, is_utf8, pset_hash, text_digest
+from .hashing import (
+    INT64_MAX, INT64_MIN, PSET_HASH_LENGTH, canonical_pset, claim_names, is_utf8, pset_hash, text_digest,
+)
 from .objects import validate_digest
 from .values import Encoded
 
@@ -101,6 +103,10 @@ def _record(run: PendingRun) -> bytes:
 
 class BadLine(ValueError):
     """A journal line that is not a run recorder wrote: it is skipped, never replayed."""
+
+
+# What reading a line may raise: whatever it holds, a line never keeps the store from opening.
+_UNREADABLE = (ValueError, TypeError, LookupError, AttributeError, ArithmeticError, RecursionError, RecorderError)
 
 
 def _text(what: str, value: Any, *, optional: bool = True) -> str | None:
@@ -280,7 +286,7 @@ def read_journal(folder: Path, session_id: str) -> list[PendingRun]:
                 run = _run_of(line)
                 if run.id in seen:
                     raise BadLine(f"run {run.id} is journaled already, on {seen[run.id]}")
-            except (ValueError, TypeError, RecursionError, RecorderError) as e:
+            except _UNREADABLE as e:
                 warnings.warn(
                     f"recorder: skipped line {number} of the journal {path}: {e}; the run it held is not recovered",
                     RecorderWarning,

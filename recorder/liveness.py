@@ -48,6 +48,7 @@ def _forget_locks_in_child() -> None:
 if hasattr(os, "register_at_fork"):
     os.register_at_fork(after_in_child=_forget_locks_in_child)
 
+
 _OPEN_SESSIONS = "SELECT pk, id, time_start, experiment FROM sessions WHERE status = 'running'"
 _SESSION_STATUS = "SELECT status FROM sessions WHERE pk = ?"
 _STATUS_OF_SESSION = "SELECT status FROM sessions WHERE id = ?"
@@ -55,8 +56,6 @@ _INTERRUPT_RUNS = "UPDATE runs SET status = 'interrupted' WHERE session = ? AND 
 _INTERRUPT_SESSION = """
 UPDATE sessions SET status = 'interrupted', time_end = ? WHERE pk = ? AND status = 'running'
 """
-
-
 _JOURNAL_FILE = re.compile(r"([0-9a-f]{24})\.journal\.[0-9]+")
 
 

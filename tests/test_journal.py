@@ -188,7 +188,9 @@ def test_garbage_is_skipped_and_reported(tmp_path: Path, lines: list[bytes], gar
     assert len(runs) == 2
 
 
-def test_a_line_cut_short_by_a_crash_is_ignored_quietly(tmp_path: Path, lines: list[bytes], recwarn: pytest.WarningsRecorder) -> None:
+def test_a_line_cut_short_by_a_crash_is_ignored_quietly(
+    tmp_path: Path, lines: list[bytes], recwarn: pytest.WarningsRecorder
+) -> None:
     write(tmp_path / "locks", lines[0] + b"\n", lines[1] + b"\n", lines[2][: len(lines[2]) // 2])
     runs = read_journal(tmp_path / "locks", SESSION)
     assert len(runs) == 2

@@ -335,7 +335,8 @@ def small_disk(tmp_path: Path) -> Iterator[Callable[[str], tuple[Path, dict]]]:
         folder = tmp_path / f"small-{size}"
         folder.mkdir()
         if os.geteuid() == 0 and shutil.which("mount"):
-            done = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(folder)], capture_output=True)
+            command = ["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(folder)]
+            done = subprocess.run(command, capture_output=True)
             if done.returncode == 0:
                 mounted.append(folder)
                 return folder, {}

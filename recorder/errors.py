@@ -23,6 +23,7 @@ __all__ = [
     "NoStoreError",
     "ForeignStoreError",
     "RecoveryError",
+    "JournalError",
 ]
 
 
@@ -88,3 +89,12 @@ class ForeignStoreError(StoreError):
 
 class RecoveryError(StoreError):
     """The sessions of a store that crashed could not be recovered now (e.g. the disk is full)."""
+
+
+class JournalError(StoreError, OSError):
+    """A finished run cannot be kept in its session's journal (the disk is full, say).
+
+    The run still goes to the database; only its protection against a crash
+    is lost. The writer reports it as a :class:`RecorderWarning` and goes on
+    without the journal.
+    """

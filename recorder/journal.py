@@ -13,6 +13,7 @@ removed once every run in it is committed; a clean session leaves none.
 from __future__ import annotations
 
 import base64
+import errno
 import json
 import mmap
 import os
@@ -22,12 +23,24 @@ import weakref
 from pathlib import Path
 from typing import Any
 
-from .errors import RecorderWarning
+from .errors import JournalError, RecorderError, RecorderWarning
+from .hashing import (
+    INT64_MAX, INT64_MIN, PSET_HASH_LENGTH, canonical_pset, claim_names, is_utf8, pset_hash, text_digest,
+)
+from .objects import validate_digest
 from .values import Encoded
 
-__all__ = ["PendingRun", "Journal", "read_journal", "journal_files", "valid_session_id"]
+__all__ = ["BadLine", "PendingRun", "Journal", "read_journal", "journal_files", "valid_session_id"]
 
-_SESSION_ID = re.compile(r"[0-9a-f]{24}")
+_SESSION_ID = re.compile(r"[0-9a-f]{24}")  # run ids too (see recorder.ids)
+_PSET_HASH = re.compile(f"[0-9a-f]{{{PSET_HASH_LENGTH}}}")
+_FIELDS = 12  # items of a journal line (see _record)
+_ENDED = frozenset({"done", "failed", "interrupted"})  # a run is journaled when it ends
+_SEED_LIMIT = 2**31  # seeds are 31 bits (see recorder.hashing.run_seed)
+_NUMPY_KIND = re.compile(r"np:[<>|=][biuf][0-9]{1,2}")  # a numpy number's dtype (see recorder.values)
+_BIG_INT = re.compile(r"-?[0-9]+")
+_NPY_MAGIC = b"\x93NUMPY"
+_OBJECT_DTYPE = re.compile(r"[<>|=]?[A-Za-z][A-Za-z0-9\[\],]{0,31}")  # a dtype's str (object store rows)
 _SEGMENT_BYTES = 1 << 20  # a journal file's first size; it doubles when full
 
 
@@ -77,10 +90,6 @@ def _cell(value: Any) -> Any:
     return {"b": base64.b64encode(value).decode("ascii")} if type(value) is bytes else value
 
 
-def _uncell(value: Any) -> Any:
-    return base64.b64decode(value["b"]) if isinstance(value, dict) else value
-
-
 def _record(run: PendingRun) -> bytes:
     results = [[n, e.kind, _cell(e.value), e.object] for n, e in run.results.items()]
     if run.scalars is not None:  # plain numbers: each is stored as Encoded(None, number) would be
@@ -92,14 +101,162 @@ def _record(run: PendingRun) -> bytes:
     return (_encode_json(record) + "\n").encode()
 
 
+class BadLine(ValueError):
+    """A journal line that is not a run recorder wrote: it is skipped, never replayed."""
+
+
+# What reading a line may raise: whatever it holds, a line never keeps the store from opening.
+_UNREADABLE = (ValueError, TypeError, LookupError, AttributeError, ArithmeticError, RecursionError, RecorderError)
+
+
+def _text(what: str, value: Any, *, optional: bool = True) -> str | None:
+    if value is None and optional:
+        return None
+    if type(value) is not str or not is_utf8(value):
+        raise BadLine(f"{what} {value!r:.80} is not text")
+    return value
+
+
+def _number(what: str, value: Any) -> float:
+    if type(value) not in (int, float) or value - value != 0:  # bools, NaN and ±inf refused
+        raise BadLine(f"{what} {value!r:.80} is not a finite number")
+    return value
+
+
+def _blob(what: str, value: Any) -> bytes:
+    if type(value) is not dict or list(value) != ["b"] or type(value["b"]) is not str:
+        raise BadLine(f"{what} {value!r:.80} is not a base64 cell")
+    try:
+        return base64.b64decode(value["b"], validate=True)
+    except ValueError as e:
+        raise BadLine(f"{what} is not valid base64: {e}") from None
+
+
+def _value(name: str, kind: Any, value: Any, obj: Any) -> Encoded:
+    """Check one result cell as :func:`recorder.values.encode` makes them; return it decoded from JSON."""
+    what = f"result {name!r}"
+    if kind != "object" and obj is not None:
+        raise BadLine(f"{what} of kind {kind!r} names an object")
+    if kind is None:
+        if value is None or (type(value) is str and is_utf8(value)):
+            return Encoded(None, value)
+        if type(value) is int and INT64_MIN <= value <= INT64_MAX:
+            return Encoded(None, value)
+        if type(value) is float and value == value:  # NaN has its own kind
+            return Encoded(None, value)
+    elif type(kind) is not str:
+        pass
+    elif kind == "nan":
+        if value is None:
+            return Encoded(kind, None)
+    elif kind == "bool":
+        if type(value) is int and value in (0, 1):
+            return Encoded(kind, value)
+    elif kind == "int":
+        if type(value) is str and _BIG_INT.fullmatch(value):
+            return Encoded(kind, value)
+    elif kind == "json":
+        if type(value) is str and is_utf8(value):
+            try:
+                json.loads(value)
+            except (ValueError, RecursionError):
+                raise BadLine(f"{what} of kind 'json' is not JSON") from None
+            return Encoded(kind, value)
+    elif kind == "bytes":
+        return Encoded(kind, _blob(what, value))
+    elif kind in ("npy", "npyscalar"):
+        blob = _blob(what, value)
+        if blob.startswith(_NPY_MAGIC):
+            return Encoded(kind, blob)
+    elif kind == "object":
+        digest = validate_digest(value)
+        if type(obj) is not list or len(obj) != 4:
+            raise BadLine(f"{what} names no object row (digest, size, dtype, shape)")
+        if (
+            obj[0] != digest
+            or type(obj[1]) is not int or not 0 <= obj[1] <= INT64_MAX
+            or type(obj[2]) is not str or not _OBJECT_DTYPE.fullmatch(obj[2])
+            or not _shape(obj[3])
+        ):
+            raise BadLine(f"{what}: the object row {obj!r:.200} does not describe the array {digest}")
+        return Encoded(kind, digest, tuple(obj))  # type: ignore[arg-type]
+    elif _NUMPY_KIND.fullmatch(kind):
+        if value is None or (type(value) is int and INT64_MIN <= value <= INT64_MAX):
+            return Encoded(kind, value)
+        if type(value) is float and value == value:
+            return Encoded(kind, value)
+        if type(value) is str and _BIG_INT.fullmatch(value):  # a uint64 beyond int64
+            return Encoded(kind, value)
+    else:
+        raise BadLine(f"{what} has the unknown kind {kind!r:.80}")
+    raise BadLine(f"{what}: {value!r:.80} is not a value of kind {kind!r:.80}")
+
+
+def _shape(text: Any) -> bool:
+    """Whether ``text`` is the JSON of an array's shape (a list of sizes)."""
+    if type(text) is not str:
+        return False
+    try:
+        shape = json.loads(text)
+    except ValueError:
+        return False
+    return type(shape) is list and all(type(n) is int and n >= 0 for n in shape)
+
+
 def _run_of(line: bytes) -> PendingRun:
+    """Read one journal line, checked as strictly as a live run is.
+
+    :raises BadLine: (or another ``ValueError``, or a :class:`RecorderError`)
+        for anything :func:`_record` does not write.
+    """
+    record = json.loads(line)
+    if type(record) is not list or len(record) != _FIELDS:
+        raise BadLine(f"not a list of {_FIELDS} items")
     (id_, hash_, canonical, seed, t0, status, duration, error, comment, results,
-     result_comments, output) = json.loads(line)
-    run = PendingRun(id_, hash_, canonical, seed, t0)
-    run.status, run.duration, run.error, run.comment = status, duration, error, comment
-    run.results = {n: Encoded(k, _uncell(v), tuple(o) if o else None) for n, k, v, o in results}
-    run.result_comments = result_comments
-    run.output = tuple(output) if output else None  # type: ignore[assignment]
+     result_comments, output) = record
+    if type(id_) is not str or not _SESSION_ID.fullmatch(id_):
+        raise BadLine(f"run id {id_!r:.80} is not 24 lower-case hex digits")
+    if type(canonical) is not str:
+        raise BadLine(f"parameters {canonical!r:.80} are not JSON text")
+    params = json.loads(canonical)
+    if type(params) is not dict:
+        raise BadLine(f"parameters {canonical!r:.80} are not a JSON object")
+    if canonical_pset(params)[1] != canonical:  # checks the names and values too
+        raise BadLine(f"parameters {canonical!r:.80} are not canonical JSON")
+    if type(hash_) is not str or not _PSET_HASH.fullmatch(hash_) or hash_ != pset_hash(canonical):
+        raise BadLine(f"pset hash {hash_!r:.80} is not the hash of its parameters")
+    if type(seed) is not int or not 0 <= seed < _SEED_LIMIT:
+        raise BadLine(f"seed {seed!r:.80} is not a 31-bit int")
+    _number("start time", t0)
+    if status not in _ENDED:
+        raise BadLine(f"status {status!r:.80} is not one a run ends with ({', '.join(sorted(_ENDED))})")
+    if duration is not None and _number("duration", duration) < 0:
+        raise BadLine(f"duration {duration!r} is negative")
+    run = PendingRun(id_, hash_, canonical, seed, t0, tuple(params))
+    run.status, run.duration = status, duration
+    run.error, run.comment = _text("error", error), _text("comment", comment)
+    if type(results) is not list:
+        raise BadLine(f"results {results!r:.80} are not a list")
+    taken = {name.lower(): name for name in params}
+    for item in results:
+        if type(item) is not list or len(item) != 4:
+            raise BadLine(f"result {item!r:.80} is not [name, kind, value, object]")
+        name = item[0]
+        claim_names("result", (name,), taken)  # valid, not reserved, not a parameter's, not twice
+        run.results[name] = _value(name, *item[1:])
+    if result_comments is not None:
+        if type(result_comments) is not dict or not result_comments.keys() <= run.results.keys():
+            raise BadLine(f"result comments {result_comments!r:.80} are not comments on its results")
+        for name, text in result_comments.items():
+            _text(f"comment on {name!r}", text, optional=False)
+        run.result_comments = result_comments
+    if output is not None:
+        if type(output) is not list or len(output) != 2:
+            raise BadLine(f"output {output!r:.80} is not [digest, text]")
+        digest, text = validate_digest(output[0]), _text("output", output[1], optional=False)
+        if text_digest(text) != digest:  # type: ignore[arg-type]
+            raise BadLine(f"output digest {digest} is not the digest of its text")
+        run.output = (digest, text)  # type: ignore[assignment]
     return run
 
 
@@ -110,26 +267,63 @@ def journal_files(folder: Path, session_id: str) -> list[Path]:
 
 
 def read_journal(folder: Path, session_id: str) -> list[PendingRun]:
-    """Return the runs journaled by a session, in order; a line cut short by a crash is ignored."""
+    """Return the runs journaled by a session, in order.
+
+    A line cut short by a crash (the last, without its newline) is ignored:
+    its run was never reported finished. Any other line that is not a run
+    as recorder writes it (garbage, a bad id, name, kind or digest, a run
+    twice) is skipped with a :class:`RecorderWarning` naming the file and
+    the line; the others are kept.
+    """
     runs = []
+    seen: dict[str, str] = {}  # run id → where it was read
     for path in journal_files(folder, session_id):
         content = path.read_bytes().rstrip(b"\0")  # the unused end of the file is zeros
-        for line in content.splitlines(keepends=True):
-            if not line.endswith(b"\n"):
-                break  # the process died inside this write: the run was never reported finished
+        lines = content.split(b"\n")
+        lines.pop()  # empty after the last newline, else the line a crash cut short
+        for number, line in enumerate(lines, 1):
             try:
-                runs.append(_run_of(line))
-            except (ValueError, TypeError, KeyError) as e:
+                run = _run_of(line)
+                if run.id in seen:
+                    raise BadLine(f"run {run.id} is journaled already, on {seen[run.id]}")
+            except _UNREADABLE as e:
                 warnings.warn(
-                    f"recorder: skipped an unreadable line of the journal {path} ({e}); "
-                    "the run it held is not recovered",
+                    f"recorder: skipped line {number} of the journal {path}: {e}; the run it held is not recovered",
                     RecorderWarning,
                     stacklevel=2,
                 )
+                continue
+            seen[run.id] = f"line {number} of {path.name}"
+            runs.append(run)
     return runs
 
 
 _JOURNALS_HERE: weakref.WeakSet[Journal] = weakref.WeakSet()
+
+
+def _reserve(fd: int, start: int, length: int) -> None:
+    """Give bytes ``start`` to ``start + length`` of a file real disk blocks (the file grows to hold them).
+
+    A mapped page without a block behind it is only allocated when it is
+    first written; on a full disk that write kills the process with SIGBUS.
+    Reserved first, a full disk is an ``OSError`` here instead.
+    """
+    if hasattr(os, "posix_fallocate"):
+        os.posix_fallocate(fd, start, length)
+        return
+    zeros = bytes(min(length, 1 << 16))  # no posix_fallocate (macOS): writing the zeros allocates them
+    end = start + length
+    while start < end:
+        start += os.pwrite(fd, zeros[: end - start], start)
+
+
+def _cause(error: OSError) -> str:
+    """The reason an ``OSError`` gives, said plainly when the disk is full."""
+    if error.errno in (errno.ENOSPC, errno.EDQUOT):
+        return f"the disk is full ({error.strerror})"
+    if error.errno == errno.EFBIG:
+        return f"the file size limit is reached ({error.strerror})"
+    return error.strerror or str(error)
 
 
 class _Segment:
@@ -139,26 +333,29 @@ class _Segment:
     Python's interpreter lock (which would make the recording thread wait
     for the writer thread), and the bytes are in the kernel's page cache at
     once, so they survive the process being killed. The file is made larger
-    than its content; unused bytes are zeros, which readers ignore.
+    than its content, its blocks reserved before they are mapped; unused
+    bytes are zeros, which readers ignore.
     """
 
     def __init__(self, path: Path) -> None:
         self.path = path
-        self._fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+        self._fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o644)
         try:
             self._size = _SEGMENT_BYTES
-            os.ftruncate(self._fd, self._size)
+            _reserve(self._fd, 0, self._size)
             self._map = mmap.mmap(self._fd, self._size)
         except BaseException:
             os.close(self._fd)
+            path.unlink(missing_ok=True)  # it holds nothing yet
             raise
         self._end = 0
 
     def append(self, line: bytes) -> None:
+        """Copy a line after the last; :raises OSError: when the file cannot grow to hold it."""
         end = self._end + len(line)
         if end > self._size:
             size = max(2 * self._size, end)
-            os.ftruncate(self._fd, size)
+            _reserve(self._fd, self._size, size - self._size)
             self._map.resize(size)
             self._size = size
         self._map[self._end : end] = line
@@ -170,14 +367,26 @@ class _Segment:
 
 
 class Journal:
-    """The journal files of one open session; used by its writer only."""
+    """The journal files of one open session; used by its writer only.
+
+    When the disk cannot take a journal file, the journal is unavailable:
+    :meth:`append` raises :class:`~recorder.errors.JournalError` (an
+    ``OSError``), and the writer goes on without it (runs are still
+    committed; only the protection against a crash is lost).
+    """
 
     def __init__(self, folder: Path, session_id: str) -> None:
         self._folder = folder
         self._session_id = session_id
         self._number = 0
-        self._segment: _Segment | None = _Segment(self._path(0))
+        self._segment: _Segment | None = None
         self._retired: list[Path] = []
+        #: Why there is no file to append to (None while there is one, or in a forked child).
+        self._failure: OSError | None = None
+        try:
+            self._segment = _Segment(self._path(0))
+        except OSError as e:
+            self._failure = e  # reported by the first append, which the writer turns into a warning
         _JOURNALS_HERE.add(self)
 
     def _forget(self) -> None:
@@ -186,22 +395,41 @@ class Journal:
             self._segment.close()
             self._segment = None
         self._retired = []
+        self._failure = None
 
     def _path(self, number: int) -> Path:
         return self._folder / f"{self._session_id}.journal.{number}"
 
+    def _error(self, run: PendingRun, path: Path, error: OSError) -> JournalError:
+        return JournalError(
+            f"run {run.id} cannot be kept in the journal of session {self._session_id} ({path}): {_cause(error)}"
+        )
+
     def append(self, run: PendingRun) -> None:
-        """Write one finished run (a line ending in a newline: a kill never leaves a line that looks whole)."""
-        if self._segment is None:
-            raise OSError("the journal belongs to the parent process")
-        self._segment.append(_record(run))
+        """Write one finished run (a line ending in a newline: a kill never leaves a line that looks whole).
+
+        :raises JournalError: when the journal cannot take the run (a full
+            disk); the run itself is still queued for the database.
+        """
+        segment = self._segment
+        if segment is None:
+            if self._failure is None:
+                raise OSError("the journal belongs to the parent process")
+            raise self._error(run, self._path(self._number), self._failure)
+        try:
+            segment.append(_record(run))
+        except OSError as e:
+            raise self._error(run, segment.path, e) from e
 
     def rotate(self) -> None:
         """Start a new file; the current one holds the batch about to be committed."""
         if self._segment is None:
             return
         number = self._number + 1
-        new = _Segment(self._path(number))
+        try:
+            new: _Segment | None = _Segment(self._path(number))
+        except OSError as e:
+            new, self._failure = None, e  # the next append reports it
         old, self._segment = self._segment, new
         self._retired.append(old.path)
         self._number = number
@@ -215,11 +443,10 @@ class Journal:
 
     def close(self) -> None:
         """Close and remove the journal (call once everything is committed)."""
-        if self._segment is None:
-            return
         segment, self._segment = self._segment, None
-        segment.close()
-        self._retired.append(segment.path)
+        if segment is not None:
+            segment.close()
+            self._retired.append(segment.path)
         self.committed()
 
 

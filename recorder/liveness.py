@@ -10,6 +10,7 @@ heartbeat and mark the dead one's runs ``interrupted``.
 from __future__ import annotations
 
 import os
+import re
 import sqlite3
 import weakref
 from pathlib import Path
@@ -43,12 +44,19 @@ def _forget_locks_in_child() -> None:
         lock._forget()
     _LIVE_HERE.clear()
 
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_forget_locks_in_child)
+
+
 _OPEN_SESSIONS = "SELECT pk, id, time_start, experiment FROM sessions WHERE status = 'running'"
 _SESSION_STATUS = "SELECT status FROM sessions WHERE pk = ?"
+_STATUS_OF_SESSION = "SELECT status FROM sessions WHERE id = ?"
 _INTERRUPT_RUNS = "UPDATE runs SET status = 'interrupted' WHERE session = ? AND status = 'running'"
 _INTERRUPT_SESSION = """
 UPDATE sessions SET status = 'interrupted', time_end = ? WHERE pk = ? AND status = 'running'
 """
+_JOURNAL_FILE = re.compile(r"([0-9a-f]{24})\.journal\.[0-9]+")
 
 
 def _lock_path(root: Path, session_id: str) -> Path:
@@ -168,7 +176,36 @@ def recover_stale(conn: sqlite3.Connection, root: Path) -> list[str]:
             if claim >= 0:
                 os.close(claim)
         recovered.append(sid)
+    try:
+        _remove_given_up_journals(conn, folder)
+    except sqlite3.Error as e:
+        raise StoreError(f"cannot read the sessions of {root}: {e}") from e
     return recovered
+
+
+def _remove_given_up_journals(conn: sqlite3.Connection, folder: Path) -> None:
+    """Remove the journal files of sessions that have ended.
+
+    A session whose journal the disk could not take (full) goes on without
+    it, and no longer removes its file. Once the session has ended, every
+    run in the file is in the database (or the session would still be
+    ``running``, left for recovery), so the file only takes room.
+    """
+    try:
+        names = os.listdir(folder)
+    except FileNotFoundError:
+        return
+    files: dict[str, list[str]] = {}
+    for name in names:
+        match = _JOURNAL_FILE.fullmatch(name)
+        if match is not None:
+            files.setdefault(match[1], []).append(name)
+    for sid, names_of_session in files.items():
+        row = conn.execute(_STATUS_OF_SESSION, (sid,)).fetchone()
+        if row is None or row[0] == "running":
+            continue  # alive or left for recovery; or not a session of this store: not ours to judge
+        for name in names_of_session:
+            (folder / name).unlink(missing_ok=True)
 
 
 def _recover(conn: sqlite3.Connection, folder: Path, pk: int, sid: str, start: str, experiment: int) -> None:

@@ -40,7 +40,7 @@ from .rows import Rows, insert_objects, insert_texts
 
 __all__ = ["PendingRun", "RunWriter", "insert_objects", "insert_texts"]
 
-_RUN_STATES = "SELECT id, pk, status FROM runs WHERE id IN ({marks})"
+_RUN_STATES = "SELECT id, pk, status, session FROM runs WHERE id IN ({marks})"
 _IN_CHUNK = 500  # ids per IN (...) lookup
 _MAX_PENDING = 20_000  # finished runs queued at most before the recording thread commits them itself
 
@@ -229,18 +229,30 @@ class RunWriter:
         return len(todo)
 
     def _unfinished(self, conn: sqlite3.Connection, runs: list[PendingRun]) -> list[PendingRun]:
-        """The runs whose rows are missing or still say running (their keys set when they exist)."""
-        known: dict[str, tuple[int, str]] = {}
+        """The runs whose rows are missing or still say running (their keys set when they exist).
+
+        A run whose id is another session's is left alone and reported: a
+        journal never speaks for another session's runs.
+        """
+        known: dict[str, tuple[int, str, int]] = {}
         ids = [r.id for r in runs]
         for start in range(0, len(ids), _IN_CHUNK):
             chunk = ids[start : start + _IN_CHUNK]
             sql = _RUN_STATES.format(marks=", ".join("?" * len(chunk)))
             rows = conn.execute(sql, [bytes.fromhex(i) for i in chunk])
-            known.update((i.hex(), (pk, status)) for i, pk, status in rows)
+            known.update((i.hex(), (pk, status, session)) for i, pk, status, session in rows)
         todo = []
+        own = self._rows._session_pk
         for run in runs:
-            pk, status = known.get(run.id, (None, "running"))
-            if status == "running":
+            pk, status, session = known.get(run.id, (None, "running", own))
+            if session != own:
+                warnings.warn(
+                    f"recorder: the journal of a crashed session holds run {run.id}, which belongs to "
+                    "another session; it is not replayed",
+                    RecorderWarning,
+                    stacklevel=3,
+                )
+            elif status == "running":
                 run.pk = pk
                 todo.append(run)
         return todo

@@ -16,6 +16,9 @@ __all__ = [
     "DirtyWorkTree",
     "ObjectError",
     "RecorderWarning",
+    "ObjectOutsideStore",
+    "StoreBusy",
+    "DuplicateSource",
 ]
 
 
@@ -53,3 +56,15 @@ class ObjectError(RecorderError):
 
 class RecorderWarning(UserWarning):
     """Something the user should know that does not stop the recording."""
+
+
+class ObjectOutsideStore(ObjectError):
+    """A path in a store's ``objects/`` is a symbolic link: recorder never follows it out of the store."""
+
+
+class StoreBusy(StoreError):
+    """Another process holds the store's objects lock (gc, or a session starting or a merge while gc runs)."""
+
+
+class DuplicateSource(RecorderError, ValueError):
+    """The same store was given twice as a source of a merge."""

@@ -172,6 +172,21 @@ class ObjectStore:
             pass
         return path
 
+    def folder(self, digest: str) -> Path:
+        """Create (if needed) and return the real folder an object goes in.
+
+        :raises ObjectOutsideStore: when it, or ``objects/``, is a symbolic link.
+        """
+        folder = self.path(digest).parent
+        self._check_folder(folder)
+        if folder.name not in self._real_folders:
+            try:
+                folder.mkdir(parents=True, exist_ok=True)
+            except OSError as e:
+                raise ObjectError(f"cannot create {folder}: {e}") from e
+            self._check_folder(folder)  # created now: a real folder, unless something raced it in
+        return folder
+
     def put(self, array: Any) -> tuple[str, int]:
         """Store an array and return ``(digest, size_in_bytes)`` of its ``.npy`` file.
 
@@ -203,11 +218,7 @@ class ObjectStore:
         if stored == size:
             return name, size  # stored already (dedup); a truncated file is written again
         if folder.name not in self._real_folders:
-            try:
-                folder.mkdir(parents=True, exist_ok=True)
-            except OSError as e:
-                raise ObjectError(f"cannot write object {name} under {folder}: {e}") from e
-            self._check_folder(folder)  # created now: a real folder, unless something raced it in
+            self.folder(name)
         tmp = folder / f"{_TMP_PREFIX}{name[2:10]}-{os.getpid()}-{secrets.token_hex(4)}"
         try:
             with open(tmp, "xb") as file:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -610,3 +611,136 @@ def test_cli_errors_are_one_line_unless_debug(tmp_path: Path) -> None:
     assert result.exit_code == 1
     assert isinstance(result.exception, rec.RecorderError) and "ran code" in str(result.exception)
     assert not Path(dest).exists()
+
+
+# -- duplicates, leftovers of killed merges, links ------------------------------------------
+
+def test_the_same_shard_twice_is_refused_up_front(tmp_path: Path) -> None:
+    """Given twice (by the same path, another spelling, a link or a hard link), a shard is refused at once."""
+    from recorder.errors import DuplicateSource
+
+    a = shard(tmp_path / "a", rec.plist("a", [1.0]))
+    (tmp_path / "link").symlink_to(a)
+    (tmp_path / "hard").mkdir()
+    (tmp_path / "sub").mkdir()
+    os.link(a / "recorder.sqlite", tmp_path / "hard" / "recorder.sqlite")
+    dest = tmp_path / "dest"
+    for twice in ([a, a], [a, tmp_path / "sub" / ".." / "a"], [a, tmp_path / "link"], [a, tmp_path / "hard"]):
+        with pytest.raises(DuplicateSource, match="give each source once") as info:
+            rec.merge(twice, dest, progress=False)
+        assert str(twice[1]) in str(info.value) and str(twice[0]) in str(info.value)
+        assert isinstance(info.value, ValueError)
+        assert not dest.exists()
+    result = CliRunner().invoke(main, ["merge", str(a), str(a), "--into", str(dest)])
+    assert result.exit_code == 1 and "give each source once" in result.stderr
+    assert len(result.stderr.splitlines()) == 1 and not dest.exists()
+
+
+def _leftovers(tmp_path: Path, name: str = "dest") -> list[str]:
+    return sorted(p.name for p in tmp_path.iterdir() if p.name.startswith(f".{name}."))
+
+
+def test_folders_of_killed_merges_are_removed_by_the_next_merge(tmp_path: Path) -> None:
+    a = shard(tmp_path / "a", rec.plist("a", [1.0]))
+    b = shard(tmp_path / "b", rec.plist("a", [2.0]))
+    for name in (".dest.staging-0123abcd", ".dest.merging-89abcdef"):  # what a SIGKILLed merge leaves
+        (tmp_path / name / "objects" / "ab").mkdir(parents=True)
+        (tmp_path / name / "recorder.sqlite").write_bytes(b"half a store")
+    keep = [tmp_path / ".dest.staging-not-hex", tmp_path / ".other.merging-0123abcd"]  # not a merge's into dest
+    for path in keep:
+        path.mkdir()
+    victim = tmp_path / "victim"
+    victim.mkdir()
+    (victim / "data").write_text("keep me")
+    (tmp_path / ".dest.merging-feedf00d").symlink_to(victim)  # a link is never a merge's folder
+    rec.merge([a, b], tmp_path / "dest", allow_code_mismatch=True, progress=False)
+    assert _leftovers(tmp_path) == [".dest.merging-feedf00d", ".dest.staging-not-hex"]
+    assert all(path.is_dir() for path in keep) and (victim / "data").read_text() == "keep me"
+    assert count(tmp_path / "dest") == 2
+
+
+LIVE_MERGE = """
+import importlib, sys, time, pathlib
+import recorder as rec
+merging = importlib.import_module("recorder.merge")  # rec.merge is the function
+
+sources, dest, marker, go = sys.argv[1:3], sys.argv[3], pathlib.Path(sys.argv[4]), pathlib.Path(sys.argv[5])
+checked = merging._objects_to_copy
+
+def paused(*args, **kwargs):
+    found = checked(*args, **kwargs)
+    marker.write_text("checked")
+    deadline = time.monotonic() + 60
+    while not go.exists() and time.monotonic() < deadline:
+        time.sleep(0.01)
+    return found
+
+merging._objects_to_copy = paused
+print(rec.merge(sources, dest, allow_code_mismatch=True, progress=False).runs)
+"""
+
+
+def test_a_live_merges_folder_is_never_removed(tmp_path: Path) -> None:
+    """A merge paused while its fresh destination is half built: another merge into it removes nothing."""
+    a = shard(tmp_path / "a", rec.plist("a", [1.0]))
+    b = shard(tmp_path / "b", rec.plist("a", [2.0]))
+    marker, go = tmp_path / "checked", tmp_path / "go"
+    live = subprocess.Popen(
+        [sys.executable, "-c", LIVE_MERGE, str(a), str(b), str(tmp_path / "dest"), str(marker), str(go)],
+        cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )
+    try:
+        _wait_for(marker, live)
+        assert ".dest.merge.lock" in _leftovers(tmp_path, "dest")
+        (building,) = [name for name in _leftovers(tmp_path, "dest") if name.startswith(".dest.merging-")]
+        stale = tmp_path / ".dest.staging-00000000"
+        stale.mkdir()
+        other = tmp_path / "other"
+        rec.merge(a, other, progress=False)  # another destination beside it: its own lock
+        assert (tmp_path / building).is_dir() and stale.is_dir()
+        from recorder.merge import _MergeClaim
+
+        with _MergeClaim(tmp_path / "dest"):  # what the next merge into dest takes first
+            assert (tmp_path / building).is_dir() and stale.is_dir()
+    finally:
+        go.write_text("go")
+        out, err = live.communicate(timeout=120)
+    assert live.returncode == 0, err
+    assert out.split() == ["2"] and count(tmp_path / "dest") == 2
+    rec.merge(a, tmp_path / "dest", progress=False)  # no merge is live now: the stale folder goes
+    assert _leftovers(tmp_path, "dest") == []
+
+
+def _wait_for(marker: Path, process: subprocess.Popen) -> None:
+    """Wait (bounded) until ``process`` writes ``marker``; fail with its stderr if it ends first."""
+    import time
+
+    deadline = time.monotonic() + 60
+    while not marker.exists():
+        if process.poll() is not None:
+            raise AssertionError(f"the process ended first: {process.communicate()[1]}")
+        assert time.monotonic() < deadline, "the process never reached its marker"
+        time.sleep(0.01)
+
+
+@pytest.mark.parametrize("where", ["file", "folder"])
+def test_a_source_whose_object_is_a_link_is_refused(tmp_path: Path, where: str) -> None:
+    from recorder.errors import ObjectOutsideStore
+
+    source = shard(tmp_path / "source", rec.plist("a", [1.0]))
+    (path,) = (source / "objects").rglob("*.npy")
+    outside = tmp_path / "outside" / path.parent.name
+    outside.mkdir(parents=True)
+    shutil.copyfile(path, outside / path.name)  # the right bytes, reached the wrong way
+    if where == "file":
+        path.unlink()
+        path.symlink_to(outside / path.name)
+    else:
+        shutil.rmtree(path.parent)
+        path.parent.symlink_to(outside)
+    for call in (lambda: rec.merge(source, tmp_path / "dest", progress=False),
+                 lambda: rec.extract(source, tmp_path / "dest", progress=False)):
+        with pytest.raises(ObjectOutsideStore, match="symbolic link"):
+            call()
+        assert not (tmp_path / "dest").exists()
+    assert (outside / path.name).exists()

@@ -30,7 +30,7 @@ import warnings
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from .errors import ObjectError, ObjectOutsideStore, StoreBusy
+from .errors import ObjectError, ObjectOutsideStore, StoreBusy, StoreError
 
 try:
     import fcntl
@@ -311,24 +311,39 @@ class ObjectsLock:
         """
         if self._fd is not None:
             return self
-        try:
-            self.path.parent.mkdir(exist_ok=True)
-            # O_NOFOLLOW: a link planted at the lock's name is refused, not followed.
-            fd = os.open(self.path, os.O_RDWR | os.O_CREAT | getattr(os, "O_NOFOLLOW", 0), 0o644)
-        except OSError as e:
-            from .errors import StoreError
-
-            raise StoreError(f"cannot create the lock file {self.path}: {e}") from e
-        if fcntl is not None:
+        deadline = time.monotonic() + wait
+        while True:
+            fd = self._open()
+            if fcntl is None:
+                break
             try:
-                self._flock(fd, wait)
+                self._flock(fd, deadline)
+                # The last holder out removes the file (see release): a lock taken on a
+                # removed file keeps no one out; take the new file's instead.
+                info = os.fstat(fd)
+                try:
+                    now = os.lstat(self.path)
+                    same = (now.st_dev, now.st_ino) == (info.st_dev, info.st_ino)
+                except FileNotFoundError:
+                    same = False
             except BaseException:
                 os.close(fd)
                 raise
+            if same:
+                break
+            os.close(fd)
         self._fd = fd
         return self
 
-    def _flock(self, fd: int, wait: float) -> None:
+    def _open(self) -> int:
+        try:
+            self.path.parent.mkdir(exist_ok=True)
+            # O_NOFOLLOW: a link planted at the lock's name is refused, not followed.
+            return os.open(self.path, os.O_RDWR | os.O_CREAT | getattr(os, "O_NOFOLLOW", 0), 0o644)
+        except OSError as e:
+            raise StoreError(f"cannot create the lock file {self.path}: {e}") from e
+
+    def _flock(self, fd: int, deadline: float) -> None:
         assert fcntl is not None
         if self.exclusive:
             try:
@@ -339,7 +354,6 @@ class ObjectsLock:
                     "run gc again when it has finished"
                 ) from None
             return
-        deadline = time.monotonic() + wait
         pause = 0.001
         while True:
             try:
@@ -348,15 +362,25 @@ class ObjectsLock:
             except BlockingIOError:
                 if time.monotonic() >= deadline:
                     raise StoreBusy(
-                        f"gc has been removing objects from {self.path.parent.parent} for over {wait:.0f} s; "
+                        f"gc is removing objects from {self.path.parent.parent} and has not finished in time; "
                         "try again when it has finished"
                     ) from None
                 time.sleep(pause)
                 pause = min(pause * 2, 0.05)
 
     def release(self) -> None:
-        """Release the lock (idempotent); the file stays, for the next taker."""
-        if self._fd is not None:
+        """Release the lock (idempotent); the last holder out removes its file, so a store keeps no lock file."""
+        if self._fd is None:
+            return
+        try:
+            if fcntl is not None:
+                # Exclusive now only when no one else holds it (a failed try may drop a shared
+                # lock: it is being released anyway).
+                fcntl.flock(self._fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                self.path.unlink(missing_ok=True)
+        except OSError:
+            pass  # held by another process (BlockingIOError), or a read-only folder: it stays
+        finally:
             os.close(self._fd)
             self._fd = None
 

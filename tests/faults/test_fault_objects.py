@@ -131,6 +131,7 @@ def test_a_merge_and_a_session_start_wait_for_a_gc_and_gc_refuses_while_they_hol
         with ObjectsLock(store):  # shared: any number of them at once
             pass
     assert gc(store).files == 0
+    assert not (store / "locks" / "objects.lock").exists()  # the last holder out removes it
 
 
 # -- SIGKILL in a merge -------------------------------------------------------------------

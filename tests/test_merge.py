@@ -1,8 +1,9 @@
 """Shards: rec.merge / rec.extract and `recorder merge` / `recorder extract`, on real stores.
 
-Shards recorded without git each have their own fallback env SHA, so merging
-two of them needs ``allow_code_mismatch=True`` (what examples/cluster_shards.py
-does); the tests about code versions use real git commits.
+Shards recorded without git are compared by the digest of their main script
+(their fallback env SHAs differ for every session): the shards made in this
+process all have pytest's, so they merge; the tests about code versions use
+real git commits, or real scripts run in other processes.
 """
 
 from __future__ import annotations
@@ -251,13 +252,73 @@ def test_code_versions_must_agree_unless_allowed(tmp_path: Path, repo: Path) -> 
     assert commits == {first_sha, second_sha}
 
 
-def test_shards_without_git_are_refused_unless_allowed(tmp_path: Path) -> None:
-    a = shard(tmp_path / "a", rec.plist("a", [1.0]))
-    b = shard(tmp_path / "b", rec.plist("a", [2.0]))
-    with pytest.raises(rec.RecorderError, match="without git"):
+SCRIPT_JOB = """
+import sys
+import numpy as np
+import recorder as rec
+
+def model(a: float) -> dict:
+    return {"y": 2 * a, "curve": np.full(10_000, a)}
+
+with rec.Recorder("exp", store=sys.argv[1], git=False, config={"dt": 0.1}) as r:
+    r.sweep(model, rec.plist("a", [float(sys.argv[2])]), progress=False, return_df=False)
+"""
+
+
+def script_shard(tmp_path: Path, script: str, store: str, a: float, *, extra: str = "") -> Path:
+    """Run the job script ``script`` (written from SCRIPT_JOB plus ``extra``) into ``store``, without git."""
+    path = tmp_path / script
+    path.write_text(SCRIPT_JOB + extra)
+    done = subprocess.run([sys.executable, str(path), str(tmp_path / store), str(a)], cwd=tmp_path,
+                          capture_output=True, text=True, timeout=120, check=False)
+    assert done.returncode == 0, done.stderr
+    return tmp_path / store
+
+
+def test_shards_without_git_from_the_same_script_merge(tmp_path: Path) -> None:
+    """Two jobs of one script without git: their env SHAs differ (pypet's rule), their code does not."""
+    a = script_shard(tmp_path, "job.py", "a", 1.0)
+    b = script_shard(tmp_path, "job.py", "b", 2.0)
+    with rec.open(a) as da, rec.open(b) as db:
+        sha_a, sha_b = (d.sql("SELECT env_sha FROM sessions")["env_sha"][0] for d in (da, db))
+    assert sha_a != sha_b  # kept: pypet's fallback hash of name and start time
+    report = rec.merge([a, b], tmp_path / "dest", progress=False)
+    assert report.runs == 2 and run_ids(tmp_path / "dest") == run_ids(a) | run_ids(b)
+    c = script_shard(tmp_path, "job.py", "c", 3.0)
+    assert rec.merge(c, tmp_path / "dest", progress=False).runs == 1  # into an existing destination too
+
+
+def test_shards_without_git_from_different_scripts_are_refused_naming_both(tmp_path: Path) -> None:
+    a = script_shard(tmp_path, "job.py", "a", 1.0)
+    b = script_shard(tmp_path, "job_b.py", "b", 2.0, extra="# another version of the model\n")
+    digests = [hashlib.sha256(path.read_bytes()).hexdigest() for path in (tmp_path / "job.py", tmp_path / "job_b.py")]
+    with pytest.raises(rec.RecorderError, match="main script") as info:
         rec.merge([a, b], tmp_path / "dest", progress=False)
+    message = str(info.value)
+    assert digests[1] in message and digests[0] in message and "without git" in message
+    assert message.index(digests[1]) < message.index(digests[0])  # "there" (the source), then the destination
     assert not (tmp_path / "dest").exists()
     report = rec.merge([a, b], tmp_path / "dest", allow_code_mismatch=True, progress=False)
+    assert report.runs == 2
+
+
+def test_shards_without_git_or_a_script_are_refused_unless_allowed(tmp_path: Path) -> None:
+    """``python -c`` has no main script file: nothing identifies the code, so the shards are refused."""
+    stores = []
+    for name, a in (("a", 1.0), ("b", 2.0)):
+        done = subprocess.run([sys.executable, "-c", SCRIPT_JOB, str(tmp_path / name), str(a)], cwd=tmp_path,
+                              capture_output=True, text=True, timeout=120, check=False)
+        assert done.returncode == 0, done.stderr
+        stores.append(tmp_path / name)
+    with pytest.raises(rec.RecorderError, match="without a main script file"):
+        rec.merge(stores, tmp_path / "dest", progress=False)
+    assert rec.merge(stores, tmp_path / "dest", allow_code_mismatch=True, progress=False).runs == 2
+
+
+def test_shards_of_one_process_without_git_merge(tmp_path: Path) -> None:
+    a = shard(tmp_path / "a", rec.plist("a", [1.0]))
+    b = shard(tmp_path / "b", rec.plist("a", [2.0]))
+    report = rec.merge([a, b], tmp_path / "dest", progress=False)
     assert report.runs == 2 and run_ids(tmp_path / "dest") == run_ids(a) | run_ids(b)
 
 
@@ -590,8 +651,8 @@ def test_cli_merge_and_extract(tmp_path: Path) -> None:
 
 
 def test_cli_errors_are_one_line_unless_debug(tmp_path: Path) -> None:
-    a = shard(tmp_path / "a", rec.plist("a", [1.0]))
-    b = shard(tmp_path / "b", rec.plist("a", [2.0]))
+    a = script_shard(tmp_path, "job.py", "a", 1.0)
+    b = script_shard(tmp_path, "job_b.py", "b", 2.0, extra="# another version\n")
     dest = str(tmp_path / "dest")
     runner = CliRunner()
 

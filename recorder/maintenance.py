@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import os
+import sqlite3
 import stat
 import time
 import warnings
@@ -236,43 +237,55 @@ def gc(store: str | os.PathLike[str] | None = None, *, dry_run: bool = False) ->
     :raises StoreBusy: while a session is starting or a merge is writing into the store.
     :raises ObjectOutsideStore: when ``objects/`` itself is a symbolic link.
     """
-    with Store.open(store) as opened, ObjectsLock(opened.root, exclusive=True), transaction(opened.conn) as conn:
-        running = conn.execute(_RUNNING).fetchone()
-        if running is not None:
-            raise RecorderError(
-                f"session {running[0]} (on {running[1]}, pid {running[2]}) is recording in {opened.root}; "
-                "run gc when it has ended (its workers may have written arrays not yet recorded)"
-            )
-        root = opened.objects.root
-        scan = _scan(root)
-        if scan.links == [root]:
-            raise ObjectOutsideStore(
-                f"{root} is a symbolic link (to {os.readlink(root)!r}); gc deletes only inside a store's own "
-                "objects/ folder: move the folder it points to there, then run gc"
-            )
-        used = {digest for digest, _, _ in conn.execute(_REFERENCES)}
-        now = time.time()
-        doomed: list[tuple[Path, int]] = []
-        for path, info in scan.files:
-            if not FOLDER_NAME.fullmatch(path.parent.name):
-                continue  # not a folder recorder made: not recorder's files
-            if TEMP_NAME.fullmatch(path.name):  # a temporary file: only if a crash left it long ago
-                if now - info.st_mtime > _TMP_AGE_S:
-                    doomed.append((path, info.st_size))
-            elif OBJECT_NAME.fullmatch(path.name):
-                if path.parent.name + path.name.removesuffix(".npy") not in used:
-                    doomed.append((path, info.st_size))
-        stale_rows = [d for (d,) in conn.execute(_OBJECT_ROWS) if d not in used]
-        if not dry_run:
-            conn.executemany(_DELETE_OBJECT_ROW, [(d,) for d in stale_rows])
-            for path, _ in doomed:
-                try:
-                    os.unlink(path)
-                except FileNotFoundError:
-                    pass
-        if scan.links:
-            warnings.warn(
-                f"gc left {len(scan.links)} symbolic link{'s' if len(scan.links) != 1 else ''} in {root} alone "
-                f"(first: {scan.links[0]}); `recorder verify` lists them", RecorderWarning, stacklevel=2,
-            )
+    with Store.open(store) as opened, transaction(opened.conn) as conn:
+        # Never waits (so taking it inside the write transaction cannot deadlock): refuses instead.
+        # Released before the commit, after the last deletion: a session or merge then finds the
+        # deleted files gone and writes them again, and its rows wait for this commit.
+        guard = ObjectsLock(opened.root, exclusive=True).acquire()
+        try:
+            return _collect(opened, conn, dry_run)
+        finally:
+            guard.release()
+
+
+def _collect(opened: Store, conn: sqlite3.Connection, dry_run: bool) -> GcReport:
+    """gc's work, inside its write transaction and holding the objects lock exclusively."""
+    running = conn.execute(_RUNNING).fetchone()
+    if running is not None:
+        raise RecorderError(
+            f"session {running[0]} (on {running[1]}, pid {running[2]}) is recording in {opened.root}; "
+            "run gc when it has ended (its workers may have written arrays not yet recorded)"
+        )
+    root = opened.objects.root
+    scan = _scan(root)
+    if scan.links == [root]:
+        raise ObjectOutsideStore(
+            f"{root} is a symbolic link (to {os.readlink(root)!r}); gc deletes only inside a store's own "
+            "objects/ folder: move the folder it points to there, then run gc"
+        )
+    used = {digest for digest, _, _ in conn.execute(_REFERENCES)}
+    now = time.time()
+    doomed: list[tuple[Path, int]] = []
+    for path, info in scan.files:
+        if not FOLDER_NAME.fullmatch(path.parent.name):
+            continue  # not a folder recorder made: not recorder's files
+        if TEMP_NAME.fullmatch(path.name):  # a temporary file: only if a crash left it long ago
+            if now - info.st_mtime > _TMP_AGE_S:
+                doomed.append((path, info.st_size))
+        elif OBJECT_NAME.fullmatch(path.name):
+            if path.parent.name + path.name.removesuffix(".npy") not in used:
+                doomed.append((path, info.st_size))
+    stale_rows = [d for (d,) in conn.execute(_OBJECT_ROWS) if d not in used]
+    if not dry_run:
+        conn.executemany(_DELETE_OBJECT_ROW, [(d,) for d in stale_rows])
+        for path, _ in doomed:
+            try:
+                os.unlink(path)
+            except FileNotFoundError:
+                pass
+    if scan.links:
+        warnings.warn(
+            f"gc left {len(scan.links)} symbolic link{'s' if len(scan.links) != 1 else ''} in {root} alone "
+            f"(first: {scan.links[0]}); `recorder verify` lists them", RecorderWarning, stacklevel=3,
+        )
     return GcReport(len(doomed), sum(size for _, size in doomed), len(stale_rows), dry_run)

@@ -36,7 +36,6 @@ import re
 import secrets
 import shutil
 import sqlite3
-import stat
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import NamedTuple

@@ -260,7 +260,10 @@ class ObjectStore:
             raise ObjectError(f"object {digest} is not a readable .npy file: {e}") from e
 
     def exists(self, digest: str) -> bool:
-        """Return whether the object file exists (its content is not checked)."""
+        """Return whether the object file exists (its content is not checked).
+
+        :raises ObjectOutsideStore: when the object is reached through a symbolic link.
+        """
         return self.file(digest).exists()
 
     def verify(self, digest: str) -> bool:
@@ -291,8 +294,9 @@ class ObjectsLock:
     them are committed; waits up to :data:`LOCK_WAIT_S` for a gc. Exclusive
     (gc): taken before gc decides what is unused, released after it deleted;
     never waits, so gc refuses while a session starts or a merge runs.
-    Costs a file open and an ``flock`` per session, merge or gc, never per run.
-    Use it as a context manager, or :meth:`acquire` / :meth:`release`.
+    The last holder out removes the file, so a store keeps none. Costs a few
+    system calls per session start, merge or gc, never per run. Use it as a
+    context manager, or :meth:`acquire` / :meth:`release`.
 
     :param store_root: the store's folder (``objects/``'s parent).
     """

@@ -20,8 +20,14 @@ SELECT e.name, c.name, c.kind, quote(c.value)
 FROM {db}.config AS c JOIN {db}.sessions AS s ON s.pk = c.session JOIN {db}.experiments AS e ON e.pk = s.experiment
 WHERE {sessions}
 """
-_ENV_SHAS = """
-SELECT e.name, s.env_sha, s.git_commit IS NULL
+# What identifies a session's code: its commit; without git, the digest of its main script
+# (its env SHA, pypet's hash of name and start time, differs for every session); without
+# either, nothing shared (the env SHA).
+_CODES = """
+SELECT e.name,
+       CASE WHEN s.git_commit IS NOT NULL THEN 'commit'
+            WHEN s.script IS NOT NULL THEN 'script' ELSE 'session' END,
+       CASE WHEN s.git_commit IS NULL AND s.script IS NOT NULL THEN s.script ELSE s.env_sha END
 FROM {db}.sessions AS s JOIN {db}.experiments AS e ON e.pk = s.experiment
 WHERE {sessions}
 """
@@ -35,19 +41,29 @@ SELECT e.name, f.role, f.name FROM {db}.fields AS f JOIN {db}.experiments AS e O
 """
 
 
+#: A session's code: ("commit", env SHA), ("script", digest of the main script) without git,
+#: or ("session", env SHA) with neither (then it matches no other session).
+Code = tuple[str, str]
+
+
+def _shown_code(code: Code) -> str:
+    kind, value = code
+    return {"commit": value, "script": f"main script {value}", "session": f"{value} (no git, no script)"}[kind]
+
+
 class Expected:
     """What the destination and the sources checked so far hold, per experiment."""
 
     def __init__(self) -> None:
         self.config: dict[str, dict[str, set[tuple[Any, ...]]]] = {}
-        self.env_shas: dict[str, set[str]] = {}
+        self.codes: dict[str, set[Code]] = {}
         self.names: dict[str, dict[str, tuple[str, str]]] = {}
 
     def add(self, conn: sqlite3.Connection, db: str, sessions: str) -> None:
         for experiment, name, kind, value in conn.execute(_CONFIG.format(db=db, sessions=sessions)):
             self.config.setdefault(experiment, {}).setdefault(name, set()).add((kind, value))
-        for experiment, env_sha, _ in conn.execute(_ENV_SHAS.format(db=db, sessions=sessions)):
-            self.env_shas.setdefault(experiment, set()).add(env_sha)
+        for experiment, kind, value in conn.execute(_CODES.format(db=db, sessions=sessions)):
+            self.codes.setdefault(experiment, set()).add((kind, value))
         for experiment, role, name in conn.execute(_FIELDS.format(db=db)):
             self.names.setdefault(experiment, {})[name.lower()] = (role, name)
 
@@ -57,13 +73,11 @@ class Expected:
         config: dict[str, dict[str, set[tuple[Any, ...]]]] = {}
         for experiment, name, kind, value in conn.execute(_CONFIG.format(db=db, sessions=sessions)):
             config.setdefault(experiment, {}).setdefault(name, set()).add((kind, value))
-        env: dict[str, tuple[set[str], bool]] = {}
-        for experiment, env_sha, no_git in conn.execute(_ENV_SHAS.format(db=db, sessions=sessions)):
-            shas, without_git = env.setdefault(experiment, (set(), False))
-            shas.add(env_sha)
-            env[experiment] = (shas, without_git or bool(no_git))
-        for experiment, (shas, without_git) in env.items():
-            known = self.env_shas.get(experiment)
+        codes: dict[str, set[Code]] = {}
+        for experiment, kind, value in conn.execute(_CODES.format(db=db, sessions=sessions)):
+            codes.setdefault(experiment, set()).add((kind, value))
+        for experiment, mine_codes in codes.items():
+            known = self.codes.get(experiment)
             if known is None:
                 continue  # new to the destination: nothing to agree with
             mine = config.get(experiment, {})
@@ -76,11 +90,17 @@ class Expected:
                         "runs with different config do not belong in one experiment (merge into another store, "
                         "or rename the experiment)"
                     )
-            if not allow_code_mismatch and not shas <= known:
-                hint = " (sessions without git have no code version to compare)" if without_git else ""
+            if not allow_code_mismatch and not mine_codes <= known:
+                kinds = {kind for kind, _ in mine_codes - known} | {kind for kind, _ in known}
+                hint = ""
+                if "session" in kinds:
+                    hint = " (sessions without git and without a main script file have no code version to compare)"
+                elif "script" in kinds:
+                    hint = " (sessions without git are compared by the SHA-256 of their main script's source)"
                 raise RecorderError(
-                    f"cannot merge {source}: experiment {experiment!r} ran code {', '.join(sorted(shas - known))} "
-                    f"there but {', '.join(sorted(known))} in the destination{hint}; pass "
+                    f"cannot merge {source}: experiment {experiment!r} ran code "
+                    f"{', '.join(sorted(map(_shown_code, mine_codes - known)))} there but "
+                    f"{', '.join(sorted(map(_shown_code, known)))} in the destination{hint}; pass "
                     "allow_code_mismatch=True (--allow-code-mismatch) to merge runs of different code"
                 )
         row = conn.execute(_PSET_COLLISION.format(db=db)).fetchone()
@@ -94,8 +114,8 @@ class Expected:
                     f"cannot merge {source}: in experiment {experiment!r}, {name!r} is a {role} there but "
                     f"{other[1]!r} is a {other[0]} in the destination; one column cannot be both"
                 )
-        for experiment, shas_ in env.items():
-            self.env_shas.setdefault(experiment, set()).update(shas_[0])
+        for experiment, mine_codes in codes.items():
+            self.codes.setdefault(experiment, set()).update(mine_codes)
         for experiment, names in config.items():
             for name, values in names.items():
                 self.config.setdefault(experiment, {}).setdefault(name, set()).update(values)

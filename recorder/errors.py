@@ -24,6 +24,9 @@ __all__ = [
     "ForeignStoreError",
     "RecoveryError",
     "JournalError",
+    "ObjectOutsideStore",
+    "StoreBusy",
+    "DuplicateSource",
 ]
 
 
@@ -98,3 +101,15 @@ class JournalError(StoreError, OSError):
     is lost. The writer reports it as a :class:`RecorderWarning` and goes on
     without the journal.
     """
+
+
+class ObjectOutsideStore(ObjectError):
+    """A path in a store's ``objects/`` is a symbolic link: recorder never follows it out of the store."""
+
+
+class StoreBusy(StoreError):
+    """Another process holds the store's objects lock (gc, or a session starting or a merge while gc runs)."""
+
+
+class DuplicateSource(RecorderError, ValueError):
+    """The same store was given twice as a source of a merge."""

@@ -16,6 +16,15 @@ system, else copied, and checked against their digest. The rows then go in
 one transaction, so a crash or a conflict leaves the destination as it
 was. (SQLite reads at most :data:`MAX_ATTACHED` databases at once; more
 sources are first merged into a staging store beside the destination.)
+
+From deciding which objects the destination has until its rows are
+committed, a merge holds the destination's objects lock shared, so a gc
+cannot delete an object the merge counts on (see
+:class:`~recorder.objects.ObjectsLock`). Every merge into a destination
+also holds ``.<name>.merge.lock`` beside it shared; the next merge that can
+take it exclusively removes the ``.staging-*``/``.merging-*`` folders that
+killed merges left. Symbolic links in a source's or the destination's
+``objects/`` are refused, never followed.
 """
 
 from __future__ import annotations
@@ -23,6 +32,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
 import secrets
 import shutil
 import sqlite3
@@ -33,8 +43,13 @@ from typing import NamedTuple
 from . import catalog
 from .compat import Expected
 from .db import connect, transaction
-from .errors import ObjectError, RecorderError, StoreError
+from .errors import DuplicateSource, ObjectError, ObjectOutsideStore, RecorderError, StoreError
 from .objects import ObjectStore
+
+try:
+    import fcntl
+except ImportError:  # Windows: no flock; folders of killed merges are then left for the user
+    fcntl = None  # type: ignore[assignment]
 from .progress import Progress
 from .quoting import quote_ident
 from .store import DB_NAME, OBJECTS, Store, locate
@@ -67,13 +82,38 @@ class _Source(NamedTuple):
     selected: list[int] | None  # run keys to copy; None for every run
 
 
+def _identity(path: Path) -> tuple[int, int] | None:
+    """The file's identity (device, inode): the same database whatever path names it; None if missing."""
+    try:
+        info = os.stat(path)
+    except OSError:
+        return None
+    return info.st_dev, info.st_ino
+
+
+def _refuse_duplicates(paths: Sequence[str | os.PathLike[str]], roots: Sequence[Path]) -> None:
+    """Refuse a source given twice (same folder, or the same database through another path or a link).
+
+    :raises DuplicateSource: naming both arguments.
+    """
+    seen: dict[tuple[int, int] | Path, int] = {}
+    for index, root in enumerate(roots):
+        key = _identity(root / DB_NAME) or root.resolve()
+        first = seen.setdefault(key, index)
+        if first != index:
+            raise DuplicateSource(
+                f"the source store {str(paths[index])!r} is the same store as {str(paths[first])!r} "
+                f"({root / DB_NAME}); give each source once"
+            )
+
+
 def _open_source(store: str | os.PathLike[str]) -> Path:
     """Find a source store; recover its dead sessions (and upgrade it) when it is writable."""
     root = locate(store, create=False)
     if not (root / DB_NAME).is_file():
         raise StoreError(f"no store at {root} (no {DB_NAME} there)")
     if os.access(root / DB_NAME, os.W_OK) and os.access(root, os.W_OK):
-        Store.open(root).close()
+        Store.open(root, create=False).close()  # a source is read: nothing is created in it
     conn = connect(root / DB_NAME, readonly=True)
     try:
         running = conn.execute(_RUNNING).fetchall()
@@ -192,9 +232,15 @@ def _objects_to_copy(conn: sqlite3.Connection, db: str, source: Path, runs: str,
     src = ObjectStore(source / OBJECTS)
     needed = []
     for digest, user, name in conn.execute(_OBJECTS_USED.format(db=quote_ident(db), runs=runs)).fetchall():
-        if into.path(digest).exists() and into.verify(digest):
+        if into.exists(digest) and into.verify(digest):
             continue
-        if not src.verify(digest):
+        try:
+            sound = src.verify(digest)
+        except ObjectOutsideStore as e:
+            raise ObjectOutsideStore(f"cannot merge {source}: {e}") from e
+        except ObjectError as e:  # a malformed digest: the row was altered outside recorder
+            raise ObjectError(f"cannot merge {source}: {e}; run `recorder verify` on it") from e
+        if not sound:
             what = f"the config value {name[7:]!r} of {user}" if name.startswith("config ") else (
                 f"the array {name!r} of run {user}")
             raise ObjectError(
@@ -210,16 +256,15 @@ def _link_objects(source: Path, digests: list[str], into: ObjectStore) -> tuple[
     src = ObjectStore(source / OBJECTS)
     added = added_bytes = 0
     for digest in digests:
-        target, path = into.path(digest), src.path(digest)
+        target, path = into.file(digest), src.file(digest)  # neither reached through a link
         if target.exists() and into.verify(digest):
             continue  # another source of this merge had it too
-        target.parent.mkdir(parents=True, exist_ok=True)
-        tmp = target.parent / f".merge-{digest[2:10]}-{os.getpid()}-{secrets.token_hex(4)}"
+        tmp = into.folder(digest) / f".merge-{digest[2:10]}-{os.getpid()}-{secrets.token_hex(4)}"
         try:
             try:
-                os.link(path, tmp)  # same file system: no bytes copied
+                os.link(path, tmp, follow_symlinks=False)  # same file system: no bytes copied
             except OSError:
-                shutil.copyfile(path, tmp)
+                shutil.copyfile(path, tmp, follow_symlinks=False)
                 with open(tmp, "rb+") as file:
                     os.fsync(file.fileno())
             os.replace(tmp, target)
@@ -274,8 +319,93 @@ def _copy_fields(conn: sqlite3.Connection, db: str) -> None:
         catalog.refresh_view(conn, experiment)
 
 
+class _MergeClaim:
+    """``.<name>.merge.lock`` beside the destination: held shared by every merge into it.
+
+    Whoever takes it exclusively knows that no merge into the destination
+    is running, so the ``.staging-*``/``.merging-*`` folders beside it were
+    left by killed merges: they are removed, then the lock is held shared
+    like any merge's. Folders are only ever created while holding it. The
+    lock file is removed by the last merge out (checked by inode on taking
+    it, so a merge never holds a removed file's lock).
+    """
+
+    def __init__(self, final: Path) -> None:
+        self.final = final
+        self.path = final.parent / f".{final.name}.merge.lock"
+        self._fd: int | None = None
+
+    def __enter__(self) -> _MergeClaim:
+        if fcntl is None:
+            return self
+        with contextlib.suppress(OSError):  # else the merge fails later, saying why
+            self.final.parent.mkdir(parents=True, exist_ok=True)  # the merge creates it anyway
+        while True:
+            try:
+                fd = os.open(self.path, os.O_RDWR | os.O_CREAT | getattr(os, "O_NOFOLLOW", 0), 0o644)
+            except OSError:
+                return self  # a read-only parent: the merge fails later with a clear error; no cleaning
+            try:
+                try:
+                    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                    exclusive = True
+                except BlockingIOError:
+                    fcntl.flock(fd, fcntl.LOCK_SH)  # other merges hold it shared: wait for no one long
+                    exclusive = False
+                if _identity_fd(fd) != _identity(self.path):
+                    os.close(fd)  # removed by the last merge out meanwhile: take the new file's
+                    continue
+                if exclusive:
+                    _remove_stale(self.final)
+                    fcntl.flock(fd, fcntl.LOCK_SH)
+            except BaseException:
+                os.close(fd)
+                raise
+            self._fd = fd
+            return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._fd is None:
+            return
+        assert fcntl is not None
+        try:
+            fcntl.flock(self._fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            self.path.unlink(missing_ok=True)  # the last merge out: leave nothing beside the destination
+        except BlockingIOError:
+            pass  # another merge still holds it
+        finally:
+            os.close(self._fd)
+            self._fd = None
+
+
+def _identity_fd(fd: int) -> tuple[int, int]:
+    info = os.fstat(fd)
+    return info.st_dev, info.st_ino
+
+
+def _remove_stale(final: Path) -> None:
+    """Remove the staging and unfinished destination folders of killed merges into ``final``.
+
+    Only real folders (not links) named as :func:`_merge` names them; called
+    while holding the merge lock exclusively, so none is a live merge's.
+    """
+    pattern = re.compile(rf"\.{re.escape(final.name)}\.(?:staging|merging)-[0-9a-f]{{8}}")
+    with contextlib.suppress(OSError), os.scandir(final.parent) as entries:
+        for entry in entries:
+            if pattern.fullmatch(entry.name) and entry.is_dir(follow_symlinks=False):
+                shutil.rmtree(entry.path, ignore_errors=True)
+
+
 def _merge(sources: list[_Source], into: str | os.PathLike[str], *, allow_code_mismatch: bool,
            progress: bool | None) -> MergeReport:
+    """Merge ``sources`` into ``into`` while holding the merge lock beside it (see :class:`_MergeClaim`)."""
+    final = locate(into)
+    with _MergeClaim(final):
+        return _merge_claimed(sources, final, allow_code_mismatch=allow_code_mismatch, progress=progress)
+
+
+def _merge_claimed(sources: list[_Source], final: Path, *, allow_code_mismatch: bool,
+                   progress: bool | None) -> MergeReport:
     """Check every source, then write them into ``into`` in one transaction.
 
     A destination that does not exist yet is built beside it and renamed into
@@ -284,8 +414,9 @@ def _merge(sources: list[_Source], into: str | os.PathLike[str], *, allow_code_m
     store beside the destination (a group per transaction), which then goes
     into the destination in one transaction.
     """
-    final = locate(into)
-    if final.resolve() in {s.root.resolve() for s in sources}:
+    final_db = _identity(final / DB_NAME)
+    if final.resolve() in {s.root.resolve() for s in sources} or (
+            final_db is not None and final_db in {_identity(s.root / DB_NAME) for s in sources}):
         raise RecorderError(f"cannot merge the store {final} into itself")
     fresh = not (final / DB_NAME).exists() and (not final.exists() or not any(final.iterdir()))
     target = final.parent / f".{final.name}.merging-{secrets.token_hex(4)}" if fresh else final
@@ -313,10 +444,13 @@ def _merge(sources: list[_Source], into: str | os.PathLike[str], *, allow_code_m
 def _merge_into(sources: list[_Source], into: Path, *, allow_code_mismatch: bool,
                 progress: bool | None) -> MergeReport:
     destination = Store.open(into)
+    # From deciding which objects the destination has to the commit of the rows naming them.
+    guard = destination.objects.lock()
     groups = [sources[i : i + MAX_ATTACHED] for i in range(0, len(sources), MAX_ATTACHED)]
     added = skipped = objects = object_bytes = 0
     bar = Progress(len(sources), progress, "merge")
     try:
+        guard.acquire()
         conn = destination.conn
         expected = Expected()
         expected.add(conn, "main", "1")
@@ -332,8 +466,8 @@ def _merge_into(sources: list[_Source], into: Path, *, allow_code_mismatch: bool
             with _attached(conn, group) as names:
                 conditions = [_selection(conn, name, source.selected) for name, source in zip(names, group)]
                 with transaction(conn):
-                    # Object files in place before the rows that name them, under the write lock
-                    # that gc holds too (it would take them for unused otherwise).
+                    # Object files in place before the rows that name them, under the objects lock
+                    # (gc would take them, or the ones found there already, for unused otherwise).
                     for index, source in enumerate(group):
                         n, size = _link_objects(source.root, to_copy[number * MAX_ATTACHED + index],
                                                 destination.objects)
@@ -356,6 +490,7 @@ def _merge_into(sources: list[_Source], into: Path, *, allow_code_mismatch: bool
                         bar.add("done")
     finally:
         bar.close()
+        guard.release()
         destination.close()
     return MergeReport(added, skipped, objects, object_bytes)
 
@@ -378,11 +513,14 @@ def merge(
     :raises RecorderError: when a source disagrees with the destination (an
         experiment's config values, its code, a name's role), has a session
         still recording, or misses an object; nothing is written then.
+    :raises DuplicateSource: when a source is given twice (by any path).
     """
     paths = [sources] if isinstance(sources, (str, os.PathLike)) else list(sources)
     if not paths:
         raise RecorderError("no source stores to merge")
-    return _merge([_Source(_open_source(p), None) for p in paths], into,
+    roots = [_open_source(p) for p in paths]
+    _refuse_duplicates(paths, roots)  # before attaching any: the same database twice locks itself
+    return _merge([_Source(root, None) for root in roots], into,
                   allow_code_mismatch=allow_code_mismatch, progress=progress)
 
 

@@ -234,16 +234,21 @@ class Recorder:
         proc = provenance.process_info()
         jax = provenance.jax_info()  # may initialise a backend: not inside the write transaction
         store = Store.open(self._store_arg)
+        # Shared until the session row is committed: gc must not delete the config arrays in between.
+        guard = store.objects.lock()
         try:
+            guard.acquire()
             config = [
                 (name, encode(name, value, store.objects, inline_limit=self.inline_limit, what="config value"))
                 for name, value in self._pending_config.items()
             ]
             lock = SessionLock(store.root, session_id)  # before the row: see liveness
         except OSError as e:
+            guard.release()
             store.close()
             raise StoreError(f"cannot create the session lock in {store.root}: {e}") from e
         except BaseException:
+            guard.release()
             store.close()
             raise
         env_sha = git_state.commit or _fallback_env_sha(self.experiment, time_start)
@@ -272,6 +277,8 @@ class Recorder:
             lock.release()
             store.close()
             raise
+        finally:
+            guard.release()
         writer = RunWriter(
             store.conn, experiment_pk, session_pk,
             interval=self.flush_interval, purge_duplicate_comments=self.purge_duplicate_comments,

@@ -675,6 +675,139 @@ def test_gc_refuses_while_recording(store: Path, recorded: dict[str, str]) -> No
     assert ok(store, "gc").output.startswith("removed 1 files")
 
 
+def _victim(tmp_path: Path) -> dict[Path, bytes]:
+    """A folder outside the store with files gc would take for stray objects, and others: name -> bytes."""
+    victim = tmp_path / "victim"
+    (victim / "ab").mkdir(parents=True)
+    files = {
+        victim / ("cd" * 31 + ".npy"): b"looks like an object",
+        victim / ".tmp-old": b"looks like a temp file",
+        victim / "notes.txt": b"my thesis",
+        victim / "ab" / ("ef" * 31 + ".npy"): b"deeper",
+    }
+    for path, data in files.items():
+        path.write_bytes(data)
+        two_hours_ago = path.stat().st_mtime - 7200  # old enough for gc's temp-file rule
+        os.utime(path, (two_hours_ago, two_hours_ago))
+    return files
+
+
+def test_gc_never_follows_a_symlink_out_of_the_store(store: Path, recorded: dict[str, str], tmp_path: Path) -> None:
+    """Links inside objects/ (a fan-out folder, an object file) are left alone by gc and reported by verify."""
+    files = _victim(tmp_path)
+    victim = tmp_path / "victim"
+    (store / "objects" / "zz").symlink_to(Path("..") / ".." / "victim")  # relative, as an attacker writes it
+    (kept,) = object_files(store)
+    linked_file = kept.parent / ("12" * 31 + ".npy")
+    linked_file.symlink_to(victim / ("cd" * 31 + ".npy"))
+    stray = _stray(store, 1000)
+    with pytest.warns(rec.RecorderWarning, match="2 symbolic links"):
+        result = ok(store, "gc")
+    assert result.stdout.startswith("removed 1 files")  # the real stray object only
+    assert not stray.exists()
+    assert {path: path.read_bytes() for path in files} == files
+    assert kept.exists() and (store / "objects" / "zz").is_symlink() and linked_file.is_symlink()
+    result = cli(store, "verify")
+    assert result.exit_code == 1 and "Traceback" not in result.output
+    lines = result.stderr.splitlines()
+    assert len(lines) == 2 and all(line.startswith("link:") for line in lines), lines
+    assert any("zz" in line for line in lines) and any(linked_file.name in line for line in lines)
+    assert {path: path.read_bytes() for path in files} == files
+
+
+def test_gc_refuses_an_objects_folder_that_is_a_link(store: Path, recorded: dict[str, str], tmp_path: Path) -> None:
+    files = _victim(tmp_path)
+    shutil.rmtree(store / "objects")
+    (store / "objects").symlink_to(tmp_path / "victim")
+    assert_error(cli(store, "gc"), "symbolic link", str(store / "objects"))
+    assert {path: path.read_bytes() for path in files} == files
+    result = cli(store, "verify")
+    assert result.exit_code == 1
+    assert any(line.startswith("link:") for line in result.stderr.splitlines())
+    assert {path: path.read_bytes() for path in files} == files
+
+
+def test_verify_reports_a_referenced_object_that_is_a_link(store: Path, recorded: dict[str, str], tmp_path: Path) -> None:
+    (kept,) = object_files(store)
+    outside = tmp_path / "outside.npy"
+    shutil.copyfile(kept, outside)  # the same bytes: only the link is wrong
+    kept.unlink()
+    kept.symlink_to(outside)
+    result = cli(store, "verify")
+    assert result.exit_code == 1 and "Traceback" not in result.output
+    (line,) = result.stderr.splitlines()
+    assert line.startswith("link:") and recorded["done"] in line and "traj" in line
+    with rec.open(store) as db, pytest.raises(rec.ObjectError, match="symbolic link"):
+        db.array(recorded["done"], "traj")
+    assert outside.exists()
+
+
+def _tamper(store: Path, sql: str, params: tuple = ()) -> None:
+    conn = sqlite3.connect(store / "recorder.sqlite")
+    try:
+        with conn:
+            conn.execute(sql, params)
+    finally:
+        conn.close()
+
+
+@pytest.mark.parametrize("digest", ["zz-not-a-digest", "../" * 3 + "etc/passwd", "A" * 64])
+def test_verify_reports_a_malformed_digest_and_goes_on(store: Path, recorded: dict[str, str], digest: str) -> None:
+    """A malformed digest is one problem among others, not the end of verify."""
+    with rec.Recorder("more", store=store, git=False) as r, r.run(a=1) as run:
+        run.log(bad=np.zeros(20000), fine=np.ones(20000))
+    fine = scalar_value(store, "SELECT value FROM results WHERE name = 'fine'")
+    _tamper(store, "UPDATE results SET value = ? WHERE name = 'bad'", (digest,))
+    (store / "objects" / fine[:2] / f"{fine[2:]}.npy").unlink()  # an unrelated missing object is still found
+    result = cli(store, "verify")
+    assert result.exit_code == 1 and "Traceback" not in result.output
+    lines = result.stderr.splitlines()
+    assert len(lines) == 2, lines
+    assert any(line.startswith("malformed digest:") and run.id in line and "bad" in line for line in lines), lines
+    assert any(line.startswith("missing:") and run.id in line and "fine" in line for line in lines), lines
+
+
+@pytest.mark.parametrize(("column", "value", "problem"), [
+    ("size", 12, "size"), ("shape", "[3, 4]", "shape"), ("dtype", "<i4", "dtype"),
+])
+def test_verify_checks_the_recorded_size_shape_and_dtype(store: Path, recorded: dict[str, str],
+                                                         column: str, value: Any, problem: str) -> None:
+    _tamper(store, f"UPDATE objects SET {column} = ?", (value,))
+    result = cli(store, "verify")
+    assert result.exit_code == 1 and "Traceback" not in result.output
+    (line,) = result.stderr.splitlines()
+    assert line.startswith(f"wrong {problem}:") and recorded["done"] in line and "traj" in line, line
+    assert str(value) in line
+
+
+@pytest.mark.parametrize("kind", ["npy", "npyscalar"])
+def test_verify_checks_that_inline_arrays_decode(store: Path, kind: str) -> None:
+    with rec.Recorder("inline", store=store, git=False, config={"small": np.arange(3)}) as r, r.run(a=1) as run:
+        run.log(vec=np.arange(4), c=np.complex64(1 + 2j))
+    name = "vec" if kind == "npy" else "c"
+    assert scalar_kind(store, name) == kind
+    _tamper(store, "UPDATE results SET value = ? WHERE name = ?", (b"\x93NUMPY garbage", name))
+    _tamper(store, "UPDATE config SET value = ? WHERE name = 'small'", (b"not npy",))
+    result = cli(store, "verify")
+    assert result.exit_code == 1 and "Traceback" not in result.output
+    lines = result.stderr.splitlines()
+    assert len(lines) == 2, lines
+    assert any(line.startswith("corrupt inline array:") and run.id in line and name in line for line in lines)
+    assert any(line.startswith("corrupt inline array:") and r.id in line and "small" in line for line in lines)
+
+
+def scalar_value(store: Path, sql: str, params: tuple = ()) -> Any:
+    conn = sqlite3.connect(f"file:{store / 'recorder.sqlite'}?mode=ro", uri=True)
+    try:
+        return conn.execute(sql, params).fetchone()[0]
+    finally:
+        conn.close()
+
+
+def scalar_kind(store: Path, name: str) -> str:
+    return scalar_value(store, "SELECT kind FROM results WHERE name = ?", (name,))
+
+
 # -- checkout --------------------------------------------------------------------
 # (The default folder, git="record" runs and hostile repositories: tests/test_checkout.py
 # and tests/faults/test_fault_git.py.)

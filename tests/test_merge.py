@@ -1,8 +1,9 @@
 """Shards: rec.merge / rec.extract and `recorder merge` / `recorder extract`, on real stores.
 
-Shards recorded without git each have their own fallback env SHA, so merging
-two of them needs ``allow_code_mismatch=True`` (what examples/cluster_shards.py
-does); the tests about code versions use real git commits.
+Shards recorded without git are compared by the digest of their main script
+(their fallback env SHAs differ for every session): the shards made in this
+process all have pytest's, so they merge; the tests about code versions use
+real git commits, or real scripts run in other processes.
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -250,13 +252,73 @@ def test_code_versions_must_agree_unless_allowed(tmp_path: Path, repo: Path) -> 
     assert commits == {first_sha, second_sha}
 
 
-def test_shards_without_git_are_refused_unless_allowed(tmp_path: Path) -> None:
-    a = shard(tmp_path / "a", rec.plist("a", [1.0]))
-    b = shard(tmp_path / "b", rec.plist("a", [2.0]))
-    with pytest.raises(rec.RecorderError, match="without git"):
+SCRIPT_JOB = """
+import sys
+import numpy as np
+import recorder as rec
+
+def model(a: float) -> dict:
+    return {"y": 2 * a, "curve": np.full(10_000, a)}
+
+with rec.Recorder("exp", store=sys.argv[1], git=False, config={"dt": 0.1}) as r:
+    r.sweep(model, rec.plist("a", [float(sys.argv[2])]), progress=False, return_df=False)
+"""
+
+
+def script_shard(tmp_path: Path, script: str, store: str, a: float, *, extra: str = "") -> Path:
+    """Run the job script ``script`` (written from SCRIPT_JOB plus ``extra``) into ``store``, without git."""
+    path = tmp_path / script
+    path.write_text(SCRIPT_JOB + extra)
+    done = subprocess.run([sys.executable, str(path), str(tmp_path / store), str(a)], cwd=tmp_path,
+                          capture_output=True, text=True, timeout=120, check=False)
+    assert done.returncode == 0, done.stderr
+    return tmp_path / store
+
+
+def test_shards_without_git_from_the_same_script_merge(tmp_path: Path) -> None:
+    """Two jobs of one script without git: their env SHAs differ (pypet's rule), their code does not."""
+    a = script_shard(tmp_path, "job.py", "a", 1.0)
+    b = script_shard(tmp_path, "job.py", "b", 2.0)
+    with rec.open(a) as da, rec.open(b) as db:
+        sha_a, sha_b = (d.sql("SELECT env_sha FROM sessions")["env_sha"][0] for d in (da, db))
+    assert sha_a != sha_b  # kept: pypet's fallback hash of name and start time
+    report = rec.merge([a, b], tmp_path / "dest", progress=False)
+    assert report.runs == 2 and run_ids(tmp_path / "dest") == run_ids(a) | run_ids(b)
+    c = script_shard(tmp_path, "job.py", "c", 3.0)
+    assert rec.merge(c, tmp_path / "dest", progress=False).runs == 1  # into an existing destination too
+
+
+def test_shards_without_git_from_different_scripts_are_refused_naming_both(tmp_path: Path) -> None:
+    a = script_shard(tmp_path, "job.py", "a", 1.0)
+    b = script_shard(tmp_path, "job_b.py", "b", 2.0, extra="# another version of the model\n")
+    digests = [hashlib.sha256(path.read_bytes()).hexdigest() for path in (tmp_path / "job.py", tmp_path / "job_b.py")]
+    with pytest.raises(rec.RecorderError, match="main script") as info:
         rec.merge([a, b], tmp_path / "dest", progress=False)
+    message = str(info.value)
+    assert digests[1] in message and digests[0] in message and "without git" in message
+    assert message.index(digests[1]) < message.index(digests[0])  # "there" (the source), then the destination
     assert not (tmp_path / "dest").exists()
     report = rec.merge([a, b], tmp_path / "dest", allow_code_mismatch=True, progress=False)
+    assert report.runs == 2
+
+
+def test_shards_without_git_or_a_script_are_refused_unless_allowed(tmp_path: Path) -> None:
+    """``python -c`` has no main script file: nothing identifies the code, so the shards are refused."""
+    stores = []
+    for name, a in (("a", 1.0), ("b", 2.0)):
+        done = subprocess.run([sys.executable, "-c", SCRIPT_JOB, str(tmp_path / name), str(a)], cwd=tmp_path,
+                              capture_output=True, text=True, timeout=120, check=False)
+        assert done.returncode == 0, done.stderr
+        stores.append(tmp_path / name)
+    with pytest.raises(rec.RecorderError, match="without a main script file"):
+        rec.merge(stores, tmp_path / "dest", progress=False)
+    assert rec.merge(stores, tmp_path / "dest", allow_code_mismatch=True, progress=False).runs == 2
+
+
+def test_shards_of_one_process_without_git_merge(tmp_path: Path) -> None:
+    a = shard(tmp_path / "a", rec.plist("a", [1.0]))
+    b = shard(tmp_path / "b", rec.plist("a", [2.0]))
+    report = rec.merge([a, b], tmp_path / "dest", progress=False)
     assert report.runs == 2 and run_ids(tmp_path / "dest") == run_ids(a) | run_ids(b)
 
 
@@ -589,8 +651,8 @@ def test_cli_merge_and_extract(tmp_path: Path) -> None:
 
 
 def test_cli_errors_are_one_line_unless_debug(tmp_path: Path) -> None:
-    a = shard(tmp_path / "a", rec.plist("a", [1.0]))
-    b = shard(tmp_path / "b", rec.plist("a", [2.0]))
+    a = script_shard(tmp_path, "job.py", "a", 1.0)
+    b = script_shard(tmp_path, "job_b.py", "b", 2.0, extra="# another version\n")
     dest = str(tmp_path / "dest")
     runner = CliRunner()
 
@@ -610,3 +672,136 @@ def test_cli_errors_are_one_line_unless_debug(tmp_path: Path) -> None:
     assert result.exit_code == 1
     assert isinstance(result.exception, rec.RecorderError) and "ran code" in str(result.exception)
     assert not Path(dest).exists()
+
+
+# -- duplicates, leftovers of killed merges, links ------------------------------------------
+
+def test_the_same_shard_twice_is_refused_up_front(tmp_path: Path) -> None:
+    """Given twice (by the same path, another spelling, a link or a hard link), a shard is refused at once."""
+    from recorder.errors import DuplicateSource
+
+    a = shard(tmp_path / "a", rec.plist("a", [1.0]))
+    (tmp_path / "link").symlink_to(a)
+    (tmp_path / "hard").mkdir()
+    (tmp_path / "sub").mkdir()
+    os.link(a / "recorder.sqlite", tmp_path / "hard" / "recorder.sqlite")
+    dest = tmp_path / "dest"
+    for twice in ([a, a], [a, tmp_path / "sub" / ".." / "a"], [a, tmp_path / "link"], [a, tmp_path / "hard"]):
+        with pytest.raises(DuplicateSource, match="give each source once") as info:
+            rec.merge(twice, dest, progress=False)
+        assert str(twice[1]) in str(info.value) and str(twice[0]) in str(info.value)
+        assert isinstance(info.value, ValueError)
+        assert not dest.exists()
+    result = CliRunner().invoke(main, ["merge", str(a), str(a), "--into", str(dest)])
+    assert result.exit_code == 1 and "give each source once" in result.stderr
+    assert len(result.stderr.splitlines()) == 1 and not dest.exists()
+
+
+def _leftovers(tmp_path: Path, name: str = "dest") -> list[str]:
+    return sorted(p.name for p in tmp_path.iterdir() if p.name.startswith(f".{name}."))
+
+
+def test_folders_of_killed_merges_are_removed_by_the_next_merge(tmp_path: Path) -> None:
+    a = shard(tmp_path / "a", rec.plist("a", [1.0]))
+    b = shard(tmp_path / "b", rec.plist("a", [2.0]))
+    for name in (".dest.staging-0123abcd", ".dest.merging-89abcdef"):  # what a SIGKILLed merge leaves
+        (tmp_path / name / "objects" / "ab").mkdir(parents=True)
+        (tmp_path / name / "recorder.sqlite").write_bytes(b"half a store")
+    keep = [tmp_path / ".dest.staging-not-hex", tmp_path / ".other.merging-0123abcd"]  # not a merge's into dest
+    for path in keep:
+        path.mkdir()
+    victim = tmp_path / "victim"
+    victim.mkdir()
+    (victim / "data").write_text("keep me")
+    (tmp_path / ".dest.merging-feedf00d").symlink_to(victim)  # a link is never a merge's folder
+    rec.merge([a, b], tmp_path / "dest", allow_code_mismatch=True, progress=False)
+    assert _leftovers(tmp_path) == [".dest.merging-feedf00d", ".dest.staging-not-hex"]
+    assert all(path.is_dir() for path in keep) and (victim / "data").read_text() == "keep me"
+    assert count(tmp_path / "dest") == 2
+
+
+LIVE_MERGE = """
+import importlib, sys, time, pathlib
+import recorder as rec
+merging = importlib.import_module("recorder.merge")  # rec.merge is the function
+
+sources, dest, marker, go = sys.argv[1:3], sys.argv[3], pathlib.Path(sys.argv[4]), pathlib.Path(sys.argv[5])
+checked = merging._objects_to_copy
+
+def paused(*args, **kwargs):
+    found = checked(*args, **kwargs)
+    marker.write_text("checked")
+    deadline = time.monotonic() + 60
+    while not go.exists() and time.monotonic() < deadline:
+        time.sleep(0.01)
+    return found
+
+merging._objects_to_copy = paused
+print(rec.merge(sources, dest, allow_code_mismatch=True, progress=False).runs)
+"""
+
+
+def test_a_live_merges_folder_is_never_removed(tmp_path: Path) -> None:
+    """A merge paused while its fresh destination is half built: another merge into it removes nothing."""
+    a = shard(tmp_path / "a", rec.plist("a", [1.0]))
+    b = shard(tmp_path / "b", rec.plist("a", [2.0]))
+    marker, go = tmp_path / "checked", tmp_path / "go"
+    live = subprocess.Popen(
+        [sys.executable, "-c", LIVE_MERGE, str(a), str(b), str(tmp_path / "dest"), str(marker), str(go)],
+        cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )
+    try:
+        _wait_for(marker, live)
+        assert ".dest.merge.lock" in _leftovers(tmp_path, "dest")
+        (building,) = [name for name in _leftovers(tmp_path, "dest") if name.startswith(".dest.merging-")]
+        stale = tmp_path / ".dest.staging-00000000"
+        stale.mkdir()
+        other = tmp_path / "other"
+        rec.merge(a, other, progress=False)  # another destination beside it: its own lock
+        assert (tmp_path / building).is_dir() and stale.is_dir()
+        from recorder.merge import _MergeClaim
+
+        with _MergeClaim(tmp_path / "dest"):  # what the next merge into dest takes first
+            assert (tmp_path / building).is_dir() and stale.is_dir()
+    finally:
+        go.write_text("go")
+        out, err = live.communicate(timeout=120)
+    assert live.returncode == 0, err
+    assert out.split() == ["2"] and count(tmp_path / "dest") == 2
+    rec.merge(a, tmp_path / "dest", progress=False)  # no merge is live now: the stale folder goes
+    assert _leftovers(tmp_path, "dest") == []
+
+
+def _wait_for(marker: Path, process: subprocess.Popen) -> None:
+    """Wait (bounded) until ``process`` writes ``marker``; fail with its stderr if it ends first."""
+    import time
+
+    deadline = time.monotonic() + 60
+    while not marker.exists():
+        if process.poll() is not None:
+            raise AssertionError(f"the process ended first: {process.communicate()[1]}")
+        assert time.monotonic() < deadline, "the process never reached its marker"
+        time.sleep(0.01)
+
+
+@pytest.mark.parametrize("where", ["file", "folder"])
+def test_a_source_whose_object_is_a_link_is_refused(tmp_path: Path, where: str) -> None:
+    from recorder.errors import ObjectOutsideStore
+
+    source = shard(tmp_path / "source", rec.plist("a", [1.0]))
+    (path,) = (source / "objects").rglob("*.npy")
+    outside = tmp_path / "outside" / path.parent.name
+    outside.mkdir(parents=True)
+    shutil.copyfile(path, outside / path.name)  # the right bytes, reached the wrong way
+    if where == "file":
+        path.unlink()
+        path.symlink_to(outside / path.name)
+    else:
+        shutil.rmtree(path.parent)
+        path.parent.symlink_to(outside)
+    for call in (lambda: rec.merge(source, tmp_path / "dest", progress=False),
+                 lambda: rec.extract(source, tmp_path / "dest", progress=False)):
+        with pytest.raises(ObjectOutsideStore, match="symbolic link"):
+            call()
+        assert not (tmp_path / "dest").exists()
+    assert (outside / path.name).exists()

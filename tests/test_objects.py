@@ -16,6 +16,7 @@ import numpy as np
 import pytest
 
 import recorder as rec
+from recorder.errors import ObjectOutsideStore
 from recorder.objects import load_npy_bytes, npy_bytes, validate_digest
 
 from conftest import ROOT
@@ -459,3 +460,52 @@ def test_a_failed_write_leaves_neither_a_final_nor_a_temp_file(tmp_path: Path) -
     digest, size = small.split()
     assert files_under(root) == [objects.path(digest)]
     assert objects.verify(digest)
+
+
+# -- symbolic links: never followed out of the store -------------------------------------
+
+
+def _digest_of(array: np.ndarray, tmp_path: Path) -> str:
+    return rec.ObjectStore(tmp_path / "scratch" / "objects").put(array)[0]
+
+
+def test_put_refuses_a_fan_out_folder_that_is_a_link_out_of_the_store(objects: rec.ObjectStore, tmp_path: Path) -> None:
+    array = np.arange(50_000.0)
+    digest = _digest_of(array, tmp_path)
+    victim = tmp_path / "victim"
+    victim.mkdir()
+    objects.root.mkdir(parents=True)
+    (objects.root / digest[:2]).symlink_to(victim)
+    with pytest.raises(ObjectOutsideStore, match="symbolic link"):
+        objects.put(array)
+    assert list(victim.iterdir()) == []
+    for call in (objects.get, objects.verify, objects.exists):
+        with pytest.raises(ObjectOutsideStore):
+            call(digest)
+
+
+def test_objects_folder_that_is_a_link_is_refused(tmp_path: Path) -> None:
+    victim = tmp_path / "victim"
+    victim.mkdir()
+    (tmp_path / "store").mkdir()
+    (tmp_path / "store" / "objects").symlink_to(victim)
+    objects = rec.ObjectStore(tmp_path / "store" / "objects")
+    with pytest.raises(ObjectOutsideStore, match="objects"):
+        objects.put(np.arange(50_000.0))
+    assert list(victim.iterdir()) == []
+
+
+def test_an_object_file_that_is_a_link_is_not_read_through(objects: rec.ObjectStore, tmp_path: Path) -> None:
+    array = np.arange(50_000.0)
+    digest, _ = objects.put(array)
+    path = objects.path(digest)
+    outside = tmp_path / "outside.npy"
+    outside.write_bytes(path.read_bytes())  # the right bytes, reached the wrong way
+    path.unlink()
+    path.symlink_to(outside)
+    for call in (objects.get, objects.verify, objects.exists):
+        with pytest.raises(ObjectOutsideStore, match=digest):
+            call(digest)
+    # put replaces the link with a real file; the file it pointed to is untouched
+    assert objects.put(array) == (digest, outside.stat().st_size)
+    assert not path.is_symlink() and objects.verify(digest) and outside.exists()

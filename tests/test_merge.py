@@ -805,3 +805,14 @@ def test_a_source_whose_object_is_a_link_is_refused(tmp_path: Path, where: str) 
             call()
         assert not (tmp_path / "dest").exists()
     assert (outside / path.name).exists()
+
+
+def test_merging_creates_nothing_in_a_source(tmp_path: Path) -> None:
+    """A source is only read: a shard without objects/ or .gitignore (copied by hand) stays so."""
+    source = shard(tmp_path / "s0", rec.grid(a=[1.0], b=[1]), func=lambda a, b=1: {"y": a * b})
+    shutil.rmtree(source / "objects")
+    (source / ".gitignore").unlink()
+    rec.merge([source], tmp_path / "dest")
+    assert not (source / "objects").exists()
+    assert not (source / ".gitignore").exists()
+    assert len(run_ids(tmp_path / "dest")) == 1

@@ -29,6 +29,7 @@ from typing import TYPE_CHECKING, Any
 
 from .catalog import IN_SCALARS, columns, fields_of, select_sql
 from .errors import RecorderError
+from .hashing import INT64_MAX, INT64_MIN
 from .sidequery import InThread, SideQuery, available
 from .values import decode, is_scalar_kind
 
@@ -152,16 +153,43 @@ def _records(data: bytes | None, layout: list[str], wanted: list[str], n: int) -
     if b'"' not in cut:  # numbers, true, false and null only: pandas' parser reads them exactly
         import pandas as pd
 
+        # Nullable dtypes, so that an int column with nulls stays ints (float64 would round beyond 2**53).
         table = pd.read_csv(
             io.BytesIO(cut), sep="\x1f", lineterminator="\x1e", header=None, names=keys,
-            usecols=wanted, na_values=["null"], keep_default_na=False, **_exact_floats(),
+            usecols=wanted, na_values=["null"], keep_default_na=False, dtype_backend="numpy_nullable",
+            **_exact_floats(),
         )
-        if len(table) == n and all(table[name].dtype.kind in "fiub" for name in wanted):
-            return {name: table[name].to_numpy() for name in wanted}
+        if len(table) == n:
+            parsed = {name: _plain_column(table[name]) for name in wanted}
+            if all(column is not None for column in parsed.values()):
+                return parsed
     flat = cut.replace(b"\x1f", b",").replace(b"\x1e", b",")
     values = json.loads(b"[" + flat + b"]")
     columns = {key: _values(values[j::m]) for j, key in enumerate(keys)}
     return {name: columns[name] for name in wanted}
+
+
+def _plain_column(column: pd.Series) -> Any:
+    """A column read by read_csv with nullable dtypes, as :func:`_values` would make it; None if not numbers.
+
+    Ints stay numpy int64, or pandas' nullable ``Int64`` when some are
+    missing; floats are numpy float64 with NaN where missing; bools numpy
+    bool; a column of nulls only is NaN. Bools with nulls (and anything
+    else) are left to the JSON parser, which keeps them as objects.
+    """
+    import numpy as np
+
+    kind = column.dtype.kind
+    missing = bool(column.isna().any())
+    if missing and column.isna().all():
+        return np.full(len(column), np.nan)
+    if kind in "iu":
+        return column.array if missing else column.to_numpy(dtype=np.int64)
+    if kind == "f":
+        return column.to_numpy(dtype=np.float64, na_value=np.nan)
+    if kind == "b" and not missing:
+        return column.to_numpy(dtype=bool)
+    return None
 
 
 def _parsed_one_by_one(data: bytes, wanted: list[str]) -> dict[str, Any]:
@@ -177,15 +205,28 @@ def _exact_floats() -> dict[str, str]:
     return {} if int(pd.__version__.split(".")[0]) >= 3 else {"float_precision": "round_trip"}
 
 
+_INTS_AND_NONE = {int, type(None)}
+
+
 def _values(cells: list[Any]) -> Any:
     """A column of plain result values: a numpy array when they are all numbers of one type.
 
-    A column of None only is NaN, as it reads from runs.scalars (see _records).
+    A column of None only is NaN, as it reads from runs.scalars (see _records);
+    ints with some None are pandas' nullable ``Int64`` (exact, where float64 would round).
     """
     import numpy as np
 
     if cells and cells[0] is None and all(c is None for c in cells):
         return np.full(len(cells), np.nan)
+    if cells and None in cells and set(map(type, cells)) == _INTS_AND_NONE:
+        # Ints with some missing: pandas' nullable Int64 keeps them exact (float64 rounds beyond 2**53),
+        # objects when some do not fit in 64 bits.
+        present = [c for c in cells if c is not None]
+        if INT64_MIN <= min(present) and max(present) <= INT64_MAX:
+            import pandas as pd
+
+            return pd.array(cells, dtype="Int64")
+        return np.array(cells, dtype=object)
     if cells and type(cells[0]) in (float, int):
         array = np.array(cells)
         if array.dtype.kind in "fi":

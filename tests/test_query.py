@@ -223,8 +223,9 @@ def test_psets_with_different_parameters(store: Path) -> None:
     assert list(df.columns[:6]) == ["a", "b", "c", "d", "y", "z"]
 
     def cells(column: str) -> list[Any]:
-        return [None if v is None or (isinstance(v, float) and np.isnan(v)) else v for v in df[column]]
+        return [None if v is None or v is pd.NA or (isinstance(v, float) and np.isnan(v)) else v for v in df[column]]
 
+    assert str(df["a"].dtype) == "Int64"  # ints with some missing: nullable ints, exact
     assert cells("a") == [1, 2, 3, None, None]
     assert cells("b") == [2.0, None, None, 5.0, None]
     assert cells("c") == [None, None, "x", None, "y"]
@@ -810,3 +811,79 @@ def test_the_wide_view_of_a_migrated_store_shows_new_runs(store: Path) -> None:
     with rec.open(store) as db:
         assert db.df("exp")["energy"].tolist() == [0.5, 1.0, 2.0]
         assert db.sql('SELECT energy FROM "exp" ORDER BY a')["energy"].tolist() == [0.5, 1.0, 2.0]
+
+
+# -- integers stay exact when some runs lack them --------------------------------------------
+
+BIG = 2**53 + 1  # 9007199254740993: float64 would read 9007199254740992.0
+
+
+def test_large_int_results_missing_in_some_runs_stay_exact(store: Path) -> None:
+    with rec.Recorder("ints", store=store, git=False) as r:
+        with r.run(a=1) as run:
+            run.log(big=BIG, y=1.0)
+        with r.run(a=2) as run:
+            run.log(y=2.0)  # no big
+        with r.run(a=3) as run:
+            run.log(big=-(2**63), y=3.0)
+        with r.run(a=4) as run:
+            run.log(big=None, y=4.0)  # None: missing as well
+    with rec.open(store) as db:
+        df = db.df("ints")
+    assert str(df["big"].dtype) == "Int64"
+    assert df["big"].isna().tolist() == [False, True, False, True]
+    assert [int(v) for v in df["big"][[0, 2]]] == [BIG, -(2**63)]
+
+
+def test_large_int_parameters_missing_in_some_runs_stay_exact(store: Path) -> None:
+    psets = [{"k": BIG, "s": 1}, {"s": 2}, {"k": None, "s": 3}, {"k": 2**63 - 1, "s": 4}]
+    with rec.Recorder("iparams", store=store, git=False) as r:
+        for pset in psets:
+            with r.run(pset) as run:
+                run.log(y=1.0)
+        with r.run(k=None, s=5) as run:  # every pset has k from here: the fast parser reads them
+            run.log(y=1.0)
+    with rec.Recorder("inull", store=store, git=False) as r:
+        for k in (BIG, None, 2**63 - 1):
+            with r.run(k=k) as run:
+                run.log(y=1.0)
+    with rec.open(store) as db:
+        df = db.df("iparams")
+        nulls = db.df("inull")
+    assert str(df["k"].dtype) == "Int64" and df["s"].dtype == np.int64
+    assert df["k"].isna().tolist() == [False, True, True, False, True]
+    assert [int(v) for v in df["k"][[0, 3]]] == [BIG, 2**63 - 1]
+    assert str(nulls["k"].dtype) == "Int64"
+    assert nulls["k"].isna().tolist() == [False, True, False]
+    assert [int(v) for v in nulls["k"][[0, 2]]] == [BIG, 2**63 - 1]
+
+
+def test_ints_beyond_64_bits_missing_in_some_runs_stay_exact(store: Path) -> None:
+    with rec.Recorder("huge", store=store, git=False) as r:
+        with r.run(a=1) as run:
+            run.log(h=2**70 + 1)
+        with r.run(a=2) as run:
+            run.log(other=1.0)
+        with r.run(a=3) as run:
+            run.log(h=BIG)
+        with pytest.raises(rec.ValueRefused, match="64 bits"):
+            r.run(a=2**64)  # a parameter must fit in 64 bits
+    with rec.open(store) as db:
+        df = db.df("huge")
+    assert df["h"].dtype == object
+    assert df["h"][0] == 2**70 + 1 and type(df["h"][0]) is int and pd.isna(df["h"][1]) and df["h"][2] == BIG
+
+
+def test_float_results_missing_in_some_runs_stay_numpy_floats(store: Path) -> None:
+    with rec.Recorder("floats2", store=store, git=False) as r:
+        with r.run(a=1) as run:
+            run.log(x=0.1, n=1)
+        with r.run(a=2) as run:
+            run.log(n=2)
+        with r.run(a=None) as run:
+            run.log(x=float("inf"), n=3)
+    with rec.open(store) as db:
+        df = db.df("floats2")
+    assert df["x"].dtype == np.float64 and df["n"].dtype == np.int64
+    assert df["x"][0] == 0.1 and np.isnan(df["x"][1]) and df["x"][2] == float("inf")
+    assert str(df["a"].dtype) == "Int64" and df["a"].isna().tolist() == [False, False, True]

@@ -39,7 +39,7 @@ if TYPE_CHECKING:
 
     from .objects import ObjectStore
 
-__all__ = ["META", "STATUSES", "frame", "selection"]
+__all__ = ["ERROR", "META", "STATUSES", "frame", "selection"]
 
 #: The run columns of a DataFrame of runs, after the parameters and results.
 META = ["_run_id", "_pset_hash", "_status", "_time_start", "_duration_s", "_session", "_env_sha"]
@@ -69,6 +69,9 @@ FROM (
 )
 """
 _RESULT_CELLS = "SELECT {cells} FROM runs AS r {joins} WHERE {condition} ORDER BY r.pk"
+_ERRORS = "SELECT r.error FROM runs AS r WHERE {condition} AND r.status = ? ORDER BY r.pk"
+#: The column of the error of each failed run, after :data:`META` when the selection may hold failed runs.
+ERROR = "_error"
 #: Below this many runs a helper process (about 50 ms to start) costs more than it saves.
 HELPER_MIN_RUNS = 100_000
 _RUN_ID_BYTES = 12
@@ -350,7 +353,40 @@ def _frame(conn: sqlite3.Connection, experiment: int, objects: ObjectStore,
     data["_duration_s"] = np.where(duration < 0, np.nan, duration / 1e6)
     data["_session"] = pd.Categorical.from_codes(session_codes, categories=session_ids)
     data["_env_sha"] = pd.Categorical.from_codes(env_codes[session_codes], categories=env_shas)
-    return pd.DataFrame(data, columns=[*params, *results, *META], copy=False)
+    meta = META
+    if statuses is None or "failed" in statuses:  # the same columns whichever runs are there
+        # object dtype, so that runs that did not fail hold None (pandas would make it str with NaN)
+        data[ERROR] = pd.Series(_errors(conn, condition, values, status_codes, n), dtype=object, copy=False)
+        meta = [*META, ERROR]
+    return pd.DataFrame(data, columns=[*params, *results, *meta], copy=False)
+
+
+def _errors(conn: sqlite3.Connection, condition: str, values: list[Any], status_codes: np.ndarray,
+            n: int) -> np.ndarray:
+    """The last line of each failed run's traceback (its exception), None for the other runs.
+
+    Only the failed runs' errors are read, in the caller's transaction, and
+    put where their status codes say.
+    """
+    import numpy as np
+
+    try:
+        rows = conn.execute(_ERRORS.format(condition=condition), [*values, "failed"]).fetchall()
+    except sqlite3.Error as e:
+        raise RecorderError(f"reading the runs failed: {e}") from e
+    at = np.flatnonzero(status_codes == STATUSES.index("failed"))
+    if len(rows) != len(at):
+        raise RecorderError(f"read {len(rows)} errors for {len(at)} failed runs; please report this")
+    errors = np.full(n, None, dtype=object)
+    errors[at] = [_last_line(error) for (error,) in rows]
+    return errors
+
+
+def _last_line(error: str | None) -> str | None:
+    """The last line of a traceback that has one: what the exception says."""
+    if not error or not error.strip():
+        return None
+    return error.rstrip().rsplit("\n", 1)[-1]
 
 
 def _start_helper(conn: sqlite3.Connection, fixed: str, values: list[Any], statuses: Sequence[str] | None,

@@ -427,11 +427,12 @@ def test_an_experiment_with_no_runs(store: Path) -> None:
         empty = db.df("empty")
         assert list(empty.columns) == META and len(empty) == 0
         assert str(empty["_time_start"].dt.tz) == "UTC"
-        assert db.df("empty", status=None).shape == (0, 7)
+        assert db.df("empty", status=None).shape == (0, 8)  # META and _error: failed runs may be selected
         failed = db.df("all_failed")
         assert list(failed.columns) == ["a", "y", "z", *META] and len(failed) == 0
         kept = db.df("all_failed", status="failed")
         assert kept[["a", "y", "z"]].values.tolist() == [[1, 1.0, 2.0]]  # a failed run keeps what it logged
+        assert kept["_error"].tolist() == ["ValueError: after logging"]
         assert list(db.arrays("empty", "traj")) == []
 
 
@@ -887,3 +888,53 @@ def test_float_results_missing_in_some_runs_stay_numpy_floats(store: Path) -> No
     assert df["x"].dtype == np.float64 and df["n"].dtype == np.int64
     assert df["x"][0] == 0.1 and np.isnan(df["x"][1]) and df["x"][2] == float("inf")
     assert str(df["a"].dtype) == "Int64" and df["a"].isna().tolist() == [False, False, True]
+
+
+# -- the error of failed runs ------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("status", "errors"), [
+    (None, [None, None, "ValueError: boom", None]),
+    ("failed", ["ValueError: boom"]),
+    (["done", "failed"], [None, None, "ValueError: boom"]),
+    (("failed", "interrupted"), ["ValueError: boom", None]),
+])
+def test_df_has_an_error_column_whenever_failed_runs_may_be_selected(store: Path, status: Any,
+                                                                     errors: list[str | None]) -> None:
+    record_statuses(store)
+    with rec.open(store) as db:
+        df = db.df("exp", status=status)
+        where = db.df("exp", status=status, where="a >= 2", columns=["a"])
+    assert list(df.columns[-len(META) - 1:]) == [*META, "_error"]
+    assert df["_error"].dtype == object and df["_error"].tolist() == errors
+    assert all(e is None for e in df.loc[df["_status"] != "failed", "_error"])
+    assert list(where.columns) == ["a", *META, "_error"]
+    assert where["_error"].tolist() == [e for a, e in zip(df["a"], errors) if a >= 2]
+
+
+@pytest.mark.parametrize("status", ["done", "interrupted", ["done", "interrupted", "running"], []])
+def test_df_has_no_error_column_when_no_failed_run_can_be_selected(store: Path, status: Any) -> None:
+    record_statuses(store)
+    with rec.open(store) as db:
+        df = db.df("exp", status=status)
+    assert "_error" not in df.columns and list(df.columns[-len(META):]) == META
+
+
+def test_error_column_holds_the_last_line_of_each_traceback(store: Path) -> None:
+    def model(a: int) -> dict:
+        if a == 1:
+            raise KeyError("missing key")
+        if a == 2:
+            raise RuntimeError("first line\nsecond line")
+        if a == 3:
+            try:
+                raise OSError("inner")
+            except OSError as e:
+                raise ValueError("outer") from e
+        return {"y": 1.0}
+
+    with rec.Recorder("errs", store=store, git=False) as r:
+        r.sweep(model, rec.plist("a", [0, 1, 2, 3]), progress=False)
+    with rec.open(store) as db:
+        df = db.df("errs", status=None)
+    assert df["_error"].tolist() == [None, "KeyError: 'missing key'", "second line", "ValueError: outer"]

@@ -23,7 +23,7 @@ import io
 import json
 import sqlite3
 import sys
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -79,7 +79,7 @@ _HASH_BYTES = 10
 
 
 def selection(conn: sqlite3.Connection, experiment: int, statuses: Sequence[str] | None, where: str | None,
-              params: list[str], results: dict[str, set[str]]) -> tuple[str, list[Any]]:
+              params: dict[str, set[str]], results: dict[str, set[str]]) -> tuple[str, list[Any]]:
     """Return the WHERE clause (over ``runs AS r``) that picks the runs, and its bound values.
 
     The user's ``where`` (SQL over the experiment's wide view) runs in a
@@ -126,7 +126,7 @@ def _hex_column(data: bytes | None, width: int, n: int) -> Any:
     return pd.array(texts, dtype="str")
 
 
-def _records(data: bytes | None, layout: list[str], wanted: list[str], n: int) -> dict[str, Any]:
+def _records(data: bytes | None, layout: Collection[str], wanted: list[str], n: int) -> dict[str, Any]:
     """The values of the ``wanted`` parameters from canonical JSON texts (UTF-8) joined by \\x1e, one per run.
 
     When every pset has every parameter of ``layout`` (the experiment's
@@ -292,7 +292,7 @@ def frame(
 
 def _frame(conn: sqlite3.Connection, experiment: int, objects: ObjectStore,
            statuses: Sequence[str] | None, params: list[str], results: dict[str, set[str]],
-           all_params: list[str], all_results: dict[str, set[str]], where: str | None,
+           all_params: dict[str, set[str]], all_results: dict[str, set[str]], where: str | None,
            helper_min_runs: int) -> pd.DataFrame:
     condition, values = selection(conn, experiment, statuses, where, all_params, all_results)
     try:
@@ -446,7 +446,7 @@ def _import_pandas() -> None:
     import pandas  # noqa: F401
 
 
-def _parse_fixed(row: tuple[Any, ...], several_sessions: bool, all_params: list[str],
+def _parse_fixed(row: tuple[Any, ...], several_sessions: bool, all_params: Collection[str],
                  params: list[str]) -> dict[str, Any]:
     """Parse the row of :data:`_FIXED_AGGREGATES` (numbers may come as text, from a helper)."""
     rest = list(row)

@@ -183,7 +183,7 @@ def test_string_parameters_and_names_round_trip(store: Path) -> None:
     with rec.open(store) as db:
         df = db.df("text")
         view = db.sql('SELECT * FROM "text"')
-    assert list(df.columns[:8]) == ["flag", "größe", "opt", quoted, "s", "echo", "π", 'r"q']
+    assert list(df.columns[:8]) == ["s", quoted, "größe", "opt", "flag", "echo", "π", 'r"q']  # as given
     assert df["s"].tolist() == strings and df["echo"].tolist() == strings
     assert df[quoted].tolist() == list(range(len(strings)))
     assert df['r"q'].tolist() == [-i for i in range(len(strings))]
@@ -938,3 +938,32 @@ def test_error_column_holds_the_last_line_of_each_traceback(store: Path) -> None
     with rec.open(store) as db:
         df = db.df("errs", status=None)
     assert df["_error"].tolist() == [None, "KeyError: 'missing key'", "second line", "ValueError: outer"]
+
+
+# -- parameters in the order of the function, or of the call ------------------------------------
+
+
+def ordered_model(zeta: float, alpha: int, mid: float = 1.0, **extra: Any) -> dict:
+    return {"y2": zeta * alpha, "y1": mid}
+
+
+def test_df_parameters_in_the_function_order(store: Path) -> None:
+    with rec.Recorder("swept", store=store, git=False) as r:
+        returned = r.sweep(ordered_model, rec.grid(alpha=[1, 2], zeta=[0.5]), progress=False)
+        assert list(returned.columns[:5]) == ["zeta", "alpha", "mid", "y2", "y1"]
+        r.sweep(ordered_model, [{"alpha": 3, "zeta": 1.5, "beta": 2, "aaa": 1}], progress=False)  # **extra
+    decorated = rec.experiment("decorated", store=store, git=False)(ordered_model)
+    decorated(alpha=1, zeta=0.5)
+    decorated.sweep(rec.grid(alpha=[2], zeta=[1.5, 2.5]), progress=False)
+    with rec.Recorder("called", store=store, git=False) as r:
+        with r.run(zeta=1, alpha=2) as run:
+            run.log(y2=1.0, y1=2.0)
+        with r.run({"zeta": 1, "alpha": 3, "b": 4}) as run:  # a new name: after the others
+            run.log(y2=1.0, y1=2.0)
+    with rec.open(store) as db:
+        assert list(db.df("swept").columns[:6]) == ["zeta", "alpha", "mid", "beta", "aaa", "y2"]
+        assert list(db.df("decorated").columns[:5]) == ["zeta", "alpha", "mid", "y2", "y1"]
+        assert list(db.df("called").columns[:5]) == ["zeta", "alpha", "b", "y2", "y1"]
+        assert db.df("swept")["zeta"].tolist() == [0.5, 0.5, 1.5]
+    view = [row[1] for row in connect(store).execute("PRAGMA table_info(\"swept\")")]
+    assert view[5:11] == ["zeta", "alpha", "mid", "beta", "aaa", "y2"]

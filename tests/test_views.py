@@ -965,7 +965,7 @@ def test_kinds_of_a_migrated_store(store: Path) -> None:
         ("param", "s", "text"), ("param", "m", ""), ("param", "m", "text"), ("param", "n", ""),
         ("result", "label", "text"), ("result", "mixed", "text"), ("result", "mixed", IN_SCALARS),
         ("result", "y", IN_SCALARS)}
-    assert [k["name"] for k in kinds if k["role"] == "param"][:3] == ["m", "n", "s"]  # the order kept
+    assert [k["name"] for k in kinds if k["role"] == "param"][:3] == ["s", "m", "n"]  # the order kept
     assert query(store, 'SELECT n FROM "old" WHERE n = ? AND s = ?', ("2", "c")) == [{"n": 2}]
     assert scalar(store, 'SELECT count(*) FROM "old" WHERE m = ?', ("1",)) == 0  # mixed: untyped
 

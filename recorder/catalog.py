@@ -288,6 +288,8 @@ class Fields:
         self.known = {(row.role, row.name, row.kind) for row in rows}
         # Parameter names → what texts() searches a canonical JSON for.
         self._probes: dict[tuple[str, ...], tuple[tuple[str, str], ...]] = {}
+        # Parameter names → the str parameters of the last run that had some, and their probes.
+        self._last: dict[tuple[str, ...], tuple[tuple[str, ...], tuple[str, ...]]] = {}
 
     def texts(self, names: tuple[str, ...], canonical: str) -> tuple[str, ...]:
         """Return the parameters whose value is a str in a pset's canonical JSON, in canonical order.
@@ -299,6 +301,15 @@ class Fields:
         """
         if '":"' not in canonical:
             return ()
+        last = self._last.get(names)
+        # Most runs of a layout have the same str parameters as the last one: then ":" occurs once for
+        # each of those (in canonical JSON, only where a value is a str), and each of their probes is there.
+        if last is not None and canonical.count('":"') == len(last[1]):
+            for probe in last[1]:
+                if probe not in canonical:
+                    break
+            else:
+                return last[0]
         probes = self._probes.get(names)
         if probes is None:
             order = sorted(names)  # canonical JSON's order
@@ -308,7 +319,11 @@ class Fields:
             )
             if len(self._probes) < 1024:
                 self._probes[names] = probes
-        return tuple([name for probe, name in probes if probe in canonical])
+        found = [(probe, name) for probe, name in probes if probe in canonical]
+        texts = tuple([name for _, name in found])
+        if len(self._last) < 1024:
+            self._last[names] = (texts, tuple([probe for probe, _ in found]))
+        return texts
 
     def claim(self, role: str, names: Iterable[str]) -> None:
         """Check that ``names`` may be used as ``role`` names of this experiment, and claim them.

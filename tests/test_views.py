@@ -988,3 +988,15 @@ def test_a_sweep_records_each_kind_of_a_parameter(store: Path, values: list[Any]
         assert scalar(store, 'SELECT count(*) FROM "m" WHERE p = ?', (str(numbers[0]),)) == (1 if typed else 0)
     else:
         assert query(store, 'SELECT typeof(p) AS t FROM "m" WHERE p = ?', ("x",)) == [{"t": "text"}]
+
+
+def test_str_parameters_found_whichever_change_between_runs(store: Path) -> None:
+    psets = [{"a": "x", "b": 1, "c": "k"}, {"a": "y", "b": 2, "c": "k"}, {"a": "x", "b": "two", "c": "k"},
+             {"a": 3, "b": 4, "c": "k"}, {"a": "z", "b": 5, "c": "k"}]
+    with rec.Recorder("m", store=store, git=False) as r:
+        r.sweep(lambda a, b, c: {"y": 1.0}, psets, progress=False)  # noqa: ARG005
+    rows = query(store, "SELECT name, kind FROM fields WHERE role = 'param'")
+    assert sorted((row["name"], row["kind"]) for row in rows) == [
+        ("a", ""), ("a", "text"), ("b", ""), ("b", "text"), ("c", "text")]
+    assert query(store, 'SELECT typeof(c) AS t, count(*) AS n FROM "m" WHERE c = ? GROUP BY 1', ("k",)) == [
+        {"t": "text", "n": 5}]

@@ -156,13 +156,15 @@ def _records(data: bytes | None, layout: Collection[str], wanted: list[str], n: 
     if b'"' not in cut:  # numbers, true, false and null only: pandas' parser reads them exactly
         import pandas as pd
 
-        # Nullable dtypes, so that an int column with nulls stays ints (float64 would round beyond 2**53).
+        # With nulls, nullable dtypes: an int column with nulls stays ints (float64 would round beyond 2**53).
+        nullable = {"dtype_backend": "numpy_nullable"} if b"null" in cut else {}
         table = pd.read_csv(
             io.BytesIO(cut), sep="\x1f", lineterminator="\x1e", header=None, names=keys,
-            usecols=wanted, na_values=["null"], keep_default_na=False, dtype_backend="numpy_nullable",
-            **_exact_floats(),
+            usecols=wanted, na_values=["null"], keep_default_na=False, **nullable, **_exact_floats(),
         )
-        if len(table) == n:
+        if len(table) == n and not nullable and all(table[name].dtype.kind in "fiub" for name in wanted):
+            return {name: table[name].to_numpy() for name in wanted}
+        if len(table) == n and nullable:
             parsed = {name: _plain_column(table[name]) for name in wanted}
             if all(column is not None for column in parsed.values()):
                 return parsed

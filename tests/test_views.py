@@ -1000,3 +1000,41 @@ def test_str_parameters_found_whichever_change_between_runs(store: Path) -> None
         ("a", ""), ("a", "text"), ("b", ""), ("b", "text"), ("c", "text")]
     assert query(store, 'SELECT typeof(c) AS t, count(*) AS n FROM "m" WHERE c = ? GROUP BY 1', ("k",)) == [
         {"t": "text", "n": 5}]
+
+
+DATASETTE_FILTERS = {  # query string → the values of a of the rows it selects
+    "a=9": [9],
+    "a__gt=9": [10, 11],
+    "b=3000.75": [9],
+    "b__gt=3000.5": [-1, 9],
+    "energy__gt=3000.5": [-1, 9],
+    "k=30": [10],
+    "c=9": [10],
+    "label=run+9": [9],
+}
+
+
+def test_datasette_filters_and_facets_match(typed_store: Path) -> None:
+    """Datasette itself: its column filters and facet links bind values as text."""
+    import asyncio
+
+    app = pytest.importorskip("datasette.app")
+    datasette = app.Datasette([str(typed_store / "recorder.sqlite")])
+
+    async def rows(query_string: str) -> list[int]:
+        response = await datasette.client.get(f"/recorder/typed.json?{query_string}&_shape=objects")
+        assert response.status_code == 200, response.text
+        return sorted(row["a"] for row in response.json()["rows"])
+
+    async def check() -> None:
+        for query_string, selected in DATASETTE_FILTERS.items():
+            assert await rows(query_string) == selected, query_string
+        response = await datasette.client.get("/recorder/typed.json?_facet=a&_facet=c&_shape=objects")
+        facets = response.json()["facet_results"]
+        facets = facets.get("results", facets)  # Datasette 1.0 nests them
+        for name in ("a", "c"):
+            for facet in facets[name]["results"]:  # each facet link selects the runs it counts
+                query_string = facet["toggle_url"].split("?", 1)[1]
+                assert len(await rows(query_string)) == facet["count"] == 1, (name, facet)
+
+    asyncio.run(check())

@@ -275,8 +275,8 @@ def frame(
         conn.execute(_COMMIT)
     conn.execute(_BEGIN)
     try:
-        params, results = columns(fields_of(conn, experiment))
-        all_params, all_results = params, results
+        all_params, all_results = columns(fields_of(conn, experiment))
+        params, results = list(all_params), all_results
         if names is not None:
             unknown = [n for n in names if n not in params and n not in results]
             if unknown:

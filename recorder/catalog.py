@@ -8,8 +8,16 @@ per parameter and per scalar result, plus ``run_id``, ``status``,
 
 It is plain SQL over the tables, so it works in any SQLite client. The
 ``fields`` table lists each experiment's names (and the kinds their values
-had); the writer adds a name in the transaction of the first run that has
-it, and rebuilds the view in the same transaction.
+had); the writer adds a name, or a kind of a name, in the transaction of
+the first run that has it, and rebuilds the view in the same transaction.
+
+Each column has the type affinity of its kind, so that a value compared
+as text matches (``WHERE b = '9'``, as Datasette's filters bind it):
+numbers (ints, floats, bools) are ``CAST(... AS NUMERIC)``, which leaves
+an int or a float as it is (``AS INTEGER`` would cut 1.5, ``AS REAL``
+round 2**53 + 1), and texts ``CAST(... AS TEXT)``. A name whose values
+had both, or a kind of no affinity (ints beyond 64 bits, kept as their
+digits), stays untyped: each value is what it was, and compares as such.
 
 A parameter and a result may not share a name within an experiment (nor
 two names differ only in case, which SQL does not tell apart): the view
@@ -18,6 +26,7 @@ would have two columns of that name.
 
 from __future__ import annotations
 
+import json
 import sqlite3
 import warnings
 from collections.abc import Iterable
@@ -31,6 +40,8 @@ from .values import is_scalar_kind
 __all__ = [
     "IN_SCALARS",
     "RUN_COLUMNS",
+    "TEXT",
+    "affinity",
     "FieldRow",
     "Fields",
     "check_experiment_name",
@@ -78,27 +89,48 @@ def fields_of(conn: sqlite3.Connection, experiment: int) -> list[FieldRow]:
 
 #: The kind ``fields`` records for results kept in ``runs.scalars`` (see :mod:`recorder.writer`).
 IN_SCALARS = "scalars"
+#: The kind ``fields`` records for a parameter, or a plain result, that was a str ("" for other plain values).
+TEXT = "text"
+# Kinds whose values are numbers or NULL (NaN): "" is a plain value other than a str.
+_NUMBER_KINDS = frozenset({"", IN_SCALARS, "bool", "nan"})
 
 
-def columns(fields: Iterable[FieldRow]) -> tuple[list[str], dict[str, set[str]]]:
-    """Return the parameter columns, and the scalar result columns with the kinds their values had.
+def columns(fields: Iterable[FieldRow]) -> tuple[dict[str, set[str]], dict[str, set[str]]]:
+    """Return the parameter columns and the scalar result columns, each with the kinds its values had.
 
-    Both in order of first appearance. A result's kinds are those of
-    ``results`` rows ("" for plain values), and :data:`IN_SCALARS` for
-    values kept in ``runs.scalars``; only names with a scalar kind are columns.
+    Both in order of first appearance. A parameter's kinds are :data:`TEXT`
+    for str values and "" for the others. A result's kinds are those of
+    ``results`` rows ("" for plain values, :data:`TEXT` for str ones), and
+    :data:`IN_SCALARS` for values kept in ``runs.scalars``; only names with
+    a scalar kind are columns.
     """
-    params: dict[str, None] = {}
+    params: dict[str, set[str]] = {}
     kinds: dict[str, set[str]] = {}
     for row in fields:
-        if row.role == "param":
-            params[row.name] = None
-        else:
-            kinds.setdefault(row.name, set()).add(row.kind)
-    results = {
-        name: found for name, found in kinds.items()
-        if any(k == IN_SCALARS or is_scalar_kind(k or None) for k in found)
-    }
-    return list(params), results
+        (params if row.role == "param" else kinds).setdefault(row.name, set()).add(row.kind)
+    results = {name: found for name, found in kinds.items() if any(_is_scalar(k) for k in found)}
+    return params, results
+
+
+def _is_scalar(kind: str) -> bool:
+    return kind in (IN_SCALARS, TEXT) or is_scalar_kind(kind or None)
+
+
+def affinity(kinds: Iterable[str]) -> str | None:
+    """Return the SQL type a column of values of these kinds is cast to (NUMERIC or TEXT), or None.
+
+    Only scalar kinds count (the view shows NULL for the others). numpy
+    scalars are numbers, except unsigned 64-bit ints, which beyond 2**63
+    are kept as their digits.
+    """
+    scalar = {k for k in kinds if _is_scalar(k)}
+    if not scalar:
+        return None
+    if all(k in _NUMBER_KINDS or (k.startswith("np:") and not k.endswith("u8")) for k in scalar):
+        return "NUMERIC"
+    if scalar == {TEXT}:
+        return "TEXT"
+    return None  # several kinds, or ints beyond 64 bits (digits): each value as it is
 
 
 def _json_sql(column: str, name: str) -> str:
@@ -120,12 +152,22 @@ def _result_sql(name: str, kinds: set[str]) -> str:
     return f"coalesce({in_scalars}, {in_rows})"  # a run keeps each result in one place
 
 
-def select_sql(experiment: int, params: list[str], results: dict[str, set[str]], *, with_pk: bool = False) -> str:
-    """Return the SELECT of an experiment's wide view (``with_pk`` adds the run key as ``_pk``)."""
+def _typed(sql: str, kinds: Iterable[str]) -> str:
+    """``sql`` cast to the affinity of its kinds (see :func:`affinity`), or as it is."""
+    type_ = affinity(kinds)
+    return sql if type_ is None else f"CAST({sql} AS {type_})"
+
+
+def select_sql(experiment: int, params: dict[str, set[str]], results: dict[str, set[str]], *,
+               with_pk: bool = False) -> str:
+    """Return the SELECT of an experiment's wide view (``with_pk`` adds the run key as ``_pk``).
+
+    :param params: the parameter names with their kinds, as :func:`columns` gives them.
+    """
     items = ["r.pk AS _pk"] if with_pk else []
     items += [f"{sql} AS {name}" for name, sql in RUN_COLUMNS.items()]
-    items += [f"{_json_sql('p.params', n)} AS {quote_ident(n)}" for n in params]
-    items += [f"{_result_sql(n, kinds)} AS {quote_ident(n)}" for n, kinds in results.items()]
+    items += [f"{_typed(_json_sql('p.params', n), kinds)} AS {quote_ident(n)}" for n, kinds in params.items()]
+    items += [f"{_typed(_result_sql(n, kinds), kinds)} AS {quote_ident(n)}" for n, kinds in results.items()]
     columns_sql = ",\n    ".join(items)
     return (
         f"SELECT\n    {columns_sql}\nFROM runs AS r\nJOIN sessions AS s ON s.pk = r.session\n"
@@ -196,16 +238,19 @@ def refresh_view(conn: sqlite3.Connection, experiment: int) -> None:
     conn.execute(f"CREATE VIEW {quote_ident(name)} AS\n{select_sql(experiment, params, results)}")
 
 
+# The kind of a parameter, and of a result kept as a row, as Rows.write records them.
+_PARAM_KIND = f"CASE j.type WHEN 'text' THEN '{TEXT}' ELSE '' END"
+_ROW_KIND = f"CASE WHEN x.kind IS NULL AND typeof(x.value) = 'text' THEN '{TEXT}' ELSE ifnull(x.kind, '') END"
 _REBUILD_FIELDS = (
     "DELETE FROM fields WHERE experiment = :e",
-    """INSERT INTO fields (experiment, role, name, kind, first_run)
-       SELECT :e, 'param', j.key, '', min(r.pk)
+    f"""INSERT INTO fields (experiment, role, name, kind, first_run)
+       SELECT :e, 'param', j.key, {_PARAM_KIND}, min(r.pk)
        FROM runs AS r JOIN psets AS p ON p.pk = r.pset, json_each(p.params) AS j
-       WHERE r.experiment = :e GROUP BY j.key ORDER BY min(r.pk), j.key""",
-    """INSERT INTO fields (experiment, role, name, kind, first_run)
-       SELECT :e, 'result', x.name, ifnull(x.kind, ''), min(r.pk)
+       WHERE r.experiment = :e GROUP BY j.key, {_PARAM_KIND} ORDER BY min(r.pk), j.key""",
+    f"""INSERT INTO fields (experiment, role, name, kind, first_run)
+       SELECT :e, 'result', x.name, {_ROW_KIND}, min(r.pk)
        FROM runs AS r JOIN results AS x ON x.run = r.pk
-       WHERE r.experiment = :e GROUP BY x.name, ifnull(x.kind, '') ORDER BY min(r.pk), x.name""",
+       WHERE r.experiment = :e GROUP BY x.name, {_ROW_KIND} ORDER BY min(r.pk), x.name""",
     f"""INSERT INTO fields (experiment, role, name, kind, first_run)
        SELECT :e, 'result', j.key, '{IN_SCALARS}', min(r.pk)
        FROM runs AS r, json_each(r.scalars) AS j
@@ -241,6 +286,44 @@ class Fields:
         self._names = {row.name.lower(): (row.role, row.name) for row in rows}
         #: (role, name, kind) already in the database.
         self.known = {(row.role, row.name, row.kind) for row in rows}
+        # Parameter names → what texts() searches a canonical JSON for.
+        self._probes: dict[tuple[str, ...], tuple[tuple[str, str], ...]] = {}
+        # Parameter names → the str parameters of the last run that had some, and their probes.
+        self._last: dict[tuple[str, ...], tuple[tuple[str, ...], tuple[str, ...]]] = {}
+
+    def texts(self, names: tuple[str, ...], canonical: str) -> tuple[str, ...]:
+        """Return the parameters whose value is a str in a pset's canonical JSON, in canonical order.
+
+        Without parsing it: in canonical JSON a ``"`` inside a string is
+        escaped, so ``{"name":"`` or ``,"name":"`` occurs only where the
+        value of ``name`` is a str; and with no str value ``":"`` does not
+        occur at all (the common case, one search).
+        """
+        if '":"' not in canonical:
+            return ()
+        last = self._last.get(names)
+        # Most runs of a layout have the same str parameters as the last one: then ":" occurs once for
+        # each of those (in canonical JSON, only where a value is a str), and each of their probes is there.
+        if last is not None and canonical.count('":"') == len(last[1]):
+            for probe in last[1]:
+                if probe not in canonical:
+                    break
+            else:
+                return last[0]
+        probes = self._probes.get(names)
+        if probes is None:
+            order = sorted(names)  # canonical JSON's order
+            probes = tuple(
+                (("{" if i == 0 else ",") + json.dumps(name, ensure_ascii=False) + ':"', name)
+                for i, name in enumerate(order)
+            )
+            if len(self._probes) < 1024:
+                self._probes[names] = probes
+        found = [(probe, name) for probe, name in probes if probe in canonical]
+        texts = tuple([name for _, name in found])
+        if len(self._last) < 1024:
+            self._last[names] = (texts, tuple([probe for probe, _ in found]))
+        return texts
 
     def claim(self, role: str, names: Iterable[str]) -> None:
         """Check that ``names`` may be used as ``role`` names of this experiment, and claim them.

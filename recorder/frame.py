@@ -23,12 +23,13 @@ import io
 import json
 import sqlite3
 import sys
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from .catalog import IN_SCALARS, columns, fields_of, select_sql
 from .errors import RecorderError
+from .hashing import INT64_MAX, INT64_MIN
 from .sidequery import InThread, SideQuery, available
 from .values import decode, is_scalar_kind
 
@@ -38,7 +39,7 @@ if TYPE_CHECKING:
 
     from .objects import ObjectStore
 
-__all__ = ["META", "STATUSES", "frame", "selection"]
+__all__ = ["ERROR", "META", "STATUSES", "frame", "selection"]
 
 #: The run columns of a DataFrame of runs, after the parameters and results.
 META = ["_run_id", "_pset_hash", "_status", "_time_start", "_duration_s", "_session", "_env_sha"]
@@ -68,6 +69,9 @@ FROM (
 )
 """
 _RESULT_CELLS = "SELECT {cells} FROM runs AS r {joins} WHERE {condition} ORDER BY r.pk"
+_ERRORS = "SELECT r.error FROM runs AS r WHERE {condition} AND r.status = ? ORDER BY r.pk"
+#: The column of the error of each failed run, after :data:`META` when the selection may hold failed runs.
+ERROR = "_error"
 #: Below this many runs a helper process (about 50 ms to start) costs more than it saves.
 HELPER_MIN_RUNS = 100_000
 _RUN_ID_BYTES = 12
@@ -75,7 +79,7 @@ _HASH_BYTES = 10
 
 
 def selection(conn: sqlite3.Connection, experiment: int, statuses: Sequence[str] | None, where: str | None,
-              params: list[str], results: dict[str, set[str]]) -> tuple[str, list[Any]]:
+              params: dict[str, set[str]], results: dict[str, set[str]]) -> tuple[str, list[Any]]:
     """Return the WHERE clause (over ``runs AS r``) that picks the runs, and its bound values.
 
     The user's ``where`` (SQL over the experiment's wide view) runs in a
@@ -122,7 +126,7 @@ def _hex_column(data: bytes | None, width: int, n: int) -> Any:
     return pd.array(texts, dtype="str")
 
 
-def _records(data: bytes | None, layout: list[str], wanted: list[str], n: int) -> dict[str, Any]:
+def _records(data: bytes | None, layout: Collection[str], wanted: list[str], n: int) -> dict[str, Any]:
     """The values of the ``wanted`` parameters from canonical JSON texts (UTF-8) joined by \\x1e, one per run.
 
     When every pset has every parameter of ``layout`` (the experiment's
@@ -152,16 +156,45 @@ def _records(data: bytes | None, layout: list[str], wanted: list[str], n: int) -
     if b'"' not in cut:  # numbers, true, false and null only: pandas' parser reads them exactly
         import pandas as pd
 
+        # With nulls, nullable dtypes: an int column with nulls stays ints (float64 would round beyond 2**53).
+        nullable = {"dtype_backend": "numpy_nullable"} if b"null" in cut else {}
         table = pd.read_csv(
             io.BytesIO(cut), sep="\x1f", lineterminator="\x1e", header=None, names=keys,
-            usecols=wanted, na_values=["null"], keep_default_na=False, **_exact_floats(),
+            usecols=wanted, na_values=["null"], keep_default_na=False, **nullable, **_exact_floats(),
         )
-        if len(table) == n and all(table[name].dtype.kind in "fiub" for name in wanted):
+        if len(table) == n and not nullable and all(table[name].dtype.kind in "fiub" for name in wanted):
             return {name: table[name].to_numpy() for name in wanted}
+        if len(table) == n and nullable:
+            parsed = {name: _plain_column(table[name]) for name in wanted}
+            if all(column is not None for column in parsed.values()):
+                return parsed
     flat = cut.replace(b"\x1f", b",").replace(b"\x1e", b",")
     values = json.loads(b"[" + flat + b"]")
     columns = {key: _values(values[j::m]) for j, key in enumerate(keys)}
     return {name: columns[name] for name in wanted}
+
+
+def _plain_column(column: pd.Series) -> Any:
+    """A column read by read_csv with nullable dtypes, as :func:`_values` would make it; None if not numbers.
+
+    Ints stay numpy int64, or pandas' nullable ``Int64`` when some are
+    missing; floats are numpy float64 with NaN where missing; bools numpy
+    bool; a column of nulls only is NaN. Bools with nulls (and anything
+    else) are left to the JSON parser, which keeps them as objects.
+    """
+    import numpy as np
+
+    kind = column.dtype.kind
+    missing = bool(column.isna().any())
+    if missing and column.isna().all():
+        return np.full(len(column), np.nan)
+    if kind in "iu":
+        return column.array if missing else column.to_numpy(dtype=np.int64)
+    if kind == "f":
+        return column.to_numpy(dtype=np.float64, na_value=np.nan)
+    if kind == "b" and not missing:
+        return column.to_numpy(dtype=bool)
+    return None
 
 
 def _parsed_one_by_one(data: bytes, wanted: list[str]) -> dict[str, Any]:
@@ -177,15 +210,28 @@ def _exact_floats() -> dict[str, str]:
     return {} if int(pd.__version__.split(".")[0]) >= 3 else {"float_precision": "round_trip"}
 
 
+_INTS_AND_NONE = {int, type(None)}
+
+
 def _values(cells: list[Any]) -> Any:
     """A column of plain result values: a numpy array when they are all numbers of one type.
 
-    A column of None only is NaN, as it reads from runs.scalars (see _records).
+    A column of None only is NaN, as it reads from runs.scalars (see _records);
+    ints with some None are pandas' nullable ``Int64`` (exact, where float64 would round).
     """
     import numpy as np
 
     if cells and cells[0] is None and all(c is None for c in cells):
         return np.full(len(cells), np.nan)
+    if cells and None in cells and set(map(type, cells)) == _INTS_AND_NONE:
+        # Ints with some missing: pandas' nullable Int64 keeps them exact (float64 rounds beyond 2**53),
+        # objects when some do not fit in 64 bits.
+        present = [c for c in cells if c is not None]
+        if INT64_MIN <= min(present) and max(present) <= INT64_MAX:
+            import pandas as pd
+
+            return pd.array(cells, dtype="Int64")
+        return np.array(cells, dtype=object)
     if cells and type(cells[0]) in (float, int):
         array = np.array(cells)
         if array.dtype.kind in "fi":
@@ -229,8 +275,8 @@ def frame(
         conn.execute(_COMMIT)
     conn.execute(_BEGIN)
     try:
-        params, results = columns(fields_of(conn, experiment))
-        all_params, all_results = params, results
+        all_params, all_results = columns(fields_of(conn, experiment))
+        params, results = list(all_params), all_results
         if names is not None:
             unknown = [n for n in names if n not in params and n not in results]
             if unknown:
@@ -248,7 +294,7 @@ def frame(
 
 def _frame(conn: sqlite3.Connection, experiment: int, objects: ObjectStore,
            statuses: Sequence[str] | None, params: list[str], results: dict[str, set[str]],
-           all_params: list[str], all_results: dict[str, set[str]], where: str | None,
+           all_params: dict[str, set[str]], all_results: dict[str, set[str]], where: str | None,
            helper_min_runs: int) -> pd.DataFrame:
     condition, values = selection(conn, experiment, statuses, where, all_params, all_results)
     try:
@@ -309,7 +355,40 @@ def _frame(conn: sqlite3.Connection, experiment: int, objects: ObjectStore,
     data["_duration_s"] = np.where(duration < 0, np.nan, duration / 1e6)
     data["_session"] = pd.Categorical.from_codes(session_codes, categories=session_ids)
     data["_env_sha"] = pd.Categorical.from_codes(env_codes[session_codes], categories=env_shas)
-    return pd.DataFrame(data, columns=[*params, *results, *META], copy=False)
+    meta = META
+    if statuses is None or "failed" in statuses:  # the same columns whichever runs are there
+        # object dtype, so that runs that did not fail hold None (pandas would make it str with NaN)
+        data[ERROR] = pd.Series(_errors(conn, condition, values, status_codes, n), dtype=object, copy=False)
+        meta = [*META, ERROR]
+    return pd.DataFrame(data, columns=[*params, *results, *meta], copy=False)
+
+
+def _errors(conn: sqlite3.Connection, condition: str, values: list[Any], status_codes: np.ndarray,
+            n: int) -> np.ndarray:
+    """The last line of each failed run's traceback (its exception), None for the other runs.
+
+    Only the failed runs' errors are read, in the caller's transaction, and
+    put where their status codes say.
+    """
+    import numpy as np
+
+    try:
+        rows = conn.execute(_ERRORS.format(condition=condition), [*values, "failed"]).fetchall()
+    except sqlite3.Error as e:
+        raise RecorderError(f"reading the runs failed: {e}") from e
+    at = np.flatnonzero(status_codes == STATUSES.index("failed"))
+    if len(rows) != len(at):
+        raise RecorderError(f"read {len(rows)} errors for {len(at)} failed runs; please report this")
+    errors = np.full(n, None, dtype=object)
+    errors[at] = [_last_line(error) for (error,) in rows]
+    return errors
+
+
+def _last_line(error: str | None) -> str | None:
+    """The last line of a traceback that has one: what the exception says."""
+    if not error or not error.strip():
+        return None
+    return error.rstrip().rsplit("\n", 1)[-1]
 
 
 def _start_helper(conn: sqlite3.Connection, fixed: str, values: list[Any], statuses: Sequence[str] | None,
@@ -369,7 +448,7 @@ def _import_pandas() -> None:
     import pandas  # noqa: F401
 
 
-def _parse_fixed(row: tuple[Any, ...], several_sessions: bool, all_params: list[str],
+def _parse_fixed(row: tuple[Any, ...], several_sessions: bool, all_params: Collection[str],
                  params: list[str]) -> dict[str, Any]:
     """Parse the row of :data:`_FIXED_AGGREGATES` (numbers may come as text, from a helper)."""
     rest = list(row)

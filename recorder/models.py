@@ -218,5 +218,5 @@ class ExperimentField(SQLModel, table=True):
     experiment: int = Field(foreign_key="experiments.pk")
     role: str  # "param" or "result"
     name: str
-    kind: str  # the result's kind ("" for plain values and for every parameter)
+    kind: str  # the result's kind; "" for other plain values, "text" for str ones (parameters: "" or "text")
     first_run: int | None = Field(default=None, foreign_key="runs.pk")

@@ -95,9 +95,12 @@ class Database:
     ) -> pd.DataFrame:
         """Return one row per run of an experiment, in the order they started.
 
-        Columns: the parameters, the scalar results, then ``_run_id``,
-        ``_pset_hash``, ``_status``, ``_time_start`` (UTC), ``_duration_s``,
-        ``_session``, ``_env_sha`` and ``_seed``.
+        Columns: the parameters (in the order they were first recorded), the
+        scalar results, then ``_run_id``, ``_pset_hash``, ``_status``,
+        ``_time_start`` (UTC), ``_duration_s``, ``_session`` and ``_env_sha``;
+        then ``_error`` when ``status`` may include failed runs (None, or a
+        list with ``"failed"``): the last line of each failed run's
+        traceback, None for the other runs.
 
         :param status: the status of the runs to include (a str or a list);
             None includes every run.

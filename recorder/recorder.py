@@ -385,7 +385,8 @@ class Recorder:
             else:
                 params = pset
         clean, canonical = canonical_pset(params)
-        return Run(self, clean, canonical)
+        # In the order given (canonical_pset's is by name): the experiment's columns take it.
+        return Run(self, {name: clean[name] for name in params}, canonical)
 
     def _require_open(self) -> RunWriter:
         if self._store is None:

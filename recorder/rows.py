@@ -12,7 +12,7 @@ import json
 import sqlite3
 from typing import Any, NamedTuple
 
-from .catalog import IN_SCALARS, Fields
+from .catalog import IN_SCALARS, TEXT, Fields
 from .errors import StoreError
 from .hashing import INT64_MAX, INT64_MIN
 from .ids import now_utc
@@ -169,7 +169,7 @@ class Rows:
         #: The experiment's parameter and result names (see :mod:`recorder.catalog`).
         self.fields = Fields(conn, experiment_pk)
         # Parameter layouts and (result, kind) pairs whose names are in the database.
-        self._layouts: set[tuple[str, ...]] = set()
+        self._layouts: set[tuple[Any, ...]] = set()  # names, or (names, names of str values)
         self._result_kinds: set[tuple[str, str | None]] = set()  # kind "scalars" for runs.scalars
         self._scalar_layouts: set[tuple[str, ...]] = set()  # names of PendingRun.scalars known to fields
         self.begin()
@@ -178,7 +178,7 @@ class Rows:
         """Start a transaction's staging: what it finds or makes is remembered only if it commits."""
         self._staged_psets: dict[str, int] = {}
         self._staged_comments: dict[str, int] = {}
-        self._staged_layouts: set[tuple[str, ...]] = set()
+        self._staged_layouts: set[tuple[Any, ...]] = set()
         self._staged_result_kinds: set[tuple[str, str | None]] = set()
         self._staged_scalar_layouts: set[tuple[str, ...]] = set()
 
@@ -212,7 +212,8 @@ class Rows:
                 run.pk, next_pk = next_pk, next_pk + 1
                 assigned.append(run)
             names = run.names
-            if names is None or (names not in layouts and names not in staged_layouts):
+            # '":"' is in canonical JSON only where some value is a str (then its kind may be new).
+            if names is None or (names not in layouts and names not in staged_layouts) or '":"' in run.canonical:
                 self._param_fields(run, fields)
             if run.scalars is not None:  # plain numbers, made into JSON by the sweep already
                 scalars: str | None = run.scalars
@@ -295,6 +296,8 @@ class Rows:
                 ))
                 if encoded.object is not None:
                     objects.append(encoded.object)
+                if kind is None and isinstance(encoded.value, str):
+                    kind = TEXT  # in fields only: the view casts a column of texts to TEXT
             key = (name, kind)
             if key not in known and key not in staged:
                 staged.add(key)
@@ -318,12 +321,18 @@ class Rows:
                 fields.append(("result", name, IN_SCALARS, run.pk))
 
     def _param_fields(self, run: PendingRun, fields: list[tuple[str, str, str, int]]) -> None:
-        """Add the run's parameter names to ``fields`` unless they are known (one set lookup per run)."""
+        """Add the run's parameter names and kinds to ``fields`` unless they are known (one set lookup per run).
+
+        A known layout is its names when no value is a str, else the names
+        and those of the str values.
+        """
         names = run.names if run.names is not None else tuple(json.loads(run.canonical))
-        if names not in self._layouts and names not in self._staged_layouts:
-            self._staged_layouts.add(names)
+        texts = self.fields.texts(names, run.canonical)
+        layout: Any = (names, texts) if texts else names
+        if layout not in self._layouts and layout not in self._staged_layouts:
+            self._staged_layouts.add(layout)
             assert run.pk is not None
-            fields.extend(("param", name, "", run.pk) for name in names)
+            fields.extend(("param", name, TEXT if name in texts else "", run.pk) for name in names)
 
     def note_psets(self, pks: dict[str, int]) -> None:
         """Remember keys of psets found in the store (hash → key): psets are never deleted."""

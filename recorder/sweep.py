@@ -89,6 +89,7 @@ class Binder:
                 check_name("parameter", parameter.name)
         parameters = [p for p in self.signature.parameters.values() if p.kind is not p.VAR_KEYWORD]
         self._names = frozenset(p.name for p in parameters)
+        self._positions = {p.name: i for i, p in enumerate(parameters)}
         # Defaults first, in signature order; a pset's values then replace them.
         self._defaults = {p.name: p.default for p in parameters if p.default is not p.empty}
         self._required = frozenset(p.name for p in parameters if p.default is p.empty)
@@ -102,8 +103,11 @@ class Binder:
         The function is then called as ``func(**params)``.
         """
         if not args and self._var_keyword is None and kwargs.keys() <= self._names and self._required <= kwargs.keys():
-            # The common case of a sweep, without inspect's general (and slow) binding.
-            return {**self._defaults, **kwargs}
+            # The common case of a sweep, without inspect's general (and slow) binding; in the signature's order.
+            params = {**self._defaults, **kwargs}
+            names = tuple(params)
+            ordered = self.order(names)
+            return params if ordered == names else {name: params[name] for name in ordered}
         try:
             bound = self.signature.bind(*args, **kwargs)
         except TypeError as e:
@@ -113,6 +117,19 @@ class Binder:
         if self._var_keyword is not None:
             params.update(params.pop(self._var_keyword))
         return params
+
+    def known(self, names: Iterable[str]) -> list[str]:
+        """Return those of ``names`` that the signature names (not ``**kwargs``)."""
+        return [name for name in names if name in self._positions]
+
+    def order(self, names: tuple[str, ...], given: Iterable[str] = ()) -> tuple[str, ...]:
+        """Return parameter names in the function's order: as its signature has them, then the others as given.
+
+        The others are those of ``**kwargs``; ``given`` is the order they came in (default: by name).
+        """
+        positions, last = self._positions, len(self._positions)
+        rank = {name: i for i, name in enumerate(given)}
+        return tuple(sorted(names, key=lambda n: (positions.get(n, last), rank.get(n, len(rank)), n)))
 
     def prepare(self, pset: Mapping[str, Any]) -> tuple[dict[str, Any], str]:
         """Return the recorded parameters of a call with ``pset`` and their canonical JSON.
@@ -199,17 +216,22 @@ def _tasks(
     fields: Fields | None = None,
 ) -> Iterator[_Task]:
     """Validate and hash the psets; with ``fields``, claim their names as the experiment's parameters."""
-    layouts: set[tuple[str, ...]] = set()
+    # The names of psets (as prepared) → in the function's order, which the experiment's columns take.
+    layouts: dict[tuple[str, ...], tuple[str, ...]] = {}
     identity = pset_identity(experiment_seed)
     prepare = binder.prepare
     for index, pset in enumerate(params):
         if type(pset) is not dict and not isinstance(pset, Mapping):
             raise RecorderError(f"pset number {index} is {pset!r}, not a dict of parameters")
         clean, canonical = prepare(pset)
-        names = tuple(clean)
-        if fields is not None and names not in layouts:
-            fields.claim("param", names)
-            layouts.add(names)
+        prepared = tuple(clean)
+        names = layouts.get(prepared)
+        if names is None:
+            names = binder.order(prepared, pset)
+            if fields is not None:
+                fields.claim("param", names)
+            if len(layouts) < 1024:
+                layouts[prepared] = names
         hash_, seed = identity(canonical)
         yield _new_task(_Task, (index, clean, canonical, hash_, seed, names))
 
@@ -276,7 +298,7 @@ def dry_run(
     finally:
         if opened is not None:
             opened.close()
-    return table.frame([], ["_pset_hash", "_status"])
+    return table.frame(list(binder.order(tuple(binder.known(table.columns)))), ["_pset_hash", "_status"])
 
 
 def sweep(
@@ -339,7 +361,7 @@ def sweep(
         if pool is not None:
             pool.close()
         progress_.close()
-    return table.frame([], META) if table is not None else None
+    return table.frame(list(binder.order(tuple(binder.known(table.columns)))), META) if table is not None else None
 
 
 class _Recording:

@@ -183,7 +183,7 @@ def test_string_parameters_and_names_round_trip(store: Path) -> None:
     with rec.open(store) as db:
         df = db.df("text")
         view = db.sql('SELECT * FROM "text"')
-    assert list(df.columns[:8]) == ["flag", "größe", "opt", quoted, "s", "echo", "π", 'r"q']
+    assert list(df.columns[:8]) == ["s", quoted, "größe", "opt", "flag", "echo", "π", 'r"q']  # as given
     assert df["s"].tolist() == strings and df["echo"].tolist() == strings
     assert df[quoted].tolist() == list(range(len(strings)))
     assert df['r"q'].tolist() == [-i for i in range(len(strings))]
@@ -223,8 +223,9 @@ def test_psets_with_different_parameters(store: Path) -> None:
     assert list(df.columns[:6]) == ["a", "b", "c", "d", "y", "z"]
 
     def cells(column: str) -> list[Any]:
-        return [None if v is None or (isinstance(v, float) and np.isnan(v)) else v for v in df[column]]
+        return [None if v is None or v is pd.NA or (isinstance(v, float) and np.isnan(v)) else v for v in df[column]]
 
+    assert str(df["a"].dtype) == "Int64"  # ints with some missing: nullable ints, exact
     assert cells("a") == [1, 2, 3, None, None]
     assert cells("b") == [2.0, None, None, 5.0, None]
     assert cells("c") == [None, None, "x", None, "y"]
@@ -426,11 +427,12 @@ def test_an_experiment_with_no_runs(store: Path) -> None:
         empty = db.df("empty")
         assert list(empty.columns) == META and len(empty) == 0
         assert str(empty["_time_start"].dt.tz) == "UTC"
-        assert db.df("empty", status=None).shape == (0, 7)
+        assert db.df("empty", status=None).shape == (0, 8)  # META and _error: failed runs may be selected
         failed = db.df("all_failed")
         assert list(failed.columns) == ["a", "y", "z", *META] and len(failed) == 0
         kept = db.df("all_failed", status="failed")
         assert kept[["a", "y", "z"]].values.tolist() == [[1, 1.0, 2.0]]  # a failed run keeps what it logged
+        assert kept["_error"].tolist() == ["ValueError: after logging"]
         assert list(db.arrays("empty", "traj")) == []
 
 
@@ -889,3 +891,158 @@ def test_sql_allows_sqlites_core_date_math_json_and_window_functions(store: Path
         assert agg["n"].tolist() == [4] and agg["g"].tolist() == ["1,2,3,4"]
         each = db.sql("SELECT value FROM json_each('[1, 2]')")
         assert each["value"].tolist() == [1, 2]
+
+
+# -- integers stay exact when some runs lack them --------------------------------------------
+
+BIG = 2**53 + 1  # 9007199254740993: float64 would read 9007199254740992.0
+
+
+def test_large_int_results_missing_in_some_runs_stay_exact(store: Path) -> None:
+    with rec.Recorder("ints", store=store, git=False) as r:
+        with r.run(a=1) as run:
+            run.log(big=BIG, y=1.0)
+        with r.run(a=2) as run:
+            run.log(y=2.0)  # no big
+        with r.run(a=3) as run:
+            run.log(big=-(2**63), y=3.0)
+        with r.run(a=4) as run:
+            run.log(big=None, y=4.0)  # None: missing as well
+    with rec.open(store) as db:
+        df = db.df("ints")
+    assert str(df["big"].dtype) == "Int64"
+    assert df["big"].isna().tolist() == [False, True, False, True]
+    assert [int(v) for v in df["big"][[0, 2]]] == [BIG, -(2**63)]
+
+
+def test_large_int_parameters_missing_in_some_runs_stay_exact(store: Path) -> None:
+    psets = [{"k": BIG, "s": 1}, {"s": 2}, {"k": None, "s": 3}, {"k": 2**63 - 1, "s": 4}]
+    with rec.Recorder("iparams", store=store, git=False) as r:
+        for pset in psets:
+            with r.run(pset) as run:
+                run.log(y=1.0)
+        with r.run(k=None, s=5) as run:  # every pset has k from here: the fast parser reads them
+            run.log(y=1.0)
+    with rec.Recorder("inull", store=store, git=False) as r:
+        for k in (BIG, None, 2**63 - 1):
+            with r.run(k=k) as run:
+                run.log(y=1.0)
+    with rec.open(store) as db:
+        df = db.df("iparams")
+        nulls = db.df("inull")
+    assert str(df["k"].dtype) == "Int64" and df["s"].dtype == np.int64
+    assert df["k"].isna().tolist() == [False, True, True, False, True]
+    assert [int(v) for v in df["k"][[0, 3]]] == [BIG, 2**63 - 1]
+    assert str(nulls["k"].dtype) == "Int64"
+    assert nulls["k"].isna().tolist() == [False, True, False]
+    assert [int(v) for v in nulls["k"][[0, 2]]] == [BIG, 2**63 - 1]
+
+
+def test_ints_beyond_64_bits_missing_in_some_runs_stay_exact(store: Path) -> None:
+    with rec.Recorder("huge", store=store, git=False) as r:
+        with r.run(a=1) as run:
+            run.log(h=2**70 + 1)
+        with r.run(a=2) as run:
+            run.log(other=1.0)
+        with r.run(a=3) as run:
+            run.log(h=BIG)
+        with pytest.raises(rec.ValueRefused, match="64 bits"):
+            r.run(a=2**64)  # a parameter must fit in 64 bits
+    with rec.open(store) as db:
+        df = db.df("huge")
+    assert df["h"].dtype == object
+    assert df["h"][0] == 2**70 + 1 and type(df["h"][0]) is int and pd.isna(df["h"][1]) and df["h"][2] == BIG
+
+
+def test_float_results_missing_in_some_runs_stay_numpy_floats(store: Path) -> None:
+    with rec.Recorder("floats2", store=store, git=False) as r:
+        with r.run(a=1) as run:
+            run.log(x=0.1, n=1)
+        with r.run(a=2) as run:
+            run.log(n=2)
+        with r.run(a=None) as run:
+            run.log(x=float("inf"), n=3)
+    with rec.open(store) as db:
+        df = db.df("floats2")
+    assert df["x"].dtype == np.float64 and df["n"].dtype == np.int64
+    assert df["x"][0] == 0.1 and np.isnan(df["x"][1]) and df["x"][2] == float("inf")
+    assert str(df["a"].dtype) == "Int64" and df["a"].isna().tolist() == [False, False, True]
+
+
+# -- the error of failed runs ------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("status", "errors"), [
+    (None, [None, None, "ValueError: boom", None]),
+    ("failed", ["ValueError: boom"]),
+    (["done", "failed"], [None, None, "ValueError: boom"]),
+    (("failed", "interrupted"), ["ValueError: boom", None]),
+])
+def test_df_has_an_error_column_whenever_failed_runs_may_be_selected(store: Path, status: Any,
+                                                                     errors: list[str | None]) -> None:
+    record_statuses(store)
+    with rec.open(store) as db:
+        df = db.df("exp", status=status)
+        where = db.df("exp", status=status, where="a >= 2", columns=["a"])
+    assert list(df.columns[-len(META) - 1:]) == [*META, "_error"]
+    assert df["_error"].dtype == object and df["_error"].tolist() == errors
+    assert all(e is None for e in df.loc[df["_status"] != "failed", "_error"])
+    assert list(where.columns) == ["a", *META, "_error"]
+    assert where["_error"].tolist() == [e for a, e in zip(df["a"], errors) if a >= 2]
+
+
+@pytest.mark.parametrize("status", ["done", "interrupted", ["done", "interrupted", "running"], []])
+def test_df_has_no_error_column_when_no_failed_run_can_be_selected(store: Path, status: Any) -> None:
+    record_statuses(store)
+    with rec.open(store) as db:
+        df = db.df("exp", status=status)
+    assert "_error" not in df.columns and list(df.columns[-len(META):]) == META
+
+
+def test_error_column_holds_the_last_line_of_each_traceback(store: Path) -> None:
+    def model(a: int) -> dict:
+        if a == 1:
+            raise KeyError("missing key")
+        if a == 2:
+            raise RuntimeError("first line\nsecond line")
+        if a == 3:
+            try:
+                raise OSError("inner")
+            except OSError as e:
+                raise ValueError("outer") from e
+        return {"y": 1.0}
+
+    with rec.Recorder("errs", store=store, git=False) as r:
+        r.sweep(model, rec.plist("a", [0, 1, 2, 3]), progress=False)
+    with rec.open(store) as db:
+        df = db.df("errs", status=None)
+    assert df["_error"].tolist() == [None, "KeyError: 'missing key'", "second line", "ValueError: outer"]
+
+
+# -- parameters in the order of the function, or of the call ------------------------------------
+
+
+def ordered_model(zeta: float, alpha: int, mid: float = 1.0, **extra: Any) -> dict:
+    return {"y2": zeta * alpha, "y1": mid}
+
+
+def test_df_parameters_in_the_function_order(store: Path) -> None:
+    with rec.Recorder("swept", store=store, git=False) as r:
+        returned = r.sweep(ordered_model, rec.grid(alpha=[1, 2], zeta=[0.5]), progress=False)
+        assert list(returned.columns[:5]) == ["zeta", "alpha", "mid", "y2", "y1"]
+        r.sweep(ordered_model, [{"alpha": 3, "zeta": 1.5, "beta": 2, "aaa": 1}], progress=False)  # **extra
+    decorated = rec.experiment("decorated", store=store, git=False)(ordered_model)
+    decorated(alpha=1, zeta=0.5)
+    decorated.sweep(rec.grid(alpha=[2], zeta=[1.5, 2.5]), progress=False)
+    with rec.Recorder("called", store=store, git=False) as r:
+        with r.run(zeta=1, alpha=2) as run:
+            run.log(y2=1.0, y1=2.0)
+        with r.run({"zeta": 1, "alpha": 3, "b": 4}) as run:  # a new name: after the others
+            run.log(y2=1.0, y1=2.0)
+    with rec.open(store) as db:
+        assert list(db.df("swept").columns[:6]) == ["zeta", "alpha", "mid", "beta", "aaa", "y2"]
+        assert list(db.df("decorated").columns[:5]) == ["zeta", "alpha", "mid", "y2", "y1"]
+        assert list(db.df("called").columns[:5]) == ["zeta", "alpha", "b", "y2", "y1"]
+        assert db.df("swept")["zeta"].tolist() == [0.5, 0.5, 1.5]
+    view = [row[1] for row in connect(store).execute("PRAGMA table_info(\"swept\")")]
+    assert view[5:11] == ["zeta", "alpha", "mid", "beta", "aaa", "y2"]

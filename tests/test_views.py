@@ -25,6 +25,7 @@ import pytest
 from conftest import git, run_python, scalar
 
 import recorder as rec
+from recorder.catalog import IN_SCALARS
 
 RECORDER_TABLES = ["experiments", "texts", "sessions", "config", "psets", "comments", "runs", "results",
                    "objects", "fields"]
@@ -797,3 +798,243 @@ def test_wide_view_follows_a_result_kept_in_a_new_place(store: Path, case: str, 
     assert [row["y"] for row in query(store, 'SELECT a, y FROM "exp" ORDER BY a')] == expected
     assert query(store, 'SELECT count(*) AS n FROM "exp" WHERE y IS NOT NULL') == [
         {"n": sum(v is not None for v in expected)}]
+
+
+# -- the wide view's columns have the affinity of their kind ------------------------------------
+# Datasette's column filters (?b=9, ?energy__gt=3000.5) and facets bind the values as text; so do
+# these tests, with a plain sqlite3 connection.
+
+def typed_model(a: int, b: float, c: str, flag: bool, big: int) -> dict:
+    return {"energy": b * 2, "k": a * 3, "huge_k": big, "label": f"run {a}", "yes": flag,
+            "f32": np.float32(a) / 2, "i16": np.int16(a)}
+
+
+TYPED_PSETS = [
+    {"a": 9, "b": 3000.75, "c": "k", "flag": True, "big": 2**63 - 1},
+    {"a": 10, "b": 0.1 + 0.2, "c": "9", "flag": False, "big": 2**53 + 1},
+    {"a": -1, "b": float("inf"), "c": "x y", "flag": True, "big": -(2**63)},
+]
+
+
+@pytest.fixture(scope="module")
+def typed_store(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    store = tmp_path_factory.mktemp("typed") / "store"
+    with rec.Recorder("typed", store=store, git=False) as r:
+        r.sweep(typed_model, TYPED_PSETS, progress=False)
+        with r.run(a=11, b=float("-inf"), c="z", flag=False, big=0) as run:  # the general path
+            run.log(energy=float("nan"), k=33, label="commented", comment="a comment")
+            run.log(kept=1.5, comment="c")
+    return store
+
+
+TYPED_COLUMNS = {  # name → what typeof() gives for each of the four runs
+    "a": ["integer"] * 4, "b": ["real"] * 4, "c": ["text"] * 4, "flag": ["integer"] * 4, "big": ["integer"] * 4,
+    "energy": ["real", "real", "real", "null"], "k": ["integer"] * 4, "huge_k": ["integer"] * 3 + ["null"],
+    "label": ["text"] * 4, "yes": ["integer"] * 3 + ["null"], "f32": ["real"] * 3 + ["null"],
+    "i16": ["integer"] * 3 + ["null"], "kept": ["null"] * 3 + ["real"],
+}
+
+
+@pytest.mark.parametrize("name", list(TYPED_COLUMNS))
+def test_wide_view_column_types_follow_their_kind(typed_store: Path, name: str) -> None:
+    rows = query(typed_store, f'SELECT typeof("{name}") AS t FROM "typed" ORDER BY run_id')
+    assert [row["t"] for row in rows] == TYPED_COLUMNS[name]
+
+
+TEXT_FILTERS = [  # (SQL condition with one text parameter, the value bound, the values of a it selects)
+    ("a = ?", "9", [9]),
+    ("a > ?", "9", [10, 11]),
+    ("b = ?", "3000.75", [9]),
+    ("b > ?", "3000.5", [9, -1]),
+    ("energy > ?", "3000.5", [9, -1]),
+    ("energy = ?", "6001.5", [9]),
+    ("k = ?", "30", [10]),
+    ("big = ?", str(2**63 - 1), [9]),
+    ("big = ?", str(2**53 + 1), [10]),
+    ("huge_k = ?", str(2**53 + 1), [10]),
+    ("flag = ?", "1", [9, -1]),
+    ("yes = ?", "0", [10]),
+    ("c = ?", "9", [10]),
+    ("c = ?", "k", [9]),
+    ("label = ?", "run 9", [9]),
+    ("f32 = ?", "4.5", [9]),
+    ("i16 = ?", "-1", [-1]),
+    ("kept = ?", "1.5", [11]),
+]
+
+
+@pytest.mark.parametrize(("condition", "value", "selected"), TEXT_FILTERS)
+def test_wide_view_matches_values_bound_as_text(typed_store: Path, condition: str, value: str,
+                                                 selected: list[int]) -> None:
+    rows = query(typed_store, f'SELECT a FROM "typed" WHERE {condition} ORDER BY a', (value,))
+    assert [row["a"] for row in rows] == sorted(selected)
+
+
+def test_typed_columns_keep_exact_values(typed_store: Path) -> None:
+    rows = query(typed_store, 'SELECT a, b, c, flag, big, energy, k, huge_k, f32 FROM "typed" ORDER BY run_id')
+    assert [row["b"] for row in rows] == [3000.75, 0.1 + 0.2, float("inf"), float("-inf")]
+    assert [row["big"] for row in rows] == [2**63 - 1, 2**53 + 1, -(2**63), 0]
+    assert [row["huge_k"] for row in rows] == [2**63 - 1, 2**53 + 1, -(2**63), None]
+    assert [row["energy"] for row in rows] == [6001.5, (0.1 + 0.2) * 2, float("inf"), None]  # NaN is NULL
+    assert [row["c"] for row in rows] == ["k", "9", "x y", "z"]
+    assert [row["f32"] for row in rows] == [4.5, 5.0, -0.5, None]
+    with rec.open(typed_store) as db:
+        df = db.df("typed")
+        assert db.df("typed", where="a = '9' OR c = '9'")["a"].tolist() == [9, 10]
+    assert df["big"].tolist() == [2**63 - 1, 2**53 + 1, -(2**63), 0]
+    assert np.isnan(df["energy"][3]) and df["b"][1] == 0.1 + 0.2
+
+
+def test_typed_view_from_a_process_without_recorder(typed_store: Path, tmp_path: Path) -> None:
+    code = (
+        "import sqlite3, sys\n"
+        f"conn = sqlite3.connect({str(typed_store / 'recorder.sqlite')!r})\n"
+        "print(conn.execute('SELECT count(*) FROM typed WHERE a = ? AND energy > ?', ('9', '3000.5')).fetchone()[0])\n"
+        "print('recorder' in sys.modules)\n"
+    )
+    result = run_python(code, cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == ["1", "False"]
+
+
+MIXED_CASES = {
+    # name → (values of the runs, one per run, as parameters or results)
+    "number, then text": [1, "two"],
+    "text, then number": ["one", 2],
+    "int, then float": [1, 2.5],  # numbers alike: still typed
+}
+
+
+def untyped(store: Path, name: str) -> bool:
+    """Whether a column of the view "m" matches the text '1' where it holds the number 1."""
+    return scalar(store, f'SELECT count(*) FROM "m" WHERE "{name}" = ?', ("1",)) == 0
+
+
+@pytest.mark.parametrize("commits", ["one commit", "two commits", "two sessions"])
+@pytest.mark.parametrize("case", list(MIXED_CASES))
+def test_a_field_with_a_second_kind_becomes_untyped(store: Path, case: str, commits: str) -> None:
+    values = MIXED_CASES[case]
+    with rec.Recorder("m", store=store, git=False) as r:
+        for i, value in enumerate(values):
+            if i == 1:
+                if commits == "two commits":
+                    r.flush()
+                elif commits == "two sessions":
+                    r.close()
+                    r = rec.Recorder("m", store=store, git=False).open()
+                if commits != "one commit":  # the first kind only: typed
+                    first = "text" if isinstance(values[0], str) else "integer"
+                    assert query(store, 'SELECT typeof(p) AS p, typeof(y) AS y FROM "m"') == [
+                        {"p": first, "y": first}]
+            with r.run(p=value, i=i) as run:
+                run.log(y=value, z=float(i))
+        r.close()
+    rows = query(store, 'SELECT p, y, typeof(p) AS tp, typeof(y) AS ty FROM "m" ORDER BY i')
+    kinds = ["text" if isinstance(v, str) else "integer" if isinstance(v, int) else "real" for v in values]
+    assert [(row["p"], row["y"], row["tp"], row["ty"]) for row in rows] == [
+        (v, v, k, k) for v, k in zip(values, kinds)]  # each value as it is, whatever the other runs hold
+    if case == "int, then float":
+        assert not untyped(store, "p") and not untyped(store, "y")
+        assert query(store, 'SELECT i FROM "m" WHERE p = ? AND y = ?', ("2.5", "2.5")) == [{"i": 1}]
+    else:
+        assert untyped(store, "p") and untyped(store, "y")
+    assert query(store, 'SELECT i FROM "m" WHERE z = ?', ("1.0",)) == [{"i": 1}]  # z keeps its type
+
+
+def test_kinds_of_a_migrated_store(store: Path) -> None:
+    """A store of schema version 2 (no 'text' kinds in fields) gets them, and typed views, when opened."""
+    with rec.Recorder("old", store=store, git=False) as r:
+        for i, (s, m) in enumerate([("a", 1), ("b", "two"), ("c", 3)]):
+            with r.run(s=s, m=m, n=i) as run:
+                run.log(label=f"l{i}", mixed=m, y=float(i))
+    conn = connect(store)
+    # fields as version 2 wrote them: '' for every parameter and for plain values kept as rows
+    conn.execute("DELETE FROM fields WHERE kind = 'text' AND name IN "
+                 "(SELECT name FROM fields AS g WHERE g.kind = '' AND g.experiment = fields.experiment)")
+    conn.execute("UPDATE fields SET kind = '' WHERE kind = 'text'")
+    conn.execute('DROP VIEW "old"')
+    conn.execute('CREATE VIEW "old" AS SELECT 1 AS one')
+    conn.execute("PRAGMA user_version = 2")
+    conn.commit()
+    conn.close()
+    with rec.open(store) as db:
+        assert db.df("old")["s"].tolist() == ["a", "b", "c"]
+    assert scalar(store, "PRAGMA user_version") >= 3
+    kinds = query(store, "SELECT role, name, kind FROM fields ORDER BY pk")
+    assert {(k["role"], k["name"], k["kind"]) for k in kinds} == {
+        ("param", "s", "text"), ("param", "m", ""), ("param", "m", "text"), ("param", "n", ""),
+        ("result", "label", "text"), ("result", "mixed", "text"), ("result", "mixed", IN_SCALARS),
+        ("result", "y", IN_SCALARS)}
+    assert [k["name"] for k in kinds if k["role"] == "param"][:3] == ["s", "m", "n"]  # the order kept
+    assert query(store, 'SELECT n FROM "old" WHERE n = ? AND s = ?', ("2", "c")) == [{"n": 2}]
+    assert scalar(store, 'SELECT count(*) FROM "old" WHERE m = ?', ("1",)) == 0  # mixed: untyped
+
+
+def echo(p: Any, i: int) -> dict:
+    return {"y": p, "z": float(i)}
+
+
+@pytest.mark.parametrize("values", [[1, 2, "x", 3], ["x", "y", 1], [1.5, 2, 3], ["x", "y"]])
+def test_a_sweep_records_each_kind_of_a_parameter(store: Path, values: list[Any]) -> None:
+    with rec.Recorder("m", store=store, git=False) as r:
+        r.sweep(echo, [{"p": v, "i": i} for i, v in enumerate(values)], progress=False)
+    kinds = {row["kind"] for row in query(store, "SELECT kind FROM fields WHERE role = 'param' AND name = 'p'")}
+    assert kinds == {"text" if isinstance(v, str) else "" for v in values}
+    rows = query(store, 'SELECT p, y, typeof(p) AS t FROM "m" ORDER BY i')
+    assert [(row["p"], row["y"]) for row in rows] == [(v, v) for v in values]
+    typed = all(isinstance(v, str) for v in values) or not any(isinstance(v, str) for v in values)
+    numbers = [v for v in values if not isinstance(v, str)]
+    if numbers:  # a number bound as text matches only in a typed column
+        assert scalar(store, 'SELECT count(*) FROM "m" WHERE p = ?', (str(numbers[0]),)) == (1 if typed else 0)
+    else:
+        assert query(store, 'SELECT typeof(p) AS t FROM "m" WHERE p = ?', ("x",)) == [{"t": "text"}]
+
+
+def test_str_parameters_found_whichever_change_between_runs(store: Path) -> None:
+    psets = [{"a": "x", "b": 1, "c": "k"}, {"a": "y", "b": 2, "c": "k"}, {"a": "x", "b": "two", "c": "k"},
+             {"a": 3, "b": 4, "c": "k"}, {"a": "z", "b": 5, "c": "k"}]
+    with rec.Recorder("m", store=store, git=False) as r:
+        r.sweep(lambda a, b, c: {"y": 1.0}, psets, progress=False)  # noqa: ARG005
+    rows = query(store, "SELECT name, kind FROM fields WHERE role = 'param'")
+    assert sorted((row["name"], row["kind"]) for row in rows) == [
+        ("a", ""), ("a", "text"), ("b", ""), ("b", "text"), ("c", "text")]
+    assert query(store, 'SELECT typeof(c) AS t, count(*) AS n FROM "m" WHERE c = ? GROUP BY 1', ("k",)) == [
+        {"t": "text", "n": 5}]
+
+
+DATASETTE_FILTERS = {  # query string → the values of a of the rows it selects
+    "a=9": [9],
+    "a__gt=9": [10, 11],
+    "b=3000.75": [9],
+    "b__gt=3000.5": [-1, 9],
+    "energy__gt=3000.5": [-1, 9],
+    "k=30": [10],
+    "c=9": [10],
+    "label=run+9": [9],
+}
+
+
+def test_datasette_filters_and_facets_match(typed_store: Path) -> None:
+    """Datasette itself: its column filters and facet links bind values as text."""
+    import asyncio
+
+    app = pytest.importorskip("datasette.app")
+    datasette = app.Datasette([str(typed_store / "recorder.sqlite")])
+
+    async def rows(query_string: str) -> list[int]:
+        response = await datasette.client.get(f"/recorder/typed.json?{query_string}&_shape=objects")
+        assert response.status_code == 200, response.text
+        return sorted(row["a"] for row in response.json()["rows"])
+
+    async def check() -> None:
+        for query_string, selected in DATASETTE_FILTERS.items():
+            assert await rows(query_string) == selected, query_string
+        response = await datasette.client.get("/recorder/typed.json?_facet=a&_facet=c&_shape=objects")
+        facets = response.json()["facet_results"]
+        facets = facets.get("results", facets)  # Datasette 1.0 nests them
+        for name in ("a", "c"):
+            for facet in facets[name]["results"]:  # each facet link selects the runs it counts
+                query_string = facet["toggle_url"].split("?", 1)[1]
+                assert len(await rows(query_string)) == facet["count"] == 1, (name, facet)
+
+    asyncio.run(check())

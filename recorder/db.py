@@ -33,7 +33,7 @@ __all__ = [
 ]
 
 #: Version of the schema this library writes (``PRAGMA user_version``).
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 #: How long a writer waits for another one before giving up.
 BUSY_TIMEOUT_S = 60.0
 

@@ -16,6 +16,7 @@ __all__ = [
     "DirtyWorkTree",
     "ObjectError",
     "RecorderWarning",
+    "UnreadableValue",
 ]
 
 
@@ -53,3 +54,7 @@ class ObjectError(RecorderError):
 
 class RecorderWarning(UserWarning):
     """Something the user should know that does not stop the recording."""
+
+
+class UnreadableValue(StoreError):
+    """A value stored in a run (a result, parameter or config cell) cannot be read back: the store is damaged or crafted."""

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn
 
 from .errors import RecorderError, UnreadableValue
+from .ids import short_id
 from .store import DB_NAME, OBJECTS
 from .values import decode, is_scalar_kind
 
@@ -154,7 +155,11 @@ def _params(text: str | None, run_id: str) -> dict[str, Any]:
 
 def log(db: Database, experiment: str | None = None, *, limit: int | None = None, status: str | None = None,
         since: str | None = None) -> Iterator[dict[str, Any]]:
-    """Yield runs newest first: id, experiment, status, start, duration, params, scalar results, env SHA."""
+    """Yield runs newest first: id, short id, experiment, status, start, duration, params, scalar results,
+    the error's last line (None unless the run failed), env SHA.
+
+    :raises UnreadableValue: when a run's parameters or results cannot be read back (a damaged or hand-made store).
+    """
     condition, values = "1", []
     if experiment is not None:
         condition += " AND r.experiment = ?"
@@ -174,13 +179,12 @@ def log(db: Database, experiment: str | None = None, *, limit: int | None = None
     with_rows = {name for (name,) in db.conn.execute(_ROW_KEPT)}
     sql = _LOG.format(condition=condition) + (" LIMIT ?" if limit is not None else "")
     cursor = db.conn.execute(sql, [*values, limit] if limit is not None else values)
-    from .ids import short_id
-
     for pk, run_id, name, run_status, start, duration, params, compact, env_sha, error in cursor:
+        short = short_id(db.conn, run_id)
         yield {
-            "run_id": run_id, "short_id": short_id(db.conn, run_id), "experiment": name, "status": run_status,
+            "run_id": run_id, "short_id": short, "experiment": name, "status": run_status,
             "time_start": _iso(start), "duration_s": None if duration is None else duration / 1e6,
-            "params": _params(params, run_id), "results": _scalars(db, pk, run_id, compact, name in with_rows),
+            "params": _params(params, short), "results": _scalars(db, pk, short, compact, name in with_rows),
             "error": last_line(error), "env_sha": env_sha,
         }
 
@@ -233,8 +237,6 @@ def show(db: Database, run_id: str) -> dict[str, Any]:
 
     :raises UnreadableValue: when a value of the run cannot be read back (a damaged or hand-made store).
     """
-    from .ids import short_id
-
     pk, _ = db.run_key(run_id)
     (pk, full, experiment, run_status, start, duration, seed, params, pset_hash, compact, error, output,
      comment, session) = db.conn.execute(_RUN, (pk,)).fetchone()

@@ -86,9 +86,9 @@ def _clean(text: Any, keep: str = "") -> str:
         return text
     import unicodedata
 
-    from .hashing import _NOT_TEXT
+    from .hashing import NOT_TEXT
 
-    return "".join(ascii(c)[1:-1] if c not in keep and unicodedata.category(c) in _NOT_TEXT else c for c in text)
+    return "".join(ascii(c)[1:-1] if c not in keep and unicodedata.category(c) in NOT_TEXT else c for c in text)
 
 
 def _block(text: str) -> list[str]:
@@ -141,10 +141,10 @@ def _json(value: Any, indent: int | None = 2) -> str:
         return text
     import unicodedata
 
-    from .hashing import _NOT_TEXT
+    from .hashing import NOT_TEXT
 
     # Inside strings only (JSON's own syntax is ASCII): the \\u escape reads back as the same character.
-    return "".join(json.dumps(c)[1:-1] if c != "\n" and unicodedata.category(c) in _NOT_TEXT else c for c in text)
+    return "".join(json.dumps(c)[1:-1] if c != "\n" and unicodedata.category(c) in NOT_TEXT else c for c in text)
 
 
 @main.command()

@@ -29,6 +29,7 @@ __all__ = [
     "check_name",
     "check_experiment",
     "not_text",
+    "NOT_TEXT",
     "canonical_pset",
     "PsetLayout",
     "pset_layout",
@@ -56,15 +57,15 @@ _sha256 = hashlib.sha256
 #: Unicode categories that are not visible text: controls (C0, DEL, C1 with U+0085 and the CSI U+009B),
 #: formats (bidi overrides like U+202E, zero-width characters, the BOM), line and paragraph
 #: separators, lone surrogates. A name holding one can hide or reorder what a terminal shows.
-_NOT_TEXT = frozenset({"Cc", "Cf", "Zl", "Zp", "Cs"})
+NOT_TEXT = frozenset({"Cc", "Cf", "Zl", "Zp", "Cs"})
 
 
 def not_text(text: str) -> str | None:
-    """Return the first character of ``text`` that is not visible text (see :data:`_NOT_TEXT`), or None."""
+    """Return the first character of ``text`` that is not visible text (see :data:`NOT_TEXT`), or None."""
     if text.isascii() and text.isprintable():  # the common case, without a call per character
         return None
     for c in text:
-        if unicodedata.category(c) in _NOT_TEXT:
+        if unicodedata.category(c) in NOT_TEXT:
             return c
     return None
 

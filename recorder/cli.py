@@ -19,7 +19,20 @@ from .version import __version__
 
 
 class _Group(click.Group):
-    """Turns library errors into one line on stderr, unless ``--debug``."""
+    """Turns library errors into one line on stderr, unless ``--debug``; refuses arguments that are not text."""
+
+    def make_context(self, info_name: str | None, args: list[str], parent: click.Context | None = None,
+                     **extra: Any) -> click.Context:
+        from .hashing import is_utf8
+
+        for arg in args:
+            # Bytes the shell could not decode arrive as lone surrogates, which no store or SQL can hold.
+            if isinstance(arg, str) and not is_utf8(arg):
+                raise click.ClickException(
+                    f"the argument {ascii(arg)} is not UTF-8 text (the terminal passed bytes it could not "
+                    "decode); retype it, or set a UTF-8 locale"
+                )
+        return super().make_context(info_name, args, parent=parent, **extra)
 
     def invoke(self, ctx: click.Context) -> Any:
         try:

@@ -983,3 +983,20 @@ def test_show_of_a_crafted_value_is_one_line(store: Path, craft: str, fragment: 
 
     assert isinstance(result.exception, UnreadableValue)
     assert line
+
+
+@pytest.mark.parametrize("args", [["log", b"\xff"], ["export", b"\xffexp", "-o", "x.csv"], ["sql", b"SELECT '\xff'"],
+                                  ["show", b"\xff"]])
+def test_undecodable_arguments_are_one_line(store: Path, recorded: dict[str, str], tmp_path: Path,
+                                            args: list[Any]) -> None:
+    """Bytes a shell cannot decode reach Python as lone surrogates: a clear error, not a UnicodeEncodeError."""
+    exe = shutil.which("recorder", path=os.path.dirname(sys.executable) + os.pathsep + os.environ.get("PATH", ""))
+    if exe is None:
+        pytest.skip("no installed `recorder` executable")
+    done = subprocess.run([exe, "--store", str(store), *args], cwd=tmp_path,
+                          capture_output=True, timeout=120, check=False,
+                          env={**os.environ, "PYTHONPATH": str(Path(rec.__file__).parent.parent)})
+    assert done.returncode == 1, done.stderr
+    err = done.stderr.decode()
+    assert "Traceback" not in err and "not UTF-8 text" in err and "\\udcff" in err
+    assert len(err.strip().splitlines()) == 1

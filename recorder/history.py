@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn
 
 from .errors import RecorderError, UnreadableValue
-from .ids import short_id
+from .ids import short_id, short_ids
 from .store import DB_NAME, OBJECTS
 from .values import decode, is_scalar_kind
 
@@ -179,14 +179,19 @@ def log(db: Database, experiment: str | None = None, *, limit: int | None = None
     with_rows = {name for (name,) in db.conn.execute(_ROW_KEPT)}
     sql = _LOG.format(condition=condition) + (" LIMIT ?" if limit is not None else "")
     cursor = db.conn.execute(sql, [*values, limit] if limit is not None else values)
-    for pk, run_id, name, run_status, start, duration, params, compact, env_sha, error in cursor:
-        short = short_id(db.conn, run_id)
-        yield {
-            "run_id": run_id, "short_id": short, "experiment": name, "status": run_status,
-            "time_start": _iso(start), "duration_s": None if duration is None else duration / 1e6,
-            "params": _params(params, short), "results": _scalars(db, pk, short, compact, name in with_rows),
-            "error": last_line(error), "env_sha": env_sha,
-        }
+    while True:
+        batch = cursor.fetchmany(256)
+        if not batch:
+            return
+        shorts = short_ids(db.conn, [row[1] for row in batch])
+        for pk, run_id, name, run_status, start, duration, params, compact, env_sha, error in batch:
+            short = shorts[run_id]
+            yield {
+                "run_id": run_id, "short_id": short, "experiment": name, "status": run_status,
+                "time_start": _iso(start), "duration_s": None if duration is None else duration / 1e6,
+                "params": _params(params, short), "results": _scalars(db, pk, short, compact, name in with_rows),
+                "error": last_line(error), "env_sha": env_sha,
+            }
 
 
 def _array_summary(dtype: Any, shape: Any, size: Any, digest: Any, run_id: str) -> dict[str, Any]:

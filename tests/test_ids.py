@@ -123,6 +123,7 @@ def test_a_shared_tail_makes_the_short_id_longer(store: Path) -> None:
     _add_runs(store, [twin])
     with rec.open(store) as db:
         assert db.short_id(first) == first[-12:] and db.short_id(twin) == twin[-12:]
+        assert rec.ids.short_ids(db.conn, [first, twin]) == {first: first[-12:], twin: twin[-12:]}
         assert db.resolve(first[-12:]) == first and db.resolve(twin[-12:]) == twin
         with pytest.raises(rec.RecorderError, match="ambiguous") as info:
             db.resolve(first[-8:])
@@ -136,6 +137,7 @@ def test_a_suffix_that_is_another_runs_prefix_is_not_short(store: Path) -> None:
     with rec.open(store) as db:
         short = db.short_id(first)
         assert len(short) > SHORT_LENGTH and db.resolve(short) == first
+        assert rec.ids.short_ids(db.conn, [first, other]) == {first: short, other: db.short_id(other)}
         with pytest.raises(rec.RecorderError, match="ambiguous"):
             db.resolve(first[-SHORT_LENGTH:])
 
@@ -170,7 +172,7 @@ def test_short_ids_of_a_store_of_10_5_runs_have_at_most_12_digits(store: Path) -
     _add_runs(store, ids)
     from collections import Counter
 
-    from recorder.ids import short_id
+    from recorder.ids import short_id, short_ids
 
     every = _all_ids(store)
     # What the short ids must be, by brute force in memory: the shortest suffix no other id ends or starts with.
@@ -184,6 +186,9 @@ def test_short_ids_of_a_store_of_10_5_runs_have_at_most_12_digits(store: Path) -
     conn = sqlite3.connect(f"file:{store / 'recorder.sqlite'}?mode=ro", uri=True)
     checked = ids[::50] + [i for i, v in expected.items() if len(v) > SHORT_LENGTH]
     assert {i: short_id(conn, i) for i in checked} == {i: expected[i] for i in checked}
+    # In bulk, as `recorder log` asks (a few queries per batch): the same answers.
+    assert short_ids(conn, checked) == {i: expected[i] for i in checked}
+    assert short_ids(conn, ids[:256]) == {i: expected[i] for i in ids[:256]}
     conn.close()
 
 

@@ -9,6 +9,7 @@ imported inside the commands, so ``recorder --help`` starts fast.
 from __future__ import annotations
 
 import sys
+from collections.abc import Callable
 from typing import Any
 
 import click
@@ -18,7 +19,20 @@ from .version import __version__
 
 
 class _Group(click.Group):
-    """Turns library errors into one line on stderr, unless ``--debug``."""
+    """Turns library errors into one line on stderr, unless ``--debug``; refuses arguments that are not text."""
+
+    def make_context(self, info_name: str | None, args: list[str], parent: click.Context | None = None,
+                     **extra: Any) -> click.Context:
+        from .hashing import is_utf8
+
+        for arg in args:
+            # Bytes the shell could not decode arrive as lone surrogates, which no store or SQL can hold.
+            if isinstance(arg, str) and not is_utf8(arg):
+                raise click.ClickException(
+                    f"the argument {ascii(arg)} is not UTF-8 text (the terminal passed bytes it could not "
+                    "decode); retype it, or set a UTF-8 locale"
+                )
+        return super().make_context(info_name, args, parent=parent, **extra)
 
     def invoke(self, ctx: click.Context) -> Any:
         try:
@@ -26,7 +40,7 @@ class _Group(click.Group):
         except RecorderError as e:
             if ctx.params.get("debug"):
                 raise
-            click.echo(f"recorder: error: {e}", err=True)
+            click.echo(f"recorder: error: {_clean(e)}", err=True)  # one line, whatever the store held
             sys.exit(1)
 
 
@@ -40,8 +54,10 @@ def main(ctx: click.Context, store: str | None, debug: bool) -> None:
     """Record numerical experiments and parameter studies in a SQLite provenance database.
 
     A store is a folder with recorder.sqlite and objects/; record into it from
-    Python with recorder.Recorder or @recorder.experiment. Run ids may be
-    abbreviated to any unique prefix.
+    Python with recorder.Recorder or @recorder.experiment. A run is named by
+    its short id (the last 8 or more digits, as `recorder log` shows it), any
+    unique prefix of its id, or the full id. --store may also follow the
+    command (recorder log --store runs).
     """
     ctx.obj = {"store": store}
 
@@ -68,40 +84,92 @@ def _interactive() -> bool:
     return sys.stdout.isatty()
 
 
+def _store_option(command: Callable[..., Any]) -> Callable[..., Any]:
+    """``--store`` after the command name too (``recorder log --store runs``); it wins over the group's."""
+
+    def remember(ctx: click.Context, param: click.Parameter, value: str | None) -> None:
+        if value is not None:
+            ctx.ensure_object(dict)["store"] = value
+
+    return click.option("--store", type=click.Path(file_okay=False), expose_value=False, callback=remember,
+                        help="The store folder (as `recorder --store`).")(command)
+
+
+def _clean(text: Any, keep: str = "") -> str:
+    """A text from a store, safe to print: every character that is not visible text escaped (``\\x1b``, ``\\u202e``).
+
+    Escape sequences, bidi overrides, line separators and lone surrogates in
+    names and values would otherwise reach the terminal raw (a name could
+    recolour, hide or reorder what is shown, or end the line early).
+    """
+    text = str(text)
+    if text.isascii() and text.isprintable():
+        return text
+    from .hashing import not_text
+
+    if not_text(text) is None:
+        return text
+    import unicodedata
+
+    from .hashing import NOT_TEXT
+
+    return "".join(ascii(c)[1:-1] if c not in keep and unicodedata.category(c) in NOT_TEXT else c for c in text)
+
+
+def _block(text: str) -> list[str]:
+    """A traceback or captured output from a store as lines, each cleaned (tabs kept), indented."""
+    return ["  " + _clean(line, keep="\t") for line in text.rstrip().split("\n")]
+
+
 def _short(value: Any) -> str:
     if isinstance(value, float):
         return f"{value:.6g}"
-    return str(value)
+    return _clean(value)
 
 
 def _pairs(values: dict[str, Any], limit: int = 60) -> str:
-    text = " ".join(f"{k}={_short(v)}" for k, v in values.items())
+    text = " ".join(f"{_clean(k)}={_short(v)}" for k, v in values.items())
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
-def _table(headers: list[str], rows: list[list[str]]) -> str:
-    """A table for people: rich on a terminal, aligned plain text otherwise."""
+def _table(headers: list[str], rows: list[list[str]], right: list[list[bool]] | None = None) -> str:
+    """A table for people: rich on a terminal, aligned plain text otherwise; ``right`` right-aligns cells."""
+    right = right or [[False] * len(row) for row in rows]
     if _interactive():
         from rich.console import Console
         from rich.table import Table
+        from rich.text import Text
 
         table = Table(*headers, box=None, header_style="bold")
-        for row in rows:
-            table.add_row(*row)
+        for row, flags in zip(rows, right):
+            # Text, not str: rich would read "[red]" in a value as markup.
+            table.add_row(*(Text(c, justify="right" if r else "left") for c, r in zip(row, flags)))
         console = Console()
         with console.capture() as captured:
             console.print(table)
         return captured.get().rstrip("\n")
     widths = [max(len(h), *(len(r[i]) for r in rows)) if rows else len(h) for i, h in enumerate(headers)]
     lines = ["  ".join(h.ljust(w) for h, w in zip(headers, widths)).rstrip()]
-    lines += ["  ".join(c.ljust(w) for c, w in zip(row, widths)).rstrip() for row in rows]
+    lines += ["  ".join(c.rjust(w) if r else c.ljust(w) for c, w, r in zip(row, widths, flags)).rstrip()
+              for row, flags in zip(rows, right)]
     return "\n".join(lines)
 
 
-def _json(value: Any) -> str:
+def _json(value: Any, indent: int | None = 2) -> str:
+    """JSON for programs: exact values, and every character that is not visible text as a ``\\u`` escape."""
     import json
 
-    return json.dumps(value, indent=2, ensure_ascii=False, default=str)
+    text = json.dumps(value, indent=indent, ensure_ascii=False, default=str)
+    from .hashing import not_text
+
+    if not_text(text) is None:
+        return text
+    import unicodedata
+
+    from .hashing import NOT_TEXT
+
+    # Inside strings only (JSON's own syntax is ASCII): the \\u escape reads back as the same character.
+    return "".join(json.dumps(c)[1:-1] if c != "\n" and unicodedata.category(c) in NOT_TEXT else c for c in text)
 
 
 @main.command()
@@ -111,45 +179,66 @@ def _json(value: Any) -> str:
 @click.option("--since", help="Only runs started on or after this date (2026-11-23, 2026-11-23T08:00).")
 @click.option("--oneline", is_flag=True, help="One short line per run.")
 @click.option("--json", "as_json", is_flag=True, help="JSON lines, one run each, for programs.")
+@_store_option
 @click.pass_context
 def log(ctx: click.Context, experiment: str | None, limit: int | None, status: str | None, since: str | None,
         oneline: bool, as_json: bool) -> None:
-    """Show runs, newest first, like git log: id, experiment, status, start, duration, params, results."""
+    """Show runs, newest first, like git log: short id, experiment, status, start, duration, params, results.
+
+    A failed run shows its error's last line. The short id names the run in
+    show, diff and checkout. On a terminal, without -n, the runs are paged
+    ($PAGER, else less; LESS=FRX unless set, so a short log is simply printed).
+    """
     from . import history
 
     with _open(ctx) as db:
         entries = history.log(db, experiment, limit=limit, status=status, since=since)
         if as_json:
-            import json
-
             for entry in entries:
-                click.echo(json.dumps(entry, default=str))
+                click.echo(_json(entry, indent=None))
             return
         if oneline:
-            lines = (f"{e['run_id']} {e['status']:<11} {e['experiment']} {_pairs(e['params'], 40)}"
-                     f" {_pairs(e['results'], 40)}" for e in entries)
+            lines = (f"{e['short_id']} {_clean(e['status']):<11} {_clean(e['experiment'])} {_pairs(e['params'], 40)}"
+                     f" {_pairs(e['results'], 40) if e['results'] or not e['error'] else _clean(e['error'])[:60]}"
+                     for e in entries)
         else:
-            lines = (
-                f"run {e['run_id']}  {e['status']}\n"
-                f"  experiment {e['experiment']}   started {e['time_start']}"
-                f"   took {_short(e['duration_s'])} s   code {str(e['env_sha'])[:12]}\n"
-                f"  params   {_pairs(e['params'], 200)}\n"
-                f"  results  {_pairs(e['results'], 200)}\n"
-                for e in entries
-            )
+            lines = (_log_entry(e) for e in entries)
         if limit is None and _interactive():
+            import os
+
+            # As git does: quit at once when it fits the screen (F), keep colours (R), leave it on screen (X).
+            os.environ.setdefault("LESS", "FRX")
             click.echo_via_pager(line + "\n" for line in lines)
         else:
             for line in lines:
                 click.echo(line)
 
 
+def _log_entry(e: dict[str, Any]) -> str:
+    """One run of ``recorder log``, several lines."""
+    out = [
+        f"run {e['short_id']}  {_clean(e['status'])}",
+        f"  experiment {_clean(e['experiment'])}   started {e['time_start']}"
+        f"   took {_short(e['duration_s'])} s   code {_clean(str(e['env_sha'])[:12])}",
+        f"  params   {_pairs(e['params'], 200)}",
+    ]
+    if e["results"] or not e["error"]:
+        out.append(f"  results  {_pairs(e['results'], 200)}")
+    if e["error"]:
+        out.append(f"  error    {_clean(e['error'])}")
+    return "\n".join(out) + "\n"
+
+
 @main.command()
 @click.argument("run")
 @click.option("--json", "as_json", is_flag=True, help="Everything as JSON, for programs.")
+@_store_option
 @click.pass_context
 def show(ctx: click.Context, run: str, as_json: bool) -> None:
-    """Show everything about one RUN: params, results, status, traceback, output, session."""
+    """Show everything about one RUN: params, results, status, error, output, session (config, message, code).
+
+    RUN is a short id (as `recorder log` shows it), a unique prefix, or a full id.
+    """
     from . import history
 
     with _open(ctx) as db:
@@ -159,39 +248,54 @@ def show(ctx: click.Context, run: str, as_json: bool) -> None:
         return
     session = info["session"]
     out = [
-        f"run {info['run_id']}  {info['status']}",
-        f"experiment   {info['experiment']}",
-        f"started      {info['time_start']}   took {_short(info['duration_s'])} s   seed {info['seed']}",
-        f"pset         {info['pset_hash']}",
-        "params", *(f"  {k} = {v!r}" for k, v in info["params"].items()),
-        "results",
+        f"run {info['short_id']}  {_clean(info['status'])}",
+        f"id           {info['run_id']}",
+        f"experiment   {_clean(info['experiment'])}",
+        f"started      {info['time_start']}   took {_short(info['duration_s'])} s   seed {_clean(info['seed'])}",
+        f"pset         {_clean(info['pset_hash'])}",
     ]
-    for name, entry in info["results"].items():
-        if "array" in entry:
-            a = entry["array"]
-            where = "inline" if a.get("inline") else f"object {a['digest'][:16]}"
-            text = f"array {a['dtype']} shape {tuple(a['shape'] or ())} ({a['bytes']} bytes, {where})"
-        elif "bytes" in entry:
-            text = f"{entry['bytes']} bytes"
-        else:
-            text = repr(entry["value"])
-        out.append(f"  {name} = {text}" + (f"   # {entry['comment']}" if "comment" in entry else ""))
+    if info["error_line"]:
+        out.append(f"error        {_clean(info['error_line'])}")
+    out += ["params", *(f"  {_clean(k)} = {_clean(repr(v))}" for k, v in info["params"].items()), "results"]
+    out += [f"  {_clean(name)} = {_value_text(entry)}" + (f"   # {_clean(entry['comment'])}" if "comment" in entry else "")
+            for name, entry in info["results"].items()]
     if info["comment"]:
-        out.append(f"comment      {info['comment']}")
+        out.append(f"comment      {_clean(info['comment'])}")
     out += [
-        f"session      {session['id']}  ({session['status']})",
-        f"  code       {session['git_commit'] or '(no git)'}"
-        + (f" on {session['git_branch']}" if session["git_branch"] else "")
-        + (" (dirty)" if session["git_dirty"] else "") + (" (auto-committed)" if session["git_auto_committed"] else ""),
-        f"  host       {session['host']}   user {session['user']}",
-        f"  python     {session['python']}   on {session['platform']}",
-        f"  packages   {len(session['packages'])} (fingerprint {session['fingerprint']})",
+        f"session      {_clean(session['id'])}  ({_clean(session['status'])})"
+        f"   started {_clean(session['time_start'])}" + (f"   ended {_clean(session['time_end'])}" if session["time_end"] else ""),
     ]
+    if session["message"]:
+        out.append(f"  message    {_clean(session['message'])}")
+    if session["comment"]:
+        out.append(f"  comment    {_clean(session['comment'])}")
+    out += [
+        f"  code       {_clean(session['git_commit'] or '(no git)')}"
+        + (f" on {_clean(session['git_branch'])}" if session["git_branch"] else "")
+        + (" (dirty)" if session["git_dirty"] else "") + (" (auto-committed)" if session["git_auto_committed"] else ""),
+        f"  host       {_clean(session['host'])}   user {_clean(session['user'])}",
+        f"  python     {_clean(session['python'])}   on {_clean(session['platform'])}",
+        f"  packages   {len(session['packages'])} (fingerprint {_clean(session['fingerprint'])})",
+    ]
+    if session["config"]:
+        out += ["  config", *(f"    {_clean(k)} = {_value_text(v)}" for k, v in session["config"].items())]
     if info["error"]:
-        out += ["traceback", *("  " + line for line in info["error"].rstrip().splitlines())]
+        out += ["traceback", *_block(info["error"])]
     if info["output"]:
-        out += ["output", *("  " + line for line in info["output"].rstrip().splitlines())]
+        out += ["output", *_block(info["output"])]
     click.echo("\n".join(out))
+
+
+def _value_text(entry: dict[str, Any]) -> str:
+    """A result or config value as show prints it: the value, or an array's dtype, shape, size and place."""
+    if "array" in entry:
+        a = entry["array"]
+        where = "inline" if a.get("inline") else f"object {_clean(a['digest'])[:16]}"
+        shape = tuple(a["shape"]) if isinstance(a["shape"], list) else ()
+        return _clean(f"array {a['dtype']} shape {shape} ({a['bytes']} bytes, {where})")
+    if "bytes" in entry:
+        return f"{entry['bytes']} bytes"
+    return _clean(repr(entry["value"]))
 
 
 @main.command()
@@ -199,9 +303,10 @@ def show(ctx: click.Context, run: str, as_json: bool) -> None:
 @click.argument("run_b")
 @click.option("--code", is_flag=True, help="Also show the git diff between the two runs' commits.")
 @click.option("--json", "as_json", is_flag=True, help="The differences as JSON.")
+@_store_option
 @click.pass_context
 def diff(ctx: click.Context, run_a: str, run_b: str, code: bool, as_json: bool) -> None:
-    """Show how two runs differ: parameters, results, environment, packages (and code with --code)."""
+    """Show how two runs differ: status, parameters, results, config, environment, packages (code with --code)."""
     from . import history
 
     with _open(ctx) as db:
@@ -217,19 +322,22 @@ def diff(ctx: click.Context, run_a: str, run_b: str, code: bool, as_json: bool) 
     if as_json:
         click.echo(_json({**changes, "code": patch} if code else changes))
         return
-    a, b = changes["runs"]
+    a, b = changes["short_ids"]
     out = [f"--- run {a}", f"+++ run {b}"]
-    for section in ("params", "results", "environment"):
+    if changes["status"]:
+        left, right = changes["status"]
+        out.append(f"status: {_clean(left)} → {_clean(right)}")
+    for section, label in (("params", "param"), ("results", "result"), ("config", "config"), ("environment", "env")):
         for name, (left, right) in changes[section].items():
-            out.append(f"{section[:-1] if section != 'environment' else 'env'} {name}: {left!r} → {right!r}")
+            out.append(f"{label} {_clean(name)}: {_clean(repr(left))} → {_clean(repr(right))}")
     packages = changes["packages"]
-    out += [f"package +{k} {v}" for k, v in packages["added"].items()]
-    out += [f"package -{k} {v}" for k, v in packages["removed"].items()]
-    out += [f"package {k}: {old} → {new}" for k, (old, new) in packages["changed"].items()]
+    out += [f"package +{_clean(k)} {_clean(v)}" for k, v in packages["added"].items()]
+    out += [f"package -{_clean(k)} {_clean(v)}" for k, v in packages["removed"].items()]
+    out += [f"package {_clean(k)}: {_clean(old)} → {_clean(new)}" for k, (old, new) in packages["changed"].items()]
     if len(out) == 2:
-        out.append("(no differences in parameters, results or environment)")
+        out.append("(no differences in status, parameters, results, config or environment)")
     if patch is not None:
-        out.append(patch.rstrip() or "(no code differences)")
+        out += [_clean(line, keep="\t") for line in patch.rstrip().split("\n")] if patch.strip() else ["(no code differences)"]
     click.echo("\n".join(out))
 
 
@@ -237,23 +345,55 @@ def diff(ctx: click.Context, run_a: str, run_b: str, code: bool, as_json: bool) 
 @click.argument("query")
 @click.option("--csv", "as_csv", is_flag=True, help="Comma-separated values, for programs.")
 @click.option("--json", "as_json", is_flag=True, help="JSON lines, one row each.")
+@_store_option
 @click.pass_context
 def sql(ctx: click.Context, query: str, as_csv: bool, as_json: bool) -> None:
-    """Run a read-only SQL QUERY on the store (its views included) and show the rows."""
-    import csv
-    import json
+    """Run a read-only SQL QUERY on the store (its views included) and show the rows.
 
+    The table shows numbers exactly (as Python writes them) and right-aligned,
+    NULL as NULL, blobs in hex. --csv writes NULL as an empty field.
+    """
+    if not query.strip():
+        raise RecorderError("no SQL statement given; write one, e.g. recorder sql \"SELECT * FROM overview_runs\"")
     with _open(ctx) as db:
         headers, rows = db.rows(query)
+    if not headers:
+        raise RecorderError(f"the statement {_clean(query.strip()[:80])!r} returns no columns; "
+                            "recorder sql runs queries (SELECT …, PRAGMA table_info(…))")
     if as_csv:
+        import csv
+
         writer = csv.writer(sys.stdout)
-        writer.writerow(headers)
-        writer.writerows(rows)
+        writer.writerow([_clean(h) for h in headers])
+        writer.writerows([[_csv_cell(v) for v in row] for row in rows])
     elif as_json:
         for row in rows:
-            click.echo(json.dumps(dict(zip(headers, row)), default=lambda v: v.hex() if isinstance(v, bytes) else str(v)))
+            click.echo(_json(dict(zip(headers, (v.hex() if isinstance(v, bytes) else v for v in row))), indent=None))
     else:
-        click.echo(_table(headers, [[_short(v) if not isinstance(v, bytes) else v.hex() for v in row] for row in rows]))
+        click.echo(_table([_clean(h) for h in headers], [[_cell(v) for v in row] for row in rows],
+                          [[isinstance(v, (int, float)) for v in row] for row in rows]))
+
+
+def _cell(value: Any) -> str:
+    """An SQL value for people: NULL, numbers exactly (repr), blobs in hex, text cleaned."""
+    if value is None:
+        return "NULL"
+    if isinstance(value, bytes):
+        return value.hex()
+    if isinstance(value, float):
+        return repr(value)
+    return _clean(value)
+
+
+def _csv_cell(value: Any) -> Any:
+    """An SQL value for a CSV field: exact numbers, NULL empty, blobs in hex, text cleaned (newlines kept)."""
+    if isinstance(value, bytes):
+        return value.hex()
+    if isinstance(value, float):
+        return repr(value)
+    if isinstance(value, str):
+        return _clean(value, keep="\n")
+    return value
 
 
 @main.command()
@@ -262,6 +402,7 @@ def sql(ctx: click.Context, query: str, as_csv: bool, as_json: bool) -> None:
               help="The file: .csv, .jsonl or .parquet (needs pyarrow).")
 @click.option("--status", default="done", show_default=True,
               type=click.Choice(["done", "failed", "interrupted", "running", "all"]), help="Which runs.")
+@_store_option
 @click.pass_context
 def export(ctx: click.Context, experiment: str, output: str, status: str) -> None:
     """Write an EXPERIMENT's runs (params, scalar results, run columns) to a file."""
@@ -272,6 +413,7 @@ def export(ctx: click.Context, experiment: str, output: str, status: str) -> Non
 
 @main.command()
 @click.option("--json", "as_json", is_flag=True, help="As JSON, for programs.")
+@_store_option
 @click.pass_context
 def status(ctx: click.Context, as_json: bool) -> None:
     """Show the store: path, size, experiments and their runs by status, open sessions, objects."""
@@ -282,16 +424,19 @@ def status(ctx: click.Context, as_json: bool) -> None:
     if as_json:
         click.echo(_json(info))
         return
-    click.echo(f"store    {info['store']}  (schema {info['schema_version']}, database {info['database_bytes'] / 1e6:.1f} MB)")
+    click.echo(f"store    {_clean(info['store'])}  (schema {info['schema_version']}, "
+               f"database {info['database_bytes'] / 1e6:.1f} MB)")
     click.echo(f"objects  {info['objects']} arrays, {info['object_bytes'] / 1e6:.1f} MB")
     headers = ["experiment", "runs", "done", "failed", "interrupted", "running"]
-    click.echo(_table(headers, [[str(e[h]) for h in headers] for e in info["experiments"]]))
+    click.echo(_table(headers, [[_clean(e[h]) for h in headers] for e in info["experiments"]],
+                      [[h != "experiment" for h in headers] for _ in info["experiments"]]))
     for session in info["open_sessions"]:
-        click.echo(f"recording: session {session['session_id']} on {session['host']} (pid {session['pid']}), "
-                   f"{session['running_runs']} runs in flight")
+        click.echo(f"recording: session {_clean(session['session_id'])} on {_clean(session['host'])} "
+                   f"(pid {_clean(session['pid'])}), {session['running_runs']} runs in flight")
 
 
 @main.command()
+@_store_option
 @click.pass_context
 def verify(ctx: click.Context) -> None:
     """Re-hash every stored array and check every reference; exit 1 if anything is missing or corrupt."""
@@ -300,7 +445,7 @@ def verify(ctx: click.Context) -> None:
     problems = verify_store(ctx.obj["store"])
     for p in problems:
         where = f"{p.run_id} {p.name}: " if p.run_id else ""
-        click.echo(f"{p.what}: {where}{p.digest or ''} {p.detail}".replace("  ", " "), err=True)
+        click.echo(_clean(f"{p.what}: {where}{p.digest or ''} {p.detail}".replace("  ", " ")), err=True)
     if problems:
         sys.exit(1)
     click.echo("ok: every array is there and matches its digest")
@@ -308,6 +453,7 @@ def verify(ctx: click.Context) -> None:
 
 @main.command()
 @click.option("--dry-run", is_flag=True, help="Only report what would be removed.")
+@_store_option
 @click.pass_context
 def gc(ctx: click.Context, dry_run: bool) -> None:
     """Remove stored arrays that no run or config refers to, and report the bytes freed."""
@@ -321,6 +467,7 @@ def gc(ctx: click.Context, dry_run: bool) -> None:
 @main.command()
 @click.argument("run")
 @click.argument("folder", required=False, type=click.Path(file_okay=False))
+@_store_option
 @click.pass_context
 def checkout(ctx: click.Context, run: str, folder: str | None) -> None:
     """Check out the code a RUN ran (its session's commit or snapshot) as a git worktree in FOLDER.

@@ -27,6 +27,7 @@ __all__ = [
     "ObjectOutsideStore",
     "StoreBusy",
     "DuplicateSource",
+    "UnreadableValue",
 ]
 
 
@@ -113,3 +114,7 @@ class StoreBusy(StoreError):
 
 class DuplicateSource(RecorderError, ValueError):
     """The same store was given twice as a source of a merge."""
+
+
+class UnreadableValue(StoreError):
+    """A value stored in a run (a result, parameter or config cell) cannot be read back: the store is damaged or crafted."""

@@ -13,6 +13,7 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+import unicodedata
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any, NamedTuple
 
@@ -26,6 +27,9 @@ __all__ = [
     "INT64_MAX",
     "claim_names",
     "check_name",
+    "check_experiment",
+    "not_text",
+    "NOT_TEXT",
     "canonical_pset",
     "PsetLayout",
     "pset_layout",
@@ -50,25 +54,52 @@ _dumps_str = json.JSONEncoder(ensure_ascii=False).encode
 _sha256 = hashlib.sha256
 
 
+#: Unicode categories that are not visible text: controls (C0, DEL, C1 with U+0085 and the CSI U+009B),
+#: formats (bidi overrides like U+202E, zero-width characters, the BOM), line and paragraph
+#: separators, lone surrogates. A name holding one can hide or reorder what a terminal shows.
+NOT_TEXT = frozenset({"Cc", "Cf", "Zl", "Zp", "Cs"})
+
+
+def not_text(text: str) -> str | None:
+    """Return the first character of ``text`` that is not visible text (see :data:`NOT_TEXT`), or None."""
+    if text.isascii() and text.isprintable():  # the common case, without a call per character
+        return None
+    for c in text:
+        if unicodedata.category(c) in NOT_TEXT:
+            return c
+    return None
+
+
+def _refuse_characters(what: str, name: str) -> None:
+    """Refuse a name holding a lone surrogate, a control, format or separator character."""
+    bad = not_text(name)
+    if bad is None:
+        return
+    shown = ascii(bad)[1:-1]
+    if unicodedata.category(bad) == "Cs":
+        raise NameRefused(f"{what} name {ascii(name)} holds a lone surrogate ({shown}), which is not text; "
+                          "fix its encoding")
+    raise NameRefused(
+        f"{what} name {ascii(name)} holds the control character {shown} (a newline, tab, NUL, escape, "
+        "bidi override, zero-width or separator character), which cannot name a column and can "
+        "disguise what a terminal shows; rename it"
+    )
+
+
 def check_name(what: str, name: object) -> str:
     """Return ``name`` if it may name a parameter, config value or result.
 
     :param what: what the name is for, used in the error message
         ("parameter", "result", ...).
     :raises NameRefused: when the name is not a non-empty string, holds a
-        control character, starts with ``_`` (reserved for recorder's own
-        columns) or is one of the run columns of the wide view
+        character that is not visible text (a control, format or separator
+        character, or a lone surrogate), starts with ``_`` (reserved for
+        recorder's own columns) or is one of the run columns of the wide view
         (:data:`RESERVED_NAMES`).
     """
     if type(name) is not str or not name:
         raise NameRefused(f"{what} name {name!r} is not a non-empty string")
-    if not is_utf8(name):
-        raise NameRefused(f"{what} name {name!r} holds a lone surrogate, which is not text; fix its encoding")
-    if any(ord(c) < 0x20 or ord(c) == 0x7F for c in name):
-        raise NameRefused(
-            f"{what} name {name!r} holds a control character (a newline, tab, NUL, …), which cannot "
-            "name a column; rename it"
-        )
+    _refuse_characters(what, name)
     if name[0] == "_":
         raise NameRefused(
             f"{what} name {name!r} starts with '_', which recorder reserves for "
@@ -79,6 +110,32 @@ def check_name(what: str, name: object) -> str:
             f"{what} name {name!r} is a column recorder adds to every run "
             f"({', '.join(sorted(RESERVED_NAMES))}); rename it (for example {name + '_'!r})"
         )
+    return name
+
+
+def check_experiment(name: object) -> str:
+    """Return ``name`` if it may name an experiment.
+
+    An experiment's name names its SQL view and, in ``recorder checkout``, a
+    folder, so besides the rules of :func:`check_name` for characters it must
+    not look like a path.
+
+    :raises NameRefused: when the name is not a non-empty string, is only
+        whitespace, holds a character that is not visible text, holds ``/``
+        or ``\\``, starts with ``.``, a Windows drive (``C:``), ``_`` or
+        ``sqlite_``.
+    """
+    if type(name) is not str or not name.strip():
+        raise NameRefused(f"experiment name {name!r} is not a non-empty string")
+    _refuse_characters("experiment", name)
+    if "/" in name or "\\" in name or name.startswith(".") or (len(name) > 1 and name[1] == ":"):
+        raise NameRefused(
+            f"experiment name {name!r} looks like a path (it holds '/' or '\\', or starts with '.' or a "
+            "drive such as 'C:'), and names a folder in `recorder checkout`; rename it "
+            f"(for example {name.replace('/', '-').replace(chr(92), '-').lstrip('.').replace(':', '-') or 'x'!r})"
+        )
+    if name.startswith("_") or name.lower().startswith("sqlite_"):
+        raise NameRefused(f"experiment name {name!r} is reserved (it starts with '_' or 'sqlite_'); rename it")
     return name
 
 

@@ -12,19 +12,21 @@ import os
 from collections.abc import Iterator
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple, NoReturn
 
-from .errors import DiffDoesNotApply, RecorderError
+from .errors import DiffDoesNotApply, RecorderError, UnreadableValue
+from .ids import short_id, short_ids
 from .store import DB_NAME, OBJECTS
 from .values import decode, is_scalar_kind
 
 if TYPE_CHECKING:
     from .query import Database
 
-__all__ = ["log", "show", "diff", "status", "checkout", "parse_since"]
+__all__ = ["log", "show", "diff", "status", "checkout", "parse_since", "last_line"]
 
 _LOG = """
-SELECT r.pk, lower(hex(r.id)), e.name, r.status, r.time_start_ms, r.duration_us, p.params, r.scalars, s.env_sha
+SELECT r.pk, lower(hex(r.id)), e.name, r.status, r.time_start_ms, r.duration_us, p.params, r.scalars, s.env_sha,
+       r.error
 FROM runs AS r
 JOIN experiments AS e ON e.pk = r.experiment
 JOIN psets AS p ON p.pk = r.pset
@@ -55,12 +57,17 @@ LEFT JOIN objects AS o ON x.kind = 'object' AND o.digest = x.value
 WHERE x.run = ? ORDER BY x.name
 """
 _SESSION = """
-SELECT id, status, time_start, time_end, message, env_sha, git_mode, git_commit, git_branch, git_dirty,
+SELECT id, status, time_start, time_end, message, comment, env_sha, git_mode, git_commit, git_branch, git_dirty,
        git_auto_committed, git_snapshot_ref, host, user, platform, python, recorder_version, fingerprint,
        argv, cwd, script_path, packages, git_repo
 FROM sessions WHERE pk = ?
 """
 _PACKAGES = "SELECT text FROM texts WHERE digest = ?"
+_CONFIG = """
+SELECT x.name, x.kind, x.value, o.dtype, o.shape, o.size
+FROM config AS x LEFT JOIN objects AS o ON x.kind = 'object' AND o.digest = x.value
+WHERE x.session = ? ORDER BY x.name
+"""
 _INFO = "SELECT experiment, runs, done, failed, interrupted, running FROM overview_info ORDER BY experiment"
 _OBJECTS = "SELECT count(*), coalesce(sum(size), 0) FROM objects"
 _STALE = """
@@ -73,6 +80,41 @@ def _iso(ms: int | None) -> str | None:
     if ms is None:
         return None
     return datetime.fromtimestamp(ms / 1000, tz=timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
+
+
+def _ms(text: str | None) -> str | None:
+    """A session's time (stored to the microsecond) to the millisecond, as runs' times are shown."""
+    if text is None or len(text) != 27 or text[19] != "." or text[-1] != "Z":
+        return text
+    return text[:23] + "Z"
+
+
+def last_line(error: str | None) -> str | None:
+    """The last non-empty line of a stored traceback: the exception and its message."""
+    if not error:
+        return None
+    lines = [line for line in error.splitlines() if line.strip()]
+    return lines[-1].strip() if lines else None
+
+
+def _loads(text: str | None, run_id: str, what: str) -> Any:
+    """JSON read from a store; a crafted or damaged cell is one clear error, not a traceback."""
+    try:
+        return json.loads(text) if text else None
+    except (ValueError, TypeError, RecursionError) as e:
+        raise UnreadableValue(f"run {run_id}: its {what} cannot be read ({type(e).__name__}: {e}); "
+                              "the store is damaged or was edited by hand; `recorder verify` checks it") from e
+
+
+def _decode(kind: str | None, value: Any, db: Database, run_id: str, what: str) -> Any:
+    """A value cell decoded; a crafted or damaged one is one clear error naming the run and the value."""
+    try:
+        return decode(kind, value, db.objects)
+    except Exception as e:  # noqa: BLE001 (whatever a hand-made cell makes numpy or json raise)
+        raise UnreadableValue(
+            f"run {run_id}: {what} (kind {kind!r}) cannot be read ({type(e).__name__}: {e}); "
+            "the store is damaged or was edited by hand; `recorder verify` checks it"
+        ) from e
 
 
 def parse_since(text: str) -> int:
@@ -89,19 +131,35 @@ def parse_since(text: str) -> int:
     return round(moment.timestamp() * 1000)
 
 
-def _scalars(db: Database, pk: int, compact: str | None, in_rows: bool) -> dict[str, Any]:
+def _scalars(db: Database, pk: int, run_id: str, compact: str | None, in_rows: bool) -> dict[str, Any]:
     """The scalar results of a run: those in runs.scalars and (when ``in_rows``) the scalar rows of results."""
-    values: dict[str, Any] = json.loads(compact) if compact else {}
+    values = _loads(compact, run_id, "scalar results")
+    if not isinstance(values, dict):
+        values = {} if values is None else _not_a_dict(run_id, "scalar results")
     if in_rows:
         for name, kind, value in db.conn.execute(_ROW_RESULTS, (pk,)):
             if is_scalar_kind(kind):
-                values[name] = decode(kind, value, db.objects)
+                values[name] = _decode(kind, value, db, run_id, f"result {name!r}")
     return dict(sorted(values.items()))
+
+
+def _not_a_dict(run_id: str, what: str) -> NoReturn:
+    raise UnreadableValue(f"run {run_id}: its {what} cannot be read (not a JSON object); the store is damaged "
+                          "or was edited by hand; `recorder verify` checks it")
+
+
+def _params(text: str | None, run_id: str) -> dict[str, Any]:
+    params = _loads(text, run_id, "parameters")
+    return params if isinstance(params, dict) else _not_a_dict(run_id, "parameters")
 
 
 def log(db: Database, experiment: str | None = None, *, limit: int | None = None, status: str | None = None,
         since: str | None = None) -> Iterator[dict[str, Any]]:
-    """Yield runs newest first: id, experiment, status, start, duration, params, scalar results, env SHA."""
+    """Yield runs newest first: id, short id, experiment, status, start, duration, params, scalar results,
+    the error's last line (None unless the run failed), env SHA.
+
+    :raises UnreadableValue: when a run's parameters or results cannot be read back (a damaged or hand-made store).
+    """
     condition, values = "1", []
     if experiment is not None:
         condition += " AND r.experiment = ?"
@@ -121,58 +179,88 @@ def log(db: Database, experiment: str | None = None, *, limit: int | None = None
     with_rows = {name for (name,) in db.conn.execute(_ROW_KEPT)}
     sql = _LOG.format(condition=condition) + (" LIMIT ?" if limit is not None else "")
     cursor = db.conn.execute(sql, [*values, limit] if limit is not None else values)
-    for pk, run_id, name, run_status, start, duration, params, compact, env_sha in cursor:
-        yield {
-            "run_id": run_id, "experiment": name, "status": run_status, "time_start": _iso(start),
-            "duration_s": None if duration is None else duration / 1e6, "params": json.loads(params),
-            "results": _scalars(db, pk, compact, name in with_rows), "env_sha": env_sha,
-        }
+    while True:
+        batch = cursor.fetchmany(256)
+        if not batch:
+            return
+        shorts = short_ids(db.conn, [row[1] for row in batch])
+        for pk, run_id, name, run_status, start, duration, params, compact, env_sha, error in batch:
+            short = shorts[run_id]
+            yield {
+                "run_id": run_id, "short_id": short, "experiment": name, "status": run_status,
+                "time_start": _iso(start), "duration_s": None if duration is None else duration / 1e6,
+                "params": _params(params, short), "results": _scalars(db, pk, short, compact, name in with_rows),
+                "error": last_line(error), "env_sha": env_sha,
+            }
 
 
-def _session(db: Database, pk: int) -> dict[str, Any]:
+def _array_summary(dtype: Any, shape: Any, size: Any, digest: Any, run_id: str) -> dict[str, Any]:
+    shape = _loads(shape, run_id, f"array {digest!r}'s shape") if shape else None
+    return {"dtype": dtype, "shape": shape, "bytes": size, "digest": digest}
+
+
+def _entry(db: Database, kind: str | None, value: Any, dtype: Any, shape: Any, size: Any, run_id: str,
+           what: str) -> dict[str, Any]:
+    """A result or config cell as show gives it: the value, or an array's dtype, shape, size and digest."""
+    if kind == "object":
+        return {"array": _array_summary(dtype, shape, size, value, run_id)}
+    if kind in ("npy", "npyscalar"):
+        array = _decode(kind, value, db, run_id, what)
+        if kind == "npyscalar":
+            return {"value": repr(array)}
+        return {"array": {"dtype": str(array.dtype), "shape": list(array.shape), "bytes": len(value), "inline": True}}
+    if kind == "bytes":
+        return {"bytes": len(value) if isinstance(value, (bytes, str)) else None}
+    decoded = _decode(kind, value, db, run_id, what)
+    return {"value": decoded if isinstance(decoded, (bool, int, float, str, list, dict, type(None))) else repr(decoded)}
+
+
+def _session(db: Database, pk: int, run_id: str) -> dict[str, Any]:
     row = db.conn.execute(_SESSION, (pk,)).fetchone()
-    keys = ["id", "status", "time_start", "time_end", "message", "env_sha", "git_mode", "git_commit", "git_branch",
-            "git_dirty", "git_auto_committed", "git_snapshot_ref", "host", "user", "platform", "python",
+    keys = ["id", "status", "time_start", "time_end", "message", "comment", "env_sha", "git_mode", "git_commit",
+            "git_branch", "git_dirty", "git_auto_committed", "git_snapshot_ref", "host", "user", "platform", "python",
             "recorder_version", "fingerprint", "argv", "cwd", "script_path", "packages", "git_repo"]
     session = dict(zip(keys, row))
+    session["time_start"], session["time_end"] = _ms(session["time_start"]), _ms(session["time_end"])
     for flag in ("git_dirty", "git_auto_committed"):
         if session[flag] is not None:
             session[flag] = bool(session[flag])
-    session["argv"] = json.loads(session["argv"]) if session["argv"] else None
+    session["argv"] = _loads(session["argv"], run_id, "session's argv")
     digest = session.pop("packages")
     text = db.conn.execute(_PACKAGES, (digest,)).fetchone() if digest else None
-    session["packages"] = json.loads(text[0]) if text else {}
+    packages = _loads(text[0], run_id, "session's package list") if text else {}
+    session["packages"] = packages if isinstance(packages, dict) else _not_a_dict(run_id, "session's packages")
+    session["config"] = {
+        name: _entry(db, kind, value, dtype, shape, size, run_id, f"config {name!r}")
+        for name, kind, value, dtype, shape, size in db.conn.execute(_CONFIG, (pk,))
+    }
     return session
 
 
 def show(db: Database, run_id: str) -> dict[str, Any]:
-    """Everything about one run: params, results (arrays as dtype, shape, digest), status, error, output, session."""
+    """Everything about one run: params, results (arrays as dtype, shape, digest), status, error, output, session.
+
+    :raises UnreadableValue: when a value of the run cannot be read back (a damaged or hand-made store).
+    """
     pk, _ = db.run_key(run_id)
     (pk, full, experiment, run_status, start, duration, seed, params, pset_hash, compact, error, output,
      comment, session) = db.conn.execute(_RUN, (pk,)).fetchone()
-    results: dict[str, Any] = {name: {"value": value} for name, value in (json.loads(compact) if compact else {}).items()}
+    short = short_id(db.conn, full)
+    scalars = _loads(compact, short, "scalar results") or {}
+    if not isinstance(scalars, dict):
+        _not_a_dict(short, "scalar results")
+    results: dict[str, Any] = {name: {"value": value} for name, value in scalars.items()}
     for name, kind, value, result_comment, dtype, shape, size in db.conn.execute(_RESULTS, (pk,)):
-        if kind == "object":
-            entry: dict[str, Any] = {"array": {"dtype": dtype, "shape": json.loads(shape) if shape else None,
-                                                "bytes": size, "digest": value}}
-        elif kind in ("npy", "npyscalar"):
-            array = decode(kind, value, db.objects)
-            entry = {"array": {"dtype": str(array.dtype), "shape": list(array.shape), "bytes": len(value),
-                               "inline": True}} if kind == "npy" else {"value": repr(array)}
-        elif kind == "bytes":
-            entry = {"bytes": len(value)}
-        else:
-            decoded = decode(kind, value, db.objects)
-            entry = {"value": decoded if isinstance(decoded, (bool, int, float, str, list, dict, type(None)))
-                     else repr(decoded)}
+        entry = _entry(db, kind, value, dtype, shape, size, short, f"result {name!r}")
         if result_comment is not None:
             entry["comment"] = result_comment
         results[name] = entry
     return {
-        "run_id": full, "experiment": experiment, "status": run_status, "time_start": _iso(start),
-        "duration_s": None if duration is None else duration / 1e6, "seed": seed, "params": json.loads(params),
-        "pset_hash": pset_hash, "results": dict(sorted(results.items())), "comment": comment, "error": error,
-        "output": output, "session": _session(db, session),
+        "run_id": full, "short_id": short, "experiment": experiment, "status": run_status,
+        "time_start": _iso(start), "duration_s": None if duration is None else duration / 1e6, "seed": seed,
+        "params": _params(params, short), "pset_hash": pset_hash, "results": dict(sorted(results.items())),
+        "comment": comment, "error": error, "error_line": last_line(error), "output": output,
+        "session": _session(db, session, short),
     }
 
 
@@ -185,19 +273,23 @@ def _summary(entry: dict[str, Any]) -> Any:
 
 
 def diff(db: Database, run_a: str, run_b: str) -> dict[str, Any]:
-    """Differences between two runs: parameters, results, environment (packages, Python, host, code)."""
+    """Differences between two runs: status, parameters, results, config, environment (packages, Python, host, code)."""
     a, b = show(db, run_a), show(db, run_b)
+    sa, sb = a["session"], b["session"]
 
     def changes(left: dict[str, Any], right: dict[str, Any]) -> dict[str, list[Any]]:
         return {k: [left.get(k), right.get(k)] for k in sorted(left.keys() | right.keys()) if left.get(k) != right.get(k)}
 
     env_keys = ["env_sha", "git_commit", "git_branch", "git_dirty", "host", "user", "platform", "python",
                 "recorder_version", "fingerprint"]
-    sa, sb = a["session"], b["session"]
     packages_a, packages_b = sa["packages"], sb["packages"]
     return {
         "runs": [a["run_id"], b["run_id"]],
+        "short_ids": [a["short_id"], b["short_id"]],
         "experiments": [a["experiment"], b["experiment"]],
+        "status": [a["status"], b["status"]] if a["status"] != b["status"] else None,
+        "config": changes({k: _summary(v) for k, v in sa["config"].items()},
+                          {k: _summary(v) for k, v in sb["config"].items()}),
         "params": changes(a["params"], b["params"]),
         "results": changes({k: _summary(v) for k, v in a["results"].items()},
                            {k: _summary(v) for k, v in b["results"].items()}),

@@ -158,6 +158,8 @@ class Run(SQLModel, table=True):
         Index("runs_pset", "pset"),
         # Tiny: only runs in flight are in it, and fast runs never are (see Recorder.run).
         Index("runs_running", "session", sqlite_where=text("status = 'running'")),
+        # Short ids (the last digits of an id, see recorder.ids) are looked up by the last 4 bytes.
+        Index("runs_tail", text("substr(id, 9, 4)")),
     )
 
     pk: int | None = Field(default=None, primary_key=True)

@@ -9,7 +9,9 @@
     for run_id, traj in db.arrays("lorenz", "traj"):
         ...                                      # one array in memory at a time
 
-Run ids may be abbreviated to any unique prefix, as in git.
+Runs may be named by their full id, any unique prefix, or their short id
+(the shortest unique suffix of 8 digits or more, which ``recorder log`` prints; see
+:mod:`recorder.ids`).
 """
 
 from __future__ import annotations
@@ -38,7 +40,6 @@ if TYPE_CHECKING:
 __all__ = ["Database", "open", "load", "sql"]
 
 _EXPERIMENTS = "SELECT name FROM experiments ORDER BY pk"
-_RUNS_IN_RANGE = "SELECT id FROM runs WHERE id BETWEEN ? AND ? ORDER BY id LIMIT 6"
 _RUN = "SELECT pk FROM runs WHERE id = ?"
 _RESULT = "SELECT kind, value FROM results WHERE run = ? AND name = ?"
 _RESULT_NAMES = "SELECT name FROM results WHERE run = ?"
@@ -185,28 +186,55 @@ class Database:
     # -- runs and arrays -----------------------------------------------------------
 
     def resolve(self, run_id: str) -> str:
-        """Return the full id of the run whose id starts with ``run_id``.
+        """Return the full id of the run whose id starts with ``run_id``, or ends with it (a short id).
 
-        :raises RecorderError: when no run, or more than one, has that prefix.
+        :raises RecorderError: when no run, or more than one, has that prefix or suffix.
         """
         return self.run_key(run_id)[1]
 
     def run_key(self, run_id: str) -> tuple[int, str]:
-        """Return the key and full id of the run whose id starts with ``run_id``."""
+        """Return the key and full id of the run named by a full id, a unique prefix or a short id.
+
+        A short id (see :mod:`recorder.ids`) is a suffix of 8 digits or more;
+        the lookup is an index search either way.
+        """
+        from .ids import SHORT_LENGTH, matching
+
         if not isinstance(run_id, str) or not _HEX.fullmatch(run_id.strip()):
-            raise RecorderError(f"{run_id!r} is not a run id (1 to 24 hex digits, e.g. from df['_run_id'])")
-        prefix = run_id.strip().lower()
-        low = bytes.fromhex(prefix.ljust(24, "0"))
-        high = bytes.fromhex(prefix.ljust(24, "f"))
-        found = [row[0].hex() for row in self._read(_RUNS_IN_RANGE, (low, high))]
+            raise RecorderError(
+                f"{ascii(run_id) if isinstance(run_id, str) else repr(run_id)} is not a run id "
+                "(1 to 24 hex digits: a short id from `recorder log`, a prefix, or df['_run_id'])"
+            )
+        digits = run_id.strip().lower()
+        try:
+            found = matching(self.conn, digits)
+        except sqlite3.Error as e:
+            raise StoreError(f"reading the store {self.root} failed: {e}") from e
         if not found:
-            raise RecorderError(f"no run with id {prefix!r} in the store {self.root}")
+            hint = "" if len(digits) >= SHORT_LENGTH else f" (a short id has at least {SHORT_LENGTH} digits)"
+            raise RecorderError(f"no run with id {digits!r} in the store {self.root}{hint}")
         if len(found) > 1:
-            shown = ", ".join(found[:5]) + (", …" if len(found) > 5 else "")
-            raise RecorderError(f"run id {prefix!r} is ambiguous: it starts {shown}; give more digits")
+            shown = ", ".join(f"{full} ({self.short_id(full)})" for full in found[:5]) + (", …" if len(found) > 5 else "")
+            raise RecorderError(
+                f"run id {digits!r} is ambiguous: it starts or ends the ids {shown}; give more digits"
+            )
         full = found[0]
         (pk,) = self._read(_RUN, (bytes.fromhex(full),)).fetchone()
         return int(pk), full
+
+    def short_id(self, run_id: str) -> str:
+        """Return the short id of a run: the shortest suffix of its id (8 digits or more) unique in the store.
+
+        ``recorder log`` and ``recorder show`` print it; every command and
+        method that takes a run accepts it.
+        """
+        from .ids import short_id
+
+        full = self.resolve(run_id)
+        try:
+            return short_id(self.conn, full)
+        except sqlite3.Error as e:
+            raise StoreError(f"reading the store {self.root} failed: {e}") from e
 
     def result(self, run_id: str, name: str, *, mmap: bool = True) -> Any:
         """Return one result of a run (arrays memory-mapped unless ``mmap`` is false)."""

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 from . import catalog, gitinfo, provenance
 from .db import transaction
 from .errors import NameRefused, RecorderError, StoreError
-from .hashing import canonical_pset, check_name, is_utf8, text_digest
+from .hashing import canonical_pset, check_experiment, check_name, is_utf8, text_digest
 from .ids import new_id, now_utc
 from .liveness import SessionLock
 from .store import Store
@@ -60,11 +60,7 @@ def _on_sigterm(signum: int, frame: FrameType | None) -> None:
 
 
 def _check_experiment(name: object) -> str:
-    if type(name) is not str or not name.strip():
-        raise NameRefused(f"experiment name {name!r} is not a non-empty string")
-    if name.startswith("_") or name.lower().startswith("sqlite_"):
-        raise NameRefused(f"experiment name {name!r} is reserved (it starts with '_' or 'sqlite_'); rename it")
-    return name
+    return check_experiment(name)
 
 
 def _fallback_env_sha(experiment: str, time_start: str) -> str:

@@ -103,27 +103,34 @@ def recorded(store: Path) -> dict[str, str]:
     return record(store)
 
 
+def short(store: Path, run_id: str) -> str:
+    """The short id of a run, as the library computes it."""
+    with rec.open(store) as db:
+        return db.short_id(run_id)
+
+
 # -- log -------------------------------------------------------------------------
 
 
 def test_log_lists_runs_newest_first(store: Path, recorded: dict[str, str]) -> None:
     text = ok(store, "log").output
-    order = [recorded[k] for k in ("sweep2", "sweep1", "failed", "done")]
-    positions = [text.index(f"run {run_id}") for run_id in order]
+    order = [short(store, recorded[k]) for k in ("sweep2", "sweep1", "failed", "done")]
+    positions = [text.index(f"run {run_id}  ") for run_id in order]
     assert positions == sorted(positions)
     assert "experiment lorenz" in text and "experiment other" in text
     assert "a=0.1 b=8" in text and "energy=0.8" in text
 
 
 def test_log_limit_status_and_experiment_filters(store: Path, recorded: dict[str, str]) -> None:
+    s = {k: short(store, v) for k, v in recorded.items()}
     one = ok(store, "log", "-n", "1", "--oneline").output.splitlines()
-    assert len(one) == 1 and one[0].startswith(recorded["sweep2"])
+    assert len(one) == 1 and one[0].startswith(s["sweep2"] + " ")
     failed = ok(store, "log", "--status", "failed", "--oneline").output.splitlines()
-    assert [line.split()[0] for line in failed] == [recorded["failed"]]
+    assert [line.split()[0] for line in failed] == [s["failed"]]
     lorenz = ok(store, "log", EXP, "--oneline").output.splitlines()
-    assert [line.split()[0] for line in lorenz] == [recorded["failed"], recorded["done"]]
+    assert [line.split()[0] for line in lorenz] == [s["failed"], s["done"]]
     both = ok(store, "log", EXP, "--status", "done", "--oneline").output.splitlines()
-    assert [line.split()[0] for line in both] == [recorded["done"]]
+    assert [line.split()[0] for line in both] == [s["done"]]
 
 
 def test_log_since(store: Path, recorded: dict[str, str]) -> None:
@@ -138,12 +145,12 @@ def test_log_since(store: Path, recorded: dict[str, str]) -> None:
     assert recorded["sweep2"] in kept and recorded["done"] not in kept
 
 
-def test_log_oneline_has_full_run_ids(store: Path, recorded: dict[str, str]) -> None:
+def test_log_oneline_has_short_run_ids(store: Path, recorded: dict[str, str]) -> None:
     lines = ok(store, "log", "--oneline").output.splitlines()
     assert len(lines) == 4
     firsts = [line.split()[0] for line in lines]
-    assert all(len(f) == 24 and int(f, 16) >= 0 for f in firsts)
-    assert set(firsts) == set(recorded.values())
+    assert all(8 <= len(f) <= 12 and int(f, 16) >= 0 for f in firsts)
+    assert {next(full for full in recorded.values() if full.endswith(f)) for f in firsts} == set(recorded.values())
     assert any(line.split()[1] == "failed" for line in lines)
 
 
@@ -170,11 +177,12 @@ def test_log_bad_since(store: Path, recorded: dict[str, str]) -> None:
 
 def test_store_from_environment(store: Path, recorded: dict[str, str], monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("RECORDER_STORE", str(store))
+    s = {k: short(store, v) for k, v in recorded.items()}
     lines = ok(None, "log", "--oneline", "-n", "2").output.splitlines()
-    assert [line.split()[0] for line in lines] == [recorded["sweep2"], recorded["sweep1"]]
+    assert [line.split()[0] for line in lines] == [s["sweep2"], s["sweep1"]]
     result = CliRunner(env={"RECORDER_STORE": str(store)}).invoke(main, ["log", EXP, "--oneline"])
     assert result.exit_code == 0
-    assert [line.split()[0] for line in result.output.splitlines()] == [recorded["failed"], recorded["done"]]
+    assert [line.split()[0] for line in result.output.splitlines()] == [s["failed"], s["done"]]
 
 
 # -- show ------------------------------------------------------------------------
@@ -186,7 +194,7 @@ def test_show_done_run_by_full_id_and_prefix(store: Path, recorded: dict[str, st
     with rec.open(store) as db:
         digest = db.sql("SELECT digest FROM objects")["digest"].tolist()
     assert len(digest) == 1
-    assert text.startswith(f"run {run_id}  done")
+    assert text.startswith(f"run {short(store, run_id)}  done\nid           {run_id}\n")
     assert "experiment   lorenz" in text
     assert "  a = 0.1" in text and "  b = 8" in text
     assert "  energy = 0.8   # final energy" in text
@@ -199,6 +207,7 @@ def test_show_done_run_by_full_id_and_prefix(store: Path, recorded: dict[str, st
     prefix = run_id[:18]
     assert ok(store, "show", prefix).output == text
     assert ok(store, "show", run_id.upper()).output == text
+    assert ok(store, "show", short(store, run_id)).output == text
 
 
 def test_show_session_block(store: Path, recorded: dict[str, str]) -> None:
@@ -218,7 +227,8 @@ def test_show_session_block(store: Path, recorded: dict[str, str]) -> None:
 
 def test_show_failed_run_has_traceback(store: Path, recorded: dict[str, str]) -> None:
     text = ok(store, "show", recorded["failed"]).output
-    assert text.startswith(f"run {recorded['failed']}  failed")
+    assert text.startswith(f"run {short(store, recorded['failed'])}  failed")
+    assert "error        ValueError: diverged" in text.splitlines()
     lines = text.splitlines()
     at = lines.index("traceback")
     tail = lines[at + 1:]
@@ -298,8 +308,9 @@ def test_debug_lets_the_error_raise(store: Path, recorded: dict[str, str]) -> No
 def test_diff_params_and_results(store: Path, recorded: dict[str, str]) -> None:
     text = ok(store, "diff", recorded["done"], recorded["failed"]).output
     lines = text.splitlines()
-    assert lines[0] == f"--- run {recorded['done']}"
-    assert lines[1] == f"+++ run {recorded['failed']}"
+    assert lines[0] == f"--- run {short(store, recorded['done'])}"
+    assert lines[1] == f"+++ run {short(store, recorded['failed'])}"
+    assert "status: 'done' → 'failed'" in lines or "status: done → failed" in lines
     assert "param a: 0.1 → 0.2" in lines
     assert "result energy: 0.8 → None" in lines
     assert not any(line.startswith("param b") for line in lines)
@@ -323,7 +334,7 @@ def test_diff_json_sections(store: Path, recorded: dict[str, str]) -> None:
 
 def test_diff_identical_runs(store: Path, recorded: dict[str, str]) -> None:
     lines = ok(store, "diff", recorded["done"], recorded["done"]).output.splitlines()
-    assert lines[2:] == ["(no differences in parameters, results or environment)"]
+    assert lines[2:] == ["(no differences in status, parameters, results, config or environment)"]
     changes = json.loads(ok(store, "diff", recorded["done"], recorded["done"], "--json").output)
     assert changes["params"] == changes["results"] == changes["environment"] == {}
 
@@ -372,7 +383,7 @@ def test_sql_table(store: Path, recorded: dict[str, str]) -> None:
     lines = text.splitlines()
     assert lines[0].split() == ["run_id", "a", "b", "energy"]
     assert lines[1].split() == [recorded["done"], "0.1", "8", "0.8"]
-    assert lines[2].split() == [recorded["failed"], "0.2", "8", "None"]
+    assert lines[2].split() == [recorded["failed"], "0.2", "8", "NULL"]
     assert len(lines) == 3
 
 
@@ -859,8 +870,159 @@ def test_installed_console_script(store: Path, recorded: dict[str, str]) -> None
     done = subprocess.run([exe, "--store", str(store), "log", "-n", "1", "--oneline"],
                           capture_output=True, text=True, timeout=120, check=False)
     assert done.returncode == 0, done.stderr
-    assert done.stdout.split()[0] == recorded["sweep2"]
+    assert done.stdout.split()[0] == short(store, recorded["sweep2"])
     failed = subprocess.run([exe, "--store", str(store), "show", "f" * 24], capture_output=True, text=True,
                             timeout=120, check=False)
     assert failed.returncode == 1
     assert failed.stderr.startswith("recorder: error: ") and "Traceback" not in failed.stderr
+
+
+# -- short ids, --store after the command ----------------------------------------------------------
+
+
+def test_short_ids_name_runs_in_every_command(store: Path, repo: Path, tmp_path: Path) -> None:
+    with rec.Recorder(EXP, store=store, git="commit", repo=repo) as r:
+        df = r.sweep(lambda a: {"e": a}, rec.grid(a=list(range(30))), progress=False)
+    ids = list(df["_run_id"])
+    assert len({i[:18] for i in ids}) < len(ids)  # a sweep's ids share long prefixes
+    entries = [json.loads(line) for line in ok(store, "log", "--json").output.splitlines()]
+    shorts = {e["run_id"]: e["short_id"] for e in entries}
+    assert set(shorts) == set(ids) and len(set(shorts.values())) == len(ids)
+    assert all(8 <= len(s) <= 12 and full.endswith(s) for full, s in shorts.items())
+    lines = ok(store, "log", "--oneline").output.splitlines()
+    assert [line.split()[0] for line in lines] == [shorts[i] for i in reversed(ids)]
+    a, b = shorts[ids[3]], shorts[ids[4]]
+    assert json.loads(ok(store, "show", a, "--json").output)["run_id"] == ids[3]
+    assert ok(store, "diff", a, b).output.splitlines()[:3] == [f"--- run {a}", f"+++ run {b}", "param a: 3 → 4"]
+    target = tmp_path / "code"
+    assert ids[3] in ok(store, "checkout", a, str(target)).output
+    assert (target / "model.py").is_file()
+    with rec.open(store) as db:
+        assert db.resolve(a) == ids[3] and db.array is not None
+        assert db.result(a, "e") == 3
+
+
+def test_store_after_the_command(store: Path, recorded: dict[str, str], tmp_path: Path) -> None:
+    s = short(store, recorded["done"])
+    for args in (["log", "--oneline"], ["show", s], ["diff", s, s], ["sql", "SELECT 1 AS one"], ["status"],
+                 ["verify"], ["gc", "--dry-run"], ["export", EXP, "-o", str(tmp_path / "x.csv")]):
+        result = CliRunner().invoke(main, [*args, "--store", str(store)])
+        assert result.exit_code == 0, (args, result.output)
+        assert result.output == cli(store, *args).output, args
+    # After the command it wins over the group's option and the environment.
+    result = CliRunner(env={"RECORDER_STORE": str(tmp_path / "nowhere")}).invoke(
+        main, ["--store", str(tmp_path / "nowhere"), "log", "--store", str(store), "--oneline"])
+    assert result.exit_code == 0 and len(result.output.splitlines()) == 4
+    assert_error(cli(store, "checkout", s, str(tmp_path / "c"), "--store", str(store)), "without git")
+    for name, command in main.commands.items():
+        if name not in ("merge", "extract"):  # these name their stores as arguments
+            assert any("--store" in p.opts for p in command.params), name
+
+
+# -- failures, sessions, diff --------------------------------------------------------------------
+
+
+def test_log_shows_the_error_of_failed_runs(store: Path, recorded: dict[str, str]) -> None:
+    text = ok(store, "log", "--status", "failed").output
+    assert "  error    ValueError: diverged" in text.splitlines()
+    assert "  results  " not in text  # no empty results line
+    (line,) = ok(store, "log", "--status", "failed", "--oneline").output.splitlines()
+    assert line.endswith("ValueError: diverged")
+    (entry,) = [json.loads(x) for x in ok(store, "log", "--status", "failed", "--json").output.splitlines()]
+    assert entry["error"] == "ValueError: diverged"
+    done = json.loads(ok(store, "log", "--status", "done", "--json", "-n", "1").output)
+    assert done["error"] is None
+    info = json.loads(ok(store, "show", recorded["failed"], "--json").output)
+    assert info["error_line"] == "ValueError: diverged"
+
+
+def test_show_has_the_sessions_config_message_and_comment(store: Path) -> None:
+    grid = np.linspace(0, 1, 5)
+    with rec.Recorder(EXP, store=store, git=False, config={"dt": 0.01, "grid": grid, "method": "rk4"},
+                      message="trying rk4") as r, r.run(a=1) as run:
+        run.log(e=1.0)
+    conn = sqlite3.connect(store / "recorder.sqlite")
+    with conn:
+        conn.execute("UPDATE sessions SET comment = 'a session note'")
+    conn.close()
+    info = json.loads(ok(store, "show", run.id, "--json").output)
+    session = info["session"]
+    assert session["message"] == "trying rk4" and session["comment"] == "a session note"
+    assert session["config"]["dt"] == {"value": 0.01} and session["config"]["method"] == {"value": "rk4"}
+    assert session["config"]["grid"]["array"]["shape"] == [5]
+    lines = ok(store, "show", run.id).output.splitlines()
+    assert "  message    trying rk4" in lines and "  comment    a session note" in lines
+    assert "    dt = 0.01" in lines and "    method = 'rk4'" in lines
+    assert any(line.startswith("    grid = array float64 shape (5,)") for line in lines)
+
+
+def test_run_and_session_times_have_one_precision(store: Path, recorded: dict[str, str]) -> None:
+    import re
+
+    info = json.loads(ok(store, "show", recorded["done"], "--json").output)
+    stamp = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z")
+    for moment in (info["time_start"], info["session"]["time_start"], info["session"]["time_end"]):
+        assert stamp.fullmatch(moment), moment
+    entry = json.loads(ok(store, "log", "-n", "1", "--json").output)
+    assert stamp.fullmatch(entry["time_start"])
+    text = ok(store, "show", recorded["done"]).output
+    assert f"started {info['session']['time_start']}" in text
+
+
+def test_diff_compares_status_and_config(store: Path) -> None:
+    with rec.Recorder(EXP, store=store, git=False, config={"dt": 0.01, "solver": "rk4"}) as r, r.run(a=1) as one:
+        one.log(e=1.0)
+    with rec.Recorder(EXP, store=store, git=False, config={"dt": 0.02, "solver": "rk4"}) as r:
+        two = r.run(a=1)
+        with pytest.raises(ValueError), two:
+            raise ValueError("no")
+    changes = json.loads(ok(store, "diff", one.id, two.id, "--json").output)
+    assert changes["status"] == ["done", "failed"]
+    assert changes["config"] == {"dt": [0.01, 0.02]}
+    lines = ok(store, "diff", one.id, two.id).output.splitlines()
+    assert "status: done → failed" in lines and "config dt: 0.01 → 0.02" in lines
+    same = json.loads(ok(store, "diff", one.id, one.id, "--json").output)
+    assert same["status"] is None and same["config"] == {}
+
+
+# -- sql formatting ----------------------------------------------------------------------------
+
+
+def test_sql_prints_null_exact_floats_and_right_aligned_numbers(store: Path, recorded: dict[str, str]) -> None:
+    text = ok(store, "sql", "SELECT 'x' AS t, 0.1 + 0.2 AS f, NULL AS n, 7 AS i UNION ALL "
+                            "SELECT 'longer', 1e300, NULL, 123456").output
+    lines = text.splitlines()
+    assert lines[1].split() == ["x", "0.30000000000000004", "NULL", "7"]
+    assert lines[2].split() == ["longer", "1e+300", "NULL", "123456"]
+    assert lines[1].endswith("      7") and lines[2].endswith("123456")  # right-aligned
+    f_end = lines[0].index("f") + 1
+    assert lines[1].index("0.30000000000000004") + len("0.30000000000000004") >= f_end
+    assert lines[1].rindex("0.30000000000000004") + 19 == lines[2].index("1e+300") + 6  # same right edge
+    csv_rows = list(csv.reader(io.StringIO(ok(store, "sql", "SELECT 0.1 + 0.2 AS f, NULL AS n", "--csv").output)))
+    assert csv_rows == [["f", "n"], ["0.30000000000000004", ""]]
+
+
+@pytest.mark.parametrize("query", ["", "   ", "\n"])
+def test_sql_refuses_an_empty_statement(store: Path, recorded: dict[str, str], query: str) -> None:
+    assert_error(cli(store, "sql", query), "no SQL statement")
+
+
+def test_sql_refuses_a_statement_without_columns(store: Path, recorded: dict[str, str]) -> None:
+    assert_error(cli(store, "sql", "/* only a comment */"), "returns no columns")
+
+
+@pytest.mark.parametrize("args", [["log", b"\xff"], ["export", b"\xffexp", "-o", "x.csv"], ["sql", b"SELECT '\xff'"],
+                                  ["show", b"\xff"]])
+def test_undecodable_arguments_are_one_line(store: Path, recorded: dict[str, str], tmp_path: Path,
+                                            args: list[Any]) -> None:
+    """Bytes a shell cannot decode reach Python as lone surrogates: a clear error, not a UnicodeEncodeError."""
+    exe = shutil.which("recorder", path=os.path.dirname(sys.executable) + os.pathsep + os.environ.get("PATH", ""))
+    if exe is None:
+        pytest.skip("no installed `recorder` executable")
+    done = subprocess.run([exe, "--store", str(store), *args], cwd=tmp_path,
+                          capture_output=True, timeout=120, check=False,
+                          env={**os.environ, "PYTHONPATH": str(Path(rec.__file__).parent.parent)})
+    assert done.returncode == 1, done.stderr
+    err = done.stderr.decode()
+    assert "Traceback" not in err and "not UTF-8 text" in err and "\\udcff" in err
+    assert len(err.strip().splitlines()) == 1

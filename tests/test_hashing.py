@@ -359,3 +359,47 @@ def test_pset_identity_gives_pset_hash_and_run_seed(experiment_seed: int | None)
     for params in ({"a": 1, "b": "x"}, {"a": 0.1}, {}):
         text = canonical_pset(params)[1]
         assert identity(text) == (pset_hash(text), run_seed(pset_hash(text), experiment_seed))
+
+
+# -- names: every character that is not text, and experiment names that look like paths ------------
+
+_NOT_TEXT = ["a\u0085b", "a\u202eb", "a\u200bb", "a\u2028b", "a\u2029b", "a\x9bb", "a\ufeffb", "a\udc80b", "\x1b[31mred"]
+
+
+@pytest.mark.parametrize("name", _NOT_TEXT)
+def test_names_with_format_and_separator_characters_are_refused(name: str) -> None:
+    with pytest.raises(rec.NameRefused, match="parameter name") as info:
+        check_name("parameter", name)
+    assert "\\u" in str(info.value) or "\\x" in str(info.value)  # the character shown escaped
+    with pytest.raises(rec.NameRefused):
+        rec.hashing.canonical_pset({name: 1})
+
+
+def test_ordinary_unicode_names_are_accepted() -> None:
+    for name in ("énergie", "Ω", "能量", "a b", "x-1.5"):
+        assert check_name("parameter", name) == name
+
+
+@pytest.mark.parametrize(
+    "name",
+    ["../escaped", "/abs/path", "a/b", "a\\b", ".hidden", "..", ".", "C:\\x", "C:x", " ", "", "\tx", *_NOT_TEXT,
+     "_private", "sqlite_master"],
+)
+def test_path_like_and_control_experiment_names_are_refused(name: str, tmp_path: Any) -> None:
+    from recorder.hashing import check_experiment
+
+    with pytest.raises(rec.NameRefused, match="experiment name"):
+        check_experiment(name)
+    with pytest.raises(rec.NameRefused, match="experiment name"):
+        rec.Recorder(name, store=tmp_path / "st", git=False)
+    if name:  # (an empty name means the function's own)
+        with pytest.raises(rec.NameRefused, match="experiment name"):
+            rec.experiment(name, store=tmp_path / "st", git=False)(lambda x: None)
+    assert not (tmp_path / "st").exists()
+
+
+@pytest.mark.parametrize("name", ["lorenz", "Lorenz 2", "énergie", "run.v2", "a-b_c", "lorenz:v2"])
+def test_plain_experiment_names_are_accepted(name: str) -> None:
+    from recorder.hashing import check_experiment
+
+    assert check_experiment(name) == name

@@ -16,6 +16,9 @@ __all__ = [
     "DirtyWorkTree",
     "ObjectError",
     "RecorderWarning",
+    "FunctionUnavailable",
+    "ResultsNotNamed",
+    "PoolBroken",
 ]
 
 
@@ -53,3 +56,15 @@ class ObjectError(RecorderError):
 
 class RecorderWarning(UserWarning):
     """Something the user should know that does not stop the recording."""
+
+
+class FunctionUnavailable(RecorderError):
+    """The experiment function cannot reach worker processes: it cannot be pickled, imported or unpickled there."""
+
+
+class ResultsNotNamed(RecorderError, TypeError):
+    """An experiment function returned a dict whose keys are not all result names (str)."""
+
+
+class PoolBroken(RecorderError):
+    """The worker processes of a sweep's pool die before running any run (they cannot start)."""

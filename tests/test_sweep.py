@@ -353,7 +353,7 @@ def test_a_worker_that_dies_does_not_stop_the_sweep(store: Path) -> None:
     error = db(store).execute(
         "SELECT r.error FROM runs r JOIN psets p ON p.pk = r.pset WHERE p.params = '{\"a\":3.0}'"
     ).fetchone()[0]
-    assert "worker process running this run died" in error
+    assert "worker process running this run exited with code 3" in error
 
 
 _running_now = 0

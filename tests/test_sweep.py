@@ -491,3 +491,86 @@ def test_captured_output_is_bounded() -> None:
     assert text == buffer.getvalue()  # reading twice gives the same
     assert text.startswith("a" * 50) and text.endswith("c" * 46 + "\nxyz")
     assert "[… 114 characters of output dropped …]" in text
+
+
+def _wait_for(*paths: Path, timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
+    while not all(p.exists() for p in paths):
+        assert time.monotonic() < deadline, f"timed out waiting for {[str(p) for p in paths]}"
+        time.sleep(0.02)
+
+
+RETURNED_THEN_SIGTERM = """
+import os, sys, time
+import recorder as rec
+
+marks = sys.argv[2]
+
+def work(i):
+    if i == 0:  # returns once the test says so (the sweeping process is stopped by then)
+        open(os.path.join(marks, "ready-0"), "w").close()
+        while not os.path.exists(os.path.join(marks, "go")):
+            time.sleep(0.01)
+        return {"y": i}
+    open(os.path.join(marks, f"started-{i}"), "w").close()  # a run starts once its worker sent the last result
+    time.sleep(60)
+    return {"y": i}
+
+if __name__ == "__main__":
+    with rec.Recorder("t", store=sys.argv[1], git=False) as r:
+        r.sweep(work, rec.plist("i", range(3)), workers=2)
+"""
+
+
+def test_a_result_sent_before_sigterm_is_recorded_done(tmp_path: Path, store: Path) -> None:
+    marks = tmp_path / "marks"
+    marks.mkdir()
+    script = tmp_path / "sweep.py"
+    script.write_text(RETURNED_THEN_SIGTERM)
+    proc = subprocess.Popen([sys.executable, str(script), str(store), str(marks)], stderr=subprocess.PIPE,
+                            text=True, cwd=ROOT)
+    try:
+        _wait_for(marks / "ready-0", marks / "started-1")
+        # The sweeping process cannot read results while stopped: run 0's result waits in the pipe.
+        os.kill(proc.pid, signal.SIGSTOP)
+        (marks / "go").touch()
+        _wait_for(marks / "started-2")  # run 0's worker took run 2: it had sent run 0's result
+        os.kill(proc.pid, signal.SIGTERM)
+        os.kill(proc.pid, signal.SIGCONT)
+        code = proc.wait(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        errors = proc.stderr.read()
+        proc.stderr.close()
+    assert code == 128 + signal.SIGTERM, errors
+    statuses = dict(db(store).execute(
+        "SELECT json_extract(p.params, '$.i'), r.status FROM runs r JOIN psets p ON p.pk = r.pset"
+    ).fetchall())
+    assert statuses == {0: "done", 1: "interrupted", 2: "interrupted"}
+
+
+def crashes_alone(a: float, marks: str) -> dict:
+    if a == 3.0:
+        # Die once the other worker is inside its run, so that a run of another worker is in flight.
+        deadline = time.monotonic() + 30
+        while not os.path.exists(os.path.join(marks, "started-2.0")) and time.monotonic() < deadline:
+            time.sleep(0.01)
+        os._exit(3)
+    if a == 2.0:
+        open(os.path.join(marks, "started-2.0"), "w").close()
+        time.sleep(0.3)
+    return {"y": a}
+
+
+def test_only_the_dead_workers_run_is_interrupted(tmp_path: Path, store: Path) -> None:
+    marks = tmp_path / "marks"
+    marks.mkdir()
+    psets = [{"a": float(i), "marks": str(marks)} for i in range(8)]
+    with rec.Recorder("c", store=store, git=False) as r:
+        df = r.sweep(crashes_alone, psets, workers=2)
+    statuses = dict(zip(df["a"], df["_status"]))
+    assert statuses == {**{float(i): "done" for i in range(8)}, 3.0: "interrupted"}
+    assert df["y"].tolist()[:3] == [0.0, 1.0, 2.0]
+    assert db(store).execute("SELECT count(*) FROM runs").fetchone()[0] == 8

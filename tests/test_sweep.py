@@ -574,3 +574,50 @@ def test_only_the_dead_workers_run_is_interrupted(tmp_path: Path, store: Path) -
     assert statuses == {**{float(i): "done" for i in range(8)}, 3.0: "interrupted"}
     assert df["y"].tolist()[:3] == [0.0, 1.0, 2.0]
     assert db(store).execute("SELECT count(*) FROM runs").fetchone()[0] == 8
+
+
+FAILING_TO_A_FILE = """
+import sys
+import recorder as rec
+
+def flaky(a, b=2):
+    if b == 3:
+        raise ValueError(f"b=3 is not allowed (a={a})")
+    return {"y": a * b}
+
+with rec.Recorder("f", store=sys.argv[1], git=False) as r:
+    r.sweep(flaky, rec.grid(a=[1.0, 2.0], b=[2, 3]), workers=int(sys.argv[2]))
+print("finished")
+"""
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_a_sweep_with_failures_warns_once_even_without_a_terminal(tmp_path: Path, store: Path, workers: int) -> None:
+    script = tmp_path / "sweep.py"
+    script.write_text(FAILING_TO_A_FILE)
+    done = subprocess.run([sys.executable, str(script), str(store), str(workers)], capture_output=True,
+                          text=True, cwd=tmp_path, timeout=120)
+    assert done.returncode == 0 and done.stdout.strip() == "finished", done.stderr
+    assert done.stderr.count("RecorderWarning") == 1, done.stderr
+    assert "2 of 4 runs failed" in done.stderr
+    assert "the first: ValueError: b=3 is not allowed (a=" in done.stderr
+    assert f"recorder --store {store} log f --status failed" in done.stderr
+
+
+def test_a_sweep_without_failures_does_not_warn(store: Path, recwarn: pytest.WarningsRecorder) -> None:
+    with rec.Recorder("f", store=store, git=False) as r:
+        r.sweep(flaky, rec.grid(a=[1.0], b=[2]))
+    assert not [w for w in recwarn if issubclass(w.category, rec.RecorderWarning)]
+
+
+def test_a_failed_runs_traceback_starts_at_the_users_code(store: Path) -> None:
+    with pytest.warns(rec.RecorderWarning, match="1 of 1 runs failed"):
+        with rec.Recorder("f", store=store, git=False) as r:
+            r.sweep(flaky, rec.grid(a=[1.0], b=[3]))
+            r.sweep(flaky, rec.grid(a=[2.0], b=[3]), workers=2)
+    for (error,) in db(store).execute("SELECT error FROM runs"):
+        lines = error.splitlines()
+        assert lines[0] == "Traceback (most recent call last):"
+        assert "test_sweep.py" in lines[1] and "in flaky" in lines[1], error
+        assert "recorder/" not in error.replace("tests/", ""), error
+        assert lines[-1].startswith("ValueError: b=3 is not allowed")

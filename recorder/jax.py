@@ -186,7 +186,8 @@ class _Program:
             assert self.budget is not None
             self.size = chunk_size_for(per_pset, self.budget, total)
         else:
-            self.size = int(chunk_size)
+            # No larger than the sweep: padding a few psets up to a large chunk only wastes work.
+            self.size = int(chunk_size) if not total else max(1, min(int(chunk_size), total))
         batched = {name: jax.ShapeDtypeStruct((self.size,), self.dtypes[name]) for name in self.names}
         try:
             self.compiled = jax.jit(jax.vmap(one)).lower(**batched).compile()

@@ -249,27 +249,40 @@ import sys, time
 import recorder as rec
 
 def work(i: int) -> dict:
-    if i == 40:
-        print("halfway", flush=True)
+    if i >= 90 and sys.argv[3] == "hold":  # the last runs wait to be killed: the sweep cannot finish
+        time.sleep(120)
     time.sleep(0.01)
     return {"sq": i * i}
 
-with rec.Recorder("k", store=sys.argv[1], git=False) as r:
-    r.sweep(work, rec.plist("i", range(100)), workers=int(sys.argv[2]))
+if __name__ == "__main__":
+    with rec.Recorder("k", store=sys.argv[1], git=False) as r:
+        r.sweep(work, rec.plist("i", range(100)), workers=int(sys.argv[2]))
 """
+
+
+def _done_count(store: Path) -> int:
+    if not (store / "recorder.sqlite").exists():
+        return 0
+    con = sqlite3.connect(f"file:{store / 'recorder.sqlite'}?mode=ro", uri=True, timeout=10)
+    try:
+        return con.execute("SELECT count(*) FROM runs WHERE status = 'done'").fetchone()[0]
+    except sqlite3.OperationalError:  # the tables are not made yet
+        return 0
+    finally:
+        con.close()
 
 
 @pytest.mark.parametrize("workers", [1, 2])
 def test_sigkill_then_rerun_completes_without_duplicates(tmp_path: Path, store: Path, workers: int) -> None:
     script = tmp_path / "sweep.py"
     script.write_text(KILLED_SWEEP)
-    proc = subprocess.Popen([sys.executable, str(script), str(store), str(workers)],
-                            stdout=subprocess.PIPE, text=True, cwd=ROOT)
-    assert proc.stdout.readline().strip() == "halfway"
-    time.sleep(0.3)
+    proc = subprocess.Popen([sys.executable, str(script), str(store), str(workers), "hold"], cwd=ROOT)
+    deadline = time.monotonic() + 60
+    while _done_count(store) == 0:  # some runs committed, and runs 90.. cannot be done: a partial sweep
+        assert time.monotonic() < deadline and proc.poll() is None
+        time.sleep(0.05)
     os.kill(proc.pid, signal.SIGKILL)
     proc.wait()
-    proc.stdout.close()
     # The pool's workers exit with their parent, so the dead session is soon recoverable.
     deadline = time.time() + 30
     while db(store).execute("SELECT status FROM sessions").fetchone()[0] == "running" and time.time() < deadline:
@@ -278,7 +291,7 @@ def test_sigkill_then_rerun_completes_without_duplicates(tmp_path: Path, store: 
     assert db(store).execute("SELECT status FROM sessions").fetchone()[0] == "interrupted"
     partial = db(store).execute("SELECT count(*) FROM runs WHERE status = 'done'").fetchone()[0]
     assert 0 < partial < 100
-    done = subprocess.run([sys.executable, str(script), str(store), str(workers)], capture_output=True,
+    done = subprocess.run([sys.executable, str(script), str(store), str(workers), "go"], capture_output=True,
                           text=True, cwd=ROOT, timeout=120)
     assert done.returncode == 0, done.stderr
     con = db(store)

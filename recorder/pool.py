@@ -264,13 +264,17 @@ class Pool:
             if self._own:
                 self._stop_workers()  # nothing more comes; what the workers sent is read meanwhile
                 cf.wait(list(in_flight), timeout=_SETTLE_S)
+            unavailable = isinstance(sys.exc_info()[1], FunctionUnavailable)
             for future, (task, row, _) in list(in_flight.items()):
                 if row.status != "running":
                     continue  # recorded when the stop came
                 future.cancel()
-                if future.done() and not future.cancelled():
-                    if isinstance(future.exception(), FunctionUnavailable):
-                        continue  # the run never ran
+                finished = future.done() and not future.cancelled()
+                if unavailable and not (finished and future.exception() is None):
+                    continue  # no worker could load the function: the run never ran
+                if finished and isinstance(future.exception(), FunctionUnavailable):
+                    continue  # never ran either
+                if finished:
                     outcome = _outcome_of(future, row.t0)
                 else:
                     outcome = Outcome("interrupted", row.t0, time.time() - row.t0, {}, None, None)
@@ -293,6 +297,11 @@ class Pool:
         """
         processes = dict(getattr(self.executor, "_processes", None) or {})
         cf.wait(list(in_flight), timeout=_SETTLE_S)  # the pool fails them all as it breaks
+        # The pool's thread joins its workers as it breaks: after it, every exit code is known (joining
+        # them here meanwhile could race it for the exit status and see none).
+        manager = getattr(self.executor, "_executor_manager_thread", None)
+        if manager is not None:
+            manager.join(_SETTLE_S)
         for process in processes.values():
             process.join(_SETTLE_S)
         dead = {

@@ -355,14 +355,28 @@ def _warn_failures(recorder: Recorder, failed: int, ran: int, first_error: str |
     import warnings
 
     assert recorder._store is not None
-    last = next((line for line in reversed((first_error or "").splitlines()) if line.strip()), "")
+    # The exception's line: the last one, less a note recorder appended in brackets (vsweep's chunk hint).
+    last = next((line for line in reversed((first_error or "").splitlines()) if line.strip()
+                 and not line.startswith("[")), "")
     command = (f"recorder --store {shlex.quote(str(recorder._store.root))} log "
                f"{shlex.quote(recorder.experiment)} --status failed")
     first = f"; the first: {last}" if last else ""
     warnings.warn(
         f"sweep of {recorder.experiment!r}: {failed} of {ran} runs failed{first}. List them with: {command}",
-        RecorderWarning, stacklevel=4,
+        RecorderWarning, stacklevel=_user_level(),
     )
+
+
+def _user_level() -> int:
+    """The ``stacklevel`` of a warning raised here that points at the user's call, past recorder's frames."""
+    import os
+    import sys
+
+    own = os.path.dirname(os.path.abspath(__file__)) + os.sep
+    frame, level = sys._getframe(1), 1
+    while frame is not None and frame.f_code.co_filename.startswith(own):
+        frame, level = frame.f_back, level + 1
+    return level
 
 
 class _Recording:

@@ -425,15 +425,14 @@ def compute(x):
 
 fast = rec.experiment("fast", store=sys.argv[1], git=False)(compute)
 
-def helper(x):
-    return {"z": x + 1}
-
 # Bound to a second name only: workers find the experiment under it.
 renamed = rec.experiment("renamed", store=sys.argv[1], git=False)(lambda x: {"z": x + 1})
 
 if __name__ == "__main__":
     df = fast.sweep([{"x": i} for i in range(4)], workers=2)
     print(df["_status"].tolist(), df["y"].tolist())
+    df = renamed.sweep([{"x": i} for i in range(2)], workers=2)
+    print(df["_status"].tolist(), df["z"].tolist())
 """
 
 
@@ -446,7 +445,7 @@ def test_wrapping_a_function_in_main_works_with_a_pool(tmp_path: Path, store: Pa
     done = subprocess.run([sys.executable, str(script), str(store)], capture_output=True, text=True,
                           cwd=tmp_path, timeout=120)
     assert done.returncode == 0, done.stderr
-    assert done.stdout.strip() == "['done', 'done', 'done', 'done'] [0, 2, 4, 6]", done.stderr
+    assert done.stdout.splitlines() == ["['done', 'done', 'done', 'done'] [0, 2, 4, 6]", "['done', 'done'] [1, 2]"], done.stderr
 
 
 INTERACTIVE = """

@@ -107,14 +107,14 @@ def test_dask_threads_each_capture_their_own_output(store: Path) -> None:
     distributed = pytest.importorskip("distributed")
     global _barrier
     stdout, stderr = sys.stdout, sys.stderr
-    _barrier = threading.Barrier(2)
+    _barrier = threading.Barrier(4)
     try:
-        with distributed.LocalCluster(n_workers=1, threads_per_worker=2, processes=False,
+        with distributed.LocalCluster(n_workers=1, threads_per_worker=4, processes=False,
                                       dashboard_address=None) as cluster, distributed.Client(cluster) as client:
             with rec.Recorder("c", store=store, git=False) as r:
-                df = r.sweep(talks, rec.plist("a", range(8)), executor=client.get_executor(), capture=True)
+                df = r.sweep(talks, rec.plist("a", range(20)), executor=client.get_executor(), capture=True)
     finally:
         _barrier = None
     assert sys.stdout is stdout and sys.stderr is stderr
     assert set(df["_status"]) == {"done"}
-    assert _outputs(store) == {a: _expected(a) for a in range(8)}
+    assert _outputs(store) == {a: _expected(a) for a in range(20)}

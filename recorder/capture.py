@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import contextlib
+import contextvars
 import io
 import sys
+import threading
 from collections.abc import Iterator
+from typing import Any
 
 __all__ = ["MAX_OUTPUT_CHARS", "captured", "collapse_carriage_returns"]
 
@@ -70,17 +73,98 @@ class _Buffer(io.TextIOBase):
         return collapse_carriage_returns("".join(self._head) + middle + tail)
 
 
+#: The buffer of the run capturing in this thread (or context), if any.
+_CURRENT: contextvars.ContextVar[_Buffer | None] = contextvars.ContextVar("recorder_capture", default=None)
+_LOCK = threading.Lock()
+_active = 0  # captures in progress, in every thread
+_installed: tuple[_Dispatch, _Dispatch] | None = None  # while any capture is in progress
+
+
+class _Dispatch(io.TextIOBase):
+    """Stands for ``sys.stdout`` or ``sys.stderr`` while captures run: writes go to the current run's buffer.
+
+    Threads (a thread pool, Dask's threads) run several captured runs at
+    once, and ``sys.stdout`` is one for the whole process: so it is
+    replaced once, by this, and each write goes where the writing thread's
+    run wants it (its buffer), or to the original stream when that thread
+    captures nothing.
+    """
+
+    def __init__(self, original: Any) -> None:
+        self.original = original
+
+    def _target(self) -> Any:
+        buffer = _CURRENT.get()
+        return self.original if buffer is None else buffer
+
+    def writable(self) -> bool:
+        return True
+
+    def write(self, text: str) -> int:
+        return self._target().write(text)
+
+    def flush(self) -> None:
+        target = self._target()
+        if target is self.original and self.original is not None:
+            self.original.flush()
+
+    # What code asks of a stream (its encoding, file descriptor, whether it is a terminal): the original's.
+    @property
+    def encoding(self) -> Any:  # type: ignore[override]
+        return getattr(self.original, "encoding", "utf-8")
+
+    @property
+    def errors(self) -> Any:  # type: ignore[override]
+        return getattr(self.original, "errors", None)
+
+    def fileno(self) -> int:
+        return self.original.fileno()
+
+    def isatty(self) -> bool:
+        return bool(getattr(self.original, "isatty", lambda: False)())
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.original, name)
+
+
+def _install() -> None:
+    global _active, _installed
+    with _LOCK:
+        _active += 1
+        if _active == 1:
+            _installed = (_Dispatch(sys.stdout), _Dispatch(sys.stderr))
+            sys.stdout, sys.stderr = _installed  # type: ignore[assignment]
+
+
+def _uninstall() -> None:
+    global _active, _installed
+    with _LOCK:
+        _active -= 1
+        if _active == 0 and _installed is not None:
+            out, err = _installed
+            # Put back exactly what was there, unless someone replaced our stream meanwhile (theirs stays).
+            if sys.stdout is out:
+                sys.stdout = out.original
+            if sys.stderr is err:
+                sys.stderr = err.original
+            _installed = None
+
+
 @contextlib.contextmanager
 def captured(limit: int = MAX_OUTPUT_CHARS) -> Iterator[_Buffer]:
-    """Send ``sys.stdout`` and ``sys.stderr`` to one bounded buffer inside the block.
+    """Send what this thread writes to ``sys.stdout`` and ``sys.stderr`` to one bounded buffer inside the block.
 
-    Python-level capture: what C extensions write to the file descriptors
-    directly is not captured.
+    Other threads' output is not taken: while any capture runs,
+    ``sys.stdout`` and ``sys.stderr`` dispatch each write to the buffer of
+    the writing thread's (or context's) run, or to the original stream; the
+    originals are put back when the last capture ends. Python-level capture:
+    what C extensions write to the file descriptors directly is not captured.
     """
     buffer = _Buffer(limit)
-    previous = sys.stdout, sys.stderr
-    sys.stdout = sys.stderr = buffer  # type: ignore[assignment]
+    _install()
+    token = _CURRENT.set(buffer)
     try:
         yield buffer
     finally:
-        sys.stdout, sys.stderr = previous
+        _CURRENT.reset(token)
+        _uninstall()

@@ -28,6 +28,9 @@ __all__ = [
     "StoreBusy",
     "DuplicateSource",
     "UnreadableValue",
+    "FunctionUnavailable",
+    "ResultsNotNamed",
+    "PoolBroken",
 ]
 
 
@@ -118,3 +121,15 @@ class DuplicateSource(RecorderError, ValueError):
 
 class UnreadableValue(StoreError):
     """A value stored in a run (a result, parameter or config cell) cannot be read back: the store is damaged or crafted."""
+
+
+class FunctionUnavailable(RecorderError):
+    """The experiment function cannot reach worker processes: it cannot be pickled, imported or unpickled there."""
+
+
+class ResultsNotNamed(RecorderError, TypeError):
+    """An experiment function returned a dict whose keys are not all result names (str)."""
+
+
+class PoolBroken(RecorderError):
+    """The worker processes of a sweep's pool die before running any run (they cannot start)."""

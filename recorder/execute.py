@@ -8,6 +8,7 @@ store itself).
 from __future__ import annotations
 
 import contextvars
+import os
 import time
 import traceback
 from collections.abc import Callable, Mapping
@@ -19,7 +20,10 @@ from .hashing import claim_names
 from .objects import ObjectStore
 from .values import Encoded, encode
 
-__all__ = ["RUN_SEED", "Outcome", "Interrupted", "execute", "failure", "finish", "current_seed", "seed_of_run", "reset_seed"]
+__all__ = [
+    "RUN_SEED", "Outcome", "Interrupted", "execute", "failure", "finish", "current_seed", "seed_of_run", "reset_seed",
+    "user_traceback",
+]
 
 _SEED: contextvars.ContextVar[int | None] = contextvars.ContextVar("recorder_seed", default=None)
 #: Set ``RUN_SEED.set(seed)`` and reset, as :func:`seed_of_run` and :func:`reset_seed` do, for a
@@ -125,7 +129,23 @@ def failure(error: BaseException, t0: float, duration: float, output: str | None
     """
     if isinstance(error, (KeyboardInterrupt, SystemExit)):
         raise Interrupted(Outcome("interrupted", t0, duration, {}, None, output)) from error
-    return Outcome("failed", t0, duration, {}, traceback.format_exc(), output)
+    return Outcome("failed", t0, duration, {}, user_traceback(error), output)
+
+
+#: Where recorder's own code is: frames there are left out of a run's stored traceback.
+_OWN = os.path.dirname(os.path.abspath(__file__)) + os.sep
+
+
+def user_traceback(error: BaseException) -> str:
+    """The traceback of a run's error from the user's code on: recorder's own calling frames left out.
+
+    Only the leading frames are dropped (the sweep that called the
+    function); recorder's frames the user's code called (``run.log``) stay.
+    """
+    tb = error.__traceback__
+    while tb is not None and tb.tb_frame.f_code.co_filename.startswith(_OWN):
+        tb = tb.tb_next
+    return "".join(traceback.format_exception(type(error), error, tb))
 
 
 def finish(
@@ -160,6 +180,6 @@ def finish(
                 results[name] = encode(name, value, objects, inline_limit=inline_limit)
     except (KeyboardInterrupt, SystemExit) as e:
         raise Interrupted(Outcome("interrupted", t0, duration, results, None, output)) from e
-    except Exception:
-        return Outcome("failed", t0, duration, results, traceback.format_exc(), output)
+    except Exception as e:
+        return Outcome("failed", t0, duration, results, user_traceback(e), output)
     return Outcome("done", t0, duration, results, None, output)

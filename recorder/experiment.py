@@ -5,10 +5,11 @@ from __future__ import annotations
 import functools
 import importlib
 import os
+import sys
 from collections.abc import Callable, Iterable, Mapping
 from typing import TYPE_CHECKING, Any
 
-from .errors import RecorderError
+from .errors import RecorderError, ResultsNotNamed
 from .recorder import Recorder
 from .sweep import Binder, dry_run
 from .values import DEFAULT_INLINE_LIMIT
@@ -26,6 +27,19 @@ def _resolve(module: str, qualname: str) -> Experiment:
     found: Any = importlib.import_module(module)
     for part in qualname.split("."):
         found = getattr(found, part)
+    if not isinstance(found, Experiment):
+        raise RecorderError(
+            f"{module}.{qualname} is {type(found).__name__}, not the experiment it was in the sweeping process; "
+            "bind the experiment to a module-level name"
+        )
+    return found
+
+
+def _lookup(module: str, qualname: str) -> Any:
+    """What ``module.qualname`` is in this process (None when there is no such name); imports nothing."""
+    found: Any = sys.modules.get(module)
+    for part in qualname.split("."):
+        found = getattr(found, part, None)
     return found
 
 
@@ -34,6 +48,10 @@ class _Body:
 
     def __init__(self, experiment: Experiment) -> None:
         self.experiment = experiment
+        self.__wrapped__ = experiment.func  # what the pool checks workers can import
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return _Body, (self.experiment,)
 
     def __call__(self, **kwargs: Any) -> Any:
         return self.experiment.func(**kwargs)
@@ -74,16 +92,45 @@ class Experiment:
         functools.update_wrapper(self, func)
 
     def __reduce__(self) -> tuple[Any, ...]:
-        """Pickle by name, so worker processes find the experiment by importing its module."""
-        qualname = self.func.__qualname__
-        if "<locals>" in qualname or "<lambda>" in qualname:
-            import pickle
+        """Pickle by name, so worker processes find the experiment by importing its module.
 
+        The name is the function's, when the experiment decorates it in place;
+        else a module-level name bound to this experiment (``fast =
+        experiment("fast")(compute)``).
+        """
+        import pickle
+
+        module, qualname = self.func.__module__, self.func.__qualname__
+        if "<locals>" in qualname or ("<lambda>" in qualname and self._bound_name() is None):
             raise pickle.PicklingError(
                 f"experiment {self.name!r} is defined inside a function ({qualname}), where other "
                 "processes cannot import it"
             )
-        return _resolve, (self.func.__module__, qualname)
+        if _lookup(module, qualname) is not self:
+            bound = self._bound_name()
+            if bound is None:
+                raise pickle.PicklingError(
+                    f"experiment {self.name!r} (of {module}.{qualname}) is bound to no module-level name of "
+                    f"{module}, so other processes cannot find it; assign it to one"
+                )
+            qualname = bound
+        return _resolve, (module, qualname)
+
+    def _bound_name(self) -> str | None:
+        """A module-level name of the function's module bound to this experiment, if any."""
+        namespace = getattr(sys.modules.get(self.func.__module__), "__dict__", {})
+        return next((name for name, value in list(namespace.items()) if value is self), None)
+
+    def _for_workers(self) -> Callable[..., Any]:
+        """What worker processes are sent to run: something they resolve to this experiment's function.
+
+        The function itself when its module and name find it (it was wrapped
+        under another name, ``fast = experiment("fast")(compute)``); else the
+        experiment, pickled by its name (decorated in place).
+        """
+        if _lookup(self.func.__module__, self.func.__qualname__) is self.func:
+            return self.func
+        return _Body(self)
 
     def recorder(self, **overrides: Any) -> Recorder:
         """Return a :class:`Recorder` for a session of this experiment (options as decorated, then overrides)."""
@@ -103,6 +150,12 @@ class Experiment:
                     raise RecorderError(
                         f"{self.binder.name} returned {type(returned).__name__}; an experiment "
                         "function returns a dict of results (name → value) or None"
+                    )
+                strange = next((key for key in returned if not isinstance(key, str)), None)
+                if strange is not None:
+                    raise ResultsNotNamed(
+                        f"{self.binder.name} returned a dict with the key {strange!r} "
+                        f"({type(strange).__name__}); result names are str: return {{'name': value, …}}"
                     )
                 run.log(**returned)
         return returned
@@ -129,7 +182,8 @@ class Experiment:
             from .sweep import sweep
 
             return sweep(
-                r, _Body(self), params, binder=self.binder, workers=workers, executor=executor,
+                r, self.func if executor is None and workers == 1 else self._for_workers(), params,
+                binder=self.binder, workers=workers, executor=executor,
                 skip=skip, on_error=on_error, progress=progress, capture=capture, return_df=return_df,
             )
 

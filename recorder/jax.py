@@ -19,7 +19,6 @@ import json
 import math
 import os
 import time
-import traceback
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from pathlib import Path
@@ -29,7 +28,7 @@ import jax
 import numpy as np
 
 from .errors import RecorderError, StoreError
-from .execute import Outcome
+from .execute import Outcome, user_traceback
 from .hashing import claim_names
 from .journal import PendingRun
 from .objects import ObjectStore
@@ -187,7 +186,8 @@ class _Program:
             assert self.budget is not None
             self.size = chunk_size_for(per_pset, self.budget, total)
         else:
-            self.size = int(chunk_size)
+            # No larger than the sweep: padding a few psets up to a large chunk only wastes work.
+            self.size = int(chunk_size) if not total else max(1, min(int(chunk_size), total))
         batched = {name: jax.ShapeDtypeStruct((self.size,), self.dtypes[name]) for name in self.names}
         try:
             self.compiled = jax.jit(jax.vmap(one)).lower(**batched).compile()
@@ -334,8 +334,8 @@ class _Runner:
                 chunk.t0, chunk.dispatched = time.time(), time.perf_counter()
                 try:
                     chunk.outputs = program.compiled(**args)  # returns at once; computes meanwhile
-                except Exception:
-                    chunk.error = traceback.format_exc()
+                except Exception as e:
+                    chunk.error = user_traceback(e)
                 if len(pending) > 1:
                     self._record(pending[0], record)
                     pending.popleft()
@@ -382,8 +382,8 @@ class _Runner:
         if chunk.error is None:
             try:
                 outputs = jax.device_get(chunk.outputs)
-            except Exception:
-                chunk.error = traceback.format_exc()
+            except Exception as e:
+                chunk.error = user_traceback(e)
         ready = time.perf_counter()
         # Its share of the chunk's time: from its dispatch, or from when the chunk before was done.
         duration = (ready - max(chunk.dispatched, self._last_ready)) / count

@@ -18,7 +18,7 @@ from itertools import islice
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 from .catalog import find_experiment
-from .errors import NameRefused, RecorderError, StoreError
+from .errors import NameRefused, RecorderError, RecorderWarning, StoreError
 from .execute import Outcome
 from .frame import META
 from .hashing import (
@@ -343,6 +343,7 @@ def sweep(
         return (task.params, task.seed, *fixed)
 
     record = _Recording(recorder, writer, binder.name, table, progress_, on_error)
+    recorded_before = recorder.runs_recorded
 
     try:
         with writer.inline(), older_objects_frozen():
@@ -356,12 +357,48 @@ def sweep(
                 pool.run(to_run, call, record)
         if table is not None:
             fills.apply(reader, statuses, table, store.objects)
+        if record.failed:
+            _warn_failures(recorder, record.failed, recorder.runs_recorded - recorded_before, record.first_error)
     finally:
         reader.close()
         if pool is not None:
             pool.close()
         progress_.close()
     return table.frame(list(binder.order(tuple(binder.known(table.columns)))), META) if table is not None else None
+
+
+def _warn_failures(recorder: Recorder, failed: int, ran: int, first_error: str | None) -> None:
+    """Say once, at the end of a sweep, that runs failed: how many, the first error, how to list them.
+
+    A warning, not only the progress line: a sweep writing to a file (no
+    terminal) says it too.
+    """
+    import shlex
+    import warnings
+
+    assert recorder._store is not None
+    # The exception's line: the last one, less a note recorder appended in brackets (vsweep's chunk hint).
+    last = next((line for line in reversed((first_error or "").splitlines()) if line.strip()
+                 and not line.startswith("[")), "")
+    command = (f"recorder --store {shlex.quote(str(recorder._store.root))} log "
+               f"{shlex.quote(recorder.experiment)} --status failed")
+    first = f"; the first: {last}" if last else ""
+    warnings.warn(
+        f"sweep of {recorder.experiment!r}: {failed} of {ran} runs failed{first}. List them with: {command}",
+        RecorderWarning, stacklevel=_user_level(),
+    )
+
+
+def _user_level() -> int:
+    """The ``stacklevel`` of a warning raised here that points at the user's call, past recorder's frames."""
+    import os
+    import sys
+
+    own = os.path.dirname(os.path.abspath(__file__)) + os.sep
+    frame, level = sys._getframe(1), 1
+    while frame is not None and frame.f_code.co_filename.startswith(own):
+        frame, level = frame.f_back, level + 1
+    return level
 
 
 class _Recording:
@@ -377,6 +414,8 @@ class _Recording:
         self._table, self._progress, self._on_error = table, progress, on_error
         self._objects = recorder._store.objects
         self._result_layouts: set[tuple[str, ...]] = set()  # result names claimed in the experiment
+        self.failed = 0  # runs recorded failed, and the error of the first
+        self.first_error: str | None = None
 
     def __call__(self, task: _Task, row: PendingRun, outcome: Outcome) -> None:
         """Record a run's outcome.
@@ -401,6 +440,10 @@ class _Recording:
         if self._table is not None:
             self._fill(task, row, outcome.t0, outcome.duration, outcome.status,
                        _scalars(outcome.results, self._objects))
+        if outcome.status == "failed":
+            self.failed += 1
+            if self.first_error is None:
+                self.first_error = outcome.error
         if outcome.status == "failed" and self._on_error == "raise":
             raise RunFailed(
                 f"run {row.id} of {self._func_name} with {task.params} failed (recorded); "

@@ -388,3 +388,138 @@ def test_a_local_function_with_workers_is_refused_before_any_run(store: Path) ->
     with pytest.raises(RecorderError, match="worker processes"):
         local.sweep(rec.grid(x=[1, 2]), workers=2)
     assert count(store, "runs") == 0
+
+
+# Wrapping an existing function under another name, as one does to record a project without editing it.
+fast_power = rec.experiment("fast", git=False)(plain_power)
+
+
+def test_wrapping_a_function_under_another_name_works_with_a_pool(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("RECORDER_STORE", str(tmp_path / "pool"))
+    df = fast_power.sweep(rec.grid(x=range(4), k=[2]), workers=2)
+    assert df["_status"].tolist() == ["done"] * 4, runs(tmp_path / "pool")[0][4]
+    assert df["y"].tolist() == [0, 1, 4, 9]
+
+
+def test_wrapping_a_function_under_another_name_works_with_dask(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    distributed = pytest.importorskip("distributed")
+    monkeypatch.setenv("RECORDER_STORE", str(tmp_path / "dask"))
+    with distributed.LocalCluster(n_workers=1, threads_per_worker=2, processes=False,
+                                  dashboard_address=None) as cluster, distributed.Client(cluster) as client:
+        df = fast_power.sweep(rec.grid(x=range(4), k=[2]), executor=client.get_executor())
+        wrapped = power.sweep(rec.grid(x=range(3), k=[3]), executor=client.get_executor())
+    assert df["_status"].tolist() == ["done"] * 4 and df["y"].tolist() == [0, 1, 4, 9]
+    assert wrapped["_status"].tolist() == ["done"] * 3 and wrapped["y"].tolist() == [0, 1, 8]
+
+
+WRAPPED_IN_MAIN = """
+import sys
+import recorder as rec
+
+def compute(x):
+    return {"y": 2 * x}
+
+fast = rec.experiment("fast", store=sys.argv[1], git=False)(compute)
+
+# Bound to a second name only: workers find the experiment under it.
+renamed = rec.experiment("renamed", store=sys.argv[1], git=False)(lambda x: {"z": x + 1})
+
+if __name__ == "__main__":
+    df = fast.sweep([{"x": i} for i in range(4)], workers=2)
+    print(df["_status"].tolist(), df["y"].tolist())
+    df = renamed.sweep([{"x": i} for i in range(2)], workers=2)
+    print(df["_status"].tolist(), df["z"].tolist())
+"""
+
+
+def test_wrapping_a_function_in_main_works_with_a_pool(tmp_path: Path, store: Path) -> None:
+    import subprocess
+    import sys
+
+    script = tmp_path / "wrap.py"
+    script.write_text(WRAPPED_IN_MAIN)
+    done = subprocess.run([sys.executable, str(script), str(store)], capture_output=True, text=True,
+                          cwd=tmp_path, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.splitlines() == ["['done', 'done', 'done', 'done'] [0, 2, 4, 6]", "['done', 'done'] [1, 2]"], done.stderr
+
+
+INTERACTIVE = """
+import sys
+{prelude}
+import recorder as rec
+
+@rec.experiment("inter", store={store!r}, git=False)
+def f(x):
+    return {{"y": x}}
+
+f.sweep([{{"x": i}} for i in range(3)], workers=2)
+print("no error")
+"""
+
+
+@pytest.mark.parametrize("how", ["-c", "stdin"])
+@pytest.mark.parametrize("prelude", ["import jax", "import multiprocessing; multiprocessing.set_start_method('spawn')"])
+def test_an_interactive_function_with_workers_is_refused_through_the_decorator(
+    tmp_path: Path, store: Path, how: str, prelude: str
+) -> None:
+    import subprocess
+    import sys
+
+    if prelude == "import jax":
+        pytest.importorskip("jax")
+    code = INTERACTIVE.format(prelude=prelude, store=str(store))
+    args = [sys.executable, "-c", code] if how == "-c" else [sys.executable, "-"]
+    done = subprocess.run(args, input=None if how == "-c" else code, capture_output=True, text=True,
+                          cwd=tmp_path, timeout=120)
+    assert done.returncode != 0 and "no error" not in done.stdout
+    assert "FunctionUnavailable" in done.stderr and "defined interactively" in done.stderr, done.stderr
+    assert "has no attribute" not in done.stderr and "died" not in done.stderr
+    assert count(store, "runs") == 0
+
+
+UNLOADABLE = """
+import importlib.util, multiprocessing, sys
+import recorder as rec
+
+if __name__ == "__main__":
+    multiprocessing.set_start_method("spawn")
+    # A module the parent loads from a file by path: workers started afresh cannot import it by name.
+    spec = importlib.util.spec_from_file_location("elsewhere_mod", sys.argv[2])
+    module = importlib.util.module_from_spec(spec)
+    sys.modules["elsewhere_mod"] = module
+    spec.loader.exec_module(module)
+    with rec.Recorder("u", store=sys.argv[1], git=False) as r:
+        r.sweep(module.work, [{"x": i} for i in range(5)], workers=2)
+"""
+
+
+def test_a_function_workers_cannot_load_is_reported_once_as_that_error(tmp_path: Path, store: Path) -> None:
+    import subprocess
+    import sys
+
+    (tmp_path / "hidden").mkdir()
+    (tmp_path / "hidden" / "elsewhere_mod.py").write_text("def work(x):\n    return {'y': x}\n")
+    script = tmp_path / "main.py"
+    script.write_text(UNLOADABLE)
+    done = subprocess.run([sys.executable, str(script), str(store), str(tmp_path / "hidden" / "elsewhere_mod.py")],
+                          capture_output=True, text=True, cwd=tmp_path, timeout=120)
+    assert done.returncode != 0
+    assert done.stderr.count("FunctionUnavailable: the worker processes cannot load work") == 1, done.stderr
+    assert "elsewhere_mod" in done.stderr and "died" not in done.stderr
+    assert count(store, "runs") == 0
+
+
+def test_returning_a_dict_with_non_text_keys_raises_a_named_error(store: Path) -> None:
+    @rec.experiment("k", store=store, git=False)
+    def numbered(x: int) -> dict:
+        return {1: x}
+
+    with pytest.raises(rec.errors.ResultsNotNamed, match=r"the key 1 .*result names are str"):
+        numbered(3)
+    with pytest.raises(TypeError):
+        numbered(4)

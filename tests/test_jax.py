@@ -104,6 +104,14 @@ def test_a_grid_not_a_multiple_of_the_chunk_compiles_once(store: Path) -> None:
     assert all(p["chunk_size"] == 7 for p in info["vsweep"])
 
 
+def test_an_explicit_chunk_size_larger_than_the_sweep_is_clipped(store: Path) -> None:
+    experiment = rec.experiment("clipped", store=store, git=False)(logistic)
+    df = experiment.vsweep(psets(3), static="steps", chunk_size=100, progress=False)
+    assert len(df) == 3 and (df["_status"] == "done").all()
+    info = json.loads(db(store).execute("SELECT jax FROM sessions").fetchone()[0])
+    assert [p["chunk_size"] for p in info["vsweep"]] == [3]
+
+
 def test_skip_done_works_across_sweep_and_vsweep(store: Path) -> None:
     experiment = rec.experiment("mixed", store=store, git=False)(logistic)
     first = experiment.sweep(psets(10)[:4], progress=False)

@@ -249,27 +249,40 @@ import sys, time
 import recorder as rec
 
 def work(i: int) -> dict:
-    if i == 40:
-        print("halfway", flush=True)
+    if i >= 90 and sys.argv[3] == "hold":  # the last runs wait to be killed: the sweep cannot finish
+        time.sleep(120)
     time.sleep(0.01)
     return {"sq": i * i}
 
-with rec.Recorder("k", store=sys.argv[1], git=False) as r:
-    r.sweep(work, rec.plist("i", range(100)), workers=int(sys.argv[2]))
+if __name__ == "__main__":
+    with rec.Recorder("k", store=sys.argv[1], git=False) as r:
+        r.sweep(work, rec.plist("i", range(100)), workers=int(sys.argv[2]))
 """
+
+
+def _done_count(store: Path) -> int:
+    if not (store / "recorder.sqlite").exists():
+        return 0
+    con = sqlite3.connect(f"file:{store / 'recorder.sqlite'}?mode=ro", uri=True, timeout=10)
+    try:
+        return con.execute("SELECT count(*) FROM runs WHERE status = 'done'").fetchone()[0]
+    except sqlite3.OperationalError:  # the tables are not made yet
+        return 0
+    finally:
+        con.close()
 
 
 @pytest.mark.parametrize("workers", [1, 2])
 def test_sigkill_then_rerun_completes_without_duplicates(tmp_path: Path, store: Path, workers: int) -> None:
     script = tmp_path / "sweep.py"
     script.write_text(KILLED_SWEEP)
-    proc = subprocess.Popen([sys.executable, str(script), str(store), str(workers)],
-                            stdout=subprocess.PIPE, text=True, cwd=ROOT)
-    assert proc.stdout.readline().strip() == "halfway"
-    time.sleep(0.3)
+    proc = subprocess.Popen([sys.executable, str(script), str(store), str(workers), "hold"], cwd=ROOT)
+    deadline = time.monotonic() + 60
+    while _done_count(store) == 0:  # some runs committed, and runs 90.. cannot be done: a partial sweep
+        assert time.monotonic() < deadline and proc.poll() is None
+        time.sleep(0.05)
     os.kill(proc.pid, signal.SIGKILL)
     proc.wait()
-    proc.stdout.close()
     # The pool's workers exit with their parent, so the dead session is soon recoverable.
     deadline = time.time() + 30
     while db(store).execute("SELECT status FROM sessions").fetchone()[0] == "running" and time.time() < deadline:
@@ -278,7 +291,7 @@ def test_sigkill_then_rerun_completes_without_duplicates(tmp_path: Path, store: 
     assert db(store).execute("SELECT status FROM sessions").fetchone()[0] == "interrupted"
     partial = db(store).execute("SELECT count(*) FROM runs WHERE status = 'done'").fetchone()[0]
     assert 0 < partial < 100
-    done = subprocess.run([sys.executable, str(script), str(store), str(workers)], capture_output=True,
+    done = subprocess.run([sys.executable, str(script), str(store), str(workers), "go"], capture_output=True,
                           text=True, cwd=ROOT, timeout=120)
     assert done.returncode == 0, done.stderr
     con = db(store)
@@ -353,7 +366,7 @@ def test_a_worker_that_dies_does_not_stop_the_sweep(store: Path) -> None:
     error = db(store).execute(
         "SELECT r.error FROM runs r JOIN psets p ON p.pk = r.pset WHERE p.params = '{\"a\":3.0}'"
     ).fetchone()[0]
-    assert "worker process running this run died" in error
+    assert "worker process running this run exited with code 3" in error
 
 
 _running_now = 0
@@ -491,3 +504,133 @@ def test_captured_output_is_bounded() -> None:
     assert text == buffer.getvalue()  # reading twice gives the same
     assert text.startswith("a" * 50) and text.endswith("c" * 46 + "\nxyz")
     assert "[… 114 characters of output dropped …]" in text
+
+
+def _wait_for(*paths: Path, timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
+    while not all(p.exists() for p in paths):
+        assert time.monotonic() < deadline, f"timed out waiting for {[str(p) for p in paths]}"
+        time.sleep(0.02)
+
+
+RETURNED_THEN_SIGTERM = """
+import os, sys, time
+import recorder as rec
+
+marks = sys.argv[2]
+
+def work(i):
+    if i == 0:  # returns once the test says so (the sweeping process is stopped by then)
+        open(os.path.join(marks, "ready-0"), "w").close()
+        while not os.path.exists(os.path.join(marks, "go")):
+            time.sleep(0.01)
+        return {"y": i}
+    open(os.path.join(marks, f"started-{i}"), "w").close()  # a run starts once its worker sent the last result
+    time.sleep(60)
+    return {"y": i}
+
+if __name__ == "__main__":
+    with rec.Recorder("t", store=sys.argv[1], git=False) as r:
+        r.sweep(work, rec.plist("i", range(3)), workers=2)
+"""
+
+
+def test_a_result_sent_before_sigterm_is_recorded_done(tmp_path: Path, store: Path) -> None:
+    marks = tmp_path / "marks"
+    marks.mkdir()
+    script = tmp_path / "sweep.py"
+    script.write_text(RETURNED_THEN_SIGTERM)
+    proc = subprocess.Popen([sys.executable, str(script), str(store), str(marks)], stderr=subprocess.PIPE,
+                            text=True, cwd=ROOT)
+    try:
+        _wait_for(marks / "ready-0", marks / "started-1")
+        # The sweeping process cannot read results while stopped: run 0's result waits in the pipe.
+        os.kill(proc.pid, signal.SIGSTOP)
+        (marks / "go").touch()
+        _wait_for(marks / "started-2")  # run 0's worker took run 2: it had sent run 0's result
+        os.kill(proc.pid, signal.SIGTERM)
+        os.kill(proc.pid, signal.SIGCONT)
+        code = proc.wait(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        errors = proc.stderr.read()
+        proc.stderr.close()
+    assert code == 128 + signal.SIGTERM, errors
+    statuses = dict(db(store).execute(
+        "SELECT json_extract(p.params, '$.i'), r.status FROM runs r JOIN psets p ON p.pk = r.pset"
+    ).fetchall())
+    assert statuses == {0: "done", 1: "interrupted", 2: "interrupted"}
+
+
+def crashes_alone(a: float, marks: str) -> dict:
+    if a == 3.0:
+        # Die once the other worker is inside its run, so that a run of another worker is in flight.
+        deadline = time.monotonic() + 30
+        while not os.path.exists(os.path.join(marks, "started-2.0")) and time.monotonic() < deadline:
+            time.sleep(0.01)
+        os._exit(3)
+    if a == 2.0:
+        open(os.path.join(marks, "started-2.0"), "w").close()
+        time.sleep(0.3)
+    return {"y": a}
+
+
+def test_only_the_dead_workers_run_is_interrupted(tmp_path: Path, store: Path) -> None:
+    marks = tmp_path / "marks"
+    marks.mkdir()
+    psets = [{"a": float(i), "marks": str(marks)} for i in range(8)]
+    with rec.Recorder("c", store=store, git=False) as r:
+        df = r.sweep(crashes_alone, psets, workers=2)
+    statuses = dict(zip(df["a"], df["_status"]))
+    assert statuses == {**{float(i): "done" for i in range(8)}, 3.0: "interrupted"}
+    assert df["y"].tolist()[:3] == [0.0, 1.0, 2.0]
+    assert db(store).execute("SELECT count(*) FROM runs").fetchone()[0] == 8
+
+
+FAILING_TO_A_FILE = """
+import sys
+import recorder as rec
+
+def flaky(a, b=2):
+    if b == 3:
+        raise ValueError(f"b=3 is not allowed (a={a})")
+    return {"y": a * b}
+
+with rec.Recorder("f", store=sys.argv[1], git=False) as r:
+    r.sweep(flaky, rec.grid(a=[1.0, 2.0], b=[2, 3]), workers=int(sys.argv[2]))
+print("finished")
+"""
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_a_sweep_with_failures_warns_once_even_without_a_terminal(tmp_path: Path, store: Path, workers: int) -> None:
+    script = tmp_path / "sweep.py"
+    script.write_text(FAILING_TO_A_FILE)
+    done = subprocess.run([sys.executable, str(script), str(store), str(workers)], capture_output=True,
+                          text=True, cwd=tmp_path, timeout=120)
+    assert done.returncode == 0 and done.stdout.strip() == "finished", done.stderr
+    assert done.stderr.count("RecorderWarning") == 1, done.stderr
+    assert "2 of 4 runs failed" in done.stderr
+    assert "the first: ValueError: b=3 is not allowed (a=" in done.stderr
+    assert f"recorder --store {store} log f --status failed" in done.stderr
+
+
+def test_a_sweep_without_failures_does_not_warn(store: Path, recwarn: pytest.WarningsRecorder) -> None:
+    with rec.Recorder("f", store=store, git=False) as r:
+        r.sweep(flaky, rec.grid(a=[1.0], b=[2]))
+    assert not [w for w in recwarn if issubclass(w.category, rec.RecorderWarning)]
+
+
+def test_a_failed_runs_traceback_starts_at_the_users_code(store: Path) -> None:
+    with pytest.warns(rec.RecorderWarning, match="1 of 1 runs failed"):
+        with rec.Recorder("f", store=store, git=False) as r:
+            r.sweep(flaky, rec.grid(a=[1.0], b=[3]))
+            r.sweep(flaky, rec.grid(a=[2.0], b=[3]), workers=2)
+    for (error,) in db(store).execute("SELECT error FROM runs"):
+        lines = error.splitlines()
+        assert lines[0] == "Traceback (most recent call last):"
+        assert "test_sweep.py" in lines[1] and "in flaky" in lines[1], error
+        assert "recorder/" not in error.replace("tests/", ""), error
+        assert lines[-1].startswith("ValueError: b=3 is not allowed")

@@ -209,7 +209,10 @@ def _run_of(line: bytes) -> PendingRun:
     :raises BadLine: (or another ``ValueError``, or a :class:`RecorderError`)
         for anything :func:`_record` does not write.
     """
-    record = json.loads(line)
+    try:
+        record = json.loads(line.decode("utf-8"))  # decoded first: json.loads would guess UTF-16/32 from NULs
+    except ValueError:
+        raise BadLine("not a journal record (not JSON text)") from None
     if type(record) is not list or len(record) != _FIELDS:
         raise BadLine(f"not a list of {_FIELDS} items")
     (id_, hash_, canonical, seed, t0, status, duration, error, comment, results,
@@ -288,7 +291,7 @@ def read_journal(folder: Path, session_id: str) -> list[PendingRun]:
                     raise BadLine(f"run {run.id} is journaled already, on {seen[run.id]}")
             except _UNREADABLE as e:
                 warnings.warn(
-                    f"recorder: skipped line {number} of the journal {path}: {e}; the run it held is not recovered",
+                    f"recorder: skipped unreadable line {number} of the journal {path}: {e}; the run it held is not recovered",
                     RecorderWarning,
                     stacklevel=2,
                 )

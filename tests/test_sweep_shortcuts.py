@@ -118,9 +118,10 @@ def test_the_shortcut_stores_what_the_general_way_stores(tmp_path: Path, monkeyp
 
 
 def test_runs_on_the_shortcut_are_journaled_with_their_results() -> None:
+    from recorder.hashing import pset_hash
     from recorder.journal import PendingRun, _record, _run_of
 
-    run = PendingRun("0" * 24, "a" * 20, '{"a":1}', 5, 1.0, ("a",))
+    run = PendingRun("0" * 24, pset_hash('{"a":1}'), '{"a":1}', 5, 1.0, ("a",))  # replay checks the hash
     run.status, run.duration = "done", 0.5
     run.scalars, run.scalar_names = '{"x":1.5,"y":-3}', ("x", "y")
     back = _run_of(_record(run))

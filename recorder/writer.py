@@ -54,8 +54,8 @@ __all__ = ["PendingRun", "RunWriter", "insert_objects", "insert_texts"]
 _RUN_STATES = "SELECT id, pk, status FROM runs WHERE id IN ({marks})"
 _IN_CHUNK = 500  # ids per IN (...) lookup
 _IN_A_CHILD = (
-    "was recorded in a forked child process, whose parent owns the session, so it is not recorded; "
-    "record runs in the parent process (a sweep with workers= runs the function in child processes for you)"
+    "the session belongs to the process that opened it, not to this forked child; record runs in that "
+    "process (a sweep with workers= runs the function in child processes for you)"
 )
 _MAX_PENDING = 20_000  # finished runs queued at most before the recording thread commits them itself
 
@@ -151,7 +151,7 @@ class RunWriter:
         """Queue a finished run (committed within the interval, or now when the interval is 0)."""
         if self._closed:
             if os.getpid() != self._pid:
-                raise RecorderError(f"run {run.id} {_IN_A_CHILD}")
+                raise RecorderError(f"run {run.id} is not recorded: {_IN_A_CHILD}")
             raise RecorderError(f"run {run.id} ended after its session was closed, so it is not recorded as done")
         run.status, run.duration, run.error = status, duration, error
         self._last_duration = duration
@@ -304,7 +304,7 @@ class RunWriter:
 
     def _start_thread(self) -> None:
         if os.getpid() != self._pid:  # once per writer, not per run
-            raise RecorderError(f"a run {_IN_A_CHILD}")
+            raise RecorderError(_IN_A_CHILD)
         self._thread = threading.Thread(target=self._loop, name="recorder-writer", daemon=True)
         with _signals_deferred():  # the thread inherits the mask: Ctrl-C and SIGTERM go to the main thread
             self._thread.start()
@@ -360,7 +360,7 @@ class RunWriter:
             interval ago (the sweeping thread committed the late ones meanwhile).
         """
         if os.getpid() != self._pid:  # once per batch, not per run
-            raise RecorderError(f"a run {_IN_A_CHILD}")
+            raise RecorderError(_IN_A_CHILD)
         journaled = not self._inline  # read once: a sweep's runs are not in the journal
         with self._db_lock, _signals_deferred():
             batch: list[PendingRun] = []

@@ -76,3 +76,29 @@ def test_a_forked_child_cannot_commit_its_parents_runs(store: Path) -> None:
         os.waitpid(pid, 0)
         assert said.startswith("refused: the session belongs to the process that opened it"), said
     assert _count(store, "done") == 7
+
+
+def test_a_slow_chunk_does_not_hold_back_the_runs_of_a_vsweep_before_it(store: Path) -> None:
+    """While the third chunk computes, the runs recorded before are committed.
+
+    Those are the first chunk's at least: the second is recorded once the
+    third is dispatched, which on a CPU may compute it there and then.
+    """
+    jax = pytest.importorskip("jax")
+    import numpy as np
+
+    seen: list[int] = []
+
+    def wait_in_third_chunk(a: np.ndarray) -> np.ndarray:
+        if 25.0 in a:  # the chunk of psets 20..29: it looks at the store from the inside, then ends
+            seen.append(_until(store, "done", 10))
+        return np.asarray(a * 2, dtype=np.float32)
+
+    def model(a: float) -> dict[str, object]:
+        shape = jax.ShapeDtypeStruct(jax.numpy.shape(a), jax.numpy.float32)
+        return {"y": jax.pure_callback(wait_in_third_chunk, shape, a, vmap_method="broadcast_all")}
+
+    with rec.Recorder("slow_chunk", store=store, git=False, flush_interval=0.2) as r:
+        r.vsweep(model, rec.plist("a", [float(i) for i in range(30)]), chunk_size=10, progress=False)
+    assert len(seen) == 1 and seen[0] >= 10
+    assert _count(store, "done") == 30

@@ -57,6 +57,7 @@ _IN_A_CHILD = (
     "the session belongs to the process that opened it, not to this forked child; record runs in that "
     "process (a sweep with workers= runs the function in child processes for you)"
 )
+_FORK_WAIT_S = 10.0  # longest a fork waits for the background thread's commit in progress
 _MAX_PENDING = 20_000  # finished runs queued at most before the recording thread commits them itself
 
 
@@ -123,8 +124,9 @@ class RunWriter:
         self._active: tuple[PendingRun, float] | None = None
         self._rows = Rows(conn, experiment_pk, session_pk, purge_duplicate_comments=purge_duplicate_comments)
         self._error: BaseException | None = None
-        self._stop = threading.Event()
+        self._stop = threading.Event()  # set to end the current background thread
         self._thread: threading.Thread | None = None
+        self._restart = False  # the background thread was stopped for a fork: start a new one after
         self._closed = False
         self._inline = False
         self._oldest = 0.0  # when the oldest pending run finished (monotonic)
@@ -305,13 +307,13 @@ class RunWriter:
     def _start_thread(self) -> None:
         if os.getpid() != self._pid:  # once per writer, not per run
             raise RecorderError(_IN_A_CHILD)
-        self._thread = threading.Thread(target=self._loop, name="recorder-writer", daemon=True)
+        self._thread = threading.Thread(target=self._loop, args=(self._stop,), name="recorder-writer", daemon=True)
         with _signals_deferred():  # the thread inherits the mask: Ctrl-C and SIGTERM go to the main thread
             self._thread.start()
 
-    def _loop(self) -> None:
+    def _loop(self, stop: threading.Event) -> None:
         wait = self.interval
-        while not self._stop.wait(wait):
+        while not stop.wait(wait):
             try:
                 wait = self._late() if self._inline else self._every_interval()
             except BaseException as e:  # reported to the recording thread at its next call
@@ -345,6 +347,28 @@ class RunWriter:
         if active is not None and active[0].pk is None and now - active[1] >= self.interval:
             return [active[0]]
         return []
+
+    def _stop_thread_for_fork(self) -> None:
+        """End the background thread, after its commit in progress, so that a fork copies no thread of ours.
+
+        A forked copy of a thread's state (a lock it held, SQLite's mutexes
+        in the middle of a commit) would be the child's to trip over, and
+        Python 3.12+ warns about forking a process that runs threads.
+        """
+        thread = self._thread
+        if thread is None or self._closed or not thread.is_alive() or thread is threading.current_thread():
+            return
+        self._stop.set()
+        thread.join(_FORK_WAIT_S)  # a commit the forking thread blocks (it never does) would only delay the fork
+        self._restart = True
+
+    def _restart_thread_after_fork(self) -> None:
+        """Start a new background thread in the parent after a fork (the old one has ended or is ending)."""
+        if self._restart:
+            self._restart = False
+            if not self._closed:
+                self._stop = threading.Event()
+                self._start_thread()
 
     def _raise_background_error(self) -> None:
         if self._error is not None:
@@ -430,16 +454,25 @@ class RunWriter:
             batch.remove(run)
 
 
-#: Every writer of this process, so that a forked child can be kept from using its parent's.
+#: Every writer of this process, so that a fork can stop their threads and a child leave them alone.
 _WRITERS: weakref.WeakSet[RunWriter] = weakref.WeakSet()
+
+
+def _stop_threads_before_fork() -> None:
+    for writer in list(_WRITERS):
+        writer._stop_thread_for_fork()
+
+
+def _restart_threads_after_fork() -> None:
+    for writer in list(_WRITERS):
+        writer._restart_thread_after_fork()
 
 
 def _forget_writers_in_child() -> None:
     """In a forked child: the parent's writers are closed to it, with fresh locks and an empty queue.
 
-    The child has none of the parent's threads (the background thread does
-    not survive a fork) but copies of their locks, perhaps held, and of the
-    queue, whose runs are the parent's to commit.
+    The child has none of the parent's threads but copies of their locks,
+    perhaps held, and of the queue, whose runs are the parent's to commit.
     """
     for writer in list(_WRITERS):
         writer._db_lock = threading.Lock()
@@ -447,9 +480,14 @@ def _forget_writers_in_child() -> None:
         writer._pending = []
         writer._active = None
         writer._closed = True
+        writer._restart = False
         writer._stop = threading.Event()
         writer._stop.set()
 
 
 if hasattr(os, "register_at_fork"):
-    os.register_at_fork(after_in_child=_forget_writers_in_child)
+    os.register_at_fork(
+        before=_stop_threads_before_fork,
+        after_in_parent=_restart_threads_after_fork,
+        after_in_child=_forget_writers_in_child,
+    )

@@ -50,6 +50,7 @@ def test_a_long_run_does_not_hold_back_the_runs_of_a_serial_sweep_before_it(stor
 
 
 @pytest.mark.filterwarnings("ignore:.*fork.*:DeprecationWarning")
+@pytest.mark.filterwarnings("ignore:os.fork\\(\\) was called:RuntimeWarning")  # JAX's, once a test imported it
 @pytest.mark.skipif(not hasattr(os, "fork"), reason="needs fork")
 def test_a_forked_child_cannot_commit_its_parents_runs(store: Path) -> None:
     """The queue a child inherits is its parent's: the child's flush is refused, the parent commits each run once."""
@@ -102,3 +103,26 @@ def test_a_slow_chunk_does_not_hold_back_the_runs_of_a_vsweep_before_it(store: P
         r.vsweep(model, rec.plist("a", [float(i) for i in range(30)]), chunk_size=10, progress=False)
     assert len(seen) == 1 and seen[0] >= 10
     assert _count(store, "done") == 30
+
+
+@pytest.mark.filterwarnings("ignore:.*fork.*:DeprecationWarning")
+@pytest.mark.filterwarnings("ignore:os.fork\\(\\) was called:RuntimeWarning")  # JAX's, once a test imported it
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs fork")
+def test_a_fork_waits_for_the_background_thread_to_end_and_the_parent_gets_a_new_one(store: Path) -> None:
+    """No thread of the writer runs while the process forks (a pool's workers); the clock goes on after."""
+    with rec.Recorder("forked", store=store, git=False, flush_interval=0.2) as r:
+        r.sweep(lambda i: {"y": i}, rec.plist("i", [0, 1]), progress=False)
+        writer = r._writer
+        assert writer is not None
+        before = writer._thread
+        assert before is not None and before.is_alive()
+        pid = os.fork()
+        if pid == 0:
+            os._exit(0)
+        os.waitpid(pid, 0)
+        assert not before.is_alive()  # it ended before the fork (it would run on in the parent otherwise)
+        after = writer._thread
+        assert after is not None and after is not before and after.is_alive()
+        with r.run(i=5) as run:  # committed by the new thread, within the interval
+            run.log(y=5)
+        assert _until(store, "done", 3) == 3

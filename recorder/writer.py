@@ -9,6 +9,15 @@ survives the process being killed; the next process that opens the store
 replays it. ``interval=0`` commits every run as it ends, in the recording
 thread, without a journal.
 
+A sweep (:meth:`RunWriter.inline`) commits from the sweeping thread
+instead, without a journal, and the background thread only watches the
+clock: when the sweeping thread has not committed a run within
+``interval`` of its end (the next run is long, or hangs, or a pool waits
+for a slow worker), the background thread commits it. So every finished
+run is in the database within ``interval`` of its end (and the commit's
+own time), whatever the sweep does next; a fast sweep commits its batches
+itself, one list append per run, as before.
+
 A batch that cannot be committed (a value SQLite refuses, say) is written
 run by run; a run that still fails is recorded as ``failed`` without its
 results, with the reason, so one bad run never takes others with it.
@@ -24,11 +33,13 @@ so a whole batch goes in with a few ``executemany`` calls.
 from __future__ import annotations
 
 import contextlib
+import os
 import signal
 import sqlite3
 import threading
 import time
 import warnings
+import weakref
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -42,6 +53,11 @@ __all__ = ["PendingRun", "RunWriter", "insert_objects", "insert_texts"]
 
 _RUN_STATES = "SELECT id, pk, status, session FROM runs WHERE id IN ({marks})"
 _IN_CHUNK = 500  # ids per IN (...) lookup
+_IN_A_CHILD = (
+    "the session belongs to the process that opened it, not to this forked child; record runs in that "
+    "process (a sweep with workers= runs the function in child processes for you)"
+)
+_FORK_WAIT_S = 10.0  # longest a fork waits for the background thread's commit in progress
 _MAX_PENDING = 20_000  # finished runs queued at most before the recording thread commits them itself
 
 
@@ -108,12 +124,15 @@ class RunWriter:
         self._active: tuple[PendingRun, float] | None = None
         self._rows = Rows(conn, experiment_pk, session_pk, purge_duplicate_comments=purge_duplicate_comments)
         self._error: BaseException | None = None
-        self._stop = threading.Event()
+        self._stop = threading.Event()  # set to end the current background thread
         self._thread: threading.Thread | None = None
+        self._restart = False  # the background thread was stopped for a fork: start a new one after
         self._closed = False
         self._inline = False
         self._oldest = 0.0  # when the oldest pending run finished (monotonic)
         self._last_duration = 0.0
+        self._pid = os.getpid()
+        _WRITERS.add(self)
 
     # -- called by the recording thread -------------------------------------------
 
@@ -133,6 +152,8 @@ class RunWriter:
     def finished(self, run: PendingRun, status: str, duration: float, error: str | None) -> None:
         """Queue a finished run (committed within the interval, or now when the interval is 0)."""
         if self._closed:
+            if os.getpid() != self._pid:
+                raise RecorderError(f"run {run.id} is not recorded: {_IN_A_CHILD}")
             raise RecorderError(f"run {run.id} ended after its session was closed, so it is not recorded as done")
         run.status, run.duration, run.error = status, duration, error
         self._last_duration = duration
@@ -160,13 +181,18 @@ class RunWriter:
     def inline(self) -> Iterator[None]:
         """Commit from the recording thread, in batches, for a tight loop of many runs (a sweep).
 
-        The background thread would fight the loop for Python's interpreter
-        lock; here the loop commits a batch itself once the interval has
-        passed. Runs are not journaled meanwhile: a SIGKILL loses at most the
-        runs of the last interval, as sweeps allow.
+        A background thread committing every batch would fight the loop for
+        Python's interpreter lock; here the loop commits a batch itself once
+        the interval has passed, at its next run's end. Runs are not
+        journaled meanwhile. The background thread steps in only when the
+        loop is late: a run finished ``interval`` ago and still not
+        committed (the next run is long or hangs). So a SIGKILL loses at most
+        the runs of the last interval, whatever the loop does.
         """
         self._flush()
         self._inline = True
+        if self.interval > 0 and self._thread is None:
+            self._start_thread()  # the clock that commits when the loop is late
         try:
             yield
         finally:
@@ -180,6 +206,8 @@ class RunWriter:
 
     def close(self) -> None:
         """Stop the background thread, commit what is left and remove the journal."""
+        if os.getpid() != self._pid:
+            return  # a forked child: the session, its queue and its journal are the parent's
         self._closed = True
         self._stop.set()
         if self._thread is not None and self._thread is not threading.current_thread():
@@ -289,24 +317,70 @@ class RunWriter:
     # -- background ---------------------------------------------------------------
 
     def _start_thread(self) -> None:
-        self._thread = threading.Thread(target=self._loop, name="recorder-writer", daemon=True)
+        if os.getpid() != self._pid:  # once per writer, not per run
+            raise RecorderError(_IN_A_CHILD)
+        self._thread = threading.Thread(target=self._loop, args=(self._stop,), name="recorder-writer", daemon=True)
         with _signals_deferred():  # the thread inherits the mask: Ctrl-C and SIGTERM go to the main thread
             self._thread.start()
 
-    def _loop(self) -> None:
-        while not self._stop.wait(self.interval):
-            if self._inline:
-                continue  # the recording thread commits for now
-            active = self._active
-            in_flight = (
-                [active[0]]
-                if active is not None and active[0].pk is None and time.monotonic() - active[1] >= self.interval
-                else []
-            )
+    def _loop(self, stop: threading.Event) -> None:
+        wait = self.interval
+        while not stop.wait(wait):
             try:
-                self._flush(extra=in_flight)
+                wait = self._late() if self._inline else self._every_interval()
             except BaseException as e:  # reported to the recording thread at its next call
                 self._error = e
+                wait = self.interval
+
+    def _every_interval(self) -> float:
+        """Commit the queue and a ``running`` row for a long run in flight; return the time to the next look."""
+        self._flush(extra=self._long_running(time.monotonic()))
+        return self.interval
+
+    def _late(self) -> float:
+        """In a sweep: commit what the sweeping thread left waiting ``interval``; return the time to the next look.
+
+        Costs the sweep nothing while it keeps up: the thread wakes at most
+        once an interval and finds the oldest waiting run younger than that.
+        """
+        now = time.monotonic()
+        with self._queue_lock:
+            oldest = self._oldest if self._pending else None
+        if oldest is not None and now - oldest < self.interval:
+            return oldest + self.interval - now  # when it is due, unless the sweeping thread commits it first
+        in_flight = self._long_running(now)
+        if oldest is not None or in_flight:
+            self._flush(extra=in_flight, due_only=True)
+        return self.interval
+
+    def _long_running(self, now: float) -> list[PendingRun]:
+        """The run in flight, if it has no row yet and has lasted the interval (it gets a ``running`` row)."""
+        active = self._active
+        if active is not None and active[0].pk is None and now - active[1] >= self.interval:
+            return [active[0]]
+        return []
+
+    def _stop_thread_for_fork(self) -> None:
+        """End the background thread, after its commit in progress, so that a fork copies no thread of ours.
+
+        A forked copy of a thread's state (a lock it held, SQLite's mutexes
+        in the middle of a commit) would be the child's to trip over, and
+        Python 3.12+ warns about forking a process that runs threads.
+        """
+        thread = self._thread
+        if thread is None or self._closed or not thread.is_alive() or thread is threading.current_thread():
+            return
+        self._stop.set()
+        thread.join(_FORK_WAIT_S)  # a commit the forking thread blocks (it never does) would only delay the fork
+        self._restart = True
+
+    def _restart_thread_after_fork(self) -> None:
+        """Start a new background thread in the parent after a fork (the old one has ended or is ending)."""
+        if self._restart:
+            self._restart = False
+            if not self._closed:
+                self._stop = threading.Event()
+                self._start_thread()
 
     def _raise_background_error(self) -> None:
         if self._error is not None:
@@ -315,15 +389,23 @@ class RunWriter:
 
     # -- the write ----------------------------------------------------------------
 
-    def _flush(self, extra: list[PendingRun] | None = None) -> None:
-        """Commit the queued runs, and ``running`` rows for the runs in ``extra``, in one transaction."""
+    def _flush(self, extra: list[PendingRun] | None = None, *, due_only: bool = False) -> None:
+        """Commit the queued runs, and ``running`` rows for the runs in ``extra``, in one transaction.
+
+        :param due_only: leave the queue when its oldest run ended less than the
+            interval ago (the sweeping thread committed the late ones meanwhile).
+        """
+        if os.getpid() != self._pid:  # once per batch, not per run
+            raise RecorderError(_IN_A_CHILD)
+        journaled = not self._inline  # read once: a sweep's runs are not in the journal
         with self._db_lock, _signals_deferred():
             batch: list[PendingRun] = []
             try:
                 with self._queue_lock:
-                    batch = self._pending
-                    self._pending = []
-                    if batch and self._journal is not None and not self._inline:
+                    if not (due_only and self._pending and time.monotonic() - self._oldest < self.interval):
+                        batch = self._pending
+                        self._pending = []
+                    if batch and self._journal is not None and journaled:
                         self._journal.rotate()  # the batch's records are now in retired files
                 # A run that ends while this runs is in the next batch; its row here says running.
                 in_flight = [r for r in extra or () if r.pk is None and r.status == "running"]
@@ -340,7 +422,7 @@ class RunWriter:
                     if self._pending is not batch:
                         self._pending[:0] = batch
                 raise
-            if self._journal is not None and not self._inline:
+            if self._journal is not None and journaled:
                 self._journal.committed()
         if self._on_commit is not None:
             self._on_commit()
@@ -382,3 +464,42 @@ class RunWriter:
                         f"recorder: run {run.id} could not be recorded at all: {again}", RecorderWarning, stacklevel=2
                     )
             batch.remove(run)
+
+
+#: Every writer of this process, so that a fork can stop their threads and a child leave them alone.
+_WRITERS: weakref.WeakSet[RunWriter] = weakref.WeakSet()
+
+
+def _stop_threads_before_fork() -> None:
+    for writer in list(_WRITERS):
+        writer._stop_thread_for_fork()
+
+
+def _restart_threads_after_fork() -> None:
+    for writer in list(_WRITERS):
+        writer._restart_thread_after_fork()
+
+
+def _forget_writers_in_child() -> None:
+    """In a forked child: the parent's writers are closed to it, with fresh locks and an empty queue.
+
+    The child has none of the parent's threads but copies of their locks,
+    perhaps held, and of the queue, whose runs are the parent's to commit.
+    """
+    for writer in list(_WRITERS):
+        writer._db_lock = threading.Lock()
+        writer._queue_lock = threading.Lock()
+        writer._pending = []
+        writer._active = None
+        writer._closed = True
+        writer._restart = False
+        writer._stop = threading.Event()
+        writer._stop.set()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(
+        before=_stop_threads_before_fork,
+        after_in_parent=_restart_threads_after_fork,
+        after_in_child=_forget_writers_in_child,
+    )

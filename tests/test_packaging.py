@@ -63,3 +63,16 @@ def test_editable_install_finds_the_top_level_schema() -> None:
     if (Path(recorder.__file__).parent / "schema").exists():
         pytest.skip("running from an installed wheel")
     assert schema_path("views.sql") == ROOT / "schema" / "views.sql"
+
+
+def test_every_error_class_is_exported_from_the_package() -> None:
+    """Users catch recorder's errors as ``rec.NoStoreError`` etc.: each one is in ``recorder.__all__``."""
+    import recorder
+    import recorder.errors
+
+    classes = {name for name, value in vars(recorder.errors).items()
+               if isinstance(value, type) and issubclass(value, (recorder.errors.RecorderError, Warning))}
+    assert classes <= set(recorder.errors.__all__), classes - set(recorder.errors.__all__)
+    missing = set(recorder.errors.__all__) - set(recorder.__all__)
+    assert not missing, f"not exported from recorder: {sorted(missing)}"
+    assert all(getattr(recorder, name) is getattr(recorder.errors, name) for name in recorder.errors.__all__)

@@ -17,6 +17,7 @@ import signal
 import sqlite3
 import sys
 import time
+import warnings
 from pathlib import Path
 
 import pytest
@@ -54,7 +55,9 @@ def on_terminal(*args: str, env: dict[str, str] | None = None, timeout: float = 
     for name in ("PAGER", "LESS", "COLUMNS", "LINES"):
         if env is None or name not in env:
             environment.pop(name, None)
-    pid, master = pty.fork()
+    with warnings.catch_warnings():  # JAX (imported by other tests) warns at any fork; this child only execs
+        warnings.filterwarnings("ignore", message=r"os\.fork\(\) was called", category=RuntimeWarning)
+        pid, master = pty.fork()
     if pid == 0:  # the child: a terminal of a known size, then the script (nothing else runs here)
         try:
             fcntl.ioctl(0, termios.TIOCSWINSZ, struct.pack("HHHH", rows, columns, 0, 0))

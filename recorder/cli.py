@@ -98,9 +98,11 @@ def _store_option(command: Callable[..., Any]) -> Callable[..., Any]:
 def _clean(text: Any, keep: str = "") -> str:
     """A text from a store, safe to print: every character that is not visible text escaped (``\\x1b``, ``\\u202e``).
 
-    Escape sequences, bidi overrides, line separators and lone surrogates in
-    names and values would otherwise reach the terminal raw (a name could
-    recolour, hide or reorder what is shown, or end the line early).
+    Escape sequences, bidi overrides, line separators, lone surrogates and
+    invisible characters (Hangul fillers, variation selectors, unassigned and
+    private-use code points) in names and values would otherwise reach the
+    terminal raw (a name could recolour, hide or reorder what is shown, end
+    the line early, or look like another).
     """
     text = str(text)
     if text.isascii() and text.isprintable():
@@ -109,11 +111,9 @@ def _clean(text: Any, keep: str = "") -> str:
 
     if not_text(text) is None:
         return text
-    import unicodedata
+    from .hashing import is_not_text
 
-    from .hashing import NOT_TEXT
-
-    return "".join(ascii(c)[1:-1] if c not in keep and unicodedata.category(c) in NOT_TEXT else c for c in text)
+    return "".join(ascii(c)[1:-1] if c not in keep and is_not_text(c) else c for c in text)
 
 
 def _block(text: str) -> list[str]:
@@ -164,12 +164,11 @@ def _json(value: Any, indent: int | None = 2) -> str:
 
     if not_text(text) is None:
         return text
-    import unicodedata
+    from .hashing import is_not_text
 
-    from .hashing import NOT_TEXT
-
-    # Inside strings only (JSON's own syntax is ASCII): the \\u escape reads back as the same character.
-    return "".join(json.dumps(c)[1:-1] if c != "\n" and unicodedata.category(c) in NOT_TEXT else c for c in text)
+    # Inside strings only (JSON's own syntax is ASCII): the \\u escape reads back as the same character
+    # (outside the BMP as a surrogate pair, which JSON readers join).
+    return "".join(json.dumps(c)[1:-1] if c != "\n" and is_not_text(c) else c for c in text)
 
 
 @main.command()

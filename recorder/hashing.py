@@ -14,6 +14,7 @@ import hashlib
 import json
 import math
 import unicodedata
+from bisect import bisect_right
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any, NamedTuple
 
@@ -29,7 +30,9 @@ __all__ = [
     "check_name",
     "check_experiment",
     "not_text",
+    "is_not_text",
     "NOT_TEXT",
+    "DEFAULT_IGNORABLE",
     "canonical_pset",
     "PsetLayout",
     "pset_layout",
@@ -56,33 +59,81 @@ _sha256 = hashlib.sha256
 
 #: Unicode categories that are not visible text: controls (C0, DEL, C1 with U+0085 and the CSI U+009B),
 #: formats (bidi overrides like U+202E, zero-width characters, the BOM), line and paragraph
-#: separators, lone surrogates. A name holding one can hide or reorder what a terminal shows.
-NOT_TEXT = frozenset({"Cc", "Cf", "Zl", "Zp", "Cs"})
+#: separators, lone surrogates, unassigned code points and noncharacters (Cn: no font shows them,
+#: and a later Unicode may give them any meaning), private use (Co: what they show is a font's
+#: choice). A name holding one can hide or reorder what a terminal shows.
+NOT_TEXT = frozenset({"Cc", "Cf", "Zl", "Zp", "Cs", "Cn", "Co"})
+
+#: Unicode's Default_Ignorable_Code_Point ranges (first, last), from DerivedCoreProperties.txt
+#: (unchanged from Unicode 6.0 to 15.1): code points a renderer shows as nothing. Most are Cf or
+#: Cn (already in :data:`NOT_TEXT`), but the Hangul fillers are letters (Lo) and the combining
+#: grapheme joiner and variation selectors are marks (Mn), so ``"exp"`` and ``"exp\u3164"`` would
+#: look alike. Ordinary combining marks (a decomposed "é", ``"e\u0301"``) are text and stay allowed.
+DEFAULT_IGNORABLE = (
+    (0x00AD, 0x00AD),  # soft hyphen
+    (0x034F, 0x034F),  # combining grapheme joiner
+    (0x061C, 0x061C),  # Arabic letter mark
+    (0x115F, 0x1160),  # Hangul choseong and jungseong fillers
+    (0x17B4, 0x17B5),  # Khmer inherent vowels
+    (0x180B, 0x180F),  # Mongolian free variation selectors, vowel separator
+    (0x200B, 0x200F),  # zero-width space, joiners, directional marks
+    (0x202A, 0x202E),  # bidi embeddings and overrides
+    (0x2060, 0x206F),  # word joiner, invisible operators, bidi isolates, deprecated formats
+    (0x3164, 0x3164),  # Hangul filler
+    (0xFE00, 0xFE0F),  # variation selectors 1-16
+    (0xFEFF, 0xFEFF),  # zero-width no-break space (BOM)
+    (0xFFA0, 0xFFA0),  # halfwidth Hangul filler
+    (0xFFF0, 0xFFF8),  # reserved
+    (0x1BCA0, 0x1BCA3),  # shorthand format controls
+    (0x1D173, 0x1D17A),  # musical symbol beams and phrases
+    (0xE0000, 0xE0FFF),  # tags, variation selectors 17-256, reserved
+)
+# The ranges as sorted bounds [first, last + 1, ...]: a code point is ignorable when it falls
+# after an odd number of them (one C-level bisect, and nothing built at import).
+_IGNORABLE_BOUNDS = tuple(bound for first, last in DEFAULT_IGNORABLE for bound in (first, last + 1))
+
+
+def _ignorable(c: str) -> bool:
+    return bisect_right(_IGNORABLE_BOUNDS, ord(c)) % 2 == 1
+
+
+def is_not_text(c: str) -> bool:
+    """Return whether the character ``c`` is not visible text (:data:`NOT_TEXT`, :data:`DEFAULT_IGNORABLE`)."""
+    return unicodedata.category(c) in NOT_TEXT or _ignorable(c)
 
 
 def not_text(text: str) -> str | None:
-    """Return the first character of ``text`` that is not visible text (see :data:`NOT_TEXT`), or None."""
+    """Return the first character of ``text`` that is not visible text (see :func:`is_not_text`), or None."""
     if text.isascii() and text.isprintable():  # the common case, without a call per character
         return None
     for c in text:
-        if unicodedata.category(c) in NOT_TEXT:
+        if unicodedata.category(c) in NOT_TEXT or _ignorable(c):
             return c
     return None
 
 
 def _refuse_characters(what: str, name: str) -> None:
-    """Refuse a name holding a lone surrogate, a control, format or separator character."""
+    """Refuse a name holding a character that is not visible text, naming which kind it is."""
     bad = not_text(name)
     if bad is None:
         return
     shown = ascii(bad)[1:-1]
-    if unicodedata.category(bad) == "Cs":
+    category = unicodedata.category(bad)
+    if category == "Cs":
         raise NameRefused(f"{what} name {ascii(name)} holds a lone surrogate ({shown}), which is not text; "
                           "fix its encoding")
+    if category not in NOT_TEXT:
+        kind = "the invisible character"  # a Hangul filler, variation selector, grapheme joiner, reserved
+    elif category == "Cn":
+        kind = "the unassigned code point or noncharacter"
+    elif category == "Co":
+        kind = "the private-use character"
+    else:
+        kind = "the control character"
     raise NameRefused(
-        f"{what} name {ascii(name)} holds the control character {shown} (a newline, tab, NUL, escape, "
-        "bidi override, zero-width or separator character), which cannot name a column and can "
-        "disguise what a terminal shows; rename it"
+        f"{what} name {ascii(name)} holds {kind} {shown} (names may not hold a newline, tab, NUL, escape, "
+        "bidi override, zero-width, invisible, separator, unassigned or private-use character), which "
+        "cannot name a column and can disguise what a terminal shows; rename it"
     )
 
 
@@ -92,8 +143,9 @@ def check_name(what: str, name: object) -> str:
     :param what: what the name is for, used in the error message
         ("parameter", "result", ...).
     :raises NameRefused: when the name is not a non-empty string, holds a
-        character that is not visible text (a control, format or separator
-        character, or a lone surrogate), starts with ``_`` (reserved for
+        character that is not visible text (a control, format, separator,
+        invisible, unassigned or private-use character, or a lone surrogate;
+        see :func:`is_not_text`), starts with ``_`` (reserved for
         recorder's own columns) or is one of the run columns of the wide view
         (:data:`RESERVED_NAMES`).
     """
@@ -116,9 +168,11 @@ def check_name(what: str, name: object) -> str:
 def check_experiment(name: object) -> str:
     """Return ``name`` if it may name an experiment.
 
-    An experiment's name names its SQL view and, in ``recorder checkout``, a
-    folder, so besides the rules of :func:`check_name` for characters it must
-    not look like a path.
+    An experiment's name names its SQL view and is typed in commands and
+    scripts, and people build file and folder names from it (recorder's own
+    folders never come from it), so besides the rules of :func:`check_name`
+    for characters it must not look like a path: refused here, it is safe
+    wherever it ends up.
 
     :raises NameRefused: when the name is not a non-empty string, is only
         whitespace, holds a character that is not visible text, holds ``/``
@@ -131,7 +185,7 @@ def check_experiment(name: object) -> str:
     if "/" in name or "\\" in name or name.startswith(".") or (len(name) > 1 and name[1] == ":"):
         raise NameRefused(
             f"experiment name {name!r} looks like a path (it holds '/' or '\\', or starts with '.' or a "
-            "drive such as 'C:'), and names a folder in `recorder checkout`; rename it "
+            "drive such as 'C:'), and experiment names end up in commands and file names; rename it "
             f"(for example {name.replace('/', '-').replace(chr(92), '-').lstrip('.').replace(':', '-') or 'x'!r})"
         )
     if name.startswith("_") or name.lower().startswith("sqlite_"):

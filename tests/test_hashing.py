@@ -375,14 +375,50 @@ def test_names_with_format_and_separator_characters_are_refused(name: str) -> No
         rec.hashing.canonical_pset({name: 1})
 
 
+# Characters that show nothing, or nothing reliable: Unicode's Default_Ignorable_Code_Point set (Hangul
+# fillers are letters, variation selectors and the grapheme joiner are marks, yet all are invisible),
+# unassigned code points and noncharacters (Cn), private use (Co). "exp" and "exp\u3164" would look alike.
+_INVISIBLE = {
+    "hangul filler": "exp\u3164", "hangul choseong filler": "a\u115fb", "hangul jungseong filler": "a\u1160b",
+    "halfwidth hangul filler": "a\uffa0b", "combining grapheme joiner": "a\u034fb", "variation selector 16": "a\ufe0fb",
+    "variation selector 17": "a\U000e0100b", "mongolian variation selector": "a\u180bb",
+    "khmer inherent aq": "a\u17b4b",
+    "soft hyphen": "a\u00adb", "tag": "a\U000e0041b", "unassigned": "a\u0378b", "noncharacter FFFF": "a\uffffb",
+    "noncharacter FDD0": "a\ufdd0b", "noncharacter 10FFFE": "a\U0010fffeb", "private use": "a\ue000b",
+    "supplementary private use": "a\U000f0000b", "reserved ignorable": "a\ufff0b",
+}
+
+
+@pytest.mark.parametrize("name", list(_INVISIBLE.values()), ids=list(_INVISIBLE))
+def test_names_with_invisible_unassigned_or_private_characters_are_refused(name: str, tmp_path: Any) -> None:
+    from recorder.hashing import check_experiment, not_text
+
+    assert not_text(name) is not None
+    with pytest.raises(rec.NameRefused, match="parameter name") as info:
+        check_name("parameter", name)
+    assert "\\u" in str(info.value) or "\\U" in str(info.value) or "\\x" in str(info.value)  # shown escaped
+    with pytest.raises(rec.NameRefused):
+        rec.hashing.canonical_pset({name: 1})
+    with pytest.raises(rec.NameRefused, match="experiment name"):
+        check_experiment(name)
+    with pytest.raises(rec.NameRefused, match="experiment name"):
+        rec.Recorder(name, store=tmp_path / "st", git=False)
+    assert not (tmp_path / "st").exists()
+
+
 def test_ordinary_unicode_names_are_accepted() -> None:
-    for name in ("énergie", "Ω", "能量", "a b", "x-1.5"):
+    from recorder.hashing import check_experiment
+
+    # Combining marks are text: a decomposed "é" (e + U+0301), Devanagari vowel signs, a Hangul syllable.
+    for name in ("énergie", "Ω", "能量", "a b", "x-1.5", "e\u0301nergie", "\u0915\u093f", "\ud55c", "\U0001d6fc"):
         assert check_name("parameter", name) == name
+        assert check_experiment(name) == name
 
 
 @pytest.mark.parametrize(
     "name",
     ["../escaped", "/abs/path", "a/b", "a\\b", ".hidden", "..", ".", "C:\\x", "C:x", " ", "", "\tx", *_NOT_TEXT,
+     *_INVISIBLE.values(),
      "_private", "sqlite_master"],
 )
 def test_path_like_and_control_experiment_names_are_refused(name: str, tmp_path: Any) -> None:

@@ -102,6 +102,40 @@ def _strings(value: Any) -> list[str]:
     return []
 
 
+# Invisible characters a store may hold (only a crafted store can hold them in names): Hangul fillers,
+# the grapheme joiner, variation selectors, a tag, unassigned, noncharacter and private-use code points.
+_INVISIBLE = "\u3164\u115f\u1160\uffa0\u034f\ufe0f\U000e0100\U000e0041\u00ad\u0378\uffff\ufdd0\ue000\U000f0000"
+
+
+def _invisible_store(store: Path) -> str:
+    with rec.Recorder(EXP, store=store, git=False, message="m" + _INVISIBLE) as r:
+        with r.run(a=1, label="l" + _INVISIBLE) as run:
+            run.log(word="w" + _INVISIBLE, accent="e\u0301", e=1.0)
+    conn = sqlite3.connect(store / "recorder.sqlite")
+    with conn:
+        conn.execute("UPDATE experiments SET name = ?", ("exp" + _INVISIBLE,))
+    conn.close()
+    return run.id
+
+
+@pytest.mark.parametrize("args", [["log"], ["log", "--oneline"], ["log", "--json"], ["status"], ["status", "--json"],
+                                  ["sql", "SELECT * FROM overview_runs"], ["sql", "SELECT name FROM experiments", "--csv"],
+                                  ["sql", "SELECT * FROM experiments", "--json"], ["show", "RUN"], ["show", "RUN", "--json"]])
+def test_invisible_store_characters_are_escaped_on_output(store: Path, args: list[str]) -> None:
+    run_id = _invisible_store(store)
+    result = cli(store, *[run_id if a == "RUN" else a for a in args])
+    assert result.exit_code == 0, (result.output, result.exception)
+    assert result.output.strip()
+    raw = [ascii(c) for c in _INVISIBLE if c in result.output]
+    assert raw == [], result.output
+    if args[0] == "show":  # a combining mark is text: the decomposed "é" prints as itself
+        assert "e\u0301" in result.output
+    if "--json" in args and args[0] != "status":  # still exact: the escapes read back as the characters
+        text = result.output
+        values = [json.loads(text)] if args[0] == "show" else [json.loads(x) for x in text.splitlines()]
+        assert any(_INVISIBLE in v for v in _strings(values)), values
+
+
 def test_an_error_naming_store_text_is_one_clean_line(store: Path) -> None:
     _hostile_store(store)
     line = assert_error(cli(store, "log", "exp\x1b[2J\u202e-not-there"), "no experiment")

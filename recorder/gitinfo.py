@@ -6,8 +6,9 @@ Modes (the ``git=`` argument of :class:`~recorder.Recorder`):
     ``"commit"`` inside a git work tree; outside one, no git (one notice).
 ``"commit"``
     ``git add -u`` and commit tracked changes (untracked files are never
-    added); a no-op when the work tree is clean. Hooks are not run, and a
-    fallback identity is used for that commit alone when none is configured.
+    added); a no-op when the work tree is clean. Hooks are not run, the
+    commit is not signed, and a fallback identity is used for that commit
+    alone when none is configured.
 ``"snapshot"``
     Record the working tree (tracked files, as ``git add -u`` would stage
     them) as a commit object under ``refs/recorder/<session>``, without
@@ -23,10 +24,12 @@ Whatever the mode, the main script and the modules the program imported
 from inside the work tree that git does not track are recorded and warned
 about: the commit alone cannot reproduce a run that used them.
 
-Git never runs a program on recorder's behalf: no hook, no fsmonitor, no
-pager, no external diff or textconv driver, whether in the user's own
-repository while recording or in the repository a store names (for
-``recorder diff --code`` and ``recorder checkout``). That repository's
+Git runs no hook, fsmonitor, pager, external diff or textconv driver for
+recorder, whether in the user's own repository while recording or in the
+repository a store names (for ``recorder diff --code`` and ``recorder
+checkout``); recorder's own commits are never signed (no gpg). Recording
+does run the user's clean filters (``git add -u`` and ``git diff`` need
+them: git-lfs stores files through one). That repository's
 path, commits and recorded diff come from the store and are untrusted:
 they are validated before git sees them, and git runs there without the
 repository's own filter drivers and without any network transport.
@@ -82,6 +85,10 @@ _SAFE_OPTIONS = (
     "-c", "core.fsmonitor=false",
     "-c", "core.pager=cat",
 )
+# Options of recorder's own commits (auto-commit and snapshot): never
+# signed, as gpg (or ssh-keygen) may ask for a passphrase and hang a sweep,
+# or fail without an agent. The user's configuration is not changed.
+_UNSIGNED = ("-c", "commit.gpgSign=false")
 # Options of every `git diff` recorder runs: no external diff or textconv
 # program (a textconv diff is for reading and does not apply), no colour
 # codes, and the standard a/ b/ prefixes `git apply` expects.
@@ -173,13 +180,19 @@ def _open_repo(start: Path) -> git.Repo | None:
     return repo
 
 
-def _run(repo: git.Repo, *args: str, env: dict[str, str] | None = None, strip: bool = True) -> str:
-    """Run one git command (without hooks) in the work tree and return its output."""
+def _run(
+    repo: git.Repo, *args: str, env: dict[str, str] | None = None, strip: bool = True, options: tuple[str, ...] = ()
+) -> str:
+    """Run one git command (without hooks) in the work tree and return its output.
+
+    :param options: git options before the command (``-c key=value``), besides :data:`_SAFE_OPTIONS`.
+    """
     import git
 
     try:
         return repo.git.execute(
-            ["git", *_SAFE_OPTIONS, *args], env=env, strip_newline_in_stdout=strip, with_extended_output=False
+            ["git", *_SAFE_OPTIONS, *options, *args], env=env, strip_newline_in_stdout=strip,
+            with_extended_output=False,
         )
     except git.GitCommandError as e:
         detail = (e.stderr or "").strip().replace("\n", " ") or str(e)
@@ -250,19 +263,16 @@ def _commit_message(experiment: str, session_id: str, message: str | None) -> st
 
 
 def _commit(repo: git.Repo, experiment: str, session_id: str, message: str | None) -> str:
-    """``git add -u`` and commit tracked changes, without hooks; return the new HEAD."""
+    """``git add -u`` and commit tracked changes, without hooks or signing; return the new HEAD.
+
+    ``git add -u`` runs the user's clean filters (git-lfs needs them to store
+    what the commit records); nothing else of the repository's runs.
+    """
     _run(repo, "add", "-u")
-    env = _identity_env(repo) or None
-    command = ["commit", "--no-verify", "--quiet", "-m", _commit_message(experiment, session_id, message)]
-    try:
-        _run(repo, *command, env=env)
-    except GitError as e:
-        if "gpg" not in str(e).lower():
-            raise
-        # Signing is configured but cannot work here (no key, no agent): an
-        # unsigned commit beats no record of the code.
-        _run(repo, *command, "--no-gpg-sign", env=env)
-        _warn(f"recorder: could not sign the auto-commit, made it unsigned ({e})")
+    _run(
+        repo, "commit", "--no-verify", "--quiet", "-m", _commit_message(experiment, session_id, message),
+        env=_identity_env(repo) or None, options=_UNSIGNED,
+    )
     head = _head(repo)
     assert head is not None  # a commit was just made
     return head
@@ -294,7 +304,7 @@ def _snapshot(
     parents = ["-p", head] if head is not None else []
     commit = _run(
         repo, "commit-tree", tree, *parents, "-m", _commit_message(experiment, session_id, message),
-        env=_identity_env(repo) or None,
+        env=_identity_env(repo) or None, options=_UNSIGNED,
     )
     ref = f"refs/recorder/{session_id}"
     _run(repo, "update-ref", "-m", "recorder snapshot", ref, commit)

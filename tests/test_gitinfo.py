@@ -802,15 +802,26 @@ def test_empty_repository_with_nothing_staged(store: Path, tmp_path: Path) -> No
     assert subprocess.run(["git", "rev-parse", "--verify", "-q", "HEAD"], cwd=repo).returncode != 0
 
 
-def test_commit_falls_back_to_unsigned_when_signing_cannot_work(store: Path, repo: Path) -> None:
+@pytest.mark.parametrize("mode", ["commit", "auto", "snapshot"])
+def test_recorder_commits_never_run_the_signing_program(store: Path, repo: Path, tmp_path: Path, mode: str) -> None:
+    """gpg may prompt for a passphrase and hang a sweep: recorder's own commits are never signed."""
+    marker = tmp_path / "gpg-ran"
+    program = tmp_path / "fake-gpg"
+    program.write_text(f"#!/bin/sh\necho ran >> {marker}\nexit 1\n")
+    program.chmod(0o755)
     git(repo, "config", "commit.gpgsign", "true")
-    git(repo, "config", "gpg.program", "false")  # signing always fails
+    git(repo, "config", "gpg.program", str(program))
     (repo / "model.py").write_text("A = 3\n")
-    with pytest.warns(RecorderWarning, match="unsigned"):
-        with rec.Recorder("exp", store=store, git="commit", repo=repo) as r:
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        with rec.Recorder("exp", store=store, git=mode, repo=repo) as r:
             pass
-    assert r.env_sha == git(repo, "rev-parse", "HEAD")
-    assert git(repo, "show", "HEAD:model.py") == "A = 3"
+    assert not marker.exists()
+    assert not [w for w in recorder_warnings(caught) if "sign" in w]
+    assert r.git is not None and r.git.commit is not None
+    commit = r.git.commit
+    assert git(repo, "show", f"{commit}:model.py") == "A = 3"
+    assert "gpgsig" not in git(repo, "cat-file", "-p", commit)
     assert git(repo, "config", "commit.gpgsign") == "true"  # the user's setting is untouched
 
 

@@ -241,17 +241,15 @@ def _identify(path: Path) -> int:
         before = path.stat()
     except OSError as e:
         raise StoreError(f"cannot read the database {path}: {e}") from e
-    clean_wal = (header[:16] == _SQLITE_MAGIC and header[18] == header[19] == _WAL_FORMAT
+    clean_wal = (len(header) == 20 and header.startswith(_SQLITE_MAGIC) and header[18] == header[19] == _WAL_FORMAT
                  and not wal.exists())
     if clean_wal:
         try:
             return _identify_with(f"{path.resolve().as_uri()}?immutable=1", path)
-        except (ForeignStoreError, StoreVersionError, StoreError):
-            after = path.stat() if path.exists() else None
-            if wal.exists() or after is None or (after.st_size, after.st_mtime_ns) != (before.st_size, before.st_mtime_ns):
-                pass  # it changed while it was read: read it again, as a reader among writers
-            else:
+        except StoreError:  # ForeignStoreError and StoreVersionError too
+            if not _changed(path, before) and not wal.exists():
                 raise
+            # It changed while it was read (another process opened it): read it again, as a reader among writers.
     try:
         conn = _connect_read_only(path)
     except sqlite3.OperationalError as e:  # unable to open, locked, I/O
@@ -259,6 +257,15 @@ def _identify(path: Path) -> int:
     except sqlite3.DatabaseError as e:  # not a database, damaged
         raise StoreError(f"{path} is not a usable recorder database: {e}{damage_hint(e)}") from e
     return _identified(conn, path)
+
+
+def _changed(path: Path, before: os.stat_result) -> bool:
+    """Whether the file at ``path`` is gone or was written since ``before`` was taken."""
+    try:
+        after = path.stat()
+    except OSError:
+        return True
+    return (after.st_ino, after.st_size, after.st_mtime_ns) != (before.st_ino, before.st_size, before.st_mtime_ns)
 
 
 def _identify_with(uri: str, path: Path) -> int:
@@ -271,6 +278,7 @@ def _identify_with(uri: str, path: Path) -> int:
 
 
 def _identified(conn: sqlite3.Connection, path: Path) -> int:
+    """:func:`_check_identity` on ``conn``, which is closed before returning."""
     try:
         return _check_identity(conn, path)
     except sqlite3.DatabaseError as e:

@@ -95,8 +95,9 @@ def connect(path: Path, *, readonly: bool = False, create: bool = True) -> sqlit
     """Open (and, unless ``readonly``, create or migrate) the database at ``path``.
 
     The file's identity (application id, schema version, tables) is checked
-    before anything is written, so an SQLite file of another application is
-    refused untouched. A read-only connection to a store whose folder cannot
+    on a read-only connection closed before this one opens (see
+    :func:`_identify`), so an SQLite file of another application is refused
+    untouched. A read-only connection to a store whose folder cannot
     be written (a read-only mount) falls back to SQLite's ``immutable=1``
     when the store was closed cleanly (no ``-wal`` file to read).
 
@@ -110,6 +111,11 @@ def connect(path: Path, *, readonly: bool = False, create: bool = True) -> sqlit
     """
     if (readonly or not create) and not path.is_file():
         raise NoStoreError(f"no store at {path.parent} (no {path.name} there)")
+    if path.is_file():
+        # Closing a read-write connection checkpoints another application's -wal into its file
+        # and deletes its -wal and -shm, and a mode=ro one leaves an empty -wal and -shm beside
+        # a cleanly closed one: whether the file is ours is settled before either opens.
+        _identify(path)
     try:
         if readonly:
             conn = _connect_read_only(path)
@@ -208,6 +214,77 @@ def _connect_read_only(path: Path) -> sqlite3.Connection:
                            check_same_thread=False)
     _READ_URIS[uri] = immutable
     return conn
+
+
+_SQLITE_MAGIC = b"SQLite format 3\x00"
+_WAL_FORMAT = 2  # bytes 18 and 19 of the header (write and read version): the file is in WAL mode
+
+
+def _identify(path: Path) -> int:
+    """Check, on a read-only connection closed before returning, that the database is a store; return its version.
+
+    A WAL file closed cleanly (no ``-wal``) holds all of itself in the main
+    file, where a ``mode=ro`` connection would still leave an empty ``-wal``
+    and ``-shm`` behind; it is read with ``immutable=1``, which creates
+    nothing, and a refusal is trusted only when the file did not change
+    meanwhile (another process may have opened it). Otherwise ``mode=ro``:
+    it never checkpoints, though it may mark its read in an existing ``-shm``.
+
+    :raises ForeignStoreError: when it is another application's database.
+    :raises StoreVersionError: when it is a store newer than this library.
+    :raises StoreError: when the file cannot be read as a database.
+    """
+    wal = path.with_name(path.name + "-wal")
+    try:
+        with path.open("rb") as file:
+            header = file.read(20)
+        before = path.stat()
+    except OSError as e:
+        raise StoreError(f"cannot read the database {path}: {e}") from e
+    clean_wal = (len(header) == 20 and header.startswith(_SQLITE_MAGIC) and header[18] == header[19] == _WAL_FORMAT
+                 and not wal.exists())
+    if clean_wal:
+        try:
+            return _identify_with(f"{path.resolve().as_uri()}?immutable=1", path)
+        except StoreError:  # ForeignStoreError and StoreVersionError too
+            if not _changed(path, before) and not wal.exists():
+                raise
+            # It changed while it was read (another process opened it): read it again, as a reader among writers.
+    try:
+        conn = _connect_read_only(path)
+    except sqlite3.OperationalError as e:  # unable to open, locked, I/O
+        raise StoreError(f"cannot open the database {path}: {e}") from e
+    except sqlite3.DatabaseError as e:  # not a database, damaged
+        raise StoreError(f"{path} is not a usable recorder database: {e}{damage_hint(e)}") from e
+    return _identified(conn, path)
+
+
+def _changed(path: Path, before: os.stat_result) -> bool:
+    """Whether the file at ``path`` is gone or was written since ``before`` was taken."""
+    try:
+        after = path.stat()
+    except OSError:
+        return True
+    return (after.st_ino, after.st_size, after.st_mtime_ns) != (before.st_ino, before.st_size, before.st_mtime_ns)
+
+
+def _identify_with(uri: str, path: Path) -> int:
+    """:func:`_check_identity` on a connection to ``uri``, closed before returning."""
+    try:
+        conn = sqlite3.connect(uri, uri=True, isolation_level=None, timeout=BUSY_TIMEOUT_S)
+    except sqlite3.Error as e:
+        raise StoreError(f"cannot open the database {path}: {e}") from e
+    return _identified(conn, path)
+
+
+def _identified(conn: sqlite3.Connection, path: Path) -> int:
+    """:func:`_check_identity` on ``conn``, which is closed before returning."""
+    try:
+        return _check_identity(conn, path)
+    except sqlite3.DatabaseError as e:
+        raise StoreError(f"{path} is not a usable recorder database: {e}{damage_hint(e)}") from e
+    finally:
+        conn.close()
 
 
 _STORE_TABLES = frozenset({"experiments", "sessions", "runs", "results", "psets"})

@@ -211,32 +211,50 @@ def _exact_floats() -> dict[str, str]:
 
 
 _INTS_AND_NONE = {int, type(None)}
+_UINT64_MAX = 2**64 - 1
 
 
 def _values(cells: list[Any]) -> Any:
     """A column of plain result values: a numpy array when they are all numbers of one type.
 
-    A column of None only is NaN, as it reads from runs.scalars (see _records);
-    ints with some None are pandas' nullable ``Int64`` (exact, where float64 would round).
+    A column of None only is NaN, as it reads from runs.scalars (see _records).
+    Ints (Python's or numpy's) with some None are pandas' nullable integers,
+    exact where float64 would round beyond 2**53: numpy ints of one dtype keep
+    its width and sign (``np.uint64`` → ``UInt64``), other ints are ``Int64``,
+    or ``UInt64`` when they only fit unsigned, else objects.
     """
     import numpy as np
 
     if cells and cells[0] is None and all(c is None for c in cells):
         return np.full(len(cells), np.nan)
-    if cells and None in cells and set(map(type, cells)) == _INTS_AND_NONE:
-        # Ints with some missing: pandas' nullable Int64 keeps them exact (float64 rounds beyond 2**53),
-        # objects when some do not fit in 64 bits.
-        present = [c for c in cells if c is not None]
-        if INT64_MIN <= min(present) and max(present) <= INT64_MAX:
-            import pandas as pd
-
-            return pd.array(cells, dtype="Int64")
-        return np.array(cells, dtype=object)
+    if cells and None in cells:  # the common path (no run lacks the result) costs one scan
+        types = set(map(type, cells))
+        types.discard(type(None))
+        if types <= {int} or all(issubclass(t, np.integer) for t in types):
+            return _nullable_ints(cells, types)
     if cells and type(cells[0]) in (float, int):
         array = np.array(cells)
         if array.dtype.kind in "fi":
             return array
     return cells
+
+
+def _nullable_ints(cells: list[Any], types: set[type]) -> Any:
+    """Ints (Python's and numpy's, of ``types``) with some None as pandas' nullable integer array (see _values)."""
+    import numpy as np
+    import pandas as pd
+
+    if int not in types:
+        dtype = np.result_type(*types)  # int64 and uint64 together have none (float64): by their range below
+        if dtype.kind in "iu":
+            return pd.array(cells, dtype=("UInt" + dtype.name[4:]) if dtype.kind == "u" else ("Int" + dtype.name[3:]))
+    present = [int(c) for c in cells if c is not None]
+    low, high = min(present), max(present)
+    if INT64_MIN <= low and high <= INT64_MAX:
+        return pd.array(cells, dtype="Int64")
+    if 0 <= low and high <= _UINT64_MAX:
+        return pd.array(cells, dtype="UInt64")
+    return np.array(cells, dtype=object)
 
 
 def _scalar(kind: str | None, value: Any, objects: ObjectStore) -> Any:
@@ -494,7 +512,9 @@ def _add_result_rows(conn: sqlite3.Connection, data: dict[str, Any], condition: 
             cells_ = [_scalar(row[column], row[column + 1], objects) for row in rows]
             column += 2
         if name in data:  # some runs keep it in runs.scalars, others as a row: each run in one place
-            merged = list(data[name])
+            import pandas as pd
+
+            merged = [None if cell is pd.NA else cell for cell in data[name]]  # missing (NA of Int64) is None
             for index, row in enumerate(rows):
                 if row[column - 1] is not None or (name not in plain and row[column - 2] is not None):
                     merged[index] = cells_[index]

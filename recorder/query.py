@@ -51,6 +51,7 @@ WHERE {condition}
 ORDER BY r.pk
 """
 _HEX = re.compile(r"[0-9a-fA-F]{1,24}")
+_INT_AND_NONE = {int, type(None)}
 
 
 class Database:
@@ -177,11 +178,25 @@ class Database:
         return [d[0] for d in cursor.description or ()], rows
 
     def sql(self, query: str, params: Sequence[Any] | dict[str, Any] = ()) -> pd.DataFrame:
-        """Run one read-only SQL statement and return its rows as a DataFrame (see :meth:`rows`)."""
+        """Run one read-only SQL statement and return its rows as a DataFrame (see :meth:`rows`).
+
+        Values come back exactly: an integer column with NULLs is pandas'
+        nullable ``Int64`` (where pandas would make it float64, rounding
+        beyond 2**53), a column of integers and reals stays float64.
+        """
         import pandas as pd
 
         columns, rows = self.rows(query, params)
-        return pd.DataFrame.from_records(rows, columns=columns)
+        frame = pd.DataFrame.from_records(rows, columns=columns)
+        for j, name in enumerate(frame.columns):
+            column = frame.iloc[:, j]
+            # SQLite has no NaN (it stores NULL), so a NaN here was a NULL pandas turned into one:
+            # only such columns are looked at again, value by value.
+            if column.dtype.kind == "f" and column.isna().any():
+                cells = [row[j] for row in rows]
+                if set(map(type, cells)) == _INT_AND_NONE:  # SQLite's integers fit in 64 bits
+                    frame.isetitem(j, pd.array(cells, dtype="Int64"))
+        return frame
 
     # -- runs and arrays -----------------------------------------------------------
 

@@ -954,6 +954,69 @@ def test_ints_beyond_64_bits_missing_in_some_runs_stay_exact(store: Path) -> Non
     assert df["h"][0] == 2**70 + 1 and type(df["h"][0]) is int and pd.isna(df["h"][1]) and df["h"][2] == BIG
 
 
+@pytest.mark.parametrize(("value", "dtype"), [
+    (np.int64(BIG), "Int64"), (np.int64(-(2**63)), "Int64"), (np.uint64(2**64 - 1), "UInt64"),
+    (np.uint32(2**32 - 1), "UInt32"), (np.int32(-(2**31)), "Int32"), (np.int16(-7), "Int16"),
+    (np.int8(-128), "Int8"), (np.uint8(255), "UInt8"),
+])
+def test_numpy_int_results_missing_in_some_runs_stay_exact(store: Path, value: Any, dtype: str) -> None:
+    # numpy scalars are kept as rows of results (with their dtype): nullable ints of that dtype, not float64
+    with rec.Recorder("npints", store=store, git=False) as r:
+        with r.run(a=1) as run:
+            run.log(n=value)
+        with r.run(a=2) as run:
+            run.log(y=1)  # no n
+        with r.run(a=3) as run:
+            run.log(n=type(value)(3))
+    with rec.open(store) as db:
+        df = db.df("npints")
+        alone = db.df("npints", where="a != 2")
+    assert str(df["n"].dtype) == dtype
+    assert df["n"].isna().tolist() == [False, True, False]
+    assert [int(v) for v in df["n"][[0, 2]]] == [int(value), 3]
+    assert alone["n"].dtype == value.dtype and alone["n"].tolist() == [int(value), 3]  # none missing: numpy's
+
+
+def test_numpy_and_python_int_results_missing_in_some_runs_stay_exact(store: Path) -> None:
+    # Some runs keep the result in runs.scalars (a Python int), others as a row (numpy): one column.
+    with rec.Recorder("mixed", store=store, git=False) as r:
+        with r.run(a=1) as run:
+            run.log(n=np.int64(BIG), u=np.uint64(2**64 - 1))
+        with r.run(a=2) as run:
+            run.log(n=5, u=7)
+        with r.run(a=3) as run:
+            run.log(y=1)  # neither
+    with rec.open(store) as db:
+        df = db.df("mixed")
+    assert str(df["n"].dtype) == "Int64" and str(df["u"].dtype) == "UInt64"
+    assert df["n"].isna().tolist() == df["u"].isna().tolist() == [False, False, True]
+    assert [int(v) for v in df["n"][:2]] == [BIG, 5]
+    assert [int(v) for v in df["u"][:2]] == [2**64 - 1, 7]
+
+
+def test_sql_int_columns_with_nulls_stay_exact(store: Path) -> None:
+    with rec.Recorder("sqlints", store=store, git=False) as r:
+        with r.run(a=1) as run:
+            run.log(n=BIG, x=0.5)
+        with r.run(a=2) as run:
+            run.log(x=1.5)  # no n
+        with r.run(a=3) as run:
+            run.log(n=np.int64(-(2**63)), x=None)
+    with rec.open(store) as db:
+        table = db.sql("SELECT n, x, a, n AS again, NULL AS empty FROM sqlints ORDER BY a")
+        mixed = db.sql("SELECT 1 AS m UNION ALL SELECT 2.5 UNION ALL SELECT NULL")
+        full = db.sql("SELECT n FROM sqlints WHERE n IS NOT NULL ORDER BY a")
+        via_load = rec.sql("SELECT n FROM sqlints ORDER BY a", store=store)
+    for column in (table["n"], table["again"], via_load["n"]):
+        assert str(column.dtype) == "Int64"
+        assert column.isna().tolist() == [False, True, False]
+        assert [int(v) for v in column[[0, 2]]] == [BIG, -(2**63)]
+    assert table["x"].dtype == np.float64 and table["x"][0] == 0.5 and np.isnan(table["x"][2])
+    assert table["a"].dtype == np.int64 and table["empty"].isna().all()
+    assert mixed["m"].dtype == np.float64  # ints and reals: float64 as before
+    assert full["n"].dtype == np.int64 and full["n"].tolist() == [BIG, -(2**63)]
+
+
 def test_float_results_missing_in_some_runs_stay_numpy_floats(store: Path) -> None:
     with rec.Recorder("floats2", store=store, git=False) as r:
         with r.run(a=1) as run:

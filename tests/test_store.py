@@ -315,13 +315,18 @@ def test_a_foreign_sqlite_file_is_refused_untouched(store: Path, kind: str) -> N
 
 
 def test_a_foreign_wal_file_is_refused_untouched(store: Path) -> None:
+    # Closed cleanly (no -wal): read without leaving an empty -wal and -shm behind, as mode=ro would.
     before = _foreign(store, journal_mode="wal")
+    tree = _tree(store)
+    _one_line_error(_cli(store, "log"), "not a recorder store")
     with pytest.raises(rec.StoreError, match="not a recorder store"):
         rec.open(store)
     with pytest.raises(rec.StoreError, match="not a recorder store"):
         Store.open(store)
+    with pytest.raises(rec.StoreError, match="not a recorder store"):
+        Store.open(store, readonly=True)  # last: a read-write open would delete what it left
     assert (store / "recorder.sqlite").read_bytes() == before
-    assert not (store / "objects").exists() and not (store / ".gitignore").exists()
+    assert _tree(store) == tree  # no objects/, .gitignore, -wal or -shm
 
 
 def test_new_stores_carry_recorders_application_id_and_old_ones_still_open(store: Path) -> None:

@@ -290,6 +290,50 @@ def test_a_foreign_file_is_refused_untouched_by_every_process(tmp_path: Path) ->
     assert tree(store) == before
 
 
+FOREIGN_WAL = """
+import os, sqlite3, sys
+db = sqlite3.connect(sys.argv[1])
+db.execute("PRAGMA journal_mode = WAL")
+db.execute("CREATE TABLE t (x)")
+db.commit()
+db.execute("PRAGMA wal_autocheckpoint = 0")
+db.execute("INSERT INTO t VALUES (1)")
+db.commit()
+os._exit(0)  # the application died: its last transactions are in the -wal only
+"""
+
+
+@pytest.mark.parametrize("who", ["log", "status", "sql", "rec.open", "Recorder", "Store.open readonly"])
+def test_a_foreign_wal_file_with_a_live_wal_is_refused_untouched(tmp_path: Path, who: str) -> None:
+    # Closing a read-write connection would checkpoint the other application's -wal into its
+    # file and delete the -wal and -shm: the identity is checked on a read-only connection first.
+    store = tmp_path / "store"
+    store.mkdir()
+    db = store / "recorder.sqlite"
+    subprocess.run([sys.executable, "-c", FOREIGN_WAL, str(db)], check=True, timeout=60)
+    wal = store / "recorder.sqlite-wal"
+    assert wal.stat().st_size > 0
+    main_before, wal_before = db.read_bytes(), wal.read_bytes()
+    names = sorted(p.name for p in store.iterdir())
+    if who in ("log", "status", "sql"):
+        result = cli(store, *(["sql", "SELECT 1"] if who == "sql" else [who]))
+        assert result.exit_code == 1 and "not a recorder store" in result.stderr, result.output
+    else:
+        with pytest.raises(ForeignStoreError, match="not a recorder store"):
+            if who == "rec.open":
+                rec.open(store)
+            elif who == "Recorder":
+                with rec.Recorder("e", store=store, git=False) as r, r.run(a=1) as run:
+                    run.log(y=1)
+            else:
+                Store.open(store, readonly=True)
+    # The -shm (SQLite's shared index of the -wal) may get a reader's marks; the data may not change.
+    assert db.read_bytes() == main_before
+    assert wal.read_bytes() == wal_before
+    assert sorted(p.name for p in store.iterdir()) == names  # no objects/, .gitignore; -wal kept
+    assert sqlite3.connect(f"{db.as_uri()}?mode=ro", uri=True).execute("SELECT x FROM t").fetchall() == [(1,)]
+
+
 # -- many writers, and a reader meanwhile ---------------------------------------------------
 
 WRITER = """

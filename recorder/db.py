@@ -129,9 +129,9 @@ def connect(path: Path, *, readonly: bool = False, create: bool = True) -> sqlit
         for pragma in _PRAGMAS[: 1 if readonly else None]:
             conn.execute(pragma)
         version = _check_identity(conn, path)  # reads only: nothing is written to a file that is not ours
+        if version == 0 and (readonly or not create):  # an empty file: reading never makes it a store
+            raise NoStoreError(f"no store at {path.parent} ({path.name} there is empty)")
         if readonly:
-            if version == 0:
-                raise NoStoreError(f"no store at {path.parent} ({path.name} there is empty)")
             if version < SCHEMA_VERSION:
                 raise StoreVersionError(
                     f"the store {path.parent} has schema version {version}, older than this recorder's "

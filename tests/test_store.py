@@ -362,6 +362,22 @@ def test_reading_a_store_creates_nothing(store: Path) -> None:
     assert sorted(p.name for p in store.iterdir()) == names
 
 
+def test_reading_an_empty_database_file_creates_nothing(store: Path) -> None:
+    """An empty ``recorder.sqlite`` (touched, or left by a crash before the schema) is no store to a reader."""
+    store.mkdir()
+    (store / "recorder.sqlite").touch()
+    for command in (["log"], ["status"], ["verify"], ["gc"]):
+        result = _cli(store, *command)
+        assert result.exit_code == 1 and "no store at" in result.stderr, (command, result.output)
+    with pytest.raises(rec.NoStoreError):
+        rec.open(store)
+    assert sorted(p.name for p in store.iterdir()) == ["recorder.sqlite"]
+    assert (store / "recorder.sqlite").stat().st_size == 0
+    with rec.Recorder("e", store=store, git=False) as r, r.run(a=1) as run:  # writing makes it a store
+        run.log(y=1)
+    assert len(rec.open(store).df("e")) == 1
+
+
 # -- a store in a folder that cannot be written --------------------------------------------
 
 

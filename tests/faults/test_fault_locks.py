@@ -23,6 +23,7 @@ from pathlib import Path
 import pytest
 
 from recorder.errors import LinkInStore, RecorderWarning
+from recorder.objects import ObjectsLock
 from recorder.store import Store
 
 from conftest import ROOT
@@ -120,6 +121,24 @@ def test_gc_never_removes_a_lock_file_through_a_linked_locks_folder(tmp_path: Pa
     assert (victim / "objects.lock").read_text() == "not recorder's\n"
     assert gc.returncode != 0
     assert "symbolic link" in gc.stderr and "Traceback" not in gc.stderr
+    with pytest.raises(LinkInStore):  # the lock itself refuses the link, whoever takes it
+        ObjectsLock(a, exclusive=True).acquire()
+    assert (victim / "objects.lock").read_text() == "not recorder's\n"
+
+
+def test_the_objects_lock_never_removes_its_file_through_a_link_made_while_held(tmp_path: Path) -> None:
+    a = tmp_path / "A"
+    a.mkdir()
+    lock = ObjectsLock(a, exclusive=True).acquire()
+    victim = tmp_path / "victim"
+    victim.mkdir()
+    (victim / "objects.lock").write_text("not recorder's\n")
+    (a / "locks").rename(tmp_path / "real-locks")
+    (a / "locks").symlink_to(victim)
+
+    lock.release()
+
+    assert (victim / "objects.lock").read_text() == "not recorder's\n"
 
 
 def test_a_locks_path_that_is_not_a_folder_is_refused_by_name(tmp_path: Path) -> None:

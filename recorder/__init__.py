@@ -10,6 +10,7 @@ from .errors import (
     GitError,
     GitRecordRefused,
     JournalError,
+    LinkInStore,
     NameRefused,
     NoStoreError,
     ObjectError,
@@ -93,4 +94,5 @@ __all__ = [
     "FunctionUnavailable",
     "ResultsNotNamed",
     "PoolBroken",
+    "LinkInStore",
 ]

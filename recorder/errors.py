@@ -31,6 +31,7 @@ __all__ = [
     "FunctionUnavailable",
     "ResultsNotNamed",
     "PoolBroken",
+    "LinkInStore",
 ]
 
 
@@ -133,3 +134,7 @@ class ResultsNotNamed(RecorderError, TypeError):
 
 class PoolBroken(RecorderError):
     """The worker processes of a sweep's pool die before running any run (they cannot start)."""
+
+
+class LinkInStore(StoreError):
+    """A folder recorder keeps in a store (``locks/``) is a symbolic link or not a folder: it is never followed."""

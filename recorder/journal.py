@@ -8,6 +8,12 @@ copied). It survives the process being killed (SIGKILL included), and the
 next process that opens the store replays the journal of a dead session
 into the database. A journal file is
 removed once every run in it is committed; a clean session leaves none.
+
+A journal file is read as untrusted input: only a regular file (never
+through a link), at most :data:`MAX_FILE_BYTES` long (the writer never
+makes one longer), read as a stream up to its unused zeros. A file that
+is not one is skipped with a warning naming it and never keeps the store
+from opening; a regular one is kept beside, as ``<name>.bad``.
 """
 
 from __future__ import annotations
@@ -18,10 +24,12 @@ import json
 import mmap
 import os
 import re
+import stat
 import warnings
 import weakref
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 from .errors import JournalError, RecorderError, RecorderWarning
 from .hashing import (
@@ -42,6 +50,12 @@ _BIG_INT = re.compile(r"-?[0-9]+")
 _NPY_MAGIC = b"\x93NUMPY"
 _OBJECT_DTYPE = re.compile(r"[<>|=]?[A-Za-z][A-Za-z0-9\[\],]{0,31}")  # a dtype's str (object store rows)
 _SEGMENT_BYTES = 1 << 20  # a journal file's first size; it doubles when full
+#: The largest a journal file grows (1 GiB: 20,000 queued runs of 50 kB each); beyond it the writer goes
+#: on without its journal, and a reader skips a longer file unread (a sparse or crafted one).
+MAX_FILE_BYTES = 1024 * _SEGMENT_BYTES
+_READ_BYTES = 1 << 20  # read this much at a time: a journal is never held whole in memory
+_JOURNAL_NAME = r"\.journal\.[0-9]+"  # after the session id; never ``….bad``, a file set aside
+_NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
 
 
 def valid_session_id(session_id: object) -> bool:
@@ -264,9 +278,85 @@ def _run_of(line: bytes) -> PendingRun:
 
 
 def journal_files(folder: Path, session_id: str) -> list[Path]:
-    """Return a session's journal files, oldest first."""
-    files = folder.glob(f"{session_id}.journal.*")
-    return sorted(files, key=lambda p: int(p.suffix[1:]) if p.suffix[1:].isdigit() else -1)
+    """Return a session's journal files (whatever is at their names), oldest first."""
+    name = re.compile(re.escape(session_id) + _JOURNAL_NAME)
+    files = [p for p in folder.glob(f"{session_id}.journal.*") if name.fullmatch(p.name)]
+    return sorted(files, key=lambda p: int(p.suffix[1:]))
+
+
+def _skip_file(path: Path, problem: str, *, set_aside: bool) -> None:
+    """Warn that a journal file is not read; a regular one is renamed ``<name>.bad`` for the user."""
+    kept = ""
+    if set_aside:
+        aside = path.with_name(f"{path.name}.bad")
+        try:
+            os.replace(path, aside)
+            kept = f"; it is kept as {aside.name}"
+        except OSError:
+            pass  # left where it is: recovery does not remove what it could not read
+    warnings.warn(
+        f"recorder: skipped the journal file {path}: {problem}; the runs it held are not recovered{kept}",
+        RecorderWarning,
+        stacklevel=4,
+    )
+
+
+def _open_journal(path: Path) -> BinaryIO | None:
+    """Open a journal file for reading, or warn and return None when it is not one recorder wrote.
+
+    Never through a link (``O_NOFOLLOW``), never blocking on a FIFO
+    (``O_NONBLOCK``); a regular file only, at most :data:`MAX_FILE_BYTES` long.
+    """
+    try:
+        fd = os.open(path, os.O_RDONLY | _NOFOLLOW | os.O_NONBLOCK)
+    except FileNotFoundError:
+        return None  # removed meanwhile: nothing to recover from it
+    except OSError as e:
+        link = os.path.islink(path)
+        _skip_file(path, "it is a symbolic link" if link else f"it cannot be read ({e.strerror})",
+                   set_aside=not link and os.path.isfile(path))
+        return None
+    try:
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode):
+            _skip_file(path, "it is not a regular file", set_aside=False)
+        elif info.st_size > MAX_FILE_BYTES:
+            _skip_file(path, f"it is {info.st_size} bytes long, more than a journal file ever is "
+                       f"({MAX_FILE_BYTES})", set_aside=True)
+        else:
+            fd, file = -1, os.fdopen(fd, "rb", buffering=0)
+            return file
+        return None
+    finally:
+        if fd >= 0:
+            os.close(fd)
+
+
+def _lines(file: BinaryIO) -> Iterator[bytes]:
+    """The whole lines of a journal file, without their newlines, read a piece at a time.
+
+    The file's unused end is zeros, which are not lines: a piece of zeros is
+    only counted, never kept (a sparse file costs no memory), and zeros
+    followed by more bytes stand in the line they are in as one NUL (no
+    line recorder writes holds one: JSON escapes it). What follows the last
+    newline is a line a crash cut short, and is not returned.
+    """
+    pieces: list[bytes] = []
+    zeros = False  # pieces of zeros read since the last bytes that were not zeros
+    while chunk := file.read(_READ_BYTES):
+        if chunk.count(0) == len(chunk):
+            zeros = True
+            continue
+        if zeros:
+            pieces.append(b"\0")
+            zeros = False
+        start = 0
+        while (newline := chunk.find(b"\n", start)) >= 0:
+            pieces.append(chunk[start:newline])
+            yield b"".join(pieces)
+            pieces = []
+            start = newline + 1
+        pieces.append(chunk[start:])
 
 
 def read_journal(folder: Path, session_id: str) -> list[PendingRun]:
@@ -281,10 +371,19 @@ def read_journal(folder: Path, session_id: str) -> list[PendingRun]:
     runs = []
     seen: dict[str, str] = {}  # run id → where it was read
     for path in journal_files(folder, session_id):
-        content = path.read_bytes().rstrip(b"\0")  # the unused end of the file is zeros
-        lines = content.split(b"\n")
-        lines.pop()  # empty after the last newline, else the line a crash cut short
-        for number, line in enumerate(lines, 1):
+        file = _open_journal(path)
+        if file is None:
+            continue
+        with file:
+            runs += _runs_of_file(path, file, seen)
+    return runs
+
+
+def _runs_of_file(path: Path, file: BinaryIO, seen: dict[str, str]) -> list[PendingRun]:
+    """The runs of one journal file (see :func:`read_journal`); ``seen`` gathers their ids."""
+    runs = []
+    try:
+        for number, line in enumerate(_lines(file), 1):
             try:
                 run = _run_of(line)
                 if run.id in seen:
@@ -293,11 +392,18 @@ def read_journal(folder: Path, session_id: str) -> list[PendingRun]:
                 warnings.warn(
                     f"recorder: skipped unreadable line {number} of the journal {path}: {e}; the run it held is not recovered",
                     RecorderWarning,
-                    stacklevel=2,
+                    stacklevel=3,
                 )
                 continue
             seen[run.id] = f"line {number} of {path.name}"
             runs.append(run)
+    except OSError as e:  # the disk fails under the file: keep the runs read so far
+        warnings.warn(
+            f"recorder: stopped reading the journal {path} after {len(runs)} runs: {e.strerror or e}; "
+            "the runs after them are not recovered",
+            RecorderWarning,
+            stacklevel=3,
+        )
     return runs
 
 
@@ -357,7 +463,9 @@ class _Segment:
         """Copy a line after the last; :raises OSError: when the file cannot grow to hold it."""
         end = self._end + len(line)
         if end > self._size:
-            size = max(2 * self._size, end)
+            if end > MAX_FILE_BYTES:  # a reader skips a longer file: it cannot be one recorder wrote
+                raise OSError(errno.EFBIG, f"a journal file is at most {MAX_FILE_BYTES} bytes")
+            size = min(max(2 * self._size, end), MAX_FILE_BYTES)
             _reserve(self._fd, self._size, size - self._size)
             self._map.resize(size)
             self._size = size

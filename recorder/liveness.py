@@ -5,6 +5,11 @@ before its row is written until it closes. The kernel drops the lock when
 the process dies, however it dies (SIGKILL included), so the next process
 that opens the store can tell a live session from a dead one without any
 heartbeat and mark the dead one's runs ``interrupted``.
+
+``locks/`` is reached only through :func:`locks_folder`, which refuses it
+when it is a symbolic link or not a folder: a store is untrusted input,
+and a link there would let recovery replay and delete another store's
+journals, or gc remove a file outside the store.
 """
 
 from __future__ import annotations
@@ -12,20 +17,23 @@ from __future__ import annotations
 import os
 import re
 import sqlite3
+import stat
+import warnings
 import weakref
 from pathlib import Path
 
 from .db import transaction
-from .errors import StoreError
+from .errors import LinkInStore, ObjectError, RecorderWarning, StoreError
 from .ids import iso_utc
-from .journal import journal_files, read_journal, valid_session_id
+from .journal import PendingRun, journal_files, read_journal, valid_session_id
+from .objects import ObjectStore
 
 try:
     import fcntl
 except ImportError:  # Windows: no flock; dead sessions are then not detected
     fcntl = None  # type: ignore[assignment]
 
-__all__ = ["SessionLock", "is_alive", "recover_stale"]
+__all__ = ["SessionLock", "is_alive", "recover_stale", "locks_folder"]
 
 LOCK_DIR = "locks"
 # Sessions of this process that are open: flock would let this process take
@@ -59,8 +67,53 @@ UPDATE sessions SET status = 'interrupted', time_end = ? WHERE pk = ? AND status
 _JOURNAL_FILE = re.compile(r"([0-9a-f]{24})\.journal\.[0-9]+")
 
 
-def _lock_path(root: Path, session_id: str) -> Path:
-    return root / LOCK_DIR / f"{session_id}.lock"
+_OBJECTS = "objects"  # the store's object folder (see recorder.store)
+# Lock and journal files are opened without following a link at their own name either.
+_NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
+
+
+def locks_folder(root: str | os.PathLike[str], *, create: bool = False) -> Path:
+    """Return the store's ``locks/`` folder, checked to be a real folder inside the store.
+
+    Every user of the folder (session locks, recovery, journals, the
+    objects lock) goes through here.
+
+    :param create: create the folder when it is missing (writers only; a
+        missing folder is returned as it is otherwise, holding nothing).
+    :raises LinkInStore: when ``locks`` is a symbolic link or not a folder.
+    :raises OSError: when it cannot be created.
+    """
+    folder = Path(root) / LOCK_DIR
+    try:
+        mode = os.lstat(folder).st_mode
+    except FileNotFoundError:
+        if not create:
+            return folder
+        try:
+            folder.mkdir()
+        except FileExistsError:
+            pass  # made meanwhile by another process: checked below like any
+        mode = os.lstat(folder).st_mode
+    if stat.S_ISLNK(mode):
+        raise LinkInStore(
+            f"{folder} is a symbolic link (to {os.readlink(folder)!r}); recorder never follows a link out of "
+            "a store: remove it (recorder makes a new locks/ folder), or replace it with a folder"
+        )
+    if not stat.S_ISDIR(mode):
+        raise LinkInStore(
+            f"{folder} is not a folder; recorder keeps its lock and journal files there: move it away "
+            "(recorder makes a new locks/ folder)"
+        )
+    return folder
+
+
+def _remove_file(path: Path) -> None:
+    """Remove ``path`` if it is a regular file; anything else there (a folder, a FIFO, a link) is not ours."""
+    try:
+        if stat.S_ISREG(os.lstat(path).st_mode):
+            path.unlink(missing_ok=True)
+    except FileNotFoundError:
+        pass
 
 
 class SessionLock:
@@ -68,9 +121,8 @@ class SessionLock:
 
     def __init__(self, root: Path, session_id: str) -> None:
         self.session_id = session_id
-        self.path = _lock_path(root, session_id)
-        self.path.parent.mkdir(exist_ok=True)
-        self._fd: int | None = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        self.path = locks_folder(root, create=True) / f"{session_id}.lock"
+        self._fd: int | None = os.open(self.path, os.O_RDWR | os.O_CREAT | _NOFOLLOW, 0o644)
         if fcntl is not None:
             try:
                 fcntl.flock(self._fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -91,7 +143,7 @@ class SessionLock:
         if self._fd is None:
             return
         try:
-            os.utime(self.path)
+            os.utime(self._fd if os.utime in os.supports_fd else self.path)  # the file held, not a path
         except OSError:
             return  # best effort: only the end time a crash recovery would report is affected
 
@@ -119,7 +171,7 @@ def is_alive(root: Path, session_id: str) -> bool:
     A missing lock file means the session is gone: a live session keeps its
     file from before its row was written.
     """
-    claim = _claim(root, session_id)
+    claim = _claim(locks_folder(root), session_id)
     if claim is None:
         return True
     if claim >= 0:
@@ -127,18 +179,24 @@ def is_alive(root: Path, session_id: str) -> bool:
     return False
 
 
-def _claim(root: Path, session_id: str) -> int | None:
-    """Take a dead session's lock, so that one process alone recovers it.
+def _claim(folder: Path, session_id: str) -> int | None:
+    """Take a dead session's lock (in the checked ``locks/`` folder), so that one process alone recovers it.
 
     :returns: None when the session is alive (or another process is
-        recovering it), -1 when it has no lock file, else the descriptor
-        holding its lock.
+        recovering it), -1 when it has no lock file (or something recorder
+        never makes there: a link, a FIFO), else the descriptor holding its lock.
     """
     if session_id in _LIVE_HERE or fcntl is None:
         return None
     try:
-        fd = os.open(_lock_path(root, session_id), os.O_RDONLY)  # enough for flock, even on another user's file
+        # O_RDONLY is enough for flock, even on another user's file; O_NONBLOCK: a FIFO never blocks the open.
+        fd = os.open(folder / f"{session_id}.lock", os.O_RDONLY | _NOFOLLOW | os.O_NONBLOCK)
     except FileNotFoundError:
+        return -1
+    except OSError:
+        return -1  # a link at the lock's name (ELOOP): no live session's lock
+    if not stat.S_ISREG(os.fstat(fd).st_mode):
+        os.close(fd)
         return -1
     try:
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -156,7 +214,7 @@ def recover_stale(conn: sqlite3.Connection, root: Path) -> list[str]:
 
     :returns: the ids of the sessions recovered.
     """
-    folder = root / LOCK_DIR
+    folder = locks_folder(root)
     try:
         sessions = conn.execute(_OPEN_SESSIONS).fetchall()
     except sqlite3.Error as e:
@@ -165,7 +223,7 @@ def recover_stale(conn: sqlite3.Connection, root: Path) -> list[str]:
     for pk, sid, start, experiment in sessions:
         if not valid_session_id(sid):
             continue  # not written by recorder: never turn it into a path
-        claim = _claim(root, sid)
+        claim = _claim(folder, sid)
         if claim is None:
             continue  # alive, or being recovered by another process
         try:
@@ -205,7 +263,7 @@ def _remove_given_up_journals(conn: sqlite3.Connection, folder: Path) -> None:
         if row is None or row[0] == "running":
             continue  # alive or left for recovery; or not a session of this store: not ours to judge
         for name in names_of_session:
-            (folder / name).unlink(missing_ok=True)
+            _remove_file(folder / name)
 
 
 def _recover(conn: sqlite3.Connection, folder: Path, pk: int, sid: str, start: str, experiment: int) -> None:
@@ -214,17 +272,50 @@ def _recover(conn: sqlite3.Connection, folder: Path, pk: int, sid: str, start: s
 
     if conn.execute(_SESSION_STATUS, (pk,)).fetchone()[0] != "running":
         return  # another process recovered it before this one took the lock
-    journaled = read_journal(folder, sid)
+    objects = ObjectStore(folder.parent / _OBJECTS)
+    journaled = [run for run in read_journal(folder, sid) if _objects_present(run, objects)]
     if journaled:
         RunWriter(conn, experiment, pk, interval=0).replay(journaled)
-    path = _lock_path(folder.parent, sid)
+    path = folder / f"{sid}.lock"
     try:
-        last_seen = iso_utc(path.stat().st_mtime)  # touched at every commit of the session
+        last_seen = iso_utc(os.lstat(path).st_mtime)  # touched at every commit of the session
     except FileNotFoundError:
         last_seen = start
     with transaction(conn):
         conn.execute(_INTERRUPT_RUNS, (pk,))
         conn.execute(_INTERRUPT_SESSION, (max(last_seen, start), pk))
+    # read_journal moved the regular files it could not read aside; what is not a file stays.
     for leftover in journal_files(folder, sid):
-        leftover.unlink(missing_ok=True)
-    path.unlink(missing_ok=True)
+        _remove_file(leftover)
+    _remove_file(path)
+
+
+def _objects_present(run: PendingRun, objects: ObjectStore) -> bool:
+    """Whether every object a journaled run names is in the store, as a file of its recorded size.
+
+    A live run writes its objects before the run ends, so a missing one
+    means the store was damaged or the line crafted: replaying it would
+    leave a row naming nothing. Such a run is skipped with a warning.
+    """
+    for name, encoded in run.results.items():
+        if encoded.kind != "object":
+            continue
+        digest = encoded.value
+        try:
+            info = os.lstat(objects.file(digest))  # file() refuses a link in objects/
+            problem = None if stat.S_ISREG(info.st_mode) and info.st_size == encoded.object[1] else (
+                "is not a file of its recorded size"
+            )
+        except FileNotFoundError:
+            problem = "is missing"
+        except ObjectError as e:
+            problem = f"cannot be reached ({e})"
+        if problem is not None:
+            warnings.warn(
+                f"recorder: skipped run {run.id} of the journal of a crashed session: its result {name!r} "
+                f"names object {digest}, which {problem} in {objects.root}",
+                RecorderWarning,
+                stacklevel=4,
+            )
+            return False
+    return True

@@ -302,7 +302,8 @@ class ObjectsLock:
     """
 
     def __init__(self, store_root: str | os.PathLike[str], *, exclusive: bool = False) -> None:
-        self.path = Path(store_root) / OBJECTS_LOCK
+        self._store_root = Path(store_root)
+        self.path = self._store_root / OBJECTS_LOCK
         self.exclusive = exclusive
         self._fd: int | None = None
 
@@ -311,6 +312,7 @@ class ObjectsLock:
 
         :raises StoreBusy: when another process holds it in the way (gc for a
             shared lock, after ``wait`` seconds; anyone for the exclusive one).
+        :raises LinkInStore: when the store's ``locks/`` is a symbolic link or not a folder.
         :raises StoreError: when the lock file cannot be created.
         """
         if self._fd is not None:
@@ -340,8 +342,10 @@ class ObjectsLock:
         return self
 
     def _open(self) -> int:
+        from .liveness import locks_folder  # liveness imports this module
+
         try:
-            self.path.parent.mkdir(exist_ok=True)
+            locks_folder(self._store_root, create=True)  # refuses a link out of the store (LinkInStore)
             # O_NOFOLLOW: a link planted at the lock's name is refused, not followed.
             return os.open(self.path, os.O_RDWR | os.O_CREAT | getattr(os, "O_NOFOLLOW", 0), 0o644)
         except OSError as e:
@@ -374,6 +378,8 @@ class ObjectsLock:
 
     def release(self) -> None:
         """Release the lock (idempotent); the last holder out removes its file, so a store keeps no lock file."""
+        from .liveness import locks_folder  # liveness imports this module
+
         if self._fd is None:
             return
         try:
@@ -381,9 +387,11 @@ class ObjectsLock:
                 # Exclusive now only when no one else holds it (a failed try may drop a shared
                 # lock: it is being released anyway).
                 fcntl.flock(self._fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                self.path.unlink(missing_ok=True)
-        except OSError:
-            pass  # held by another process (BlockingIOError), or a read-only folder: it stays
+                locks_folder(self._store_root)  # still no link on the way: nothing is removed through one
+                if stat.S_ISREG(os.lstat(self.path).st_mode):
+                    self.path.unlink(missing_ok=True)
+        except (OSError, StoreError):
+            pass  # held by another process (BlockingIOError), a read-only folder, or a link now: it stays
         finally:
             os.close(self._fd)
             self._fd = None

@@ -7,7 +7,7 @@ import sqlite3
 from pathlib import Path
 
 from .db import connect
-from .errors import NoStoreError, RecoveryError, StoreError
+from .errors import LinkInStore, NoStoreError, RecoveryError, StoreError
 from .liveness import recover_stale
 from .objects import ObjectStore
 
@@ -111,6 +111,7 @@ class Store:
             does that; reading and maintenance pass False).
         :raises NoStoreError: when there is no store and ``create`` is false (or ``readonly``).
         :raises ForeignStoreError: when ``recorder.sqlite`` belongs to another application.
+        :raises LinkInStore: when the store's ``locks/`` is a symbolic link or not a folder (never followed).
         :raises RecoveryError: when crashed sessions could not be recovered (the store stays as it was).
         :raises StoreError: when it cannot be found, created or opened.
         """
@@ -137,6 +138,9 @@ class Store:
             raise StoreError(f"cannot create the store {root}: {e}") from e
         try:
             recover_stale(conn, root)
+        except LinkInStore:
+            conn.close()
+            raise  # as it is: no later session can recover through it either
         except (OSError, StoreError) as e:
             conn.close()
             if _damaged(e):

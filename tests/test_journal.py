@@ -210,3 +210,25 @@ def test_a_journal_of_another_sessions_name_is_not_read(tmp_path: Path, lines: l
     shutil.copy(tmp_path / "locks" / f"{SESSION}.journal.0", tmp_path / "locks" / f"{'1' * 24}.journal.0")
     assert len(read_journal(tmp_path / "locks", "1" * 24)) == 1
     assert len(read_journal(tmp_path / "locks", "2" * 24)) == 0
+
+
+def test_lines_across_pieces_and_zeros_between_them_are_read_as_written(tmp_path: Path, lines: list[bytes]) -> None:
+    """The file is read a piece at a time: a line spanning pieces comes back whole, zeros stay a bad line."""
+    from recorder.journal import _READ_BYTES
+
+    record = json.loads(lines[0])
+    record[9], record[10] = [["s", None, "x" * (3 * _READ_BYTES + 17), None]], None  # a line over four pieces
+    long = json.dumps(record, separators=(",", ":")).encode()
+    folder = tmp_path / "locks"
+    # A whole piece of zeros between lines (a hole): the line holding it is skipped, the next one kept.
+    path = write(folder, long + b"\n", b"\0" * (2 * _READ_BYTES) + b"junk\n", lines[1] + b"\n")
+    with pytest.warns(RecorderWarning, match=re.escape(f"line 2 of the journal {path}")):
+        runs = read_journal(folder, SESSION)
+    assert [len(run.results["s"].value) for run in runs[:1]] == [3 * _READ_BYTES + 17]
+    assert [json.loads(run.canonical)["i"] for run in runs] == [0, 1]
+
+
+def test_a_file_set_aside_is_never_read_again(tmp_path: Path, lines: list[bytes]) -> None:
+    path = write(tmp_path / "locks", lines[0] + b"\n")
+    path.rename(path.with_name(f"{path.name}.bad"))
+    assert read_journal(tmp_path / "locks", SESSION) == []

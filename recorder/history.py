@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, NamedTuple, NoReturn
 
 from .errors import DiffDoesNotApply, RecorderError, UnreadableValue
+from .failures import exception_line
 from .ids import short_id, short_ids
 from .store import DB_NAME, OBJECTS
 from .values import decode, is_scalar_kind
@@ -90,11 +91,8 @@ def _ms(text: str | None) -> str | None:
 
 
 def last_line(error: str | None) -> str | None:
-    """The last non-empty line of a stored traceback: the exception and its message."""
-    if not error:
-        return None
-    lines = [line for line in error.splitlines() if line.strip()]
-    return lines[-1].strip() if lines else None
+    """The exception of a stored traceback in one line (:func:`recorder.failures.exception_line`)."""
+    return exception_line(error)
 
 
 def _loads(text: str | None, run_id: str, what: str) -> Any:

@@ -10,6 +10,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -634,3 +635,24 @@ def test_a_failed_runs_traceback_starts_at_the_users_code(store: Path) -> None:
         assert "test_sweep.py" in lines[1] and "in flaky" in lines[1], error
         assert "recorder/" not in error.replace("tests/", ""), error
         assert lines[-1].startswith("ValueError: b=3 is not allowed")
+
+
+def _half_fails(a: int, b: int = 0) -> dict[str, Any]:
+    if a % 2:
+        raise ValueError(f"odd {a}")
+    return {"y": a * 10, "z": None if a == 2 else a}
+
+
+def test_the_sweeps_frame_agrees_with_df_for_the_same_runs(store: Path) -> None:
+    with rec.Recorder("agree", store=store, git=False) as r:
+        swept = r.sweep(_half_fails, rec.plist("a", [0, 1, 2, 3, 4]))
+    stored = rec.open(store).df("agree", status=None)
+    stored = stored[stored["_run_id"].isin(swept["_run_id"])]
+    assert list(swept.columns) == list(stored.columns)
+    assert "_error" in swept.columns
+    left = swept.set_index("_run_id").sort_index()
+    right = stored.set_index("_run_id").sort_index()
+    assert left.dtypes.map(str).to_dict() == right.dtypes.map(str).to_dict()
+    for column in left.columns:
+        assert left[column].astype(object).where(left[column].notna(), None).tolist() == \
+            right[column].astype(object).where(right[column].notna(), None).tolist(), column

@@ -20,6 +20,7 @@ from .errors import (
     RecoveryError,
     RepositoryMissing,
     ResultsNotNamed,
+    RunFailed,
     StoreBusy,
     StoreError,
     StoreVersionError,
@@ -93,4 +94,5 @@ __all__ = [
     "FunctionUnavailable",
     "ResultsNotNamed",
     "PoolBroken",
+    "RunFailed",
 ]

@@ -31,6 +31,7 @@ __all__ = [
     "FunctionUnavailable",
     "ResultsNotNamed",
     "PoolBroken",
+    "RunFailed",
 ]
 
 
@@ -133,3 +134,7 @@ class ResultsNotNamed(RecorderError, TypeError):
 
 class PoolBroken(RecorderError):
     """The worker processes of a sweep's pool die before running any run (they cannot start)."""
+
+
+class RunFailed(RecorderError):
+    """A run of a sweep failed and ``on_error="raise"`` stopped the sweep (the run is recorded)."""

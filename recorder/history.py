@@ -35,6 +35,10 @@ JOIN sessions AS s ON s.pk = r.session
 WHERE {condition}
 ORDER BY r.pk DESC
 """
+# An experiment's names in the order they were first recorded (the function's order), as df() has them.
+_FIELD_ORDER = """
+SELECT f.role, f.name FROM fields AS f JOIN experiments AS e ON e.pk = f.experiment WHERE e.name = ? ORDER BY f.pk
+"""
 _ROW_RESULTS = "SELECT name, kind, value FROM results WHERE run = ? ORDER BY name"
 _ROW_KEPT = """
 SELECT DISTINCT e.name FROM fields AS f JOIN experiments AS e ON e.pk = f.experiment
@@ -175,6 +179,7 @@ def log(db: Database, experiment: str | None = None, *, limit: int | None = None
     # Experiments that keep some scalar results as rows (text, NaN, numpy scalars, commented
     # values): only their runs need a query of their own; plain numbers are in runs.scalars.
     with_rows = {name for (name,) in db.conn.execute(_ROW_KEPT)}
+    orders: dict[str, dict[str, dict[str, int]]] = {}  # experiment → role → name → position
     sql = _LOG.format(condition=condition) + (" LIMIT ?" if limit is not None else "")
     cursor = db.conn.execute(sql, [*values, limit] if limit is not None else values)
     while True:
@@ -184,12 +189,31 @@ def log(db: Database, experiment: str | None = None, *, limit: int | None = None
         shorts = short_ids(db.conn, [row[1] for row in batch])
         for pk, run_id, name, run_status, start, duration, params, compact, env_sha, error in batch:
             short = shorts[run_id]
+            order = orders.get(name)
+            if order is None:
+                order = orders[name] = _field_order(db, name)
             yield {
                 "run_id": run_id, "short_id": short, "experiment": name, "status": run_status,
                 "time_start": _iso(start), "duration_s": None if duration is None else duration / 1e6,
-                "params": _params(params, short), "results": _scalars(db, pk, short, compact, name in with_rows),
+                "params": _ordered(_params(params, short), order["param"]),
+                "results": _ordered(_scalars(db, pk, short, compact, name in with_rows), order["result"]),
                 "error": last_line(error), "env_sha": env_sha,
             }
+
+
+def _field_order(db: Database, experiment: str) -> dict[str, dict[str, int]]:
+    """Where each parameter and result of an experiment comes, in the order its names were first recorded."""
+    order: dict[str, dict[str, int]] = {"param": {}, "result": {}}
+    for role, name in db.conn.execute(_FIELD_ORDER, (experiment,)):
+        names = order.setdefault(role, {})
+        names.setdefault(name, len(names))
+    return order
+
+
+def _ordered(values: dict[str, Any], order: dict[str, int]) -> dict[str, Any]:
+    """``values`` in the recorded order (a name not recorded, after the others, alphabetically)."""
+    last = len(order)
+    return dict(sorted(values.items(), key=lambda item: (order.get(item[0], last), item[0])))
 
 
 def _array_summary(dtype: Any, shape: Any, size: Any, digest: Any, run_id: str) -> dict[str, Any]:

@@ -18,7 +18,7 @@ from itertools import islice
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 from .catalog import find_experiment
-from .errors import NameRefused, RecorderError, RecorderWarning, StoreError
+from .errors import NameRefused, RecorderError, RecorderWarning, RunFailed, StoreError
 from .execute import Outcome
 from .failures import exception_line
 from .frame import ERROR, META
@@ -55,10 +55,6 @@ _CHUNK = 500  # psets validated and checked against the store at a time
 
 #: Runs the psets of a sweep its own way: ``runner(to_run, record)``, see :func:`sweep`.
 Runner = Callable[[Iterator[tuple["_Task", PendingRun]], Callable[["_Task", PendingRun, Outcome], None]], None]
-
-
-class RunFailed(RecorderError):
-    """A run failed in a worker and ``on_error="raise"`` stopped the sweep."""
 
 
 class Binder:

@@ -656,3 +656,13 @@ def test_the_sweeps_frame_agrees_with_df_for_the_same_runs(store: Path) -> None:
     for column in left.columns:
         assert left[column].astype(object).where(left[column].notna(), None).tolist() == \
             right[column].astype(object).where(right[column].notna(), None).tolist(), column
+
+
+def test_run_failed_is_exported_with_the_other_errors(store: Path) -> None:
+    import recorder.errors
+    import recorder.sweep
+
+    assert rec.RunFailed is recorder.errors.RunFailed is recorder.sweep.RunFailed
+    assert "RunFailed" in rec.__all__ and issubclass(rec.RunFailed, rec.RecorderError)
+    with rec.Recorder("raises", store=store, git=False) as r, pytest.raises(rec.RunFailed, match="odd 1"):
+        r.sweep(_half_fails, rec.plist("a", [0, 1, 2]), on_error="raise", progress=False)

@@ -338,14 +338,20 @@ def sweep(
     """
     statuses = _check_options(skip, on_error, workers, executor)
     binder = binder or Binder(func)
-    writer = recorder._require_open()
-    store = recorder._store
-    assert store is not None
     pool = None
     if executor is not None or workers > 1:
         from .pool import Pool  # multiprocessing only when a sweep uses it
 
+        # Before the session starts: a function the workers cannot load is refused with nothing written.
         pool = Pool(func, binder.name, executor, workers)
+    try:
+        writer = recorder._require_open()
+    except BaseException:
+        if pool is not None:
+            pool.close()
+        raise
+    store = recorder._store
+    assert store is not None
     progress_ = Progress(_total(params), progress, f"sweep {recorder.experiment}")
     reader = _Reader(store.db_path, writer.experiment_pk, recorder._session_pk, alone=recorder.runs_recorded == 0)
     table = _Table() if return_df else None

@@ -666,3 +666,30 @@ def test_run_failed_is_exported_with_the_other_errors(store: Path) -> None:
     assert "RunFailed" in rec.__all__ and issubclass(rec.RunFailed, rec.RecorderError)
     with rec.Recorder("raises", store=store, git=False) as r, pytest.raises(rec.RunFailed, match="odd 1"):
         r.sweep(_half_fails, rec.plist("a", [0, 1, 2]), on_error="raise", progress=False)
+
+
+MAIN_WITH_DASK = """
+import sys
+import distributed
+import recorder as rec
+
+def work(x):
+    return {"y": x * 2}
+
+if __name__ == "__main__":
+    with distributed.LocalCluster(n_workers=1, threads_per_worker=1, processes=True,
+                                  dashboard_address=None) as cluster, distributed.Client(cluster) as client:
+        with rec.Recorder("m", store=sys.argv[1], git=False) as r:
+            df = r.sweep(work, rec.plist("x", [1, 2, 3]), executor=client.get_executor())
+    print(df["_status"].tolist(), df["y"].tolist())
+"""
+
+
+def test_a_function_of_the_main_script_runs_on_dask_worker_processes(tmp_path: Path, store: Path) -> None:
+    pytest.importorskip("distributed")
+    script = tmp_path / "study.py"
+    script.write_text(MAIN_WITH_DASK)
+    done = subprocess.run([sys.executable, str(script), str(store)], capture_output=True, text=True,
+                          cwd=tmp_path, timeout=180, check=False)
+    assert done.returncode == 0, done.stderr
+    assert "['done', 'done', 'done'] [2, 4, 6]" in done.stdout, done.stdout + done.stderr

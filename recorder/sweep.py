@@ -212,9 +212,11 @@ class _Table:
             for name in order:
                 if name not in meta:  # parameters and results: ints with gaps Int64, as in df()
                     data[name] = _values(data[name])
-            data["_status"] = pd.Categorical(data["_status"], categories=list(STATUSES))
+            if "_status" in data:  # not in a sweep of no psets
+                data["_status"] = pd.Categorical(data["_status"], categories=list(STATUSES))
             for name in ("_session", "_env_sha"):
-                data[name] = pd.Categorical(data[name])
+                if name in data:
+                    data[name] = pd.Categorical(data[name])
             if ERROR in data:
                 data[ERROR] = pd.Series(data[ERROR], dtype=object)
         return pd.DataFrame(data, columns=order)

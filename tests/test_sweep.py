@@ -693,3 +693,8 @@ def test_a_function_of_the_main_script_runs_on_dask_worker_processes(tmp_path: P
                           cwd=tmp_path, timeout=180, check=False)
     assert done.returncode == 0, done.stderr
     assert "['done', 'done', 'done'] [2, 4, 6]" in done.stdout, done.stdout + done.stderr
+
+
+def test_a_sweep_of_no_psets_returns_an_empty_frame(store: Path) -> None:
+    with rec.Recorder("empty", store=store, git=False) as r:
+        assert r.sweep(_half_fails, []).empty

@@ -23,7 +23,7 @@ from .values import decode, is_scalar_kind
 if TYPE_CHECKING:
     from .query import Database
 
-__all__ = ["log", "show", "diff", "status", "checkout", "parse_since", "last_line"]
+__all__ = ["log", "show", "diff", "status", "checkout", "parse_since"]
 
 _LOG = """
 SELECT r.pk, lower(hex(r.id)), e.name, r.status, r.time_start_ms, r.duration_us, p.params, r.scalars, s.env_sha,
@@ -92,11 +92,6 @@ def _ms(text: str | None) -> str | None:
     if text is None or len(text) != 27 or text[19] != "." or text[-1] != "Z":
         return text
     return text[:23] + "Z"
-
-
-def last_line(error: str | None) -> str | None:
-    """The exception of a stored traceback in one line (:func:`recorder.failures.exception_line`)."""
-    return exception_line(error)
 
 
 def _loads(text: str | None, run_id: str, what: str) -> Any:
@@ -197,7 +192,7 @@ def log(db: Database, experiment: str | None = None, *, limit: int | None = None
                 "time_start": _iso(start), "duration_s": None if duration is None else duration / 1e6,
                 "params": _ordered(_params(params, short), order["param"]),
                 "results": _ordered(_scalars(db, pk, short, compact, name in with_rows), order["result"]),
-                "error": last_line(error), "env_sha": env_sha,
+                "error": exception_line(error), "env_sha": env_sha,
             }
 
 
@@ -281,7 +276,7 @@ def show(db: Database, run_id: str) -> dict[str, Any]:
         "run_id": full, "short_id": short, "experiment": experiment, "status": run_status,
         "time_start": _iso(start), "duration_s": None if duration is None else duration / 1e6, "seed": seed,
         "params": _params(params, short), "pset_hash": pset_hash, "results": dict(sorted(results.items())),
-        "comment": comment, "error": error, "error_line": last_line(error), "output": output,
+        "comment": comment, "error": error, "error_line": exception_line(error), "output": output,
         "session": _session(db, session, short),
     }
 

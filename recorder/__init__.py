@@ -21,6 +21,7 @@ from .errors import (
     RecoveryError,
     RepositoryMissing,
     ResultsNotNamed,
+    RunFailed,
     StoreBusy,
     StoreError,
     StoreVersionError,
@@ -95,4 +96,5 @@ __all__ = [
     "ResultsNotNamed",
     "PoolBroken",
     "LinkInStore",
+    "RunFailed",
 ]

@@ -32,6 +32,7 @@ __all__ = [
     "ResultsNotNamed",
     "PoolBroken",
     "LinkInStore",
+    "RunFailed",
 ]
 
 
@@ -138,3 +139,7 @@ class PoolBroken(RecorderError):
 
 class LinkInStore(StoreError):
     """A folder recorder keeps in a store (``locks/``) is a symbolic link or not a folder: it is never followed."""
+
+
+class RunFailed(RecorderError):
+    """A run of a sweep failed and ``on_error="raise"`` stopped the sweep (the run is recorded)."""

@@ -177,12 +177,18 @@ class Experiment:
         """Run the experiment on every pset in one session; see :meth:`recorder.Recorder.sweep`."""
         if simulate:
             return self._dry_run(params, skip)
+        from .sweep import _check_options, sweep
+
+        _check_options(skip, on_error, workers, executor)
+        func = self.func if executor is None and workers == 1 else self._for_workers()
+        if executor is not None or workers > 1:
+            from .pool import check_workers
+
+            check_workers(func, self.binder.name, executor, workers)  # before the session: a refusal writes nothing
         overrides = {"message": message} if message is not None else {}
         with self.recorder(**overrides) as r:
-            from .sweep import sweep
-
             return sweep(
-                r, self.func if executor is None and workers == 1 else self._for_workers(), params,
+                r, func, params,
                 binder=self.binder, workers=workers, executor=executor,
                 skip=skip, on_error=on_error, progress=progress, capture=capture, return_df=return_df,
             )

@@ -390,6 +390,8 @@ def _errors(conn: sqlite3.Connection, condition: str, values: list[Any], status_
     """
     import numpy as np
 
+    from .failures import exception_line
+
     try:
         rows = conn.execute(_ERRORS.format(condition=condition), [*values, "failed"]).fetchall()
     except sqlite3.Error as e:
@@ -398,15 +400,8 @@ def _errors(conn: sqlite3.Connection, condition: str, values: list[Any], status_
     if len(rows) != len(at):
         raise RecorderError(f"read {len(rows)} errors for {len(at)} failed runs; please report this")
     errors = np.full(n, None, dtype=object)
-    errors[at] = [_last_line(error) for (error,) in rows]
+    errors[at] = [exception_line(error) for (error,) in rows]
     return errors
-
-
-def _last_line(error: str | None) -> str | None:
-    """The last line of a traceback that has one: what the exception says."""
-    if not error or not error.strip():
-        return None
-    return error.rstrip().rsplit("\n", 1)[-1]
 
 
 def _start_helper(conn: sqlite3.Connection, fixed: str, values: list[Any], statuses: Sequence[str] | None,

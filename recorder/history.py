@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, NamedTuple, NoReturn
 
 from .errors import DiffDoesNotApply, RecorderError, UnreadableValue
+from .failures import exception_line
 from .ids import short_id, short_ids
 from .store import DB_NAME, OBJECTS
 from .values import decode, is_scalar_kind
@@ -22,7 +23,7 @@ from .values import decode, is_scalar_kind
 if TYPE_CHECKING:
     from .query import Database
 
-__all__ = ["log", "show", "diff", "status", "checkout", "parse_since", "last_line"]
+__all__ = ["log", "show", "diff", "status", "checkout", "parse_since"]
 
 _LOG = """
 SELECT r.pk, lower(hex(r.id)), e.name, r.status, r.time_start_ms, r.duration_us, p.params, r.scalars, s.env_sha,
@@ -33,6 +34,10 @@ JOIN psets AS p ON p.pk = r.pset
 JOIN sessions AS s ON s.pk = r.session
 WHERE {condition}
 ORDER BY r.pk DESC
+"""
+# An experiment's names in the order they were first recorded (the function's order), as df() has them.
+_FIELD_ORDER = """
+SELECT f.role, f.name FROM fields AS f JOIN experiments AS e ON e.pk = f.experiment WHERE e.name = ? ORDER BY f.pk
 """
 _ROW_RESULTS = "SELECT name, kind, value FROM results WHERE run = ? ORDER BY name"
 _ROW_KEPT = """
@@ -87,14 +92,6 @@ def _ms(text: str | None) -> str | None:
     if text is None or len(text) != 27 or text[19] != "." or text[-1] != "Z":
         return text
     return text[:23] + "Z"
-
-
-def last_line(error: str | None) -> str | None:
-    """The last non-empty line of a stored traceback: the exception and its message."""
-    if not error:
-        return None
-    lines = [line for line in error.splitlines() if line.strip()]
-    return lines[-1].strip() if lines else None
 
 
 def _loads(text: str | None, run_id: str, what: str) -> Any:
@@ -177,6 +174,7 @@ def log(db: Database, experiment: str | None = None, *, limit: int | None = None
     # Experiments that keep some scalar results as rows (text, NaN, numpy scalars, commented
     # values): only their runs need a query of their own; plain numbers are in runs.scalars.
     with_rows = {name for (name,) in db.conn.execute(_ROW_KEPT)}
+    orders: dict[str, dict[str, dict[str, int]]] = {}  # experiment → role → name → position
     sql = _LOG.format(condition=condition) + (" LIMIT ?" if limit is not None else "")
     cursor = db.conn.execute(sql, [*values, limit] if limit is not None else values)
     while True:
@@ -186,12 +184,31 @@ def log(db: Database, experiment: str | None = None, *, limit: int | None = None
         shorts = short_ids(db.conn, [row[1] for row in batch])
         for pk, run_id, name, run_status, start, duration, params, compact, env_sha, error in batch:
             short = shorts[run_id]
+            order = orders.get(name)
+            if order is None:
+                order = orders[name] = _field_order(db, name)
             yield {
                 "run_id": run_id, "short_id": short, "experiment": name, "status": run_status,
                 "time_start": _iso(start), "duration_s": None if duration is None else duration / 1e6,
-                "params": _params(params, short), "results": _scalars(db, pk, short, compact, name in with_rows),
-                "error": last_line(error), "env_sha": env_sha,
+                "params": _ordered(_params(params, short), order["param"]),
+                "results": _ordered(_scalars(db, pk, short, compact, name in with_rows), order["result"]),
+                "error": exception_line(error), "env_sha": env_sha,
             }
+
+
+def _field_order(db: Database, experiment: str) -> dict[str, dict[str, int]]:
+    """Where each parameter and result of an experiment comes, in the order its names were first recorded."""
+    order: dict[str, dict[str, int]] = {"param": {}, "result": {}}
+    for role, name in db.conn.execute(_FIELD_ORDER, (experiment,)):
+        names = order.setdefault(role, {})
+        names.setdefault(name, len(names))
+    return order
+
+
+def _ordered(values: dict[str, Any], order: dict[str, int]) -> dict[str, Any]:
+    """``values`` in the recorded order (a name not recorded, after the others, alphabetically)."""
+    last = len(order)
+    return dict(sorted(values.items(), key=lambda item: (order.get(item[0], last), item[0])))
 
 
 def _array_summary(dtype: Any, shape: Any, size: Any, digest: Any, run_id: str) -> dict[str, Any]:
@@ -259,7 +276,7 @@ def show(db: Database, run_id: str) -> dict[str, Any]:
         "run_id": full, "short_id": short, "experiment": experiment, "status": run_status,
         "time_start": _iso(start), "duration_s": None if duration is None else duration / 1e6, "seed": seed,
         "params": _params(params, short), "pset_hash": pset_hash, "results": dict(sorted(results.items())),
-        "comment": comment, "error": error, "error_line": last_line(error), "output": output,
+        "comment": comment, "error": error, "error_line": exception_line(error), "output": output,
         "session": _session(db, session, short),
     }
 

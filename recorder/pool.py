@@ -25,7 +25,7 @@ from typing import Any
 from .errors import FunctionUnavailable, PoolBroken, RecorderError
 from .execute import Interrupted, Outcome, execute
 
-__all__ = ["Pool"]
+__all__ = ["Pool", "check_workers"]
 
 #: Runs queued per worker beyond the one it is running, so workers never wait.
 _AHEAD = 2
@@ -92,22 +92,59 @@ def _context() -> Any:
     return multiprocessing.get_context()
 
 
-def _check_importable(func: Callable[..., Any], name: str) -> None:
+def _check_importable(func: Callable[..., Any], name: str, why: str | None = None) -> None:
     """Fail before the first run when workers that start afresh (not forked) cannot import the function.
 
     Such workers import the function's module by name; a function of an
     interactive session (``python -c``, stdin, a notebook, the REPL) has no
     module file to import. An experiment is checked through the function it wraps.
+
+    :param why: who the workers are, for the message (default: recorder's pool).
     """
     func = getattr(func, "__wrapped__", func)
     module = sys.modules.get(getattr(func, "__module__", None) or "")
     script = getattr(module, "__file__", None)
     if module is not None and module.__name__ == "__main__" and not (script and os.path.isfile(script)):  # stdin: "<stdin>"
-        why = "jax is imported, so" if any(n in sys.modules for n in _THREADED) else "here"
+        if why is None:
+            why = "jax is imported, so" if any(n in sys.modules for n in _THREADED) else "here"
         raise FunctionUnavailable(
             f"{name} is defined interactively, and {why} worker processes start afresh and cannot import it; "
             "define it in a module file and import it, or use workers=1"
         )
+
+
+def _forks_from_here(executor: cf.Executor) -> bool:
+    """Whether the executor runs functions in this process or in processes forked from it.
+
+    A thread pool, or a process pool that forks, sees every name this
+    process has; anything else (a spawn or forkserver pool, a Dask client,
+    loky, MPI) runs in processes that import the function by its module's name.
+    """
+    if isinstance(executor, cf.ThreadPoolExecutor):
+        return True
+    if isinstance(executor, cf.ProcessPoolExecutor):
+        context = getattr(executor, "_mp_context", None)
+        return context is not None and context.get_start_method() == "fork"
+    return False
+
+
+def check_workers(func: Callable[..., Any], name: str, executor: cf.Executor | None, workers: int) -> bytes:
+    """Check, before a session starts, that the workers of a sweep can load the function; return its pickle.
+
+    Thread pools get the function itself (b""): nothing crosses a process.
+
+    :raises FunctionUnavailable: when the function cannot be pickled, or is
+        defined interactively and the workers start afresh.
+    """
+    if isinstance(executor, cf.ThreadPoolExecutor):
+        return b""
+    payload = _pickled(func, name)
+    if executor is None:
+        if _context().get_start_method() != "fork":
+            _check_importable(func, name)
+    elif not _forks_from_here(executor):
+        _check_importable(func, name, f"the executor's ({type(executor).__name__})")
+    return payload
 
 
 def _pickled(func: Callable[..., Any], name: str) -> bytes:
@@ -143,7 +180,7 @@ def _run_in_worker(payload: bytes, name: str, slot: int, *args: Any) -> Outcome:
 
     :raises FunctionUnavailable: when the function cannot be unpickled here.
     """
-    if _SLOTS is not None:
+    if _SLOTS is not None and slot >= 0:
         _SLOTS[slot] = os.getpid()
     func = _LOADED.get(payload)
     if func is None:
@@ -185,13 +222,12 @@ class Pool:
     def __init__(self, func: Callable[..., Any], name: str, executor: cf.Executor | None, workers: int) -> None:
         self._func, self._name, self._workers = func, name, workers
         self._own = executor is None
-        self._payload = b""
+        # Executors other than thread pools get recorder's worker function, which loads this in the
+        # worker and answers FunctionUnavailable when it cannot (instead of the executor failing there).
+        self._payload = check_workers(func, name, executor, workers)
         self._slots: Any = None
         if executor is None:
-            self._payload = _pickled(func, name)
             self._context = _context()
-            if self._context.get_start_method() != "fork":
-                _check_importable(func, name)
             # One slot per run in flight: the pid of the worker running it (0: not started).
             self._slots = self._context.Array("q", _AHEAD * workers, lock=False)
             executor = self._new_pool()
@@ -227,7 +263,10 @@ class Pool:
                 slot = free.pop()
                 self._slots[slot] = 0
                 future = self.executor.submit(_run_in_worker, self._payload, self._name, slot, *call(task))
-            else:
+            elif self._payload:
+                slot = -1
+                future = self.executor.submit(_run_in_worker, self._payload, self._name, slot, *call(task))
+            else:  # a thread pool: the function itself
                 slot = -1
                 future = self.executor.submit(execute, self._func, *call(task))
             in_flight[future] = (task, row, slot)

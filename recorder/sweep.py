@@ -18,9 +18,10 @@ from itertools import islice
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 from .catalog import find_experiment
-from .errors import NameRefused, RecorderError, RecorderWarning, StoreError
+from .errors import NameRefused, RecorderError, RecorderWarning, RunFailed, StoreError
 from .execute import Outcome
-from .frame import META
+from .failures import exception_line
+from .frame import ERROR, META
 from .hashing import (
     PsetLayout,
     canonical_pset,
@@ -54,10 +55,6 @@ _CHUNK = 500  # psets validated and checked against the store at a time
 
 #: Runs the psets of a sweep its own way: ``runner(to_run, record)``, see :func:`sweep`.
 Runner = Callable[[Iterator[tuple["_Task", PendingRun]], Callable[["_Task", PendingRun, Outcome], None]], None]
-
-
-class RunFailed(RecorderError):
-    """A run failed in a worker and ``on_error="raise"`` stopped the sweep."""
 
 
 class Binder:
@@ -195,7 +192,12 @@ class _Table:
             if column[index] is None:
                 column[index] = column[source]
 
-    def frame(self, first: list[str], meta: list[str]) -> pd.DataFrame:
+    def frame(self, first: list[str], meta: list[str], *, runs: bool = False) -> pd.DataFrame:
+        """The table as a DataFrame: ``first`` columns, the others, then ``meta``.
+
+        :param runs: the rows are runs: columns typed as :meth:`recorder.Database.df` types them
+            (its per-column rule, statuses, sessions and env SHAs as categories).
+        """
         import pandas as pd
 
         order = [c for c in first if c in self.columns]
@@ -204,6 +206,19 @@ class _Table:
         data: dict[str, Any] = {name: self.columns[name] for name in order}
         if "_time_start" in data:  # as rec.open().df() gives it
             data["_time_start"] = pd.to_datetime(data["_time_start"], utc=True, format="ISO8601")
+        if runs:
+            from .frame import STATUSES, _values
+
+            for name in order:
+                if name not in meta:  # parameters and results: ints with gaps Int64, as in df()
+                    data[name] = _values(data[name])
+            if "_status" in data:  # not in a sweep of no psets
+                data["_status"] = pd.Categorical(data["_status"], categories=list(STATUSES))
+            for name in ("_session", "_env_sha"):
+                if name in data:
+                    data[name] = pd.Categorical(data[name])
+            if ERROR in data:
+                data[ERROR] = pd.Series(data[ERROR], dtype=object)
         return pd.DataFrame(data, columns=order)
 
 
@@ -325,14 +340,20 @@ def sweep(
     """
     statuses = _check_options(skip, on_error, workers, executor)
     binder = binder or Binder(func)
-    writer = recorder._require_open()
-    store = recorder._store
-    assert store is not None
     pool = None
     if executor is not None or workers > 1:
         from .pool import Pool  # multiprocessing only when a sweep uses it
 
+        # Before the session starts: a function the workers cannot load is refused with nothing written.
         pool = Pool(func, binder.name, executor, workers)
+    try:
+        writer = recorder._require_open()
+    except BaseException:
+        if pool is not None:
+            pool.close()
+        raise
+    store = recorder._store
+    assert store is not None
     progress_ = Progress(_total(params), progress, f"sweep {recorder.experiment}")
     reader = _Reader(store.db_path, writer.experiment_pk, recorder._session_pk, alone=recorder.runs_recorded == 0)
     table = _Table() if return_df else None
@@ -364,7 +385,9 @@ def sweep(
         if pool is not None:
             pool.close()
         progress_.close()
-    return table.frame(list(binder.order(tuple(binder.known(table.columns)))), META) if table is not None else None
+    if table is None:
+        return None
+    return table.frame(list(binder.order(tuple(binder.known(table.columns)))), [*META, ERROR], runs=True)
 
 
 def _warn_failures(recorder: Recorder, failed: int, ran: int, first_error: str | None) -> None:
@@ -377,9 +400,7 @@ def _warn_failures(recorder: Recorder, failed: int, ran: int, first_error: str |
     import warnings
 
     assert recorder._store is not None
-    # The exception's line: the last one, less a note recorder appended in brackets (vsweep's chunk hint).
-    last = next((line for line in reversed((first_error or "").splitlines()) if line.strip()
-                 and not line.startswith("[")), "")
+    last = exception_line(first_error)
     command = (f"recorder --store {shlex.quote(str(recorder._store.root))} log "
                f"{shlex.quote(recorder.experiment)} --status failed")
     first = f"; the first: {last}" if last else ""
@@ -440,6 +461,8 @@ class _Recording:
         if self._table is not None:
             self._fill(task, row, outcome.t0, outcome.duration, outcome.status,
                        _scalars(outcome.results, self._objects))
+            if outcome.status == "failed":  # the column appears with the first failure, as df() reads it
+                self._table.set(task.index, {ERROR: exception_line(outcome.error)})
         if outcome.status == "failed":
             self.failed += 1
             if self.first_error is None:

@@ -154,6 +154,18 @@ def test_log_oneline_has_short_run_ids(store: Path, recorded: dict[str, str]) ->
     assert any(line.split()[1] == "failed" for line in lines)
 
 
+def test_log_oneline_gives_parameters_and_results_in_the_functions_order(store: Path) -> None:
+    def backwards(z: int, a: int) -> dict:
+        return {"zz": z, "aa": a}
+
+    with rec.Recorder("order", store=store, git=False) as r:
+        r.sweep(backwards, [{"z": 3, "a": 0}], progress=False)
+    (line,) = ok(store, "log", "--oneline").output.splitlines()
+    assert "z=3 a=0" in line and "zz=3 aa=0" in line, line
+    with rec.open(store) as db:
+        assert list(db.df("order").columns[:4]) == ["z", "a", "zz", "aa"]
+
+
 def test_log_json_lines_parse(store: Path, recorded: dict[str, str]) -> None:
     entries = [json.loads(line) for line in ok(store, "log", "--json").output.splitlines()]
     by_id = {e["run_id"]: e for e in entries}

@@ -514,6 +514,107 @@ def test_a_function_workers_cannot_load_is_reported_once_as_that_error(tmp_path:
     assert count(store, "runs") == 0
 
 
+#: The executors whose workers start afresh, as a script makes them (the ``{executor}`` of the scripts below).
+FRESH_EXECUTORS = {
+    "spawn": "concurrent.futures.ProcessPoolExecutor(2, mp_context=multiprocessing.get_context('spawn'))",
+    "dask": "distributed.Client(distributed.LocalCluster(n_workers=1, threads_per_worker=1, processes=True, "
+            "dashboard_address=None)).get_executor()",
+}
+
+INTERACTIVE_EXECUTOR = """
+import concurrent.futures, multiprocessing
+import recorder as rec
+if {dask}:
+    import distributed
+
+@rec.experiment("inter", store={store!r}, git=False)
+def f(a: int) -> dict:
+    return {{"y": a}}
+
+if __name__ == "__main__":
+    ex = {executor}
+    f.sweep(rec.plist("a", [1, 2, 3]), executor=ex)
+    print("no error")
+"""
+
+
+def _status_text(store: Path) -> str:
+    from click.testing import CliRunner
+
+    from recorder.cli import main
+
+    result = CliRunner().invoke(main, ["--store", str(store), "status"])
+    assert result.exit_code == 0, result.output
+    return result.output
+
+
+def _fresh_executor(kind: str) -> str:
+    if kind == "dask":
+        pytest.importorskip("distributed")
+    return FRESH_EXECUTORS[kind]
+
+
+@pytest.mark.parametrize("kind", ["spawn", "dask"])
+def test_an_interactive_experiment_with_an_executor_of_fresh_processes_is_refused_and_writes_nothing(
+    tmp_path: Path, store: Path, kind: str
+) -> None:
+    import subprocess
+    import sys
+
+    executor = _fresh_executor(kind)
+    with rec.Recorder("before", store=store, git=False) as r:
+        r.sweep(plain_power, rec.plist("x", [1, 2]))
+    before = _status_text(store)
+    code = INTERACTIVE_EXECUTOR.format(store=str(store), executor=executor, dask=kind == "dask")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=tmp_path, timeout=180, check=False)
+    assert done.returncode != 0 and "no error" not in done.stdout
+    assert "FunctionUnavailable" in done.stderr and "defined interactively" in done.stderr, done.stderr
+    assert "module file" in done.stderr and "workers=1" in done.stderr
+    assert "has no attribute" not in done.stderr and "interrupted" not in done.stderr
+    assert _status_text(store) == before
+    assert [name for (name,) in db(store).execute("SELECT name FROM experiments")] == ["before"]
+    assert count(store, "sessions") == 1 and count(store, "runs") == 2
+
+
+UNLOADABLE_EXECUTOR = """
+import concurrent.futures, importlib.util, multiprocessing, sys
+import recorder as rec
+if {dask}:
+    import distributed
+
+if __name__ == "__main__":
+    # A module the parent loads from a file by path: workers started afresh cannot import it by name.
+    spec = importlib.util.spec_from_file_location("elsewhere_mod", sys.argv[2])
+    module = importlib.util.module_from_spec(spec)
+    sys.modules["elsewhere_mod"] = module
+    spec.loader.exec_module(module)
+    ex = {executor}
+    with rec.Recorder("u", store=sys.argv[1], git=False) as r:
+        r.sweep(module.work, [{{"x": i}} for i in range(5)], executor=ex)
+    print("no error")
+"""
+
+
+@pytest.mark.parametrize("kind", ["spawn", "dask"])
+def test_a_function_an_executors_workers_cannot_load_is_reported_once_as_that_error(
+    tmp_path: Path, store: Path, kind: str
+) -> None:
+    import subprocess
+    import sys
+
+    executor = _fresh_executor(kind)
+    (tmp_path / "hidden").mkdir()
+    (tmp_path / "hidden" / "elsewhere_mod.py").write_text("def work(x):\n    return {'y': x}\n")
+    script = tmp_path / "main.py"
+    script.write_text(UNLOADABLE_EXECUTOR.format(executor=executor, dask=kind == "dask"))
+    done = subprocess.run([sys.executable, str(script), str(store), str(tmp_path / "hidden" / "elsewhere_mod.py")],
+                          capture_output=True, text=True, cwd=tmp_path, timeout=180, check=False)
+    assert done.returncode != 0 and "no error" not in done.stdout
+    assert done.stderr.count("FunctionUnavailable: the worker processes cannot load work") == 1, done.stderr
+    assert "elsewhere_mod" in done.stderr
+    assert count(store, "runs") == 0
+
+
 def test_returning_a_dict_with_non_text_keys_raises_a_named_error(store: Path) -> None:
     @rec.experiment("k", store=store, git=False)
     def numbered(x: int) -> dict:

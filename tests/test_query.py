@@ -1079,7 +1079,7 @@ def test_error_column_holds_the_last_line_of_each_traceback(store: Path) -> None
         r.sweep(model, rec.plist("a", [0, 1, 2, 3]), progress=False)
     with rec.open(store) as db:
         df = db.df("errs", status=None)
-    assert df["_error"].tolist() == [None, "KeyError: 'missing key'", "second line", "ValueError: outer"]
+    assert df["_error"].tolist() == [None, "KeyError: 'missing key'", "RuntimeError: first line second line", "ValueError: outer"]
 
 
 # -- parameters in the order of the function, or of the call ------------------------------------

@@ -10,6 +10,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -634,3 +635,66 @@ def test_a_failed_runs_traceback_starts_at_the_users_code(store: Path) -> None:
         assert "test_sweep.py" in lines[1] and "in flaky" in lines[1], error
         assert "recorder/" not in error.replace("tests/", ""), error
         assert lines[-1].startswith("ValueError: b=3 is not allowed")
+
+
+def _half_fails(a: int, b: int = 0) -> dict[str, Any]:
+    if a % 2:
+        raise ValueError(f"odd {a}")
+    return {"y": a * 10, "z": None if a == 2 else a}
+
+
+def test_the_sweeps_frame_agrees_with_df_for_the_same_runs(store: Path) -> None:
+    with rec.Recorder("agree", store=store, git=False) as r:
+        swept = r.sweep(_half_fails, rec.plist("a", [0, 1, 2, 3, 4]))
+    stored = rec.open(store).df("agree", status=None)
+    stored = stored[stored["_run_id"].isin(swept["_run_id"])]
+    assert list(swept.columns) == list(stored.columns)
+    assert "_error" in swept.columns
+    left = swept.set_index("_run_id").sort_index()
+    right = stored.set_index("_run_id").sort_index()
+    assert left.dtypes.map(str).to_dict() == right.dtypes.map(str).to_dict()
+    for column in left.columns:
+        assert left[column].astype(object).where(left[column].notna(), None).tolist() == \
+            right[column].astype(object).where(right[column].notna(), None).tolist(), column
+
+
+def test_run_failed_is_exported_with_the_other_errors(store: Path) -> None:
+    import recorder.errors
+    import recorder.sweep
+
+    assert rec.RunFailed is recorder.errors.RunFailed is recorder.sweep.RunFailed
+    assert "RunFailed" in rec.__all__ and issubclass(rec.RunFailed, rec.RecorderError)
+    with rec.Recorder("raises", store=store, git=False) as r, pytest.raises(rec.RunFailed, match="odd 1"):
+        r.sweep(_half_fails, rec.plist("a", [0, 1, 2]), on_error="raise", progress=False)
+
+
+MAIN_WITH_DASK = """
+import sys
+import distributed
+import recorder as rec
+
+def work(x):
+    return {"y": x * 2}
+
+if __name__ == "__main__":
+    with distributed.LocalCluster(n_workers=1, threads_per_worker=1, processes=True,
+                                  dashboard_address=None) as cluster, distributed.Client(cluster) as client:
+        with rec.Recorder("m", store=sys.argv[1], git=False) as r:
+            df = r.sweep(work, rec.plist("x", [1, 2, 3]), executor=client.get_executor())
+    print(df["_status"].tolist(), df["y"].tolist())
+"""
+
+
+def test_a_function_of_the_main_script_runs_on_dask_worker_processes(tmp_path: Path, store: Path) -> None:
+    pytest.importorskip("distributed")
+    script = tmp_path / "study.py"
+    script.write_text(MAIN_WITH_DASK)
+    done = subprocess.run([sys.executable, str(script), str(store)], capture_output=True, text=True,
+                          cwd=tmp_path, timeout=180, check=False)
+    assert done.returncode == 0, done.stderr
+    assert "['done', 'done', 'done'] [2, 4, 6]" in done.stdout, done.stdout + done.stderr
+
+
+def test_a_sweep_of_no_psets_returns_an_empty_frame(store: Path) -> None:
+    with rec.Recorder("empty", store=store, git=False) as r:
+        assert r.sweep(_half_fails, []).empty

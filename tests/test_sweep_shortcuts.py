@@ -159,7 +159,7 @@ def test_a_failure_on_the_shortcut_raises_with_on_error_raise(store: Path) -> No
         with pytest.raises(RunFailed, match="thirty"):
             r.sweep(fails_late, rec.plist("i", range(100)), on_error="raise", progress=False)
         df = r.sweep(fails_late, rec.plist("i", range(40)), progress=False)
-    assert df.set_index("i")["_status"].value_counts().to_dict() == {"done": 39, "failed": 1}
+    assert df.set_index("i")["_status"].value_counts().loc[lambda c: c > 0].to_dict() == {"done": 39, "failed": 1}
     assert "thirty" in sqlite3.connect(store / "recorder.sqlite").execute(
         "SELECT error FROM runs WHERE status = 'failed'"
     ).fetchone()[0]

@@ -125,7 +125,20 @@ def _forks_from_here(executor: cf.Executor) -> bool:
     if isinstance(executor, cf.ProcessPoolExecutor):
         context = getattr(executor, "_mp_context", None)
         return context is not None and context.get_start_method() == "fork"
-    return False
+    return _dask_in_this_process(executor)
+
+
+def _dask_in_this_process(executor: cf.Executor) -> bool:
+    """Whether a Dask executor's cluster runs its workers as threads of this process (``processes=False``).
+
+    Read from attributes only (no dask import): a client's ``cluster`` is a
+    ``LocalCluster`` whose ``processes`` says so; any other cluster, or none
+    known, counts as other processes.
+    """
+    if type(executor).__module__.split(".")[0] != "distributed":
+        return False
+    cluster = getattr(getattr(executor, "_client", None), "cluster", None)
+    return getattr(cluster, "processes", None) is False
 
 
 def check_workers(func: Callable[..., Any], name: str, executor: cf.Executor | None, workers: int) -> bytes:

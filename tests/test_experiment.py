@@ -576,6 +576,21 @@ def test_an_interactive_experiment_with_an_executor_of_fresh_processes_is_refuse
     assert count(store, "sessions") == 1 and count(store, "runs") == 2
 
 
+def test_an_interactive_experiment_runs_on_dask_threads_of_this_process(tmp_path: Path, store: Path) -> None:
+    """Dask with ``processes=False`` runs tasks as threads of this process: an interactive function is fine there."""
+    import subprocess
+    import sys
+
+    pytest.importorskip("distributed")
+    executor = ("distributed.Client(distributed.LocalCluster(n_workers=1, threads_per_worker=2, processes=False, "
+                "dashboard_address=None)).get_executor()")
+    code = INTERACTIVE_EXECUTOR.format(store=str(store), executor=executor, dask=True)
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=tmp_path, timeout=180,
+                          check=False)
+    assert done.returncode == 0 and "no error" in done.stdout, done.stderr
+    assert [status for (status,) in db(store).execute("SELECT status FROM runs")] == ["done"] * 3
+
+
 UNLOADABLE_EXECUTOR = """
 import concurrent.futures, importlib.util, multiprocessing, sys
 import recorder as rec

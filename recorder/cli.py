@@ -184,7 +184,7 @@ def log(ctx: click.Context, experiment: str | None, limit: int | None, status: s
         oneline: bool, as_json: bool) -> None:
     """Show runs, newest first, like git log: short id, experiment, status, start, duration, params, results.
 
-    A failed run shows its error's last line. The short id names the run in
+    A failed run shows its exception (type and message, on one line). The short id names the run in
     show, diff and checkout. On a terminal, without -n, the runs are paged
     ($PAGER, else less; LESS=FRX unless set, so a short log is simply printed).
     """

@@ -216,19 +216,23 @@ def _connect_read_only(path: Path) -> sqlite3.Connection:
     return conn
 
 
-_SQLITE_MAGIC = b"SQLite format 3\x00"
-_WAL_FORMAT = 2  # bytes 18 and 19 of the header (write and read version): the file is in WAL mode
-
-
 def _identify(path: Path) -> int:
     """Check, on a read-only connection closed before returning, that the database is a store; return its version.
 
-    A WAL file closed cleanly (no ``-wal``) holds all of itself in the main
-    file, where a ``mode=ro`` connection would still leave an empty ``-wal``
-    and ``-shm`` behind; it is read with ``immutable=1``, which creates
-    nothing, and a refusal is trusted only when the file did not change
-    meanwhile (another process may have opened it). Otherwise ``mode=ro``:
-    it never checkpoints, though it may mark its read in an existing ``-shm``.
+    The file itself is never opened here, only by SQLite: closing any
+    descriptor of a file drops every POSIX lock this process holds on it,
+    SQLite's included, so a plain ``open()`` and ``close()`` while a session
+    of this process has the store open would let another process take the
+    database for unused, checkpoint it and delete the ``-wal`` that session
+    still writes to (its commits would then be lost on a crash).
+
+    Without a ``-wal`` (a store closed cleanly, or a file in another journal
+    mode) everything is in the main file, where a ``mode=ro`` connection to
+    a WAL database would still leave an empty ``-wal`` and ``-shm`` behind;
+    it is read with ``immutable=1``, which creates nothing, and a refusal is
+    trusted only when the file did not change meanwhile (another process may
+    have opened it). Otherwise ``mode=ro``: it never checkpoints, though it
+    may mark its read in an existing ``-shm``.
 
     :raises ForeignStoreError: when it is another application's database.
     :raises StoreVersionError: when it is a store newer than this library.
@@ -236,14 +240,10 @@ def _identify(path: Path) -> int:
     """
     wal = path.with_name(path.name + "-wal")
     try:
-        with path.open("rb") as file:
-            header = file.read(20)
         before = path.stat()
     except OSError as e:
         raise StoreError(f"cannot read the database {path}: {e}") from e
-    clean_wal = (len(header) == 20 and header.startswith(_SQLITE_MAGIC) and header[18] == header[19] == _WAL_FORMAT
-                 and not wal.exists())
-    if clean_wal:
+    if not wal.exists():
         try:
             return _identify_with(f"{path.resolve().as_uri()}?immutable=1", path)
         except StoreError:  # ForeignStoreError and StoreVersionError too

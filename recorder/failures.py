@@ -6,7 +6,11 @@ an error uses this one rule.
 
 from __future__ import annotations
 
-__all__ = ["exception_line"]
+__all__ = ["LINE_LIMIT", "exception_line"]
+
+#: Characters an exception line keeps at most (a message may embed a whole traceback, as JAX's callbacks do);
+#: the full text stays in the run's stored traceback (``recorder show``).
+LINE_LIMIT = 300
 
 #: Lines of a formatted traceback that are not the exception: its headers and the separators of chained ones.
 _HEADERS = (
@@ -24,7 +28,8 @@ def exception_line(error: str | None) -> str | None:
     a space: a multi-line message keeps its exception type. A note recorder
     appended in brackets on the last lines (vsweep's chunk hint) is left
     out. Text that is no traceback (a note about a dead worker) is given
-    whole, in one line.
+    whole, in one line. A line longer than :data:`LINE_LIMIT` is cut there,
+    ending in "…".
     """
     if not error or not error.strip():
         return None
@@ -41,5 +46,9 @@ def exception_line(error: str | None) -> str | None:
     while len(text) > 1 and text[-1].startswith("[") and text[-1].endswith("]"):
         text.pop()
     if not text:  # only frames: say the last line there is
-        return lines[-1].strip() or None
-    return " ".join(text)
+        return _cut(lines[-1].strip()) or None
+    return _cut(" ".join(text))
+
+
+def _cut(line: str) -> str:
+    return line if len(line) <= LINE_LIMIT else line[: LINE_LIMIT - 1] + "…"

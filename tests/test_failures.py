@@ -96,3 +96,17 @@ def test_log_show_error_column_and_warning_keep_the_type_of_a_multi_line_error(s
     (entry,) = [e for e in log(db, "multi") if e["status"] == "failed"]
     assert entry["error"] == expected
     assert show(db, entry["run_id"])["error_line"] == expected
+
+
+def test_a_message_embedding_a_traceback_is_cut_to_the_limit() -> None:
+    """JAX's callback errors carry the callback's whole traceback in their message: one line stays short."""
+    from recorder.failures import LINE_LIMIT, exception_line
+
+    inner = "".join(f'  File "/site-packages/jax/_src/m{i}.py", line {i}, in f{i}\n' for i in range(60))
+    error = ("Traceback (most recent call last):\n  File \"run.py\", line 3, in <module>\n    model()\n"
+             "jax.errors.JaxRuntimeError: INTERNAL: CpuCallback error calling callback: "
+             f"Traceback (most recent call last):\n{inner}ValueError: r too large\n")
+    line = exception_line(error)
+    assert line is not None and len(line) == LINE_LIMIT and line.endswith("…")
+    assert line.startswith("jax.errors.JaxRuntimeError: INTERNAL: CpuCallback error calling callback:")
+    assert exception_line("ValueError: " + "x" * (LINE_LIMIT - 12)) == "ValueError: " + "x" * (LINE_LIMIT - 12)

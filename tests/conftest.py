@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
+import shutil
 import sqlite3
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -80,6 +83,31 @@ def scalar(store: Path, sql: str, params: tuple = ()) -> Any:
         return conn.execute(sql, params).fetchone()[0]
     finally:
         conn.close()
+
+
+@contextlib.contextmanager
+def read_only_view(folder: Path, at: Path) -> Iterator[Path]:
+    """``folder`` seen read-only at ``at``: a read-only bind mount as root (skips if mounting fails), else a copy
+    with read-only modes (root ignores modes, so as root only a mount is read-only)."""
+    if os.geteuid() != 0:
+        shutil.copytree(folder, at)
+        for path in [at, *at.rglob("*")]:
+            path.chmod(0o555 if path.is_dir() else 0o444)
+        try:
+            yield at
+        finally:
+            for path in [at, *at.rglob("*")]:
+                path.chmod(0o755 if path.is_dir() else 0o644)
+        return
+    at.mkdir()
+    if subprocess.run(["mount", "--bind", str(folder), str(at)], capture_output=True).returncode != 0:
+        pytest.skip("cannot bind-mount here")
+    try:
+        if subprocess.run(["mount", "-o", "remount,ro,bind", str(at)], capture_output=True).returncode != 0:
+            pytest.skip("cannot remount read-only here")
+        yield at
+    finally:
+        subprocess.run(["umount", "-l", str(at)], capture_output=True, check=False)
 
 
 _FAULTS = ROOT / "tests" / "faults"

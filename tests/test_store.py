@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-import contextlib
 import os
 import shutil
 import sqlite3
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -18,7 +16,7 @@ import recorder as rec
 from recorder.db import SCHEMA_VERSION
 from recorder.store import Store, locate
 
-from conftest import ROOT
+from conftest import ROOT, read_only_view
 
 if TYPE_CHECKING:
     from click.testing import Result
@@ -381,30 +379,6 @@ def test_reading_an_empty_database_file_creates_nothing(store: Path) -> None:
 # -- a store in a folder that cannot be written --------------------------------------------
 
 
-@contextlib.contextmanager
-def read_only_copy(folder: Path, at: Path) -> Iterator[Path]:
-    """``folder`` seen read-only at ``at``: a read-only bind mount as root (skips if mounting fails), else chmod."""
-    if os.geteuid() != 0:
-        shutil.copytree(folder, at)
-        for path in [at, *at.rglob("*")]:
-            path.chmod(0o555 if path.is_dir() else 0o444)
-        try:
-            yield at
-        finally:
-            for path in [at, *at.rglob("*")]:
-                path.chmod(0o755 if path.is_dir() else 0o644)
-        return
-    at.mkdir()
-    if subprocess.run(["mount", "--bind", str(folder), str(at)], capture_output=True).returncode != 0:
-        pytest.skip("cannot bind-mount here")
-    try:
-        if subprocess.run(["mount", "-o", "remount,ro,bind", str(at)], capture_output=True).returncode != 0:
-            pytest.skip("cannot remount read-only here")
-        yield at
-    finally:
-        subprocess.run(["umount", "-l", str(at)], capture_output=True, check=False)
-
-
 def test_a_cleanly_closed_store_reads_from_a_read_only_folder(tmp_path: Path) -> None:
     store = tmp_path / "store"
     with rec.Recorder("e", store=store, git=False) as r:
@@ -412,7 +386,7 @@ def test_a_cleanly_closed_store_reads_from_a_read_only_folder(tmp_path: Path) ->
             with r.run(a=a) as run:
                 run.log(y=a * 1.5)
     assert not (store / "recorder.sqlite-wal").exists()  # cleanly closed: the file alone
-    with read_only_copy(store, tmp_path / "ro") as ro:
+    with read_only_view(store, tmp_path / "ro") as ro:
         assert not os.access(ro, os.W_OK)
         with rec.open(ro) as db:
             assert db.df("e")["y"].tolist() == [0.0, 1.5, 3.0]

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import shutil
 import signal
 import sqlite3
 import subprocess
@@ -23,7 +22,7 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner, Result
-from conftest import ROOT
+from conftest import ROOT, read_only_view
 
 import recorder as rec
 from recorder.cli import main
@@ -120,34 +119,11 @@ def assert_reads_without_recovering(store: Path) -> None:
     assert "crash" in cli(store, "status").stdout
 
 
-@contextlib.contextmanager
-def read_only(folder: Path, at: Path) -> Iterator[Path]:
-    """``folder`` seen read-only at ``at``: a read-only bind mount as root (skips if mounting fails), else modes."""
-    if os.geteuid() != 0:
-        for path in [folder, *folder.rglob("*")]:
-            path.chmod(0o555 if path.is_dir() else 0o444)
-        try:
-            yield folder
-        finally:
-            for path in [folder, *folder.rglob("*")]:
-                path.chmod(0o755 if path.is_dir() else 0o644)
-        return
-    at.mkdir()
-    if subprocess.run(["mount", "--bind", str(folder), str(at)], capture_output=True).returncode != 0:
-        pytest.skip("cannot bind-mount here")
-    try:
-        if subprocess.run(["mount", "-o", "remount,ro,bind", str(at)], capture_output=True).returncode != 0:
-            pytest.skip("cannot remount read-only here")
-        yield at
-    finally:
-        subprocess.run(["umount", "-l", str(at)], capture_output=True, check=False)
-
-
 def test_a_crashed_store_in_a_read_only_folder_is_read_and_recovered_later(tmp_path: Path) -> None:
     store = tmp_path / "store"
     crash_a_session(store, tmp_path)
     before = tree(store)
-    with read_only(store, tmp_path / "ro") as ro:
+    with read_only_view(store, tmp_path / "ro") as ro:
         assert not os.access(ro, os.W_OK)
         assert_reads_without_recovering(ro)
     assert tree(store) == before  # nothing was (or could be) written

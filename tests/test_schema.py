@@ -112,3 +112,115 @@ def test_the_current_version_is_what_a_fresh_store_has(tmp_path: Path) -> None:
     got = dict(((t, n), sql) for t, n, _, sql in schema_of(tmp_path / "s" / "recorder.sqlite"))
     assert got[("pragma", "user_version")] == str(SCHEMA_VERSION)
     assert got[("pragma", "application_id")] == str(APPLICATION_ID)
+
+
+# -- every SQL statement of recorder names only tables and columns the schema has ------------------------
+
+# recorder writes SQL keywords in upper case; a keyword then a space or the end ("commit.gpgSign" is no SQL)
+_SQL = re.compile(r"\s*(?:SELECT|INSERT|UPDATE|DELETE|WITH|CREATE|PRAGMA|BEGIN|COMMIT|ROLLBACK|DROP|REPLACE|ALTER)(?:\s|\Z)")
+_CONSTANT = re.compile(r"_?[A-Z][A-Z0-9_]*")
+# What the code puts in each format field of a statement: a condition on runs, "?" lists, a schema name,
+# and the optional columns frame.py reads (as frame.py writes them, so their columns are checked too).
+_FIELDS = {
+    "marks": "?, ?", "statuses": "?, ?", "db": "main", "condition": "r.experiment = ?",
+    "sessions": "s.pk IN (?)", "runs": "r.pk > ?",
+    "status": ", group_concat(status)", "scalars": ", CAST(group_concat(ifnull(scalars, '{}'), char(30)) AS BLOB)",
+    "params": ", CAST(group_concat(params, char(30)) AS BLOB)",
+    "cells": "x0.kind, x0.value", "joins": "LEFT JOIN results AS x0 ON x0.run = r.pk AND x0.name = ?",
+}
+# Fields whose name means something else in one statement.
+_FIELDS_OF = {("frame", "_FIXED_AGGREGATES"): {"sessions": ", group_concat(session)"}}
+
+
+class _AnyValue(dict):  # type: ignore[type-arg]
+    """Binds None to every named parameter (``:e``) of a statement."""
+
+    def __missing__(self, key: str) -> None:
+        return None
+
+
+def recorder_statements() -> list[tuple[str, str, str]]:
+    """(module, constant, statement) for every SQL statement held in an upper-case constant of a recorder module."""
+    import importlib
+    import pkgutil
+    import string
+
+    found = []
+    for info in pkgutil.iter_modules(rec.__path__):
+        if info.name == "jax":  # needs jax installed; its two statements are checked by name below
+            continue
+        module = importlib.import_module(f"recorder.{info.name}")
+        for name, value in vars(module).items():
+            if not _CONSTANT.fullmatch(name) or getattr(value, "__module__", module.__name__) != module.__name__:
+                continue
+            for statement in value if isinstance(value, (tuple, list)) else (value,):
+                if not isinstance(statement, str) or not _SQL.match(statement):
+                    continue
+                fields = {f for _, f, _, _ in string.Formatter().parse(statement) if f is not None}
+                if fields:
+                    fill = {**_FIELDS, **_FIELDS_OF.get((info.name, name), {})}
+                    statement = statement.format(**{f: fill[f] for f in fields})
+                found.append((info.name, name, statement))
+    return found
+
+
+def _prepare(conn: sqlite3.Connection, statement: str) -> None:
+    """Compile ``statement`` (``EXPLAIN`` runs nothing), binding None to each of its parameters."""
+    sql = f"EXPLAIN {statement}"
+    if re.search(r"(?<![:\w]):[A-Za-z_]", statement):
+        conn.execute(sql, _AnyValue()).fetchall()
+        return
+    try:
+        conn.execute(sql).fetchall()
+    except sqlite3.ProgrammingError as e:  # "… uses 3, and there are 0 supplied"
+        match = re.search(r"uses (\d+)", str(e))
+        if match is None:
+            raise
+        conn.execute(sql, [None] * int(match.group(1))).fetchall()
+
+
+def test_recorder_has_sql_statements_to_check() -> None:
+    found = {(module, name) for module, name, _ in recorder_statements()}
+    # a few known ones, so that a change to how they are found cannot make the next test check nothing
+    assert {("rows", "_INSERT_RUN"), ("writer", "_RUN_STATES"), ("frame", "_RUN_AGGREGATES"),
+            ("history", "_SESSION"), ("merge", "_OBJECTS_USED"), ("catalog", "_REBUILD_FIELDS")} <= found
+    assert len(found) > 80
+
+
+def test_every_sql_statement_of_recorder_prepares_on_a_fresh_store(tmp_path: Path) -> None:
+    """Each statement names only tables and columns that the models (which create a fresh store) have."""
+    conn = connect(_created(tmp_path / "s"))
+    failed = []
+    try:
+        for module, name, statement in recorder_statements():
+            try:
+                _prepare(conn, statement)
+            except sqlite3.Error as e:
+                failed.append(f"recorder.{module}.{name}: {e}")
+        # the views of schema/views.sql (created by the models' tables) read what they name
+        for (view,) in conn.execute("SELECT name FROM sqlite_master WHERE type = 'view'").fetchall():
+            try:
+                _prepare(conn, f'SELECT * FROM "{view}"')
+            except sqlite3.Error as e:
+                failed.append(f"view {view}: {e}")
+    finally:
+        conn.close()
+    assert failed == []
+
+
+def test_the_jax_statements_prepare_on_a_fresh_store(tmp_path: Path) -> None:
+    """recorder/jax.py imports jax only when used, but read its statements without importing it."""
+    import ast
+
+    tree = ast.parse((Path(rec.__file__).parent / "jax.py").read_text())
+    statements = {node.targets[0].id: node.value.value for node in tree.body
+                  if isinstance(node, ast.Assign) and isinstance(node.targets[0], ast.Name)
+                  and isinstance(node.value, ast.Constant) and isinstance(node.value.value, str)
+                  and _SQL.match(node.value.value)}
+    assert set(statements) >= {"_SESSION_JAX", "_SET_SESSION_JAX"}
+    conn = connect(_created(tmp_path / "s"))
+    try:
+        for statement in statements.values():
+            _prepare(conn, statement)
+    finally:
+        conn.close()

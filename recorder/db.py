@@ -360,23 +360,14 @@ def _ensure_schema(conn: sqlite3.Connection, path: Path) -> None:
 
 
 def _create_tables(conn: sqlite3.Connection) -> None:
-    from sqlalchemy.dialects import sqlite as sqlite_dialect
-    from sqlalchemy.schema import CreateIndex, CreateTable
-    from sqlmodel import SQLModel
+    """Create the tables and indexes of the current schema, from ``schema/tables.sql``.
 
-    from . import models  # noqa: F401  (registers the tables on SQLModel.metadata)
-
-    dialect = sqlite_dialect.dialect()
-    tables = [t for t in SQLModel.metadata.sorted_tables if t.name in _TABLES]
-    for table in tables:
-        conn.execute(str(CreateTable(table).compile(dialect=dialect)))
-        for index in sorted(table.indexes, key=lambda i: i.name or ""):
-            conn.execute(str(CreateIndex(index).compile(dialect=dialect)))
-
-
-_TABLES = frozenset(
-    ["experiments", "texts", "sessions", "config", "psets", "comments", "runs", "results", "objects", "fields"]
-)
+    That file is generated from :mod:`recorder.models` (the one source of the
+    tables) so that creating a store does not import SQLAlchemy and SQLModel,
+    about 0.2 s; a test checks that it is what the models produce.
+    """
+    for statement in _statements(schema_path("tables.sql").read_text()):
+        conn.execute(statement)
 
 
 def _migrate(conn: sqlite3.Connection, version: int) -> None:

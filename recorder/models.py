@@ -14,8 +14,12 @@ and a pset's hash 10 bytes (``psets.hash``, shown as 20 hex digits). Value cells
 config) are declared without a type so that SQLite keeps each value as it
 is; :mod:`recorder.values` documents the ``kind`` column that goes with them.
 
-Importing this module imports SQLModel (and SQLAlchemy and pydantic), which
-is slow: recorder imports it only to create or migrate a store.
+These classes are the one source of every table's DDL. Importing this
+module imports SQLModel (and SQLAlchemy and pydantic), which takes about
+0.2 s: so the DDL is generated from them once, by :func:`tables_sql`, into
+``schema/tables.sql``, which creating a store runs; a test checks that the
+file is what the models produce, and that migrating a store of every older
+schema gives the tables of a fresh one.
 """
 
 from __future__ import annotations
@@ -37,6 +41,9 @@ __all__ = [
     "Result",
     "Object",
     "ExperimentField",
+    "TABLES",
+    "create_statements",
+    "tables_sql",
 ]
 
 
@@ -222,3 +229,38 @@ class ExperimentField(SQLModel, table=True):
     name: str
     kind: str  # the result's kind; "" for other plain values, "text" for str ones (parameters: "" or "text")
     first_run: int | None = Field(default=None, foreign_key="runs.pk")
+
+
+#: The tables of a store, in the order they are created (a table after those its foreign keys name).
+TABLES = (Experiment, Text, Session, Config, Pset, Comment, Run, Result, Object, ExperimentField)
+
+_TABLES_SQL_HEADER = """\
+-- The tables and indexes of a store of the current schema: what creating a store runs.
+-- GENERATED from recorder/models.py, the one source of the tables; do not edit. After a change
+-- to the models (and a migration in schema/migrations/ for existing stores), regenerate it with
+--   python -c "from recorder.models import tables_sql; print(tables_sql(), end='')" > schema/tables.sql
+-- tests/test_schema.py checks that it is what the models produce.
+
+"""
+
+
+def create_statements() -> list[str]:
+    """Return the ``CREATE TABLE`` and ``CREATE INDEX`` statements of the tables, as SQLAlchemy writes them for SQLite."""
+    from sqlalchemy.dialects import sqlite as sqlite_dialect
+    from sqlalchemy.schema import CreateIndex, CreateTable
+
+    dialect = sqlite_dialect.dialect()
+    ours = {model.__tablename__ for model in TABLES}
+    # SQLModel.metadata is shared with any table a user defines: take only ours, in dependency order.
+    tables = [table for table in SQLModel.metadata.sorted_tables if table.name in ours]
+    statements = []
+    for table in tables:
+        statements.append(str(CreateTable(table).compile(dialect=dialect)).strip())
+        for index in sorted(table.indexes, key=lambda i: i.name or ""):
+            statements.append(str(CreateIndex(index).compile(dialect=dialect)).strip())
+    return statements
+
+
+def tables_sql() -> str:
+    """Return the text of ``schema/tables.sql``: a header, then :func:`create_statements`, each ended by ``;``."""
+    return _TABLES_SQL_HEADER + "".join(f"{statement};\n\n" for statement in create_statements())

@@ -27,7 +27,16 @@ from typing import TYPE_CHECKING, Any
 
 from . import catalog
 from .db import connect, damage_hint
-from .errors import NoStoreError, RecorderError, RecorderWarning, RecoveryError, StoreError
+from .errors import (
+    AmbiguousRunId,
+    ExperimentNotFound,
+    NoStoreError,
+    RecorderError,
+    RecorderWarning,
+    RecoveryError,
+    RunNotFound,
+    StoreError,
+)
 from .frame import STATUSES, frame, selection
 from .objects import ObjectStore
 from .store import DB_NAME, OBJECTS, Store, locate
@@ -82,7 +91,7 @@ class Database:
             raise StoreError(f"reading the store {self.root} failed: {e}") from e
         if pk is None:
             known = self.experiments()
-            raise RecorderError(
+            raise ExperimentNotFound(
                 f"no experiment {name!r} in the store {self.root}; "
                 f"it has {', '.join(map(repr, known)) if known else 'none yet'}"
             )
@@ -203,7 +212,8 @@ class Database:
     def resolve(self, run_id: str) -> str:
         """Return the full id of the run whose id starts with ``run_id``, or ends with it (a short id).
 
-        :raises RecorderError: when no run, or more than one, has that prefix or suffix.
+        :raises RunNotFound: when no run has that prefix or suffix.
+        :raises AmbiguousRunId: when more than one run has it.
         """
         return self.run_key(run_id)[1]
 
@@ -227,10 +237,10 @@ class Database:
             raise StoreError(f"reading the store {self.root} failed: {e}") from e
         if not found:
             hint = "" if len(digits) >= SHORT_LENGTH else f" (a short id has at least {SHORT_LENGTH} digits)"
-            raise RecorderError(f"no run with id {digits!r} in the store {self.root}{hint}")
+            raise RunNotFound(f"no run with id {digits!r} in the store {self.root}{hint}")
         if len(found) > 1:
             shown = ", ".join(f"{full} ({self.short_id(full)})" for full in found[:5]) + (", …" if len(found) > 5 else "")
-            raise RecorderError(
+            raise AmbiguousRunId(
                 f"run id {digits!r} is ambiguous: it starts or ends the ids {shown}; give more digits"
             )
         full = found[0]

@@ -35,6 +35,7 @@ __all__ = [
     "read_uri",
     "damage_hint",
     "sqlite_code",
+    "SQLITE_ERROR",
     "SQLITE_BUSY",
     "SQLITE_LOCKED",
     "SQLITE_READONLY",
@@ -161,6 +162,7 @@ def connect(path: Path, *, readonly: bool = False, create: bool = True) -> sqlit
 
 
 # SQLite's primary result codes (https://sqlite.org/rescode.html) that recorder tells apart.
+SQLITE_ERROR = 1  # a generic error (a statement refused by the authorizer's function check, say)
 SQLITE_BUSY = 5  # another connection holds a lock the statement needs
 SQLITE_LOCKED = 6  # a table is locked by this same connection (shared cache, a pending statement)
 SQLITE_READONLY = 8  # the database (or this connection, query_only) is read-only

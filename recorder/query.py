@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from . import catalog
-from .db import connect, damage_hint
+from .db import SQLITE_AUTH, SQLITE_ERROR, SQLITE_READONLY, connect, damage_hint, sqlite_code
 from .errors import (
     AmbiguousRunId,
     ExperimentNotFound,
@@ -170,16 +170,17 @@ class Database:
             cursor = self.conn.execute(query, params)
             rows = cursor.fetchall()
         except sqlite3.Error as e:
-            text = str(e)
+            code = sqlite_code(e)
             refused = self._authorizer.refused_function
-            if refused is not None and "authoriz" in text:
+            # SQLite reports a refused function as a plain SQLITE_ERROR: the authorizer's record tells it apart.
+            if refused is not None and code in (SQLITE_AUTH, SQLITE_ERROR):
                 raise RecorderError(
                     f"SQL on a store may call SQLite's core, date, math, JSON and window functions only; "
                     f"{_shown(refused)}() is not allowed (in {query.strip()[:80]!r})"
                 ) from e
             if damage_hint(e):
                 raise StoreError(f"reading the store {self.root} failed: {e}{damage_hint(e)}") from e
-            if any(word in text for word in ("readonly", "read-only", "query_only", "authoriz")):
+            if code in (SQLITE_READONLY, SQLITE_AUTH):  # mode=ro and query_only, or the authorizer
                 raise RecorderError(
                     f"SQL on a store only reads, and this statement would change something: {query.strip()[:80]!r}"
                 ) from e

@@ -194,3 +194,32 @@ def test_sqlite_code_falls_back_to_the_message_without_sqlite_errorcode() -> Non
     assert sqlite_code(sqlite3.DatabaseError("database disk image is malformed")) == 11
     assert sqlite_code(sqlite3.OperationalError("unable to open database file")) == 14
     assert sqlite_code(sqlite3.OperationalError("no such table: t")) is None
+
+
+def test_no_module_matches_sqlite_message_text_outside_sqlite_code() -> None:
+    # SQLite's messages for result codes; only recorder.db._MESSAGES (the 3.10 fallback) may hold them.
+    import ast
+
+    fragments = ("locked", "unable to open", "malformed", "authoriz", "readonly", "read-only", "query_only",
+                 "disk is full", "constraint failed", "not a database")
+    found = []
+    for path in sorted((ROOT / "recorder").glob("*.py")):
+        tree = ast.parse(path.read_text(encoding="utf-8"))
+        allowed: set[int] = set()
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Assign) and any(isinstance(t, ast.Name) and t.id == "_MESSAGES"
+                                                    for t in node.targets):
+                allowed |= {id(n) for n in ast.walk(node)}
+        for node in ast.walk(tree):
+            sides: list[ast.AST] = []
+            if isinstance(node, ast.Compare) and any(isinstance(op, (ast.In, ast.NotIn)) for op in node.ops):
+                sides = [node.left, *node.comparators]  # "locked" in str(e)
+            elif isinstance(node, (ast.GeneratorExp, ast.ListComp, ast.SetComp)) and isinstance(node.elt, ast.Compare):
+                sides = [g.iter for g in node.generators]  # any(word in text for word in ("readonly", ...))
+            for side in sides:
+                for const in ast.walk(side):
+                    if (isinstance(const, ast.Constant) and isinstance(const.value, str)
+                            and id(const) not in allowed
+                            and any(f in const.value.lower() for f in fragments)):
+                        found.append(f"{path.name}:{const.lineno}: {const.value!r}")
+    assert found == []

@@ -7,22 +7,18 @@ Each class has a stable ``exit_code``: the ``recorder`` command exits with
 it when the error stops a command (subclasses inherit their parent's code
 unless they name their own). The codes are part of the CLI's promise:
 
-=====  ==========================================================
-code   meaning
-=====  ==========================================================
-0      success
-1      :class:`RecorderError` not listed below (including a damaged store)
-2      usage error: an unknown option or a missing argument (click's code)
-3      :class:`NoStoreError`: no store where one was named or looked for
-4      :class:`RunNotFound`, :class:`ExperimentNotFound`: no such run or experiment
-5      :class:`AmbiguousRunId`: the run id matches more than one run
-6      :class:`NameRefused`, :class:`ValueRefused`: a name or value recorder cannot store
-7      :class:`StoreBusy`: another process holds the store's objects lock; retry
-8      :class:`SessionRecording`: a session is still recording; retry when it ends
-9      :class:`DirtyWorkTree`: ``git="require-clean"`` and tracked files are modified
-10     :class:`MergeRefused`: the stores disagree (config, code, a column's role)
-11     :class:`ObjectError`: an array is missing or corrupt (``recorder verify`` found problems)
-=====  ==========================================================
+- 0: success
+- 1: a :class:`RecorderError` not listed below (a damaged store, say)
+- 2: a usage error: an unknown option or a missing argument (click's code)
+- 3: :class:`NoStoreError`: no store where one was named or looked for
+- 4: :class:`RunNotFound`, :class:`ExperimentNotFound`: no such run or experiment
+- 5: :class:`AmbiguousRunId`: the run id matches more than one run
+- 6: :class:`NameRefused`, :class:`ValueRefused`: a name or value recorder cannot store
+- 7: :class:`StoreBusy`: another process holds the store's objects lock; retry
+- 8: :class:`SessionRecording`: a session is still recording; retry when it has ended
+- 9: :class:`DirtyWorkTree`: ``git="require-clean"`` and tracked files are modified
+- 10: :class:`MergeRefused`: the stores disagree (config, code, a column's role)
+- 11: :class:`ObjectError`: an array is missing or corrupt (``recorder verify`` found problems)
 """
 
 from __future__ import annotations

@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any, NamedTuple
 
 from .db import transaction
-from .errors import ObjectError, ObjectOutsideStore, RecorderError, RecorderWarning, SessionRecording
+from .errors import ObjectError, ObjectOutsideStore, RecorderWarning, SessionRecording
 from .objects import FOLDER_NAME, OBJECT_NAME, TEMP_NAME, ObjectsLock, ObjectStore, load_npy_bytes, validate_digest
 from .progress import Progress
 from .store import Store

@@ -50,7 +50,6 @@ from .errors import (
     ObjectOutsideStore,
     RecorderError,
     SessionRecording,
-    StoreError,
 )
 from .objects import ObjectStore
 

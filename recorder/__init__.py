@@ -1,6 +1,11 @@
 """recorder: a provenance database for numerical experiments and parameter studies."""
 
 from .errors import (
+    AmbiguousRunId,
+    ExperimentNotFound,
+    MergeRefused,
+    RunNotFound,
+    SessionRecording,
     CommitMissing,
     DiffDoesNotApply,
     DirtyWorkTree,
@@ -97,4 +102,9 @@ __all__ = [
     "PoolBroken",
     "LinkInStore",
     "RunFailed",
+    "RunNotFound",
+    "AmbiguousRunId",
+    "ExperimentNotFound",
+    "MergeRefused",
+    "SessionRecording",
 ]

@@ -2,7 +2,8 @@
 
 Each command parses its arguments, makes one library call and formats the
 answer. A :class:`~recorder.RecorderError` becomes one line on stderr and
-exit status 1 (``--debug`` shows the traceback instead). Heavy modules are
+the error's ``exit_code`` (see :mod:`recorder.errors`; ``--debug`` shows the
+traceback instead). Heavy modules are
 imported inside the commands, so ``recorder --help`` starts fast.
 """
 
@@ -41,7 +42,7 @@ class _Group(click.Group):
             if ctx.params.get("debug"):
                 raise
             click.echo(f"recorder: error: {_clean(e)}", err=True)  # one line, whatever the store held
-            sys.exit(1)
+            sys.exit(e.exit_code)
 
 
 @click.group(name="recorder", cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
@@ -438,7 +439,8 @@ def status(ctx: click.Context, as_json: bool) -> None:
 @_store_option
 @click.pass_context
 def verify(ctx: click.Context) -> None:
-    """Re-hash every stored array and check every reference; exit 1 if anything is missing or corrupt."""
+    """Re-hash every stored array and check every reference; exit 11 if anything is missing or corrupt."""
+    from .errors import ObjectError
     from .maintenance import verify as verify_store
 
     problems = verify_store(ctx.obj["store"])
@@ -446,7 +448,7 @@ def verify(ctx: click.Context) -> None:
         where = f"{p.run_id} {p.name}: " if p.run_id else ""
         click.echo(_clean(f"{p.what}: {where}{p.digest or ''} {p.detail}".replace("  ", " ")), err=True)
     if problems:
-        sys.exit(1)
+        sys.exit(ObjectError.exit_code)
     click.echo("ok: every array is there and matches its digest")
 
 

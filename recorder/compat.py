@@ -11,7 +11,7 @@ import sqlite3
 from pathlib import Path
 from typing import Any
 
-from .errors import RecorderError
+from .errors import MergeRefused, RecorderError
 
 __all__ = ["Expected"]
 
@@ -84,7 +84,7 @@ class Expected:
             theirs = self.config.get(experiment, {})
             for name in sorted(mine.keys() | theirs.keys()):
                 if not mine.get(name, set()) <= theirs.get(name, set()) or name not in mine:
-                    raise RecorderError(
+                    raise MergeRefused(
                         f"cannot merge {source}: experiment {experiment!r} has config {name!r} = "
                         f"{_shown(mine.get(name))} there but {_shown(theirs.get(name))} in the destination; "
                         "runs with different config do not belong in one experiment (merge into another store, "
@@ -97,7 +97,7 @@ class Expected:
                     hint = " (sessions without git and without a main script file have no code version to compare)"
                 elif "script" in kinds:
                     hint = " (sessions without git are compared by the SHA-256 of their main script's source)"
-                raise RecorderError(
+                raise MergeRefused(
                     f"cannot merge {source}: experiment {experiment!r} ran code "
                     f"{', '.join(sorted(map(_shown_code, mine_codes - known)))} there but "
                     f"{', '.join(sorted(map(_shown_code, known)))} in the destination{hint}; pass "
@@ -110,7 +110,7 @@ class Expected:
             taken = self.names.setdefault(experiment, {})
             other = taken.setdefault(name.lower(), (role, name))
             if other != (role, name):
-                raise RecorderError(
+                raise MergeRefused(
                     f"cannot merge {source}: in experiment {experiment!r}, {name!r} is a {role} there but "
                     f"{other[1]!r} is a {other[0]} in the destination; one column cannot be both"
                 )

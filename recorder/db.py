@@ -34,6 +34,17 @@ __all__ = [
     "connect",
     "read_uri",
     "damage_hint",
+    "sqlite_code",
+    "SQLITE_ERROR",
+    "SQLITE_BUSY",
+    "SQLITE_LOCKED",
+    "SQLITE_READONLY",
+    "SQLITE_CORRUPT",
+    "SQLITE_FULL",
+    "SQLITE_CANTOPEN",
+    "SQLITE_CONSTRAINT",
+    "SQLITE_AUTH",
+    "SQLITE_NOTADB",
     "transaction",
     "quote_ident",
     "schema_path",
@@ -150,12 +161,57 @@ def connect(path: Path, *, readonly: bool = False, create: bool = True) -> sqlit
     return conn
 
 
-_SQLITE_CORRUPT = 11  # SQLite's primary result code for a damaged database file
+# SQLite's primary result codes (https://sqlite.org/rescode.html) that recorder tells apart.
+SQLITE_ERROR = 1  # a generic error (a statement refused by the authorizer's function check, say)
+SQLITE_BUSY = 5  # another connection holds a lock the statement needs
+SQLITE_LOCKED = 6  # a table is locked by this same connection (shared cache, a pending statement)
+SQLITE_READONLY = 8  # the database (or this connection, query_only) is read-only
+SQLITE_CORRUPT = 11  # the database file is damaged
+SQLITE_FULL = 13  # the disk (or the quota) is full
+SQLITE_CANTOPEN = 14  # the file (or its -wal, -shm) cannot be opened
+SQLITE_CONSTRAINT = 19  # a UNIQUE, CHECK, NOT NULL or foreign key constraint failed
+SQLITE_AUTH = 23  # the authorizer refused the statement
+SQLITE_NOTADB = 26  # the file is not an SQLite database
+
+# Python 3.10's sqlite3 errors carry no result code, only SQLite's message for it, which SQLite
+# fixes per code (sqlite3ErrStr); most specific first ("database table is locked" before "is locked").
+_MESSAGES = (
+    ("database table is locked", SQLITE_LOCKED),
+    ("database schema is locked", SQLITE_LOCKED),
+    ("database is locked", SQLITE_BUSY),
+    ("attempt to write a readonly database", SQLITE_READONLY),
+    ("database disk image is malformed", SQLITE_CORRUPT),
+    ("database or disk is full", SQLITE_FULL),
+    ("unable to open database file", SQLITE_CANTOPEN),
+    ("constraint failed", SQLITE_CONSTRAINT),
+    ("not authorized", SQLITE_AUTH),
+    ("file is not a database", SQLITE_NOTADB),
+)
+
+
+def sqlite_code(error: BaseException) -> int | None:
+    """Return SQLite's primary result code of an :mod:`sqlite3` error, or ``None`` when it has none.
+
+    Python 3.11+ gives the (extended) code as ``sqlite_errorcode``; its low
+    byte is the primary code. Before, and for an error made by hand, the
+    code is read from SQLite's fixed message for it; this is the only place
+    that reads SQLite's message text.
+    """
+    code = getattr(error, "sqlite_errorcode", None)
+    if isinstance(code, int):
+        return code & 0xFF
+    if not isinstance(error, sqlite3.Error):
+        return None
+    text = str(error)
+    for message, primary in _MESSAGES:
+        if message in text:
+            return primary
+    return None
 
 
 def damage_hint(error: BaseException) -> str:
     """``"; the file is damaged: …"`` when SQLite found the database corrupt, else ``""`` (to end a message)."""
-    return "; the file is damaged: restore it from a copy" if _SQLITE_CORRUPT in _codes(error) else ""
+    return "; the file is damaged: restore it from a copy" if SQLITE_CORRUPT in _codes(error) else ""
 
 
 def _codes(error: BaseException) -> set[int]:
@@ -163,11 +219,9 @@ def _codes(error: BaseException) -> set[int]:
     codes = set()
     seen: BaseException | None = error
     while seen is not None:
-        code = getattr(seen, "sqlite_errorcode", None)  # Python 3.11+; before, SQLite's fixed message
+        code = sqlite_code(seen)
         if code is not None:
-            codes.add(code & 0xFF)
-        elif isinstance(seen, sqlite3.DatabaseError) and "disk image is malformed" in str(seen):
-            codes.add(_SQLITE_CORRUPT)
+            codes.add(code)
         seen = seen.__cause__
     return codes
 
@@ -198,8 +252,7 @@ def _connect_read_only(path: Path) -> sqlite3.Connection:
     except sqlite3.Error as e:
         conn.close()
         wal = path.with_name(path.name + "-wal")
-        if not isinstance(e, sqlite3.OperationalError) or "unable to open" not in str(e) \
-                or os.access(path.parent, os.W_OK):
+        if sqlite_code(e) != SQLITE_CANTOPEN or os.access(path.parent, os.W_OK):
             raise
         if wal.exists() and wal.stat().st_size > 0:
             raise StoreError(
@@ -329,7 +382,7 @@ def _enable_wal(conn: sqlite3.Connection, path: Path) -> None:
         try:
             mode = conn.execute(_SET_WAL).fetchone()[0]
         except sqlite3.OperationalError as e:
-            if "locked" not in str(e) or time.monotonic() > deadline:
+            if sqlite_code(e) not in (SQLITE_BUSY, SQLITE_LOCKED) or time.monotonic() > deadline:
                 raise
             time.sleep(0.01)
             continue

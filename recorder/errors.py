@@ -2,6 +2,23 @@
 
 Every error the library raises on purpose is a :class:`RecorderError`, so a
 caller (and the CLI) can catch one class and show a one-line message.
+
+Each class has a stable ``exit_code``: the ``recorder`` command exits with
+it when the error stops a command (subclasses inherit their parent's code
+unless they name their own). The codes are part of the CLI's promise:
+
+- 0: success
+- 1: a :class:`RecorderError` not listed below (a damaged store, say)
+- 2: a usage error: an unknown option or a missing argument (click's code)
+- 3: :class:`NoStoreError`: no store where one was named or looked for
+- 4: :class:`RunNotFound`, :class:`ExperimentNotFound`: no such run or experiment
+- 5: :class:`AmbiguousRunId`: the run id matches more than one run
+- 6: :class:`NameRefused`, :class:`ValueRefused`: a name or value recorder cannot store
+- 7: :class:`StoreBusy`: another process holds the store's objects lock; retry
+- 8: :class:`SessionRecording`: a session is still recording; retry when it has ended
+- 9: :class:`DirtyWorkTree`: ``git="require-clean"`` and tracked files are modified
+- 10: :class:`MergeRefused`: the stores disagree (config, code, a column's role)
+- 11: :class:`ObjectError`: an array is missing or corrupt (``recorder verify`` found problems)
 """
 
 from __future__ import annotations
@@ -33,11 +50,19 @@ __all__ = [
     "PoolBroken",
     "LinkInStore",
     "RunFailed",
+    "RunNotFound",
+    "AmbiguousRunId",
+    "ExperimentNotFound",
+    "MergeRefused",
+    "SessionRecording",
 ]
 
 
 class RecorderError(Exception):
     """Base class of every error recorder raises on purpose."""
+
+    #: The ``recorder`` command's exit status for this error (see the table in :mod:`recorder.errors`).
+    exit_code: int = 1
 
 
 class StoreError(RecorderError):
@@ -51,9 +76,13 @@ class StoreVersionError(StoreError):
 class ValueRefused(RecorderError, TypeError):
     """A parameter, config value or result has a type recorder cannot store."""
 
+    exit_code = 6
+
 
 class NameRefused(RecorderError, ValueError):
     """A parameter, config or result name is reserved, invalid or already used."""
+
+    exit_code = 6
 
 
 class GitError(RecorderError):
@@ -63,9 +92,13 @@ class GitError(RecorderError):
 class DirtyWorkTree(GitError):
     """``git="require-clean"`` was asked for and tracked files are modified."""
 
+    exit_code = 9
+
 
 class ObjectError(RecorderError):
     """An object (a stored array) is missing, corrupt or its digest is invalid."""
+
+    exit_code = 11
 
 
 class RecorderWarning(UserWarning):
@@ -91,6 +124,8 @@ class DiffDoesNotApply(GitError):
 class NoStoreError(StoreError):
     """There is no store where one was named or looked for (reading never creates one)."""
 
+    exit_code = 3
+
 
 class ForeignStoreError(StoreError):
     """The store's ``recorder.sqlite`` is an SQLite database of another application; it is left untouched."""
@@ -115,6 +150,8 @@ class ObjectOutsideStore(ObjectError):
 
 class StoreBusy(StoreError):
     """Another process holds the store's objects lock (gc, or a session starting or a merge while gc runs)."""
+
+    exit_code = 7
 
 
 class DuplicateSource(RecorderError, ValueError):
@@ -143,3 +180,38 @@ class LinkInStore(StoreError):
 
 class RunFailed(RecorderError):
     """A run of a sweep failed and ``on_error="raise"`` stopped the sweep (the run is recorded)."""
+
+
+class RunNotFound(RecorderError, LookupError):
+    """No run in the store has the id, prefix or short id given.
+
+    A :class:`LookupError` (not a ``ValueError``): the id is well formed, the
+    store just holds no such run, as ``dict[key]`` has no such key. Not a
+    ``KeyError``, whose ``str()`` quotes the message.
+    """
+
+    exit_code = 4
+
+
+class AmbiguousRunId(RecorderError, LookupError):
+    """The run id given is a prefix or short id of more than one run: give more digits."""
+
+    exit_code = 5
+
+
+class ExperimentNotFound(RecorderError, LookupError):
+    """The store has no experiment of the name given."""
+
+    exit_code = 4
+
+
+class MergeRefused(RecorderError):
+    """A merge would put runs together that disagree: different config or code, or a name that is a parameter in one and a result in the other."""
+
+    exit_code = 10
+
+
+class SessionRecording(RecorderError):
+    """A session is still recording in the store, so gc or merge would race with it; run it when the session has ended."""
+
+    exit_code = 8

@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any, NamedTuple
 
 from .db import transaction
-from .errors import ObjectError, ObjectOutsideStore, RecorderError, RecorderWarning
+from .errors import ObjectError, ObjectOutsideStore, RecorderWarning, SessionRecording
 from .objects import FOLDER_NAME, OBJECT_NAME, TEMP_NAME, ObjectsLock, ObjectStore, load_npy_bytes, validate_digest
 from .progress import Progress
 from .store import Store
@@ -233,7 +233,7 @@ def gc(store: str | os.PathLike[str] | None = None, *, dry_run: bool = False) ->
     lock exclusively, so no session can start and no merge can decide or
     commit meanwhile.
 
-    :raises RecorderError: while a session is recording in the store.
+    :raises SessionRecording: while a session is recording in the store.
     :raises StoreBusy: while a session is starting or a merge is writing into the store.
     :raises ObjectOutsideStore: when ``objects/`` itself is a symbolic link.
     """
@@ -252,7 +252,7 @@ def _collect(opened: Store, conn: sqlite3.Connection, dry_run: bool) -> GcReport
     """gc's work, inside its write transaction and holding the objects lock exclusively."""
     running = conn.execute(_RUNNING).fetchone()
     if running is not None:
-        raise RecorderError(
+        raise SessionRecording(
             f"session {running[0]} (on {running[1]}, pid {running[2]}) is recording in {opened.root}; "
             "run gc when it has ended (its workers may have written arrays not yet recorded)"
         )

@@ -43,7 +43,14 @@ from typing import NamedTuple
 from . import catalog
 from .compat import Expected
 from .db import connect, transaction
-from .errors import DuplicateSource, ObjectError, ObjectOutsideStore, RecorderError, StoreError
+from .errors import (
+    DuplicateSource,
+    NoStoreError,
+    ObjectError,
+    ObjectOutsideStore,
+    RecorderError,
+    SessionRecording,
+)
 from .objects import ObjectStore
 
 try:
@@ -111,7 +118,7 @@ def _open_source(store: str | os.PathLike[str]) -> Path:
     """Find a source store; recover its dead sessions (and upgrade it) when it is writable."""
     root = locate(store, create=False)
     if not (root / DB_NAME).is_file():
-        raise StoreError(f"no store at {root} (no {DB_NAME} there)")
+        raise NoStoreError(f"no store at {root} (no {DB_NAME} there)")
     if os.access(root / DB_NAME, os.W_OK) and os.access(root, os.W_OK):
         Store.open(root, create=False).close()  # a source is read: nothing is created in it
     conn = connect(root / DB_NAME, readonly=True)
@@ -121,7 +128,7 @@ def _open_source(store: str | os.PathLike[str]) -> Path:
         conn.close()
     if running:
         session_id, host, pid = running[0]
-        raise RecorderError(
+        raise SessionRecording(
             f"the store {root} has a session still recording ({session_id} on {host}, pid {pid}); "
             "merge it once the session has ended"
         )
@@ -510,9 +517,10 @@ def merge(
     :param allow_code_mismatch: merge runs of an experiment even when their
         code (env SHA) differs from the destination's.
     :param progress: a progress line on stderr; default only on a terminal.
-    :raises RecorderError: when a source disagrees with the destination (an
-        experiment's config values, its code, a name's role), has a session
-        still recording, or misses an object; nothing is written then.
+    :raises MergeRefused: when a source disagrees with the destination (an
+        experiment's config values, its code, a name's role); nothing is written then.
+    :raises SessionRecording: when a source has a session still recording.
+    :raises RecorderError: when a source misses an object; nothing is written then.
     :raises DuplicateSource: when a source is given twice (by any path).
     """
     paths = [sources] if isinstance(sources, (str, os.PathLike)) else list(sources)

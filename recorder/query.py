@@ -26,8 +26,17 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from . import catalog
-from .db import connect, damage_hint
-from .errors import NoStoreError, RecorderError, RecorderWarning, RecoveryError, StoreError
+from .db import SQLITE_AUTH, SQLITE_ERROR, SQLITE_READONLY, connect, damage_hint, sqlite_code
+from .errors import (
+    AmbiguousRunId,
+    ExperimentNotFound,
+    NoStoreError,
+    RecorderError,
+    RecorderWarning,
+    RecoveryError,
+    RunNotFound,
+    StoreError,
+)
 from .frame import STATUSES, frame, selection
 from .objects import ObjectStore
 from .store import DB_NAME, OBJECTS, Store, locate
@@ -82,7 +91,7 @@ class Database:
             raise StoreError(f"reading the store {self.root} failed: {e}") from e
         if pk is None:
             known = self.experiments()
-            raise RecorderError(
+            raise ExperimentNotFound(
                 f"no experiment {name!r} in the store {self.root}; "
                 f"it has {', '.join(map(repr, known)) if known else 'none yet'}"
             )
@@ -161,16 +170,17 @@ class Database:
             cursor = self.conn.execute(query, params)
             rows = cursor.fetchall()
         except sqlite3.Error as e:
-            text = str(e)
+            code = sqlite_code(e)
             refused = self._authorizer.refused_function
-            if refused is not None and "authoriz" in text:
+            # SQLite reports a refused function as a plain SQLITE_ERROR: the authorizer's record tells it apart.
+            if refused is not None and code in (SQLITE_AUTH, SQLITE_ERROR):
                 raise RecorderError(
                     f"SQL on a store may call SQLite's core, date, math, JSON and window functions only; "
                     f"{_shown(refused)}() is not allowed (in {query.strip()[:80]!r})"
                 ) from e
             if damage_hint(e):
                 raise StoreError(f"reading the store {self.root} failed: {e}{damage_hint(e)}") from e
-            if any(word in text for word in ("readonly", "read-only", "query_only", "authoriz")):
+            if code in (SQLITE_READONLY, SQLITE_AUTH):  # mode=ro and query_only, or the authorizer
                 raise RecorderError(
                     f"SQL on a store only reads, and this statement would change something: {query.strip()[:80]!r}"
                 ) from e
@@ -203,7 +213,8 @@ class Database:
     def resolve(self, run_id: str) -> str:
         """Return the full id of the run whose id starts with ``run_id``, or ends with it (a short id).
 
-        :raises RecorderError: when no run, or more than one, has that prefix or suffix.
+        :raises RunNotFound: when no run has that prefix or suffix.
+        :raises AmbiguousRunId: when more than one run has it.
         """
         return self.run_key(run_id)[1]
 
@@ -227,10 +238,10 @@ class Database:
             raise StoreError(f"reading the store {self.root} failed: {e}") from e
         if not found:
             hint = "" if len(digits) >= SHORT_LENGTH else f" (a short id has at least {SHORT_LENGTH} digits)"
-            raise RecorderError(f"no run with id {digits!r} in the store {self.root}{hint}")
+            raise RunNotFound(f"no run with id {digits!r} in the store {self.root}{hint}")
         if len(found) > 1:
             shown = ", ".join(f"{full} ({self.short_id(full)})" for full in found[:5]) + (", …" if len(found) > 5 else "")
-            raise RecorderError(
+            raise AmbiguousRunId(
                 f"run id {digits!r} is ambiguous: it starts or ends the ids {shown}; give more digits"
             )
         full = found[0]

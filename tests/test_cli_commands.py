@@ -47,9 +47,9 @@ def ok(store: Path | None, *args: str) -> Result:
     return result
 
 
-def assert_error(result: Result, *fragments: str) -> str:
-    """A clean error: exit 1, one line on stderr starting 'recorder: error:', nothing on stdout, no traceback."""
-    assert result.exit_code == 1, (result.output, result.exception)
+def assert_error(result: Result, *fragments: str, code: int = 1) -> str:
+    """A clean error: exit ``code`` (the error class's exit_code), one line on stderr starting 'recorder: error:', nothing on stdout, no traceback."""
+    assert result.exit_code == code, (result.output, result.exception)
     assert isinstance(result.exception, SystemExit)
     assert result.stdout == ""
     lines = result.stderr.rstrip("\n").split("\n")
@@ -180,7 +180,7 @@ def test_log_json_lines_parse(store: Path, recorded: dict[str, str]) -> None:
 
 
 def test_log_unknown_experiment_names_known_ones(store: Path, recorded: dict[str, str]) -> None:
-    assert_error(cli(store, "log", "nope"), "'nope'", "'lorenz'", "'other'")
+    assert_error(cli(store, "log", "nope"), "'nope'", "'lorenz'", "'other'", code=4)
 
 
 def test_log_bad_since(store: Path, recorded: dict[str, str]) -> None:
@@ -299,10 +299,10 @@ def test_show_other_result_kinds_and_run_comment(store: Path) -> None:
 def test_show_ambiguous_and_unknown_ids(store: Path, recorded: dict[str, str]) -> None:
     common = os.path.commonprefix([recorded["sweep1"], recorded["sweep2"]])
     assert 1 <= len(common) < 24
-    line = assert_error(cli(store, "show", common), "ambiguous")
+    line = assert_error(cli(store, "show", common), "ambiguous", code=5)
     assert recorded["sweep1"] in line and recorded["sweep2"] in line
     unknown = "f" * 24 if not any(v.startswith("f") for v in recorded.values()) else "0" * 24
-    assert_error(cli(store, "show", unknown), "no run", unknown)
+    assert_error(cli(store, "show", unknown), "no run", unknown, code=4)
     assert_error(cli(store, "show", "not-an-id"), "not a run id")
 
 
@@ -356,7 +356,7 @@ def test_diff_code_without_git_is_an_error(store: Path, recorded: dict[str, str]
 
 
 def test_diff_unknown_run_is_an_error(store: Path, recorded: dict[str, str]) -> None:
-    assert_error(cli(store, "diff", recorded["done"], "f" * 24), "no run")
+    assert_error(cli(store, "diff", recorded["done"], "f" * 24), "no run", code=4)
 
 
 def _git_runs(store: Path, repo: Path) -> tuple[str, str, str, str]:
@@ -521,7 +521,7 @@ def test_export_parquet(store: Path, tmp_path: Path) -> None:
 def test_export_bad_suffix_and_unknown_experiment(store: Path, tmp_path: Path, recorded: dict[str, str]) -> None:
     assert_error(cli(store, "export", EXP, "-o", str(tmp_path / "out.xlsx")), "out.xlsx", ".csv")
     assert not (tmp_path / "out.xlsx").exists()
-    assert_error(cli(store, "export", "nope", "-o", str(tmp_path / "out.csv")), "'nope'", "'lorenz'")
+    assert_error(cli(store, "export", "nope", "-o", str(tmp_path / "out.csv")), "'nope'", "'lorenz'", code=4)
     assert not (tmp_path / "out.csv").exists()
 
 
@@ -569,8 +569,8 @@ def test_status_shows_an_open_session(store: Path, recorded: dict[str, str]) -> 
 
 
 def test_missing_store_is_an_error(tmp_path: Path) -> None:
-    assert_error(cli(tmp_path / "nowhere", "status"), "no store")
-    assert_error(cli(tmp_path / "nowhere", "log"), "no store")
+    assert_error(cli(tmp_path / "nowhere", "status"), "no store", code=3)
+    assert_error(cli(tmp_path / "nowhere", "log"), "no store", code=3)
 
 
 # -- verify ----------------------------------------------------------------------
@@ -590,7 +590,7 @@ def test_verify_finds_a_corrupt_object(store: Path, recorded: dict[str, str]) ->
     os.chmod(path, 0o644)
     path.write_bytes(bytes(data))
     result = cli(store, "verify")
-    assert result.exit_code == 1
+    assert result.exit_code == 11
     assert "Traceback" not in result.output
     assert "ok:" not in result.stdout
     (line,) = result.stderr.splitlines()
@@ -603,7 +603,7 @@ def test_verify_finds_a_missing_object(store: Path, recorded: dict[str, str]) ->
     (path,) = object_files(store)
     path.unlink()
     result = cli(store, "verify")
-    assert result.exit_code == 1
+    assert result.exit_code == 11
     (line,) = result.stderr.splitlines()
     assert line.startswith("missing:")
     assert recorded["done"] in line and "traj" in line and "does not exist" in line
@@ -693,7 +693,7 @@ def test_gc_refuses_while_recording(store: Path, recorded: dict[str, str]) -> No
         with r.run(a=0.3, b=8) as run:
             run.log(energy=1.2)
         r.flush()
-        assert_error(cli(store, "gc"), "recording", r.id)
+        assert_error(cli(store, "gc"), "recording", r.id, code=8)
         assert stray.exists()
     assert ok(store, "gc").output.startswith("removed 1 files")
 
@@ -731,7 +731,7 @@ def test_gc_never_follows_a_symlink_out_of_the_store(store: Path, recorded: dict
     assert {path: path.read_bytes() for path in files} == files
     assert kept.exists() and (store / "objects" / "zz").is_symlink() and linked_file.is_symlink()
     result = cli(store, "verify")
-    assert result.exit_code == 1 and "Traceback" not in result.output
+    assert result.exit_code == 11 and "Traceback" not in result.output
     lines = result.stderr.splitlines()
     assert len(lines) == 2 and all(line.startswith("link:") for line in lines), lines
     assert any("zz" in line for line in lines) and any(linked_file.name in line for line in lines)
@@ -742,10 +742,10 @@ def test_gc_refuses_an_objects_folder_that_is_a_link(store: Path, recorded: dict
     files = _victim(tmp_path)
     shutil.rmtree(store / "objects")
     (store / "objects").symlink_to(tmp_path / "victim")
-    assert_error(cli(store, "gc"), "symbolic link", str(store / "objects"))
+    assert_error(cli(store, "gc"), "symbolic link", str(store / "objects"), code=11)  # ObjectOutsideStore
     assert {path: path.read_bytes() for path in files} == files
     result = cli(store, "verify")
-    assert result.exit_code == 1
+    assert result.exit_code == 11
     assert any(line.startswith("link:") for line in result.stderr.splitlines())
     assert {path: path.read_bytes() for path in files} == files
 
@@ -757,7 +757,7 @@ def test_verify_reports_a_referenced_object_that_is_a_link(store: Path, recorded
     kept.unlink()
     kept.symlink_to(outside)
     result = cli(store, "verify")
-    assert result.exit_code == 1 and "Traceback" not in result.output
+    assert result.exit_code == 11 and "Traceback" not in result.output
     (line,) = result.stderr.splitlines()
     assert line.startswith("link:") and recorded["done"] in line and "traj" in line
     with rec.open(store) as db, pytest.raises(rec.ObjectError, match="symbolic link"):
@@ -783,7 +783,7 @@ def test_verify_reports_a_malformed_digest_and_goes_on(store: Path, recorded: di
     _tamper(store, "UPDATE results SET value = ? WHERE name = 'bad'", (digest,))
     (store / "objects" / fine[:2] / f"{fine[2:]}.npy").unlink()  # an unrelated missing object is still found
     result = cli(store, "verify")
-    assert result.exit_code == 1 and "Traceback" not in result.output
+    assert result.exit_code == 11 and "Traceback" not in result.output
     lines = result.stderr.splitlines()
     assert len(lines) == 2, lines
     assert any(line.startswith("malformed digest:") and run.id in line and "bad" in line for line in lines), lines
@@ -797,7 +797,7 @@ def test_verify_checks_the_recorded_size_shape_and_dtype(store: Path, recorded: 
                                                          column: str, value: Any, problem: str) -> None:
     _tamper(store, f"UPDATE objects SET {column} = ?", (value,))
     result = cli(store, "verify")
-    assert result.exit_code == 1 and "Traceback" not in result.output
+    assert result.exit_code == 11 and "Traceback" not in result.output
     (line,) = result.stderr.splitlines()
     assert line.startswith(f"wrong {problem}:") and recorded["done"] in line and "traj" in line, line
     assert str(value) in line
@@ -812,7 +812,7 @@ def test_verify_checks_that_inline_arrays_decode(store: Path, kind: str) -> None
     _tamper(store, "UPDATE results SET value = ? WHERE name = ?", (b"\x93NUMPY garbage", name))
     _tamper(store, "UPDATE config SET value = ? WHERE name = 'small'", (b"not npy",))
     result = cli(store, "verify")
-    assert result.exit_code == 1 and "Traceback" not in result.output
+    assert result.exit_code == 11 and "Traceback" not in result.output
     lines = result.stderr.splitlines()
     assert len(lines) == 2, lines
     assert any(line.startswith("corrupt inline array:") and run.id in line and name in line for line in lines)
@@ -885,7 +885,7 @@ def test_installed_console_script(store: Path, recorded: dict[str, str]) -> None
     assert done.stdout.split()[0] == short(store, recorded["sweep2"])
     failed = subprocess.run([exe, "--store", str(store), "show", "f" * 24], capture_output=True, text=True,
                             timeout=120, check=False)
-    assert failed.returncode == 1
+    assert failed.returncode == 4
     assert failed.stderr.startswith("recorder: error: ") and "Traceback" not in failed.stderr
 
 

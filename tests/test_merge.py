@@ -657,7 +657,7 @@ def test_cli_errors_are_one_line_unless_debug(tmp_path: Path) -> None:
     runner = CliRunner()
 
     result = runner.invoke(main, ["merge", str(a), str(b), "--into", dest])
-    assert result.exit_code == 1
+    assert result.exit_code == 10  # MergeRefused: the code differs
     assert result.stdout == ""
     lines = result.stderr.splitlines()
     assert len(lines) == 1 and lines[0].startswith(f"recorder: error: cannot merge {b}: experiment 'exp' ran code")

@@ -190,8 +190,8 @@ def _cli(store: Path | None, *args: str, cwd: Path | None = None) -> "Result":
         os.chdir(old)
 
 
-def _one_line_error(result: "Result", *fragments: str) -> str:
-    assert result.exit_code == 1, (result.output, result.exception)
+def _one_line_error(result: "Result", *fragments: str, code: int = 1) -> str:
+    assert result.exit_code == code, (result.output, result.exception)
     lines = result.stderr.rstrip("\n").split("\n")
     assert len(lines) == 1 and lines[0].startswith("recorder: error: "), result.stderr
     assert "Traceback" not in result.output
@@ -224,12 +224,12 @@ def _tree(folder: Path) -> dict[str, bytes | None]:
 def test_read_and_maintenance_commands_never_create_a_store(tmp_path: Path, command: list[str]) -> None:
     missing = tmp_path / "nonexist"
     result = _cli(missing, *command)
-    _one_line_error(result, "no store at", str(missing))
+    _one_line_error(result, "no store at", str(missing), code=3)  # NoStoreError
     assert not missing.exists()
     empty = tmp_path / "empty"
     empty.mkdir()
     result = _cli(None, *command, cwd=empty)
-    _one_line_error(result, "no store")
+    _one_line_error(result, "no store", code=3)
     assert list(empty.iterdir()) == []
 
 
@@ -244,7 +244,7 @@ def test_verify_and_gc_of_the_console_script_never_create_a_store(tmp_path: Path
     for args in (["--store", str(missing), "verify"], ["--store", str(missing), "gc"], ["verify"], ["gc"]):
         done = subprocess.run([exe, *args], cwd=empty, env=_env_here(), capture_output=True, text=True,
                               timeout=120, check=False)
-        assert done.returncode == 1, (args, done.stdout, done.stderr)
+        assert done.returncode == 3, (args, done.stdout, done.stderr)
         assert done.stderr.startswith("recorder: error: no store"), done.stderr
         assert "Traceback" not in done.stderr and done.stdout == ""
     assert not missing.exists()
@@ -366,7 +366,7 @@ def test_reading_an_empty_database_file_creates_nothing(store: Path) -> None:
     (store / "recorder.sqlite").touch()
     for command in (["log"], ["status"], ["verify"], ["gc"]):
         result = _cli(store, *command)
-        assert result.exit_code == 1 and "no store at" in result.stderr, (command, result.output)
+        assert result.exit_code == 3 and "no store at" in result.stderr, (command, result.output)
     with pytest.raises(rec.NoStoreError):
         rec.open(store)
     assert sorted(p.name for p in store.iterdir()) == ["recorder.sqlite"]

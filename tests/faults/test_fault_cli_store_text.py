@@ -27,9 +27,9 @@ def cli(store: Path, *args: str) -> Result:
     return CliRunner().invoke(main, ["--store", str(store), *args])
 
 
-def assert_error(result: Result, *fragments: str) -> str:
-    """A clean error: exit 1, one line on stderr starting 'recorder: error:', nothing on stdout, no traceback."""
-    assert result.exit_code == 1, (result.output, result.exception)
+def assert_error(result: Result, *fragments: str, code: int = 1) -> str:
+    """A clean error: exit ``code`` (the error class's exit_code), one line on stderr starting 'recorder: error:', nothing on stdout, no traceback."""
+    assert result.exit_code == code, (result.output, result.exception)
     assert result.stdout == ""
     lines = result.stderr.rstrip("\n").split("\n")
     assert len(lines) == 1 and lines[0].startswith("recorder: error: "), result.stderr
@@ -138,7 +138,7 @@ def test_invisible_store_characters_are_escaped_on_output(store: Path, args: lis
 
 def test_an_error_naming_store_text_is_one_clean_line(store: Path) -> None:
     _hostile_store(store)
-    line = assert_error(cli(store, "log", "exp\x1b[2J\u202e-not-there"), "no experiment")
+    line = assert_error(cli(store, "log", "exp\x1b[2J\u202e-not-there"), "no experiment", code=4)
     assert _raw_controls(line) == []
 
 

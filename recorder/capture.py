@@ -101,7 +101,8 @@ class _Dispatch(io.TextIOBase):
         return True
 
     def write(self, text: str) -> int:
-        return self._target().write(text)
+        written: int = self._target().write(text)
+        return written
 
     def flush(self) -> None:
         target = self._target()
@@ -118,7 +119,8 @@ class _Dispatch(io.TextIOBase):
         return getattr(self.original, "errors", None)
 
     def fileno(self) -> int:
-        return self.original.fileno()
+        fd: int = self.original.fileno()
+        return fd
 
     def isatty(self) -> bool:
         return bool(getattr(self.original, "isatty", lambda: False)())
@@ -133,7 +135,7 @@ def _install() -> None:
         _active += 1
         if _active == 1:
             _installed = (_Dispatch(sys.stdout), _Dispatch(sys.stderr))
-            sys.stdout, sys.stderr = _installed  # type: ignore[assignment]
+            sys.stdout, sys.stderr = _installed
 
 
 def _uninstall() -> None:

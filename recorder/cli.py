@@ -105,16 +105,16 @@ def _clean(text: Any, keep: str = "") -> str:
     terminal raw (a name could recolour, hide or reorder what is shown, end
     the line early, or look like another).
     """
-    text = str(text)
-    if text.isascii() and text.isprintable():
-        return text
+    shown = str(text)
+    if shown.isascii() and shown.isprintable():
+        return shown
     from .hashing import not_text
 
-    if not_text(text) is None:
-        return text
+    if not_text(shown) is None:
+        return shown
     from .hashing import is_not_text
 
-    return "".join(ascii(c)[1:-1] if c not in keep and is_not_text(c) else c for c in text)
+    return "".join(ascii(c)[1:-1] if c not in keep and is_not_text(c) else c for c in shown)
 
 
 def _block(text: str) -> list[str]:

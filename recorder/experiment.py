@@ -7,7 +7,7 @@ import importlib
 import os
 import sys
 from collections.abc import Callable, Iterable, Mapping
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Generic, ParamSpec, TypeVar, cast, overload
 
 from .errors import RecorderError, ResultsNotNamed
 from .recorder import Recorder
@@ -22,7 +22,7 @@ if TYPE_CHECKING:
 __all__ = ["Experiment", "experiment"]
 
 
-def _resolve(module: str, qualname: str) -> Experiment:
+def _resolve(module: str, qualname: str) -> Experiment[..., Any]:
     """Find a decorated experiment again in a worker process (how it is pickled)."""
     found: Any = importlib.import_module(module)
     for part in qualname.split("."):
@@ -43,10 +43,15 @@ def _lookup(module: str, qualname: str) -> Any:
     return found
 
 
+_P = ParamSpec("_P")
+# What an experiment function returns: a dict of results, or None.
+_R = TypeVar("_R", bound="Mapping[str, Any] | None")
+
+
 class _Body:
     """The undecorated function of an experiment, picklable through the experiment (for pools)."""
 
-    def __init__(self, experiment: Experiment) -> None:
+    def __init__(self, experiment: Experiment[..., Any]) -> None:
         self.experiment = experiment
         self.__wrapped__ = experiment.func  # what the pool checks workers can import
 
@@ -57,7 +62,7 @@ class _Body:
         return self.experiment.func(**kwargs)
 
 
-class Experiment:
+class Experiment(Generic[_P, _R]):
     """A function recorded as an experiment; made by :func:`experiment`.
 
     Calling it records one run (one session) and returns what the function
@@ -66,7 +71,7 @@ class Experiment:
 
     def __init__(
         self,
-        func: Callable[..., Mapping[str, Any] | None],
+        func: Callable[_P, _R],
         name: str,
         *,
         store: str | os.PathLike[str] | None = None,
@@ -128,7 +133,8 @@ class Experiment:
         under another name, ``fast = experiment("fast")(compute)``); else the
         experiment, pickled by its name (decorated in place).
         """
-        if _lookup(self.func.__module__, self.func.__qualname__) is self.func:
+        found: object = _lookup(self.func.__module__, self.func.__qualname__)
+        if found is self.func:
             return self.func
         return _Body(self)
 
@@ -140,11 +146,13 @@ class Experiment:
         """What a sweep of ``params`` would run and skip (``simulate=True``)."""
         return dry_run(self.name, self.binder, params, store=self._options["store"], seed=self._options["seed"], skip=skip)
 
-    def __call__(self, *args: Any, **kwargs: Any) -> Mapping[str, Any] | None:
+    def __call__(self, *args: _P.args, **kwargs: _P.kwargs) -> _R:
         """Record one run of the function with these arguments and return its results."""
         params = self.binder.bind(*args, **kwargs)
+        # Called by keyword with the bound arguments, which the signature _P does not describe.
+        func = cast("Callable[..., _R]", self.func)
         with self.recorder() as r, r.run(params) as run:
-            returned = self.func(**params)
+            returned = func(**params)
             if returned is not None:
                 if not isinstance(returned, Mapping):
                     raise RecorderError(
@@ -252,6 +260,36 @@ class Experiment:
         return f"<experiment {self.name!r}: {self.binder.name}{self.binder.signature}>"
 
 
+# Bare (@experiment) gives the Experiment; with options (@experiment("name", …)) a decorator.
+# Either way the Experiment keeps the function's signature (_P) and return type (_R) for type checkers.
+@overload
+def experiment(
+    name: Callable[_P, _R],
+    *,
+    store: str | os.PathLike[str] | None = ...,
+    git: str | bool | None = ...,
+    seed: int | None = ...,
+    config: Mapping[str, Any] | None = ...,
+    message: str | None = ...,
+    inline_limit: int = ...,
+    flush_interval: float | None = ...,
+) -> Experiment[_P, _R]: ...
+
+
+@overload
+def experiment(
+    name: str | None = ...,
+    *,
+    store: str | os.PathLike[str] | None = ...,
+    git: str | bool | None = ...,
+    seed: int | None = ...,
+    config: Mapping[str, Any] | None = ...,
+    message: str | None = ...,
+    inline_limit: int = ...,
+    flush_interval: float | None = ...,
+) -> Callable[[Callable[_P, _R]], Experiment[_P, _R]]: ...
+
+
 def experiment(
     name: str | Callable[..., Any] | None = None,
     *,
@@ -262,7 +300,7 @@ def experiment(
     message: str | None = None,
     inline_limit: int = DEFAULT_INLINE_LIMIT,
     flush_interval: float | None = None,
-) -> Any:
+) -> Experiment[..., Any] | Callable[[Callable[..., Any]], Experiment[..., Any]]:
     """Decorate a function as an experiment; usable bare (``@experiment``) or with options.
 
     ``@experiment("lorenz", store="runs")``: every call of the function is a
@@ -273,16 +311,18 @@ def experiment(
     :param store, git, seed, config, message, inline_limit, flush_interval:
         as for :class:`recorder.Recorder`.
     """
-    options = {
-        "store": store, "git": git, "seed": seed, "config": config, "message": message,
-        "inline_limit": inline_limit, "flush_interval": flush_interval,
-    }
+    def make(func: Callable[..., Any], exp_name: str) -> Experiment[..., Any]:
+        return Experiment(
+            func, exp_name, store=store, git=git, seed=seed, config=config, message=message,
+            inline_limit=inline_limit, flush_interval=flush_interval,
+        )
+
     if callable(name):
-        return Experiment(name, name.__name__, **options)
+        return make(name, name.__name__)
     if name is not None and not isinstance(name, str):
         raise RecorderError(f"@experiment takes an experiment name (a str), not {type(name).__name__}")
 
-    def decorate(func: Callable[..., Any]) -> Experiment:
-        return Experiment(func, name or func.__name__, **options)
+    def decorate(func: Callable[..., Any]) -> Experiment[..., Any]:
+        return make(func, name or func.__name__)
 
     return decorate

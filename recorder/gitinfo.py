@@ -180,6 +180,13 @@ def _open_repo(start: Path) -> git.Repo | None:
     return repo
 
 
+def _work_tree(repo: git.Repo) -> Path:
+    """Return the resolved work tree of a repository :func:`_open_repo` gave (never a bare one)."""
+    if repo.working_tree_dir is None:
+        raise GitError(f"the git repository at {repo.git_dir} has no work tree (a bare repository)")
+    return Path(repo.working_tree_dir).resolve()
+
+
 def _run(
     repo: git.Repo, *args: str, env: dict[str, str] | None = None, strip: bool = True, options: tuple[str, ...] = ()
 ) -> str:
@@ -338,7 +345,7 @@ def _module_files() -> list[Path]:
 
 def _untracked_modules(repo: git.Repo, candidates: Iterable[Path]) -> list[str]:
     """Return the work-tree-relative paths of ``candidates`` inside the work tree that git does not track."""
-    top = Path(repo.working_tree_dir).resolve()
+    top = _work_tree(repo)
     git_dir = Path(repo.git_dir).resolve()
     inside = sorted(
         str(p.relative_to(top)) for p in candidates if p.is_relative_to(top) and not p.is_relative_to(git_dir)
@@ -439,7 +446,7 @@ def _untracked_message(repo: git.Repo, untracked: list[str]) -> str:
     from .provenance import main_script
 
     script = main_script()
-    top = Path(repo.working_tree_dir).resolve()
+    top = _work_tree(repo)
     script_name = None
     if script is not None and script.is_relative_to(top) and str(script.relative_to(top)) in untracked:
         script_name = str(script.relative_to(top))

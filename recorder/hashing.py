@@ -271,7 +271,8 @@ def _numpy_scalar_kind(value: Any) -> str | None:
     """Return the numpy dtype kind of a numpy scalar, or None for anything else."""
     if type(value).__module__ != "numpy" or getattr(value, "shape", None) != ():
         return None
-    return value.dtype.kind
+    kind: str = value.dtype.kind
+    return kind
 
 
 def _float_json(name: str, value: float) -> str:

@@ -157,7 +157,8 @@ def log(db: Database, experiment: str | None = None, *, limit: int | None = None
 
     :raises UnreadableValue: when a run's parameters or results cannot be read back (a damaged or hand-made store).
     """
-    condition, values = "1", []
+    condition = "1"
+    values: list[Any] = []
     if experiment is not None:
         condition += " AND r.experiment = ?"
         values.append(db.experiment_key(experiment))

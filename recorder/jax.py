@@ -81,7 +81,8 @@ def use_compile_cache(store: str | os.PathLike[str] | None = None) -> Path:
         folder.mkdir(parents=True, exist_ok=True)
     except OSError as e:
         raise StoreError(f"cannot make the JAX compile cache folder {folder}: {e}") from e
-    if jax.config.jax_compilation_cache_dir != str(folder):
+    # The option exists at run time; jax's Config declares its options without attributes.
+    if jax.config.jax_compilation_cache_dir != str(folder):  # type: ignore[attr-defined]
         jax.config.update("jax_compilation_cache_dir", str(folder))
         # JAX decides once per process whether (and where) it caches: make it decide again.
         compilation_cache.reset_cache()
@@ -96,7 +97,8 @@ def _aval_bytes(aval: Any) -> int:
     dtype = getattr(aval, "dtype", None)
     if shape is None or dtype is None:
         return 0
-    return math.prod(shape) * np.dtype(dtype).itemsize
+    size: int = math.prod(shape) * np.dtype(dtype).itemsize
+    return size
 
 
 def _intermediate_bytes(jaxpr: Any) -> int:

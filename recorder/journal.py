@@ -134,7 +134,8 @@ def _text(what: str, value: Any, *, optional: bool = True) -> str | None:
 def _number(what: str, value: Any) -> float:
     if type(value) not in (int, float) or value - value != 0:  # bools, NaN and ±inf refused
         raise BadLine(f"{what} {value!r:.80} is not a finite number")
-    return value
+    number: float = value
+    return number
 
 
 def _blob(what: str, value: Any) -> bytes:
@@ -193,7 +194,7 @@ def _value(name: str, kind: Any, value: Any, obj: Any) -> Encoded:
             or not _shape(obj[3])
         ):
             raise BadLine(f"{what}: the object row {obj!r:.200} does not describe the array {digest}")
-        return Encoded(kind, digest, tuple(obj))  # type: ignore[arg-type]
+        return Encoded(kind, digest, tuple(obj))
     elif _NUMPY_KIND.fullmatch(kind):
         if value is None or (type(value) is int and INT64_MIN <= value <= INT64_MAX):
             return Encoded(kind, value)

@@ -121,7 +121,7 @@ def _link_of(objects: ObjectStore, digest: str) -> Path:
 
 def _same_shape(recorded: Any, shape: tuple[int, ...]) -> bool:
     try:
-        return json.loads(recorded) == list(shape)
+        return bool(json.loads(recorded) == list(shape))
     except (TypeError, ValueError):
         return False
 

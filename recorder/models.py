@@ -47,7 +47,7 @@ __all__ = [
 ]
 
 
-class _Untyped(UserDefinedType):
+class _Untyped(UserDefinedType[Any]):
     """A column declared without a type: SQLite's "BLOB" (none) affinity, so values are kept as given."""
 
     cache_ok = True

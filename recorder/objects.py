@@ -99,7 +99,8 @@ def npy_header(array: np.ndarray) -> bytes:
 
 def _data_view(array: np.ndarray) -> memoryview:
     """Return the bytes of a C-ordered array without copying them."""
-    return memoryview(array.reshape(-1).view("u1"))
+    # numpy's stubs do not declare the buffer protocol that every ndarray has.
+    return memoryview(array.reshape(-1).view("u1"))  # type: ignore[arg-type]
 
 
 def npy_bytes(array: np.ndarray) -> bytes:
@@ -112,7 +113,8 @@ def load_npy_bytes(data: bytes) -> np.ndarray:
     """Load an array from ``.npy`` bytes, never unpickling anything."""
     import numpy as np
 
-    return np.load(io.BytesIO(data), allow_pickle=False)
+    array: np.ndarray = np.load(io.BytesIO(data), allow_pickle=False)
+    return array
 
 
 class ObjectStore:
@@ -244,13 +246,16 @@ class ObjectStore:
 
         path = self.file(digest)
         try:
+            array: np.ndarray
             if mmap:
                 try:
-                    return np.load(path, mmap_mode="r", allow_pickle=False)
+                    array = np.load(path, mmap_mode="r", allow_pickle=False)
                 except ValueError:
                     # An empty array cannot be memory-mapped; reading it costs nothing.
-                    return np.load(path, allow_pickle=False)
-            return np.load(path, allow_pickle=False)
+                    array = np.load(path, allow_pickle=False)
+            else:
+                array = np.load(path, allow_pickle=False)
+            return array
         except FileNotFoundError as e:
             raise ObjectError(
                 f"object {digest} is missing from {self.root}; run `recorder verify` "

@@ -21,7 +21,7 @@ import builtins
 import itertools
 import math
 from collections.abc import Iterable, Iterator, Mapping, Sequence
-from typing import Any
+from typing import Any, cast
 
 from .errors import RecorderError
 
@@ -61,12 +61,12 @@ def _as_part(part: Iterable[Mapping[str, Any]] | ParamSequence, where: str) -> S
         return part
     if isinstance(part, Mapping):
         raise RecorderError(f"{where} takes lists of psets (for example plist('a', [1, 2])), not a single dict")
-    if not isinstance(part, Sequence) or isinstance(part, (str, bytes)):
-        part = list(part)
-    for item in part:
+    items: Sequence[Any] = part if isinstance(part, Sequence) and not isinstance(part, (str, bytes)) else list(part)
+    for item in items:
         if not isinstance(item, Mapping):
             raise RecorderError(f"{where}: {item!r} is not a pset (a dict of name → value)")
-    return part
+    # Every item was checked to be a mapping just above.
+    return cast("Sequence[Pset]", items)
 
 
 def _names(part: Sequence[Pset]) -> tuple[str, ...]:
@@ -120,7 +120,7 @@ class _Product(ParamSequence):
 
     def __getitem__(self, index: int) -> Pset:  # type: ignore[override]
         if isinstance(index, slice):
-            return [self[i] for i in range(*index.indices(self._len))]  # type: ignore[return-value]
+            return [self[i] for i in range(*index.indices(self._len))]
         if index < 0:
             index += self._len
         if not 0 <= index < self._len:
@@ -159,7 +159,7 @@ class _Zip(ParamSequence):
 
     def __getitem__(self, index: int) -> Pset:  # type: ignore[override]
         if isinstance(index, slice):
-            return [self[i] for i in range(*index.indices(self._len))]  # type: ignore[return-value]
+            return [self[i] for i in range(*index.indices(self._len))]
         if not -self._len <= index < self._len:
             raise IndexError(f"pset index {index} out of range for a zip of {self._len}")
         merged: Pset = {}
@@ -187,7 +187,7 @@ class _Chain(ParamSequence):
 
     def __getitem__(self, index: int) -> Pset:  # type: ignore[override]
         if isinstance(index, slice):
-            return [self[i] for i in range(*index.indices(self._len))]  # type: ignore[return-value]
+            return [self[i] for i in range(*index.indices(self._len))]
         if not -self._len <= index < self._len:
             raise IndexError(f"pset index {index} out of range for {self._len} psets")
         index %= self._len

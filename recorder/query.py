@@ -159,7 +159,7 @@ class Database:
 
     # -- SQL -----------------------------------------------------------------------
 
-    def rows(self, query: str, params: Sequence[Any] | dict[str, Any] = ()) -> tuple[list[str], list[tuple]]:
+    def rows(self, query: str, params: Sequence[Any] | dict[str, Any] = ()) -> tuple[list[str], list[tuple[Any, ...]]]:
         """Run one read-only SQL statement; return its column names and rows (no pandas needed).
 
         Values go in ``params`` (``?`` or ``:name`` placeholders), never into

@@ -182,7 +182,7 @@ class Recorder:
         self._writer: RunWriter | None = None
         self._lock: SessionLock | None = None
         self._session_pk = 0
-        self._finalizer: weakref.finalize | None = None
+        self._finalizer: weakref.finalize[..., Recorder] | None = None
         self._previous_sigterm: Any = None
         self._active: Run | None = None
         #: The session id, once the session is open.
@@ -253,7 +253,7 @@ class Recorder:
         try:
             with transaction(store.conn) as conn:
                 experiment_pk = self._experiment_pk(conn, time_start)
-                insert_texts(conn, [(d, t) for d, t in zip(digests, texts) if t is not None])
+                insert_texts(conn, [(d, t) for d, t in zip(digests, texts) if d is not None and t is not None])
                 session_pk = conn.execute(
                     _INSERT_SESSION,
                     (
@@ -267,6 +267,8 @@ class Recorder:
                         digests[0], jax,
                     ),
                 ).lastrowid
+                if session_pk is None:  # an INSERT always sets it; a None here would attach runs to no session
+                    raise StoreError(f"the store {store.root} gave no key for the new session {session_id}")
                 insert_objects(conn, [e.object for _, e in config if e.object is not None])
                 conn.executemany(_UPSERT_CONFIG, [(session_pk, n, e.kind, e.value) for n, e in config])
         except BaseException:
@@ -377,12 +379,14 @@ class Recorder:
                 both = params.keys() & pset.keys()
                 if both:
                     raise NameRefused(f"parameter {sorted(both)[0]!r} is given both in the dict and as a keyword")
-                params = {**pset, **params}
+                given: Mapping[str, Any] = {**pset, **params}
             else:
-                params = pset
-        clean, canonical = canonical_pset(params)
+                given = pset
+        else:
+            given = params
+        clean, canonical = canonical_pset(given)
         # In the order given (canonical_pset's is by name): the experiment's columns take it.
-        return Run(self, {name: clean[name] for name in params}, canonical)
+        return Run(self, {name: clean[name] for name in given}, canonical)
 
     def _require_open(self) -> RunWriter:
         if self._store is None:

@@ -201,7 +201,9 @@ class Rows:
     ) -> None:
         new_psets, known_psets = self._pset_pks(conn, finished + in_flight), self._psets
         next_pk = conn.execute(_MAX_RUN_PK).fetchone()[0] + 1
-        new_rows, plain_rows, updates, results, objects, texts = [], [], [], [], [], []
+        new_rows, plain_rows, updates, texts = [], [], [], []
+        results: list[tuple[Any, ...]] = []
+        objects: list[tuple[Any, ...]] = []
         fields: list[tuple[str, str, str, int]] = []
         experiment, session = self.experiment_pk, self._session_pk
         layouts, staged_layouts = self._layouts, self._staged_layouts
@@ -380,10 +382,11 @@ class Rows:
                 return pk
             row = conn.execute(_FIND_COMMENT, (text,)).fetchone()
             if row is not None:
-                self._staged_comments[text] = row[0]
-                return row[0]
-        pk = conn.execute(_MAX_COMMENT_PK).fetchone()[0] + 1
-        conn.execute(_INSERT_COMMENT, (pk, text))
+                found: int = row[0]
+                self._staged_comments[text] = found
+                return found
+        new_pk: int = conn.execute(_MAX_COMMENT_PK).fetchone()[0] + 1
+        conn.execute(_INSERT_COMMENT, (new_pk, text))
         if self._purge:
-            self._staged_comments[text] = pk
-        return pk
+            self._staged_comments[text] = new_pk
+        return new_pk

@@ -154,7 +154,8 @@ class Binder:
 
 
 class _Task(NamedTuple):
-    index: int
+    # Shadows tuple.index, which nothing here calls; the name is read all through the sweep machinery.
+    index: int  # type: ignore[assignment]
     params: dict[str, Any]
     canonical: str
     hash: str
@@ -269,7 +270,7 @@ def _check_options(skip: object, on_error: object, workers: object, executor: ob
         raise RecorderError(f"workers={workers!r} is not a number of processes (an int ≥ 1)")
     if executor is not None and not _is_executor(executor):
         raise RecorderError(f"executor={executor!r} is not a concurrent.futures.Executor")
-    return SKIP_MODES[skip]  # type: ignore[index]
+    return SKIP_MODES[skip]
 
 
 def _is_executor(executor: object) -> bool:
@@ -414,9 +415,11 @@ def _user_level() -> int:
     """The ``stacklevel`` of a warning raised here that points at the user's call, past recorder's frames."""
     import os
     import sys
+    import types
 
     own = os.path.dirname(os.path.abspath(__file__)) + os.sep
-    frame, level = sys._getframe(1), 1
+    frame: types.FrameType | None = sys._getframe(1)
+    level = 1
     while frame is not None and frame.f_code.co_filename.startswith(own):
         frame, level = frame.f_back, level + 1
     return level

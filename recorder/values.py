@@ -34,6 +34,8 @@ from .hashing import INT64_MAX, INT64_MIN, is_utf8
 from .objects import load_npy_bytes, npy_bytes, npy_header
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     from .objects import ObjectStore
 
 __all__ = ["DEFAULT_INLINE_LIMIT", "NAN_ENCODED", "Encoded", "encode", "decode", "is_scalar_kind", "plain_scalar"]
@@ -80,7 +82,7 @@ def _refuse(what: str, name: str, value: Any, hint: str) -> ValueRefused:
     return ValueRefused(f"{what} {name!r} has type {type(value).__qualname__}, which recorder cannot store: {hint}")
 
 
-def _json_default(what: str, name: str):
+def _json_default(what: str, name: str) -> Callable[[Any], Any]:
     def default(value: Any) -> Any:
         if type(value).__module__ == "numpy" and getattr(value, "shape", None) == ():
             return value.item()
@@ -246,8 +248,8 @@ def _encode_numpy(name: str, value: Any, objects: ObjectStore, inline_limit: int
             stored = number if INT64_MIN <= number <= INT64_MAX else str(number)
             return Encoded(f"np:{dtype.str}", stored)
         if dtype.kind == "f" and dtype.itemsize <= 8:
-            number = float(value)
-            return Encoded(f"np:{dtype.str}", None if number != number else number)
+            real = float(value)
+            return Encoded(f"np:{dtype.str}", None if real != real else real)
         if dtype.kind == "b":
             return Encoded(f"np:{dtype.str}", int(value))
         if dtype.kind == "U":

@@ -31,6 +31,8 @@ def test_wheel_contains_schema_and_package(tmp_path: Path) -> None:
     names = zipfile.ZipFile(wheel).namelist()
     assert "recorder/schema/views.sql" in names
     assert "recorder/__init__.py" in names and "recorder/cli.py" in names
+    # PEP 561: the marker that tells type checkers the installed package carries its own types.
+    assert "recorder/py.typed" in names
     entry_points = next(n for n in names if n.endswith("entry_points.txt"))
     assert "recorder = recorder.cli:main" in zipfile.ZipFile(wheel).read(entry_points).decode()
 

@@ -139,7 +139,7 @@ def main() -> None:
         size = os.path.getsize(db) + (os.path.getsize(f"{db}-wal") if os.path.exists(f"{db}-wal") else 0)
 
         df_s, df_process_s, df_rss = median_fresh(LOAD.format(store=str(store), n=n), args.repeat)
-        base_s, base_process_s, _ = median_fresh(BASELINE.format(db=str(db), n=n), args.repeat)
+        base_s, _base_process_s, _ = median_fresh(BASELINE.format(db=str(db), n=n), args.repeat)
         count_s, count_process_s, _ = median_fresh(COUNT.format(store=str(store), n=n), args.repeat)
         help_s = command_s(["--help"], args.repeat)
         log_s = command_s(["--store", str(store), "log", "-n", "20"], args.repeat)

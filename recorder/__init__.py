@@ -2,20 +2,18 @@
 
 from .errors import (
     AmbiguousRunId,
-    ExperimentNotFound,
-    MergeRefused,
-    RunNotFound,
-    SessionRecording,
     CommitMissing,
     DiffDoesNotApply,
     DirtyWorkTree,
     DuplicateSource,
+    ExperimentNotFound,
     ForeignStoreError,
     FunctionUnavailable,
     GitError,
     GitRecordRefused,
     JournalError,
     LinkInStore,
+    MergeRefused,
     NameRefused,
     NoStoreError,
     ObjectError,
@@ -27,6 +25,8 @@ from .errors import (
     RepositoryMissing,
     ResultsNotNamed,
     RunFailed,
+    RunNotFound,
+    SessionRecording,
     StoreBusy,
     StoreError,
     StoreVersionError,
@@ -35,8 +35,8 @@ from .errors import (
 )
 from .execute import current_seed
 from .experiment import Experiment, experiment
-from .objects import ObjectStore
 from .merge import MergeReport, extract, merge
+from .objects import ObjectStore
 from .params import ParamSequence, grid, pgrid, plist, pzip, zip
 from .query import Database, load, open, sql
 from .recorder import Recorder

@@ -30,7 +30,7 @@ class _Group(click.Group):
             # Bytes the shell could not decode arrive as lone surrogates, which no store or SQL can hold.
             if isinstance(arg, str) and not is_utf8(arg):
                 raise click.ClickException(
-                    f"the argument {ascii(arg)} is not UTF-8 text (the terminal passed bytes it could not "
+                    f"the argument {arg!a} is not UTF-8 text (the terminal passed bytes it could not "
                     "decode); retype it, or set a UTF-8 locale"
                 )
         return super().make_context(info_name, args, parent=parent, **extra)

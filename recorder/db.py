@@ -23,8 +23,8 @@ from collections.abc import Iterator
 from importlib import resources
 from pathlib import Path
 
-from .errors import ForeignStoreError, NoStoreError, StoreError, StoreVersionError
 from .catalog import refresh_all_views
+from .errors import ForeignStoreError, NoStoreError, StoreError, StoreVersionError
 from .quoting import quote_ident
 
 __all__ = [
@@ -358,7 +358,7 @@ def _check_identity(conn: sqlite3.Connection, path: Path) -> int:
     if version == 0:  # a new (empty) database, else tables that recorder did not make
         ours = application in (0, APPLICATION_ID) and not tables
     else:
-        ours = application == APPLICATION_ID or (application == 0 and _STORE_TABLES <= tables)
+        ours = application == APPLICATION_ID or (application == 0 and tables >= _STORE_TABLES)
     if not ours:
         raise ForeignStoreError(
             f"{path} is an SQLite database but not a recorder store (application id {application}, "

@@ -250,9 +250,9 @@ def _nullable_ints(cells: list[Any], types: set[type]) -> Any:
             return pd.array(cells, dtype=("UInt" + dtype.name[4:]) if dtype.kind == "u" else ("Int" + dtype.name[3:]))
     present = [int(c) for c in cells if c is not None]
     low, high = min(present), max(present)
-    if INT64_MIN <= low and high <= INT64_MAX:
+    if low >= INT64_MIN and high <= INT64_MAX:
         return pd.array(cells, dtype="Int64")
-    if 0 <= low and high <= _UINT64_MAX:
+    if low >= 0 and high <= _UINT64_MAX:
         return pd.array(cells, dtype="UInt64")
     return np.array(cells, dtype=object)
 

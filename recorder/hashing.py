@@ -120,7 +120,7 @@ def _refuse_characters(what: str, name: str) -> None:
     shown = ascii(bad)[1:-1]
     category = unicodedata.category(bad)
     if category == "Cs":
-        raise NameRefused(f"{what} name {ascii(name)} holds a lone surrogate ({shown}), which is not text; "
+        raise NameRefused(f"{what} name {name!a} holds a lone surrogate ({shown}), which is not text; "
                           "fix its encoding")
     if category not in NOT_TEXT:
         kind = "the invisible character"  # a Hangul filler, variation selector, grapheme joiner, reserved
@@ -131,7 +131,7 @@ def _refuse_characters(what: str, name: str) -> None:
     else:
         kind = "the control character"
     raise NameRefused(
-        f"{what} name {ascii(name)} holds {kind} {shown} (names may not hold a newline, tab, NUL, escape, "
+        f"{what} name {name!a} holds {kind} {shown} (names may not hold a newline, tab, NUL, escape, "
         "bidi override, zero-width, invisible, separator, unassigned or private-use character), which "
         "cannot name a column and can disguise what a terminal shows; rename it"
     )

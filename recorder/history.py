@@ -107,7 +107,7 @@ def _decode(kind: str | None, value: Any, db: Database, run_id: str, what: str) 
     """A value cell decoded; a crafted or damaged one is one clear error naming the run and the value."""
     try:
         return decode(kind, value, db.objects)
-    except Exception as e:  # noqa: BLE001 (whatever a hand-made cell makes numpy or json raise)
+    except Exception as e:  # whatever a hand-made cell makes numpy or json raise
         raise UnreadableValue(
             f"run {run_id}: {what} (kind {kind!r}) cannot be read ({type(e).__name__}: {e}); "
             "the store is damaged or was edited by hand; `recorder verify` checks it"

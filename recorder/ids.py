@@ -86,7 +86,7 @@ def iso_utc(seconds: float) -> str:
     """Return a Unix time as UTC ISO-8601 with microseconds: ``2026-11-23T08:13:43.123456Z``."""
     global _last_second
     whole = int(seconds)
-    micros = int(round((seconds - whole) * 1_000_000))
+    micros = round((seconds - whole) * 1_000_000)
     if micros == 1_000_000:
         whole, micros = whole + 1, 0
     cached_whole, text = _last_second  # one tuple: safe to read from any thread

@@ -289,7 +289,7 @@ def _column(
 class _Chunk:
     """A chunk in flight: its psets, its (asynchronous) outputs or the error of its dispatch."""
 
-    __slots__ = ("program", "batch", "outputs", "error", "t0", "dispatched", "recorded")
+    __slots__ = ("batch", "dispatched", "error", "outputs", "program", "recorded", "t0")
 
     def __init__(self, program: _Program, batch: list[tuple[_Task, PendingRun]]) -> None:
         self.program, self.batch = program, batch

@@ -33,7 +33,14 @@ from typing import Any, BinaryIO
 
 from .errors import JournalError, RecorderError, RecorderWarning
 from .hashing import (
-    INT64_MAX, INT64_MIN, PSET_HASH_LENGTH, canonical_pset, claim_names, is_utf8, pset_hash, text_digest,
+    INT64_MAX,
+    INT64_MIN,
+    PSET_HASH_LENGTH,
+    canonical_pset,
+    claim_names,
+    is_utf8,
+    pset_hash,
+    text_digest,
 )
 from .objects import validate_digest
 from .values import Encoded
@@ -67,8 +74,22 @@ class PendingRun:
     """A run on its way to the database."""
 
     __slots__ = (
-        "id", "pset_hash", "canonical", "seed", "t0", "status", "duration", "error",
-        "comment", "results", "result_comments", "output", "pk", "names", "scalars", "scalar_names",
+        "canonical",
+        "comment",
+        "duration",
+        "error",
+        "id",
+        "names",
+        "output",
+        "pk",
+        "pset_hash",
+        "result_comments",
+        "results",
+        "scalar_names",
+        "scalars",
+        "seed",
+        "status",
+        "t0",
     )
 
     def __init__(

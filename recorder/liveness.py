@@ -14,6 +14,7 @@ journals, or gc remove a file outside the store.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import sqlite3
@@ -89,10 +90,8 @@ def locks_folder(root: str | os.PathLike[str], *, create: bool = False) -> Path:
     except FileNotFoundError:
         if not create:
             return folder
-        try:
+        with contextlib.suppress(FileExistsError):  # made meanwhile by another process: checked below like any
             folder.mkdir()
-        except FileExistsError:
-            pass  # made meanwhile by another process: checked below like any
         mode = os.lstat(folder).st_mode
     if stat.S_ISLNK(mode):
         raise LinkInStore(

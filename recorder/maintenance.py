@@ -13,6 +13,7 @@ reports every link.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import sqlite3
@@ -165,7 +166,7 @@ def _check_inline(kind: str, value: Any) -> str | None:
         array = load_npy_bytes(value)
         if kind == "npyscalar":
             array[()]
-    except Exception as e:  # noqa: BLE001 - any failure of a hostile cell is a finding, never a crash
+    except Exception as e:  # any failure of a hostile cell is a finding, never a crash
         return f"its {kind} value does not decode ({type(e).__name__}: {e})"
     return None
 
@@ -272,17 +273,14 @@ def _collect(opened: Store, conn: sqlite3.Connection, dry_run: bool) -> GcReport
         if TEMP_NAME.fullmatch(path.name):  # a temporary file: only if a crash left it long ago
             if now - info.st_mtime > _TMP_AGE_S:
                 doomed.append((path, info.st_size))
-        elif OBJECT_NAME.fullmatch(path.name):
-            if path.parent.name + path.name.removesuffix(".npy") not in used:
-                doomed.append((path, info.st_size))
+        elif OBJECT_NAME.fullmatch(path.name) and path.parent.name + path.name.removesuffix(".npy") not in used:
+            doomed.append((path, info.st_size))
     stale_rows = [d for (d,) in conn.execute(_OBJECT_ROWS) if d not in used]
     if not dry_run:
         conn.executemany(_DELETE_OBJECT_ROW, [(d,) for d in stale_rows])
         for path, _ in doomed:
-            try:
+            with contextlib.suppress(FileNotFoundError):
                 os.unlink(path)
-            except FileNotFoundError:
-                pass
     if scan.links:
         warnings.warn(
             f"gc left {len(scan.links)} symbolic link{'s' if len(scan.links) != 1 else ''} in {root} alone "

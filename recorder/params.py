@@ -228,6 +228,6 @@ def grid(**axes: Iterable[Any]) -> ParamSequence:
     return pgrid(*(plist(name, values) for name, values in axes.items()))
 
 
-def zip(**columns: Iterable[Any]) -> ParamSequence:  # noqa: A001 (rec.zip, as psweep users expect)
+def zip(**columns: Iterable[Any]) -> ParamSequence:  # shadows the builtin: rec.zip, as psweep users expect
     """Return psets varying keyword columns together: ``zip(a=[1, 2], b=[3, 4])``."""
     return pzip(*(plist(name, values) for name, values in columns.items()))

@@ -198,7 +198,7 @@ class Database:
 
         columns, rows = self.rows(query, params)
         frame = pd.DataFrame.from_records(rows, columns=columns)
-        for j, name in enumerate(frame.columns):
+        for j in range(len(frame.columns)):
             column = frame.iloc[:, j]
             # SQLite has no NaN (it stores NULL), so a NaN here was a NULL pandas turned into one:
             # only such columns are looked at again, value by value.
@@ -351,7 +351,7 @@ _REFUSED = {sqlite3.SQLITE_ATTACH, sqlite3.SQLITE_DETACH}
 # (rtreenode), and a build may add more; none of them is needed to read a store.
 _ALLOWED_FUNCTIONS = frozenset(
     # core scalar functions
-    "abs char coalesce concat concat_ws format glob hex if ifnull iif instr length like likelihood likely "
+    "abs char coalesce concat concat_ws format glob hex if ifnull iif instr length like likelihood likely "  # noqa: SIM905 (130 names read best as words)
     "lower ltrim max min nullif octet_length printf quote random randomblob replace round rtrim sign "
     "soundex substr substring trim typeof unhex unicode unlikely upper zeroblob "
     "changes last_insert_rowid total_changes sqlite_version sqlite_source_id "
@@ -439,7 +439,7 @@ def _condition(conn: sqlite3.Connection, experiment: int, statuses: list[str] | 
     return selection(conn, experiment, statuses, where, params, results)
 
 
-def open(store: str | os.PathLike[str] | None = None) -> Database:  # noqa: A001 (rec.open, as in the design)
+def open(store: str | os.PathLike[str] | None = None) -> Database:  # shadows the builtin: rec.open, as in the design
     """Open a store for reading: ``store``, else ``$RECORDER_STORE``, else the nearest ``.recorder/``.
 
     Reading never creates anything, and checks that the database is a

@@ -19,12 +19,12 @@ from .db import transaction
 from .errors import NameRefused, RecorderError, StoreError
 from .hashing import canonical_pset, check_experiment, check_name, is_utf8, text_digest
 from .ids import new_id, now_utc
+from .journal import Journal
 from .liveness import SessionLock
+from .run import Run
 from .store import Store
 from .values import DEFAULT_INLINE_LIMIT, encode
 from .version import __version__
-from .journal import Journal
-from .run import Run
 from .writer import RunWriter, insert_objects, insert_texts
 
 if TYPE_CHECKING:

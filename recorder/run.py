@@ -29,7 +29,16 @@ class Run:
     """
 
     __slots__ = (
-        "_recorder", "params", "pset_hash", "seed", "_canonical", "_row", "_perf0", "status", "_taken", "_token",
+        "_canonical",
+        "_perf0",
+        "_recorder",
+        "_row",
+        "_taken",
+        "_token",
+        "params",
+        "pset_hash",
+        "seed",
+        "status",
     )
 
     def __init__(self, recorder: Recorder, params: dict[str, Any], canonical: str) -> None:

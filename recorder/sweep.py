@@ -513,7 +513,8 @@ def _to_run(
     for chunk in _chunks(tasks):
         done: set[str] = set()
         if statuses and not reader.alone():
-            found = reader.read(lambda conn: _look_up(conn, reader.experiment_pk, statuses, [t.hash for t in chunk]))
+            # The lambda is called at once, in this iteration: it sees this chunk.
+            found = reader.read(lambda conn: _look_up(conn, reader.experiment_pk, statuses, [t.hash for t in chunk]))  # noqa: B023
             if found:
                 keys = {}
                 for task in chunk:

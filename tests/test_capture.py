@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import concurrent.futures as cf
+import contextlib
 import io
 import sqlite3
 import sys
@@ -21,10 +22,8 @@ def talks(a: int) -> dict:
     """Print lines naming this run, interleaved with the other threads' (a barrier makes them overlap)."""
     print(f"out {a} first")
     if _barrier is not None:
-        try:
+        with contextlib.suppress(threading.BrokenBarrierError):
             _barrier.wait(timeout=10)
-        except threading.BrokenBarrierError:
-            pass
     for k in range(20):
         print(f"out {a} line {k}")
         print(f"err {a} line {k}", file=sys.stderr)

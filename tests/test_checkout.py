@@ -21,7 +21,7 @@ from conftest import git
 import recorder as rec
 from recorder import history
 from recorder.cli import main
-from recorder.errors import DiffDoesNotApply, RecorderError
+from recorder.errors import DiffDoesNotApply
 
 EXP = "lorenz"
 

@@ -297,7 +297,7 @@ def test_show_other_result_kinds_and_run_comment(store: Path) -> None:
 
 
 def test_show_ambiguous_and_unknown_ids(store: Path, recorded: dict[str, str]) -> None:
-    common = os.path.commonprefix([recorded["sweep1"], recorded["sweep2"]])
+    common = os.path.commonprefix([recorded["sweep1"], recorded["sweep2"]])  # noqa: RUF071 (ids: a character prefix)
     assert 1 <= len(common) < 24
     line = assert_error(cli(store, "show", common), "ambiguous", code=5)
     assert recorded["sweep1"] in line and recorded["sweep2"] in line

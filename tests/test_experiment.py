@@ -10,12 +10,11 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+from conftest import git
 
 import recorder as rec
 from recorder import GitError, NameRefused, RecorderError
 from recorder.hashing import pset_hash, run_seed
-
-from conftest import git
 
 META = ["_run_id", "_pset_hash", "_status", "_time_start", "_duration_s", "_session", "_env_sha"]
 
@@ -96,7 +95,7 @@ def test_decorator_with_arguments_records_one_run_in_one_session(store: Path) ->
     assert db(store).execute("SELECT name FROM experiments").fetchall() == [("lorenz",)]
     sessions = db(store).execute("SELECT id, status FROM sessions").fetchall()
     assert len(sessions) == 1 and sessions[0][1] == "done"
-    [(run_id, session_id, params, status, error, _)] = runs(store)
+    [(_run_id, session_id, params, status, error, _)] = runs(store)
     assert session_id == sessions[0][0]
     assert (params, status, error) == ('{"a":0.5,"b":4}', "done", None)
     assert [(n, k, v) for _, n, k, v in results(store)] == [("energy", None, 2.0), ("n", None, 3)]

@@ -6,8 +6,6 @@ import traceback
 import warnings
 from pathlib import Path
 
-import pytest
-
 import recorder as rec
 from recorder.failures import exception_line
 from recorder.history import log, show

@@ -52,7 +52,7 @@ def test_keys_sort_by_code_point() -> None:
 
 def test_names_differing_only_in_case_are_refused() -> None:
     """SQL column names ignore case, so the wide view could not tell them apart."""
-    with pytest.raises(rec.NameRefused, match="'B' is already used.*as 'b'"):
+    with pytest.raises(rec.NameRefused, match=r"'B' is already used.*as 'b'"):
         canonical_pset({"b": 1, "B": 3})
     with pytest.raises(rec.NameRefused, match="column recorder adds"):
         canonical_pset({"Status": 1})
@@ -204,9 +204,9 @@ def test_run_column_names_are_refused(name: str) -> None:
 
 def test_check_name_says_what_the_name_is_for() -> None:
     assert check_name("result", "energy") == "energy"
-    with pytest.raises(rec.NameRefused, match="^result name '_e'"):
+    with pytest.raises(rec.NameRefused, match=r"^result name '_e'"):
         check_name("result", "_e")
-    with pytest.raises(rec.NameRefused, match="^config name 3"):
+    with pytest.raises(rec.NameRefused, match=r"^config name 3"):
         check_name("config", 3)
 
 

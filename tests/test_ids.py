@@ -112,7 +112,7 @@ def test_runs_of_one_sweep_share_prefixes_but_not_short_ids(store: Path) -> None
             assert db.result(short, "y") == db.result(full, "y")
             if sum(i.endswith(full[-SHORT_LENGTH:]) for i in ids) == 1:
                 assert len(short) == SHORT_LENGTH
-        assert db.resolve(ids[0]) == ids[0] 
+        assert db.resolve(ids[0]) == ids[0]
 
 
 def test_a_shared_tail_makes_the_short_id_longer(store: Path) -> None:

@@ -20,10 +20,10 @@ import pytest
 jax = pytest.importorskip("jax")
 jnp = pytest.importorskip("jax.numpy")
 
+from conftest import ROOT  # noqa: E402
+
 import recorder as rec  # noqa: E402
 from recorder.jax import chunk_size_for  # noqa: E402
-
-from conftest import ROOT  # noqa: E402
 
 _COMPILES: list[float] = []
 jax.monitoring.register_event_duration_secs_listener(

@@ -14,12 +14,11 @@ from typing import Any
 
 import numpy as np
 import pytest
+from conftest import ROOT
 
 import recorder as rec
 from recorder.errors import ObjectOutsideStore
 from recorder.objects import load_npy_bytes, npy_bytes, validate_digest
-
-from conftest import ROOT
 
 # -- helpers --------------------------------------------------------------------------
 
@@ -144,7 +143,7 @@ def test_second_put_of_an_equal_array_does_not_rewrite(objects: rec.ObjectStore)
 
 def test_object_arrays_are_refused_and_nothing_is_written(objects: rec.ObjectStore) -> None:
     for array in (np.array([1, "a"], dtype=object), np.array([None]), np.zeros(2, dtype=[("o", "O")])):
-        with pytest.raises(rec.ObjectError, match="object|Python objects"):
+        with pytest.raises(rec.ObjectError, match=r"object|Python objects"):
             objects.put(array)
     assert not objects.root.exists()
 
@@ -457,7 +456,7 @@ def test_a_failed_write_leaves_neither_a_final_nor_a_temp_file(tmp_path: Path) -
     objects = rec.ObjectStore(root)
     assert not objects.exists(big_digest)
     assert temp_files(root) == []
-    digest, size = small.split()
+    digest, _size = small.split()
     assert files_under(root) == [objects.path(digest)]
     assert objects.verify(digest)
 

@@ -8,11 +8,10 @@ import zipfile
 from pathlib import Path
 
 import pytest
+from conftest import ROOT
 
 import recorder
 from recorder.db import schema_path
-
-from conftest import ROOT
 
 
 def test_schema_found_from_this_install() -> None:

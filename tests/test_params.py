@@ -202,7 +202,7 @@ def test_psets_handed_out_are_fresh_dicts() -> None:
     first = next(iter(g))
     first["a"] = 99
     assert g[0] == {"a": 1, "b": 3}
-    assert list(g)[0] == {"a": 1, "b": 3}
+    assert list(g)[0] == {"a": 1, "b": 3}  # noqa: RUF015 (what list() of a grid gives is the point)
 
 
 def test_million_pset_grid_is_lazy() -> None:
@@ -327,6 +327,6 @@ def test_lazy_sequences_compare_and_concatenate_like_psweep_lists() -> None:
     both = rec.pgrid(a, b) + rec.plist("a", [9])
     assert list(both) == [{"a": 1, "b": 3}, {"a": 2, "b": 3}, {"a": 9}]
     assert len(both) == 3 and both[-1] == {"a": 9} and both[1:] == [{"a": 2, "b": 3}, {"a": 9}]
-    assert [{"a": 0}] + rec.pgrid(a, b) == [{"a": 0}, {"a": 1, "b": 3}, {"a": 2, "b": 3}]
+    assert [{"a": 0}] + rec.pgrid(a, b) == [{"a": 0}, {"a": 1, "b": 3}, {"a": 2, "b": 3}]  # noqa: RUF005 (the grid's __radd__ is tested)
     with pytest.raises(IndexError):
         both[3]

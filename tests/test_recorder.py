@@ -13,12 +13,11 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import ROOT
 
 import recorder as rec
 from recorder.hashing import pset_hash, run_seed
 from recorder.store import Store
-
-from conftest import ROOT
 
 
 def db(store: Path) -> sqlite3.Connection:
@@ -81,7 +80,7 @@ def test_failed_run_keeps_traceback_and_reraises(store: Path) -> None:
         with pytest.raises(ZeroDivisionError):
             with r.run(a=1) as run:
                 run.log(partial=1.5)
-                1 / 0
+                1 / 0  # noqa: B018 (raises: the run fails)
         assert run.status == "failed"
         with r.run(a=2) as run:
             run.log(y=1)

@@ -15,7 +15,7 @@ import stat
 import subprocess
 import sys
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 import pandas as pd
@@ -32,8 +32,8 @@ from recorder.sidequery import InThread, SideQuery
 class CountingSideQuery(SideQuery):
     """The real helper, counting what it is asked and what it gives back."""
 
-    started: list[str] = []
-    rows: list[Any] = []
+    started: ClassVar[list[str]] = []
+    rows: ClassVar[list[Any]] = []
 
     def __init__(self, database: Path, sql: str, values: list[Any]) -> None:
         CountingSideQuery.started.append(sql)

@@ -11,12 +11,11 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import pytest
+from conftest import ROOT, read_only_view
 
 import recorder as rec
 from recorder.db import SCHEMA_VERSION
 from recorder.store import Store, locate
-
-from conftest import ROOT, read_only_view
 
 if TYPE_CHECKING:
     from click.testing import Result
@@ -173,7 +172,7 @@ def test_views_of_the_user_survive(store: Path) -> None:
 # -- reading never creates or changes anything; a foreign file is refused untouched ----------
 
 
-def _cli(store: Path | None, *args: str, cwd: Path | None = None) -> "Result":
+def _cli(store: Path | None, *args: str, cwd: Path | None = None) -> Result:
     from click.testing import CliRunner
 
     from recorder.cli import main
@@ -190,7 +189,7 @@ def _cli(store: Path | None, *args: str, cwd: Path | None = None) -> "Result":
         os.chdir(old)
 
 
-def _one_line_error(result: "Result", *fragments: str, code: int = 1) -> str:
+def _one_line_error(result: Result, *fragments: str, code: int = 1) -> str:
     assert result.exit_code == code, (result.output, result.exception)
     lines = result.stderr.rstrip("\n").split("\n")
     assert len(lines) == 1 and lines[0].startswith("recorder: error: "), result.stderr

@@ -14,10 +14,9 @@ from typing import Any
 
 import numpy as np
 import pytest
+from conftest import ROOT, git
 
 import recorder as rec
-
-from conftest import ROOT, git
 
 
 def model(a: float, b: int = 2) -> dict:

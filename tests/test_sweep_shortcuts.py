@@ -239,4 +239,4 @@ def test_runs_longer_than_the_interval_get_a_running_row_then_their_plain_result
     with rec.Recorder("l", store=store, git=False, flush_interval=0.01) as r:
         r.sweep(slowish, rec.plist("i", range(6)), progress=False)
     rows = sqlite3.connect(store / "recorder.sqlite").execute("SELECT status, scalars FROM runs ORDER BY pk").fetchall()
-    assert rows == [("done", '{"y":%r,"z":%d}' % (i / 2, i)) for i in range(6)]
+    assert rows == [("done", f'{{"y":{i / 2!r},"z":{i}}}') for i in range(6)]

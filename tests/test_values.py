@@ -307,7 +307,7 @@ def test_large_array_round_trip_through_object_store(store: Path, array: np.ndar
     ],
 )
 def test_plain_values_are_plain_sql_cells(store: Path, value: Any, sql_type: str) -> None:
-    kind, stored, typeof = log_one(store, value)
+    kind, _stored, typeof = log_one(store, value)
     assert kind is None
     assert typeof == sql_type
     # Plain SQL sees the value itself, no decoding needed.
@@ -433,8 +433,8 @@ REFUSED = [
     pytest.param(lambda tmp: np.array([{"a": 1}, None]), "object", id="object-array-inferred"),
     pytest.param(lambda tmp: np.ma.masked_array([1.0, 2.0], mask=[False, True]), "MaskedArray", id="masked-array"),
     pytest.param(lambda tmp: Thing(), "Thing", id="class-instance"),
-    pytest.param(lambda tmp: open(tmp / "file.txt", "w"), "TextIOWrapper", id="open-file"),
-    pytest.param(lambda tmp: open(tmp / "file.bin", "wb"), "BufferedWriter", id="open-binary-file"),
+    pytest.param(lambda tmp: open(tmp / "file.txt", "w"), "TextIOWrapper", id="open-file"),  # noqa: SIM115 (an open file is the value)
+    pytest.param(lambda tmp: open(tmp / "file.bin", "wb"), "BufferedWriter", id="open-binary-file"),  # noqa: SIM115 (an open file is the value)
     pytest.param(lambda tmp: {1, 2}, "set", id="set"),
     pytest.param(lambda tmp: frozenset({1}), "frozenset", id="frozenset"),
     pytest.param(lambda tmp: a_function, "function", id="function"),

@@ -994,7 +994,7 @@ def test_str_parameters_found_whichever_change_between_runs(store: Path) -> None
     psets = [{"a": "x", "b": 1, "c": "k"}, {"a": "y", "b": 2, "c": "k"}, {"a": "x", "b": "two", "c": "k"},
              {"a": 3, "b": 4, "c": "k"}, {"a": "z", "b": 5, "c": "k"}]
     with rec.Recorder("m", store=store, git=False) as r:
-        r.sweep(lambda a, b, c: {"y": 1.0}, psets, progress=False)  # noqa: ARG005
+        r.sweep(lambda a, b, c: {"y": 1.0}, psets, progress=False)
     rows = query(store, "SELECT name, kind FROM fields WHERE role = 'param'")
     assert sorted((row["name"], row["kind"]) for row in rows) == [
         ("a", ""), ("a", "text"), ("b", ""), ("b", "text"), ("c", "text")]

@@ -10,6 +10,7 @@ sleeps until it is killed.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -22,12 +23,11 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+from conftest import ROOT
 
 import recorder as rec
 from recorder.errors import RecorderWarning
 from recorder.store import Store
-
-from conftest import ROOT
 
 CHILD = r"""
 import json, os, sqlite3, sys, time, warnings
@@ -238,10 +238,8 @@ def children() -> Iterator[list[int]]:
     pids: list[int] = []
     yield pids
     for pid in pids:
-        try:
+        with contextlib.suppress(ProcessLookupError):
             os.kill(pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
 
 
 def test_a_forked_child_does_not_keep_its_killed_parents_session_alive(

@@ -21,12 +21,11 @@ import warnings
 from pathlib import Path
 
 import pytest
+from conftest import ROOT
 
 from recorder.errors import LinkInStore, RecorderWarning
 from recorder.objects import ObjectsLock
 from recorder.store import Store
-
-from conftest import ROOT
 
 TIMEOUT_S = 60
 RUNS = 5
@@ -222,7 +221,7 @@ def _object_of(journal: Path) -> str:
     import json
 
     for line in journal.read_bytes().rstrip(b"\0").splitlines():
-        for name, kind, value, _ in json.loads(line)[9]:
+        for _name, kind, value, _ in json.loads(line)[9]:
             if kind == "object":
                 return value
     raise AssertionError("no object in the journal")

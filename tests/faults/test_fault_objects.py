@@ -9,6 +9,7 @@ bounded.
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import os
 import shutil
@@ -363,9 +364,7 @@ def test_hostile_links_never_cost_a_file_outside_the_store(tmp_path: Path, shard
     assert problems and all(p.what == "link" for p in problems)
     for call in (lambda: rec.merge(store, tmp_path / "out", progress=False),
                  lambda: rec.extract(store, tmp_path / "out2", progress=False)):
-        try:
+        with contextlib.suppress(ObjectOutsideStore):  # an array of the runs is behind the link: refused
             call()
-        except ObjectOutsideStore:
-            pass  # an array of the runs is behind the link: refused
     assert {path: path.read_bytes() for path in files} == files
     assert sorted(p.name for p in victim.rglob("*")) == sorted({p.name for p in files} | {"cd"})

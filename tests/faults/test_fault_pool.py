@@ -50,7 +50,7 @@ def work(i):
 if __name__ == "__main__":
     with rec.Recorder("pooled", store=store, git=False) as r:
         r.sweep(work, rec.plist("i", range(%d)), workers=2, skip="done")
-""" % PSETS
+""" % PSETS  # noqa: UP031 (a script template: its own braces would need doubling in format())
 
 
 def _wait(condition, what: str, timeout: float = 60) -> None:  # type: ignore[no-untyped-def]

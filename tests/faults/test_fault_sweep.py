@@ -10,6 +10,7 @@ read as any other process would read it (read-only, no recovery).
 
 from __future__ import annotations
 
+import contextlib
 import os
 import random
 import signal
@@ -145,10 +146,8 @@ def _wait_for_store(store: Path, expected: set[int]) -> set[int]:
 
 def _kill(proc: subprocess.Popen[bytes]) -> None:
     """SIGKILL the script and every process it started (its own process group)."""
-    try:
+    with contextlib.suppress(ProcessLookupError):
         os.killpg(proc.pid, signal.SIGKILL)
-    except ProcessLookupError:
-        pass
     proc.wait(timeout=30)
     assert proc.stderr is not None
     proc.stderr.close()

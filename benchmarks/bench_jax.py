@@ -74,7 +74,8 @@ def count_done(store: Path, experiment: str) -> int:
     try:
         return con.execute(
             "SELECT count(*) FROM runs JOIN experiments AS e ON e.pk = runs.experiment "
-            "WHERE e.name = ? AND status = 'done'", (experiment,),
+            "WHERE e.name = ? AND status = 'done'",
+            (experiment,),
         ).fetchone()[0]
     finally:
         con.close()
@@ -181,30 +182,46 @@ def main() -> None:
     finally:
         shutil.rmtree(folder, ignore_errors=True)
     figures = {
-        "runs": n, "steps": steps, "device": str(jax.devices()[0]), "chunk_size": chunk,
-        "vsweep_s": t_vsweep, "vectorised_bare_s": t_bare,
+        "runs": n,
+        "steps": steps,
+        "device": str(jax.devices()[0]),
+        "chunk_size": chunk,
+        "vsweep_s": t_vsweep,
+        "vectorised_bare_s": t_bare,
         "recording_share_of_vsweep": (t_vsweep - t_bare) / t_vsweep,
         "recording_us_per_run": (t_vsweep - t_bare) / n * 1e6,
-        "raw_sqlite_floor_s": t_raw, "raw_sqlite_floor_us_per_run": t_raw / n * 1e6,
+        "raw_sqlite_floor_s": t_raw,
+        "raw_sqlite_floor_us_per_run": t_raw / n * 1e6,
         "speedup_bound_from_floor": t_loop / (t_bare + t_raw),
-        "loop_sweep_jitted_s": t_loop, "loop_runs_measured": loop_n,
+        "loop_sweep_jitted_s": t_loop,
+        "loop_runs_measured": loop_n,
         "speedup_vs_jitted_loop_sweep": t_loop / t_vsweep,
-        "loop_bare_s": t_loop_bare, "vectorising_ceiling": t_loop_bare / t_bare,
-        "sweep_as_written_s": t_asis, "asis_runs_measured": args.asis_runs,
+        "loop_bare_s": t_loop_bare,
+        "vectorising_ceiling": t_loop_bare / t_bare,
+        "sweep_as_written_s": t_asis,
+        "asis_runs_measured": args.asis_runs,
         "speedup_vs_sweep_as_written": t_asis / t_vsweep,
     }
     scaled = f" (measured on {loop_n}, scaled)" if loop_n < n else ""
     print(f"{n} psets of the logistic map, {steps} steps each, on {figures['device']}; chunk size {chunk}")
     print(f"  vsweep, end to end:            {t_vsweep:8.2f} s  ({n / t_vsweep:,.0f} runs/s)")
-    print(f"  same chunks, bare:             {t_bare:8.2f} s  → recording {figures['recording_share_of_vsweep']:.0%} "
-          f"of the vsweep ({figures['recording_us_per_run']:.1f} µs/run)")
+    print(
+        f"  same chunks, bare:             {t_bare:8.2f} s  → recording {figures['recording_share_of_vsweep']:.0%} "
+        f"of the vsweep ({figures['recording_us_per_run']:.1f} µs/run)"
+    )
     print(f"  raw sqlite3, the same rows:    {t_raw:8.2f} s  ({t_raw / n * 1e6:.1f} µs/run: the floor for recording)")
-    print(f"  loop sweep of jit(f):          {t_loop:8.2f} s{scaled}  → vsweep {t_loop / t_vsweep:.1f}× faster "
-          f"(bare chunks + the floor would be {figures['speedup_bound_from_floor']:.1f}×)")
-    print(f"  loop of jit(f), bare:          {t_loop_bare:8.2f} s  → vectorising alone gives "
-          f"{figures['vectorising_ceiling']:.1f}×")
-    print(f"  sweep of f as written:         {t_asis:8.2f} s (measured on {args.asis_runs}, scaled)  → vsweep "
-          f"{t_asis / t_vsweep:.0f}× faster")
+    print(
+        f"  loop sweep of jit(f):          {t_loop:8.2f} s{scaled}  → vsweep {t_loop / t_vsweep:.1f}× faster "
+        f"(bare chunks + the floor would be {figures['speedup_bound_from_floor']:.1f}×)"
+    )
+    print(
+        f"  loop of jit(f), bare:          {t_loop_bare:8.2f} s  → vectorising alone gives "
+        f"{figures['vectorising_ceiling']:.1f}×"
+    )
+    print(
+        f"  sweep of f as written:         {t_asis:8.2f} s (measured on {args.asis_runs}, scaled)  → vsweep "
+        f"{t_asis / t_vsweep:.0f}× faster"
+    )
     if args.json:
         args.json.write_text(json.dumps(figures, indent=2))
 

@@ -164,8 +164,10 @@ def main() -> None:
     if built is not None:
         print(f"built {n:,} runs in {built:.1f} s ({n / built:,.0f} runs/s)")
     print(f"fresh process, median of {args.repeat}:")
-    print(f"  rec.open(store).df('exp')             {df_s:6.2f} s  (whole process {df_process_s:.2f} s, "
-          f"peak RSS {df_rss / 1024:.0f} MB)   target ≤ 2 s")
+    print(
+        f"  rec.open(store).df('exp')             {df_s:6.2f} s  (whole process {df_process_s:.2f} s, "
+        f"peak RSS {df_rss / 1024:.0f} MB)   target ≤ 2 s"
+    )
     print(f"  baseline: pandas.read_sql of a row per run {base_s:6.2f} s  → df takes {df_s / base_s:.2f}× the baseline")
     print(f"  SELECT count(*) FROM overview_runs    {count_s:6.2f} s  (whole process {count_process_s:.2f} s)")
     print(f"database file: {size / n:.0f} bytes per run   target ≤ 200")

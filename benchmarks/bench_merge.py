@@ -117,7 +117,9 @@ def main() -> None:
         "merge_over_raw": merged / raw,
     }
     print(f"{args.shards} shards of {args.runs:,} runs (built in {built:.1f} s):")
-    print(f"  rec.merge into a new store     {merged:6.2f} s  (median of {args.repeat})  = {total / merged:,.0f} runs/s   target ≥ 100,000")
+    print(
+        f"  rec.merge into a new store     {merged:6.2f} s  (median of {args.repeat})  = {total / merged:,.0f} runs/s   target ≥ 100,000"
+    )
     print(f"  the same merge again (no-op)   {remerged:6.2f} s")
     print(f"  raw sqlite3 INSERT … SELECT    {raw:6.2f} s  → merge takes {merged / raw:.1f}× the raw copy")
     if args.json:

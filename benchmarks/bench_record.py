@@ -146,8 +146,10 @@ def main() -> None:
         overhead = (seconds - base) / args.runs * 1e6
         figures[name] = {"us_per_run": round(per_run, 2), "overhead_us_per_run": round(overhead, 2)}
         print(f"{name:<40} {per_run:9.2f} {overhead:16.2f}")
-    ratio = figures["recorder, batched commits (default)"]["overhead_us_per_run"] / figures[
-        "raw sqlite3, one transaction"]["overhead_us_per_run"]
+    ratio = (
+        figures["recorder, batched commits (default)"]["overhead_us_per_run"]
+        / figures["raw sqlite3, one transaction"]["overhead_us_per_run"]
+    )
     print(f"recorder (default) overhead / raw sqlite3 overhead: {ratio:.2f}")
     if args.json:
         args.json.write_text(json.dumps({"runs": args.runs, "repeat": args.repeat, "figures": figures}, indent=2))

@@ -83,7 +83,9 @@ def raw_sqlite(n: int, folder: Path) -> float:
         out = two_scalars(**pset)
         text = json.dumps(pset, sort_keys=True, separators=(",", ":"))
         psets.append((i, hashlib.sha256(text.encode()).digest()[:10], text))
-        runs.append((i, i.to_bytes(12, "big"), i, "done", 1_795_000_000_000 + i, round((time.perf_counter() - start) * 1e6), i))
+        runs.append(
+            (i, i.to_bytes(12, "big"), i, "done", 1_795_000_000_000 + i, round((time.perf_counter() - start) * 1e6), i)
+        )
         results.extend((i, name, None, value) for name, value in out.items())
     con.execute("BEGIN")
     con.executemany("INSERT INTO psets VALUES (?, ?, ?)", psets)
@@ -174,10 +176,14 @@ def main() -> None:
     print(f"serial sweep of {n} psets, 2 params, 2 scalar results (median of {args.repeat}):")
     print(f"  bare loop                     {bare_s / n * 1e6:8.2f} µs/run")
     print(f"  raw sqlite3 executemany       {raw_s / n * 1e6:8.2f} µs/run  (overhead {raw_overhead:.2f})")
-    print(f"  recorder sweep, overhead      {overhead:8.2f} µs/run  ({n / sweep_s:,.0f} runs/s;"
-          f" {figures['sweep_over_raw_sqlite']:.2f}× raw sqlite3)   target ≤ 20 µs/run, ≤ 3×")
-    print(f"workers=2 vs serial, {args.cpu_runs} runs of 10 ms: {serial_s:.2f} s vs {two_s:.2f} s"
-          f" = {serial_s / two_s:.2f}×   target ≥ 1.7×")
+    print(
+        f"  recorder sweep, overhead      {overhead:8.2f} µs/run  ({n / sweep_s:,.0f} runs/s;"
+        f" {figures['sweep_over_raw_sqlite']:.2f}× raw sqlite3)   target ≤ 20 µs/run, ≤ 3×"
+    )
+    print(
+        f"workers=2 vs serial, {args.cpu_runs} runs of 10 ms: {serial_s:.2f} s vs {two_s:.2f} s"
+        f" = {serial_s / two_s:.2f}×   target ≥ 1.7×"
+    )
     print(f"peak memory, {n}-pset sweep, return_df=False: {peak:.0f} MB   target < 300 MB")
     if args.json:
         args.json.write_text(json.dumps(figures, indent=2))

@@ -45,7 +45,10 @@ def _measure(tree: Path, script: str, args: list[str], out: Path) -> dict[str, f
     env = {**os.environ, "PYTHONPATH": str(tree)}
     subprocess.run(
         [sys.executable, str(tree / "benchmarks" / script), *args, "--json", str(out)],
-        cwd=tree, env=env, check=True, stdout=subprocess.DEVNULL,
+        cwd=tree,
+        env=env,
+        check=True,
+        stdout=subprocess.DEVNULL,
     )
     return _flat(json.loads(out.read_text()))
 
@@ -61,8 +64,7 @@ def main() -> None:
         parser.error(f"no benchmark {args.script!r} in {HERE}")
     with tempfile.TemporaryDirectory(prefix="bench-compare-") as tmp:
         old = Path(tmp) / "ref"
-        subprocess.run(["git", "-C", str(ROOT), "worktree", "add", "-q", "--detach", str(old), args.ref],
-                       check=True)
+        subprocess.run(["git", "-C", str(ROOT), "worktree", "add", "-q", "--detach", str(old), args.ref], check=True)
         try:
             runs: dict[str, list[dict[str, float]]] = {"ref": [], "tree": []}
             for i in range(args.rounds):

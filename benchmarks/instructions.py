@@ -57,7 +57,10 @@ def count(tree: Path, script: Path, mode: str, n: int) -> int:
     env = {**os.environ, "PYTHONPATH": str(tree)}
     done = subprocess.run(
         ["valgrind", "--tool=callgrind", "--callgrind-out-file=/dev/null", sys.executable, str(script), mode, str(n)],
-        env=env, capture_output=True, text=True, check=True,
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
     )
     match = _COLLECTED.search(done.stderr)
     if match is None:
@@ -68,8 +71,13 @@ def count(tree: Path, script: Path, mode: str, n: int) -> int:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--ref", default="HEAD~1", help="git ref of the code to compare against")
-    parser.add_argument("--modes", nargs="+", default=["sweep", "run"], choices=["sweep", "run"],
-                        help="sweep: Recorder.sweep; run: a `with r.run(...)` loop")
+    parser.add_argument(
+        "--modes",
+        nargs="+",
+        default=["sweep", "run"],
+        choices=["sweep", "run"],
+        help="sweep: Recorder.sweep; run: a `with r.run(...)` loop",
+    )
     parser.add_argument("--runs", nargs=2, type=int, default=[1000, 6000], metavar=("N1", "N2"))
     args = parser.parse_args()
     if shutil.which("valgrind") is None:

@@ -31,8 +31,11 @@ def diffuse(diffusivity: float, length: float, cells: int, steps: int = 2_000) -
     u[cells // 2] = 1.0 / dx
     for _ in range(steps):
         u[1:-1] += diffusivity * dt / dx**2 * (u[2:] - 2 * u[1:-1] + u[:-2])
-    return {"peak": float(u.max()), "spread": float(np.sqrt((u * (np.arange(cells) * dx - length / 2) ** 2).sum() * dx)),
-            "profile": u}
+    return {
+        "peak": float(u.max()),
+        "spread": float(np.sqrt((u * (np.arange(cells) * dx - length / 2) ** 2).sum() * dx)),
+        "profile": u,
+    }
 
 
 def run_task(store: Path, task: int, tasks: int) -> None:

@@ -34,7 +34,7 @@ def oscillator(drive: float, damping: float, dt: float = 0.002, cycles: int = 60
         x[i] = position
     tail = x[-steps // 6 :]  # the last cycles: transients have died out
     amplitude = float((tail.max() - tail.min()) / 2)
-    lag = float(np.angle(np.sum(tail * np.exp(-1j * drive * t[-len(tail):]))))
+    lag = float(np.angle(np.sum(tail * np.exp(-1j * drive * t[-len(tail) :]))))
     return {"amplitude": amplitude, "phase": lag, "tail": tail.astype(np.float32)}
 
 

@@ -142,9 +142,7 @@ def _json_sql(column: str, name: str) -> str:
 
 def _result_sql(name: str, kinds: set[str]) -> str:
     in_scalars = _json_sql("r.scalars", name)
-    in_rows = (
-        f"(SELECT x.value FROM results AS x WHERE x.run = r.pk AND x.name = {quote_literal(name)} AND {_SCALAR})"
-    )
+    in_rows = f"(SELECT x.value FROM results AS x WHERE x.run = r.pk AND x.name = {quote_literal(name)} AND {_SCALAR})"
     if kinds == {IN_SCALARS}:
         return in_scalars
     if IN_SCALARS not in kinds:
@@ -158,8 +156,9 @@ def _typed(sql: str, kinds: Iterable[str]) -> str:
     return sql if type_ is None else f"CAST({sql} AS {type_})"
 
 
-def select_sql(experiment: int, params: dict[str, set[str]], results: dict[str, set[str]], *,
-               with_pk: bool = False) -> str:
+def select_sql(
+    experiment: int, params: dict[str, set[str]], results: dict[str, set[str]], *, with_pk: bool = False
+) -> str:
     """Return the SELECT of an experiment's wide view (``with_pk`` adds the run key as ``_pk``).
 
     :param params: the parameter names with their kinds, as :func:`columns` gives them.

@@ -22,8 +22,9 @@ from .version import __version__
 class _Group(click.Group):
     """Turns library errors into one line on stderr, unless ``--debug``; refuses arguments that are not text."""
 
-    def make_context(self, info_name: str | None, args: list[str], parent: click.Context | None = None,
-                     **extra: Any) -> click.Context:
+    def make_context(
+        self, info_name: str | None, args: list[str], parent: click.Context | None = None, **extra: Any
+    ) -> click.Context:
         from .hashing import is_utf8
 
         for arg in args:
@@ -47,8 +48,13 @@ class _Group(click.Group):
 
 @click.group(name="recorder", cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, "-V", "--version", prog_name="recorder")
-@click.option("--store", "store", envvar="RECORDER_STORE", type=click.Path(file_okay=False),
-              help="The store folder (default: $RECORDER_STORE, else the nearest .recorder/).")
+@click.option(
+    "--store",
+    "store",
+    envvar="RECORDER_STORE",
+    type=click.Path(file_okay=False),
+    help="The store folder (default: $RECORDER_STORE, else the nearest .recorder/).",
+)
 @click.option("--debug", is_flag=True, help="Show the full traceback of an error.")
 @click.pass_context
 def main(ctx: click.Context, store: str | None, debug: bool) -> None:
@@ -92,8 +98,13 @@ def _store_option(command: Callable[..., Any]) -> Callable[..., Any]:
         if value is not None:
             ctx.ensure_object(dict)["store"] = value
 
-    return click.option("--store", type=click.Path(file_okay=False), expose_value=False, callback=remember,
-                        help="The store folder (as `recorder --store`).")(command)
+    return click.option(
+        "--store",
+        type=click.Path(file_okay=False),
+        expose_value=False,
+        callback=remember,
+        help="The store folder (as `recorder --store`).",
+    )(command)
 
 
 def _clean(text: Any, keep: str = "") -> str:
@@ -151,8 +162,10 @@ def _table(headers: list[str], rows: list[list[str]], right: list[list[bool]] | 
         return captured.get().rstrip("\n")
     widths = [max(len(h), *(len(r[i]) for r in rows)) if rows else len(h) for i, h in enumerate(headers)]
     lines = ["  ".join(h.ljust(w) for h, w in zip(headers, widths)).rstrip()]
-    lines += ["  ".join(c.rjust(w) if r else c.ljust(w) for c, w, r in zip(row, widths, flags)).rstrip()
-              for row, flags in zip(rows, right)]
+    lines += [
+        "  ".join(c.rjust(w) if r else c.ljust(w) for c, w, r in zip(row, widths, flags)).rstrip()
+        for row, flags in zip(rows, right)
+    ]
     return "\n".join(lines)
 
 
@@ -175,14 +188,23 @@ def _json(value: Any, indent: int | None = 2) -> str:
 @main.command()
 @click.argument("experiment", required=False)
 @click.option("-n", "limit", type=click.IntRange(min=1), help="Show at most N runs.")
-@click.option("--status", type=click.Choice(["done", "failed", "interrupted", "running"]), help="Only runs with this status.")
+@click.option(
+    "--status", type=click.Choice(["done", "failed", "interrupted", "running"]), help="Only runs with this status."
+)
 @click.option("--since", help="Only runs started on or after this date (2026-11-23, 2026-11-23T08:00).")
 @click.option("--oneline", is_flag=True, help="One short line per run.")
 @click.option("--json", "as_json", is_flag=True, help="JSON lines, one run each, for programs.")
 @_store_option
 @click.pass_context
-def log(ctx: click.Context, experiment: str | None, limit: int | None, status: str | None, since: str | None,
-        oneline: bool, as_json: bool) -> None:
+def log(
+    ctx: click.Context,
+    experiment: str | None,
+    limit: int | None,
+    status: str | None,
+    since: str | None,
+    oneline: bool,
+    as_json: bool,
+) -> None:
     """Show runs, newest first, like git log: short id, experiment, status, start, duration, params, results.
 
     A failed run shows its exception (type and message, on one line). The short id names the run in
@@ -198,9 +220,11 @@ def log(ctx: click.Context, experiment: str | None, limit: int | None, status: s
                 click.echo(_json(entry, indent=None))
             return
         if oneline:
-            lines = (f"{e['short_id']} {_clean(e['status']):<11} {_clean(e['experiment'])} {_pairs(e['params'], 40)}"
-                     f" {_pairs(e['results'], 40) if e['results'] or not e['error'] else _clean(e['error'])[:60]}"
-                     for e in entries)
+            lines = (
+                f"{e['short_id']} {_clean(e['status']):<11} {_clean(e['experiment'])} {_pairs(e['params'], 40)}"
+                f" {_pairs(e['results'], 40) if e['results'] or not e['error'] else _clean(e['error'])[:60]}"
+                for e in entries
+            )
         else:
             lines = (_log_entry(e) for e in entries)
         if limit is None and _interactive():
@@ -257,13 +281,16 @@ def show(ctx: click.Context, run: str, as_json: bool) -> None:
     if info["error_line"]:
         out.append(f"error        {_clean(info['error_line'])}")
     out += ["params", *(f"  {_clean(k)} = {_clean(repr(v))}" for k, v in info["params"].items()), "results"]
-    out += [f"  {_clean(name)} = {_value_text(entry)}" + (f"   # {_clean(entry['comment'])}" if "comment" in entry else "")
-            for name, entry in info["results"].items()]
+    out += [
+        f"  {_clean(name)} = {_value_text(entry)}" + (f"   # {_clean(entry['comment'])}" if "comment" in entry else "")
+        for name, entry in info["results"].items()
+    ]
     if info["comment"]:
         out.append(f"comment      {_clean(info['comment'])}")
     out += [
         f"session      {_clean(session['id'])}  ({_clean(session['status'])})"
-        f"   started {_clean(session['time_start'])}" + (f"   ended {_clean(session['time_end'])}" if session["time_end"] else ""),
+        f"   started {_clean(session['time_start'])}"
+        + (f"   ended {_clean(session['time_end'])}" if session["time_end"] else ""),
     ]
     if session["message"]:
         out.append(f"  message    {_clean(session['message'])}")
@@ -272,7 +299,8 @@ def show(ctx: click.Context, run: str, as_json: bool) -> None:
     out += [
         f"  code       {_clean(session['git_commit'] or '(no git)')}"
         + (f" on {_clean(session['git_branch'])}" if session["git_branch"] else "")
-        + (" (dirty)" if session["git_dirty"] else "") + (" (auto-committed)" if session["git_auto_committed"] else ""),
+        + (" (dirty)" if session["git_dirty"] else "")
+        + (" (auto-committed)" if session["git_auto_committed"] else ""),
         f"  host       {_clean(session['host'])}   user {_clean(session['user'])}",
         f"  python     {_clean(session['python'])}   on {_clean(session['platform'])}",
         f"  packages   {len(session['packages'])} (fingerprint {_clean(session['fingerprint'])})",
@@ -337,7 +365,11 @@ def diff(ctx: click.Context, run_a: str, run_b: str, code: bool, as_json: bool) 
     if len(out) == 2:
         out.append("(no differences in status, parameters, results, config or environment)")
     if patch is not None:
-        out += [_clean(line, keep="\t") for line in patch.rstrip().split("\n")] if patch.strip() else ["(no code differences)"]
+        out += (
+            [_clean(line, keep="\t") for line in patch.rstrip().split("\n")]
+            if patch.strip()
+            else ["(no code differences)"]
+        )
     click.echo("\n".join(out))
 
 
@@ -354,12 +386,14 @@ def sql(ctx: click.Context, query: str, as_csv: bool, as_json: bool) -> None:
     NULL as NULL, blobs in hex. --csv writes NULL as an empty field.
     """
     if not query.strip():
-        raise RecorderError("no SQL statement given; write one, e.g. recorder sql \"SELECT * FROM overview_runs\"")
+        raise RecorderError('no SQL statement given; write one, e.g. recorder sql "SELECT * FROM overview_runs"')
     with _open(ctx) as db:
         headers, rows = db.rows(query)
     if not headers:
-        raise RecorderError(f"the statement {_clean(query.strip()[:80])!r} returns no columns; "
-                            "recorder sql runs queries (SELECT …, PRAGMA table_info(…))")
+        raise RecorderError(
+            f"the statement {_clean(query.strip()[:80])!r} returns no columns; "
+            "recorder sql runs queries (SELECT …, PRAGMA table_info(…))"
+        )
     if as_csv:
         import csv
 
@@ -370,8 +404,13 @@ def sql(ctx: click.Context, query: str, as_csv: bool, as_json: bool) -> None:
         for row in rows:
             click.echo(_json(dict(zip(headers, (v.hex() if isinstance(v, bytes) else v for v in row))), indent=None))
     else:
-        click.echo(_table([_clean(h) for h in headers], [[_cell(v) for v in row] for row in rows],
-                          [[isinstance(v, (int, float)) for v in row] for row in rows]))
+        click.echo(
+            _table(
+                [_clean(h) for h in headers],
+                [[_cell(v) for v in row] for row in rows],
+                [[isinstance(v, (int, float)) for v in row] for row in rows],
+            )
+        )
 
 
 def _cell(value: Any) -> str:
@@ -398,10 +437,21 @@ def _csv_cell(value: Any) -> Any:
 
 @main.command()
 @click.argument("experiment")
-@click.option("-o", "--output", "output", required=True, type=click.Path(dir_okay=False),
-              help="The file: .csv, .jsonl or .parquet (needs pyarrow).")
-@click.option("--status", default="done", show_default=True,
-              type=click.Choice(["done", "failed", "interrupted", "running", "all"]), help="Which runs.")
+@click.option(
+    "-o",
+    "--output",
+    "output",
+    required=True,
+    type=click.Path(dir_okay=False),
+    help="The file: .csv, .jsonl or .parquet (needs pyarrow).",
+)
+@click.option(
+    "--status",
+    default="done",
+    show_default=True,
+    type=click.Choice(["done", "failed", "interrupted", "running", "all"]),
+    help="Which runs.",
+)
 @_store_option
 @click.pass_context
 def export(ctx: click.Context, experiment: str, output: str, status: str) -> None:
@@ -424,15 +474,24 @@ def status(ctx: click.Context, as_json: bool) -> None:
     if as_json:
         click.echo(_json(info))
         return
-    click.echo(f"store    {_clean(info['store'])}  (schema {info['schema_version']}, "
-               f"database {info['database_bytes'] / 1e6:.1f} MB)")
+    click.echo(
+        f"store    {_clean(info['store'])}  (schema {info['schema_version']}, "
+        f"database {info['database_bytes'] / 1e6:.1f} MB)"
+    )
     click.echo(f"objects  {info['objects']} arrays, {info['object_bytes'] / 1e6:.1f} MB")
     headers = ["experiment", "runs", "done", "failed", "interrupted", "running"]
-    click.echo(_table(headers, [[_clean(e[h]) for h in headers] for e in info["experiments"]],
-                      [[h != "experiment" for h in headers] for _ in info["experiments"]]))
+    click.echo(
+        _table(
+            headers,
+            [[_clean(e[h]) for h in headers] for e in info["experiments"]],
+            [[h != "experiment" for h in headers] for _ in info["experiments"]],
+        )
+    )
     for session in info["open_sessions"]:
-        click.echo(f"recording: session {_clean(session['session_id'])} on {_clean(session['host'])} "
-                   f"(pid {_clean(session['pid'])}), {session['running_runs']} runs in flight")
+        click.echo(
+            f"recording: session {_clean(session['session_id'])} on {_clean(session['host'])} "
+            f"(pid {_clean(session['pid'])}), {session['running_runs']} runs in flight"
+        )
 
 
 @main.command()
@@ -492,10 +551,16 @@ def checkout(ctx: click.Context, run: str, folder: str | None) -> None:
 
 @main.command()
 @click.argument("sources", nargs=-1, required=True, type=click.Path(file_okay=False))
-@click.option("--into", "into", required=True, type=click.Path(file_okay=False),
-              help="The store to merge into (created if needed).")
-@click.option("--allow-code-mismatch", is_flag=True,
-              help="Merge runs of an experiment even when their code (env SHA) differs.")
+@click.option(
+    "--into",
+    "into",
+    required=True,
+    type=click.Path(file_okay=False),
+    help="The store to merge into (created if needed).",
+)
+@click.option(
+    "--allow-code-mismatch", is_flag=True, help="Merge runs of an experiment even when their code (env SHA) differs."
+)
 def merge(sources: tuple[str, ...], into: str, allow_code_mismatch: bool) -> None:
     """Merge the stores SOURCES (shards of cluster jobs) into one store.
 
@@ -516,9 +581,14 @@ def merge(sources: tuple[str, ...], into: str, allow_code_mismatch: bool) -> Non
 
 @main.command()
 @click.argument("source", type=click.Path(file_okay=False))
-@click.option("--into", "into", required=True, type=click.Path(file_okay=False),
-              help="The store to copy the runs into (created if needed).")
-@click.option("--where", help="SQL condition over the experiment's view, e.g. \"b = 8 AND energy > 1\".")
+@click.option(
+    "--into",
+    "into",
+    required=True,
+    type=click.Path(file_okay=False),
+    help="The store to copy the runs into (created if needed).",
+)
+@click.option("--where", help='SQL condition over the experiment\'s view, e.g. "b = 8 AND energy > 1".')
 @click.option("--experiment", "-e", help="Only this experiment's runs.")
 def extract(source: str, into: str, where: str | None, experiment: str | None) -> None:
     """Copy the runs of SOURCE that match --where, and what they reference, into another store."""

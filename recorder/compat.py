@@ -67,8 +67,7 @@ class Expected:
         for experiment, role, name in conn.execute(_FIELDS.format(db=db)):
             self.names.setdefault(experiment, {})[name.lower()] = (role, name)
 
-    def check(self, conn: sqlite3.Connection, db: str, source: Path, sessions: str,
-              allow_code_mismatch: bool) -> None:
+    def check(self, conn: sqlite3.Connection, db: str, source: Path, sessions: str, allow_code_mismatch: bool) -> None:
         """Refuse the source attached as ``db`` if it disagrees with what is expected; then expect it too."""
         config: dict[str, dict[str, set[tuple[Any, ...]]]] = {}
         for experiment, name, kind, value in conn.execute(_CONFIG.format(db=db, sessions=sessions)):

@@ -131,9 +131,7 @@ def connect(path: Path, *, readonly: bool = False, create: bool = True) -> sqlit
         if readonly:
             conn = _connect_read_only(path)
         else:
-            conn = sqlite3.connect(
-                path, isolation_level=None, timeout=BUSY_TIMEOUT_S, check_same_thread=False
-            )
+            conn = sqlite3.connect(path, isolation_level=None, timeout=BUSY_TIMEOUT_S, check_same_thread=False)
     except sqlite3.Error as e:
         raise StoreError(f"cannot open the database {path}: {e}") from e
     try:
@@ -263,8 +261,7 @@ def _connect_read_only(path: Path) -> sqlite3.Connection:
         _READ_URIS.pop(uri, None)  # the folder may have become writable since
         return conn
     immutable = f"{path.resolve().as_uri()}?immutable=1"
-    conn = sqlite3.connect(immutable, uri=True, isolation_level=None, timeout=BUSY_TIMEOUT_S,
-                           check_same_thread=False)
+    conn = sqlite3.connect(immutable, uri=True, isolation_level=None, timeout=BUSY_TIMEOUT_S, check_same_thread=False)
     _READ_URIS[uri] = immutable
     return conn
 

@@ -21,7 +21,15 @@ from .objects import ObjectStore
 from .values import Encoded, encode
 
 __all__ = [
-    "RUN_SEED", "Outcome", "Interrupted", "execute", "failure", "finish", "current_seed", "seed_of_run", "reset_seed",
+    "RUN_SEED",
+    "Outcome",
+    "Interrupted",
+    "execute",
+    "failure",
+    "finish",
+    "current_seed",
+    "seed_of_run",
+    "reset_seed",
     "user_traceback",
 ]
 

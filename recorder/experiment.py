@@ -88,8 +88,12 @@ class Experiment(Generic[_P, _R]):
         self.name = name
         self.binder = Binder(func)
         self._options: dict[str, Any] = {
-            "store": store, "git": git, "seed": seed, "config": dict(config or {}),
-            "message": message, "inline_limit": inline_limit,
+            "store": store,
+            "git": git,
+            "seed": seed,
+            "config": dict(config or {}),
+            "message": message,
+            "inline_limit": inline_limit,
         }
         if flush_interval is not None:
             self._options["flush_interval"] = flush_interval
@@ -144,7 +148,9 @@ class Experiment(Generic[_P, _R]):
 
     def _dry_run(self, params: Iterable[Mapping[str, Any]], skip: str | None) -> pd.DataFrame:
         """What a sweep of ``params`` would run and skip (``simulate=True``)."""
-        return dry_run(self.name, self.binder, params, store=self._options["store"], seed=self._options["seed"], skip=skip)
+        return dry_run(
+            self.name, self.binder, params, store=self._options["store"], seed=self._options["seed"], skip=skip
+        )
 
     def __call__(self, *args: _P.args, **kwargs: _P.kwargs) -> _R:
         """Record one run of the function with these arguments and return its results."""
@@ -196,9 +202,17 @@ class Experiment(Generic[_P, _R]):
         overrides = {"message": message} if message is not None else {}
         with self.recorder(**overrides) as r:
             return sweep(
-                r, func, params,
-                binder=self.binder, workers=workers, executor=executor,
-                skip=skip, on_error=on_error, progress=progress, capture=capture, return_df=return_df,
+                r,
+                func,
+                params,
+                binder=self.binder,
+                workers=workers,
+                executor=executor,
+                skip=skip,
+                on_error=on_error,
+                progress=progress,
+                capture=capture,
+                return_df=return_df,
             )
 
     def vsweep(
@@ -251,8 +265,17 @@ class Experiment(Generic[_P, _R]):
         overrides = {"message": message} if message is not None else {}
         with self.recorder(**overrides) as r:
             return _jax.vsweep(
-                r, self.func, params, binder=self.binder, chunk_size=chunk_size, static=static, skip=skip,
-                on_error=on_error, progress=progress, return_df=return_df, compile_cache=compile_cache,
+                r,
+                self.func,
+                params,
+                binder=self.binder,
+                chunk_size=chunk_size,
+                static=static,
+                skip=skip,
+                on_error=on_error,
+                progress=progress,
+                return_df=return_df,
+                compile_cache=compile_cache,
                 memory_budget=memory_budget,
             )
 
@@ -311,10 +334,18 @@ def experiment(
     :param store, git, seed, config, message, inline_limit, flush_interval:
         as for :class:`recorder.Recorder`.
     """
+
     def make(func: Callable[..., Any], exp_name: str) -> Experiment[..., Any]:
         return Experiment(
-            func, exp_name, store=store, git=git, seed=seed, config=config, message=message,
-            inline_limit=inline_limit, flush_interval=flush_interval,
+            func,
+            exp_name,
+            store=store,
+            git=git,
+            seed=seed,
+            config=config,
+            message=message,
+            inline_limit=inline_limit,
+            flush_interval=flush_interval,
         )
 
     if callable(name):

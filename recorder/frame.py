@@ -78,8 +78,14 @@ _RUN_ID_BYTES = 12
 _HASH_BYTES = 10
 
 
-def selection(conn: sqlite3.Connection, experiment: int, statuses: Sequence[str] | None, where: str | None,
-              params: dict[str, set[str]], results: dict[str, set[str]]) -> tuple[str, list[Any]]:
+def selection(
+    conn: sqlite3.Connection,
+    experiment: int,
+    statuses: Sequence[str] | None,
+    where: str | None,
+    params: dict[str, set[str]],
+    results: dict[str, set[str]],
+) -> tuple[str, list[Any]]:
     """Return the WHERE clause (over ``runs AS r``) that picks the runs, and its bound values.
 
     The user's ``where`` (SQL over the experiment's wide view) runs in a
@@ -159,8 +165,16 @@ def _records(data: bytes | None, layout: Collection[str], wanted: list[str], n: 
         # With nulls, nullable dtypes: an int column with nulls stays ints (float64 would round beyond 2**53).
         nullable = {"dtype_backend": "numpy_nullable"} if b"null" in cut else {}
         table = pd.read_csv(
-            io.BytesIO(cut), sep="\x1f", lineterminator="\x1e", header=None, names=keys,
-            usecols=wanted, na_values=["null"], keep_default_na=False, **nullable, **_exact_floats(),
+            io.BytesIO(cut),
+            sep="\x1f",
+            lineterminator="\x1e",
+            header=None,
+            names=keys,
+            usecols=wanted,
+            na_values=["null"],
+            keep_default_na=False,
+            **nullable,
+            **_exact_floats(),
         )
         if len(table) == n and not nullable and all(table[name].dtype.kind in "fiub" for name in wanted):
             return {name: table[name].to_numpy() for name in wanted}
@@ -304,16 +318,34 @@ def frame(
                 )
             params = [n for n in params if n in names]
             results = {n: kinds for n, kinds in results.items() if n in names}
-        return _frame(conn, experiment, objects, statuses, params, results, all_params, all_results, where,
-                      HELPER_MIN_RUNS if helper_min_runs is None else helper_min_runs)
+        return _frame(
+            conn,
+            experiment,
+            objects,
+            statuses,
+            params,
+            results,
+            all_params,
+            all_results,
+            where,
+            HELPER_MIN_RUNS if helper_min_runs is None else helper_min_runs,
+        )
     finally:
         conn.execute(_COMMIT)
 
 
-def _frame(conn: sqlite3.Connection, experiment: int, objects: ObjectStore,
-           statuses: Sequence[str] | None, params: list[str], results: dict[str, set[str]],
-           all_params: dict[str, set[str]], all_results: dict[str, set[str]], where: str | None,
-           helper_min_runs: int) -> pd.DataFrame:
+def _frame(
+    conn: sqlite3.Connection,
+    experiment: int,
+    objects: ObjectStore,
+    statuses: Sequence[str] | None,
+    params: list[str],
+    results: dict[str, set[str]],
+    all_params: dict[str, set[str]],
+    all_results: dict[str, set[str]],
+    where: str | None,
+    helper_min_runs: int,
+) -> pd.DataFrame:
     condition, values = selection(conn, experiment, statuses, where, all_params, all_results)
     try:
         sessions = conn.execute(_SESSIONS).fetchall()
@@ -381,8 +413,9 @@ def _frame(conn: sqlite3.Connection, experiment: int, objects: ObjectStore,
     return pd.DataFrame(data, columns=[*params, *results, *meta], copy=False)
 
 
-def _errors(conn: sqlite3.Connection, condition: str, values: list[Any], status_codes: np.ndarray,
-            n: int) -> np.ndarray:
+def _errors(
+    conn: sqlite3.Connection, condition: str, values: list[Any], status_codes: np.ndarray, n: int
+) -> np.ndarray:
     """The last line of each failed run's traceback (its exception), None for the other runs.
 
     Only the failed runs' errors are read, in the caller's transaction, and
@@ -404,8 +437,14 @@ def _errors(conn: sqlite3.Connection, condition: str, values: list[Any], status_
     return errors
 
 
-def _start_helper(conn: sqlite3.Connection, fixed: str, values: list[Any], statuses: Sequence[str] | None,
-                  where: str | None, helper_min_runs: int) -> SideQuery | None:
+def _start_helper(
+    conn: sqlite3.Connection,
+    fixed: str,
+    values: list[Any],
+    statuses: Sequence[str] | None,
+    where: str | None,
+    helper_min_runs: int,
+) -> SideQuery | None:
     """Start a helper process reading the runs' fixed columns, when that is worth it and can be checked.
 
     The helper reads in a transaction of its own, begun after the caller's
@@ -426,8 +465,14 @@ def _start_helper(conn: sqlite3.Connection, fixed: str, values: list[Any], statu
     return SideQuery(database, fixed, values)
 
 
-def _read_runs(conn: sqlite3.Connection, condition: str, values: list[Any], statuses: Sequence[str] | None,
-               all_results: dict[str, set[str]], results: dict[str, set[str]]) -> dict[str, Any]:
+def _read_runs(
+    conn: sqlite3.Connection,
+    condition: str,
+    values: list[Any],
+    statuses: Sequence[str] | None,
+    all_results: dict[str, set[str]],
+    results: dict[str, set[str]],
+) -> dict[str, Any]:
     """Read and parse :data:`_RUN_AGGREGATES`: durations, statuses and the results in ``runs.scalars``."""
     compact = sorted(n for n, kinds in all_results.items() if IN_SCALARS in kinds)
     # One status selected: no need to read it for each run.
@@ -461,8 +506,9 @@ def _import_pandas() -> None:
     import pandas  # noqa: F401
 
 
-def _parse_fixed(row: tuple[Any, ...], several_sessions: bool, all_params: Collection[str],
-                 params: list[str]) -> dict[str, Any]:
+def _parse_fixed(
+    row: tuple[Any, ...], several_sessions: bool, all_params: Collection[str], params: list[str]
+) -> dict[str, Any]:
     """Parse the row of :data:`_FIXED_AGGREGATES` (numbers may come as text, from a helper)."""
     rest = list(row)
     n = int(rest.pop(0) or 0)
@@ -476,8 +522,15 @@ def _parse_fixed(row: tuple[Any, ...], several_sessions: bool, all_params: Colle
     }
 
 
-def _add_result_rows(conn: sqlite3.Connection, data: dict[str, Any], condition: str, values: list[Any],
-                     results: dict[str, set[str]], objects: ObjectStore, n: int) -> None:
+def _add_result_rows(
+    conn: sqlite3.Connection,
+    data: dict[str, Any],
+    condition: str,
+    values: list[Any],
+    results: dict[str, set[str]],
+    objects: ObjectStore,
+    n: int,
+) -> None:
     """Add the results kept as rows of ``results`` (text, numpy scalars, NaN, commented values) to ``data``.
 
     They go through the cursor, one cell per run and result, because SQLite

@@ -81,9 +81,12 @@ _IN_PROGRESS = {
 # fsmonitor (a hook by another name, or a daemon), no pager.
 _SAFE_OPTIONS = (
     "--no-pager",
-    "-c", f"core.hooksPath={os.devnull}",
-    "-c", "core.fsmonitor=false",
-    "-c", "core.pager=cat",
+    "-c",
+    f"core.hooksPath={os.devnull}",
+    "-c",
+    "core.fsmonitor=false",
+    "-c",
+    "core.pager=cat",
 )
 # Options of recorder's own commits (auto-commit and snapshot): never
 # signed, as gpg (or ssh-keygen) may ask for a passphrase and hang a sweep,
@@ -198,7 +201,9 @@ def _run(
 
     try:
         return repo.git.execute(
-            ["git", *_SAFE_OPTIONS, *options, *args], env=env, strip_newline_in_stdout=strip,
+            ["git", *_SAFE_OPTIONS, *options, *args],
+            env=env,
+            strip_newline_in_stdout=strip,
             with_extended_output=False,
         )
     except git.GitCommandError as e:
@@ -277,8 +282,14 @@ def _commit(repo: git.Repo, experiment: str, session_id: str, message: str | Non
     """
     _run(repo, "add", "-u")
     _run(
-        repo, "commit", "--no-verify", "--quiet", "-m", _commit_message(experiment, session_id, message),
-        env=_identity_env(repo) or None, options=_UNSIGNED,
+        repo,
+        "commit",
+        "--no-verify",
+        "--quiet",
+        "-m",
+        _commit_message(experiment, session_id, message),
+        env=_identity_env(repo) or None,
+        options=_UNSIGNED,
     )
     head = _head(repo)
     assert head is not None  # a commit was just made
@@ -310,8 +321,14 @@ def _snapshot(
         return head, None
     parents = ["-p", head] if head is not None else []
     commit = _run(
-        repo, "commit-tree", tree, *parents, "-m", _commit_message(experiment, session_id, message),
-        env=_identity_env(repo) or None, options=_UNSIGNED,
+        repo,
+        "commit-tree",
+        tree,
+        *parents,
+        "-m",
+        _commit_message(experiment, session_id, message),
+        env=_identity_env(repo) or None,
+        options=_UNSIGNED,
     )
     ref = f"refs/recorder/{session_id}"
     _run(repo, "update-ref", "-m", "recorder snapshot", ref, commit)
@@ -321,9 +338,7 @@ def _snapshot(
 def _module_files() -> list[Path]:
     """Return the source files of imported modules and of the main script, outside installed packages."""
     installed = {
-        Path(p).resolve()
-        for p in (sys.prefix, sys.base_prefix, sys.exec_prefix, *sysconfig.get_paths().values())
-        if p
+        Path(p).resolve() for p in (sys.prefix, sys.base_prefix, sys.exec_prefix, *sysconfig.get_paths().values()) if p
     }
     files: set[Path] = set()
     for module in list(sys.modules.values()):
@@ -467,7 +482,9 @@ def _untracked_message(repo: git.Repo, untracked: list[str]) -> str:
 def _refuse_text(value: object, what: str) -> str:
     """Return ``value`` if it is a non-empty string without control characters, else refuse it."""
     if not isinstance(value, str) or not value:
-        raise GitRecordRefused(f"the store's {what} {value!r} is not a non-empty string; the store is damaged or crafted")
+        raise GitRecordRefused(
+            f"the store's {what} {value!r} is not a non-empty string; the store is damaged or crafted"
+        )
     if any(ord(c) < 32 or 127 <= ord(c) < 160 or c in "\u2028\u2029" for c in value):
         raise GitRecordRefused(
             f"the store's {what} {value!r} contains control characters; the store is damaged or crafted"
@@ -505,8 +522,12 @@ def _git(
     """
     try:
         done = subprocess.run(
-            ["git", *_SAFE_OPTIONS, *args], cwd=cwd, env=_untrusted_env(filters), input=stdin,
-            capture_output=True, check=False,
+            ["git", *_SAFE_OPTIONS, *args],
+            cwd=cwd,
+            env=_untrusted_env(filters),
+            input=stdin,
+            capture_output=True,
+            check=False,
         )
     except OSError as e:  # no git executable, or cwd vanished
         raise GitError(f"cannot run git in {str(cwd)!r}: {e}") from e
@@ -539,7 +560,7 @@ def _own_filters(repo: Path) -> tuple[str, ...]:
     for scope, entry in entries:
         key = entry.split("\n", 1)[0]
         if scope not in ("system", "global") and key.count(".") >= 2:
-            names.add(key[len("filter."):key.rindex(".")])
+            names.add(key[len("filter.") : key.rindex(".")])
     return tuple(sorted(names))
 
 
@@ -564,7 +585,9 @@ def repository(path: object) -> Path:
     try:
         top = _git(folder, "rev-parse", "--show-toplevel").rstrip("\n")
     except GitError as e:
-        raise RepositoryMissing(f"the repository path {text!r} recorded in the store is not a git work tree ({e})") from e
+        raise RepositoryMissing(
+            f"the repository path {text!r} recorded in the store is not a git work tree ({e})"
+        ) from e
     if not top or not os.path.samefile(top, folder):
         raise RepositoryMissing(
             f"the repository path {text!r} recorded in the store is not the top folder of a git work tree "
@@ -621,8 +644,15 @@ def worktree(repo_path: object, commit: object, folder: Path, *, diff: str | Non
     if diff is None:
         return folder
     try:
-        _git(folder, "apply", "--whitespace=nowarn", "-", filters=filters,
-             stdin=diff.encode("utf-8", "surrogateescape"), what=f"the recorded diff does not apply to {sha}")
+        _git(
+            folder,
+            "apply",
+            "--whitespace=nowarn",
+            "-",
+            filters=filters,
+            stdin=diff.encode("utf-8", "surrogateescape"),
+            what=f"the recorded diff does not apply to {sha}",
+        )
     except GitError as e:
         try:
             _git(repo, "worktree", "remove", "--force", "--end-of-options", str(folder), filters=filters)

@@ -120,8 +120,7 @@ def _refuse_characters(what: str, name: str) -> None:
     shown = ascii(bad)[1:-1]
     category = unicodedata.category(bad)
     if category == "Cs":
-        raise NameRefused(f"{what} name {name!a} holds a lone surrogate ({shown}), which is not text; "
-                          "fix its encoding")
+        raise NameRefused(f"{what} name {name!a} holds a lone surrogate ({shown}), which is not text; fix its encoding")
     if category not in NOT_TEXT:
         kind = "the invisible character"  # a Hangul filler, variation selector, grapheme joiner, reserved
     elif category == "Cn":
@@ -241,8 +240,7 @@ def _param_json(name: str, value: Any) -> tuple[str, Any]:
     if kind is int:
         if not INT64_MIN <= value <= INT64_MAX:
             raise ValueRefused(
-                f"parameter {name!r}: the int {value} does not fit in 64 bits; "
-                "pass it as a str or a float"
+                f"parameter {name!r}: the int {value} does not fit in 64 bits; pass it as a str or a float"
             )
         return repr(value), value
     if kind is bool:
@@ -343,9 +341,7 @@ def canonical_pset(params: Mapping[str, Any]) -> tuple[dict[str, Any], str]:
     :raises ValueRefused: for a value that is not a scalar, or is NaN.
     """
     if not isinstance(params, Mapping):
-        raise ValueRefused(
-            f"a parameter set must be a dict of name → scalar, not {type(params).__name__}"
-        )
+        raise ValueRefused(f"a parameter set must be a dict of name → scalar, not {type(params).__name__}")
     layout = pset_layout(tuple(params))
     values = tuple([params[name] for name in layout.order])
     if plain_numbers(values):  # the common case, without a call per value

@@ -99,8 +99,10 @@ def _loads(text: str | None, run_id: str, what: str) -> Any:
     try:
         return json.loads(text) if text else None
     except (ValueError, TypeError, RecursionError) as e:
-        raise UnreadableValue(f"run {run_id}: its {what} cannot be read ({type(e).__name__}: {e}); "
-                              "the store is damaged or was edited by hand; `recorder verify` checks it") from e
+        raise UnreadableValue(
+            f"run {run_id}: its {what} cannot be read ({type(e).__name__}: {e}); "
+            "the store is damaged or was edited by hand; `recorder verify` checks it"
+        ) from e
 
 
 def _decode(kind: str | None, value: Any, db: Database, run_id: str, what: str) -> Any:
@@ -141,8 +143,10 @@ def _scalars(db: Database, pk: int, run_id: str, compact: str | None, in_rows: b
 
 
 def _not_a_dict(run_id: str, what: str) -> NoReturn:
-    raise UnreadableValue(f"run {run_id}: its {what} cannot be read (not a JSON object); the store is damaged "
-                          "or was edited by hand; `recorder verify` checks it")
+    raise UnreadableValue(
+        f"run {run_id}: its {what} cannot be read (not a JSON object); the store is damaged "
+        "or was edited by hand; `recorder verify` checks it"
+    )
 
 
 def _params(text: str | None, run_id: str) -> dict[str, Any]:
@@ -150,8 +154,14 @@ def _params(text: str | None, run_id: str) -> dict[str, Any]:
     return params if isinstance(params, dict) else _not_a_dict(run_id, "parameters")
 
 
-def log(db: Database, experiment: str | None = None, *, limit: int | None = None, status: str | None = None,
-        since: str | None = None) -> Iterator[dict[str, Any]]:
+def log(
+    db: Database,
+    experiment: str | None = None,
+    *,
+    limit: int | None = None,
+    status: str | None = None,
+    since: str | None = None,
+) -> Iterator[dict[str, Any]]:
     """Yield runs newest first: id, short id, experiment, status, start, duration, params, scalar results,
     the error's last line (None unless the run failed), env SHA.
 
@@ -189,11 +199,16 @@ def log(db: Database, experiment: str | None = None, *, limit: int | None = None
             if order is None:
                 order = orders[name] = _field_order(db, name)
             yield {
-                "run_id": run_id, "short_id": short, "experiment": name, "status": run_status,
-                "time_start": _iso(start), "duration_s": None if duration is None else duration / 1e6,
+                "run_id": run_id,
+                "short_id": short,
+                "experiment": name,
+                "status": run_status,
+                "time_start": _iso(start),
+                "duration_s": None if duration is None else duration / 1e6,
                 "params": _ordered(_params(params, short), order["param"]),
                 "results": _ordered(_scalars(db, pk, short, compact, name in with_rows), order["result"]),
-                "error": exception_line(error), "env_sha": env_sha,
+                "error": exception_line(error),
+                "env_sha": env_sha,
             }
 
 
@@ -217,8 +232,9 @@ def _array_summary(dtype: Any, shape: Any, size: Any, digest: Any, run_id: str) 
     return {"dtype": dtype, "shape": shape, "bytes": size, "digest": digest}
 
 
-def _entry(db: Database, kind: str | None, value: Any, dtype: Any, shape: Any, size: Any, run_id: str,
-           what: str) -> dict[str, Any]:
+def _entry(
+    db: Database, kind: str | None, value: Any, dtype: Any, shape: Any, size: Any, run_id: str, what: str
+) -> dict[str, Any]:
     """A result or config cell as show gives it: the value, or an array's dtype, shape, size and digest."""
     if kind == "object":
         return {"array": _array_summary(dtype, shape, size, value, run_id)}
@@ -235,9 +251,32 @@ def _entry(db: Database, kind: str | None, value: Any, dtype: Any, shape: Any, s
 
 def _session(db: Database, pk: int, run_id: str) -> dict[str, Any]:
     row = db.conn.execute(_SESSION, (pk,)).fetchone()
-    keys = ["id", "status", "time_start", "time_end", "message", "comment", "env_sha", "git_mode", "git_commit",
-            "git_branch", "git_dirty", "git_auto_committed", "git_snapshot_ref", "host", "user", "platform", "python",
-            "recorder_version", "fingerprint", "argv", "cwd", "script_path", "packages", "git_repo"]
+    keys = [
+        "id",
+        "status",
+        "time_start",
+        "time_end",
+        "message",
+        "comment",
+        "env_sha",
+        "git_mode",
+        "git_commit",
+        "git_branch",
+        "git_dirty",
+        "git_auto_committed",
+        "git_snapshot_ref",
+        "host",
+        "user",
+        "platform",
+        "python",
+        "recorder_version",
+        "fingerprint",
+        "argv",
+        "cwd",
+        "script_path",
+        "packages",
+        "git_repo",
+    ]
     session = dict(zip(keys, row))
     session["time_start"], session["time_end"] = _ms(session["time_start"]), _ms(session["time_end"])
     for flag in ("git_dirty", "git_auto_committed"):
@@ -261,8 +300,22 @@ def show(db: Database, run_id: str) -> dict[str, Any]:
     :raises UnreadableValue: when a value of the run cannot be read back (a damaged or hand-made store).
     """
     pk, _ = db.run_key(run_id)
-    (pk, full, experiment, run_status, start, duration, seed, params, pset_hash, compact, error, output,
-     comment, session) = db.conn.execute(_RUN, (pk,)).fetchone()
+    (
+        pk,
+        full,
+        experiment,
+        run_status,
+        start,
+        duration,
+        seed,
+        params,
+        pset_hash,
+        compact,
+        error,
+        output,
+        comment,
+        session,
+    ) = db.conn.execute(_RUN, (pk,)).fetchone()
     short = short_id(db.conn, full)
     scalars = _loads(compact, short, "scalar results") or {}
     if not isinstance(scalars, dict):
@@ -274,10 +327,20 @@ def show(db: Database, run_id: str) -> dict[str, Any]:
             entry["comment"] = result_comment
         results[name] = entry
     return {
-        "run_id": full, "short_id": short, "experiment": experiment, "status": run_status,
-        "time_start": _iso(start), "duration_s": None if duration is None else duration / 1e6, "seed": seed,
-        "params": _params(params, short), "pset_hash": pset_hash, "results": dict(sorted(results.items())),
-        "comment": comment, "error": error, "error_line": exception_line(error), "output": output,
+        "run_id": full,
+        "short_id": short,
+        "experiment": experiment,
+        "status": run_status,
+        "time_start": _iso(start),
+        "duration_s": None if duration is None else duration / 1e6,
+        "seed": seed,
+        "params": _params(params, short),
+        "pset_hash": pset_hash,
+        "results": dict(sorted(results.items())),
+        "comment": comment,
+        "error": error,
+        "error_line": exception_line(error),
+        "output": output,
         "session": _session(db, session, short),
     }
 
@@ -296,27 +359,44 @@ def diff(db: Database, run_a: str, run_b: str) -> dict[str, Any]:
     sa, sb = a["session"], b["session"]
 
     def changes(left: dict[str, Any], right: dict[str, Any]) -> dict[str, list[Any]]:
-        return {k: [left.get(k), right.get(k)] for k in sorted(left.keys() | right.keys()) if left.get(k) != right.get(k)}
+        return {
+            k: [left.get(k), right.get(k)] for k in sorted(left.keys() | right.keys()) if left.get(k) != right.get(k)
+        }
 
-    env_keys = ["env_sha", "git_commit", "git_branch", "git_dirty", "host", "user", "platform", "python",
-                "recorder_version", "fingerprint"]
+    env_keys = [
+        "env_sha",
+        "git_commit",
+        "git_branch",
+        "git_dirty",
+        "host",
+        "user",
+        "platform",
+        "python",
+        "recorder_version",
+        "fingerprint",
+    ]
     packages_a, packages_b = sa["packages"], sb["packages"]
     return {
         "runs": [a["run_id"], b["run_id"]],
         "short_ids": [a["short_id"], b["short_id"]],
         "experiments": [a["experiment"], b["experiment"]],
         "status": [a["status"], b["status"]] if a["status"] != b["status"] else None,
-        "config": changes({k: _summary(v) for k, v in sa["config"].items()},
-                          {k: _summary(v) for k, v in sb["config"].items()}),
+        "config": changes(
+            {k: _summary(v) for k, v in sa["config"].items()}, {k: _summary(v) for k, v in sb["config"].items()}
+        ),
         "params": changes(a["params"], b["params"]),
-        "results": changes({k: _summary(v) for k, v in a["results"].items()},
-                           {k: _summary(v) for k, v in b["results"].items()}),
+        "results": changes(
+            {k: _summary(v) for k, v in a["results"].items()}, {k: _summary(v) for k, v in b["results"].items()}
+        ),
         "environment": changes({k: sa[k] for k in env_keys}, {k: sb[k] for k in env_keys}),
         "packages": {
             "added": {k: packages_b[k] for k in sorted(packages_b.keys() - packages_a.keys())},
             "removed": {k: packages_a[k] for k in sorted(packages_a.keys() - packages_b.keys())},
-            "changed": {k: [packages_a[k], packages_b[k]] for k in sorted(packages_a.keys() & packages_b.keys())
-                        if packages_a[k] != packages_b[k]},
+            "changed": {
+                k: [packages_a[k], packages_b[k]]
+                for k in sorted(packages_a.keys() & packages_b.keys())
+                if packages_a[k] != packages_b[k]
+            },
         },
         "commits": [sa["git_snapshot_ref"] or sa["git_commit"], sb["git_snapshot_ref"] or sb["git_commit"]],
         "repos": [sa["git_repo"], sb["git_repo"]],
@@ -328,9 +408,7 @@ def status(db: Database) -> dict[str, Any]:
     from .db import SCHEMA_VERSION
 
     root: Path = db.root
-    size = sum(
-        os.path.getsize(p) for p in (root / DB_NAME, root / f"{DB_NAME}-wal") if os.path.exists(p)
-    )
+    size = sum(os.path.getsize(p) for p in (root / DB_NAME, root / f"{DB_NAME}-wal") if os.path.exists(p))
     experiments = [
         dict(zip(["experiment", "runs", "done", "failed", "interrupted", "running"], row))
         for row in db.conn.execute(_INFO)
@@ -341,9 +419,13 @@ def status(db: Database) -> dict[str, Any]:
         for sid, host, pid, n in db.conn.execute(_STALE)
     ]
     return {
-        "store": str(root), "database_bytes": size, "schema_version": SCHEMA_VERSION,
-        "experiments": experiments, "open_sessions": open_sessions,
-        "objects": objects, "object_bytes": object_bytes,
+        "store": str(root),
+        "database_bytes": size,
+        "schema_version": SCHEMA_VERSION,
+        "experiments": experiments,
+        "open_sessions": open_sessions,
+        "objects": objects,
+        "object_bytes": object_bytes,
         "objects_folder": str(root / OBJECTS),
     }
 

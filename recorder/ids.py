@@ -108,8 +108,10 @@ def matching(conn: sqlite3.Connection, digits: str) -> list[str]:
 
     :param digits: 1 to 24 lower-case hex digits (checked by the caller).
     """
-    found = {row[0] for row in conn.execute(
-        BY_PREFIX, (bytes.fromhex(digits.ljust(24, "0")), bytes.fromhex(digits.ljust(24, "f"))))}
+    found = {
+        row[0]
+        for row in conn.execute(BY_PREFIX, (bytes.fromhex(digits.ljust(24, "0")), bytes.fromhex(digits.ljust(24, "f"))))
+    }
     if len(digits) >= SHORT_LENGTH:
         tail = bytes.fromhex(digits[-SHORT_LENGTH:])
         found.update(row[0] for row in conn.execute(BY_TAIL, (tail, "%" + digits)))

@@ -228,8 +228,11 @@ class _Program:
 
     def description(self) -> dict[str, Any]:
         return {
-            "chunk_size": self.size, "per_pset_bytes": self.per_pset_bytes, "budget_bytes": self.budget,
-            "vectorised": list(self.names), "static": self.static,
+            "chunk_size": self.size,
+            "per_pset_bytes": self.per_pset_bytes,
+            "budget_bytes": self.budget,
+            "vectorised": list(self.names),
+            "static": self.static,
         }
 
 
@@ -267,9 +270,7 @@ def _output_names(func_name: str, shapes: Any, params: tuple[str, ...]) -> tuple
     return names
 
 
-def _column(
-    name: str, values: np.ndarray, count: int, objects: ObjectStore, inline_limit: int
-) -> list[Encoded] | None:
+def _column(name: str, values: np.ndarray, count: int, objects: ObjectStore, inline_limit: int) -> list[Encoded] | None:
     """Encode one output of a chunk when it is a number per pset (None for arrays: encoded per run)."""
     if values.ndim != 1:
         return None
@@ -358,7 +359,8 @@ class _Runner:
         for task, row in to_run:
             key = (
                 (task.names, *((type(task.params.get(n)), task.params.get(n)) for n in self.static))
-                if self.static else task.names  # per pset: nothing to build without static parameters
+                if self.static
+                else task.names  # per pset: nothing to build without static parameters
             )
             found = self.programs.get(key)
             if found is None:
@@ -404,7 +406,8 @@ class _Runner:
             for name in names:
                 column = columns[name]
                 results[name] = (
-                    column[i] if column is not None
+                    column[i]
+                    if column is not None
                     else encode(name, outputs[name][i], self.objects, inline_limit=self.inline_limit)
                 )
             chunk.recorded += 1
@@ -482,10 +485,24 @@ def vsweep(
     if compile_cache:
         use_compile_cache(store.root)
     runner = _Runner(
-        func, binder.name, static_names, size, memory_budget, _total(params), store.objects,
-        recorder.inline_limit, lambda program: _note_program(recorder, program),
+        func,
+        binder.name,
+        static_names,
+        size,
+        memory_budget,
+        _total(params),
+        store.objects,
+        recorder.inline_limit,
+        lambda program: _note_program(recorder, program),
     )
     return sweep(
-        recorder, func, params, binder=binder, skip=skip, on_error=on_error, progress=progress,
-        return_df=return_df, runner=runner,
+        recorder,
+        func,
+        params,
+        binder=binder,
+        skip=skip,
+        on_error=on_error,
+        progress=progress,
+        return_df=return_df,
+        runner=runner,
     )

@@ -130,8 +130,18 @@ def _record(run: PendingRun) -> bytes:
     if run.scalars is not None:  # plain numbers: each is stored as Encoded(None, number) would be
         results += [[n, None, v, None] for n, v in json.loads(run.scalars).items()]
     record = [
-        run.id, run.pset_hash, run.canonical, run.seed, run.t0, run.status, run.duration,
-        run.error, run.comment, results, run.result_comments, run.output,
+        run.id,
+        run.pset_hash,
+        run.canonical,
+        run.seed,
+        run.t0,
+        run.status,
+        run.duration,
+        run.error,
+        run.comment,
+        results,
+        run.result_comments,
+        run.output,
     ]
     return (_encode_json(record) + "\n").encode()
 
@@ -210,8 +220,10 @@ def _value(name: str, kind: Any, value: Any, obj: Any) -> Encoded:
             raise BadLine(f"{what} names no object row (digest, size, dtype, shape)")
         if (
             obj[0] != digest
-            or type(obj[1]) is not int or not 0 <= obj[1] <= INT64_MAX
-            or type(obj[2]) is not str or not _OBJECT_DTYPE.fullmatch(obj[2])
+            or type(obj[1]) is not int
+            or not 0 <= obj[1] <= INT64_MAX
+            or type(obj[2]) is not str
+            or not _OBJECT_DTYPE.fullmatch(obj[2])
             or not _shape(obj[3])
         ):
             raise BadLine(f"{what}: the object row {obj!r:.200} does not describe the array {digest}")
@@ -251,8 +263,7 @@ def _run_of(line: bytes) -> PendingRun:
         raise BadLine("not a journal record (not JSON text)") from None
     if type(record) is not list or len(record) != _FIELDS:
         raise BadLine(f"not a list of {_FIELDS} items")
-    (id_, hash_, canonical, seed, t0, status, duration, error, comment, results,
-     result_comments, output) = record
+    (id_, hash_, canonical, seed, t0, status, duration, error, comment, results, result_comments, output) = record
     if type(id_) is not str or not _SESSION_ID.fullmatch(id_):
         raise BadLine(f"run id {id_!r:.80} is not 24 lower-case hex digits")
     if type(canonical) is not str:
@@ -335,16 +346,22 @@ def _open_journal(path: Path) -> BinaryIO | None:
         return None  # removed meanwhile: nothing to recover from it
     except OSError as e:
         link = os.path.islink(path)
-        _skip_file(path, "it is a symbolic link" if link else f"it cannot be read ({e.strerror})",
-                   set_aside=not link and os.path.isfile(path))
+        _skip_file(
+            path,
+            "it is a symbolic link" if link else f"it cannot be read ({e.strerror})",
+            set_aside=not link and os.path.isfile(path),
+        )
         return None
     try:
         info = os.fstat(fd)
         if not stat.S_ISREG(info.st_mode):
             _skip_file(path, "it is not a regular file", set_aside=False)
         elif info.st_size > MAX_FILE_BYTES:
-            _skip_file(path, f"it is {info.st_size} bytes long, more than a journal file ever is "
-                       f"({MAX_FILE_BYTES})", set_aside=True)
+            _skip_file(
+                path,
+                f"it is {info.st_size} bytes long, more than a journal file ever is ({MAX_FILE_BYTES})",
+                set_aside=True,
+            )
         else:
             fd, file = -1, os.fdopen(fd, "rb", buffering=0)
             return file

@@ -302,10 +302,10 @@ def _objects_present(run: PendingRun, objects: ObjectStore) -> bool:
         digest = encoded.value
         try:
             info = os.lstat(objects.file(digest))  # file() refuses a link in objects/
-            problem = None if (
-                stat.S_ISREG(info.st_mode) and encoded.object is not None and info.st_size == encoded.object[1]
-            ) else (
-                "is not a file of its recorded size"
+            problem = (
+                None
+                if (stat.S_ISREG(info.st_mode) and encoded.object is not None and info.st_size == encoded.object[1])
+                else ("is not a file of its recorded size")
             )
         except FileNotFoundError:
             problem = "is missing"

@@ -127,8 +127,9 @@ def _same_shape(recorded: Any, shape: tuple[int, ...]) -> bool:
         return False
 
 
-def _check_object(objects: ObjectStore, digest: str, user: tuple[str, str],
-                  record: tuple[Any, Any, Any] | None) -> list[Problem]:
+def _check_object(
+    objects: ObjectStore, digest: str, user: tuple[str, str], record: tuple[Any, Any, Any] | None
+) -> list[Problem]:
     """The problems of one referenced object: missing, a link, corrupt, or unlike its objects row."""
     run_id, name = user
     try:
@@ -145,18 +146,35 @@ def _check_object(objects: ObjectStore, digest: str, user: tuple[str, str],
     problems = []
     actual = path.stat().st_size
     if size != actual:
-        problems.append(Problem("wrong size", digest, run_id, name,
-                                f"the objects table records {size!r} bytes, the file has {actual}"))
+        problems.append(
+            Problem(
+                "wrong size", digest, run_id, name, f"the objects table records {size!r} bytes, the file has {actual}"
+            )
+        )
     try:
         array = objects.get(digest)
     except ObjectError as e:
         return [*problems, Problem("corrupt", digest, run_id, name, str(e))]
     if not _same_shape(shape, array.shape):
-        problems.append(Problem("wrong shape", digest, run_id, name,
-                                f"the objects table records shape {shape!r}, the file holds {list(array.shape)}"))
+        problems.append(
+            Problem(
+                "wrong shape",
+                digest,
+                run_id,
+                name,
+                f"the objects table records shape {shape!r}, the file holds {list(array.shape)}",
+            )
+        )
     if dtype != array.dtype.str:
-        problems.append(Problem("wrong dtype", digest, run_id, name,
-                                f"the objects table records dtype {dtype!r}, the file holds {array.dtype.str!r}"))
+        problems.append(
+            Problem(
+                "wrong dtype",
+                digest,
+                run_id,
+                name,
+                f"the objects table records dtype {dtype!r}, the file holds {array.dtype.str!r}",
+            )
+        )
     return problems
 
 
@@ -191,8 +209,15 @@ def verify(store: str | os.PathLike[str] | None = None, *, progress: bool | None
             try:
                 validate_digest(digest)
             except ObjectError:
-                problems.append(Problem("malformed digest", None, run_id, name,
-                                        f"{digest!r} is not an object digest (64 lower-case hex digits)"))
+                problems.append(
+                    Problem(
+                        "malformed digest",
+                        None,
+                        run_id,
+                        name,
+                        f"{digest!r} is not an object digest (64 lower-case hex digits)",
+                    )
+                )
                 continue
             users.setdefault(digest, (run_id, name))
         for kind, value, run_id, name in conn.execute(_INLINE):
@@ -284,6 +309,8 @@ def _collect(opened: Store, conn: sqlite3.Connection, dry_run: bool) -> GcReport
     if scan.links:
         warnings.warn(
             f"gc left {len(scan.links)} symbolic link{'s' if len(scan.links) != 1 else ''} in {root} alone "
-            f"(first: {scan.links[0]}); `recorder verify` lists them", RecorderWarning, stacklevel=3,
+            f"(first: {scan.links[0]}); `recorder verify` lists them",
+            RecorderWarning,
+            stacklevel=3,
         )
     return GcReport(len(doomed), sum(size for _, size in doomed), len(stale_rows), dry_run)

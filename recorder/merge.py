@@ -152,6 +152,7 @@ GROUP BY digest
 
 # -- writing -------------------------------------------------------------------------
 
+
 def _columns(conn: sqlite3.Connection, table: str, skip: Sequence[str] = ()) -> list[str]:
     return [name for (name,) in conn.execute(_COLUMNS, (table,)) if name not in skip]
 
@@ -174,8 +175,8 @@ def _statements(conn: sqlite3.Connection, db: str, runs: str) -> list[str]:
                 UNION SELECT s.packages FROM {q}.sessions AS s WHERE {sessions}
                 UNION SELECT s.git_diff FROM {q}.sessions AS s WHERE {sessions}
                 UNION SELECT r.output FROM {q}.runs AS r WHERE {runs})""",
-        f"""INSERT INTO main.sessions (experiment, {', '.join(map(quote_ident, session_cols))})
-            SELECT me.pk, {', '.join('s.' + quote_ident(c) for c in session_cols)}
+        f"""INSERT INTO main.sessions (experiment, {", ".join(map(quote_ident, session_cols))})
+            SELECT me.pk, {", ".join("s." + quote_ident(c) for c in session_cols)}
             FROM {q}.sessions AS s JOIN {q}.experiments AS se ON se.pk = s.experiment
             JOIN main.experiments AS me ON me.name = se.name
             WHERE {sessions} AND s.id NOT IN (SELECT id FROM main.sessions)""",
@@ -192,8 +193,8 @@ def _statements(conn: sqlite3.Connection, db: str, runs: str) -> list[str]:
                            UNION SELECT x.comment FROM {q}.results AS x JOIN {q}.runs AS r ON r.pk = x.run
                            WHERE {runs})
               AND NOT EXISTS (SELECT 1 FROM main.comments AS mc WHERE mc.text = c.text)""",
-        f"""INSERT OR IGNORE INTO main.objects ({', '.join(map(quote_ident, object_cols))})
-            SELECT {', '.join('o.' + quote_ident(c) for c in object_cols)} FROM {q}.objects AS o
+        f"""INSERT OR IGNORE INTO main.objects ({", ".join(map(quote_ident, object_cols))})
+            SELECT {", ".join("o." + quote_ident(c) for c in object_cols)} FROM {q}.objects AS o
             WHERE o.digest IN (SELECT x.value FROM {q}.results AS x JOIN {q}.runs AS r ON r.pk = x.run
                                WHERE x.kind = 'object' AND {runs}
                                UNION SELECT c.value FROM {q}.config AS c JOIN {q}.sessions AS s
@@ -201,7 +202,7 @@ def _statements(conn: sqlite3.Connection, db: str, runs: str) -> list[str]:
         f"""INSERT INTO main.runs (id, experiment, session, pset, status, time_start_ms, duration_us, seed,
                                    comment, error, output, scalars)
             SELECT r.id, me.pk, ms.pk, mp.pk, r.status, r.time_start_ms, r.duration_us, r.seed,
-                   {comment.format(alias='rc')}, r.error, r.output, r.scalars
+                   {comment.format(alias="rc")}, r.error, r.output, r.scalars
             FROM {q}.runs AS r
             JOIN {q}.experiments AS se ON se.pk = r.experiment JOIN main.experiments AS me ON me.name = se.name
             JOIN {q}.sessions AS ss ON ss.pk = r.session JOIN main.sessions AS ms ON ms.id = ss.id
@@ -210,7 +211,7 @@ def _statements(conn: sqlite3.Connection, db: str, runs: str) -> list[str]:
             WHERE {runs} AND r.id NOT IN (SELECT id FROM main.runs)
             ORDER BY r.pk""",
         f"""INSERT INTO main.results (run, name, kind, value, comment)
-            SELECT mr.pk, x.name, x.kind, x.value, {comment.format(alias='xc')}
+            SELECT mr.pk, x.name, x.kind, x.value, {comment.format(alias="xc")}
             FROM main.runs AS mr JOIN {q}.runs AS r ON r.id = mr.id
             JOIN {q}.results AS x ON x.run = r.pk LEFT JOIN {q}.comments AS xc ON xc.pk = x.comment
             WHERE mr.pk > :before""",
@@ -230,8 +231,7 @@ def _copy_experiments(conn: sqlite3.Connection, db: str, runs: str) -> list[int]
     return [catalog.experiment_pk(conn, name, created, id_=id_) for name, id_, created in rows]
 
 
-def _objects_to_copy(conn: sqlite3.Connection, db: str, source: Path, runs: str,
-                     into: ObjectStore) -> list[str]:
+def _objects_to_copy(conn: sqlite3.Connection, db: str, source: Path, runs: str, into: ObjectStore) -> list[str]:
     """The objects the selected runs use that ``into`` lacks, each checked against its digest in the source.
 
     :raises ObjectError: naming the run and result of an object missing or corrupt in the source.
@@ -248,8 +248,11 @@ def _objects_to_copy(conn: sqlite3.Connection, db: str, source: Path, runs: str,
         except ObjectError as e:  # a malformed digest: the row was altered outside recorder
             raise ObjectError(f"cannot merge {source}: {e}; run `recorder verify` on it") from e
         if not sound:
-            what = f"the config value {name[7:]!r} of {user}" if name.startswith("config ") else (
-                f"the array {name!r} of run {user}")
+            what = (
+                f"the config value {name[7:]!r} of {user}"
+                if name.startswith("config ")
+                else (f"the array {name!r} of run {user}")
+            )
             raise ObjectError(
                 f"cannot merge {source}: {what} (object {digest}) is "
                 f"{'corrupt' if src.path(digest).exists() else 'missing'} there; run `recorder verify` on it"
@@ -403,16 +406,18 @@ def _remove_stale(final: Path) -> None:
                 shutil.rmtree(entry.path, ignore_errors=True)
 
 
-def _merge(sources: list[_Source], into: str | os.PathLike[str], *, allow_code_mismatch: bool,
-           progress: bool | None) -> MergeReport:
+def _merge(
+    sources: list[_Source], into: str | os.PathLike[str], *, allow_code_mismatch: bool, progress: bool | None
+) -> MergeReport:
     """Merge ``sources`` into ``into`` while holding the merge lock beside it (see :class:`_MergeClaim`)."""
     final = locate(into)
     with _MergeClaim(final):
         return _merge_claimed(sources, final, allow_code_mismatch=allow_code_mismatch, progress=progress)
 
 
-def _merge_claimed(sources: list[_Source], final: Path, *, allow_code_mismatch: bool,
-                   progress: bool | None) -> MergeReport:
+def _merge_claimed(
+    sources: list[_Source], final: Path, *, allow_code_mismatch: bool, progress: bool | None
+) -> MergeReport:
     """Check every source, then write them into ``into`` in one transaction.
 
     A destination that does not exist yet is built beside it and renamed into
@@ -423,7 +428,8 @@ def _merge_claimed(sources: list[_Source], final: Path, *, allow_code_mismatch: 
     """
     final_db = _identity(final / DB_NAME)
     if final.resolve() in {s.root.resolve() for s in sources} or (
-            final_db is not None and final_db in {_identity(s.root / DB_NAME) for s in sources}):
+        final_db is not None and final_db in {_identity(s.root / DB_NAME) for s in sources}
+    ):
         raise RecorderError(f"cannot merge the store {final} into itself")
     fresh = not (final / DB_NAME).exists() and (not final.exists() or not any(final.iterdir()))
     target = final.parent / f".{final.name}.merging-{secrets.token_hex(4)}" if fresh else final
@@ -431,8 +437,9 @@ def _merge_claimed(sources: list[_Source], final: Path, *, allow_code_mismatch: 
     try:
         if len(sources) > MAX_ATTACHED:
             staged = _merge_into(sources, staging, allow_code_mismatch=allow_code_mismatch, progress=progress)
-            report = _merge_into([_Source(staging, None)], target, allow_code_mismatch=allow_code_mismatch,
-                                 progress=False)
+            report = _merge_into(
+                [_Source(staging, None)], target, allow_code_mismatch=allow_code_mismatch, progress=False
+            )
             # The staged store's runs are the sources' runs; count what the destination had already.
             report = report._replace(skipped=report.skipped + staged.skipped)
         else:
@@ -448,8 +455,7 @@ def _merge_claimed(sources: list[_Source], final: Path, *, allow_code_mismatch: 
     return report
 
 
-def _merge_into(sources: list[_Source], into: Path, *, allow_code_mismatch: bool,
-                progress: bool | None) -> MergeReport:
+def _merge_into(sources: list[_Source], into: Path, *, allow_code_mismatch: bool, progress: bool | None) -> MergeReport:
     destination = Store.open(into)
     # From deciding which objects the destination has to the commit of the rows naming them.
     guard = destination.objects.lock()
@@ -476,8 +482,9 @@ def _merge_into(sources: list[_Source], into: Path, *, allow_code_mismatch: bool
                     # Object files in place before the rows that name them, under the objects lock
                     # (gc would take them, or the ones found there already, for unused otherwise).
                     for index, source in enumerate(group):
-                        n, size = _link_objects(source.root, to_copy[number * MAX_ATTACHED + index],
-                                                destination.objects)
+                        n, size = _link_objects(
+                            source.root, to_copy[number * MAX_ATTACHED + index], destination.objects
+                        )
                         objects, object_bytes = objects + n, object_bytes + size
                     for name, source, runs in zip(names, group, conditions):
                         before = conn.execute(_MAX_RUN).fetchone()[0]
@@ -528,8 +535,9 @@ def merge(
         raise RecorderError("no source stores to merge")
     roots = [_open_source(p) for p in paths]
     _refuse_duplicates(paths, roots)  # before attaching any: the same database twice locks itself
-    return _merge([_Source(root, None) for root in roots], into,
-                  allow_code_mismatch=allow_code_mismatch, progress=progress)
+    return _merge(
+        [_Source(root, None) for root in roots], into, allow_code_mismatch=allow_code_mismatch, progress=progress
+    )
 
 
 def extract(
@@ -569,8 +577,11 @@ def extract(
                 selected += [run for (run,) in conn.execute(_OF_EXPERIMENT, (pk, picked))]
             except sqlite3.Error as e:
                 name = conn.execute(_EXPERIMENT_NAME, (pk,)).fetchone()[0]
-                hint = "" if experiment is not None else (
-                    " (the condition applies to every experiment; pick one with experiment= / --experiment)")
+                hint = (
+                    ""
+                    if experiment is not None
+                    else (" (the condition applies to every experiment; pick one with experiment= / --experiment)")
+                )
                 raise RecorderError(f"cannot select runs of experiment {name!r} where {where!r}: {e}{hint}") from e
     finally:
         database.close()

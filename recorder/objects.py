@@ -41,8 +41,14 @@ if TYPE_CHECKING:
     import numpy as np
 
 __all__ = [
-    "ObjectStore", "ObjectsLock", "npy_header", "npy_bytes", "load_npy_bytes", "validate_digest",
-    "OBJECT_NAME", "TEMP_NAME",
+    "ObjectStore",
+    "ObjectsLock",
+    "npy_header",
+    "npy_bytes",
+    "load_npy_bytes",
+    "validate_digest",
+    "OBJECT_NAME",
+    "TEMP_NAME",
 ]
 
 _DIGEST = re.compile(r"[0-9a-f]{64}")
@@ -258,8 +264,7 @@ class ObjectStore:
             return array
         except FileNotFoundError as e:
             raise ObjectError(
-                f"object {digest} is missing from {self.root}; run `recorder verify` "
-                "to list what else is missing"
+                f"object {digest} is missing from {self.root}; run `recorder verify` to list what else is missing"
             ) from e
         except ValueError as e:
             raise ObjectError(f"object {digest} is not a readable .npy file: {e}") from e

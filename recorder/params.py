@@ -93,8 +93,11 @@ def _unique_names(parts: Sequence[Sequence[Pset]], where: str) -> tuple[str, ...
 
 def _flatten(args: tuple[Any, ...]) -> tuple[Any, ...]:
     """Accept both ``pgrid(a, b)`` and psweep's ``pgrid([a, b])``."""
-    if len(args) == 1 and isinstance(args[0], (list, tuple)) and args[0] and all(
-        isinstance(p, (list, tuple, ParamSequence)) for p in args[0]
+    if (
+        len(args) == 1
+        and isinstance(args[0], (list, tuple))
+        and args[0]
+        and all(isinstance(p, (list, tuple, ParamSequence)) for p in args[0])
     ):
         return tuple(args[0])
     return args

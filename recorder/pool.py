@@ -104,7 +104,9 @@ def _check_importable(func: Callable[..., Any], name: str, why: str | None = Non
     func = getattr(func, "__wrapped__", func)
     module = sys.modules.get(getattr(func, "__module__", None) or "")
     script = getattr(module, "__file__", None)
-    if module is not None and module.__name__ == "__main__" and not (script and os.path.isfile(script)):  # stdin: "<stdin>"
+    if (
+        module is not None and module.__name__ == "__main__" and not (script and os.path.isfile(script))
+    ):  # stdin: "<stdin>"
         if why is None:
             why = "jax is imported, so" if any(n in sys.modules for n in _THREADED) else "here"
         raise FunctionUnavailable(
@@ -166,8 +168,7 @@ def _pickled(func: Callable[..., Any], name: str) -> bytes:
         return pickle.dumps(func)
     except (pickle.PicklingError, AttributeError, TypeError) as e:
         raise FunctionUnavailable(
-            f"{name} cannot be sent to worker processes ({e}); define it at the top level of a "
-            "module, or use workers=1"
+            f"{name} cannot be sent to worker processes ({e}); define it at the top level of a module, or use workers=1"
         ) from e
 
 
@@ -248,7 +249,9 @@ class Pool:
 
     def _new_pool(self) -> cf.ProcessPoolExecutor:
         return cf.ProcessPoolExecutor(
-            max_workers=self._workers, initializer=_start_worker, initargs=(os.getpid(), self._slots),
+            max_workers=self._workers,
+            initializer=_start_worker,
+            initargs=(os.getpid(), self._slots),
             mp_context=self._context,
         )
 
@@ -336,8 +339,11 @@ class Pool:
                     continue  # already stopping; the first error is the one raised
             raise
 
-    def _replace_broken(self, in_flight: dict[cf.Future[Outcome], tuple[Any, Any, int]],
-                        settle: Callable[[cf.Future[Outcome], Outcome], None]) -> list[tuple[Any, Any, int]]:
+    def _replace_broken(
+        self,
+        in_flight: dict[cf.Future[Outcome], tuple[Any, Any, int]],
+        settle: Callable[[cf.Future[Outcome], Outcome], None],
+    ) -> list[tuple[Any, Any, int]]:
         """A worker died (a crash in native code, os._exit): record its run, start a new pool; return the runs to redo.
 
         The pool ends every worker when one dies, and fails every run in
@@ -357,7 +363,8 @@ class Pool:
         for process in processes.values():
             process.join(_SETTLE_S)
         dead = {
-            pid: process.exitcode for pid, process in processes.items()
+            pid: process.exitcode
+            for pid, process in processes.items()
             if process.exitcode not in (None, 0, -signal.SIGTERM)
         }
         if dead and not any(self._slots[slot] for *_, slot in in_flight.values()):

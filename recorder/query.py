@@ -125,8 +125,9 @@ class Database:
             columns = [columns]
         return frame(self.conn, experiment_pk, self.objects, statuses=statuses, names=columns, where=where)
 
-    def export(self, experiment: str, path: str | os.PathLike[str], *,
-               status: str | Sequence[str] | None = "done") -> int:
+    def export(
+        self, experiment: str, path: str | os.PathLike[str], *, status: str | Sequence[str] | None = "done"
+    ) -> int:
         """Write :meth:`df` of an experiment to ``.csv``, ``.jsonl`` or ``.parquet`` (needs pyarrow); return rows.
 
         The file is written under a temporary name and renamed, so it is whole or absent.
@@ -240,10 +241,10 @@ class Database:
             hint = "" if len(digits) >= SHORT_LENGTH else f" (a short id has at least {SHORT_LENGTH} digits)"
             raise RunNotFound(f"no run with id {digits!r} in the store {self.root}{hint}")
         if len(found) > 1:
-            shown = ", ".join(f"{full} ({self.short_id(full)})" for full in found[:5]) + (", …" if len(found) > 5 else "")
-            raise AmbiguousRunId(
-                f"run id {digits!r} is ambiguous: it starts or ends the ids {shown}; give more digits"
+            shown = ", ".join(f"{full} ({self.short_id(full)})" for full in found[:5]) + (
+                ", …" if len(found) > 5 else ""
             )
+            raise AmbiguousRunId(f"run id {digits!r} is ambiguous: it starts or ends the ids {shown}; give more digits")
         full = found[0]
         (pk,) = self._read(_RUN, (bytes.fromhex(full),)).fetchone()
         return int(pk), full
@@ -373,8 +374,16 @@ _ALLOWED_FUNCTIONS = frozenset(
 )
 
 # Pragmas that take an argument only to say what to read.
-_PRAGMAS_WITH_ARGUMENT = {"table_info", "table_xinfo", "index_list", "index_info", "index_xinfo",
-                          "foreign_key_list", "integrity_check", "quick_check"}
+_PRAGMAS_WITH_ARGUMENT = {
+    "table_info",
+    "table_xinfo",
+    "index_list",
+    "index_info",
+    "index_xinfo",
+    "foreign_key_list",
+    "integrity_check",
+    "quick_check",
+}
 
 
 class _ReadOnly:
@@ -388,12 +397,10 @@ class _ReadOnly:
     def __init__(self) -> None:
         self.refused_function: str | None = None
 
-    def __call__(self, action: int, arg1: str | None, arg2: str | None, db: str | None,
-                 trigger: str | None) -> int:
+    def __call__(self, action: int, arg1: str | None, arg2: str | None, db: str | None, trigger: str | None) -> int:
         if action in _REFUSED:
             return sqlite3.SQLITE_DENY
-        if action == sqlite3.SQLITE_PRAGMA and arg2 is not None \
-                and (arg1 or "").lower() not in _PRAGMAS_WITH_ARGUMENT:
+        if action == sqlite3.SQLITE_PRAGMA and arg2 is not None and (arg1 or "").lower() not in _PRAGMAS_WITH_ARGUMENT:
             return sqlite3.SQLITE_DENY
         if action == sqlite3.SQLITE_FUNCTION and (arg2 or "").lower() not in _ALLOWED_FUNCTIONS:
             self.refused_function = arg2 or ""
@@ -433,8 +440,9 @@ def _statuses(status: str | Sequence[str] | None) -> list[str] | None:
     return statuses
 
 
-def _condition(conn: sqlite3.Connection, experiment: int, statuses: list[str] | None,
-               where: str | None) -> tuple[str, list[Any]]:
+def _condition(
+    conn: sqlite3.Connection, experiment: int, statuses: list[str] | None, where: str | None
+) -> tuple[str, list[Any]]:
     params, results = catalog.columns(catalog.fields_of(conn, experiment))
     return selection(conn, experiment, statuses, where, params, results)
 

@@ -68,9 +68,7 @@ def _fallback_env_sha(experiment: str, time_start: str) -> str:
     return hashlib.sha1(f"{experiment}{time_start}{__version__}".encode()).hexdigest()
 
 
-def _finish(
-    store: Store, lock: SessionLock, writer: RunWriter, session_pk: int, status: str | None, pid: int
-) -> None:
+def _finish(store: Store, lock: SessionLock, writer: RunWriter, session_pk: int, status: str | None, pid: int) -> None:
     """Commit what is left, close the session row, release its lock and close the store.
 
     ``status`` None means the program is exiting without having closed the
@@ -223,8 +221,11 @@ class Recorder:
         time_start = now_utc()
         # Git first: a refusal (dirty tree, merge in progress) must write nothing.
         git_state = gitinfo.capture(
-            self._git_mode, start=start, experiment=self.experiment,
-            session_id=session_id, message=self.message,
+            self._git_mode,
+            start=start,
+            experiment=self.experiment,
+            session_id=session_id,
+            message=self.message,
         )
         env = provenance.environment()
         proc = provenance.process_info()
@@ -257,14 +258,35 @@ class Recorder:
                 session_pk = conn.execute(
                     _INSERT_SESSION,
                     (
-                        session_id, experiment_pk, time_start, self.message, self.comment,
-                        self.seed, env_sha, git_state.mode, git_state.repo, git_state.commit,
-                        git_state.branch, git_state.dirty, git_state.auto_committed,
-                        git_state.snapshot_ref, digests[2],
+                        session_id,
+                        experiment_pk,
+                        time_start,
+                        self.message,
+                        self.comment,
+                        self.seed,
+                        env_sha,
+                        git_state.mode,
+                        git_state.repo,
+                        git_state.commit,
+                        git_state.branch,
+                        git_state.dirty,
+                        git_state.auto_committed,
+                        git_state.snapshot_ref,
+                        digests[2],
                         json.dumps(git_state.untracked_modules) if git_state.untracked_modules else None,
-                        env.host, env.user, proc.pid, env.platform, env.python, __version__,
-                        digests[1], env.fingerprint, proc.argv, proc.cwd, proc.script_path,
-                        digests[0], jax,
+                        env.host,
+                        env.user,
+                        proc.pid,
+                        env.platform,
+                        env.python,
+                        __version__,
+                        digests[1],
+                        env.fingerprint,
+                        proc.argv,
+                        proc.cwd,
+                        proc.script_path,
+                        digests[0],
+                        jax,
                     ),
                 ).lastrowid
                 if session_pk is None:  # an INSERT always sets it; a None here would attach runs to no session
@@ -278,8 +300,11 @@ class Recorder:
         finally:
             guard.release()
         writer = RunWriter(
-            store.conn, experiment_pk, session_pk,
-            interval=self.flush_interval, purge_duplicate_comments=self.purge_duplicate_comments,
+            store.conn,
+            experiment_pk,
+            session_pk,
+            interval=self.flush_interval,
+            purge_duplicate_comments=self.purge_duplicate_comments,
             on_commit=lock.touch,
             journal=Journal(lock.path.parent, session_id) if self.flush_interval > 0 else None,
         )
@@ -441,8 +466,17 @@ class Recorder:
                 self._writer.flush()  # runs of this session count, as they would for a real sweep
             return _sweep.dry_run(self.experiment, binder, params, store=self._store_arg, seed=self.seed, skip=skip)
         return _sweep.sweep(
-            self, func, params, binder=binder, workers=workers, executor=executor, skip=skip,
-            on_error=on_error, progress=progress, capture=capture, return_df=return_df,
+            self,
+            func,
+            params,
+            binder=binder,
+            workers=workers,
+            executor=executor,
+            skip=skip,
+            on_error=on_error,
+            progress=progress,
+            capture=capture,
+            return_df=return_df,
         )
 
     def vsweep(
@@ -467,8 +501,17 @@ class Recorder:
         from . import jax as _jax
 
         return _jax.vsweep(
-            self, func, params, chunk_size=chunk_size, static=static, skip=skip, on_error=on_error,
-            progress=progress, return_df=return_df, compile_cache=compile_cache, memory_budget=memory_budget,
+            self,
+            func,
+            params,
+            chunk_size=chunk_size,
+            static=static,
+            skip=skip,
+            on_error=on_error,
+            progress=progress,
+            return_df=return_df,
+            compile_cache=compile_cache,
+            memory_budget=memory_budget,
         )
 
     def flush(self) -> None:

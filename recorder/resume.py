@@ -43,7 +43,6 @@ ORDER BY r.pk
 _RESULTS_OF = "SELECT run, name, kind, value FROM results WHERE run IN ({marks})"
 
 
-
 def _scalars(results: Mapping[str, Encoded], objects: ObjectStore) -> dict[str, Any]:
     return {n: decode(e.kind, e.value, objects) for n, e in results.items() if is_scalar_kind(e.kind)}
 
@@ -85,7 +84,9 @@ class _Reader:
         commits would be seen by the skip check of the next chunk.
         """
         if self._alone:
-            other = self.read(lambda conn: conn.execute(_OTHER_SESSION, (self.experiment_pk, self._session_pk)).fetchone())
+            other = self.read(
+                lambda conn: conn.execute(_OTHER_SESSION, (self.experiment_pk, self._session_pk)).fetchone()
+            )
             self._alone = other is None
         return self._alone
 
@@ -114,8 +115,9 @@ class _Fills:
             table.copy(first, index)
 
 
-def _fill_skipped(reader: _Reader, statuses: tuple[str, ...], skipped: dict[str, list[int]], table: _Table,
-                  objects: ObjectStore) -> None:
+def _fill_skipped(
+    reader: _Reader, statuses: tuple[str, ...], skipped: dict[str, list[int]], table: _Table, objects: ObjectStore
+) -> None:
     """Fill the rows of skipped psets from their latest matching run in the store."""
     hashes = list(skipped)
 
@@ -129,11 +131,17 @@ def _fill_skipped(reader: _Reader, statuses: tuple[str, ...], skipped: dict[str,
                 sql, (*(bytes.fromhex(h) for h in chunk), reader.experiment_pk, *statuses)
             ):
                 scalars[pk] = compact
-                latest[digest.hex()] = (pk, {
-                    "_run_id": run_id.hex(), "_status": status, "_time_start": iso_utc(start_ms / 1e3),
-                    "_duration_s": None if duration_us is None else duration_us / 1e6, "_session": session,
-                    "_env_sha": env_sha,
-                })
+                latest[digest.hex()] = (
+                    pk,
+                    {
+                        "_run_id": run_id.hex(),
+                        "_status": status,
+                        "_time_start": iso_utc(start_ms / 1e3),
+                        "_duration_s": None if duration_us is None else duration_us / 1e6,
+                        "_session": session,
+                        "_env_sha": env_sha,
+                    },
+                )
             pks = [pk for pk, _ in latest.values()]
             # Plain scalars are kept in runs.scalars, the others in results (see recorder.writer).
             values: dict[int, dict[str, Any]] = {pk: json.loads(scalars[pk] or "{}") for pk in pks}

@@ -19,7 +19,18 @@ from .ids import now_utc
 from .journal import PendingRun
 from .values import Encoded
 
-__all__ = ["Rows", "ScalarLayout", "check_pset", "hex_blob", "plain_results", "scalar_layout", "insert_objects", "insert_texts", "millis", "micros"]
+__all__ = [
+    "Rows",
+    "ScalarLayout",
+    "check_pset",
+    "hex_blob",
+    "plain_results",
+    "scalar_layout",
+    "insert_objects",
+    "insert_texts",
+    "millis",
+    "micros",
+]
 
 _MAX_RUN_PK = "SELECT coalesce(max(pk), 0) FROM runs"
 _MAX_PSET_PK = "SELECT coalesce(max(pk), 0) FROM psets"
@@ -159,8 +170,9 @@ class Rows:
     :param purge_duplicate_comments: store each distinct comment text once.
     """
 
-    def __init__(self, conn: sqlite3.Connection, experiment_pk: int, session_pk: int, *,
-                 purge_duplicate_comments: bool = True) -> None:
+    def __init__(
+        self, conn: sqlite3.Connection, experiment_pk: int, session_pk: int, *, purge_duplicate_comments: bool = True
+    ) -> None:
         self.experiment_pk = experiment_pk
         self._session_pk = session_pk
         self._purge = purge_duplicate_comments
@@ -230,11 +242,20 @@ class Rows:
                 # The common row, built inline (a few calls fewer per run).
                 pset = new_psets.get(run.pset_hash)
                 duration = run.duration
-                plain_rows.append((
-                    run.pk, hex_blob(run.id), experiment, session,
-                    known_psets[run.pset_hash] if pset is None else pset, run.status, round(run.t0 * 1000),
-                    None if duration is None else round(duration * 1_000_000), run.seed, scalars,
-                ))
+                plain_rows.append(
+                    (
+                        run.pk,
+                        hex_blob(run.id),
+                        experiment,
+                        session,
+                        known_psets[run.pset_hash] if pset is None else pset,
+                        run.status,
+                        round(run.t0 * 1000),
+                        None if duration is None else round(duration * 1_000_000),
+                        run.seed,
+                        scalars,
+                    )
+                )
                 continue
             comment = self._comment_pk(conn, run.comment) if run.comment is not None else None
             output = None
@@ -242,19 +263,45 @@ class Rows:
                 texts.append(run.output)
                 output = run.output[0]
             if new:
-                new_rows.append((
-                    run.pk, hex_blob(run.id), experiment, session, self._pset_pk(run.pset_hash, new_psets), run.status,
-                    millis(run.t0), micros(run.duration), run.seed, comment, run.error, output, scalars,
-                ))
+                new_rows.append(
+                    (
+                        run.pk,
+                        hex_blob(run.id),
+                        experiment,
+                        session,
+                        self._pset_pk(run.pset_hash, new_psets),
+                        run.status,
+                        millis(run.t0),
+                        micros(run.duration),
+                        run.seed,
+                        comment,
+                        run.error,
+                        output,
+                        scalars,
+                    )
+                )
             else:
                 updates.append((run.status, micros(run.duration), comment, run.error, output, scalars, run.pk))
         for run in in_flight:  # after the finished ones: they started earlier
             run.pk, next_pk = next_pk, next_pk + 1
             assigned.append(run)
-            new_rows.append((
-                run.pk, hex_blob(run.id), experiment, session, self._pset_pk(run.pset_hash, new_psets),
-                "running", millis(run.t0), None, run.seed, None, None, None, None,
-            ))
+            new_rows.append(
+                (
+                    run.pk,
+                    hex_blob(run.id),
+                    experiment,
+                    session,
+                    self._pset_pk(run.pset_hash, new_psets),
+                    "running",
+                    millis(run.t0),
+                    None,
+                    run.seed,
+                    None,
+                    None,
+                    None,
+                    None,
+                )
+            )
             self._param_fields(run, fields)
         insert_objects(conn, objects)
         insert_texts(conn, texts)
@@ -285,17 +332,21 @@ class Rows:
         compact: list[str] = []
         for name, encoded in run.results.items():
             kind = encoded.kind
-            if (
-                (kind == "bool" or (kind is None and type(encoded.value) is not str))
-                and not (comments and name in comments)
+            if (kind == "bool" or (kind is None and type(encoded.value) is not str)) and not (
+                comments and name in comments
             ):
                 compact.append(name)
                 kind = IN_SCALARS
             else:
-                rows.append((
-                    run.pk, name, kind, encoded.value,
-                    self._comment_pk(conn, comments.get(name)) if comments else None,
-                ))
+                rows.append(
+                    (
+                        run.pk,
+                        name,
+                        kind,
+                        encoded.value,
+                        self._comment_pk(conn, comments.get(name)) if comments else None,
+                    )
+                )
                 if encoded.object is not None:
                     objects.append(encoded.object)
                 if kind is None and isinstance(encoded.value, str):

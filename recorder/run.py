@@ -72,9 +72,7 @@ class Run:
                 "another (or use a second Recorder)"
             )
         writer.fields.claim("param", self.params)
-        self._row = PendingRun(
-            new_id(), self.pset_hash, self._canonical, self.seed, time.time(), tuple(self.params)
-        )
+        self._row = PendingRun(new_id(), self.pset_hash, self._canonical, self.seed, time.time(), tuple(self.params))
         self._perf0 = time.perf_counter()
         recorder._active = self
         try:

@@ -60,8 +60,16 @@ class Recording(Protocol):
     def __call__(self, task: _Task, row: PendingRun, outcome: Outcome) -> None:
         """Record a run's outcome, the general way."""
 
-    def plain(self, task: _Task, row: PendingRun, t0: float, duration: float, results: dict[str, Any],
-              scalars: str, names: tuple[str, ...]) -> None:
+    def plain(
+        self,
+        task: _Task,
+        row: PendingRun,
+        t0: float,
+        duration: float,
+        results: dict[str, Any],
+        scalars: str,
+        names: tuple[str, ...],
+    ) -> None:
         """Record a done run whose results are plain numbers, given as ``runs.scalars`` JSON."""
 
 

@@ -74,7 +74,9 @@ class SideQuery:
         try:
             self._process = subprocess.Popen(
                 [sys.executable, "-I", "-S", "-c", _PROGRAM, uri, sql, json.dumps(values)],
-                stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.DEVNULL,
             )
         except OSError:
             return  # no helper here (no fork, no executable): result() says so and the caller reads alone
@@ -134,13 +136,12 @@ class InThread:
         return self._value
 
 
-
 def _decode(out: bytes) -> tuple[bytes | None, ...] | None:
     """Split the helper's output into its values; None if it is cut short."""
     values: list[bytes | None] = []
     at = 0
     while at < len(out):
-        head = out[at:at + 8]
+        head = out[at : at + 8]
         if len(head) < 8:
             return None
         at += 8
@@ -150,6 +151,6 @@ def _decode(out: bytes) -> tuple[bytes | None, ...] | None:
         size = int.from_bytes(head, "little")
         if at + size > len(out):
             return None
-        values.append(out[at:at + size])
+        values.append(out[at : at + size])
         at += size
     return tuple(values)

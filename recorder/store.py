@@ -37,9 +37,7 @@ def locate(store: str | os.PathLike[str] | None = None, *, create: bool = True) 
         path = Path(store).expanduser()
         if path.is_file():
             if path.name != DB_NAME:
-                raise StoreError(
-                    f"the store {str(path)!r} is a file; a store is a folder holding {DB_NAME}"
-                )
+                raise StoreError(f"the store {str(path)!r} is a file; a store is a folder holding {DB_NAME}")
             path = path.parent
         return path.absolute()
     here = Path.cwd()

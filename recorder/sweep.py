@@ -223,8 +223,6 @@ class _Table:
         return pd.DataFrame(data, columns=order)
 
 
-
-
 def _tasks(
     binder: Binder,
     params: Iterable[Mapping[str, Any]],
@@ -402,12 +400,15 @@ def _warn_failures(recorder: Recorder, failed: int, ran: int, first_error: str |
 
     assert recorder._store is not None
     last = exception_line(first_error)
-    command = (f"recorder --store {shlex.quote(str(recorder._store.root))} log "
-               f"{shlex.quote(recorder.experiment)} --status failed")
+    command = (
+        f"recorder --store {shlex.quote(str(recorder._store.root))} log "
+        f"{shlex.quote(recorder.experiment)} --status failed"
+    )
     first = f"; the first: {last}" if last else ""
     warnings.warn(
         f"sweep of {recorder.experiment!r}: {failed} of {ran} runs failed{first}. List them with: {command}",
-        RecorderWarning, stacklevel=_user_level(),
+        RecorderWarning,
+        stacklevel=_user_level(),
     )
 
 
@@ -431,8 +432,15 @@ class _Recording:
     Called as ``record(task, row, outcome)`` (the ``record`` a :data:`Runner` is given).
     """
 
-    def __init__(self, recorder: Recorder, writer: RunWriter, func_name: str, table: _Table | None,
-                 progress: Progress, on_error: str) -> None:
+    def __init__(
+        self,
+        recorder: Recorder,
+        writer: RunWriter,
+        func_name: str,
+        table: _Table | None,
+        progress: Progress,
+        on_error: str,
+    ) -> None:
         assert recorder._store is not None
         self._recorder, self._writer, self._func_name = recorder, writer, func_name
         self._table, self._progress, self._on_error = table, progress, on_error
@@ -462,8 +470,9 @@ class _Recording:
         self._recorder.runs_recorded += 1
         self._progress.add(outcome.status)
         if self._table is not None:
-            self._fill(task, row, outcome.t0, outcome.duration, outcome.status,
-                       _scalars(outcome.results, self._objects))
+            self._fill(
+                task, row, outcome.t0, outcome.duration, outcome.status, _scalars(outcome.results, self._objects)
+            )
             if outcome.status == "failed":  # the column appears with the first failure, as df() reads it
                 self._table.set(task.index, {ERROR: exception_line(outcome.error)})
         if outcome.status == "failed":
@@ -476,8 +485,16 @@ class _Recording:
                 f"its traceback:\n{outcome.error}"
             )
 
-    def plain(self, task: _Task, row: PendingRun, t0: float, duration: float, results: dict[str, Any],
-              scalars: str, names: tuple[str, ...]) -> None:
+    def plain(
+        self,
+        task: _Task,
+        row: PendingRun,
+        t0: float,
+        duration: float,
+        results: dict[str, Any],
+        scalars: str,
+        names: tuple[str, ...],
+    ) -> None:
         """Record a done run whose results (names claimed before) are plain numbers, as ``runs.scalars`` JSON."""
         row.t0, row.scalars, row.scalar_names = t0, scalars, names
         self._writer.finished(row, "done", duration, None)
@@ -486,15 +503,23 @@ class _Recording:
         if self._table is not None:
             self._fill(task, row, t0, duration, "done", results)
 
-    def _fill(self, task: _Task, row: PendingRun, t0: float, duration: float, status: str,
-              scalars: Mapping[str, Any]) -> None:
+    def _fill(
+        self, task: _Task, row: PendingRun, t0: float, duration: float, status: str, scalars: Mapping[str, Any]
+    ) -> None:
         assert self._table is not None
-        self._table.set(task.index, {
-            **scalars,
-            # As stored: start to the millisecond, duration to the microsecond.
-            "_run_id": row.id, "_status": status, "_time_start": iso_utc(round(t0, 3)),
-            "_duration_s": round(duration, 6), "_session": self._recorder.id, "_env_sha": self._recorder.env_sha,
-        })
+        self._table.set(
+            task.index,
+            {
+                **scalars,
+                # As stored: start to the millisecond, duration to the microsecond.
+                "_run_id": row.id,
+                "_status": status,
+                "_time_start": iso_utc(round(t0, 3)),
+                "_duration_s": round(duration, 6),
+                "_session": self._recorder.id,
+                "_env_sha": self._recorder.env_sha,
+            },
+        )
 
 
 def _to_run(
@@ -542,5 +567,3 @@ def _to_run(
             else:
                 firsts[hash_] = index
                 yield task, PendingRun(new_id(), hash_, canonical, seed, time.time(), names)
-
-

@@ -87,7 +87,9 @@ def _json_default(what: str, name: str) -> Callable[[Any], Any]:
         if type(value).__module__ == "numpy" and getattr(value, "shape", None) == ():
             return value.item()
         raise _refuse(
-            what, name, value,
+            what,
+            name,
+            value,
             "lists and dicts may hold only bool, int, float, str, None and nested "
             "lists/dicts with str keys; log arrays as results of their own",
         )
@@ -299,4 +301,3 @@ def decode(kind: str | None, value: Any, objects: ObjectStore, *, mmap: bool = T
 def is_scalar_kind(kind: str | None) -> bool:
     """Return whether a cell of this kind is a scalar (shown as a column in tables)."""
     return kind is None or kind in ("nan", "bool", "int") or kind.startswith("np:")
-

@@ -62,7 +62,12 @@ _MAX_PENDING = 20_000  # finished runs queued at most before the recording threa
 
 
 _ROW_ERRORS = (
-    sqlite3.IntegrityError, sqlite3.DataError, sqlite3.InterfaceError, ValueError, OverflowError, TypeError,
+    sqlite3.IntegrityError,
+    sqlite3.DataError,
+    sqlite3.InterfaceError,
+    ValueError,
+    OverflowError,
+    TypeError,
     NameRefused,  # a name another run of the experiment has in the other role
 )
 

@@ -20,7 +20,11 @@ ROOT = Path(__file__).resolve().parent.parent
 def git(repo: Path, *args: str, env: dict[str, str] | None = None) -> str:
     """Run git in ``repo`` and return its stripped output (raises on failure)."""
     result = subprocess.run(
-        ["git", *args], cwd=repo, check=True, capture_output=True, text=True,
+        ["git", *args],
+        cwd=repo,
+        check=True,
+        capture_output=True,
+        text=True,
         env={**os.environ, **(env or {})},
     )
     return result.stdout.strip()
@@ -35,10 +39,16 @@ def make_repo(path: Path, *, identity: bool = True) -> Path:
         git(path, "config", "user.email", "test@example.com")
     (path / "model.py").write_text("A = 1\n")
     git(path, "add", "model.py")
-    env = None if identity else {
-        "GIT_AUTHOR_NAME": "Setup", "GIT_AUTHOR_EMAIL": "setup@example.com",
-        "GIT_COMMITTER_NAME": "Setup", "GIT_COMMITTER_EMAIL": "setup@example.com",
-    }
+    env = (
+        None
+        if identity
+        else {
+            "GIT_AUTHOR_NAME": "Setup",
+            "GIT_AUTHOR_EMAIL": "setup@example.com",
+            "GIT_COMMITTER_NAME": "Setup",
+            "GIT_COMMITTER_EMAIL": "setup@example.com",
+        }
+    )
     git(path, "commit", "-q", "-m", "initial", env=env)
     return path
 
@@ -68,10 +78,16 @@ def _isolated_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> No
         monkeypatch.delenv(name, raising=False)
 
 
-def run_python(code: str, *, cwd: Path, env: dict[str, str] | None = None, timeout: float = 120) -> subprocess.CompletedProcess[str]:
+def run_python(
+    code: str, *, cwd: Path, env: dict[str, str] | None = None, timeout: float = 120
+) -> subprocess.CompletedProcess[str]:
     """Run Python code in a fresh interpreter; return the finished process."""
     return subprocess.run(
-        [sys.executable, "-c", code], cwd=cwd, capture_output=True, text=True, timeout=timeout,
+        [sys.executable, "-c", code],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
         env={**os.environ, **(env or {})},
     )
 

@@ -108,8 +108,12 @@ def test_dask_threads_each_capture_their_own_output(store: Path) -> None:
     stdout, stderr = sys.stdout, sys.stderr
     _barrier = threading.Barrier(4)
     try:
-        with distributed.LocalCluster(n_workers=1, threads_per_worker=4, processes=False,
-                                      dashboard_address=None) as cluster, distributed.Client(cluster) as client:
+        with (
+            distributed.LocalCluster(
+                n_workers=1, threads_per_worker=4, processes=False, dashboard_address=None
+            ) as cluster,
+            distributed.Client(cluster) as client,
+        ):
             with rec.Recorder("c", store=store, git=False) as r:
                 df = r.sweep(talks, rec.plist("a", range(20)), executor=client.get_executor(), capture=True)
     finally:

@@ -62,7 +62,9 @@ def arm(repo: Path, markers: Path) -> dict[str, Path]:
     scripts.mkdir(exist_ok=True)
     names = ["external", "textconv", "smudge", "clean", "process", "fsmonitor", "post-checkout", "pager"]
     found = {name: markers / name for name in names}
-    path = {name: executable(scripts / name, f'#!/bin/sh\ntouch "{found[name]}"\ncat "$@" 2>/dev/null\n') for name in names}
+    path = {
+        name: executable(scripts / name, f'#!/bin/sh\ntouch "{found[name]}"\ncat "$@" 2>/dev/null\n') for name in names
+    }
     # A filter's clean/smudge read stdin; the external diff gets 7 arguments: print nothing.
     executable(scripts / "external", f'#!/bin/sh\ntouch "{found["external"]}"\n')
     for key, value in [

@@ -243,7 +243,7 @@ def test_show_failed_run_has_traceback(store: Path, recorded: dict[str, str]) ->
     assert "error        ValueError: diverged" in text.splitlines()
     lines = text.splitlines()
     at = lines.index("traceback")
-    tail = lines[at + 1:]
+    tail = lines[at + 1 :]
     assert tail[0] == "  Traceback (most recent call last):"
     assert "  ValueError: diverged" in tail
     assert "  a = 0.2" in text
@@ -418,12 +418,15 @@ def test_sql_json_lines(store: Path, recorded: dict[str, str]) -> None:
     ]
 
 
-@pytest.mark.parametrize("statement", [
-    "DELETE FROM runs",
-    "DROP TABLE comments",
-    "INSERT INTO comments (text) VALUES ('sneaky')",
-    "UPDATE runs SET status = 'done'",
-])
+@pytest.mark.parametrize(
+    "statement",
+    [
+        "DELETE FROM runs",
+        "DROP TABLE comments",
+        "INSERT INTO comments (text) VALUES ('sneaky')",
+        "UPDATE runs SET status = 'done'",
+    ],
+)
 def test_sql_refuses_to_write(store: Path, recorded: dict[str, str], statement: str) -> None:
     before = {t: count_rows(store, t) for t in ("runs", "comments", "experiments", "objects")}
     statuses = ok(store, "sql", "SELECT status FROM runs ORDER BY pk", "--csv").output
@@ -538,7 +541,7 @@ def test_status(store: Path, recorded: dict[str, str]) -> None:
     assert lines[1].startswith("objects  1 arrays, 0.2 MB")
     header = next(i for i, line in enumerate(lines) if line.startswith("experiment"))
     assert lines[header].split() == ["experiment", "runs", "done", "failed", "interrupted", "running"]
-    rows = {line.split()[0]: line.split()[1:] for line in lines[header + 1:] if line.split()}
+    rows = {line.split()[0]: line.split()[1:] for line in lines[header + 1 :] if line.split()}
     assert rows["lorenz"] == ["2", "1", "1", "0", "0"]
     assert rows["other"] == ["2", "2", "0", "0", "0"]
     assert "recording:" not in text
@@ -676,7 +679,9 @@ def test_gc_after_a_killed_session(store: Path, tmp_path: Path) -> None:
         "with r.run(a=2) as run:\n    run.log(t=np.full(20000, 2.0))\n"
         "os.kill(os.getpid(), signal.SIGKILL)\n"
     )
-    done = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True, timeout=120, check=False)
+    done = subprocess.run(
+        [sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True, timeout=120, check=False
+    )
     assert done.returncode == -9, done.stderr
     assert len(object_files(store)) == 2
     stray = _stray(store, 1000)
@@ -750,7 +755,9 @@ def test_gc_refuses_an_objects_folder_that_is_a_link(store: Path, recorded: dict
     assert {path: path.read_bytes() for path in files} == files
 
 
-def test_verify_reports_a_referenced_object_that_is_a_link(store: Path, recorded: dict[str, str], tmp_path: Path) -> None:
+def test_verify_reports_a_referenced_object_that_is_a_link(
+    store: Path, recorded: dict[str, str], tmp_path: Path
+) -> None:
     (kept,) = object_files(store)
     outside = tmp_path / "outside.npy"
     shutil.copyfile(kept, outside)  # the same bytes: only the link is wrong
@@ -790,11 +797,17 @@ def test_verify_reports_a_malformed_digest_and_goes_on(store: Path, recorded: di
     assert any(line.startswith("missing:") and run.id in line and "fine" in line for line in lines), lines
 
 
-@pytest.mark.parametrize(("column", "value", "problem"), [
-    ("size", 12, "size"), ("shape", "[3, 4]", "shape"), ("dtype", "<i4", "dtype"),
-])
-def test_verify_checks_the_recorded_size_shape_and_dtype(store: Path, recorded: dict[str, str],
-                                                         column: str, value: Any, problem: str) -> None:
+@pytest.mark.parametrize(
+    ("column", "value", "problem"),
+    [
+        ("size", 12, "size"),
+        ("shape", "[3, 4]", "shape"),
+        ("dtype", "<i4", "dtype"),
+    ],
+)
+def test_verify_checks_the_recorded_size_shape_and_dtype(
+    store: Path, recorded: dict[str, str], column: str, value: Any, problem: str
+) -> None:
     _tamper(store, f"UPDATE objects SET {column} = ?", (value,))
     result = cli(store, "verify")
     assert result.exit_code == 11 and "Traceback" not in result.output
@@ -879,12 +892,18 @@ def test_installed_console_script(store: Path, recorded: dict[str, str]) -> None
     exe = shutil.which("recorder", path=here + os.pathsep + os.environ.get("PATH", ""))
     if exe is None:
         pytest.skip("no installed `recorder` executable")
-    done = subprocess.run([exe, "--store", str(store), "log", "-n", "1", "--oneline"],
-                          capture_output=True, text=True, timeout=120, check=False)
+    done = subprocess.run(
+        [exe, "--store", str(store), "log", "-n", "1", "--oneline"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
     assert done.returncode == 0, done.stderr
     assert done.stdout.split()[0] == short(store, recorded["sweep2"])
-    failed = subprocess.run([exe, "--store", str(store), "show", "f" * 24], capture_output=True, text=True,
-                            timeout=120, check=False)
+    failed = subprocess.run(
+        [exe, "--store", str(store), "show", "f" * 24], capture_output=True, text=True, timeout=120, check=False
+    )
     assert failed.returncode == 4
     assert failed.stderr.startswith("recorder: error: ") and "Traceback" not in failed.stderr
 
@@ -916,14 +935,23 @@ def test_short_ids_name_runs_in_every_command(store: Path, repo: Path, tmp_path:
 
 def test_store_after_the_command(store: Path, recorded: dict[str, str], tmp_path: Path) -> None:
     s = short(store, recorded["done"])
-    for args in (["log", "--oneline"], ["show", s], ["diff", s, s], ["sql", "SELECT 1 AS one"], ["status"],
-                 ["verify"], ["gc", "--dry-run"], ["export", EXP, "-o", str(tmp_path / "x.csv")]):
+    for args in (
+        ["log", "--oneline"],
+        ["show", s],
+        ["diff", s, s],
+        ["sql", "SELECT 1 AS one"],
+        ["status"],
+        ["verify"],
+        ["gc", "--dry-run"],
+        ["export", EXP, "-o", str(tmp_path / "x.csv")],
+    ):
         result = CliRunner().invoke(main, [*args, "--store", str(store)])
         assert result.exit_code == 0, (args, result.output)
         assert result.output == cli(store, *args).output, args
     # After the command it wins over the group's option and the environment.
     result = CliRunner(env={"RECORDER_STORE": str(tmp_path / "nowhere")}).invoke(
-        main, ["--store", str(tmp_path / "nowhere"), "log", "--store", str(store), "--oneline"])
+        main, ["--store", str(tmp_path / "nowhere"), "log", "--store", str(store), "--oneline"]
+    )
     assert result.exit_code == 0 and len(result.output.splitlines()) == 4
     assert_error(cli(store, "checkout", s, str(tmp_path / "c"), "--store", str(store)), "without git")
     for name, command in main.commands.items():
@@ -950,8 +978,12 @@ def test_log_shows_the_error_of_failed_runs(store: Path, recorded: dict[str, str
 
 def test_show_has_the_sessions_config_message_and_comment(store: Path) -> None:
     grid = np.linspace(0, 1, 5)
-    with rec.Recorder(EXP, store=store, git=False, config={"dt": 0.01, "grid": grid, "method": "rk4"},
-                      message="trying rk4") as r, r.run(a=1) as run:
+    with (
+        rec.Recorder(
+            EXP, store=store, git=False, config={"dt": 0.01, "grid": grid, "method": "rk4"}, message="trying rk4"
+        ) as r,
+        r.run(a=1) as run,
+    ):
         run.log(e=1.0)
     conn = sqlite3.connect(store / "recorder.sqlite")
     with conn:
@@ -1001,8 +1033,11 @@ def test_diff_compares_status_and_config(store: Path) -> None:
 
 
 def test_sql_prints_null_exact_floats_and_right_aligned_numbers(store: Path, recorded: dict[str, str]) -> None:
-    text = ok(store, "sql", "SELECT 'x' AS t, 0.1 + 0.2 AS f, NULL AS n, 7 AS i UNION ALL "
-                            "SELECT 'longer', 1e300, NULL, 123456").output
+    text = ok(
+        store,
+        "sql",
+        "SELECT 'x' AS t, 0.1 + 0.2 AS f, NULL AS n, 7 AS i UNION ALL SELECT 'longer', 1e300, NULL, 123456",
+    ).output
     lines = text.splitlines()
     assert lines[1].split() == ["x", "0.30000000000000004", "NULL", "7"]
     assert lines[2].split() == ["longer", "1e+300", "NULL", "123456"]
@@ -1023,17 +1058,24 @@ def test_sql_refuses_a_statement_without_columns(store: Path, recorded: dict[str
     assert_error(cli(store, "sql", "/* only a comment */"), "returns no columns")
 
 
-@pytest.mark.parametrize("args", [["log", b"\xff"], ["export", b"\xffexp", "-o", "x.csv"], ["sql", b"SELECT '\xff'"],
-                                  ["show", b"\xff"]])
-def test_undecodable_arguments_are_one_line(store: Path, recorded: dict[str, str], tmp_path: Path,
-                                            args: list[Any]) -> None:
+@pytest.mark.parametrize(
+    "args", [["log", b"\xff"], ["export", b"\xffexp", "-o", "x.csv"], ["sql", b"SELECT '\xff'"], ["show", b"\xff"]]
+)
+def test_undecodable_arguments_are_one_line(
+    store: Path, recorded: dict[str, str], tmp_path: Path, args: list[Any]
+) -> None:
     """Bytes a shell cannot decode reach Python as lone surrogates: a clear error, not a UnicodeEncodeError."""
     exe = shutil.which("recorder", path=os.path.dirname(sys.executable) + os.pathsep + os.environ.get("PATH", ""))
     if exe is None:
         pytest.skip("no installed `recorder` executable")
-    done = subprocess.run([exe, "--store", str(store), *args], cwd=tmp_path,
-                          capture_output=True, timeout=120, check=False,
-                          env={**os.environ, "PYTHONPATH": str(Path(rec.__file__).parent.parent)})
+    done = subprocess.run(
+        [exe, "--store", str(store), *args],
+        cwd=tmp_path,
+        capture_output=True,
+        timeout=120,
+        check=False,
+        env={**os.environ, "PYTHONPATH": str(Path(rec.__file__).parent.parent)},
+    )
     assert done.returncode == 1, done.stderr
     err = done.stderr.decode()
     assert "Traceback" not in err and "not UTF-8 text" in err and "\\udcff" in err

@@ -38,8 +38,9 @@ def _script() -> str:
     return exe
 
 
-def on_terminal(*args: str, env: dict[str, str] | None = None, timeout: float = 60.0,
-                rows: int = 60, columns: int = 200) -> tuple[int, str]:
+def on_terminal(
+    *args: str, env: dict[str, str] | None = None, timeout: float = 60.0, rows: int = 60, columns: int = 200
+) -> tuple[int, str]:
     """Run the ``recorder`` script on a new pseudo-terminal; return its exit status and everything it showed.
 
     Fails the test (after killing the process) when it has not ended within ``timeout`` seconds,
@@ -72,8 +73,10 @@ def on_terminal(*args: str, env: dict[str, str] | None = None, timeout: float = 
             if left <= 0:
                 os.kill(pid, signal.SIGKILL)
                 os.waitpid(pid, 0)
-                pytest.fail(f"`recorder {' '.join(args)}` did not end within {timeout} s on a terminal; "
-                            f"it showed: {b''.join(chunks).decode(errors='replace')[-2000:]!r}")
+                pytest.fail(
+                    f"`recorder {' '.join(args)}` did not end within {timeout} s on a terminal; "
+                    f"it showed: {b''.join(chunks).decode(errors='replace')[-2000:]!r}"
+                )
             ready, _, _ = select.select([master], [], [], min(left, 1.0))
             if not ready:
                 continue

@@ -48,8 +48,9 @@ def _cli(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
     """Run the real console script with this worktree's recorder on the path."""
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     env.pop("RECORDER_STORE", None)
-    return subprocess.run([_console_script(), *args], cwd=cwd, env=env, capture_output=True, text=True,
-                          timeout=120, check=False)
+    return subprocess.run(
+        [_console_script(), *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=120, check=False
+    )
 
 
 def _model(a: float) -> dict[str, Any]:
@@ -120,9 +121,14 @@ def test_gc_and_merge_refuse_a_recording_session_by_name(tmp_path: Path) -> None
 
 
 def test_console_script_exits_with_the_error_s_code(tmp_path: Path) -> None:
-    probe = subprocess.run([sys.executable, "-c", "import recorder; print(recorder.__file__)"],
-                           env={**os.environ, "PYTHONPATH": str(ROOT)}, capture_output=True, text=True,
-                           timeout=60, check=True)
+    probe = subprocess.run(
+        [sys.executable, "-c", "import recorder; print(recorder.__file__)"],
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
     assert probe.stdout.strip().startswith(str(ROOT))  # the console script runs this worktree's code
     store = tmp_path / "store"
     ids = _record(store, 20)
@@ -200,15 +206,26 @@ def test_no_module_matches_sqlite_message_text_outside_sqlite_code() -> None:
     # SQLite's messages for result codes; only recorder.db._MESSAGES (the 3.10 fallback) may hold them.
     import ast
 
-    fragments = ("locked", "unable to open", "malformed", "authoriz", "readonly", "read-only", "query_only",
-                 "disk is full", "constraint failed", "not a database")
+    fragments = (
+        "locked",
+        "unable to open",
+        "malformed",
+        "authoriz",
+        "readonly",
+        "read-only",
+        "query_only",
+        "disk is full",
+        "constraint failed",
+        "not a database",
+    )
     found = []
     for path in sorted((ROOT / "recorder").glob("*.py")):
         tree = ast.parse(path.read_text(encoding="utf-8"))
         allowed: set[int] = set()
         for node in ast.walk(tree):
-            if isinstance(node, ast.Assign) and any(isinstance(t, ast.Name) and t.id == "_MESSAGES"
-                                                    for t in node.targets):
+            if isinstance(node, ast.Assign) and any(
+                isinstance(t, ast.Name) and t.id == "_MESSAGES" for t in node.targets
+            ):
                 allowed |= {id(n) for n in ast.walk(node)}
         for node in ast.walk(tree):
             sides: list[ast.AST] = []
@@ -218,8 +235,11 @@ def test_no_module_matches_sqlite_message_text_outside_sqlite_code() -> None:
                 sides = [g.iter for g in node.generators]  # any(word in text for word in ("readonly", ...))
             for side in sides:
                 for const in ast.walk(side):
-                    if (isinstance(const, ast.Constant) and isinstance(const.value, str)
-                            and id(const) not in allowed
-                            and any(f in const.value.lower() for f in fragments)):
+                    if (
+                        isinstance(const, ast.Constant)
+                        and isinstance(const.value, str)
+                        and id(const) not in allowed
+                        and any(f in const.value.lower() for f in fragments)
+                    ):
                         found.append(f"{path.name}:{const.lineno}: {const.value!r}")
     assert found == []

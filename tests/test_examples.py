@@ -22,8 +22,12 @@ def test_there_are_examples() -> None:
 def test_example_runs(example: Path, tmp_path: Path) -> None:
     store = tmp_path / "store"
     done = subprocess.run(
-        [sys.executable, str(example), str(store)], capture_output=True, text=True, cwd=tmp_path,
-        env={**os.environ, "RECORDER_STORE": str(store)}, timeout=300,
+        [sys.executable, str(example), str(store)],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        env={**os.environ, "RECORDER_STORE": str(store)},
+        timeout=300,
     )
     assert done.returncode == 0, done.stderr
     con = sqlite3.connect(store / "recorder.sqlite")
@@ -34,7 +38,10 @@ def test_quickstart_prints_what_it_recorded(tmp_path: Path) -> None:
     store = tmp_path / "qs"
     done = subprocess.run(
         [sys.executable, str(ROOT / "examples" / "quickstart.py"), str(store)],
-        capture_output=True, text=True, cwd=tmp_path, timeout=300,
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        timeout=300,
     )
     assert done.returncode == 0, done.stderr
     lines = done.stdout.splitlines()

@@ -43,17 +43,25 @@ def count(store: Path, table: str) -> int:
 
 def runs(store: Path) -> list[tuple]:
     """(run id, session id, params JSON, status, error, seed) of every run, oldest first."""
-    return db(store).execute(
-        "SELECT lower(hex(r.id)), s.id, p.params, r.status, r.error, r.seed FROM runs r "
-        "JOIN psets p ON p.pk = r.pset JOIN sessions s ON s.pk = r.session ORDER BY r.pk"
-    ).fetchall()
+    return (
+        db(store)
+        .execute(
+            "SELECT lower(hex(r.id)), s.id, p.params, r.status, r.error, r.seed FROM runs r "
+            "JOIN psets p ON p.pk = r.pset JOIN sessions s ON s.pk = r.session ORDER BY r.pk"
+        )
+        .fetchall()
+    )
 
 
 def results(store: Path) -> list[tuple]:
     """(run id, name, kind, value) of every result."""
-    return db(store).execute(
-        "SELECT lower(hex(r.id)), x.name, x.kind, x.value FROM results_all x JOIN runs r ON r.pk = x.run ORDER BY r.pk, x.name"
-    ).fetchall()
+    return (
+        db(store)
+        .execute(
+            "SELECT lower(hex(r.id)), x.name, x.kind, x.value FROM results_all x JOIN runs r ON r.pk = x.run ORDER BY r.pk, x.name"
+        )
+        .fetchall()
+    )
 
 
 # -- decorating and calling --------------------------------------------------------
@@ -302,10 +310,16 @@ def test_sweep_returns_one_row_per_pset_in_one_session(store: Path) -> None:
     assert isinstance(df, pd.DataFrame)
     assert len(df) == 6
     columns = list(df.columns)
-    assert columns[-len(META):] == META
+    assert columns[-len(META) :] == META
     assert set(columns[: -len(META)]) == {"x", "y", "k", "energy", "label"}  # no array columns
-    assert list(zip(df["x"], df["y"], df["k"])) == [(1, "a", 2), (1, "b", 2), (2, "a", 2), (2, "b", 2),
-                                                    (3, "a", 2), (3, "b", 2)]
+    assert list(zip(df["x"], df["y"], df["k"])) == [
+        (1, "a", 2),
+        (1, "b", 2),
+        (2, "a", 2),
+        (2, "b", 2),
+        (3, "a", 2),
+        (3, "b", 2),
+    ]
     assert list(df["energy"]) == [1.5, 1.5, 4.5, 4.5, 9.5, 9.5]
     assert list(df["label"]) == ["a1", "b1", "a2", "b2", "a3", "b3"]
     assert set(df["_status"]) == {"done"}
@@ -365,9 +379,7 @@ def test_plain_function_with_two_workers_matches_serial(tmp_path: Path) -> None:
     assert _pairs(pooled) == _pairs(serial) and len(_pairs(serial)) == 12
 
 
-def test_decorated_function_with_two_workers_matches_serial(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_decorated_function_with_two_workers_matches_serial(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     params = rec.grid(x=range(6), k=[1, 2])
     monkeypatch.setenv("RECORDER_STORE", str(tmp_path / "serial"))
     serial = power.sweep(params)
@@ -407,8 +419,10 @@ def test_wrapping_a_function_under_another_name_works_with_dask(
 ) -> None:
     distributed = pytest.importorskip("distributed")
     monkeypatch.setenv("RECORDER_STORE", str(tmp_path / "dask"))
-    with distributed.LocalCluster(n_workers=1, threads_per_worker=2, processes=False,
-                                  dashboard_address=None) as cluster, distributed.Client(cluster) as client:
+    with (
+        distributed.LocalCluster(n_workers=1, threads_per_worker=2, processes=False, dashboard_address=None) as cluster,
+        distributed.Client(cluster) as client,
+    ):
         df = fast_power.sweep(rec.grid(x=range(4), k=[2]), executor=client.get_executor())
         wrapped = power.sweep(rec.grid(x=range(3), k=[3]), executor=client.get_executor())
     assert df["_status"].tolist() == ["done"] * 4 and df["y"].tolist() == [0, 1, 4, 9]
@@ -441,10 +455,13 @@ def test_wrapping_a_function_in_main_works_with_a_pool(tmp_path: Path, store: Pa
 
     script = tmp_path / "wrap.py"
     script.write_text(WRAPPED_IN_MAIN)
-    done = subprocess.run([sys.executable, str(script), str(store)], capture_output=True, text=True,
-                          cwd=tmp_path, timeout=120)
+    done = subprocess.run(
+        [sys.executable, str(script), str(store)], capture_output=True, text=True, cwd=tmp_path, timeout=120
+    )
     assert done.returncode == 0, done.stderr
-    assert done.stdout.splitlines() == ["['done', 'done', 'done', 'done'] [0, 2, 4, 6]", "['done', 'done'] [1, 2]"], done.stderr
+    assert done.stdout.splitlines() == ["['done', 'done', 'done', 'done'] [0, 2, 4, 6]", "['done', 'done'] [1, 2]"], (
+        done.stderr
+    )
 
 
 INTERACTIVE = """
@@ -473,8 +490,9 @@ def test_an_interactive_function_with_workers_is_refused_through_the_decorator(
         pytest.importorskip("jax")
     code = INTERACTIVE.format(prelude=prelude, store=str(store))
     args = [sys.executable, "-c", code] if how == "-c" else [sys.executable, "-"]
-    done = subprocess.run(args, input=None if how == "-c" else code, capture_output=True, text=True,
-                          cwd=tmp_path, timeout=120)
+    done = subprocess.run(
+        args, input=None if how == "-c" else code, capture_output=True, text=True, cwd=tmp_path, timeout=120
+    )
     assert done.returncode != 0 and "no error" not in done.stdout
     assert "FunctionUnavailable" in done.stderr and "defined interactively" in done.stderr, done.stderr
     assert "has no attribute" not in done.stderr and "died" not in done.stderr
@@ -505,8 +523,13 @@ def test_a_function_workers_cannot_load_is_reported_once_as_that_error(tmp_path:
     (tmp_path / "hidden" / "elsewhere_mod.py").write_text("def work(x):\n    return {'y': x}\n")
     script = tmp_path / "main.py"
     script.write_text(UNLOADABLE)
-    done = subprocess.run([sys.executable, str(script), str(store), str(tmp_path / "hidden" / "elsewhere_mod.py")],
-                          capture_output=True, text=True, cwd=tmp_path, timeout=120)
+    done = subprocess.run(
+        [sys.executable, str(script), str(store), str(tmp_path / "hidden" / "elsewhere_mod.py")],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        timeout=120,
+    )
     assert done.returncode != 0
     assert done.stderr.count("FunctionUnavailable: the worker processes cannot load work") == 1, done.stderr
     assert "elsewhere_mod" in done.stderr and "died" not in done.stderr
@@ -517,7 +540,7 @@ def test_a_function_workers_cannot_load_is_reported_once_as_that_error(tmp_path:
 FRESH_EXECUTORS = {
     "spawn": "concurrent.futures.ProcessPoolExecutor(2, mp_context=multiprocessing.get_context('spawn'))",
     "dask": "distributed.Client(distributed.LocalCluster(n_workers=1, threads_per_worker=1, processes=True, "
-            "dashboard_address=None)).get_executor()",
+    "dashboard_address=None)).get_executor()",
 }
 
 INTERACTIVE_EXECUTOR = """
@@ -565,7 +588,9 @@ def test_an_interactive_experiment_with_an_executor_of_fresh_processes_is_refuse
         r.sweep(plain_power, rec.plist("x", [1, 2]))
     before = _status_text(store)
     code = INTERACTIVE_EXECUTOR.format(store=str(store), executor=executor, dask=kind == "dask")
-    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=tmp_path, timeout=180, check=False)
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, cwd=tmp_path, timeout=180, check=False
+    )
     assert done.returncode != 0 and "no error" not in done.stdout
     assert "FunctionUnavailable" in done.stderr and "defined interactively" in done.stderr, done.stderr
     assert "module file" in done.stderr and "workers=1" in done.stderr
@@ -581,11 +606,14 @@ def test_an_interactive_experiment_runs_on_dask_threads_of_this_process(tmp_path
     import sys
 
     pytest.importorskip("distributed")
-    executor = ("distributed.Client(distributed.LocalCluster(n_workers=1, threads_per_worker=2, processes=False, "
-                "dashboard_address=None)).get_executor()")
+    executor = (
+        "distributed.Client(distributed.LocalCluster(n_workers=1, threads_per_worker=2, processes=False, "
+        "dashboard_address=None)).get_executor()"
+    )
     code = INTERACTIVE_EXECUTOR.format(store=str(store), executor=executor, dask=True)
-    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=tmp_path, timeout=180,
-                          check=False)
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, cwd=tmp_path, timeout=180, check=False
+    )
     assert done.returncode == 0 and "no error" in done.stdout, done.stderr
     assert [status for (status,) in db(store).execute("SELECT status FROM runs")] == ["done"] * 3
 
@@ -621,8 +649,14 @@ def test_a_function_an_executors_workers_cannot_load_is_reported_once_as_that_er
     (tmp_path / "hidden" / "elsewhere_mod.py").write_text("def work(x):\n    return {'y': x}\n")
     script = tmp_path / "main.py"
     script.write_text(UNLOADABLE_EXECUTOR.format(executor=executor, dask=kind == "dask"))
-    done = subprocess.run([sys.executable, str(script), str(store), str(tmp_path / "hidden" / "elsewhere_mod.py")],
-                          capture_output=True, text=True, cwd=tmp_path, timeout=180, check=False)
+    done = subprocess.run(
+        [sys.executable, str(script), str(store), str(tmp_path / "hidden" / "elsewhere_mod.py")],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        timeout=180,
+        check=False,
+    )
     assert done.returncode != 0 and "no error" not in done.stdout
     assert done.stderr.count("FunctionUnavailable: the worker processes cannot load work") == 1, done.stderr
     assert "elsewhere_mod" in done.stderr

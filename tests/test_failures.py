@@ -101,9 +101,11 @@ def test_a_message_embedding_a_traceback_is_cut_to_the_limit() -> None:
     from recorder.failures import LINE_LIMIT, exception_line
 
     inner = "".join(f'  File "/site-packages/jax/_src/m{i}.py", line {i}, in f{i}\n' for i in range(60))
-    error = ("Traceback (most recent call last):\n  File \"run.py\", line 3, in <module>\n    model()\n"
-             "jax.errors.JaxRuntimeError: INTERNAL: CpuCallback error calling callback: "
-             f"Traceback (most recent call last):\n{inner}ValueError: r too large\n")
+    error = (
+        'Traceback (most recent call last):\n  File "run.py", line 3, in <module>\n    model()\n'
+        "jax.errors.JaxRuntimeError: INTERNAL: CpuCallback error calling callback: "
+        f"Traceback (most recent call last):\n{inner}ValueError: r too large\n"
+    )
     line = exception_line(error)
     assert line is not None and len(line) == LINE_LIMIT and line.endswith("…")
     assert line.startswith("jax.errors.JaxRuntimeError: INTERNAL: CpuCallback error calling callback:")

@@ -101,9 +101,7 @@ def start_conflict(repo: Path, operation: str) -> None:
 
 
 @pytest.mark.parametrize("how", ["repo-argument", "working-folder"])
-def test_auto_commits_tracked_changes_only(
-    store: Path, repo: Path, how: str, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_auto_commits_tracked_changes_only(store: Path, repo: Path, how: str, monkeypatch: pytest.MonkeyPatch) -> None:
     before = head(repo)
     dirty(repo)
     if how == "working-folder":
@@ -220,8 +218,12 @@ def test_configured_identity_is_used(store: Path, repo: Path) -> None:
 
 # Hooks a commit (and the ref update it makes) would run; gc --auto may run pre-auto-gc.
 COMMIT_HOOKS = (
-    "pre-commit", "prepare-commit-msg", "commit-msg", "post-commit",
-    "reference-transaction", "pre-auto-gc",
+    "pre-commit",
+    "prepare-commit-msg",
+    "commit-msg",
+    "post-commit",
+    "reference-transaction",
+    "pre-auto-gc",
 )
 
 
@@ -537,8 +539,14 @@ def test_git_false_records_nothing(store: Path, repo: Path, tmp_path: Path, wher
 
     row = session_row(store, r.id)
     for column in (
-        "git_mode", "git_repo", "git_commit", "git_branch", "git_dirty",
-        "git_snapshot_ref", "git_diff", "untracked_modules",
+        "git_mode",
+        "git_repo",
+        "git_commit",
+        "git_branch",
+        "git_dirty",
+        "git_snapshot_ref",
+        "git_diff",
+        "untracked_modules",
     ):
         assert row[column] is None, column
     assert SHA_RE.fullmatch(row["env_sha"])
@@ -641,7 +649,11 @@ def test_untracked_imported_module_is_recorded_and_warned(store: Path, repo: Pat
 
     result = subprocess.run(
         [sys.executable, str(repo / "main_script.py"), str(store), mode],
-        cwd=repo, capture_output=True, text=True, env=env, timeout=120,
+        cwd=repo,
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
     )
     assert result.returncode == 0, result.stderr
     out = json.loads(result.stdout.strip().splitlines()[-1])
@@ -703,7 +715,12 @@ def test_untracked_warning_points_at_the_users_line_and_names_the_main_script(
     env = {**os.environ, "PYTHONDONTWRITEBYTECODE": "1"}
     env.pop("PYTHONWARNINGS", None)
     result = subprocess.run(
-        [sys.executable, str(script), str(store)], cwd=repo, capture_output=True, text=True, env=env, timeout=120,
+        [sys.executable, str(script), str(store)],
+        cwd=repo,
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
     )
     assert result.returncode == 0, result.stderr
     warned = [w for w in result.stderr.splitlines() if "RecorderWarning" in w]
@@ -719,8 +736,9 @@ def test_untracked_warning_without_an_untracked_main_script(repo: Path) -> None:
     (repo / "helper_mod.py").write_text("X = 1\n")
     (repo / "other.py").write_text("")
     with pytest.warns(RecorderWarning) as caught:
-        gitinfo.capture("record", start=repo, experiment="exp", session_id="s1",
-                        modules=[repo / "helper_mod.py", repo / "other.py"])
+        gitinfo.capture(
+            "record", start=repo, experiment="exp", session_id="s1", modules=[repo / "helper_mod.py", repo / "other.py"]
+        )
     (message,) = recorder_warnings(list(caught))
     assert "imported modules helper_mod.py, other.py" in message
     assert "main script" not in message
@@ -751,7 +769,10 @@ def test_capture_lists_only_untracked_modules_in_the_work_tree(repo: Path, tmp_p
     with warnings.catch_warnings(record=True) as clean:
         warnings.simplefilter("always")
         state = gitinfo.capture(
-            "record", start=repo, experiment="exp", session_id="s2",
+            "record",
+            start=repo,
+            experiment="exp",
+            session_id="s2",
             modules=[repo / "model.py", repo / "pkg" / "tracked.py", outside],
         )
     assert state.untracked_modules == []
@@ -831,11 +852,11 @@ import warnings
 import recorder as rec
 with warnings.catch_warnings(record=True) as caught:
     warnings.simplefilter("always")
-    with rec.Recorder("exp", store={str(tmp_path / 'store')!r}, repo={str(repo)!r}) as r:
+    with rec.Recorder("exp", store={str(tmp_path / "store")!r}, repo={str(repo)!r}) as r:
         pass
 print("AUTO", r.git.commit, any("git is not installed" in str(w.message) for w in caught))
 try:
-    rec.Recorder("exp", store={str(tmp_path / 'store')!r}, git="commit", repo={str(repo)!r}).open()
+    rec.Recorder("exp", store={str(tmp_path / "store")!r}, git="commit", repo={str(repo)!r}).open()
 except rec.GitError as e:
     print("COMMIT", "git is not installed" in str(e))
 """

@@ -39,9 +39,15 @@ def test_canonical_json_is_sorted_compact_json() -> None:
 
 def test_key_order_does_not_matter() -> None:
     params = {"zeta": 1.5, "alpha": "s", "mid": None, "flag": True, "n": -3}
-    texts = {canonical_pset(dict(order))[1] for order in (
-        params.items(), reversed(params.items()), sorted(params.items()), sorted(params.items(), reverse=True),
-    )}
+    texts = {
+        canonical_pset(dict(order))[1]
+        for order in (
+            params.items(),
+            reversed(params.items()),
+            sorted(params.items()),
+            sorted(params.items(), reverse=True),
+        )
+    }
     assert len(texts) == 1
     assert texts == {'{"alpha":"s","flag":true,"mid":null,"n":-3,"zeta":1.5}'}
 
@@ -296,9 +302,9 @@ def test_run_seed_matches_the_recorded_run(tmp_path: Any) -> None:
             assert run.pset_hash == "ecf9e98ec0641e23113f"
             assert run.seed == run_seed("ecf9e98ec0641e23113f", 11)
     with sqlite3.connect(tmp_path / "store" / "recorder.sqlite") as con:
-        assert con.execute("SELECT runs.seed, lower(hex(psets.hash)), psets.params FROM runs JOIN psets ON psets.pk = runs.pset").fetchone() == (
-            run_seed("ecf9e98ec0641e23113f", 11), "ecf9e98ec0641e23113f", '{"a":1,"b":"x"}'
-        )
+        assert con.execute(
+            "SELECT runs.seed, lower(hex(psets.hash)), psets.params FROM runs JOIN psets ON psets.pk = runs.pset"
+        ).fetchone() == (run_seed("ecf9e98ec0641e23113f", 11), "ecf9e98ec0641e23113f", '{"a":1,"b":"x"}')
 
 
 # -- text digest ----------------------------------------------------------------------------------------
@@ -336,7 +342,9 @@ def test_canonical_json_of_plain_numbers_matches_the_general_rules(params: dict[
 
     clean, text = canonical_pset(params)
     order = sorted(params)
-    expected = "{" + ",".join(json.dumps(n, ensure_ascii=False) + ":" + _param_json(n, params[n])[0] for n in order) + "}"
+    expected = (
+        "{" + ",".join(json.dumps(n, ensure_ascii=False) + ":" + _param_json(n, params[n])[0] for n in order) + "}"
+    )
     assert text == expected
     assert list(clean) == order
     assert clean == {n: _param_json(n, params[n])[1] for n in order}
@@ -363,7 +371,17 @@ def test_pset_identity_gives_pset_hash_and_run_seed(experiment_seed: int | None)
 
 # -- names: every character that is not text, and experiment names that look like paths ------------
 
-_NOT_TEXT = ["a\u0085b", "a\u202eb", "a\u200bb", "a\u2028b", "a\u2029b", "a\x9bb", "a\ufeffb", "a\udc80b", "\x1b[31mred"]
+_NOT_TEXT = [
+    "a\u0085b",
+    "a\u202eb",
+    "a\u200bb",
+    "a\u2028b",
+    "a\u2029b",
+    "a\x9bb",
+    "a\ufeffb",
+    "a\udc80b",
+    "\x1b[31mred",
+]
 
 
 @pytest.mark.parametrize("name", _NOT_TEXT)
@@ -379,13 +397,24 @@ def test_names_with_format_and_separator_characters_are_refused(name: str) -> No
 # fillers are letters, variation selectors and the grapheme joiner are marks, yet all are invisible),
 # unassigned code points and noncharacters (Cn), private use (Co). "exp" and "exp\u3164" would look alike.
 _INVISIBLE = {
-    "hangul filler": "exp\u3164", "hangul choseong filler": "a\u115fb", "hangul jungseong filler": "a\u1160b",
-    "halfwidth hangul filler": "a\uffa0b", "combining grapheme joiner": "a\u034fb", "variation selector 16": "a\ufe0fb",
-    "variation selector 17": "a\U000e0100b", "mongolian variation selector": "a\u180bb",
+    "hangul filler": "exp\u3164",
+    "hangul choseong filler": "a\u115fb",
+    "hangul jungseong filler": "a\u1160b",
+    "halfwidth hangul filler": "a\uffa0b",
+    "combining grapheme joiner": "a\u034fb",
+    "variation selector 16": "a\ufe0fb",
+    "variation selector 17": "a\U000e0100b",
+    "mongolian variation selector": "a\u180bb",
     "khmer inherent aq": "a\u17b4b",
-    "soft hyphen": "a\u00adb", "tag": "a\U000e0041b", "unassigned": "a\u0378b", "noncharacter FFFF": "a\uffffb",
-    "noncharacter FDD0": "a\ufdd0b", "noncharacter 10FFFE": "a\U0010fffeb", "private use": "a\ue000b",
-    "supplementary private use": "a\U000f0000b", "reserved ignorable": "a\ufff0b",
+    "soft hyphen": "a\u00adb",
+    "tag": "a\U000e0041b",
+    "unassigned": "a\u0378b",
+    "noncharacter FFFF": "a\uffffb",
+    "noncharacter FDD0": "a\ufdd0b",
+    "noncharacter 10FFFE": "a\U0010fffeb",
+    "private use": "a\ue000b",
+    "supplementary private use": "a\U000f0000b",
+    "reserved ignorable": "a\ufff0b",
 }
 
 
@@ -417,9 +446,24 @@ def test_ordinary_unicode_names_are_accepted() -> None:
 
 @pytest.mark.parametrize(
     "name",
-    ["../escaped", "/abs/path", "a/b", "a\\b", ".hidden", "..", ".", "C:\\x", "C:x", " ", "", "\tx", *_NOT_TEXT,
-     *_INVISIBLE.values(),
-     "_private", "sqlite_master"],
+    [
+        "../escaped",
+        "/abs/path",
+        "a/b",
+        "a\\b",
+        ".hidden",
+        "..",
+        ".",
+        "C:\\x",
+        "C:x",
+        " ",
+        "",
+        "\tx",
+        *_NOT_TEXT,
+        *_INVISIBLE.values(),
+        "_private",
+        "sqlite_master",
+    ],
 )
 def test_path_like_and_control_experiment_names_are_refused(name: str, tmp_path: Any) -> None:
     from recorder.hashing import check_experiment

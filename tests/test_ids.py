@@ -95,8 +95,10 @@ def _add_runs(store: Path, ids: list[str]) -> None:
     conn = sqlite3.connect(store / "recorder.sqlite")
     columns = "experiment, session, pset, status, time_start_ms, duration_us, seed, scalars"
     with conn:
-        conn.executemany(f"INSERT INTO runs (id, {columns}) SELECT ?, {columns} FROM runs ORDER BY pk LIMIT 1",
-                         [(bytes.fromhex(run_id),) for run_id in ids])
+        conn.executemany(
+            f"INSERT INTO runs (id, {columns}) SELECT ?, {columns} FROM runs ORDER BY pk LIMIT 1",
+            [(bytes.fromhex(run_id),) for run_id in ids],
+        )
     conn.close()
 
 
@@ -178,8 +180,17 @@ def test_short_ids_of_a_store_of_10_5_runs_have_at_most_12_digits(store: Path) -
     # What the short ids must be, by brute force in memory: the shortest suffix no other id ends or starts with.
     ends = {k: Counter(i[-k:] for i in every) for k in range(SHORT_LENGTH, 13)}
     starts = {k: Counter(i[:k] for i in every) for k in range(SHORT_LENGTH, 13)}
-    expected = {i: next((i[-k:] for k in range(SHORT_LENGTH, 13) if ends[k][i[-k:]] == 1
-                         and starts[k][i[-k:]] == (i[:k] == i[-k:])), i) for i in ids}
+    expected = {
+        i: next(
+            (
+                i[-k:]
+                for k in range(SHORT_LENGTH, 13)
+                if ends[k][i[-k:]] == 1 and starts[k][i[-k:]] == (i[:k] == i[-k:])
+            ),
+            i,
+        )
+        for i in ids
+    }
     assert max(len(v) for v in expected.values()) <= 12
     assert sum(len(v) == SHORT_LENGTH for v in expected.values()) > 0.99 * len(ids)
     # The store finds the same (through its index), for a sample and for every id that needed more digits.

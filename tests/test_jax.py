@@ -27,8 +27,9 @@ from recorder.jax import chunk_size_for  # noqa: E402
 
 _COMPILES: list[float] = []
 jax.monitoring.register_event_duration_secs_listener(
-    lambda event, duration, **kw: _COMPILES.append(duration)
-    if event == "/jax/core/compile/backend_compile_duration" else None
+    lambda event, duration, **kw: (
+        _COMPILES.append(duration) if event == "/jax/core/compile/backend_compile_duration" else None
+    )
 )
 
 
@@ -73,8 +74,9 @@ def test_vsweep_equals_sweep_on_the_same_psets(tmp_path: Path) -> None:
     np.testing.assert_allclose(vector["lyapunov"], serial["lyapunov"], rtol=1e-4, atol=1e-6)
     a, b = rec.open(tmp_path / "a"), rec.open(tmp_path / "b")
     for i in (0, 17, 45):
-        np.testing.assert_allclose(b.array(vector["_run_id"][i], "tail"), a.array(serial["_run_id"][i], "tail"),
-                                   rtol=1e-5)
+        np.testing.assert_allclose(
+            b.array(vector["_run_id"][i], "tail"), a.array(serial["_run_id"][i], "tail"), rtol=1e-5
+        )
     # Stored alike: the same kinds of cells, so SQL sees the same columns.
     kinds = "SELECT name, kind FROM results GROUP BY name, kind ORDER BY name"
     assert db(tmp_path / "a").execute(kinds).fetchall() == db(tmp_path / "b").execute(kinds).fetchall()
@@ -214,8 +216,12 @@ def test_simulate_runs_nothing(store: Path) -> None:
 
 def _run(script: str, *args: str, env: dict[str, str] | None = None) -> str:
     done = subprocess.run(
-        [sys.executable, "-c", textwrap.dedent(script), *args], capture_output=True, text=True, cwd=ROOT,
-        env={**os.environ, **(env or {})}, timeout=120,
+        [sys.executable, "-c", textwrap.dedent(script), *args],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        env={**os.environ, **(env or {})},
+        timeout=120,
     )
     assert done.returncode == 0, done.stderr
     return done.stdout
@@ -306,8 +312,13 @@ except KeyboardInterrupt:
 
 
 def test_ctrl_c_records_finished_chunks_and_marks_those_in_flight(store: Path) -> None:
-    proc = subprocess.Popen([sys.executable, "-c", _INTERRUPTED, str(store), "400"], stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True, cwd=ROOT)
+    proc = subprocess.Popen(
+        [sys.executable, "-c", _INTERRUPTED, str(store), "400"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        cwd=ROOT,
+    )
     deadline = time.monotonic() + 60
     done = 0
     while done < 8 and time.monotonic() < deadline and proc.poll() is None:
@@ -348,8 +359,9 @@ if __name__ == "__main__":
 def test_a_process_pool_after_jax_is_imported_does_not_fork(tmp_path: Path, store: Path) -> None:
     script = tmp_path / "pooled.py"
     script.write_text(_POOLED)
-    done = subprocess.run([sys.executable, str(script), str(store)], capture_output=True, text=True, cwd=tmp_path,
-                          timeout=120)
+    done = subprocess.run(
+        [sys.executable, str(script), str(store)], capture_output=True, text=True, cwd=tmp_path, timeout=120
+    )
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == "4" and "fork" not in done.stderr
 
@@ -375,8 +387,12 @@ def test_forkserver_workers_end_when_the_sweeping_process_is_killed(tmp_path: Pa
     script, pids = tmp_path / "killed.py", tmp_path / "pids"
     script.write_text(_POOL_KILLED)
     pids.mkdir()
-    sweeping = subprocess.Popen([sys.executable, str(script), str(store), str(pids)], cwd=tmp_path,
-                                stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    sweeping = subprocess.Popen(
+        [sys.executable, str(script), str(store), str(pids)],
+        cwd=tmp_path,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
     try:
         deadline = time.monotonic() + 60
         while len(list(pids.iterdir())) < 2:

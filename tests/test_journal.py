@@ -34,9 +34,19 @@ def lines(tmp_path_factory: pytest.TempPathFactory) -> list[bytes]:
         for i in range(3):
             with r.run(i=i, x=0.5 * i, name=f"n{i}") as run:
                 run.log(
-                    y=i, s=f"text {i}", b=bytes([i]) * 3, big=2**70, nan=float("nan"), inf=float("inf"),
-                    flag=True, none=None, nested={"a": [1, 2.5]}, small=np.arange(3) + i,
-                    large=np.arange(20_000, dtype=np.float64) + i, f32=np.float32(1.5), c=np.complex64(1 + 2j),
+                    y=i,
+                    s=f"text {i}",
+                    b=bytes([i]) * 3,
+                    big=2**70,
+                    nan=float("nan"),
+                    inf=float("inf"),
+                    flag=True,
+                    none=None,
+                    nested={"a": [1, 2.5]},
+                    small=np.arange(3) + i,
+                    large=np.arange(20_000, dtype=np.float64) + i,
+                    f32=np.float32(1.5),
+                    c=np.complex64(1 + 2j),
                 )
                 run.log(comment=f"on z {i}", z=i)
                 run.log(comment=f"on the run {i}")

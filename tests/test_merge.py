@@ -34,8 +34,7 @@ def model(a: float, b: int = 1) -> dict:
     return {"y": a * b, "label": f"a={a}", "curve": np.full(10_000, a)}
 
 
-def shard(store: Path, psets: Any, *, config: dict | None = None, experiment: str = EXP,
-          func: Any = model) -> Path:
+def shard(store: Path, psets: Any, *, config: dict | None = None, experiment: str = EXP, func: Any = model) -> Path:
     """Record a sweep of ``psets`` into the store ``store`` (a session of its own, without git)."""
     with rec.Recorder(experiment, store=store, git=False, config=CONFIG if config is None else config) as r:
         r.sweep(func, psets, progress=False)
@@ -129,8 +128,13 @@ with rec.Recorder("exp", store=store, git=False, config={"dt": 0.1}) as r:
 
 def test_shards_from_separate_processes_merge_into_the_store_of_one_job(tmp_path: Path) -> None:
     jobs = {
-        name: subprocess.Popen([sys.executable, "-c", SHARD_JOB, str(tmp_path / name), task, tasks],
-                               cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        name: subprocess.Popen(
+            [sys.executable, "-c", SHARD_JOB, str(tmp_path / name), task, tasks],
+            cwd=tmp_path,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
         for name, task, tasks in [("shard0", "0", "2"), ("shard1", "1", "2"), ("whole", "0", "1")]
     }
     for name, job in jobs.items():
@@ -169,6 +173,7 @@ def test_shards_from_separate_processes_merge_into_the_store_of_one_job(tmp_path
 
 # -- idempotence -----------------------------------------------------------------------
 
+
 def test_merging_twice_changes_nothing(tmp_path: Path) -> None:
     a = shard(tmp_path / "a", rec.grid(a=[1.0, 2.0], b=[1]))
     b = shard(tmp_path / "b", rec.grid(a=[1.0, 3.0], b=[2]))
@@ -188,6 +193,7 @@ def test_merging_twice_changes_nothing(tmp_path: Path) -> None:
 
 
 # -- refusals: config, code, names -----------------------------------------------------------
+
 
 def test_conflicting_config_is_refused_and_nothing_is_written(tmp_path: Path) -> None:
     dest = shard(tmp_path / "dest", rec.plist("a", [1.0]))
@@ -269,8 +275,14 @@ def script_shard(tmp_path: Path, script: str, store: str, a: float, *, extra: st
     """Run the job script ``script`` (written from SCRIPT_JOB plus ``extra``) into ``store``, without git."""
     path = tmp_path / script
     path.write_text(SCRIPT_JOB + extra)
-    done = subprocess.run([sys.executable, str(path), str(tmp_path / store), str(a)], cwd=tmp_path,
-                          capture_output=True, text=True, timeout=120, check=False)
+    done = subprocess.run(
+        [sys.executable, str(path), str(tmp_path / store), str(a)],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
     assert done.returncode == 0, done.stderr
     return tmp_path / store
 
@@ -306,8 +318,14 @@ def test_shards_without_git_or_a_script_are_refused_unless_allowed(tmp_path: Pat
     """``python -c`` has no main script file: nothing identifies the code, so the shards are refused."""
     stores = []
     for name, a in (("a", 1.0), ("b", 2.0)):
-        done = subprocess.run([sys.executable, "-c", SCRIPT_JOB, str(tmp_path / name), str(a)], cwd=tmp_path,
-                              capture_output=True, text=True, timeout=120, check=False)
+        done = subprocess.run(
+            [sys.executable, "-c", SCRIPT_JOB, str(tmp_path / name), str(a)],
+            cwd=tmp_path,
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
+        )
         assert done.returncode == 0, done.stderr
         stores.append(tmp_path / name)
     with pytest.raises(rec.RecorderError, match="without a main script file"):
@@ -344,6 +362,7 @@ def test_a_name_cannot_be_a_parameter_and_a_result(tmp_path: Path, name: str, ro
 
 
 # -- extract -----------------------------------------------------------------------------
+
 
 def with_extra(a: float, b: int) -> dict:
     """A result ``extra`` only for b = 3."""
@@ -442,6 +461,7 @@ def test_extract_with_an_invalid_condition_is_refused(tmp_path: Path, where: str
 
 # -- objects -----------------------------------------------------------------------------
 
+
 def test_an_array_shared_by_shards_is_stored_once(tmp_path: Path) -> None:
     a = shard(tmp_path / "a", rec.grid(a=[1.0], b=[1]))
     b = shard(tmp_path / "b", rec.grid(a=[1.0], b=[2]))
@@ -464,8 +484,10 @@ def _digest_of(store: Path, a: float) -> tuple[str, str]:
     """The run id and the object digest of the curve of the run with parameter a."""
     with rec.open(store) as db:
         row = db.sql("SELECT run_id, a FROM exp").set_index("a").loc[a]
-        digest = db.sql("SELECT x.value FROM results x JOIN runs r ON r.pk = x.run "
-                        "WHERE x.name = 'curve' AND lower(hex(r.id)) = ?", (row["run_id"],)).iloc[0, 0]
+        digest = db.sql(
+            "SELECT x.value FROM results x JOIN runs r ON r.pk = x.run WHERE x.name = 'curve' AND lower(hex(r.id)) = ?",
+            (row["run_id"],),
+        ).iloc[0, 0]
     return row["run_id"], digest
 
 
@@ -523,6 +545,7 @@ def test_a_config_array_in_objects_is_merged(tmp_path: Path) -> None:
 
 # -- runs of the same pset, resuming ---------------------------------------------------------
 
+
 def test_runs_of_one_pset_from_several_shards_are_all_kept(tmp_path: Path) -> None:
     grid = rec.grid(a=[1.0, 2.0], b=[1])
     a, b = shard(tmp_path / "a", grid), shard(tmp_path / "b", grid)
@@ -541,6 +564,7 @@ def test_runs_of_one_pset_from_several_shards_are_all_kept(tmp_path: Path) -> No
 
 
 # -- sources that cannot be merged -----------------------------------------------------------
+
 
 def test_a_store_still_recording_is_refused(tmp_path: Path) -> None:
     source, dest = tmp_path / "source", tmp_path / "dest"
@@ -574,8 +598,14 @@ with r.run(a=3.0) as run:
 
 def test_the_shard_of_a_killed_job_is_recovered_and_merged(tmp_path: Path) -> None:
     source = tmp_path / "source"
-    job = subprocess.run([sys.executable, "-c", KILLED_JOB, str(source)], cwd=tmp_path,
-                         capture_output=True, text=True, timeout=120, check=False)
+    job = subprocess.run(
+        [sys.executable, "-c", KILLED_JOB, str(source)],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
     assert job.returncode == -9, job.stderr
     report = rec.merge(source, tmp_path / "dest", progress=False)
     assert (report.runs, report.objects) == (2, 2)
@@ -607,6 +637,7 @@ def test_missing_sources_are_refused(tmp_path: Path) -> None:
 
 # -- many sources ------------------------------------------------------------------------------
 
+
 def test_more_sources_than_sqlite_attaches_at_once(tmp_path: Path) -> None:
     shards = [shard(tmp_path / f"s{i:02d}", rec.plist("a", [float(i)])) for i in range(12)]
     dest = tmp_path / "dest"
@@ -630,6 +661,7 @@ def test_more_sources_than_sqlite_attaches_at_once(tmp_path: Path) -> None:
 
 
 # -- the command line ---------------------------------------------------------------------------
+
 
 def test_cli_merge_and_extract(tmp_path: Path) -> None:
     a = shard(tmp_path / "a", rec.grid(a=[1.0, 2.0], b=[1]))
@@ -675,6 +707,7 @@ def test_cli_errors_are_one_line_unless_debug(tmp_path: Path) -> None:
 
 
 # -- duplicates, leftovers of killed merges, links ------------------------------------------
+
 
 def test_the_same_shard_twice_is_refused_up_front(tmp_path: Path) -> None:
     """Given twice (by the same path, another spelling, a link or a hard link), a shard is refused at once."""
@@ -748,7 +781,10 @@ def test_a_live_merges_folder_is_never_removed(tmp_path: Path) -> None:
     marker, go = tmp_path / "checked", tmp_path / "go"
     live = subprocess.Popen(
         [sys.executable, "-c", LIVE_MERGE, str(a), str(b), str(tmp_path / "dest"), str(marker), str(go)],
-        cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        cwd=tmp_path,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
     )
     try:
         _wait_for(marker, live)
@@ -799,8 +835,10 @@ def test_a_source_whose_object_is_a_link_is_refused(tmp_path: Path, where: str) 
     else:
         shutil.rmtree(path.parent)
         path.parent.symlink_to(outside)
-    for call in (lambda: rec.merge(source, tmp_path / "dest", progress=False),
-                 lambda: rec.extract(source, tmp_path / "dest", progress=False)):
+    for call in (
+        lambda: rec.merge(source, tmp_path / "dest", progress=False),
+        lambda: rec.extract(source, tmp_path / "dest", progress=False),
+    ):
         with pytest.raises(ObjectOutsideStore, match="symbolic link"):
             call()
         assert not (tmp_path / "dest").exists()

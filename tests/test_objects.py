@@ -369,8 +369,11 @@ def test_concurrent_puts_from_four_processes(tmp_path: Path) -> None:
     script.write_text(_PUT_IN_A_PROCESS)
     procs = [
         subprocess.Popen(
-            [sys.executable, str(script), str(root), str(go)], cwd=ROOT,
-            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+            [sys.executable, str(script), str(root), str(go)],
+            cwd=ROOT,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
         )
         for _ in range(4)
     ]
@@ -447,7 +450,11 @@ def test_a_failed_write_leaves_neither_a_final_nor_a_temp_file(tmp_path: Path) -
     script = tmp_path / "put.py"
     script.write_text(_PUT_WITH_A_FILE_SIZE_LIMIT)
     done = subprocess.run(
-        [sys.executable, str(script), str(root)], cwd=ROOT, capture_output=True, text=True, timeout=120,
+        [sys.executable, str(script), str(root)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
     assert done.returncode == 0, done.stderr + done.stdout
     refused, small = done.stdout.splitlines()

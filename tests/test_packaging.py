@@ -23,7 +23,10 @@ def test_wheel_contains_schema_and_package(tmp_path: Path) -> None:
     pytest.importorskip("hatchling")
     done = subprocess.run(
         [sys.executable, "-m", "hatchling", "build", "-t", "wheel", "-d", str(tmp_path)],
-        cwd=ROOT, capture_output=True, text=True, timeout=300,
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
     )
     assert done.returncode == 0, done.stderr
     (wheel,) = tmp_path.glob("recorder-*.whl")
@@ -41,7 +44,10 @@ def test_installed_wheel_finds_its_schema(tmp_path: Path) -> None:
     pytest.importorskip("hatchling")
     subprocess.run(
         [sys.executable, "-m", "hatchling", "build", "-t", "wheel", "-d", str(tmp_path / "dist")],
-        cwd=ROOT, check=True, capture_output=True, timeout=300,
+        cwd=ROOT,
+        check=True,
+        capture_output=True,
+        timeout=300,
     )
     (wheel,) = (tmp_path / "dist").glob("recorder-*.whl")
     zipfile.ZipFile(wheel).extractall(tmp_path / "site")
@@ -52,7 +58,10 @@ def test_installed_wheel_finds_its_schema(tmp_path: Path) -> None:
         "s = recorder.Store.open(r'" + str(tmp_path / "store") + "'); s.close()\n"
     )
     done = subprocess.run(
-        [sys.executable, "-c", code], capture_output=True, text=True, cwd=tmp_path,
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
         env={"PYTHONPATH": str(tmp_path / "site"), "PATH": "/usr/bin:/bin", "HOME": str(tmp_path)},
     )
     assert done.returncode == 0, done.stderr
@@ -71,8 +80,11 @@ def test_every_error_class_is_exported_from_the_package() -> None:
     import recorder
     import recorder.errors
 
-    classes = {name for name, value in vars(recorder.errors).items()
-               if isinstance(value, type) and issubclass(value, (recorder.errors.RecorderError, Warning))}
+    classes = {
+        name
+        for name, value in vars(recorder.errors).items()
+        if isinstance(value, type) and issubclass(value, (recorder.errors.RecorderError, Warning))
+    }
     assert classes <= set(recorder.errors.__all__), classes - set(recorder.errors.__all__)
     missing = set(recorder.errors.__all__) - set(recorder.__all__)
     assert not missing, f"not exported from recorder: {sorted(missing)}"

@@ -172,8 +172,16 @@ def test_len_and_indexing_match_the_list(index: int) -> None:
         seq[n + 10]
     with pytest.raises(IndexError):
         seq[-n - 1]
-    for s in (slice(None), slice(1, 3), slice(None, None, 2), slice(None, None, -1), slice(-3, None),
-              slice(2, 100), slice(5, 1), slice(-100, 2)):
+    for s in (
+        slice(None),
+        slice(1, 3),
+        slice(None, None, 2),
+        slice(None, None, -1),
+        slice(-3, None),
+        slice(2, 100),
+        slice(5, 1),
+        slice(-100, 2),
+    ):
         assert list(seq[s]) == expected[s], s
 
 

@@ -38,7 +38,6 @@ def read_path(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -
     return request.param
 
 
-
 def connect(store: Path) -> sqlite3.Connection:
     return sqlite3.connect(store / "recorder.sqlite")
 
@@ -97,7 +96,9 @@ def test_df_columns_dtypes_and_values(store: Path) -> None:
     assert df["ok"].dtype == bool
     assert pd.api.types.is_string_dtype(df["label"]) and pd.api.types.is_string_dtype(df["_run_id"])
     assert df[["a", "b", "energy", "n", "ok", "label"]].values.tolist() == [
-        [1, 0.5, 1.25, 10, True, "run 1"], [2, 1.0, 2.5, 20, False, "run 2"]]
+        [1, 0.5, 1.25, 10, True, "run 1"],
+        [2, 1.0, 2.5, 20, False, "run 2"],
+    ]
     assert df["_run_id"].tolist() == [info["ids"][1], info["ids"][2]]
     assert isinstance(df["_status"].dtype, pd.CategoricalDtype)
     assert list(df["_status"].cat.categories) == STATUSES
@@ -121,9 +122,30 @@ def test_df_pset_hash_and_seed_columns_match_the_runs(store: Path) -> None:
 
 def special_floats() -> np.ndarray:
     """1,000 distinct float64 values: random bit patterns (all exponents), and edge cases."""
-    edge = [np.inf, -np.inf, 5e-324, -5e-324, 2.225073858507201e-308, 2.2250738585072014e-308,
-            1.7976931348623157e308, -1.7976931348623157e308, 1e-300, -1e300, 0.1, -0.1, 1 / 3, 2.0**53 + 2,
-            9007199254740993.0, 1.0, -1.0, 0.0, 123456789.12345679, 1e16, 1e-5, 2.5e-310]
+    edge = [
+        np.inf,
+        -np.inf,
+        5e-324,
+        -5e-324,
+        2.225073858507201e-308,
+        2.2250738585072014e-308,
+        1.7976931348623157e308,
+        -1.7976931348623157e308,
+        1e-300,
+        -1e300,
+        0.1,
+        -0.1,
+        1 / 3,
+        2.0**53 + 2,
+        9007199254740993.0,
+        1.0,
+        -1.0,
+        0.0,
+        123456789.12345679,
+        1e16,
+        1e-5,
+        2.5e-310,
+    ]
     rng = np.random.default_rng(20_240_601)
     random = rng.integers(0, 2**64, size=3000, dtype=np.uint64).view(np.float64)
     random = random[np.isfinite(random)]
@@ -139,8 +161,10 @@ def test_floats_round_trip_bit_for_bit(store: Path) -> None:
     values = special_floats()
     assert len(values) == 1000 and np.isinf(values).sum() == 2 and (np.abs(values) < 2.2250738585072014e-308).sum() > 3
     ints = [2**53 + i if i % 3 else -(2**63) + i if i % 2 else 2**63 - 1 - i for i in range(1000)]
-    psets = [{"x": float(x), "flag": i % 2 == 0, "maybe": None if i % 3 == 0 else i + 0.5, "n": ints[i]}
-             for i, x in enumerate(values)]
+    psets = [
+        {"x": float(x), "flag": i % 2 == 0, "maybe": None if i % 3 == 0 else i + 0.5, "n": ints[i]}
+        for i, x in enumerate(values)
+    ]
     with rec.Recorder("floats", store=store, git=False) as r:
         swept = r.sweep(model_floats, psets, progress=False)
     assert (swept["_status"] == "done").all()
@@ -169,8 +193,28 @@ def test_negative_zero_parameter_is_zero(store: Path) -> None:
     assert bits(df["y"]).tolist() == bits([-0.0]).tolist()  # a result keeps its sign
 
 
-STRINGS = ["a,b", "{braces}", "{", "}", 'say "hi"', "back\\slash", ',"b":', '{"a":1,"b":2}', "\u001e", "\u001f",
-           "x\u001ey", "tab\tnew\nline", "null", "true", "1.5", "", " ", "naïve ü — 日本", "'single'", "\\\""]
+STRINGS = [
+    "a,b",
+    "{braces}",
+    "{",
+    "}",
+    'say "hi"',
+    "back\\slash",
+    ',"b":',
+    '{"a":1,"b":2}',
+    "\u001e",
+    "\u001f",
+    "x\u001ey",
+    "tab\tnew\nline",
+    "null",
+    "true",
+    "1.5",
+    "",
+    " ",
+    "naïve ü — 日本",
+    "'single'",
+    '\\"',
+]
 
 
 def test_string_parameters_and_names_round_trip(store: Path) -> None:
@@ -200,7 +244,8 @@ def test_string_parameters_and_names_round_trip(store: Path) -> None:
 @pytest.mark.xfail(
     strict=True,
     reason="the wide view reads a str parameter with json_extract(), which returns the text cut at its "
-           "first NUL: a parameter '\\x00?' is '' in the view (and in db.df(where=...)), whole in db.df")
+    "first NUL: a parameter '\\x00?' is '' in the view (and in db.df(where=...)), whole in db.df",
+)
 def test_a_string_parameter_holding_nul_in_the_wide_view(store: Path) -> None:
     with rec.Recorder("nul", store=store, git=False) as r:
         with r.run(s="\x00?", k=1) as run:
@@ -261,10 +306,19 @@ def test_a_run_without_the_only_parameter(store: Path) -> None:
 # -- status, columns, where ------------------------------------------------------------
 
 
-@pytest.mark.parametrize(("status", "expected"), [
-    ("done", [1, 2]), ("failed", [3]), ("interrupted", [4]), ("running", []), (["done", "failed"], [1, 2, 3]),
-    (("failed", "interrupted"), [3, 4]), (None, [1, 2, 3, 4]), ([], []),
-])
+@pytest.mark.parametrize(
+    ("status", "expected"),
+    [
+        ("done", [1, 2]),
+        ("failed", [3]),
+        ("interrupted", [4]),
+        ("running", []),
+        (["done", "failed"], [1, 2, 3]),
+        (("failed", "interrupted"), [3, 4]),
+        (None, [1, 2, 3, 4]),
+        ([], []),
+    ],
+)
 def test_status_filter(store: Path, status: Any, expected: list[int]) -> None:
     info = record_statuses(store)
     names = {1: "done", 2: "done", 3: "failed", 4: "interrupted"}
@@ -322,8 +376,9 @@ def test_where_selects_over_the_wide_view(store: Path) -> None:
         assert len(db.df("lorenz", where="1", status=None)) == 6
 
 
-@pytest.mark.parametrize("where", ["b = = 8", "nosuch > 1", "1; DROP TABLE runs", "a IN (SELECT x FROM nowhere)",
-                                   "a = 1)"])
+@pytest.mark.parametrize(
+    "where", ["b = = 8", "nosuch > 1", "1; DROP TABLE runs", "a IN (SELECT x FROM nowhere)", "a = 1)"]
+)
 def test_an_invalid_where_is_an_error(store: Path, where: str) -> None:
     record_statuses(store)
     before = dump(store)
@@ -363,8 +418,11 @@ def test_run_columns(store: Path) -> None:
             run.log(y=0.0, z=0)
     with rec.open(store) as db:
         df = db.df("meta")
-    raw = connect(store).execute(
-        "SELECT time_start_ms, duration_us FROM runs WHERE experiment = 1 ORDER BY pk").fetchall()
+    raw = (
+        connect(store)
+        .execute("SELECT time_start_ms, duration_us FROM runs WHERE experiment = 1 ORDER BY pk")
+        .fetchall()
+    )
     assert df["i"].tolist() == list(range(6))
     assert str(df["_time_start"].dt.tz) == "UTC"
     assert df["_time_start"].is_monotonic_increasing
@@ -379,12 +437,38 @@ def test_run_columns(store: Path) -> None:
 # -- results of every kind --------------------------------------------------------------
 
 RESULTS = [
-    {"flag": True, "nan": float("nan"), "f32": np.float32(1.5), "i16": np.int16(-3), "u64": np.uint64(2**64 - 1),
-     "huge": 2**70, "neg_huge": -(2**80), "text": "hi", "none": None, "inf": float("inf"),
-     "arr": np.arange(3.0), "big_arr": np.zeros(20_000), "js": [1, 2], "cplx": np.complex64(1j)},
-    {"flag": False, "nan": 1.0, "f32": np.float32(2.5), "i16": np.int16(4), "u64": np.uint64(5),
-     "huge": 2**65, "neg_huge": -1, "text": "ho", "none": None, "inf": -1.0,
-     "arr": np.arange(4.0), "big_arr": np.ones(20_000), "js": {"a": 1}, "cplx": np.complex64(2)},
+    {
+        "flag": True,
+        "nan": float("nan"),
+        "f32": np.float32(1.5),
+        "i16": np.int16(-3),
+        "u64": np.uint64(2**64 - 1),
+        "huge": 2**70,
+        "neg_huge": -(2**80),
+        "text": "hi",
+        "none": None,
+        "inf": float("inf"),
+        "arr": np.arange(3.0),
+        "big_arr": np.zeros(20_000),
+        "js": [1, 2],
+        "cplx": np.complex64(1j),
+    },
+    {
+        "flag": False,
+        "nan": 1.0,
+        "f32": np.float32(2.5),
+        "i16": np.int16(4),
+        "u64": np.uint64(5),
+        "huge": 2**65,
+        "neg_huge": -1,
+        "text": "ho",
+        "none": None,
+        "inf": -1.0,
+        "arr": np.arange(4.0),
+        "big_arr": np.ones(20_000),
+        "js": {"a": 1},
+        "cplx": np.complex64(2),
+    },
 ]
 
 
@@ -403,8 +487,20 @@ def test_results_of_every_kind(store: Path) -> None:
         assert db.result(ids[0], "flag") is True and np.isnan(db.result(ids[0], "nan"))
         assert db.result(ids[0], "cplx") == np.complex64(1j)
     # arrays, lists/dicts and complex numbers are not columns
-    assert list(df.columns) == ["a", "flag", "nan", "f32", "i16", "u64", "huge", "neg_huge", "text", "none", "inf",
-                                *META]
+    assert list(df.columns) == [
+        "a",
+        "flag",
+        "nan",
+        "f32",
+        "i16",
+        "u64",
+        "huge",
+        "neg_huge",
+        "text",
+        "none",
+        "inf",
+        *META,
+    ]
     assert df["flag"].tolist() == [True, False] and df["flag"].dtype == bool
     assert np.isnan(df["nan"][0]) and df["nan"][1] == 1.0
     assert df["f32"].tolist() == [1.5, 2.5] and df["i16"].tolist() == [-3, 4]
@@ -472,8 +568,13 @@ def test_resolve_run_id_prefixes(store: Path) -> None:
             db.resolve("f" * 24)
         with pytest.raises(rec.RecorderError, match="no run"):
             # ids of one millisecond count up: change the first random digit, not the last
-            db.resolve(next(target[:12] + d + target[13:] for d in "0123456789abcdef"
-                            if target[:12] + d + target[13:] not in ids))
+            db.resolve(
+                next(
+                    target[:12] + d + target[13:]
+                    for d in "0123456789abcdef"
+                    if target[:12] + d + target[13:] not in ids
+                )
+            )
         for bad in ["", "xyz", target[:5] + "g", target + "0", "0x12", None, 12]:
             with pytest.raises(rec.RecorderError, match="not a run id"):
                 db.resolve(bad)  # type: ignore[arg-type]
@@ -521,8 +622,9 @@ def curve(i: int) -> np.ndarray:
 
 def test_arrays_is_lazy_and_in_run_order(store: Path) -> None:
     with rec.Recorder("fifty", store=store, git=False) as r:
-        df = r.sweep(lambda i: {"y": float(i), "z": i, "traj": curve(i)}, rec.plist("i", list(range(50))),
-                     progress=False)
+        df = r.sweep(
+            lambda i: {"y": float(i), "z": i, "traj": curve(i)}, rec.plist("i", list(range(50))), progress=False
+        )
     ids = df["_run_id"].tolist()
     with rec.open(store) as db:
         assert [run_id for run_id, _ in db.arrays("fifty", "traj")] == ids
@@ -535,9 +637,12 @@ def test_arrays_is_lazy_and_in_run_order(store: Path) -> None:
         assert list(db.arrays("fifty", "traj", status="failed")) == []
 
         # Remove the files of every run but the first: a lazy iterator reads only what is taken.
-        digests = [row[0] for row in db.sql(
-            "SELECT x.value FROM results AS x JOIN runs AS r ON r.pk = x.run WHERE x.name = 'traj' ORDER BY r.pk"
-        ).itertuples(index=False)]
+        digests = [
+            row[0]
+            for row in db.sql(
+                "SELECT x.value FROM results AS x JOIN runs AS r ON r.pk = x.run WHERE x.name = 'traj' ORDER BY r.pk"
+            ).itertuples(index=False)
+        ]
         objects = ObjectStore(store / "objects")
         for digest in digests[1:]:
             objects.path(digest).unlink()
@@ -609,9 +714,11 @@ def test_sql_cannot_write_through_an_attached_store(store: Path) -> None:
     record_statuses(store)
     before = dump(store)
     with rec.open(store) as db:
-        for statement in ["PRAGMA query_only = OFF",
-                          f"ATTACH DATABASE '{store / 'recorder.sqlite'}' AS m",
-                          "DELETE FROM m.results"]:
+        for statement in [
+            "PRAGMA query_only = OFF",
+            f"ATTACH DATABASE '{store / 'recorder.sqlite'}' AS m",
+            "DELETE FROM m.results",
+        ]:
             with contextlib.suppress(rec.RecorderError):
                 db.sql(statement)
     assert dump(store) == before
@@ -658,8 +765,9 @@ def test_df_agrees_with_the_wide_view(store: Path) -> None:
     assert df["_status"].astype(str).tolist() == view["status"].tolist()
     assert df["_duration_s"].tolist() == view["duration_s"].tolist()
     assert df["_env_sha"].astype(str).tolist() == view["env_sha"].tolist()
-    assert [t.strftime("%Y-%m-%dT%H:%M:%S.") + f"{t.microsecond // 1000:03d}Z" for t in df["_time_start"]] == \
-        view["time_start"].tolist()
+    assert [t.strftime("%Y-%m-%dT%H:%M:%S.") + f"{t.microsecond // 1000:03d}Z" for t in df["_time_start"]] == view[
+        "time_start"
+    ].tolist()
     failed = (df["_status"] == "failed").to_numpy()
     for column in ["a", "b", "y", "z"]:
         assert np.array_equal(bits(df[column][~failed]), bits(view[column][~failed].astype(np.float64))), column
@@ -712,8 +820,12 @@ def test_frame_is_consistent_under_a_concurrent_commit(store: Path, at: int) -> 
     try:
         experiment = conn.execute("SELECT pk FROM experiments WHERE name = 'exp'").fetchone()[0]
         hooked = CommitsDuring(conn, at, commit)
-        got = recorder.frame.frame(hooked, experiment, ObjectStore(store / "objects"),  # type: ignore[arg-type]
-                                   statuses=None)
+        got = recorder.frame.frame(
+            hooked,
+            experiment,
+            ObjectStore(store / "objects"),  # type: ignore[arg-type]
+            statuses=None,
+        )
     finally:
         conn.close()
     assert second, "the other Recorder committed while frame() ran"
@@ -791,7 +903,9 @@ def test_a_store_of_schema_version_1_is_migrated(store: Path) -> None:
             pd.testing.assert_frame_equal(db.df(name, status=None), df)
         pd.testing.assert_frame_equal(db.sql('SELECT * FROM "exp"'), view_before)
         assert db.sql("SELECT experiment, runs FROM overview_info ORDER BY experiment").values.tolist() == [
-            ["exp", 6], ["other", 1]]
+            ["exp", 6],
+            ["other", 1],
+        ]
     # the migrated store takes new runs, kept the new way, beside the old ones
     with rec.Recorder("exp", store=store, git=False) as r:
         r.sweep(v1_model, rec.grid(a=[4], b=[0.5]), progress=False)
@@ -885,8 +999,10 @@ def test_sql_allows_sqlites_core_date_math_json_and_window_functions(store: Path
     with rec.open(store) as db:
         df = db.sql(query)
         assert len(df) == 4 and df["v24"].tolist() == [8.0] * 4 and df["v40"].tolist() == [1, 2, 3, 4]
-        agg = db.sql("SELECT count(*) AS n, sum(a) AS s, avg(a) AS m, min(a) AS lo, max(a) AS hi, total(a) AS t, "
-                     "group_concat(a) AS g, json_group_array(a) AS j FROM exp")
+        agg = db.sql(
+            "SELECT count(*) AS n, sum(a) AS s, avg(a) AS m, min(a) AS lo, max(a) AS hi, total(a) AS t, "
+            "group_concat(a) AS g, json_group_array(a) AS j FROM exp"
+        )
         assert agg["n"].tolist() == [4] and agg["g"].tolist() == ["1,2,3,4"]
         each = db.sql("SELECT value FROM json_each('[1, 2]')")
         assert each["value"].tolist() == [1, 2]
@@ -953,11 +1069,19 @@ def test_ints_beyond_64_bits_missing_in_some_runs_stay_exact(store: Path) -> Non
     assert df["h"][0] == 2**70 + 1 and type(df["h"][0]) is int and pd.isna(df["h"][1]) and df["h"][2] == BIG
 
 
-@pytest.mark.parametrize(("value", "dtype"), [
-    (np.int64(BIG), "Int64"), (np.int64(-(2**63)), "Int64"), (np.uint64(2**64 - 1), "UInt64"),
-    (np.uint32(2**32 - 1), "UInt32"), (np.int32(-(2**31)), "Int32"), (np.int16(-7), "Int16"),
-    (np.int8(-128), "Int8"), (np.uint8(255), "UInt8"),
-])
+@pytest.mark.parametrize(
+    ("value", "dtype"),
+    [
+        (np.int64(BIG), "Int64"),
+        (np.int64(-(2**63)), "Int64"),
+        (np.uint64(2**64 - 1), "UInt64"),
+        (np.uint32(2**32 - 1), "UInt32"),
+        (np.int32(-(2**31)), "Int32"),
+        (np.int16(-7), "Int16"),
+        (np.int8(-128), "Int8"),
+        (np.uint8(255), "UInt8"),
+    ],
+)
 def test_numpy_int_results_missing_in_some_runs_stay_exact(store: Path, value: Any, dtype: str) -> None:
     # numpy scalars are kept as rows of results (with their dtype): nullable ints of that dtype, not float64
     with rec.Recorder("npints", store=store, git=False) as r:
@@ -1034,19 +1158,23 @@ def test_float_results_missing_in_some_runs_stay_numpy_floats(store: Path) -> No
 # -- the error of failed runs ------------------------------------------------------------------
 
 
-@pytest.mark.parametrize(("status", "errors"), [
-    (None, [None, None, "ValueError: boom", None]),
-    ("failed", ["ValueError: boom"]),
-    (["done", "failed"], [None, None, "ValueError: boom"]),
-    (("failed", "interrupted"), ["ValueError: boom", None]),
-])
-def test_df_has_an_error_column_whenever_failed_runs_may_be_selected(store: Path, status: Any,
-                                                                     errors: list[str | None]) -> None:
+@pytest.mark.parametrize(
+    ("status", "errors"),
+    [
+        (None, [None, None, "ValueError: boom", None]),
+        ("failed", ["ValueError: boom"]),
+        (["done", "failed"], [None, None, "ValueError: boom"]),
+        (("failed", "interrupted"), ["ValueError: boom", None]),
+    ],
+)
+def test_df_has_an_error_column_whenever_failed_runs_may_be_selected(
+    store: Path, status: Any, errors: list[str | None]
+) -> None:
     record_statuses(store)
     with rec.open(store) as db:
         df = db.df("exp", status=status)
         where = db.df("exp", status=status, where="a >= 2", columns=["a"])
-    assert list(df.columns[-len(META) - 1:]) == [*META, "_error"]
+    assert list(df.columns[-len(META) - 1 :]) == [*META, "_error"]
     assert df["_error"].dtype == object and df["_error"].tolist() == errors
     assert all(e is None for e in df.loc[df["_status"] != "failed", "_error"])
     assert list(where.columns) == ["a", *META, "_error"]
@@ -1058,7 +1186,7 @@ def test_df_has_no_error_column_when_no_failed_run_can_be_selected(store: Path, 
     record_statuses(store)
     with rec.open(store) as db:
         df = db.df("exp", status=status)
-    assert "_error" not in df.columns and list(df.columns[-len(META):]) == META
+    assert "_error" not in df.columns and list(df.columns[-len(META) :]) == META
 
 
 def test_error_column_holds_the_last_line_of_each_traceback(store: Path) -> None:
@@ -1078,7 +1206,12 @@ def test_error_column_holds_the_last_line_of_each_traceback(store: Path) -> None
         r.sweep(model, rec.plist("a", [0, 1, 2, 3]), progress=False)
     with rec.open(store) as db:
         df = db.df("errs", status=None)
-    assert df["_error"].tolist() == [None, "KeyError: 'missing key'", "RuntimeError: first line second line", "ValueError: outer"]
+    assert df["_error"].tolist() == [
+        None,
+        "KeyError: 'missing key'",
+        "RuntimeError: first line second line",
+        "ValueError: outer",
+    ]
 
 
 # -- parameters in the order of the function, or of the call ------------------------------------
@@ -1106,5 +1239,5 @@ def test_df_parameters_in_the_function_order(store: Path) -> None:
         assert list(db.df("decorated").columns[:5]) == ["zeta", "alpha", "mid", "y2", "y1"]
         assert list(db.df("called").columns[:5]) == ["zeta", "alpha", "b", "y2", "y1"]
         assert db.df("swept")["zeta"].tolist() == [0.5, 0.5, 1.5]
-    view = [row[1] for row in connect(store).execute("PRAGMA table_info(\"swept\")")]
+    view = [row[1] for row in connect(store).execute('PRAGMA table_info("swept")')]
     assert view[5:11] == ["zeta", "alpha", "mid", "beta", "aaa", "y2"]

@@ -25,9 +25,13 @@ def db(store: Path) -> sqlite3.Connection:
 
 
 def runs(store: Path) -> list[tuple]:
-    return db(store).execute(
-        "SELECT lower(hex(r.id)), p.params, r.status, r.error, r.seed FROM runs r JOIN psets p ON p.pk = r.pset ORDER BY r.pk"
-    ).fetchall()
+    return (
+        db(store)
+        .execute(
+            "SELECT lower(hex(r.id)), p.params, r.status, r.error, r.seed FROM runs r JOIN psets p ON p.pk = r.pset ORDER BY r.pk"
+        )
+        .fetchall()
+    )
 
 
 def test_quickstart_records_runs_results_and_session(store: Path) -> None:
@@ -38,9 +42,7 @@ def test_quickstart_records_runs_results_and_session(store: Path) -> None:
                 run.log(energy=a * 10, n=3)
     con = db(store)
     assert con.execute("SELECT name FROM experiments").fetchall() == [("lorenz",)]
-    session = con.execute(
-        "SELECT id, status, time_start, time_end, message, comment, env_sha FROM sessions"
-    ).fetchone()
+    session = con.execute("SELECT id, status, time_start, time_end, message, comment, env_sha FROM sessions").fetchone()
     assert session[0] == r.id and session[1] == "done"
     assert session[2].endswith("Z") and session[3] >= session[2]
     assert session[4:6] == ("smaller dt", "first")
@@ -88,7 +90,9 @@ def test_failed_run_keeps_traceback_and_reraises(store: Path) -> None:
     assert status == "failed" and "ZeroDivisionError" in error and "1 / 0" in error
     assert status2 == "done"
     # results logged before the failure are kept
-    assert db(store).execute("SELECT name, value FROM results_all WHERE name = 'partial'").fetchall() == [("partial", 1.5)]
+    assert db(store).execute("SELECT name, value FROM results_all WHERE name = 'partial'").fetchall() == [
+        ("partial", 1.5)
+    ]
     assert db(store).execute("SELECT status FROM sessions").fetchone()[0] == "done"
 
 
@@ -177,12 +181,18 @@ def test_duplicate_comments_are_stored_once_by_default(store: Path) -> None:
                 run.log(comment="a note on the run")
     con = db(store)
     assert con.execute("SELECT count(*) FROM comments").fetchone()[0] == 2
-    assert con.execute(
-        "SELECT count(*) FROM results_all x JOIN comments c ON c.pk = x.comment WHERE c.text = 'final energy'"
-    ).fetchone()[0] == 50
-    assert con.execute(
-        "SELECT count(*) FROM runs r JOIN comments c ON c.pk = r.comment WHERE c.text = 'a note on the run'"
-    ).fetchone()[0] == 50
+    assert (
+        con.execute(
+            "SELECT count(*) FROM results_all x JOIN comments c ON c.pk = x.comment WHERE c.text = 'final energy'"
+        ).fetchone()[0]
+        == 50
+    )
+    assert (
+        con.execute(
+            "SELECT count(*) FROM runs r JOIN comments c ON c.pk = r.comment WHERE c.text = 'a note on the run'"
+        ).fetchone()[0]
+        == 50
+    )
 
 
 def test_duplicate_comments_kept_when_asked(store: Path) -> None:
@@ -198,8 +208,7 @@ def test_provenance_is_recorded(store: Path) -> None:
         pass
     con = db(store)
     row = con.execute(
-        "SELECT host, pid, platform, python, recorder_version, fingerprint, argv, cwd, packages, jax "
-        "FROM sessions"
+        "SELECT host, pid, platform, python, recorder_version, fingerprint, argv, cwd, packages, jax FROM sessions"
     ).fetchone()
     host, pid, platform_, python, version, fingerprint, argv, cwd, packages, jax = row
     assert host and pid == os.getpid() and platform_ and python.split()[-1] == sys.version.split()[0]
@@ -253,7 +262,10 @@ def test_sigkill_inside_a_run_keeps_earlier_runs(tmp_path: Path, store: Path, ea
     script.write_text(KILLED)
     proc = subprocess.Popen(
         [sys.executable, str(script), str(store), str(earlier), str(pause)],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        cwd=ROOT,
     )
     assert proc.stdout.readline().strip() == "inside", proc.stderr.read()
     # Longer than flush_interval: the runs before are committed, the open one has a 'running' row.
@@ -403,7 +415,10 @@ def test_sigkill_right_after_runs_end_loses_none_of_them(tmp_path: Path, store: 
     statuses = [row[2] for row in runs(store)]
     assert statuses[:50] == ["done"] * 50 and set(statuses[50:]) <= {"interrupted"}
     con = db(store)
-    assert con.execute("SELECT count(*), sum(value) FROM results_all WHERE name = 'y'").fetchone() == (50, sum(range(50)))
+    assert con.execute("SELECT count(*), sum(value) FROM results_all WHERE name = 'y'").fetchone() == (
+        50,
+        sum(range(50)),
+    )
     assert con.execute("SELECT DISTINCT value FROM results_all WHERE name = 'b'").fetchall() == [(b"raw",)]
     assert con.execute("SELECT status FROM sessions").fetchone()[0] == "interrupted"
     assert list((store / "locks").iterdir()) == []  # lock and journal files are gone
@@ -437,7 +452,9 @@ def test_a_run_sqlite_refuses_does_not_take_the_batch_with_it(store: Path) -> No
 def test_closing_the_session_inside_a_run(store: Path) -> None:
     with rec.Recorder("e", store=store, git=False) as r:
         with pytest.raises(rec.RecorderError, match="after its session was closed"):
-            with r.run(a=1, ) as run:
+            with r.run(
+                a=1,
+            ) as run:
                 run.log(y=1)
                 r.close()
     Store.open(store).close()
@@ -498,8 +515,12 @@ def test_jax_is_described_when_the_program_uses_it(store: Path, monkeypatch: pyt
         pass
     info = json.loads(db(store).execute("SELECT jax FROM sessions").fetchone()[0])
     assert info == {
-        "jax": "9.9.9", "jaxlib": "9.9.8", "backend": "tpu", "device_count": 2,
-        "device_kinds": ["Fake TPU v9"], "x64": True,
+        "jax": "9.9.9",
+        "jaxlib": "9.9.8",
+        "backend": "tpu",
+        "device_count": 2,
+        "device_kinds": ["Fake TPU v9"],
+        "x64": True,
         "env": {"XLA_FLAGS": "--xla_force_host_platform_device_count=2", "XLA_PYTHON_CLIENT_MEM_FRACTION": ".5"},
     }
 
@@ -537,7 +558,9 @@ def test_a_locked_database_loses_no_runs(store: Path, monkeypatch: pytest.Monkey
     assert con.execute("SELECT count(*) FROM results_all").fetchone()[0] == 5
 
 
-def test_a_session_whose_last_runs_cannot_be_written_is_recovered_later(store: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_session_whose_last_runs_cannot_be_written_is_recovered_later(
+    store: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     import recorder.db
 
     monkeypatch.setattr(recorder.db, "BUSY_TIMEOUT_S", 0.2)

@@ -31,7 +31,10 @@ def test_psets_already_in_the_store_are_shared_not_repeated(store: Path) -> None
     assert conn.execute("SELECT count(*) FROM psets").fetchone()[0] == 5
     per_pset = conn.execute("SELECT pset, count(*) FROM runs GROUP BY pset ORDER BY pset").fetchall()
     assert [n for _, n in per_pset] == [2, 2, 2, 2, 1]
-    assert conn.execute("SELECT count(*) FROM runs r LEFT JOIN psets p ON p.pk = r.pset WHERE p.pk IS NULL").fetchone()[0] == 0
+    assert (
+        conn.execute("SELECT count(*) FROM runs r LEFT JOIN psets p ON p.pk = r.pset WHERE p.pk IS NULL").fetchone()[0]
+        == 0
+    )
 
 
 def test_psets_found_by_the_skip_check_are_reused(store: Path) -> None:
@@ -48,9 +51,12 @@ def test_psets_found_by_the_skip_check_are_reused(store: Path) -> None:
     conn = db(store)
     assert conn.execute("SELECT count(*) FROM psets").fetchone()[0] == 6
     assert conn.execute("SELECT count(DISTINCT pset) FROM runs WHERE status = 'done'").fetchone()[0] == 6
-    assert conn.execute(
-        "SELECT count(*) FROM runs AS f JOIN runs AS d ON d.pset = f.pset WHERE f.status = 'failed' AND d.status = 'done'"
-    ).fetchone()[0] == 6
+    assert (
+        conn.execute(
+            "SELECT count(*) FROM runs AS f JOIN runs AS d ON d.pset = f.pset WHERE f.status = 'failed' AND d.status = 'done'"
+        ).fetchone()[0]
+        == 6
+    )
 
 
 @pytest.mark.parametrize("skip", ["done", None])

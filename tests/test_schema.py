@@ -29,8 +29,7 @@ def schema_of(path: Path) -> list[tuple[str, str, str, str | None]]:
         conn.close()
     # SQLite keeps a statement's text as written; ALTER TABLE splices its column into it.
     normal = [(t, n, tb, None if sql is None else re.sub(r"\s+", " ", sql).strip()) for t, n, tb, sql in rows]
-    return [("pragma", "user_version", "", str(pragmas[0])), ("pragma", "application_id", "", str(pragmas[1])),
-            *normal]
+    return [("pragma", "user_version", "", str(pragmas[0])), ("pragma", "application_id", "", str(pragmas[1])), *normal]
 
 
 def make_schema_1(store: Path, *, data: bool) -> None:
@@ -98,7 +97,9 @@ def test_a_store_with_runs_migrated_from_schema_1_equals_a_fresh_one(tmp_path: P
         columns = db_fresh.sql('SELECT * FROM "exp" LIMIT 0').columns.tolist()
         assert db_old.sql('SELECT * FROM "exp" LIMIT 0').columns.tolist() == columns
         assert columns[-8:] == ["a", "b", "c", "flag", "label", "n", "y", "z"]
-        shown = 'SELECT a, b, c, flag, label, n, y, z, typeof(a), typeof(c), typeof(flag), typeof(y) FROM "exp" ORDER BY a'
+        shown = (
+            'SELECT a, b, c, flag, label, n, y, z, typeof(a), typeof(c), typeof(flag), typeof(y) FROM "exp" ORDER BY a'
+        )
         assert db_old.sql(shown).values.tolist() == db_fresh.sql(shown).values.tolist()
 
 
@@ -117,16 +118,24 @@ def test_the_current_version_is_what_a_fresh_store_has(tmp_path: Path) -> None:
 # -- every SQL statement of recorder names only tables and columns the schema has ------------------------
 
 # recorder writes SQL keywords in upper case; a keyword then a space or the end ("commit.gpgSign" is no SQL)
-_SQL = re.compile(r"\s*(?:SELECT|INSERT|UPDATE|DELETE|WITH|CREATE|PRAGMA|BEGIN|COMMIT|ROLLBACK|DROP|REPLACE|ALTER)(?:\s|\Z)")
+_SQL = re.compile(
+    r"\s*(?:SELECT|INSERT|UPDATE|DELETE|WITH|CREATE|PRAGMA|BEGIN|COMMIT|ROLLBACK|DROP|REPLACE|ALTER)(?:\s|\Z)"
+)
 _CONSTANT = re.compile(r"_?[A-Z][A-Z0-9_]*")
 # What the code puts in each format field of a statement: a condition on runs, "?" lists, a schema name,
 # and the optional columns frame.py reads (as frame.py writes them, so their columns are checked too).
 _FIELDS = {
-    "marks": "?, ?", "statuses": "?, ?", "db": "main", "condition": "r.experiment = ?",
-    "sessions": "s.pk IN (?)", "runs": "r.pk > ?",
-    "status": ", group_concat(status)", "scalars": ", CAST(group_concat(ifnull(scalars, '{}'), char(30)) AS BLOB)",
+    "marks": "?, ?",
+    "statuses": "?, ?",
+    "db": "main",
+    "condition": "r.experiment = ?",
+    "sessions": "s.pk IN (?)",
+    "runs": "r.pk > ?",
+    "status": ", group_concat(status)",
+    "scalars": ", CAST(group_concat(ifnull(scalars, '{}'), char(30)) AS BLOB)",
     "params": ", CAST(group_concat(params, char(30)) AS BLOB)",
-    "cells": "x0.kind, x0.value", "joins": "LEFT JOIN results AS x0 ON x0.run = r.pk AND x0.name = ?",
+    "cells": "x0.kind, x0.value",
+    "joins": "LEFT JOIN results AS x0 ON x0.run = r.pk AND x0.name = ?",
 }
 # Fields whose name means something else in one statement.
 _FIELDS_OF = {("frame", "_FIXED_AGGREGATES"): {"sessions": ", group_concat(session)"}}
@@ -182,8 +191,14 @@ def _prepare(conn: sqlite3.Connection, statement: str) -> None:
 def test_recorder_has_sql_statements_to_check() -> None:
     found = {(module, name) for module, name, _ in recorder_statements()}
     # a few known ones, so that a change to how they are found cannot make the next test check nothing
-    assert {("rows", "_INSERT_RUN"), ("writer", "_RUN_STATES"), ("frame", "_RUN_AGGREGATES"),
-            ("history", "_SESSION"), ("merge", "_OBJECTS_USED"), ("catalog", "_REBUILD_FIELDS")} <= found
+    assert {
+        ("rows", "_INSERT_RUN"),
+        ("writer", "_RUN_STATES"),
+        ("frame", "_RUN_AGGREGATES"),
+        ("history", "_SESSION"),
+        ("merge", "_OBJECTS_USED"),
+        ("catalog", "_REBUILD_FIELDS"),
+    } <= found
     assert len(found) > 80
 
 
@@ -213,10 +228,15 @@ def test_the_jax_statements_prepare_on_a_fresh_store(tmp_path: Path) -> None:
     import ast
 
     tree = ast.parse((Path(rec.__file__).parent / "jax.py").read_text())
-    statements = {node.targets[0].id: node.value.value for node in tree.body
-                  if isinstance(node, ast.Assign) and isinstance(node.targets[0], ast.Name)
-                  and isinstance(node.value, ast.Constant) and isinstance(node.value.value, str)
-                  and _SQL.match(node.value.value)}
+    statements = {
+        node.targets[0].id: node.value.value
+        for node in tree.body
+        if isinstance(node, ast.Assign)
+        and isinstance(node.targets[0], ast.Name)
+        and isinstance(node.value, ast.Constant)
+        and isinstance(node.value.value, str)
+        and _SQL.match(node.value.value)
+    }
     assert set(statements) >= {"_SESSION_JAX", "_SET_SESSION_JAX"}
     conn = connect(_created(tmp_path / "s"))
     try:
@@ -234,7 +254,8 @@ def test_tables_sql_is_what_the_models_produce() -> None:
     from recorder.db import schema_path
 
     assert schema_path("tables.sql").read_text() == models.tables_sql(), (
-        "schema/tables.sql is not what recorder/models.py produces: regenerate it as its header says")
+        "schema/tables.sql is not what recorder/models.py produces: regenerate it as its header says"
+    )
 
 
 def test_the_models_list_every_table_they_define() -> None:
@@ -242,9 +263,14 @@ def test_the_models_list_every_table_they_define() -> None:
 
     from recorder import models
 
-    defined = {value for value in vars(models).values()
-               if isinstance(value, type) and issubclass(value, SQLModel) and hasattr(value, "__table__")
-               and value.__module__ == models.__name__}
+    defined = {
+        value
+        for value in vars(models).values()
+        if isinstance(value, type)
+        and issubclass(value, SQLModel)
+        and hasattr(value, "__table__")
+        and value.__module__ == models.__name__
+    }
     assert set(models.TABLES) == defined
 
 
@@ -280,8 +306,13 @@ def test_creating_a_store_does_not_import_sqlalchemy(tmp_path: Path) -> None:
         "print(sorted(m for m in ('sqlalchemy', 'sqlmodel', 'pydantic') if m in sys.modules))\n"
     )
     root = str(Path(rec.__file__).resolve().parent.parent)
-    done = subprocess.run([sys.executable, "-c", code, str(tmp_path / "s"), root], capture_output=True, text=True,
-                          env={**os.environ, "PYTHONPATH": root}, timeout=120)
+    done = subprocess.run(
+        [sys.executable, "-c", code, str(tmp_path / "s"), root],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "PYTHONPATH": root},
+        timeout=120,
+    )
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == "[]"
     conn = connect(tmp_path / "s" / "recorder.sqlite")

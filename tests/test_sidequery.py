@@ -78,16 +78,20 @@ def read(store: Path, **options: Any) -> pd.DataFrame:
 
 
 @pytest.mark.parametrize("statuses", [("done",), None, ("done", "failed"), ("failed",)])
-def test_the_helper_reads_what_this_process_reads(tmp_path: Path, counting: type[CountingSideQuery],
-                                                  statuses: tuple[str, ...] | None) -> None:
+def test_the_helper_reads_what_this_process_reads(
+    tmp_path: Path, counting: type[CountingSideQuery], statuses: tuple[str, ...] | None
+) -> None:
     store = tmp_path / "store"
     build(store)
     alone = read(store, statuses=statuses, helper_min_runs=10**9)
     assert counting.started == []
     helped = read(store, statuses=statuses, helper_min_runs=0)
     assert len(counting.started) == 1 and counting.rows[0] is not None  # its row was there and was used
-    assert int(counting.rows[0][0]) == len(alone) == {("done",): 117, None: 120, ("done", "failed"): 120,
-                                                      ("failed",): 3}[statuses]
+    assert (
+        int(counting.rows[0][0])
+        == len(alone)
+        == {("done",): 117, None: 120, ("done", "failed"): 120, ("failed",): 3}[statuses]
+    )
     pd.testing.assert_frame_equal(helped, alone)
     assert helped["_session"].nunique() == 3
     assert helped["x"].isna().any() == (statuses != ("failed",))  # the failed runs all have x
@@ -113,7 +117,8 @@ def test_no_helper_below_the_threshold(tmp_path: Path, counting: type[CountingSi
 
 
 def test_a_run_that_ends_before_the_helper_reads_is_left_to_this_process(
-        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     store = tmp_path / "store"
     build(store)
     before = read(store, helper_min_runs=10**9)
@@ -137,12 +142,14 @@ def test_a_run_that_ends_before_the_helper_reads_is_left_to_this_process(
     after = read(store, helper_min_runs=10**9)
     assert len(after) == len(before) + 1
     # ... and frame() read the runs of its own transaction instead (sessions are categories of the whole store)
-    pd.testing.assert_frame_equal(got.assign(_session=got["_session"].astype(str)),
-                                  before.assign(_session=before["_session"].astype(str)))
+    pd.testing.assert_frame_equal(
+        got.assign(_session=got["_session"].astype(str)), before.assign(_session=before["_session"].astype(str))
+    )
 
 
-def test_a_helper_that_fails_is_not_an_error(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
-                                             counting: type[CountingSideQuery]) -> None:
+def test_a_helper_that_fails_is_not_an_error(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, counting: type[CountingSideQuery]
+) -> None:
     store = tmp_path / "store"
     build(store)
     alone = read(store, helper_min_runs=10**9)
@@ -162,8 +169,7 @@ def test_side_query_returns_bytes_and_none(tmp_path: Path) -> None:
     conn.executemany("INSERT INTO t VALUES (?)", [(b"\x00\xff",), (b"\x1e",)])
     conn.commit()
     conn.close()
-    query = SideQuery(db, "SELECT NULL, 42, 'é', CAST(group_concat(x, '') AS BLOB), count(*) FROM t WHERE ?",
-                      [1])
+    query = SideQuery(db, "SELECT NULL, 42, 'é', CAST(group_concat(x, '') AS BLOB), count(*) FROM t WHERE ?", [1])
     assert query.result() == (None, b"42", "é".encode(), b"\x00\xff\x1e", b"2")
     query.cancel()  # after the end: nothing to stop
     broken = SideQuery(db, "SELECT * FROM nowhere", [])
@@ -182,8 +188,10 @@ def test_in_thread_gives_the_value_or_the_error() -> None:
 
 @pytest.mark.skipif(not hasattr(os, "sched_setaffinity") or (os.cpu_count() or 1) < 2, reason="needs CPU affinity")
 def test_no_helper_on_one_core() -> None:
-    code = ("import os; from recorder.sidequery import available; print(available()); "
-            "os.sched_setaffinity(0, {min(os.sched_getaffinity(0))}); print(available())")
+    code = (
+        "import os; from recorder.sidequery import available; print(available()); "
+        "os.sched_setaffinity(0, {min(os.sched_getaffinity(0))}); print(available())"
+    )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert done.stdout.split() == ["True", "False"]  # a helper on the only core would just take turns with us
 

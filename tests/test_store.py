@@ -132,7 +132,10 @@ def test_eight_processes_create_the_same_store_at_once(tmp_path: Path) -> None:
     procs = [
         subprocess.Popen(
             [sys.executable, str(script), str(store), str(start), str(i)],
-            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=ROOT,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            cwd=ROOT,
         )
         for i in range(8)
     ]
@@ -143,9 +146,7 @@ def test_eight_processes_create_the_same_store_at_once(tmp_path: Path) -> None:
     assert [code for code, _ in outcomes] == [0] * 8, [err for _, err in outcomes]
     db = sqlite3.connect(store / "recorder.sqlite")
     assert db.execute("SELECT count(*) FROM sessions WHERE status = 'done'").fetchone()[0] == 8
-    assert sorted(r[0] for r in db.execute("SELECT params FROM psets")) == sorted(
-        f'{{"worker":{i}}}' for i in range(8)
-    )
+    assert sorted(r[0] for r in db.execute("SELECT params FROM psets")) == sorted(f'{{"worker":{i}}}' for i in range(8))
     assert db.execute("SELECT count(*) FROM experiments").fetchone()[0] == 1
 
 
@@ -214,12 +215,10 @@ def _env_here() -> dict[str, str]:
 
 def _tree(folder: Path) -> dict[str, bytes | None]:
     """Every path under ``folder`` with its bytes (None for a folder)."""
-    return {str(p.relative_to(folder)): (p.read_bytes() if p.is_file() else None)
-            for p in sorted(folder.rglob("*"))}
+    return {str(p.relative_to(folder)): (p.read_bytes() if p.is_file() else None) for p in sorted(folder.rglob("*"))}
 
 
-@pytest.mark.parametrize("command", [["verify"], ["gc"], ["gc", "--dry-run"], ["log"], ["status"],
-                                     ["sql", "SELECT 1"]])
+@pytest.mark.parametrize("command", [["verify"], ["gc"], ["gc", "--dry-run"], ["log"], ["status"], ["sql", "SELECT 1"]])
 def test_read_and_maintenance_commands_never_create_a_store(tmp_path: Path, command: list[str]) -> None:
     missing = tmp_path / "nonexist"
     result = _cli(missing, *command)
@@ -234,15 +233,22 @@ def test_read_and_maintenance_commands_never_create_a_store(tmp_path: Path, comm
 
 def test_verify_and_gc_of_the_console_script_never_create_a_store(tmp_path: Path) -> None:
     exe = _console_script()
-    probe = subprocess.run([sys.executable, "-c", "import recorder; print(recorder.__file__)"],
-                           env=_env_here(), capture_output=True, text=True, timeout=60, check=True)
+    probe = subprocess.run(
+        [sys.executable, "-c", "import recorder; print(recorder.__file__)"],
+        env=_env_here(),
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
     assert probe.stdout.strip().startswith(str(ROOT))  # the subprocesses run this worktree's code
     missing = tmp_path / "nonexist"
     empty = tmp_path / "empty"
     empty.mkdir()
     for args in (["--store", str(missing), "verify"], ["--store", str(missing), "gc"], ["verify"], ["gc"]):
-        done = subprocess.run([exe, *args], cwd=empty, env=_env_here(), capture_output=True, text=True,
-                              timeout=120, check=False)
+        done = subprocess.run(
+            [exe, *args], cwd=empty, env=_env_here(), capture_output=True, text=True, timeout=120, check=False
+        )
         assert done.returncode == 3, (args, done.stdout, done.stderr)
         assert done.stderr.startswith("recorder: error: no store"), done.stderr
         assert "Traceback" not in done.stderr and done.stdout == ""
@@ -267,8 +273,7 @@ def test_library_maintenance_never_creates_a_store(tmp_path: Path) -> None:
     assert (missing / "recorder.sqlite").is_file()
 
 
-def _foreign(store: Path, *, journal_mode: str = "delete", user_version: int = 0,
-             application_id: int = 0) -> bytes:
+def _foreign(store: Path, *, journal_mode: str = "delete", user_version: int = 0, application_id: int = 0) -> bytes:
     store.mkdir()
     db = sqlite3.connect(store / "recorder.sqlite")
     db.execute(f"PRAGMA journal_mode = {journal_mode}")
@@ -285,8 +290,9 @@ def _foreign(store: Path, *, journal_mode: str = "delete", user_version: int = 0
 def test_a_foreign_sqlite_file_is_refused_untouched(store: Path, kind: str) -> None:
     from recorder.errors import ForeignStoreError
 
-    before = _foreign(store, user_version=7 if kind == "user_version" else 0,
-                      application_id=1234 if kind == "application_id" else 0)
+    before = _foreign(
+        store, user_version=7 if kind == "user_version" else 0, application_id=1234 if kind == "application_id" else 0
+    )
     if kind == "runs_table":  # looks a little like a store, without being one
         db = sqlite3.connect(store / "recorder.sqlite")
         db.execute("CREATE TABLE runs (id)")

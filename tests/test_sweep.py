@@ -50,9 +50,9 @@ def db(store: Path) -> sqlite3.Connection:
 
 def done_runs(store: Path) -> list[tuple[str, str]]:
     return sorted(
-        db(store).execute(
-            "SELECT p.params, r.status FROM runs r JOIN psets p ON p.pk = r.pset ORDER BY p.params"
-        ).fetchall()
+        db(store)
+        .execute("SELECT p.params, r.status FROM runs r JOIN psets p ON p.pk = r.pset ORDER BY p.params")
+        .fetchall()
     )
 
 
@@ -63,10 +63,25 @@ def pairs(df) -> set[tuple]:  # type: ignore[no-untyped-def]
 def test_sweep_returns_one_row_per_pset(store: Path) -> None:
     with rec.Recorder("m", store=store, git=False) as r:
         df = r.sweep(model, rec.grid(a=[0.5, 1.5], b=[2, 3]))
-    assert list(df.columns) == ["a", "b", "y", "z", "_run_id", "_pset_hash", "_status", "_time_start",
-                                "_duration_s", "_session", "_env_sha"]
-    assert df[["a", "b", "y", "z"]].values.tolist() == [[0.5, 2, 1.0, 2.5], [0.5, 3, 1.5, 3.5],
-                                                       [1.5, 2, 3.0, 3.5], [1.5, 3, 4.5, 4.5]]
+    assert list(df.columns) == [
+        "a",
+        "b",
+        "y",
+        "z",
+        "_run_id",
+        "_pset_hash",
+        "_status",
+        "_time_start",
+        "_duration_s",
+        "_session",
+        "_env_sha",
+    ]
+    assert df[["a", "b", "y", "z"]].values.tolist() == [
+        [0.5, 2, 1.0, 2.5],
+        [0.5, 3, 1.5, 3.5],
+        [1.5, 2, 3.0, 3.5],
+        [1.5, 3, 4.5, 4.5],
+    ]
     assert set(df["_status"]) == {"done"} and set(df["_session"]) == {r.id}
     assert df["_run_id"].is_unique and str(df["_time_start"].dt.tz) == "UTC"
     assert set(df["_env_sha"]) == {r.env_sha}
@@ -144,11 +159,17 @@ def test_simulate_writes_nothing_and_calls_nothing(tmp_path: Path, store: Path) 
 
     with rec.Recorder("m", store=store, git=False) as r:
         pass
-    before = {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in store.rglob("*")
-              if p.is_file() and p.name == "recorder.sqlite"}
+    before = {
+        p.name: hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in store.rglob("*")
+        if p.is_file() and p.name == "recorder.sqlite"
+    }
     df = rec.Recorder("m", store=store, git=False).sweep(spy, rec.grid(a=[0.5, 1.5], b=[2, 3]), simulate=True)
-    after = {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in store.rglob("*")
-             if p.is_file() and p.name == "recorder.sqlite"}
+    after = {
+        p.name: hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in store.rglob("*")
+        if p.is_file() and p.name == "recorder.sqlite"
+    }
     assert before == after and calls == []
     assert df["_status"].tolist() == ["skip (done)", "skip (done)", "would run", "would run"]
     assert db(store).execute("SELECT count(*) FROM sessions").fetchone()[0] == 2
@@ -183,8 +204,10 @@ def test_dask_local_cluster_gives_the_same_results_as_serial(tmp_path: Path) -> 
     grid = rec.grid(a=[0.5, 1.5], b=[1, 2, 3])
     with rec.Recorder("m", store=tmp_path / "serial", git=False) as r:
         serial = r.sweep(model, grid)
-    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
-                                  dashboard_address=None) as cluster, distributed.Client(cluster) as client:
+    with (
+        distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None) as cluster,
+        distributed.Client(cluster) as client,
+    ):
         with rec.Recorder("m", store=tmp_path / "dask", git=False) as r:
             via_dask = r.sweep(model, grid, executor=client.get_executor())
     assert pairs(via_dask) == pairs(serial)
@@ -291,8 +314,13 @@ def test_sigkill_then_rerun_completes_without_duplicates(tmp_path: Path, store: 
     assert db(store).execute("SELECT status FROM sessions").fetchone()[0] == "interrupted"
     partial = db(store).execute("SELECT count(*) FROM runs WHERE status = 'done'").fetchone()[0]
     assert 0 < partial < 100
-    done = subprocess.run([sys.executable, str(script), str(store), str(workers), "go"], capture_output=True,
-                          text=True, cwd=ROOT, timeout=120)
+    done = subprocess.run(
+        [sys.executable, str(script), str(store), str(workers), "go"],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        timeout=120,
+    )
     assert done.returncode == 0, done.stderr
     con = db(store)
     per_pset = con.execute(
@@ -322,8 +350,9 @@ with rec.Recorder("t", store=sys.argv[1], git=False) as r:
 def test_sigterm_stops_a_pooled_sweep_cleanly(tmp_path: Path, store: Path) -> None:
     script = tmp_path / "sweep.py"
     script.write_text(SIGTERMED)
-    proc = subprocess.Popen([sys.executable, str(script), str(store)], stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True, cwd=ROOT)
+    proc = subprocess.Popen(
+        [sys.executable, str(script), str(store)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=ROOT
+    )
     assert proc.stdout.readline().strip() == "started"
     proc.send_signal(signal.SIGTERM)
     code = proc.wait(timeout=60)
@@ -363,9 +392,11 @@ def test_a_worker_that_dies_does_not_stop_the_sweep(store: Path) -> None:
     assert set(statuses.values()) <= {"done", "interrupted"}
     assert sum(s == "done" for s in statuses.values()) >= 8  # runs after the crash ran on a new pool
     assert statuses[11.0] == "done"
-    error = db(store).execute(
-        "SELECT r.error FROM runs r JOIN psets p ON p.pk = r.pset WHERE p.params = '{\"a\":3.0}'"
-    ).fetchone()[0]
+    error = (
+        db(store)
+        .execute("SELECT r.error FROM runs r JOIN psets p ON p.pk = r.pset WHERE p.params = '{\"a\":3.0}'")
+        .fetchone()[0]
+    )
     assert "worker process running this run exited with code 3" in error
 
 
@@ -459,16 +490,24 @@ Store.open(sys.argv[1]).close()
 def test_two_processes_recovering_one_dead_session_write_each_run_once(tmp_path: Path, store: Path) -> None:
     (tmp_path / "journaled.py").write_text(JOURNALED)
     (tmp_path / "open_at.py").write_text(OPEN_AT)
-    proc = subprocess.Popen([sys.executable, str(tmp_path / "journaled.py"), str(store)],
-                            stdout=subprocess.PIPE, text=True, cwd=ROOT)
+    proc = subprocess.Popen(
+        [sys.executable, str(tmp_path / "journaled.py"), str(store)], stdout=subprocess.PIPE, text=True, cwd=ROOT
+    )
     assert proc.stdout.readline().strip() == "logged"
     os.kill(proc.pid, signal.SIGKILL)
     proc.wait()
     proc.stdout.close()
     assert db(store).execute("SELECT count(*) FROM runs").fetchone()[0] < 3000  # most only in the journal
     start = str(time.time() + 1.5)
-    openers = [subprocess.Popen([sys.executable, str(tmp_path / "open_at.py"), str(store), start],
-                                stderr=subprocess.PIPE, text=True, cwd=ROOT) for _ in range(2)]
+    openers = [
+        subprocess.Popen(
+            [sys.executable, str(tmp_path / "open_at.py"), str(store), start],
+            stderr=subprocess.PIPE,
+            text=True,
+            cwd=ROOT,
+        )
+        for _ in range(2)
+    ]
     for opener in openers:
         assert opener.wait(timeout=120) == 0, opener.stderr.read()
         opener.stderr.close()
@@ -480,8 +519,9 @@ def test_two_processes_recovering_one_dead_session_write_each_run_once(tmp_path:
 
 def test_an_unreadable_journal_line_is_skipped_with_a_warning(tmp_path: Path, store: Path) -> None:
     (tmp_path / "journaled.py").write_text(JOURNALED)
-    proc = subprocess.Popen([sys.executable, str(tmp_path / "journaled.py"), str(store)],
-                            stdout=subprocess.PIPE, text=True, cwd=ROOT)
+    proc = subprocess.Popen(
+        [sys.executable, str(tmp_path / "journaled.py"), str(store)], stdout=subprocess.PIPE, text=True, cwd=ROOT
+    )
     assert proc.stdout.readline().strip() == "logged"
     os.kill(proc.pid, signal.SIGKILL)
     proc.wait()
@@ -540,8 +580,9 @@ def test_a_result_sent_before_sigterm_is_recorded_done(tmp_path: Path, store: Pa
     marks.mkdir()
     script = tmp_path / "sweep.py"
     script.write_text(RETURNED_THEN_SIGTERM)
-    proc = subprocess.Popen([sys.executable, str(script), str(store), str(marks)], stderr=subprocess.PIPE,
-                            text=True, cwd=ROOT)
+    proc = subprocess.Popen(
+        [sys.executable, str(script), str(store), str(marks)], stderr=subprocess.PIPE, text=True, cwd=ROOT
+    )
     try:
         _wait_for(marks / "ready-0", marks / "started-1")
         # The sweeping process cannot read results while stopped: run 0's result waits in the pipe.
@@ -558,9 +599,11 @@ def test_a_result_sent_before_sigterm_is_recorded_done(tmp_path: Path, store: Pa
         errors = proc.stderr.read()
         proc.stderr.close()
     assert code == 128 + signal.SIGTERM, errors
-    statuses = dict(db(store).execute(
-        "SELECT json_extract(p.params, '$.i'), r.status FROM runs r JOIN psets p ON p.pk = r.pset"
-    ).fetchall())
+    statuses = dict(
+        db(store)
+        .execute("SELECT json_extract(p.params, '$.i'), r.status FROM runs r JOIN psets p ON p.pk = r.pset")
+        .fetchall()
+    )
     assert statuses == {0: "done", 1: "interrupted", 2: "interrupted"}
 
 
@@ -608,8 +651,13 @@ print("finished")
 def test_a_sweep_with_failures_warns_once_even_without_a_terminal(tmp_path: Path, store: Path, workers: int) -> None:
     script = tmp_path / "sweep.py"
     script.write_text(FAILING_TO_A_FILE)
-    done = subprocess.run([sys.executable, str(script), str(store), str(workers)], capture_output=True,
-                          text=True, cwd=tmp_path, timeout=120)
+    done = subprocess.run(
+        [sys.executable, str(script), str(store), str(workers)],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        timeout=120,
+    )
     assert done.returncode == 0 and done.stdout.strip() == "finished", done.stderr
     assert done.stderr.count("RecorderWarning") == 1, done.stderr
     assert "2 of 4 runs failed" in done.stderr
@@ -653,8 +701,10 @@ def test_the_sweeps_frame_agrees_with_df_for_the_same_runs(store: Path) -> None:
     right = stored.set_index("_run_id").sort_index()
     assert left.dtypes.map(str).to_dict() == right.dtypes.map(str).to_dict()
     for column in left.columns:
-        assert left[column].astype(object).where(left[column].notna(), None).tolist() == \
-            right[column].astype(object).where(right[column].notna(), None).tolist(), column
+        assert (
+            left[column].astype(object).where(left[column].notna(), None).tolist()
+            == right[column].astype(object).where(right[column].notna(), None).tolist()
+        ), column
 
 
 def test_run_failed_is_exported_with_the_other_errors(store: Path) -> None:
@@ -688,8 +738,14 @@ def test_a_function_of_the_main_script_runs_on_dask_worker_processes(tmp_path: P
     pytest.importorskip("distributed")
     script = tmp_path / "study.py"
     script.write_text(MAIN_WITH_DASK)
-    done = subprocess.run([sys.executable, str(script), str(store)], capture_output=True, text=True,
-                          cwd=tmp_path, timeout=180, check=False)
+    done = subprocess.run(
+        [sys.executable, str(script), str(store)],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        timeout=180,
+        check=False,
+    )
     assert done.returncode == 0, done.stderr
     assert "['done', 'done', 'done'] [2, 4, 6]" in done.stdout, done.stdout + done.stderr
 

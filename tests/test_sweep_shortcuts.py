@@ -36,9 +36,17 @@ def keywords(a: float, **more: Any) -> dict:
 def test_prepare_gives_what_bind_and_canonical_pset_give(func: Any) -> None:
     binder = Binder(func)
     psets: list[dict[str, Any]] = [
-        {"a": 0.5, "b": 1}, {"b": 2, "a": 1.5}, {"a": 0.5, "b": 1}, {"a": -0.0, "b": 3}, {"a": float("inf"), "b": 4},
-        {"a": np.float32(0.1), "b": 5}, {"a": True, "b": 6}, {"a": 2.5, "b": 7, "c": 1.0}, {"a": 2.5, "b": 8, "c": 1.0},
-        {"a": 2.5, "b": 9, "d": "é"}, {"a": 2**63 - 1, "b": -(2**63)},
+        {"a": 0.5, "b": 1},
+        {"b": 2, "a": 1.5},
+        {"a": 0.5, "b": 1},
+        {"a": -0.0, "b": 3},
+        {"a": float("inf"), "b": 4},
+        {"a": np.float32(0.1), "b": 5},
+        {"a": True, "b": 6},
+        {"a": 2.5, "b": 7, "c": 1.0},
+        {"a": 2.5, "b": 8, "c": 1.0},
+        {"a": 2.5, "b": 9, "d": "é"},
+        {"a": 2**63 - 1, "b": -(2**63)},
     ]
     for pset in psets * 2:  # the second time, every layout is known
         try:
@@ -113,7 +121,8 @@ def test_the_shortcut_stores_what_the_general_way_stores(tmp_path: Path, monkeyp
     pd.testing.assert_frame_equal(fast, general)
     meta = ["_run_id", "_time_start", "_duration_s", "_session", "_env_sha"]
     pd.testing.assert_frame_equal(
-        rec.open(tmp_path / "fast").df("m").drop(columns=meta), rec.open(tmp_path / "general").df("m").drop(columns=meta)
+        rec.open(tmp_path / "fast").df("m").drop(columns=meta),
+        rec.open(tmp_path / "general").df("m").drop(columns=meta),
     )
 
 
@@ -144,9 +153,12 @@ def test_ctrl_c_on_the_shortcut_records_the_run_interrupted_and_the_rest_done(st
     statuses = conn.execute("SELECT status, count(*) FROM runs GROUP BY status ORDER BY status").fetchall()
     assert statuses == [("done", 50), ("interrupted", 1)]
     # current_seed() is the run's own seed on the shortcut too
-    assert conn.execute(
-        "SELECT count(*) FROM runs WHERE status = 'done' AND json_extract(scalars, '$.seed') = seed"
-    ).fetchone()[0] == 50
+    assert (
+        conn.execute(
+            "SELECT count(*) FROM runs WHERE status = 'done' AND json_extract(scalars, '$.seed') = seed"
+        ).fetchone()[0]
+        == 50
+    )
 
 
 def test_a_failure_on_the_shortcut_raises_with_on_error_raise(store: Path) -> None:
@@ -160,9 +172,12 @@ def test_a_failure_on_the_shortcut_raises_with_on_error_raise(store: Path) -> No
             r.sweep(fails_late, rec.plist("i", range(100)), on_error="raise", progress=False)
         df = r.sweep(fails_late, rec.plist("i", range(40)), progress=False)
     assert df.set_index("i")["_status"].value_counts().loc[lambda c: c > 0].to_dict() == {"done": 39, "failed": 1}
-    assert "thirty" in sqlite3.connect(store / "recorder.sqlite").execute(
-        "SELECT error FROM runs WHERE status = 'failed'"
-    ).fetchone()[0]
+    assert (
+        "thirty"
+        in sqlite3.connect(store / "recorder.sqlite")
+        .execute("SELECT error FROM runs WHERE status = 'failed'")
+        .fetchone()[0]
+    )
 
 
 # -- the skip check of a sweep alone in its experiment --------------------------------------------------
@@ -213,8 +228,12 @@ def test_a_sweep_sets_older_objects_aside_from_the_collector_and_puts_them_back(
         assert (df["frozen"] > 0).all()  # the objects made before the sweep
         assert gc.get_freeze_count() == before == 0
         with pytest.raises(RunFailed):
-            r.sweep(lambda i: {"x": 1 / 0} if i == 4 else {"x": i}, rec.plist("i", range(3, 6)), on_error="raise",
-                    progress=False)
+            r.sweep(
+                lambda i: {"x": 1 / 0} if i == 4 else {"x": i},
+                rec.plist("i", range(3, 6)),
+                on_error="raise",
+                progress=False,
+            )
         assert gc.get_freeze_count() == 0
 
 

@@ -42,8 +42,10 @@ def test_decorated_experiment_keeps_its_signature_for_type_checkers(
         [
             "--strict",
             "--no-incremental",
-            "--cache-dir", str(tmp_path / "cache"),
-            "--config-file", str(ROOT / "pyproject.toml"),
+            "--cache-dir",
+            str(tmp_path / "cache"),
+            "--config-file",
+            str(ROOT / "pyproject.toml"),
             str(tmp_path / "use.py"),
         ]
     )
@@ -53,5 +55,5 @@ def test_decorated_experiment_keeps_its_signature_for_type_checkers(
     errors = [line for line in lines if ": error:" in line]
     # The one wrong call, and nothing else (the right calls type-check).
     assert len(errors) == 1, out
-    assert "use.py:16: error: Argument 1 to \"__call__\" of \"Experiment\" has incompatible type \"str\"" in errors[0], out
+    assert 'use.py:16: error: Argument 1 to "__call__" of "Experiment" has incompatible type "str"' in errors[0], out
     assert code == 1, (out, err)

@@ -141,15 +141,18 @@ CONTAINERS = [
     pytest.param(
         {"a": [1, {"b": [None, 2.5, False]}], "é ✓": {"c": "d"}, "empty": {}, "l": [[], [[-1]]]},
         {"a": [1, {"b": [None, 2.5, False]}], "é ✓": {"c": "d"}, "empty": {}, "l": [[], [[-1]]]},
-        "json", id="nested",
+        "json",
+        id="nested",
     ),
     pytest.param({"z": 1, "a": 2, "m": 3}, {"z": 1, "a": 2, "m": 3}, "json", id="dict-key-order-kept"),
     # Documented: tuples become lists (JSON has no tuple).
     pytest.param((1, "a", (2.5, None)), [1, "a", [2.5, None]], "json", id="tuple-becomes-list"),
     # numpy scalars inside a list are stored as the Python values they stand for.
     pytest.param(
-        [np.int64(3), np.float64(0.5), np.bool_(True), np.float32(0.25)], [3, 0.5, True, 0.25],
-        "json", id="list-of-numpy-scalars",
+        [np.int64(3), np.float64(0.5), np.bool_(True), np.float32(0.25)],
+        [3, 0.5, True, 0.25],
+        "json",
+        id="list-of-numpy-scalars",
     ),
     pytest.param([2**64], [2**64], "json", id="list-big-int"),
 ]
@@ -315,7 +318,10 @@ def test_plain_values_are_plain_sql_cells(store: Path, value: Any, sql_type: str
         assert con.execute("SELECT value FROM results_all WHERE name = 'x' AND kind IS NULL").fetchone() == (value,)
         if sql_type in ("integer", "real") and not math.isinf(value):
             # SQL arithmetic and comparison work on the cell as a number.
-            assert con.execute("SELECT value + 0, value < 1e300 FROM results_all WHERE name = 'x'").fetchone() == (value, 1)
+            assert con.execute("SELECT value + 0, value < 1e300 FROM results_all WHERE name = 'x'").fetchone() == (
+                value,
+                1,
+            )
 
 
 @pytest.mark.parametrize(
@@ -341,7 +347,9 @@ def test_encoded_cells_are_as_documented(store: Path, value: Any, kind: str, cel
 def test_json_cells_are_readable_by_sqlite(store: Path) -> None:
     log_one(store, {"a": [1, 2.5, "✓"], "b": None})
     with connect(store) as con:
-        assert con.execute("SELECT json_extract(value, '$.a[1]'), json_extract(value, '$.a[2]') FROM results_all").fetchone() == (2.5, "✓")
+        assert con.execute(
+            "SELECT json_extract(value, '$.a[1]'), json_extract(value, '$.a[2]') FROM results_all"
+        ).fetchone() == (2.5, "✓")
 
 
 def test_json_cells_with_nan_or_inf_are_standard_json(store: Path) -> None:
@@ -438,7 +446,7 @@ REFUSED = [
     pytest.param(lambda tmp: {1, 2}, "set", id="set"),
     pytest.param(lambda tmp: frozenset({1}), "frozenset", id="frozenset"),
     pytest.param(lambda tmp: a_function, "function", id="function"),
-    pytest.param(lambda tmp: (lambda: 1), "function", id="lambda"),
+    pytest.param(lambda tmp: lambda: 1, "function", id="lambda"),
     pytest.param(lambda tmp: [1, Thing()], "Thing", id="list-with-object"),
     pytest.param(lambda tmp: {"a": [1, {"b": Thing()}]}, "Thing", id="nested-object"),
     pytest.param(lambda tmp: [np.arange(3)], "ndarray", id="list-with-array"),
@@ -487,9 +495,7 @@ def test_store_is_consistent_after_refusals(store: Path) -> None:
         with r.run(i=2) as run:
             run.log(a=3)
     rows = result_rows(store)
-    assert [(name, kind) for _, name, kind, _, _ in rows] == [
-        ("a", None), ("arr", "object"), ("c", None), ("a", None)
-    ]
+    assert [(name, kind) for _, name, kind, _, _ in rows] == [("a", None), ("arr", "object"), ("c", None), ("a", None)]
     assert [value for _, name, _, value, _ in rows if name == "a"] == [2, 3]
     objects = rec.ObjectStore(store / "objects")
     with connect(store) as con:
@@ -620,7 +626,9 @@ def test_infinities_inside_lists_are_standard_json_that_sqlite_reads(store: Path
 
     assert json.loads(text, parse_constant=refuse) == {"curve": [1.0, INF, -INF, 2.5], "name": "Infinity"}
     with connect(store) as con:
-        row = con.execute("SELECT json_extract(value, '$.curve[1]'), json_extract(value, '$.curve[2]') FROM results_all")
+        row = con.execute(
+            "SELECT json_extract(value, '$.curve[1]'), json_extract(value, '$.curve[2]') FROM results_all"
+        )
         assert row.fetchone() == (INF, -INF)
 
 

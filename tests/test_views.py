@@ -27,11 +27,30 @@ from conftest import git, run_python, scalar
 import recorder as rec
 from recorder.catalog import IN_SCALARS
 
-RECORDER_TABLES = ["experiments", "texts", "sessions", "config", "psets", "comments", "runs", "results",
-                   "objects", "fields"]
-RECORDER_VIEWS = ["overview_runs", "overview_info", "overview_parameters", "overview_explored_parameters",
-                  "overview_config", "results_all", "overview_results", "overview_results_summary",
-                  "overview_sessions", "result_comments"]
+RECORDER_TABLES = [
+    "experiments",
+    "texts",
+    "sessions",
+    "config",
+    "psets",
+    "comments",
+    "runs",
+    "results",
+    "objects",
+    "fields",
+]
+RECORDER_VIEWS = [
+    "overview_runs",
+    "overview_info",
+    "overview_parameters",
+    "overview_explored_parameters",
+    "overview_config",
+    "results_all",
+    "overview_results",
+    "overview_results_summary",
+    "overview_sessions",
+    "result_comments",
+]
 RUN_COLUMNS = ["run_id", "status", "time_start", "duration_s", "env_sha"]
 
 
@@ -88,8 +107,16 @@ def store_is_intact(store: Path, runs: int) -> None:
 # -- a small store, built once for the overview views ---------------------------------
 
 SMALL_CONFIG = {"dt": 0.1, "label": "x", "on": True, "sizes": [1, 2]}
-RUN2_RESULTS = {"energy": float("nan"), "flag": True, "g": 2.0, "js": [1, 2], "big": np.arange(20_000.0),
-                "f32": np.float32(1.5), "huge": 2**70, "s": "str"}
+RUN2_RESULTS = {
+    "energy": float("nan"),
+    "flag": True,
+    "g": 2.0,
+    "js": [1, 2],
+    "big": np.arange(20_000.0),
+    "f32": np.float32(1.5),
+    "huge": 2**70,
+    "s": "str",
+}
 
 
 @pytest.fixture(scope="module")
@@ -128,9 +155,14 @@ def small(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
 
 
 def run_times(store: Path, experiment: str) -> list[tuple[int, int | None]]:
-    return [tuple(row) for row in connect(store).execute(
-        "SELECT time_start_ms, duration_us FROM runs WHERE experiment = "
-        "(SELECT pk FROM experiments WHERE name = ?) ORDER BY pk", (experiment,))]
+    return [
+        tuple(row)
+        for row in connect(store).execute(
+            "SELECT time_start_ms, duration_us FROM runs WHERE experiment = "
+            "(SELECT pk FROM experiments WHERE name = ?) ORDER BY pk",
+            (experiment,),
+        )
+    ]
 
 
 def test_overview_info_counts_runs_by_status(small: dict[str, Any]) -> None:
@@ -141,13 +173,29 @@ def test_overview_info_counts_runs_by_status(small: dict[str, Any]) -> None:
     first = min(t for t, _ in times)
     last = max(t + (d or 0) // 1000 for t, d in times)
     assert rows["exp"] == {
-        "experiment": "exp", "runs": 4, "done": 2, "failed": 1, "interrupted": 1, "running": 0,
-        "first_start": iso_ms(first), "last_end": iso_ms(last),
-        "sessions": 1, "env_shas": 1, "latest_env_sha": small["exp"].env_sha,
+        "experiment": "exp",
+        "runs": 4,
+        "done": 2,
+        "failed": 1,
+        "interrupted": 1,
+        "running": 0,
+        "first_start": iso_ms(first),
+        "last_end": iso_ms(last),
+        "sessions": 1,
+        "env_shas": 1,
+        "latest_env_sha": small["exp"].env_sha,
     }
     assert rows["empty"] == {
-        "experiment": "empty", "runs": 0, "done": 0, "failed": 0, "interrupted": 0, "running": 0,
-        "first_start": None, "last_end": None, "sessions": 1, "env_shas": 1,
+        "experiment": "empty",
+        "runs": 0,
+        "done": 0,
+        "failed": 0,
+        "interrupted": 0,
+        "running": 0,
+        "first_start": None,
+        "last_end": None,
+        "sessions": 1,
+        "env_shas": 1,
         "latest_env_sha": small["empty"].env_sha,
     }
     other = rows["other"]
@@ -163,8 +211,7 @@ def test_overview_info_counts_a_run_in_flight(store: Path) -> None:
         with r.run(a=1) as run:
             (row,) = query(store, "SELECT runs, done, running FROM overview_info")
             assert row == {"runs": 1, "done": 0, "running": 1}
-            assert query(store, "SELECT run_id, status FROM overview_runs") == [
-                {"run_id": run.id, "status": "running"}]
+            assert query(store, "SELECT run_id, status FROM overview_runs") == [{"run_id": run.id, "status": "running"}]
     (row,) = query(store, "SELECT runs, done, running FROM overview_info")
     assert row == {"runs": 1, "done": 1, "running": 0}
 
@@ -172,19 +219,35 @@ def test_overview_info_counts_a_run_in_flight(store: Path) -> None:
 def test_overview_runs_one_row_per_run(small: dict[str, Any]) -> None:
     store = small["store"]
     rows = query(store, "SELECT * FROM overview_runs WHERE experiment = 'exp'")
-    raw = connect(store).execute(
-        "SELECT time_start_ms, duration_us FROM runs WHERE lower(hex(id)) = ?", (small["runs"][1].id,)
-    ).fetchone()
+    raw = (
+        connect(store)
+        .execute("SELECT time_start_ms, duration_us FROM runs WHERE lower(hex(id)) = ?", (small["runs"][1].id,))
+        .fetchone()
+    )
     session = small["exp"]
     expected = []
     for i, (status, params) in enumerate(
-        [("done", '{"a":1,"b":2.5,"c":"k"}'), ("done", '{"a":2,"b":2.5,"c":"k"}'),
-         ("failed", '{"a":3,"b":null,"c":"k"}'), ("interrupted", '{"a":4,"b":1.0,"c":"k"}')], start=1):
+        [
+            ("done", '{"a":1,"b":2.5,"c":"k"}'),
+            ("done", '{"a":2,"b":2.5,"c":"k"}'),
+            ("failed", '{"a":3,"b":null,"c":"k"}'),
+            ("interrupted", '{"a":4,"b":1.0,"c":"k"}'),
+        ],
+        start=1,
+    ):
         run = small["runs"][i]
-        expected.append({
-            "run_id": run.id, "experiment": "exp", "status": status, "session_id": session.id,
-            "env_sha": session.env_sha, "pset_hash": run.pset_hash, "params": params, "seed": run.seed,
-        })
+        expected.append(
+            {
+                "run_id": run.id,
+                "experiment": "exp",
+                "status": status,
+                "session_id": session.id,
+                "env_sha": session.env_sha,
+                "pset_hash": run.pset_hash,
+                "params": params,
+                "seed": run.seed,
+            }
+        )
     by_id = {row["run_id"]: row for row in rows}
     assert [{k: by_id[e["run_id"]][k] for k in e} for e in expected] == expected
     assert len(rows) == 4
@@ -232,8 +295,14 @@ def test_overview_parameters(param_store: Path, name: str) -> None:
     types, distinct, low, high, explored = PARAM_CASES[name]
     (row,) = query(param_store, "SELECT * FROM overview_parameters WHERE experiment = 'p' AND name = ?", (name,))
     assert set(row.pop("type").split(",")) == types
-    assert row == {"experiment": "p", "name": name, "distinct_values": distinct, "min": low, "max": high,
-                   "explored": explored}
+    assert row == {
+        "experiment": "p",
+        "name": name,
+        "distinct_values": distinct,
+        "min": low,
+        "max": high,
+        "explored": explored,
+    }
     assert type(row["min"]) is type(low)
 
 
@@ -241,8 +310,9 @@ def test_overview_explored_parameters(param_store: Path) -> None:
     rows = query(param_store, "SELECT * FROM overview_explored_parameters WHERE experiment = 'p'")
     assert {row["name"] for row in rows} == {n for n, case in PARAM_CASES.items() if case[4]}
     assert all(set(row) == {"experiment", "name", "type", "distinct_values", "min", "max"} for row in rows)
-    rows_q = query(param_store,
-                   "SELECT name, distinct_values, min, max FROM overview_parameters WHERE experiment = 'q'")
+    rows_q = query(
+        param_store, "SELECT name, distinct_values, min, max FROM overview_parameters WHERE experiment = 'q'"
+    )
     assert sorted(rows_q, key=lambda r: r["name"]) == [
         {"name": "f", "distinct_values": 1, "min": 100.0, "max": 100.0},
         {"name": "i", "distinct_values": 1, "min": 100, "max": 100},
@@ -310,15 +380,29 @@ def kinds_store(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
 @pytest.mark.parametrize("name", list(KIND_CASES))
 def test_overview_results_summarises_each_kind(kinds_store: dict[str, Any], name: str) -> None:
     _, kind, summary = KIND_CASES[name]
-    rows = query(kinds_store["store"], "SELECT * FROM overview_results WHERE run_id = ? AND name = ?",
-                 (kinds_store["first"], name))
-    assert rows == [{"run_id": kinds_store["first"], "experiment": "kinds", "name": name, "kind": kind,
-                     "summary": summary, "comment": None}]
+    rows = query(
+        kinds_store["store"],
+        "SELECT * FROM overview_results WHERE run_id = ? AND name = ?",
+        (kinds_store["first"], name),
+    )
+    assert rows == [
+        {
+            "run_id": kinds_store["first"],
+            "experiment": "kinds",
+            "name": name,
+            "kind": kind,
+            "summary": summary,
+            "comment": None,
+        }
+    ]
 
 
 def test_overview_results_rows_of_the_second_run(kinds_store: dict[str, Any]) -> None:
-    rows = query(kinds_store["store"], "SELECT name, kind, summary, comment FROM overview_results WHERE run_id = ?",
-                 (kinds_store["second"],))
+    rows = query(
+        kinds_store["store"],
+        "SELECT name, kind, summary, comment FROM overview_results WHERE run_id = ?",
+        (kinds_store["second"],),
+    )
     assert sorted(rows, key=lambda r: r["name"]) == [
         {"name": "f", "kind": "nan", "summary": "nan", "comment": None},
         {"name": "i", "kind": "integer", "summary": 8, "comment": "second"},
@@ -350,8 +434,19 @@ SUMMARY_CASES: dict[str, tuple[Any, ...]] = {
 def test_overview_results_summary_shows_the_first_run(kinds_store: dict[str, Any], name: str) -> None:
     kind, value, dtype, shape, size = SUMMARY_CASES[name]
     rows = query(kinds_store["store"], "SELECT * FROM overview_results_summary WHERE name = ?", (name,))
-    assert rows == [{"experiment": "kinds", "name": name, "first_run_id": kinds_store["first"], "kind": kind,
-                     "value": value, "dtype": dtype, "shape": shape, "size": size, "comment": None}]
+    assert rows == [
+        {
+            "experiment": "kinds",
+            "name": name,
+            "first_run_id": kinds_store["first"],
+            "kind": kind,
+            "value": value,
+            "dtype": dtype,
+            "shape": shape,
+            "size": size,
+            "comment": None,
+        }
+    ]
 
 
 def test_overview_results_summary_one_row_per_name(kinds_store: dict[str, Any]) -> None:
@@ -364,8 +459,11 @@ def test_overview_results_summary_one_row_per_name(kinds_store: dict[str, Any]) 
 
 
 def test_overview_results_summary_keeps_the_comment(small: dict[str, Any]) -> None:
-    rows = query(small["store"], "SELECT name, first_run_id, kind, value, comment FROM overview_results_summary "
-                                 "WHERE experiment = 'exp' AND name IN ('energy', 'traj', 'flag')")
+    rows = query(
+        small["store"],
+        "SELECT name, first_run_id, kind, value, comment FROM overview_results_summary "
+        "WHERE experiment = 'exp' AND name IN ('energy', 'traj', 'flag')",
+    )
     first, second = small["runs"][1].id, small["runs"][2].id
     assert sorted(rows, key=lambda r: r["name"]) == [
         {"name": "energy", "first_run_id": first, "kind": None, "value": 1.0, "comment": "text"},
@@ -376,9 +474,27 @@ def test_overview_results_summary_keeps_the_comment(small: dict[str, Any]) -> No
 
 # -- overview_sessions ---------------------------------------------------------------
 
-SESSION_COLUMNS = ["session_id", "experiment", "status", "time_start", "time_end", "message", "env_sha",
-                   "git_mode", "git_commit", "git_branch", "git_dirty", "git_auto_committed", "git_snapshot_ref",
-                   "host", "user", "platform", "python", "recorder_version", "fingerprint"]
+SESSION_COLUMNS = [
+    "session_id",
+    "experiment",
+    "status",
+    "time_start",
+    "time_end",
+    "message",
+    "env_sha",
+    "git_mode",
+    "git_commit",
+    "git_branch",
+    "git_dirty",
+    "git_auto_committed",
+    "git_snapshot_ref",
+    "host",
+    "user",
+    "platform",
+    "python",
+    "recorder_version",
+    "fingerprint",
+]
 
 
 def test_overview_sessions(store: Path, repo: Path) -> None:
@@ -393,19 +509,29 @@ def test_overview_sessions(store: Path, repo: Path) -> None:
     rows = {row["session_id"]: row for row in query(store, "SELECT * FROM overview_sessions")}
     assert list(rows) == [plain.id, recorded.id, failing.id]
     python = f"{platform.python_implementation()} {platform.python_version()}"
-    for session, status, message in [(plain, "done", "no git"), (recorded, "done", "with git"),
-                                     (failing, "failed", None)]:
+    for session, status, message in [
+        (plain, "done", "no git"),
+        (recorded, "done", "with git"),
+        (failing, "failed", None),
+    ]:
         row = rows[session.id]
         assert (row["experiment"], row["status"], row["message"], row["env_sha"]) == (
-            "s", status, message, session.env_sha)
-        assert (row["host"], row["python"], row["recorder_version"]) == (socket.gethostname(), python,
-                                                                        rec.__version__)
+            "s",
+            status,
+            message,
+            session.env_sha,
+        )
+        assert (row["host"], row["python"], row["recorder_version"]) == (socket.gethostname(), python, rec.__version__)
         assert row["platform"] == platform.platform() and len(row["fingerprint"]) == 16
         assert row["time_start"] <= row["time_end"]
     head = git(repo, "rev-parse", "HEAD")
     git_row = rows[recorded.id]
     assert (git_row["git_mode"], git_row["git_commit"], git_row["git_branch"], git_row["git_dirty"]) == (
-        "record", head, "main", 0)
+        "record",
+        head,
+        "main",
+        0,
+    )
     assert git_row["env_sha"] == head  # with git, the env SHA is the commit
     assert rows[plain.id]["git_commit"] is None and rows[plain.id]["git_branch"] is None
 
@@ -494,15 +620,25 @@ def test_wide_view_columns_grow_with_a_new_result(store: Path, tmp_path: Path) -
 def test_wide_view_shows_run_columns(small: dict[str, Any]) -> None:
     store = small["store"]
     rows = {row["run_id"]: row for row in query(store, 'SELECT * FROM "exp"')}
-    runs = query(store, "SELECT run_id, status, time_start, duration_s, env_sha FROM overview_runs "
-                        "WHERE experiment = 'exp'")
+    runs = query(
+        store, "SELECT run_id, status, time_start, duration_s, env_sha FROM overview_runs WHERE experiment = 'exp'"
+    )
     assert len(rows) == 4
     for run in runs:
         assert {k: rows[run["run_id"]][k] for k in run} == run
     second = rows[small["runs"][2].id]
     # scalars as SQL values: NaN is NULL, True is 1, numpy float32 its value, big ints their text
     assert {k: second[k] for k in ["a", "b", "c", "energy", "flag", "g", "f32", "huge", "s"]} == {
-        "a": 2, "b": 2.5, "c": "k", "energy": None, "flag": 1, "g": 2.0, "f32": 1.5, "huge": str(2**70), "s": "str"}
+        "a": 2,
+        "b": 2.5,
+        "c": "k",
+        "energy": None,
+        "flag": 1,
+        "g": 2.0,
+        "f32": 1.5,
+        "huge": str(2**70),
+        "s": "str",
+    }
     assert set(second) == {*RUN_COLUMNS, "a", "b", "c", "energy", "flag", "g", "f32", "huge", "s"}
     assert rows[small["runs"][3].id]["b"] is None  # the parameter b=None
 
@@ -511,8 +647,13 @@ def test_views_of_an_experiment_with_no_runs(small: dict[str, Any]) -> None:
     store = small["store"]
     assert view_columns(store, "empty") == RUN_COLUMNS
     assert query(store, 'SELECT * FROM "empty"') == []
-    for view in ["overview_runs", "overview_parameters", "overview_results", "overview_results_summary",
-                 "result_comments"]:
+    for view in [
+        "overview_runs",
+        "overview_parameters",
+        "overview_results",
+        "overview_results_summary",
+        "result_comments",
+    ]:
         assert query(store, f"SELECT * FROM {view} WHERE experiment = 'empty'") == [], view
     (session,) = query(store, "SELECT session_id, status FROM overview_sessions WHERE experiment = 'empty'")
     assert session == {"session_id": small["empty"].id, "status": "done"}
@@ -520,8 +661,22 @@ def test_views_of_an_experiment_with_no_runs(small: dict[str, Any]) -> None:
 
 # -- names that could break SQL --------------------------------------------------------
 
-ROUND_TRIP = ['a"; DROP TABLE runs; --', "x'); DELETE FROM runs; --", 'say "hi"', 'q""', "it's", "two words",
-              "dot.ted", "größe", "日本語", "$.x", "a[0]", "semi;colon", "/* c */", "-- x"]
+ROUND_TRIP = [
+    'a"; DROP TABLE runs; --',
+    "x'); DELETE FROM runs; --",
+    'say "hi"',
+    'q""',
+    "it's",
+    "two words",
+    "dot.ted",
+    "größe",
+    "日本語",
+    "$.x",
+    "a[0]",
+    "semi;colon",
+    "/* c */",
+    "-- x",
+]
 # JSON escapes these in the stored key (a JSON path must not be used to find it), and
 # control characters cannot name a column: each must round-trip or be refused.
 ESCAPED_IN_JSON = ["back\\slash", "tab\tx", "line\nx", "uni\u001ex", "del\x7fx"]
@@ -529,8 +684,9 @@ ROLES = ["experiment", "parameter", "result"]
 
 
 def name_cases() -> list[Any]:
-    return [pytest.param(role, name, id=f"{role}-{name!a}")
-            for name in [*ROUND_TRIP, *ESCAPED_IN_JSON] for role in ROLES]
+    return [
+        pytest.param(role, name, id=f"{role}-{name!a}") for name in [*ROUND_TRIP, *ESCAPED_IN_JSON] for role in ROLES
+    ]
 
 
 def base_store(store: Path) -> None:
@@ -615,7 +771,11 @@ def test_injection_through_every_role_at_once(store: Path) -> None:
     store_is_intact(store, 4)
     (row,) = query(store, 'SELECT * FROM "a""; DROP TABLE runs; --"')
     assert {k: row[k] for k in [evil[1], evil[2], evil[3], "note"]} == {
-        evil[1]: 1.0, evil[2]: "v'\"; DROP TABLE psets; --", evil[3]: 2.0, "note": "'); DELETE FROM results; --"}
+        evil[1]: 1.0,
+        evil[2]: "v'\"; DROP TABLE psets; --",
+        evil[3]: 2.0,
+        "note": "'); DELETE FROM results; --",
+    }
     assert scalar(store, "SELECT count(*) FROM psets") == 4 and scalar(store, "SELECT count(*) FROM results") == 1
 
 
@@ -717,13 +877,28 @@ def test_sweep_records_a_run_with_a_conflicting_name_as_failed(store: Path) -> N
     assert "NameRefused" in rows[1]["error"] or "already a param" in rows[1]["error"]
     assert view_columns(store, "n") == [*RUN_COLUMNS, "a", "b", "c", "y", "w"]
     assert query(store, 'SELECT a, y FROM "n" WHERE a >= 6 ORDER BY a') == [
-        {"a": 6, "y": 6.0}, {"a": 7, "y": None}, {"a": 8, "y": 8.0}]
+        {"a": 6, "y": 6.0},
+        {"a": 7, "y": None},
+        {"a": 8, "y": 8.0},
+    ]
 
 
 # -- experiment names that clash with what the store holds ----------------------------------
 
-CLASHES = ["runs", "RUNS", "Results", "fields", "overview_info", "OVERVIEW_INFO", "results_all",
-           "fields_name", "EXP", "Exp", "my_table", "MY_VIEW"]
+CLASHES = [
+    "runs",
+    "RUNS",
+    "Results",
+    "fields",
+    "overview_info",
+    "OVERVIEW_INFO",
+    "results_all",
+    "fields_name",
+    "EXP",
+    "Exp",
+    "my_table",
+    "MY_VIEW",
+]
 
 
 @pytest.mark.parametrize("name", CLASHES)
@@ -797,16 +972,25 @@ def test_wide_view_follows_a_result_kept_in_a_new_place(store: Path, case: str, 
     assert got == expected  # db.df reads both places
     assert [row["y"] for row in query(store, 'SELECT a, y FROM "exp" ORDER BY a')] == expected
     assert query(store, 'SELECT count(*) AS n FROM "exp" WHERE y IS NOT NULL') == [
-        {"n": sum(v is not None for v in expected)}]
+        {"n": sum(v is not None for v in expected)}
+    ]
 
 
 # -- the wide view's columns have the affinity of their kind ------------------------------------
 # Datasette's column filters (?b=9, ?energy__gt=3000.5) and facets bind the values as text; so do
 # these tests, with a plain sqlite3 connection.
 
+
 def typed_model(a: int, b: float, c: str, flag: bool, big: int) -> dict:
-    return {"energy": b * 2, "k": a * 3, "huge_k": big, "label": f"run {a}", "yes": flag,
-            "f32": np.float32(a) / 2, "i16": np.int16(a)}
+    return {
+        "energy": b * 2,
+        "k": a * 3,
+        "huge_k": big,
+        "label": f"run {a}",
+        "yes": flag,
+        "f32": np.float32(a) / 2,
+        "i16": np.int16(a),
+    }
 
 
 TYPED_PSETS = [
@@ -828,10 +1012,19 @@ def typed_store(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 TYPED_COLUMNS = {  # name → what typeof() gives for each of the four runs
-    "a": ["integer"] * 4, "b": ["real"] * 4, "c": ["text"] * 4, "flag": ["integer"] * 4, "big": ["integer"] * 4,
-    "energy": ["real", "real", "real", "null"], "k": ["integer"] * 4, "huge_k": ["integer"] * 3 + ["null"],
-    "label": ["text"] * 4, "yes": ["integer"] * 3 + ["null"], "f32": ["real"] * 3 + ["null"],
-    "i16": ["integer"] * 3 + ["null"], "kept": ["null"] * 3 + ["real"],
+    "a": ["integer"] * 4,
+    "b": ["real"] * 4,
+    "c": ["text"] * 4,
+    "flag": ["integer"] * 4,
+    "big": ["integer"] * 4,
+    "energy": ["real", "real", "real", "null"],
+    "k": ["integer"] * 4,
+    "huge_k": ["integer"] * 3 + ["null"],
+    "label": ["text"] * 4,
+    "yes": ["integer"] * 3 + ["null"],
+    "f32": ["real"] * 3 + ["null"],
+    "i16": ["integer"] * 3 + ["null"],
+    "kept": ["null"] * 3 + ["real"],
 }
 
 
@@ -864,8 +1057,9 @@ TEXT_FILTERS = [  # (SQL condition with one text parameter, the value bound, the
 
 
 @pytest.mark.parametrize(("condition", "value", "selected"), TEXT_FILTERS)
-def test_wide_view_matches_values_bound_as_text(typed_store: Path, condition: str, value: str,
-                                                 selected: list[int]) -> None:
+def test_wide_view_matches_values_bound_as_text(
+    typed_store: Path, condition: str, value: str, selected: list[int]
+) -> None:
     rows = query(typed_store, f'SELECT a FROM "typed" WHERE {condition} ORDER BY a', (value,))
     assert [row["a"] for row in rows] == sorted(selected)
 
@@ -924,15 +1118,15 @@ def test_a_field_with_a_second_kind_becomes_untyped(store: Path, case: str, comm
                     r = rec.Recorder("m", store=store, git=False).open()
                 if commits != "one commit":  # the first kind only: typed
                     first = "text" if isinstance(values[0], str) else "integer"
-                    assert query(store, 'SELECT typeof(p) AS p, typeof(y) AS y FROM "m"') == [
-                        {"p": first, "y": first}]
+                    assert query(store, 'SELECT typeof(p) AS p, typeof(y) AS y FROM "m"') == [{"p": first, "y": first}]
             with r.run(p=value, i=i) as run:
                 run.log(y=value, z=float(i))
         r.close()
     rows = query(store, 'SELECT p, y, typeof(p) AS tp, typeof(y) AS ty FROM "m" ORDER BY i')
     kinds = ["text" if isinstance(v, str) else "integer" if isinstance(v, int) else "real" for v in values]
     assert [(row["p"], row["y"], row["tp"], row["ty"]) for row in rows] == [
-        (v, v, k, k) for v, k in zip(values, kinds)]  # each value as it is, whatever the other runs hold
+        (v, v, k, k) for v, k in zip(values, kinds)
+    ]  # each value as it is, whatever the other runs hold
     if case == "int, then float":
         assert not untyped(store, "p") and not untyped(store, "y")
         assert query(store, 'SELECT i FROM "m" WHERE p = ? AND y = ?', ("2.5", "2.5")) == [{"i": 1}]
@@ -949,8 +1143,10 @@ def test_kinds_of_a_migrated_store(store: Path) -> None:
                 run.log(label=f"l{i}", mixed=m, y=float(i))
     conn = connect(store)
     # fields as version 2 wrote them: '' for every parameter and for plain values kept as rows
-    conn.execute("DELETE FROM fields WHERE kind = 'text' AND name IN "
-                 "(SELECT name FROM fields AS g WHERE g.kind = '' AND g.experiment = fields.experiment)")
+    conn.execute(
+        "DELETE FROM fields WHERE kind = 'text' AND name IN "
+        "(SELECT name FROM fields AS g WHERE g.kind = '' AND g.experiment = fields.experiment)"
+    )
     conn.execute("UPDATE fields SET kind = '' WHERE kind = 'text'")
     conn.execute('DROP VIEW "old"')
     conn.execute('CREATE VIEW "old" AS SELECT 1 AS one')
@@ -962,9 +1158,15 @@ def test_kinds_of_a_migrated_store(store: Path) -> None:
     assert scalar(store, "PRAGMA user_version") >= 3
     kinds = query(store, "SELECT role, name, kind FROM fields ORDER BY pk")
     assert {(k["role"], k["name"], k["kind"]) for k in kinds} == {
-        ("param", "s", "text"), ("param", "m", ""), ("param", "m", "text"), ("param", "n", ""),
-        ("result", "label", "text"), ("result", "mixed", "text"), ("result", "mixed", IN_SCALARS),
-        ("result", "y", IN_SCALARS)}
+        ("param", "s", "text"),
+        ("param", "m", ""),
+        ("param", "m", "text"),
+        ("param", "n", ""),
+        ("result", "label", "text"),
+        ("result", "mixed", "text"),
+        ("result", "mixed", IN_SCALARS),
+        ("result", "y", IN_SCALARS),
+    }
     assert [k["name"] for k in kinds if k["role"] == "param"][:3] == ["s", "m", "n"]  # the order kept
     assert query(store, 'SELECT n FROM "old" WHERE n = ? AND s = ?', ("2", "c")) == [{"n": 2}]
     assert scalar(store, 'SELECT count(*) FROM "old" WHERE m = ?', ("1",)) == 0  # mixed: untyped
@@ -991,15 +1193,26 @@ def test_a_sweep_records_each_kind_of_a_parameter(store: Path, values: list[Any]
 
 
 def test_str_parameters_found_whichever_change_between_runs(store: Path) -> None:
-    psets = [{"a": "x", "b": 1, "c": "k"}, {"a": "y", "b": 2, "c": "k"}, {"a": "x", "b": "two", "c": "k"},
-             {"a": 3, "b": 4, "c": "k"}, {"a": "z", "b": 5, "c": "k"}]
+    psets = [
+        {"a": "x", "b": 1, "c": "k"},
+        {"a": "y", "b": 2, "c": "k"},
+        {"a": "x", "b": "two", "c": "k"},
+        {"a": 3, "b": 4, "c": "k"},
+        {"a": "z", "b": 5, "c": "k"},
+    ]
     with rec.Recorder("m", store=store, git=False) as r:
         r.sweep(lambda a, b, c: {"y": 1.0}, psets, progress=False)
     rows = query(store, "SELECT name, kind FROM fields WHERE role = 'param'")
     assert sorted((row["name"], row["kind"]) for row in rows) == [
-        ("a", ""), ("a", "text"), ("b", ""), ("b", "text"), ("c", "text")]
+        ("a", ""),
+        ("a", "text"),
+        ("b", ""),
+        ("b", "text"),
+        ("c", "text"),
+    ]
     assert query(store, 'SELECT typeof(c) AS t, count(*) AS n FROM "m" WHERE c = ? GROUP BY 1', ("k",)) == [
-        {"t": "text", "n": 5}]
+        {"t": "text", "n": 5}
+    ]
 
 
 DATASETTE_FILTERS = {  # query string → the values of a of the rows it selects

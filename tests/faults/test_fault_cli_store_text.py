@@ -72,10 +72,24 @@ def _hostile_store(store: Path) -> str:
     return bad
 
 
-@pytest.mark.parametrize("args", [["log"], ["log", "--oneline"], ["log", "--json"], ["status"], ["status", "--json"],
-                                  ["sql", "SELECT * FROM overview_runs"], ["sql", "SELECT name FROM experiments", "--csv"],
-                                  ["sql", "SELECT * FROM experiments", "--json"], ["show", "BAD"], ["show", "BAD", "--json"],
-                                  ["show", "FAILED"], ["diff", "BAD", "FAILED"], ["log", "--status", "failed"]])
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["log"],
+        ["log", "--oneline"],
+        ["log", "--json"],
+        ["status"],
+        ["status", "--json"],
+        ["sql", "SELECT * FROM overview_runs"],
+        ["sql", "SELECT name FROM experiments", "--csv"],
+        ["sql", "SELECT * FROM experiments", "--json"],
+        ["show", "BAD"],
+        ["show", "BAD", "--json"],
+        ["show", "FAILED"],
+        ["diff", "BAD", "FAILED"],
+        ["log", "--status", "failed"],
+    ],
+)
 def test_store_strings_are_escaped_on_output(store: Path, args: list[str]) -> None:
     bad = _hostile_store(store)
     with rec.open(store) as db:
@@ -118,9 +132,21 @@ def _invisible_store(store: Path) -> str:
     return run.id
 
 
-@pytest.mark.parametrize("args", [["log"], ["log", "--oneline"], ["log", "--json"], ["status"], ["status", "--json"],
-                                  ["sql", "SELECT * FROM overview_runs"], ["sql", "SELECT name FROM experiments", "--csv"],
-                                  ["sql", "SELECT * FROM experiments", "--json"], ["show", "RUN"], ["show", "RUN", "--json"]])
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["log"],
+        ["log", "--oneline"],
+        ["log", "--json"],
+        ["status"],
+        ["status", "--json"],
+        ["sql", "SELECT * FROM overview_runs"],
+        ["sql", "SELECT name FROM experiments", "--csv"],
+        ["sql", "SELECT * FROM experiments", "--json"],
+        ["show", "RUN"],
+        ["show", "RUN", "--json"],
+    ],
+)
 def test_invisible_store_characters_are_escaped_on_output(store: Path, args: list[str]) -> None:
     run_id = _invisible_store(store)
     result = cli(store, *[run_id if a == "RUN" else a for a in args])
@@ -145,16 +171,19 @@ def test_an_error_naming_store_text_is_one_clean_line(store: Path) -> None:
 # -- crafted values: one line, not a traceback ----------------------------------------------------
 
 
-@pytest.mark.parametrize("craft, fragment", [
-    ("UPDATE results SET kind = 'json', value = '{not json' WHERE name = 'word'", "result 'word'"),
-    ("UPDATE results SET kind = 'martian' WHERE name = 'word'", "result 'word'"),
-    ("UPDATE results SET kind = 'npy', value = x'00' WHERE name = 'word'", "result 'word'"),
-    ("UPDATE results SET kind = 'np:nonsense' WHERE name = 'word'", "result 'word'"),
-    ("UPDATE runs SET scalars = '{broken'", "scalar results"),
-    ("UPDATE runs SET scalars = '[1, 2]'", "scalar results"),
-    ("UPDATE psets SET params = 'nope'", "parameters"),
-    ("UPDATE config SET kind = 'json', value = '[' WHERE name = 'dt'", "config 'dt'"),
-])
+@pytest.mark.parametrize(
+    "craft, fragment",
+    [
+        ("UPDATE results SET kind = 'json', value = '{not json' WHERE name = 'word'", "result 'word'"),
+        ("UPDATE results SET kind = 'martian' WHERE name = 'word'", "result 'word'"),
+        ("UPDATE results SET kind = 'npy', value = x'00' WHERE name = 'word'", "result 'word'"),
+        ("UPDATE results SET kind = 'np:nonsense' WHERE name = 'word'", "result 'word'"),
+        ("UPDATE runs SET scalars = '{broken'", "scalar results"),
+        ("UPDATE runs SET scalars = '[1, 2]'", "scalar results"),
+        ("UPDATE psets SET params = 'nope'", "parameters"),
+        ("UPDATE config SET kind = 'json', value = '[' WHERE name = 'dt'", "config 'dt'"),
+    ],
+)
 def test_show_of_a_crafted_value_is_one_line(store: Path, craft: str, fragment: str) -> None:
     with rec.Recorder(EXP, store=store, git=False, config={"dt": 0.1}) as r, r.run(a=1) as run:
         run.log(word="hello", e=1.0)

@@ -87,15 +87,28 @@ def test_a_crafted_repository_path_is_refused(store: Path, repo: Path, tmp_path:
     for case, value in repository_values(tmp_path, repo).items():
         set_sessions(store, "git_repo", value)
         before = sorted(p.name for p in tmp_path.iterdir())
-        for args in (["diff", run_a, run_b, "--code"], ["checkout", run_a, str(tmp_path / "code")], ["checkout", run_a]):
+        for args in (
+            ["diff", run_a, run_b, "--code"],
+            ["checkout", run_a, str(tmp_path / "code")],
+            ["checkout", run_a],
+        ):
             one_line_error(cli(store, *args), "repository")
         assert sorted(p.name for p in tmp_path.iterdir()) == before, case  # nothing created anywhere
         with pytest.raises(GitRecordRefused if case in REFUSED else RepositoryMissing):
             gitinfo.repository(value)
 
 
-COMMITS = ["--output=OUT", "-p", "HEAD", "main", "refs/heads/main", "HEAD~1", "refs/recorder/../heads/main",
-           "0" * 39, "@{-1}"]
+COMMITS = [
+    "--output=OUT",
+    "-p",
+    "HEAD",
+    "main",
+    "refs/heads/main",
+    "HEAD~1",
+    "refs/recorder/../heads/main",
+    "0" * 39,
+    "@{-1}",
+]
 
 
 @pytest.mark.parametrize("column", ["git_commit", "git_snapshot_ref"])

@@ -116,7 +116,10 @@ def start(tmp_path: Path, store: Path, n: int, interval: float, point: str, **po
     markers.mkdir(exist_ok=True)
     return subprocess.Popen(
         [sys.executable, str(script), str(store), str(markers), str(n), str(interval), point],
-        cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, **popen,  # type: ignore[arg-type]
+        cwd=ROOT,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        **popen,  # type: ignore[arg-type]
     )
 
 
@@ -306,7 +309,8 @@ def test_bad_journal_lines_of_a_killed_session_are_reported_and_the_store_opens(
             assert state.pop(in_flight.id) == "running"  # untouched: its session is alive
             assert set(state) == set(good)
             assert db(store).execute("SELECT status FROM sessions ORDER BY pk").fetchall() == [
-                ("running",), ("interrupted",)
+                ("running",),
+                ("interrupted",),
             ]
             for command in (["status"], ["verify"], ["log"]):
                 result = CliRunner().invoke(main, ["--store", str(store), *command])

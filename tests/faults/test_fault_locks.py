@@ -51,8 +51,9 @@ def _env() -> dict[str, str]:
 
 def crashed(store: Path) -> Path:
     """Make ``store`` hold a session killed with its 5 finished runs only in its journal; return the journal."""
-    child = subprocess.run([sys.executable, "-c", CRASH, str(store)], env=_env(), capture_output=True,
-                           text=True, timeout=TIMEOUT_S)
+    child = subprocess.run(
+        [sys.executable, "-c", CRASH, str(store)], env=_env(), capture_output=True, text=True, timeout=TIMEOUT_S
+    )
     assert child.returncode == -signal.SIGKILL, child.stderr
     (journal,) = (store / "locks").glob("*.journal.*")
     return journal
@@ -60,12 +61,19 @@ def crashed(store: Path) -> Path:
 
 def cli(*args: str, limit_memory: int | None = None) -> subprocess.CompletedProcess[str]:
     """Run the ``recorder`` CLI (this checkout's) in a subprocess (with an address-space limit when given)."""
+
     def limit() -> None:
         if limit_memory is not None:
             resource.setrlimit(resource.RLIMIT_AS, (limit_memory, limit_memory))
 
-    return subprocess.run([sys.executable, "-c", "from recorder.cli import main; main()", *args], env=_env(),
-                          capture_output=True, text=True, timeout=TIMEOUT_S, preexec_fn=limit)
+    return subprocess.run(
+        [sys.executable, "-c", "from recorder.cli import main; main()", *args],
+        env=_env(),
+        capture_output=True,
+        text=True,
+        timeout=TIMEOUT_S,
+        preexec_fn=limit,
+    )
 
 
 def run_states(store: Path) -> list[tuple[float, str]]:

@@ -63,8 +63,7 @@ def arrays_load(store: Path) -> int:
 def gc_in_a_process(store: Path) -> subprocess.CompletedProcess[str]:
     """Run gc in another process, to the end (bounded)."""
     code = f"from recorder.maintenance import gc\nprint(gc({str(store)!r}))"
-    return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=TIMEOUT_S,
-                          check=False)
+    return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=TIMEOUT_S, check=False)
 
 
 def leftovers(folder: Path, name: str) -> list[str]:
@@ -75,7 +74,8 @@ def leftovers(folder: Path, name: str) -> list[str]:
 
 
 def test_gc_cannot_delete_an_object_a_merge_has_found_in_the_destination(
-        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """The destination has the array already, unreferenced: gc runs right after the merge counted on it."""
     source = shard(tmp_path / "source", [1.0, 2.0])
     dest = shard(tmp_path / "dest", [5.0])
@@ -99,7 +99,8 @@ def test_gc_cannot_delete_an_object_a_merge_has_found_in_the_destination(
 
 
 def test_gc_cannot_delete_the_config_array_of_a_session_starting(
-        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """gc runs after the session wrote its config array and before its row names it."""
     store = shard(tmp_path / "store", [1.0])
     lock = recording.SessionLock
@@ -167,8 +168,9 @@ raise SystemExit("the merge never reached " + point)
 
 def kill_at(script: str, args: list[str], marker: Path, cwd: Path) -> None:
     """Run ``script`` until it writes ``marker``, then SIGKILL it."""
-    child = subprocess.Popen([sys.executable, "-c", script, *args], cwd=cwd,
-                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    child = subprocess.Popen(
+        [sys.executable, "-c", script, *args], cwd=cwd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True
+    )
     try:
         deadline = time.monotonic() + TIMEOUT_S
         while not marker.exists():
@@ -192,8 +194,9 @@ def shards(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path, Path]:
 @pytest.mark.parametrize("trial", [0, 1])
 @pytest.mark.parametrize("fresh", [False, True], ids=["existing", "fresh"])
 @pytest.mark.parametrize("point", ["checked", "linked", "committed"])
-def test_a_killed_merge_leaves_a_sound_destination(tmp_path: Path, shards: tuple[Path, Path, Path],
-                                                   point: str, fresh: bool, trial: int) -> None:
+def test_a_killed_merge_leaves_a_sound_destination(
+    tmp_path: Path, shards: tuple[Path, Path, Path], point: str, fresh: bool, trial: int
+) -> None:
     a, b, prepared = shards
     dest = tmp_path / "dest"
     if not fresh:
@@ -254,8 +257,9 @@ raise SystemExit("gc never reached " + point)
 
 @pytest.mark.parametrize("trial", [0, 1])
 @pytest.mark.parametrize("point", ["listed", "deleted"])
-def test_a_killed_gc_leaves_a_sound_store(tmp_path: Path, shards: tuple[Path, Path, Path],
-                                          point: str, trial: int) -> None:
+def test_a_killed_gc_leaves_a_sound_store(
+    tmp_path: Path, shards: tuple[Path, Path, Path], point: str, trial: int
+) -> None:
     store = tmp_path / "store"
     shutil.copytree(shards[2], store)
     strays = [ObjectStore(store / "objects").put(np.arange(10_000.0) + i)[0] for i in range(3)]
@@ -307,8 +311,11 @@ def test_verify_reports_a_corrupt_object(tmp_path: Path, shards: tuple[Path, Pat
     shutil.copytree(shards[0], store)
     with rec.open(store) as db:
         run_id = db.df(EXP).sort_values("a")["_run_id"].iloc[0]
-        (digest,) = db.sql("SELECT x.value FROM results AS x JOIN runs AS r ON r.pk = x.run "
-                           "WHERE lower(hex(r.id)) = ? AND x.name = 'curve'", (run_id,))["value"]
+        (digest,) = db.sql(
+            "SELECT x.value FROM results AS x JOIN runs AS r ON r.pk = x.run "
+            "WHERE lower(hex(r.id)) = ? AND x.name = 'curve'",
+            (run_id,),
+        )["value"]
     path = ObjectStore(store / "objects").path(digest)
     damage, what = CORRUPTIONS[how]
     os.chmod(path, 0o644)
@@ -327,8 +334,12 @@ def test_verify_reports_a_corrupt_object(tmp_path: Path, shards: tuple[Path, Pat
 def _victim(tmp_path: Path) -> dict[Path, bytes]:
     victim = tmp_path / "victim"
     (victim / "cd").mkdir(parents=True)
-    files = {victim / ("ab" * 31 + ".npy"): b"x" * 100, victim / ".tmp-1": b"y", victim / "thesis.tex": b"z",
-             victim / "cd" / ("ef" * 31 + ".npy"): b"w"}
+    files = {
+        victim / ("ab" * 31 + ".npy"): b"x" * 100,
+        victim / ".tmp-1": b"y",
+        victim / "thesis.tex": b"z",
+        victim / "cd" / ("ef" * 31 + ".npy"): b"w",
+    }
     for path, data in files.items():
         path.write_bytes(data)
         old = path.stat().st_mtime - 7200
@@ -337,8 +348,9 @@ def _victim(tmp_path: Path) -> dict[Path, bytes]:
 
 
 @pytest.mark.parametrize("link", ["objects", "folder", "file", "absolute folder"])
-def test_hostile_links_never_cost_a_file_outside_the_store(tmp_path: Path, shards: tuple[Path, Path, Path],
-                                                           link: str) -> None:
+def test_hostile_links_never_cost_a_file_outside_the_store(
+    tmp_path: Path, shards: tuple[Path, Path, Path], link: str
+) -> None:
     store = tmp_path / "store"
     shutil.copytree(shards[2], store)
     files = _victim(tmp_path)
@@ -362,8 +374,10 @@ def test_hostile_links_never_cost_a_file_outside_the_store(tmp_path: Path, shard
             gc(store)
     problems = verify(store)
     assert problems and all(p.what == "link" for p in problems)
-    for call in (lambda: rec.merge(store, tmp_path / "out", progress=False),
-                 lambda: rec.extract(store, tmp_path / "out2", progress=False)):
+    for call in (
+        lambda: rec.merge(store, tmp_path / "out", progress=False),
+        lambda: rec.extract(store, tmp_path / "out2", progress=False),
+    ):
         with contextlib.suppress(ObjectOutsideStore):  # an array of the runs is behind the link: refused
             call()
     assert {path: path.read_bytes() for path in files} == files

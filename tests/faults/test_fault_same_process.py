@@ -45,8 +45,9 @@ with rec.Recorder("e", store=store, git=False) as r:
 def test_a_session_keeps_its_wal_when_its_process_reads_the_store(tmp_path: Path) -> None:
     store = tmp_path / "store"
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    proc = subprocess.Popen([sys.executable, "-c", SESSION, str(store)], stdin=subprocess.PIPE,
-                            stdout=subprocess.PIPE, text=True, env=env)
+    proc = subprocess.Popen(
+        [sys.executable, "-c", SESSION, str(store)], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, env=env
+    )
     try:
         assert proc.stdout is not None and proc.stdin is not None
         assert proc.stdout.readline().strip() == "opened"

@@ -41,7 +41,9 @@ def wait_for(path: Path, process: subprocess.Popen[str] | None = None, timeout: 
     deadline = time.monotonic() + timeout
     while not path.exists():
         if process is not None and process.poll() is not None:
-            raise AssertionError(f"the child ended ({process.returncode}): {process.stderr.read() if process.stderr else ''}")
+            raise AssertionError(
+                f"the child ended ({process.returncode}): {process.stderr.read() if process.stderr else ''}"
+            )
         if time.monotonic() > deadline:
             raise AssertionError(f"{path} did not appear within {timeout} s")
         time.sleep(0.01)
@@ -81,8 +83,13 @@ def crash_a_session(store: Path, tmp: Path) -> None:
     script = tmp / "crash.py"
     script.write_text(CRASH)
     marker = tmp / "crash.ready"
-    child = subprocess.Popen([sys.executable, str(script), str(store), str(marker)], env=ENV,
-                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    child = subprocess.Popen(
+        [sys.executable, str(script), str(store), str(marker)],
+        env=ENV,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     try:
         wait_for(marker, child)
     finally:
@@ -111,11 +118,18 @@ def assert_reads_without_recovering(store: Path) -> None:
         result = cli(store, *command)
         assert result.exit_code == 0, (command, result.output, result.exception)
         assert "Traceback" not in result.output
-        assert all(line.startswith("recorder: warning: reading without recovering")
-                   for line in result.stderr.splitlines()), result.stderr  # one line, if any
+        assert all(
+            line.startswith("recorder: warning: reading without recovering") for line in result.stderr.splitlines()
+        ), result.stderr  # one line, if any
     assert len(cli(store, "log", "--oneline", "--status", "done").stdout.splitlines()) == 5
-    assert cli(store, "sql", "--csv", "SELECT a FROM crash WHERE status = 'done' ORDER BY a").stdout.split() == \
-        ["a", "0", "1", "2", "3", "4"]
+    assert cli(store, "sql", "--csv", "SELECT a FROM crash WHERE status = 'done' ORDER BY a").stdout.split() == [
+        "a",
+        "0",
+        "1",
+        "2",
+        "3",
+        "4",
+    ]
     assert "crash" in cli(store, "status").stdout
 
 
@@ -136,8 +150,10 @@ def small_disk(at: Path, size: str = "8m") -> Iterator[Path]:
     if os.geteuid() != 0:
         pytest.skip("mounting a small tmpfs needs root")
     at.mkdir()
-    if subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(at)],
-                      capture_output=True).returncode != 0:
+    if (
+        subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(at)], capture_output=True).returncode
+        != 0
+    ):
         pytest.skip("cannot mount a tmpfs here")
     try:
         yield at
@@ -252,11 +268,14 @@ def test_a_foreign_file_is_refused_untouched_by_every_process(tmp_path: Path) ->
     db.commit()
     db.close()
     before = tree(store)
-    write = ("import recorder as rec, sys\n"
-             "with rec.Recorder('e', store=sys.argv[1], git=False) as r, r.run(a=1) as run:\n"
-             "    run.log(y=1)\n")
-    done = subprocess.run([sys.executable, "-c", write, str(store)], env=ENV, capture_output=True, text=True,
-                          timeout=120)
+    write = (
+        "import recorder as rec, sys\n"
+        "with rec.Recorder('e', store=sys.argv[1], git=False) as r, r.run(a=1) as run:\n"
+        "    run.log(y=1)\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", write, str(store)], env=ENV, capture_output=True, text=True, timeout=120
+    )
     assert done.returncode != 0 and "ForeignStoreError" in done.stderr and "not a recorder store" in done.stderr
     for command in (["log"], ["status"], ["sql", "SELECT 1"], ["verify"], ["gc"]):
         result = cli(store, *command)
@@ -355,11 +374,23 @@ def test_eight_writers_and_a_reader(tmp_path: Path) -> None:
     go, stop, reader_ready = tmp_path / "go", tmp_path / "stop", tmp_path / "reader.ready"
     (tmp_path / "writer.py").write_text(WRITER)
     (tmp_path / "reader.py").write_text(READER)
-    reader = subprocess.Popen([sys.executable, str(tmp_path / "reader.py"), str(store), str(stop), str(reader_ready)],
-                              env=ENV, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    writers = [subprocess.Popen([sys.executable, str(tmp_path / "writer.py"), str(store), str(w), str(go)],
-                                env=ENV, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-               for w in range(8)]
+    reader = subprocess.Popen(
+        [sys.executable, str(tmp_path / "reader.py"), str(store), str(stop), str(reader_ready)],
+        env=ENV,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    writers = [
+        subprocess.Popen(
+            [sys.executable, str(tmp_path / "writer.py"), str(store), str(w), str(go)],
+            env=ENV,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for w in range(8)
+    ]
     try:
         for w, writer in enumerate(writers):
             wait_for(Path(f"{go}.ready{w}"), writer)

@@ -51,17 +51,20 @@ def step(i):
 """
 
 SCRIPTS = {
-    "serial": COMMON + """
+    "serial": COMMON
+    + """
 with rec.Recorder("hang", store=STORE, git=False, flush_interval=0.2) as r:
     r.sweep(step, rec.plist("i", list(range(400))), progress=False, return_df=False)
 """,
-    "run_loop": COMMON + """
+    "run_loop": COMMON
+    + """
 with rec.Recorder("hang", store=STORE, git=False, flush_interval=0.2) as r:
     for i in range(400):
         with r.run(i=i) as run:
             run.log(**step(i))
 """,
-    "pool": COMMON + """
+    "pool": COMMON
+    + """
 def marked(i):
     out = step(i)
     mark(f"end {i} {time.monotonic()}")
@@ -71,7 +74,8 @@ if __name__ == "__main__":
     with rec.Recorder("hang", store=STORE, git=False, flush_interval=0.2) as r:
         r.sweep(marked, rec.plist("i", list(range(40))), workers=2, progress=False, return_df=False)
 """,
-    "executor": COMMON + """
+    "executor": COMMON
+    + """
 import concurrent.futures as cf
 
 def marked(i):
@@ -90,8 +94,12 @@ def _start(tmp_path: Path, code: str, *args: str) -> subprocess.Popen[bytes]:
     script.write_text(code)
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")])}
     return subprocess.Popen(
-        [sys.executable, str(script), *args], cwd=tmp_path, env=env,
-        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True,  # its own group: workers too
+        [sys.executable, str(script), *args],
+        cwd=tmp_path,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        start_new_session=True,  # its own group: workers too
     )
 
 

@@ -49,8 +49,8 @@ def work(i):
 
 if __name__ == "__main__":
     with rec.Recorder("pooled", store=store, git=False) as r:
-        r.sweep(work, rec.plist("i", range(%d)), workers=2, skip="done")
-""" % PSETS  # noqa: UP031 (a script template: its own braces would need doubling in format())
+        r.sweep(work, rec.plist("i", range({psets})), workers=2, skip="done")
+""".replace("{psets}", str(PSETS))  # a script template: its own braces would need doubling in format()
 
 
 def _wait(condition, what: str, timeout: float = 60) -> None:  # type: ignore[no-untyped-def]
@@ -82,15 +82,25 @@ def test_sigkill_a_pooled_sweep_then_rerun(tmp_path: Path, point: str) -> None:
     store, marks, script = tmp_path / "store", tmp_path / "marks", tmp_path / "sweep.py"
     marks.mkdir()
     script.write_text(SWEEP)
-    hold, returned = {"no-run-returned": (0, 0), "half-returned": (PSETS // 2, PSETS // 2),
-                      "all-but-one-returned": (PSETS - 1, PSETS - 1)}[point]
+    hold, returned = {
+        "no-run-returned": (0, 0),
+        "half-returned": (PSETS // 2, PSETS // 2),
+        "all-but-one-returned": (PSETS - 1, PSETS - 1),
+    }[point]
     proc = subprocess.Popen([sys.executable, str(script), str(store), str(marks), str(hold)], cwd=tmp_path)
     try:
         # The workers are inside held runs (both, unless one run is left): every run before has returned.
         held = min(2, PSETS - hold)
-        _wait(lambda: (len(_marked(marks, "return")) >= returned
-                       and len(_marked(marks, "start") - _marked(marks, "return")) == held) or proc.poll() is not None,
-              "the kill point")
+        _wait(
+            lambda: (
+                (
+                    len(_marked(marks, "return")) >= returned
+                    and len(_marked(marks, "start") - _marked(marks, "return")) == held
+                )
+                or proc.poll() is not None
+            ),
+            "the kill point",
+        )
         assert proc.poll() is None, "the sweep ended before the kill point"
         os.kill(proc.pid, signal.SIGKILL)
         proc.wait(timeout=30)
@@ -104,26 +114,35 @@ def test_sigkill_a_pooled_sweep_then_rerun(tmp_path: Path, point: str) -> None:
 
     for name in os.listdir(marks):
         os.unlink(marks / name)
-    rerun = subprocess.run([sys.executable, str(script), str(store), str(marks), "-1"], cwd=tmp_path,
-                           capture_output=True, text=True, timeout=120)
+    rerun = subprocess.run(
+        [sys.executable, str(script), str(store), str(marks), "-1"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert rerun.returncode == 0, rerun.stderr
     reran = _marked(marks, "start")
     assert reran <= set(range(PSETS)) and reran >= set(range(hold, PSETS))
 
     conn = sqlite3.connect(store / "recorder.sqlite")
     try:
-        per_pset = dict(conn.execute(
-            "SELECT json_extract(p.params, '$.i'), count(*) FROM runs r JOIN psets p ON p.pk = r.pset "
-            "WHERE r.status = 'done' GROUP BY p.pk"
-        ).fetchall())
+        per_pset = dict(
+            conn.execute(
+                "SELECT json_extract(p.params, '$.i'), count(*) FROM runs r JOIN psets p ON p.pk = r.pset "
+                "WHERE r.status = 'done' GROUP BY p.pk"
+            ).fetchall()
+        )
         assert per_pset == {i: 1 for i in range(PSETS)}
         assert conn.execute("SELECT count(*) FROM runs WHERE status = 'running'").fetchone()[0] == 0
         sessions = [s for (s,) in conn.execute("SELECT status FROM sessions ORDER BY pk")]
         assert sessions == ["interrupted", "done"]
-        squares = dict(conn.execute(
-            "SELECT json_extract(p.params, '$.i'), res.value FROM results_all res JOIN runs r ON r.pk = res.run "
-            "JOIN psets p ON p.pk = r.pset WHERE res.name = 'sq' AND r.status = 'done'"
-        ).fetchall())
+        squares = dict(
+            conn.execute(
+                "SELECT json_extract(p.params, '$.i'), res.value FROM results_all res JOIN runs r ON r.pk = res.run "
+                "JOIN psets p ON p.pk = r.pset WHERE res.name = 'sq' AND r.status = 'done'"
+            ).fetchall()
+        )
         assert squares == {i: i * i for i in range(PSETS)}
         digests = [d for (d,) in conn.execute("SELECT value FROM results_all WHERE kind = 'object'")]
     finally:

@@ -59,10 +59,6 @@ def _on_sigterm(signum: int, frame: FrameType | None) -> None:
     raise _Terminated(128 + signum)
 
 
-def _check_experiment(name: object) -> str:
-    return check_experiment(name)
-
-
 def _fallback_env_sha(experiment: str, time_start: str) -> str:
     """pypet's rule without git: SHA-1 of experiment name, start time and recorder version."""
     return hashlib.sha1(f"{experiment}{time_start}{__version__}".encode()).hexdigest()
@@ -153,7 +149,7 @@ class Recorder:
         purge_duplicate_comments: bool = True,
         flush_interval: float = DEFAULT_FLUSH_INTERVAL,
     ) -> None:
-        self.experiment = _check_experiment(experiment)
+        self.experiment = check_experiment(experiment)
         self._git_mode = gitinfo.check_mode(git)
         if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int)):
             raise RecorderError(f"seed={seed!r} is not an int")

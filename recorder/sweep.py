@@ -473,13 +473,14 @@ class _Recording:
             self._fill(
                 task, row, outcome.t0, outcome.duration, outcome.status, _scalars(outcome.results, self._objects)
             )
-            if outcome.status == "failed":  # the column appears with the first failure, as df() reads it
-                self._table.set(task.index, {ERROR: exception_line(outcome.error)})
-        if outcome.status == "failed":
-            self.failed += 1
-            if self.first_error is None:
-                self.first_error = outcome.error
-        if outcome.status == "failed" and self._on_error == "raise":
+        if outcome.status != "failed":
+            return
+        if self._table is not None:  # the column appears with the first failure, as df() reads it
+            self._table.set(task.index, {ERROR: exception_line(outcome.error)})
+        self.failed += 1
+        if self.first_error is None:
+            self.first_error = outcome.error
+        if self._on_error == "raise":
             raise RunFailed(
                 f"run {row.id} of {self._func_name} with {task.params} failed (recorded); "
                 f"its traceback:\n{outcome.error}"

@@ -50,8 +50,8 @@ def _sections(command: click.Command, name: str, parent: click.Context | None, d
 
 
 def render() -> str:
-    """Return the whole Markdown page for the current ``recorder.cli.main``."""
-    from recorder.cli import main
+    """Return the whole Markdown page for the current ``recorder.cli.commands.main``."""
+    from recorder.cli.commands import main
 
     return HEADER + "\n" + "\n".join(_sections(main, "recorder", None, 2))
 

@@ -33,24 +33,24 @@ from .errors import (
     UnreadableValue,
     ValueRefused,
 )
-from .execute import current_seed
-from .experiment import Experiment, experiment
-from .merge import MergeReport, extract, merge
-from .objects import ObjectStore
-from .params import ParamSequence, grid, pgrid, plist, pzip, zip
-from .query import Database, load, open, sql
-from .recorder import Recorder
-from .run import Run
-from .store import Store
+from .read.database import Database, load, open, sql
+from .record.experiment import Experiment, experiment
+from .record.recorder import Recorder
+from .record.run import Run
+from .shards.merge import MergeReport, extract, merge
+from .store.folder import Store
+from .store.objects import ObjectStore
+from .sweep.execute import current_seed
+from .sweep.params import ParamSequence, grid, pgrid, plist, pzip, zip
 from .version import __version__
 
 
 def __getattr__(name: str) -> object:
-    """Import ``recorder.jax`` (and so jax) only when ``rec.jax`` is used."""
+    """Import :mod:`recorder.sweep.vectorised` (and so jax) only when ``rec.jax`` is used."""
     if name == "jax":
         import importlib
 
-        return importlib.import_module(".jax", __name__)
+        return importlib.import_module(".sweep.vectorised", __name__)
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 

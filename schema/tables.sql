@@ -2,7 +2,7 @@
 -- GENERATED from recorder/models.py, the one source of the tables; do not edit. After a change
 -- to the models (and a migration in schema/migrations/ for existing stores), regenerate it with
 --   python -c "from recorder.models import tables_sql; print(tables_sql(), end='')" > schema/tables.sql
--- tests/test_schema.py checks that it is what the models produce.
+-- tests/store/test_schema.py checks that it is what the models produce.
 
 CREATE TABLE comments (
 	pk INTEGER NOT NULL, 

@@ -58,7 +58,7 @@ def test_cli_page_is_current() -> None:
 
 def test_cli_page_has_every_command() -> None:
     """The CLI page has a section, with the help text, for the group and each of its commands."""
-    from recorder.cli import main
+    from recorder.cli.commands import main
 
     page = (DOCS / "cli.md").read_text(encoding="utf-8")
     assert "## `recorder`" in page

@@ -114,7 +114,7 @@ def test_gc_and_merge_refuse_a_recording_session_by_name(tmp_path: Path) -> None
     with rec.Recorder("exp", store=store, git=False):  # this process is alive: its session is recording
         with pytest.raises(rec.SessionRecording, match="recording"):
             rec.merge(store, tmp_path / "dest", progress=False)
-        from recorder.maintenance import gc
+        from recorder.shards.maintenance import gc
 
         with pytest.raises(rec.SessionRecording, match="recording"):
             gc(store)
@@ -161,7 +161,7 @@ def test_console_script_exits_with_the_error_s_code(tmp_path: Path) -> None:
 
 
 def test_sqlite_code_reads_the_primary_code(tmp_path: Path) -> None:
-    from recorder.db import sqlite_code
+    from recorder.store.db import sqlite_code
 
     path = tmp_path / "t.sqlite"
     conn = sqlite3.connect(path)
@@ -192,7 +192,7 @@ def test_sqlite_code_reads_the_primary_code(tmp_path: Path) -> None:
 
 
 def test_sqlite_code_falls_back_to_the_message_without_sqlite_errorcode() -> None:
-    from recorder.db import sqlite_code
+    from recorder.store.db import sqlite_code
 
     # Python 3.10's sqlite3 errors carry no sqlite_errorcode: the helper reads SQLite's fixed messages then.
     assert sqlite_code(sqlite3.OperationalError("database is locked")) == 5
@@ -203,7 +203,7 @@ def test_sqlite_code_falls_back_to_the_message_without_sqlite_errorcode() -> Non
 
 
 def test_no_module_matches_sqlite_message_text_outside_sqlite_code() -> None:
-    # SQLite's messages for result codes; only recorder.db._MESSAGES (the 3.10 fallback) may hold them.
+    # SQLite's messages for result codes; only recorder.store.db._MESSAGES (the 3.10 fallback) may hold them.
     import ast
 
     fragments = (

@@ -11,7 +11,7 @@ import pytest
 from conftest import ROOT
 
 import recorder
-from recorder.db import schema_path
+from recorder.store.db import schema_path
 
 
 def test_schema_found_from_this_install() -> None:
@@ -32,7 +32,7 @@ def test_wheel_contains_schema_and_package(tmp_path: Path) -> None:
     (wheel,) = tmp_path.glob("recorder-*.whl")
     names = zipfile.ZipFile(wheel).namelist()
     assert "recorder/schema/views.sql" in names
-    assert "recorder/__init__.py" in names and "recorder/cli.py" in names
+    assert "recorder/__init__.py" in names and "recorder/cli/commands.py" in names
     # PEP 561: the marker that tells type checkers the installed package carries its own types.
     assert "recorder/py.typed" in names
     entry_points = next(n for n in names if n.endswith("entry_points.txt"))
@@ -52,7 +52,7 @@ def test_installed_wheel_finds_its_schema(tmp_path: Path) -> None:
     (wheel,) = (tmp_path / "dist").glob("recorder-*.whl")
     zipfile.ZipFile(wheel).extractall(tmp_path / "site")
     code = (
-        "import recorder, recorder.db as d\n"
+        "import recorder, recorder.store.db as d\n"
         f"assert recorder.__file__.startswith({str(tmp_path / 'site')!r}), recorder.__file__\n"
         "print(d.schema_path('views.sql'))\n"
         "s = recorder.Store.open(r'" + str(tmp_path / "store") + "'); s.close()\n"

@@ -50,8 +50,10 @@ def test_decorated_experiment_keeps_its_signature_for_type_checkers(
         ]
     )
     lines = [line for line in out.splitlines() if "use.py" in line]
-    assert 'Revealed type is "recorder.experiment.Experiment[[a: int, b: float =], dict[str, float]]"' in out, out
-    assert 'Revealed type is "recorder.experiment.Experiment[[a: int], None]"' in out, out
+    assert 'Revealed type is "recorder.record.experiment.Experiment[[a: int, b: float =], dict[str, float]]"' in out, (
+        out
+    )
+    assert 'Revealed type is "recorder.record.experiment.Experiment[[a: int], None]"' in out, out
     errors = [line for line in lines if ": error:" in line]
     # The one wrong call, and nothing else (the right calls type-check).
     assert len(errors) == 1, out

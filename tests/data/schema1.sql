@@ -1,5 +1,5 @@
 -- A store as recorder's schema 1 wrote it (PRAGMA user_version = 1, application_id 0), for
--- tests/test_schema.py: its tables, indexes and views, then one experiment "exp" with two runs.
+-- tests/store/test_schema.py: its tables, indexes and views, then one experiment "exp" with two runs.
 --
 -- Generated once (never at test time) from the commit that last wrote schema 1 (02884ae):
 --   git archive 02884ae | tar -x -C /tmp/old && PYTHONPATH=/tmp/old python gen.py /tmp/s1 > dump.sql

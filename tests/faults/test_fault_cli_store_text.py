@@ -18,7 +18,7 @@ import pytest
 from click.testing import CliRunner, Result
 
 import recorder as rec
-from recorder.cli import main
+from recorder.cli.commands import main
 
 EXP = "lorenz"
 

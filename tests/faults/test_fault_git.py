@@ -16,9 +16,9 @@ from click.testing import CliRunner, Result
 from conftest import git, make_repo
 
 import recorder as rec
-from recorder import gitinfo
-from recorder.cli import main
+from recorder.cli.commands import main
 from recorder.errors import DiffDoesNotApply, GitRecordRefused, RepositoryMissing
+from recorder.provenance import gitinfo
 
 EXP = "lorenz"
 
@@ -184,7 +184,7 @@ def test_a_crafted_recorded_diff_writes_nothing_outside_the_checkout(
     assert not (tmp_path / "outside.txt").exists()
     assert not (tmp_path / "code").exists()
     with rec.open(store) as db, pytest.raises(DiffDoesNotApply):
-        from recorder import history
+        from recorder.read import show as history
 
         history.checkout(db, run.id, tmp_path / "code")
 

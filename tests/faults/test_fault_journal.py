@@ -27,7 +27,7 @@ from conftest import ROOT
 
 import recorder as rec
 from recorder.errors import RecorderWarning
-from recorder.store import Store
+from recorder.store.folder import Store
 
 CHILD = r"""
 import json, os, sqlite3, sys, time, warnings
@@ -269,7 +269,7 @@ def test_bad_journal_lines_of_a_killed_session_are_reported_and_the_store_opens(
     """A killed session's journal with bad lines: the good ones are replayed, each bad one is reported by line."""
     from click.testing import CliRunner
 
-    from recorder.cli import main
+    from recorder.cli.commands import main
 
     # Another session, alive, with a run in flight that has its 'running' row.
     other = rec.Recorder("other", store=store, git=False, flush_interval=0.02).open()

@@ -4,7 +4,7 @@ A real child process records 5 runs with ``flush_interval=60`` (so they
 are only in its journal) and SIGKILLs itself; the test then plants real
 symbolic links, sparse files, folders and FIFOs where recorder looks, and
 opens the store the way a user would (the CLI in a subprocess, or
-:class:`~recorder.store.Store`). Nothing here may be followed out of the
+:class:`~recorder.store.folder.Store`). Nothing here may be followed out of the
 store, delete what is not the store's, or keep the store from opening.
 """
 
@@ -24,8 +24,8 @@ import pytest
 from conftest import ROOT
 
 from recorder.errors import LinkInStore, RecorderWarning
-from recorder.objects import ObjectsLock
-from recorder.store import Store
+from recorder.store.folder import Store
+from recorder.store.objects import ObjectsLock
 
 TIMEOUT_S = 60
 RUNS = 5
@@ -67,7 +67,7 @@ def cli(*args: str, limit_memory: int | None = None) -> subprocess.CompletedProc
             resource.setrlimit(resource.RLIMIT_AS, (limit_memory, limit_memory))
 
     return subprocess.run(
-        [sys.executable, "-c", "from recorder.cli import main; main()", *args],
+        [sys.executable, "-c", "from recorder.cli.commands import main; main()", *args],
         env=_env(),
         capture_output=True,
         text=True,

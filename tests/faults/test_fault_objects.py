@@ -26,11 +26,11 @@ import pytest
 
 import recorder as rec
 from recorder.errors import ObjectOutsideStore, StoreBusy
-from recorder.maintenance import gc, verify
-from recorder.objects import ObjectsLock, ObjectStore
+from recorder.shards.maintenance import gc, verify
+from recorder.store.objects import ObjectsLock, ObjectStore
 
-merging = importlib.import_module("recorder.merge")  # rec.merge is the function
-recording = importlib.import_module("recorder.recorder")
+merging = importlib.import_module("recorder.shards.merge")  # rec.merge is the function
+recording = importlib.import_module("recorder.record.recorder")
 
 EXP = "exp"
 CONFIG = {"dt": 0.1}
@@ -62,7 +62,7 @@ def arrays_load(store: Path) -> int:
 
 def gc_in_a_process(store: Path) -> subprocess.CompletedProcess[str]:
     """Run gc in another process, to the end (bounded)."""
-    code = f"from recorder.maintenance import gc\nprint(gc({str(store)!r}))"
+    code = f"from recorder.shards.maintenance import gc\nprint(gc({str(store)!r}))"
     return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=TIMEOUT_S, check=False)
 
 
@@ -142,7 +142,7 @@ def test_a_merge_and_a_session_start_wait_for_a_gc_and_gc_refuses_while_they_hol
 MERGE_TO_KILL = """
 import importlib, os, sys, time
 import recorder as rec
-merging = importlib.import_module("recorder.merge")
+merging = importlib.import_module("recorder.shards.merge")
 sources, dest, point, marker = sys.argv[1:3], sys.argv[3], sys.argv[4], sys.argv[5]
 
 def stop():
@@ -225,8 +225,8 @@ def test_a_killed_merge_leaves_a_sound_destination(
 
 GC_TO_KILL = """
 import importlib, os, sys, time
-from recorder.maintenance import gc
-maintenance = importlib.import_module("recorder.maintenance")
+from recorder.shards.maintenance import gc
+maintenance = importlib.import_module("recorder.shards.maintenance")
 store, point, marker = sys.argv[1:4]
 
 def stop():

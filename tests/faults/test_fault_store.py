@@ -25,9 +25,9 @@ from click.testing import CliRunner, Result
 from conftest import ROOT, read_only_view
 
 import recorder as rec
-from recorder.cli import main
+from recorder.cli.commands import main
 from recorder.errors import ForeignStoreError, RecorderWarning, RecoveryError
-from recorder.store import Store
+from recorder.store.folder import Store
 
 ENV = {**os.environ, "PYTHONPATH": str(ROOT)}  # subprocesses import this checkout's recorder
 
@@ -347,7 +347,7 @@ with rec.Recorder("w", store=store, git=False) as r:
 READER = """
 import os, sys
 import recorder as rec
-from recorder import history
+from recorder.read import show as history
 store, stop, ready = sys.argv[1], sys.argv[2], sys.argv[3]
 last = (0, 0)
 first = True

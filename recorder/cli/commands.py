@@ -1,0 +1,601 @@
+"""The ``recorder`` command line: thin click commands over the library.
+
+Each command parses its arguments, makes one library call and formats the
+answer. A :class:`~recorder.RecorderError` becomes one line on stderr and
+the error's ``exit_code`` (see :mod:`recorder.errors`; ``--debug`` shows the
+traceback instead). Heavy modules are
+imported inside the commands, so ``recorder --help`` starts fast.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable
+from typing import Any
+
+import click
+
+from ..errors import RecorderError
+from ..version import __version__
+
+
+class _Group(click.Group):
+    """Turns library errors into one line on stderr, unless ``--debug``; refuses arguments that are not text."""
+
+    def make_context(
+        self, info_name: str | None, args: list[str], parent: click.Context | None = None, **extra: Any
+    ) -> click.Context:
+        from ..codec.hashing import is_utf8
+
+        for arg in args:
+            # Bytes the shell could not decode arrive as lone surrogates, which no store or SQL can hold.
+            if isinstance(arg, str) and not is_utf8(arg):
+                raise click.ClickException(
+                    f"the argument {arg!a} is not UTF-8 text (the terminal passed bytes it could not "
+                    "decode); retype it, or set a UTF-8 locale"
+                )
+        return super().make_context(info_name, args, parent=parent, **extra)
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except RecorderError as e:
+            if ctx.params.get("debug"):
+                raise
+            click.echo(f"recorder: error: {_clean(e)}", err=True)  # one line, whatever the store held
+            sys.exit(e.exit_code)
+
+
+@click.group(name="recorder", cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, "-V", "--version", prog_name="recorder")
+@click.option(
+    "--store",
+    "store",
+    envvar="RECORDER_STORE",
+    type=click.Path(file_okay=False),
+    help="The store folder (default: $RECORDER_STORE, else the nearest .recorder/).",
+)
+@click.option("--debug", is_flag=True, help="Show the full traceback of an error.")
+@click.pass_context
+def main(ctx: click.Context, store: str | None, debug: bool) -> None:
+    """Record numerical experiments and parameter studies in a SQLite provenance database.
+
+    A store is a folder with recorder.sqlite and objects/; record into it from
+    Python with recorder.Recorder or @recorder.experiment. A run is named by
+    its short id (the last 8 or more digits, as `recorder log` shows it), any
+    unique prefix of its id, or the full id. --store may also follow the
+    command (recorder log --store runs).
+    """
+    ctx.obj = {"store": store}
+
+
+def _open(ctx: click.Context) -> Any:
+    """Open the store for reading; recorder's warnings (e.g. crashed sessions left for later) as one line each."""
+    import warnings
+
+    from ..errors import RecorderWarning
+    from ..read.database import open as open_store
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        db = open_store(ctx.obj["store"])
+    for warning in caught:
+        if issubclass(warning.category, RecorderWarning):
+            click.echo(f"recorder: warning: {warning.message}", err=True)
+        else:
+            warnings.showwarning(warning.message, warning.category, warning.filename, warning.lineno)
+    return db
+
+
+def _interactive() -> bool:
+    return sys.stdout.isatty()
+
+
+def _store_option(command: Callable[..., Any]) -> Callable[..., Any]:
+    """``--store`` after the command name too (``recorder log --store runs``); it wins over the group's."""
+
+    def remember(ctx: click.Context, param: click.Parameter, value: str | None) -> None:
+        if value is not None:
+            ctx.ensure_object(dict)["store"] = value
+
+    return click.option(
+        "--store",
+        type=click.Path(file_okay=False),
+        expose_value=False,
+        callback=remember,
+        help="The store folder (as `recorder --store`).",
+    )(command)
+
+
+def _clean(text: Any, keep: str = "") -> str:
+    """A text from a store, safe to print: every character that is not visible text escaped (``\\x1b``, ``\\u202e``).
+
+    Escape sequences, bidi overrides, line separators, lone surrogates and
+    invisible characters (Hangul fillers, variation selectors, unassigned and
+    private-use code points) in names and values would otherwise reach the
+    terminal raw (a name could recolour, hide or reorder what is shown, end
+    the line early, or look like another).
+    """
+    shown = str(text)
+    if shown.isascii() and shown.isprintable():
+        return shown
+    from ..codec.hashing import not_text
+
+    if not_text(shown) is None:
+        return shown
+    from ..codec.hashing import is_not_text
+
+    return "".join(ascii(c)[1:-1] if c not in keep and is_not_text(c) else c for c in shown)
+
+
+def _block(text: str) -> list[str]:
+    """A traceback or captured output from a store as lines, each cleaned (tabs kept), indented."""
+    return ["  " + _clean(line, keep="\t") for line in text.rstrip().split("\n")]
+
+
+def _short(value: Any) -> str:
+    if isinstance(value, float):
+        return f"{value:.6g}"
+    return _clean(value)
+
+
+def _pairs(values: dict[str, Any], limit: int = 60) -> str:
+    text = " ".join(f"{_clean(k)}={_short(v)}" for k, v in values.items())
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def _table(headers: list[str], rows: list[list[str]], right: list[list[bool]] | None = None) -> str:
+    """A table for people: rich on a terminal, aligned plain text otherwise; ``right`` right-aligns cells."""
+    right = right or [[False] * len(row) for row in rows]
+    if _interactive():
+        from rich.console import Console
+        from rich.table import Table
+        from rich.text import Text
+
+        table = Table(*headers, box=None, header_style="bold")
+        for row, flags in zip(rows, right):
+            # Text, not str: rich would read "[red]" in a value as markup.
+            table.add_row(*(Text(c, justify="right" if r else "left") for c, r in zip(row, flags)))
+        console = Console()
+        with console.capture() as captured:
+            console.print(table)
+        return captured.get().rstrip("\n")
+    widths = [max(len(h), *(len(r[i]) for r in rows)) if rows else len(h) for i, h in enumerate(headers)]
+    lines = ["  ".join(h.ljust(w) for h, w in zip(headers, widths)).rstrip()]
+    lines += [
+        "  ".join(c.rjust(w) if r else c.ljust(w) for c, w, r in zip(row, widths, flags)).rstrip()
+        for row, flags in zip(rows, right)
+    ]
+    return "\n".join(lines)
+
+
+def _json(value: Any, indent: int | None = 2) -> str:
+    """JSON for programs: exact values, and every character that is not visible text as a ``\\u`` escape."""
+    import json
+
+    text = json.dumps(value, indent=indent, ensure_ascii=False, default=str)
+    from ..codec.hashing import not_text
+
+    if not_text(text) is None:
+        return text
+    from ..codec.hashing import is_not_text
+
+    # Inside strings only (JSON's own syntax is ASCII): the \\u escape reads back as the same character
+    # (outside the BMP as a surrogate pair, which JSON readers join).
+    return "".join(json.dumps(c)[1:-1] if c != "\n" and is_not_text(c) else c for c in text)
+
+
+@main.command()
+@click.argument("experiment", required=False)
+@click.option("-n", "limit", type=click.IntRange(min=1), help="Show at most N runs.")
+@click.option(
+    "--status", type=click.Choice(["done", "failed", "interrupted", "running"]), help="Only runs with this status."
+)
+@click.option("--since", help="Only runs started on or after this date (2026-11-23, 2026-11-23T08:00).")
+@click.option("--oneline", is_flag=True, help="One short line per run.")
+@click.option("--json", "as_json", is_flag=True, help="JSON lines, one run each, for programs.")
+@_store_option
+@click.pass_context
+def log(
+    ctx: click.Context,
+    experiment: str | None,
+    limit: int | None,
+    status: str | None,
+    since: str | None,
+    oneline: bool,
+    as_json: bool,
+) -> None:
+    """Show runs, newest first, like git log: short id, experiment, status, start, duration, params, results.
+
+    A failed run shows its exception (type and message, on one line). The short id names the run in
+    show, diff and checkout. On a terminal, without -n, the runs are paged
+    ($PAGER, else less; LESS=FRX unless set, so a short log is simply printed).
+    """
+    from ..read import show as history
+
+    with _open(ctx) as db:
+        entries = history.log(db, experiment, limit=limit, status=status, since=since)
+        if as_json:
+            for entry in entries:
+                click.echo(_json(entry, indent=None))
+            return
+        if oneline:
+            lines = (
+                f"{e['short_id']} {_clean(e['status']):<11} {_clean(e['experiment'])} {_pairs(e['params'], 40)}"
+                f" {_pairs(e['results'], 40) if e['results'] or not e['error'] else _clean(e['error'])[:60]}"
+                for e in entries
+            )
+        else:
+            lines = (_log_entry(e) for e in entries)
+        if limit is None and _interactive():
+            import os
+
+            # As git does: quit at once when it fits the screen (F), keep colours (R), leave it on screen (X).
+            os.environ.setdefault("LESS", "FRX")
+            click.echo_via_pager(line + "\n" for line in lines)
+        else:
+            for line in lines:
+                click.echo(line)
+
+
+def _log_entry(e: dict[str, Any]) -> str:
+    """One run of ``recorder log``, several lines."""
+    out = [
+        f"run {e['short_id']}  {_clean(e['status'])}",
+        f"  experiment {_clean(e['experiment'])}   started {e['time_start']}"
+        f"   took {_short(e['duration_s'])} s   code {_clean(str(e['env_sha'])[:12])}",
+        f"  params   {_pairs(e['params'], 200)}",
+    ]
+    if e["results"] or not e["error"]:
+        out.append(f"  results  {_pairs(e['results'], 200)}")
+    if e["error"]:
+        out.append(f"  error    {_clean(e['error'])}")
+    return "\n".join(out) + "\n"
+
+
+@main.command()
+@click.argument("run")
+@click.option("--json", "as_json", is_flag=True, help="Everything as JSON, for programs.")
+@_store_option
+@click.pass_context
+def show(ctx: click.Context, run: str, as_json: bool) -> None:
+    """Show everything about one RUN: params, results, status, error, output, session (config, message, code).
+
+    RUN is a short id (as `recorder log` shows it), a unique prefix, or a full id.
+    """
+    from ..read import show as history
+
+    with _open(ctx) as db:
+        info = history.show(db, run)
+    if as_json:
+        click.echo(_json(info))
+        return
+    session = info["session"]
+    out = [
+        f"run {info['short_id']}  {_clean(info['status'])}",
+        f"id           {info['run_id']}",
+        f"experiment   {_clean(info['experiment'])}",
+        f"started      {info['time_start']}   took {_short(info['duration_s'])} s   seed {_clean(info['seed'])}",
+        f"pset         {_clean(info['pset_hash'])}",
+    ]
+    if info["error_line"]:
+        out.append(f"error        {_clean(info['error_line'])}")
+    out += ["params", *(f"  {_clean(k)} = {_clean(repr(v))}" for k, v in info["params"].items()), "results"]
+    out += [
+        f"  {_clean(name)} = {_value_text(entry)}" + (f"   # {_clean(entry['comment'])}" if "comment" in entry else "")
+        for name, entry in info["results"].items()
+    ]
+    if info["comment"]:
+        out.append(f"comment      {_clean(info['comment'])}")
+    out += [
+        f"session      {_clean(session['id'])}  ({_clean(session['status'])})"
+        f"   started {_clean(session['time_start'])}"
+        + (f"   ended {_clean(session['time_end'])}" if session["time_end"] else ""),
+    ]
+    if session["message"]:
+        out.append(f"  message    {_clean(session['message'])}")
+    if session["comment"]:
+        out.append(f"  comment    {_clean(session['comment'])}")
+    out += [
+        f"  code       {_clean(session['git_commit'] or '(no git)')}"
+        + (f" on {_clean(session['git_branch'])}" if session["git_branch"] else "")
+        + (" (dirty)" if session["git_dirty"] else "")
+        + (" (auto-committed)" if session["git_auto_committed"] else ""),
+        f"  host       {_clean(session['host'])}   user {_clean(session['user'])}",
+        f"  python     {_clean(session['python'])}   on {_clean(session['platform'])}",
+        f"  packages   {len(session['packages'])} (fingerprint {_clean(session['fingerprint'])})",
+    ]
+    if session["config"]:
+        out += ["  config", *(f"    {_clean(k)} = {_value_text(v)}" for k, v in session["config"].items())]
+    if info["error"]:
+        out += ["traceback", *_block(info["error"])]
+    if info["output"]:
+        out += ["output", *_block(info["output"])]
+    click.echo("\n".join(out))
+
+
+def _value_text(entry: dict[str, Any]) -> str:
+    """A result or config value as show prints it: the value, or an array's dtype, shape, size and place."""
+    if "array" in entry:
+        a = entry["array"]
+        where = "inline" if a.get("inline") else f"object {_clean(a['digest'])[:16]}"
+        shape = tuple(a["shape"]) if isinstance(a["shape"], list) else ()
+        return _clean(f"array {a['dtype']} shape {shape} ({a['bytes']} bytes, {where})")
+    if "bytes" in entry:
+        return f"{entry['bytes']} bytes"
+    return _clean(repr(entry["value"]))
+
+
+@main.command()
+@click.argument("run_a")
+@click.argument("run_b")
+@click.option("--code", is_flag=True, help="Also show the git diff between the two runs' commits.")
+@click.option("--json", "as_json", is_flag=True, help="The differences as JSON.")
+@_store_option
+@click.pass_context
+def diff(ctx: click.Context, run_a: str, run_b: str, code: bool, as_json: bool) -> None:
+    """Show how two runs differ: status, parameters, results, config, environment, packages (code with --code)."""
+    from ..read import show as history
+
+    with _open(ctx) as db:
+        changes = history.diff(db, run_a, run_b)
+    patch = None
+    if code:
+        from ..provenance.gitinfo import code_diff
+
+        commits, repos = changes["commits"], changes["repos"]
+        if None in commits or repos[0] is None:
+            raise RecorderError("--code needs both runs recorded with git (a commit or a snapshot)")
+        patch = code_diff(repos[0], commits[0], commits[1])
+    if as_json:
+        click.echo(_json({**changes, "code": patch} if code else changes))
+        return
+    a, b = changes["short_ids"]
+    out = [f"--- run {a}", f"+++ run {b}"]
+    if changes["status"]:
+        left, right = changes["status"]
+        out.append(f"status: {_clean(left)} → {_clean(right)}")
+    for section, label in (("params", "param"), ("results", "result"), ("config", "config"), ("environment", "env")):
+        for name, (left, right) in changes[section].items():
+            out.append(f"{label} {_clean(name)}: {_clean(repr(left))} → {_clean(repr(right))}")
+    packages = changes["packages"]
+    out += [f"package +{_clean(k)} {_clean(v)}" for k, v in packages["added"].items()]
+    out += [f"package -{_clean(k)} {_clean(v)}" for k, v in packages["removed"].items()]
+    out += [f"package {_clean(k)}: {_clean(old)} → {_clean(new)}" for k, (old, new) in packages["changed"].items()]
+    if len(out) == 2:
+        out.append("(no differences in status, parameters, results, config or environment)")
+    if patch is not None:
+        out += (
+            [_clean(line, keep="\t") for line in patch.rstrip().split("\n")]
+            if patch.strip()
+            else ["(no code differences)"]
+        )
+    click.echo("\n".join(out))
+
+
+@main.command()
+@click.argument("query")
+@click.option("--csv", "as_csv", is_flag=True, help="Comma-separated values, for programs.")
+@click.option("--json", "as_json", is_flag=True, help="JSON lines, one row each.")
+@_store_option
+@click.pass_context
+def sql(ctx: click.Context, query: str, as_csv: bool, as_json: bool) -> None:
+    """Run a read-only SQL QUERY on the store (its views included) and show the rows.
+
+    The table shows numbers exactly (as Python writes them) and right-aligned,
+    NULL as NULL, blobs in hex. --csv writes NULL as an empty field.
+    """
+    if not query.strip():
+        raise RecorderError('no SQL statement given; write one, e.g. recorder sql "SELECT * FROM overview_runs"')
+    with _open(ctx) as db:
+        headers, rows = db.rows(query)
+    if not headers:
+        raise RecorderError(
+            f"the statement {_clean(query.strip()[:80])!r} returns no columns; "
+            "recorder sql runs queries (SELECT …, PRAGMA table_info(…))"
+        )
+    if as_csv:
+        import csv
+
+        writer = csv.writer(sys.stdout)
+        writer.writerow([_clean(h) for h in headers])
+        writer.writerows([[_csv_cell(v) for v in row] for row in rows])
+    elif as_json:
+        for row in rows:
+            click.echo(_json(dict(zip(headers, (v.hex() if isinstance(v, bytes) else v for v in row))), indent=None))
+    else:
+        click.echo(
+            _table(
+                [_clean(h) for h in headers],
+                [[_cell(v) for v in row] for row in rows],
+                [[isinstance(v, (int, float)) for v in row] for row in rows],
+            )
+        )
+
+
+def _cell(value: Any) -> str:
+    """An SQL value for people: NULL, numbers exactly (repr), blobs in hex, text cleaned."""
+    if value is None:
+        return "NULL"
+    if isinstance(value, bytes):
+        return value.hex()
+    if isinstance(value, float):
+        return repr(value)
+    return _clean(value)
+
+
+def _csv_cell(value: Any) -> Any:
+    """An SQL value for a CSV field: exact numbers, NULL empty, blobs in hex, text cleaned (newlines kept)."""
+    if isinstance(value, bytes):
+        return value.hex()
+    if isinstance(value, float):
+        return repr(value)
+    if isinstance(value, str):
+        return _clean(value, keep="\n")
+    return value
+
+
+@main.command()
+@click.argument("experiment")
+@click.option(
+    "-o",
+    "--output",
+    "output",
+    required=True,
+    type=click.Path(dir_okay=False),
+    help="The file: .csv, .jsonl or .parquet (needs pyarrow).",
+)
+@click.option(
+    "--status",
+    default="done",
+    show_default=True,
+    type=click.Choice(["done", "failed", "interrupted", "running", "all"]),
+    help="Which runs.",
+)
+@_store_option
+@click.pass_context
+def export(ctx: click.Context, experiment: str, output: str, status: str) -> None:
+    """Write an EXPERIMENT's runs (params, scalar results, run columns) to a file."""
+    with _open(ctx) as db:
+        rows = db.export(experiment, output, status=None if status == "all" else status)
+    click.echo(f"wrote {rows} runs of {experiment} to {output}")
+
+
+@main.command()
+@click.option("--json", "as_json", is_flag=True, help="As JSON, for programs.")
+@_store_option
+@click.pass_context
+def status(ctx: click.Context, as_json: bool) -> None:
+    """Show the store: path, size, experiments and their runs by status, open sessions, objects."""
+    from ..read import show as history
+
+    with _open(ctx) as db:
+        info = history.status(db)
+    if as_json:
+        click.echo(_json(info))
+        return
+    click.echo(
+        f"store    {_clean(info['store'])}  (schema {info['schema_version']}, "
+        f"database {info['database_bytes'] / 1e6:.1f} MB)"
+    )
+    click.echo(f"objects  {info['objects']} arrays, {info['object_bytes'] / 1e6:.1f} MB")
+    headers = ["experiment", "runs", "done", "failed", "interrupted", "running"]
+    click.echo(
+        _table(
+            headers,
+            [[_clean(e[h]) for h in headers] for e in info["experiments"]],
+            [[h != "experiment" for h in headers] for _ in info["experiments"]],
+        )
+    )
+    for session in info["open_sessions"]:
+        click.echo(
+            f"recording: session {_clean(session['session_id'])} on {_clean(session['host'])} "
+            f"(pid {_clean(session['pid'])}), {session['running_runs']} runs in flight"
+        )
+
+
+@main.command()
+@_store_option
+@click.pass_context
+def verify(ctx: click.Context) -> None:
+    """Re-hash every stored array and check every reference; exit 11 if anything is missing or corrupt."""
+    from ..errors import ObjectError
+    from ..shards.maintenance import verify as verify_store
+
+    problems = verify_store(ctx.obj["store"])
+    for p in problems:
+        where = f"{p.run_id} {p.name}: " if p.run_id else ""
+        click.echo(_clean(f"{p.what}: {where}{p.digest or ''} {p.detail}".replace("  ", " ")), err=True)
+    if problems:
+        sys.exit(ObjectError.exit_code)
+    click.echo("ok: every array is there and matches its digest")
+
+
+@main.command()
+@click.option("--dry-run", is_flag=True, help="Only report what would be removed.")
+@_store_option
+@click.pass_context
+def gc(ctx: click.Context, dry_run: bool) -> None:
+    """Remove stored arrays that no run or config refers to, and report the bytes freed."""
+    from ..shards.maintenance import gc as collect
+
+    report = collect(ctx.obj["store"], dry_run=dry_run)
+    verb = "would remove" if dry_run else "removed"
+    click.echo(f"{verb} {report.files} files ({report.bytes / 1e6:.1f} MB) and {report.rows} object rows")
+
+
+@main.command()
+@click.argument("run")
+@click.argument("folder", required=False, type=click.Path(file_okay=False))
+@_store_option
+@click.pass_context
+def checkout(ctx: click.Context, run: str, folder: str | None) -> None:
+    """Check out the code a RUN ran (its session's commit or snapshot) as a git worktree in FOLDER.
+
+    A run recorded with git="record" gets its recorded uncommitted changes
+    applied. Without FOLDER, the worktree goes beside the repository.
+    """
+    import shlex
+
+    from ..read import show as history
+
+    with _open(ctx) as db:
+        done = history.checkout(db, run, folder)
+    applied = " and applied the recorded uncommitted changes (git='record')" if done.diff_applied else ""
+    click.echo(
+        f"checked out {done.commit} (run {done.run_id}){applied} in {done.folder}\n"
+        f"remove it with: git -C {shlex.quote(str(done.repo))} worktree remove {shlex.quote(str(done.folder))}"
+        + (" --force" if done.diff_applied else "")
+    )
+
+
+@main.command()
+@click.argument("sources", nargs=-1, required=True, type=click.Path(file_okay=False))
+@click.option(
+    "--into",
+    "into",
+    required=True,
+    type=click.Path(file_okay=False),
+    help="The store to merge into (created if needed).",
+)
+@click.option(
+    "--allow-code-mismatch", is_flag=True, help="Merge runs of an experiment even when their code (env SHA) differs."
+)
+def merge(sources: tuple[str, ...], into: str, allow_code_mismatch: bool) -> None:
+    """Merge the stores SOURCES (shards of cluster jobs) into one store.
+
+    Runs the destination has already are skipped, so merging twice changes
+    nothing. An experiment whose config values (or code, unless
+    --allow-code-mismatch) disagree with the destination's is refused, and
+    then nothing is written.
+    """
+    from ..shards.merge import merge as merge_stores
+
+    report = merge_stores(list(sources), into, allow_code_mismatch=allow_code_mismatch)
+    click.echo(
+        f"merged {len(sources)} store{'s' if len(sources) != 1 else ''} into {into}: "
+        f"{report.runs} runs added, {report.skipped} already there, "
+        f"{report.objects} arrays added ({report.object_bytes / 1e6:.1f} MB)"
+    )
+
+
+@main.command()
+@click.argument("source", type=click.Path(file_okay=False))
+@click.option(
+    "--into",
+    "into",
+    required=True,
+    type=click.Path(file_okay=False),
+    help="The store to copy the runs into (created if needed).",
+)
+@click.option("--where", help='SQL condition over the experiment\'s view, e.g. "b = 8 AND energy > 1".')
+@click.option("--experiment", "-e", help="Only this experiment's runs.")
+def extract(source: str, into: str, where: str | None, experiment: str | None) -> None:
+    """Copy the runs of SOURCE that match --where, and what they reference, into another store."""
+    from ..shards.merge import extract as extract_runs
+
+    report = extract_runs(source, into, where=where, experiment=experiment)
+    click.echo(
+        f"extracted {report.runs} runs into {into} ({report.skipped} already there), "
+        f"{report.objects} arrays ({report.object_bytes / 1e6:.1f} MB)"
+    )

@@ -1,0 +1,7 @@
+"""What a session records about where it ran: the git state of the code and the environment.
+
+:mod:`.gitinfo` reads (and, in the modes that ask for it, commits to) the
+user's repository; :mod:`.environment` describes the host, the Python, the
+packages and the process. It may import :mod:`recorder.errors` and nothing
+else of recorder.
+"""

@@ -1,0 +1,571 @@
+"""Build the DataFrame of an experiment's runs, column by column, without a Python loop per run.
+
+A store may hold 10^6 runs. Fetching them row by row through the
+``sqlite3`` cursor costs a Python object per cell and a tuple per row, so
+this module lets SQLite do the work in aggregates that return one string
+per column: ``group_concat`` of integers, of ids and hashes as bytes, and
+of JSON texts (each pset's canonical JSON, each run's ``scalars``), exact
+because they are the texts as stored. numpy and pandas' CSV reader parse
+those in C. Only results kept as rows of ``results`` (text, numpy scalars,
+NaN, commented values) go through the cursor, one cell per run and result,
+because SQLite cannot print a float exactly.
+
+Everything is read in one read transaction, except that in a big store a
+helper process reads the columns no write changes (ids, starts, sessions,
+psets) at the same time, on another core (:mod:`recorder.sidequery`); its
+result is used only when it provably read the same runs (see
+:func:`_start_helper`).
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import sqlite3
+import sys
+from collections.abc import Collection, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from ..codec.hashing import INT64_MAX, INT64_MIN
+from ..codec.values import decode, is_scalar_kind
+from ..errors import RecorderError
+from ..store.catalog import IN_SCALARS, columns, fields_of, select_sql
+from .sidequery import InThread, SideQuery, available
+
+if TYPE_CHECKING:
+    import numpy as np
+    import pandas as pd
+
+    from ..store.objects import ObjectStore
+
+__all__ = ["ERROR", "META", "STATUSES", "frame", "selection"]
+
+#: The run columns of a DataFrame of runs, after the parameters and results.
+META = ["_run_id", "_pset_hash", "_status", "_time_start", "_duration_s", "_session", "_env_sha"]
+#: Every status a run may have.
+STATUSES = ("done", "failed", "interrupted", "running")
+
+_SESSIONS = "SELECT pk, id, env_sha, experiment FROM sessions ORDER BY pk"
+_DATABASE_FILE = "PRAGMA database_list"
+_LAST_RUN = "SELECT max(pk) FROM runs"
+_BEGIN = "BEGIN"
+_COMMIT = "COMMIT"
+_STATUS_CODE = "CASE status " + " ".join(f"WHEN ? THEN {i}" for i in range(len(STATUSES))) + " ELSE -1 END"
+# Aggregates over a subquery with ORDER BY, which SQLite does not flatten: values come in run order.
+# The columns a run's end may change, read in the caller's transaction.
+_RUN_AGGREGATES = """
+SELECT count(*), group_concat(ifnull(duration_us, -1)){status}{scalars}
+FROM (SELECT r.pk, r.duration_us, r.status, r.scalars FROM runs AS r WHERE {condition} ORDER BY r.pk)
+"""
+# The columns no write ever changes (a run's id, start, session and pset; a pset's hash and parameters), which
+# a helper process may read in a transaction of its own. Ids and hashes are concatenated as bytes.
+_FIXED_AGGREGATES = """
+SELECT count(*), CAST(group_concat(id, '') AS BLOB), group_concat(time_start_ms),
+       CAST(group_concat(hash, '') AS BLOB){sessions}{params}
+FROM (
+    SELECT r.pk, r.id, r.time_start_ms, r.session, p.hash, p.params FROM runs AS r JOIN psets AS p ON p.pk = r.pset
+    WHERE {condition} ORDER BY r.pk
+)
+"""
+_RESULT_CELLS = "SELECT {cells} FROM runs AS r {joins} WHERE {condition} ORDER BY r.pk"
+_ERRORS = "SELECT r.error FROM runs AS r WHERE {condition} AND r.status = ? ORDER BY r.pk"
+#: The column of the error of each failed run, after :data:`META` when the selection may hold failed runs.
+ERROR = "_error"
+#: Below this many runs a helper process (about 50 ms to start) costs more than it saves.
+HELPER_MIN_RUNS = 100_000
+_RUN_ID_BYTES = 12
+_HASH_BYTES = 10
+
+
+def selection(
+    conn: sqlite3.Connection,
+    experiment: int,
+    statuses: Sequence[str] | None,
+    where: str | None,
+    params: dict[str, set[str]],
+    results: dict[str, set[str]],
+) -> tuple[str, list[Any]]:
+    """Return the WHERE clause (over ``runs AS r``) that picks the runs, and its bound values.
+
+    The user's ``where`` (SQL over the experiment's wide view) runs in a
+    query of its own here, whose run keys are then bound: whatever its text,
+    it can only narrow the runs of this experiment with these statuses.
+    """
+    sql = "r.experiment = ?"
+    values: list[Any] = [experiment]
+    if statuses is not None:
+        sql += f" AND r.status IN ({', '.join('?' * len(statuses))})"
+        values += statuses
+    if where is not None:
+        wide = select_sql(experiment, params, results, with_pk=True)
+        try:
+            picked = [pk for (pk,) in conn.execute(f"SELECT _pk FROM (\n{wide}\n) WHERE {where}")]
+        except sqlite3.Error as e:
+            raise RecorderError(f"cannot select runs where {where!r}: {e}") from e
+        sql += " AND r.pk IN (SELECT value FROM json_each(?))"
+        values.append(json.dumps(picked))
+    return sql, values
+
+
+def _ints(text: str | bytes | None, n: int) -> np.ndarray:
+    import numpy as np
+
+    values = np.fromstring(text, sep=",", dtype=np.int64) if n and text else np.zeros(0, dtype=np.int64)
+    if len(values) != n:
+        raise RecorderError(f"read {len(values)} values where {n} runs were selected; please report this")
+    return values
+
+
+def _hex_column(data: bytes | None, width: int, n: int) -> Any:
+    """Byte strings of ``width`` bytes each, concatenated, as a column of lower-case hex texts."""
+    import numpy as np
+    import pandas as pd
+
+    data = data or b""
+    if len(data) != width * n:
+        raise RecorderError(f"read {len(data)} bytes of {width}-byte ids for {n} runs; please report this")
+    if not data:
+        return pd.array([], dtype="str")
+    # One C pass makes the texts: bytes.hex puts a comma after every value, str.split cuts there.
+    texts = np.array(data.hex(",", width).split(","), dtype=object)
+    return pd.array(texts, dtype="str")
+
+
+def _records(data: bytes | None, layout: Collection[str], wanted: list[str], n: int) -> dict[str, Any]:
+    """The values of the ``wanted`` parameters from canonical JSON texts (UTF-8) joined by \\x1e, one per run.
+
+    When every pset has every parameter of ``layout`` (the experiment's
+    parameters, sorted as in canonical JSON), the texts are cut into values
+    without parsing each one: canonical JSON is ``{"a":1,"b":2}``, and a
+    quote is escaped inside a JSON string, so ``{"a":`` and ``,"b":`` occur
+    only as keys. Numbers, true, false and null are then parsed by pandas'
+    CSV reader, in C; anything else by json. (Bytes, not str: pandas reads
+    bytes faster.)
+    """
+    if not wanted or n == 0:
+        return {name: [] for name in wanted}
+    assert data is not None
+    keys = sorted(layout)
+    m = len(keys)
+    quoted = [json.dumps(key, ensure_ascii=False).encode() for key in keys]  # as canonical JSON writes them
+    first = b"{" + quoted[0] + b":"
+    if data.count(b"\x1e" + first) + data.startswith(first) != n:  # some object lacks the first key
+        return _parsed_one_by_one(data, wanted)
+    cut = data.replace(b"}\x1e" + first, b"\x1e")  # every object ends in }: one pass for both ends
+    cut = cut.removeprefix(first).removesuffix(b"}")
+    for key in quoted[1:]:
+        cut = cut.replace(b"," + key + b":", b"\x1f")
+    # Each object has each key at most once, so this count means every object has every key.
+    if cut.count(b"\x1e") != n - 1 or cut.count(b"\x1f") != n * (m - 1):
+        return _parsed_one_by_one(data, wanted)
+    if b'"' not in cut:  # numbers, true, false and null only: pandas' parser reads them exactly
+        import pandas as pd
+
+        # With nulls, nullable dtypes: an int column with nulls stays ints (float64 would round beyond 2**53).
+        nullable = {"dtype_backend": "numpy_nullable"} if b"null" in cut else {}
+        table = pd.read_csv(
+            io.BytesIO(cut),
+            sep="\x1f",
+            lineterminator="\x1e",
+            header=None,
+            names=keys,
+            usecols=wanted,
+            na_values=["null"],
+            keep_default_na=False,
+            **nullable,
+            **_exact_floats(),
+        )
+        if len(table) == n and not nullable and all(table[name].dtype.kind in "fiub" for name in wanted):
+            return {name: table[name].to_numpy() for name in wanted}
+        if len(table) == n and nullable:
+            parsed = {name: _plain_column(table[name]) for name in wanted}
+            if all(column is not None for column in parsed.values()):
+                return parsed
+    flat = cut.replace(b"\x1f", b",").replace(b"\x1e", b",")
+    values = json.loads(b"[" + flat + b"]")
+    columns = {key: _values(values[j::m]) for j, key in enumerate(keys)}
+    return {name: columns[name] for name in wanted}
+
+
+def _plain_column(column: pd.Series) -> Any:
+    """A column read by read_csv with nullable dtypes, as :func:`_values` would make it; None if not numbers.
+
+    Ints stay numpy int64, or pandas' nullable ``Int64`` when some are
+    missing; floats are numpy float64 with NaN where missing; bools numpy
+    bool; a column of nulls only is NaN. Bools with nulls (and anything
+    else) are left to the JSON parser, which keeps them as objects.
+    """
+    import numpy as np
+
+    kind = column.dtype.kind
+    missing = bool(column.isna().any())
+    if missing and column.isna().all():
+        return np.full(len(column), np.nan)
+    if kind in "iu":
+        return column.array if missing else column.to_numpy(dtype=np.int64)
+    if kind == "f":
+        return column.to_numpy(dtype=np.float64, na_value=np.nan)
+    if kind == "b" and not missing:
+        return column.to_numpy(dtype=bool)
+    return None
+
+
+def _parsed_one_by_one(data: bytes, wanted: list[str]) -> dict[str, Any]:
+    """The slow way, for objects of several layouts: each parsed by json; a missing key is None."""
+    objects = json.loads(b"[" + data.replace(b"\x1e", b",") + b"]")
+    return {name: _values([item.get(name) for item in objects]) for name in wanted}
+
+
+def _exact_floats() -> dict[str, str]:
+    """read_csv's option for floats parsed exactly: pandas 3 does by default, pandas 2 when asked."""
+    import pandas as pd
+
+    return {} if int(pd.__version__.split(".")[0]) >= 3 else {"float_precision": "round_trip"}
+
+
+_INTS_AND_NONE = {int, type(None)}
+_UINT64_MAX = 2**64 - 1
+
+
+def _values(cells: list[Any]) -> Any:
+    """A column of plain result values: a numpy array when they are all numbers of one type.
+
+    A column of None only is NaN, as it reads from runs.scalars (see _records).
+    Ints (Python's or numpy's) with some None are pandas' nullable integers,
+    exact where float64 would round beyond 2**53: numpy ints of one dtype keep
+    its width and sign (``np.uint64`` → ``UInt64``), other ints are ``Int64``,
+    or ``UInt64`` when they only fit unsigned, else objects.
+    """
+    import numpy as np
+
+    if cells and cells[0] is None and all(c is None for c in cells):
+        return np.full(len(cells), np.nan)
+    if cells and None in cells:  # the common path (no run lacks the result) costs one scan
+        types = set(map(type, cells))
+        types.discard(type(None))
+        if types <= {int} or all(issubclass(t, np.integer) for t in types):
+            return _nullable_ints(cells, types)
+    if cells and type(cells[0]) in (float, int):
+        array = np.array(cells)
+        if array.dtype.kind in "fi":
+            return array
+    return cells
+
+
+def _nullable_ints(cells: list[Any], types: set[type]) -> Any:
+    """Ints (Python's and numpy's, of ``types``) with some None as pandas' nullable integer array (see _values)."""
+    import numpy as np
+    import pandas as pd
+
+    if int not in types:
+        dtype = np.result_type(*types)  # int64 and uint64 together have none (float64): by their range below
+        if dtype.kind in "iu":
+            return pd.array(cells, dtype=("UInt" + dtype.name[4:]) if dtype.kind == "u" else ("Int" + dtype.name[3:]))
+    present = [int(c) for c in cells if c is not None]
+    low, high = min(present), max(present)
+    if low >= INT64_MIN and high <= INT64_MAX:
+        return pd.array(cells, dtype="Int64")
+    if low >= 0 and high <= _UINT64_MAX:
+        return pd.array(cells, dtype="UInt64")
+    return np.array(cells, dtype=object)
+
+
+def _scalar(kind: str | None, value: Any, objects: ObjectStore) -> Any:
+    """A result cell as a table shows it: scalars decoded, anything else (an array, a list) left out."""
+    if kind is None:
+        return value
+    return decode(kind, value, objects) if is_scalar_kind(kind) else None
+
+
+def frame(
+    conn: sqlite3.Connection,
+    experiment: int,
+    objects: ObjectStore,
+    *,
+    statuses: Sequence[str] | None = ("done",),
+    names: Sequence[str] | None = None,
+    where: str | None = None,
+    helper_min_runs: int | None = None,
+) -> pd.DataFrame:
+    """Return one row per selected run of an experiment: parameters, scalar results, then :data:`META`.
+
+    The experiment's names, the selection and every column a write may
+    change are read in one transaction, so a run committed meanwhile is
+    either wholly in or out. In a store of at least ``helper_min_runs`` runs,
+    a helper process reads the columns no write changes (ids, sessions,
+    psets) at the same time, on another core (see :mod:`recorder.sidequery`).
+
+    :param conn: a connection to the store.
+    :param statuses: the statuses of the runs to include; None includes all.
+    :param names: the parameters and results to include; None includes all.
+    :param where: an SQL condition over the experiment's wide view.
+    :param helper_min_runs: the fewest runs in the store for which a helper process is worth starting
+        (default :data:`HELPER_MIN_RUNS`).
+    """
+    if conn.in_transaction:  # a read left open by an interrupt
+        conn.execute(_COMMIT)
+    conn.execute(_BEGIN)
+    try:
+        all_params, all_results = columns(fields_of(conn, experiment))
+        params, results = list(all_params), all_results
+        if names is not None:
+            unknown = [n for n in names if n not in params and n not in results]
+            if unknown:
+                raise RecorderError(
+                    f"no parameter or scalar result named {unknown[0]!r} in this experiment; "
+                    f"it has {', '.join([*params, *results]) or 'none yet'}"
+                )
+            params = [n for n in params if n in names]
+            results = {n: kinds for n, kinds in results.items() if n in names}
+        return _frame(
+            conn,
+            experiment,
+            objects,
+            statuses,
+            params,
+            results,
+            all_params,
+            all_results,
+            where,
+            HELPER_MIN_RUNS if helper_min_runs is None else helper_min_runs,
+        )
+    finally:
+        conn.execute(_COMMIT)
+
+
+def _frame(
+    conn: sqlite3.Connection,
+    experiment: int,
+    objects: ObjectStore,
+    statuses: Sequence[str] | None,
+    params: list[str],
+    results: dict[str, set[str]],
+    all_params: dict[str, set[str]],
+    all_results: dict[str, set[str]],
+    where: str | None,
+    helper_min_runs: int,
+) -> pd.DataFrame:
+    condition, values = selection(conn, experiment, statuses, where, all_params, all_results)
+    try:
+        sessions = conn.execute(_SESSIONS).fetchall()
+        several_sessions = sum(1 for s in sessions if s[3] == experiment) > 1
+        fixed = _FIXED_AGGREGATES.format(
+            condition=condition,
+            sessions=", group_concat(session)" if several_sessions else "",
+            params=", CAST(group_concat(params, char(30)) AS BLOB)" if params else "",
+        )
+        helper = _start_helper(conn, fixed, values, statuses, where, helper_min_runs)
+    except sqlite3.Error as e:
+        raise RecorderError(f"reading the runs failed: {e}") from e
+    try:
+        runs = _read_runs(conn, condition, values, statuses, all_results, results)
+        n = runs["n"]
+        row = None
+        if helper is not None and n >= helper_min_runs:
+            row = helper.result()
+            if row is not None and int(row[0] or 0) != n:  # runs ended or began meanwhile: see _start_helper
+                row = None
+        if row is None:  # no helper, or it failed or saw other runs: read the same columns here
+            try:
+                row = conn.execute(fixed, values).fetchone()
+            except sqlite3.Error as e:
+                raise RecorderError(f"reading the runs failed: {e}") from e
+    finally:
+        if helper is not None:
+            helper.cancel()
+    import numpy as np
+    import pandas as pd
+
+    psets = _parse_fixed(row, several_sessions, all_params, params)
+    if psets["n"] != n:
+        raise RecorderError(f"read {psets['n']} psets for {n} runs; please report this")
+
+    data: dict[str, Any] = psets["params"]
+    data.update(runs["scalars"])
+    _add_result_rows(conn, data, condition, values, results, objects, n)
+
+    session_pks = np.array([s[0] for s in sessions], dtype=np.int64)
+    if several_sessions:
+        session_codes = np.searchsorted(session_pks, psets["sessions"])
+    else:  # each run of an experiment is in one of its sessions
+        only = [s[0] for s in sessions if s[3] == experiment]
+        session_codes = np.full(n, np.searchsorted(session_pks, only[0]) if only else 0, dtype=np.int64)
+    session_ids = [s[1] for s in sessions]
+    env_shas = sorted({s[2] for s in sessions})
+    env_codes = np.array([env_shas.index(s[2]) for s in sessions], dtype=np.int64)
+    duration = runs["duration"]
+    status_codes = runs.get("status")
+    if status_codes is None:
+        status_codes = np.full(n, STATUSES.index(statuses[0]) if statuses else 0, dtype=np.int64)
+    data["_run_id"] = psets["ids"]
+    data["_pset_hash"] = psets["hashes"]
+    data["_status"] = pd.Categorical.from_codes(status_codes, categories=list(STATUSES))
+    data["_time_start"] = pd.to_datetime(psets["time"], unit="ms", utc=True)
+    data["_duration_s"] = np.where(duration < 0, np.nan, duration / 1e6)
+    data["_session"] = pd.Categorical.from_codes(session_codes, categories=session_ids)
+    data["_env_sha"] = pd.Categorical.from_codes(env_codes[session_codes], categories=env_shas)
+    meta = META
+    if statuses is None or "failed" in statuses:  # the same columns whichever runs are there
+        # object dtype, so that runs that did not fail hold None (pandas would make it str with NaN)
+        data[ERROR] = pd.Series(_errors(conn, condition, values, status_codes, n), dtype=object, copy=False)
+        meta = [*META, ERROR]
+    return pd.DataFrame(data, columns=[*params, *results, *meta], copy=False)
+
+
+def _errors(
+    conn: sqlite3.Connection, condition: str, values: list[Any], status_codes: np.ndarray, n: int
+) -> np.ndarray:
+    """The last line of each failed run's traceback (its exception), None for the other runs.
+
+    Only the failed runs' errors are read, in the caller's transaction, and
+    put where their status codes say.
+    """
+    import numpy as np
+
+    from .failures import exception_line
+
+    try:
+        rows = conn.execute(_ERRORS.format(condition=condition), [*values, "failed"]).fetchall()
+    except sqlite3.Error as e:
+        raise RecorderError(f"reading the runs failed: {e}") from e
+    at = np.flatnonzero(status_codes == STATUSES.index("failed"))
+    if len(rows) != len(at):
+        raise RecorderError(f"read {len(rows)} errors for {len(at)} failed runs; please report this")
+    errors = np.full(n, None, dtype=object)
+    errors[at] = [exception_line(error) for (error,) in rows]
+    return errors
+
+
+def _start_helper(
+    conn: sqlite3.Connection,
+    fixed: str,
+    values: list[Any],
+    statuses: Sequence[str] | None,
+    where: str | None,
+    helper_min_runs: int,
+) -> SideQuery | None:
+    """Start a helper process reading the runs' fixed columns, when that is worth it and can be checked.
+
+    The helper reads in a transaction of its own, begun after the caller's
+    (whose first read is done). Runs are never deleted, their fixed columns
+    never change, and a run's status changes only from running to its end.
+    So when the selection leaves running runs out (or takes every status),
+    the helper sees the caller's runs plus those that ended or began since,
+    and the same number of runs means the same runs, in the same order.
+    """
+    if where is not None or (statuses is not None and "running" in statuses) or not available():
+        return None
+    last = conn.execute(_LAST_RUN).fetchone()[0] or 0
+    if last < helper_min_runs:
+        return None
+    database = next((Path(row[2]) for row in conn.execute(_DATABASE_FILE) if row[1] == "main" and row[2]), None)
+    if database is None:  # an in-memory database
+        return None
+    return SideQuery(database, fixed, values)
+
+
+def _read_runs(
+    conn: sqlite3.Connection,
+    condition: str,
+    values: list[Any],
+    statuses: Sequence[str] | None,
+    all_results: dict[str, set[str]],
+    results: dict[str, set[str]],
+) -> dict[str, Any]:
+    """Read and parse :data:`_RUN_AGGREGATES`: durations, statuses and the results in ``runs.scalars``."""
+    compact = sorted(n for n, kinds in all_results.items() if IN_SCALARS in kinds)
+    # One status selected: no need to read it for each run.
+    one_status = statuses is not None and len(statuses) == 1
+    sql = _RUN_AGGREGATES.format(
+        condition=condition,
+        status="" if one_status else f", group_concat({_STATUS_CODE})",
+        scalars=", CAST(group_concat(ifnull(scalars, '{}'), char(30)) AS BLOB)" if compact else "",
+    )
+    # The first import of pandas takes a while: in a thread, while SQLite reads (and lets go of the GIL).
+    # In a thread also because Ctrl-C goes to the main thread: an import cut short leaves numpy broken.
+    importing = None if "pandas" in sys.modules else InThread(_import_pandas)
+    try:
+        row = conn.execute(sql, [*([] if one_status else STATUSES), *values]).fetchone()
+    except sqlite3.Error as e:
+        raise RecorderError(f"reading the runs failed: {e}") from e
+    if importing is not None:
+        importing.result()
+    n, rest = row[0], list(row[1:])
+    parsed: dict[str, Any] = {"n": n}
+    parsed["duration"] = _ints(rest.pop(0), n)
+    if not one_status:
+        parsed["status"] = _ints(rest.pop(0), n)
+    wanted = [name for name in results if IN_SCALARS in results[name]]
+    parsed["scalars"] = _records(rest.pop(0), compact, wanted, n) if compact else {}
+    return parsed
+
+
+def _import_pandas() -> None:
+    import numpy  # noqa: F401
+    import pandas  # noqa: F401
+
+
+def _parse_fixed(
+    row: tuple[Any, ...], several_sessions: bool, all_params: Collection[str], params: list[str]
+) -> dict[str, Any]:
+    """Parse the row of :data:`_FIXED_AGGREGATES` (numbers may come as text, from a helper)."""
+    rest = list(row)
+    n = int(rest.pop(0) or 0)
+    return {
+        "n": n,
+        "ids": _hex_column(rest.pop(0), _RUN_ID_BYTES, n),
+        "time": _ints(rest.pop(0), n),
+        "hashes": _hex_column(rest.pop(0), _HASH_BYTES, n),
+        "sessions": _ints(rest.pop(0), n) if several_sessions else None,
+        "params": _records(rest.pop(0), all_params, params, n) if params else {},
+    }
+
+
+def _add_result_rows(
+    conn: sqlite3.Connection,
+    data: dict[str, Any],
+    condition: str,
+    values: list[Any],
+    results: dict[str, set[str]],
+    objects: ObjectStore,
+    n: int,
+) -> None:
+    """Add the results kept as rows of ``results`` (text, numpy scalars, NaN, commented values) to ``data``.
+
+    They go through the cursor, one cell per run and result, because SQLite
+    cannot print a float exactly. Most experiments have none.
+    """
+    in_rows = [name for name, kinds in results.items() if kinds - {IN_SCALARS}]
+    if not in_rows:
+        return
+    plain = {name for name in in_rows if results[name] - {IN_SCALARS} == {""}}
+    cells, joins = [], []
+    for i, name in enumerate(in_rows):
+        joins.append(f"LEFT JOIN results AS x{i} ON x{i}.run = r.pk AND x{i}.name = ?")
+        cells.append(f"x{i}.value" if name in plain else f"x{i}.kind, x{i}.value")
+    sql = _RESULT_CELLS.format(cells=", ".join(cells), joins=" ".join(joins), condition=condition)
+    try:
+        rows = conn.execute(sql, [*in_rows, *values]).fetchall()
+    except sqlite3.Error as e:
+        raise RecorderError(f"reading the runs failed: {e}") from e
+    if len(rows) != n:
+        raise RecorderError(f"read {len(rows)} rows of results for {n} runs; please report this")
+    column = 0
+    for name in in_rows:
+        if name in plain:
+            cells_ = [row[column] for row in rows]
+            column += 1
+        else:
+            cells_ = [_scalar(row[column], row[column + 1], objects) for row in rows]
+            column += 2
+        if name in data:  # some runs keep it in runs.scalars, others as a row: each run in one place
+            import pandas as pd
+
+            merged = [None if cell is pd.NA else cell for cell in data[name]]  # missing (NA of Int64) is None
+            for index, row in enumerate(rows):
+                if row[column - 1] is not None or (name not in plain and row[column - 2] is not None):
+                    merged[index] = cells_[index]
+            data[name] = _values(merged)
+        else:
+            data[name] = _values(cells_)

@@ -1,0 +1,137 @@
+"""A run: one parameter set going through the experiment, inside a Recorder session."""
+
+from __future__ import annotations
+
+import time
+import traceback
+from typing import TYPE_CHECKING, Any
+
+from ..codec.hashing import claim_names, is_utf8, pset_hash, run_seed
+from ..codec.values import encode
+from ..errors import RecorderError
+from ..store.ids import new_id
+from ..store.journal import PendingRun
+from ..sweep.execute import reset_seed, seed_of_run
+
+if TYPE_CHECKING:
+    from .recorder import Recorder
+
+__all__ = ["Run"]
+
+
+class Run:
+    """One run: a parameter set going through the experiment.
+
+    Created by :meth:`Recorder.run`; use as a context manager. On a normal
+    exit the run is ``done``; on an exception it is ``failed`` with the
+    traceback stored and the exception re-raised; on Ctrl-C or SIGTERM it is
+    ``interrupted``.
+    """
+
+    __slots__ = (
+        "_canonical",
+        "_perf0",
+        "_recorder",
+        "_row",
+        "_taken",
+        "_token",
+        "params",
+        "pset_hash",
+        "seed",
+        "status",
+    )
+
+    def __init__(self, recorder: Recorder, params: dict[str, Any], canonical: str) -> None:
+        self._recorder = recorder
+        #: The parameters, as plain Python values.
+        self.params = params
+        self._canonical = canonical
+        #: Hash of the pset's canonical JSON.
+        self.pset_hash = pset_hash(canonical)
+        #: Deterministic seed from the pset hash and the experiment seed.
+        self.seed = run_seed(self.pset_hash, recorder.seed)
+        self._row: PendingRun | None = None
+        self._perf0 = 0.0
+        #: ``None`` until the run ends, then its final status.
+        self.status: str | None = None
+        self._taken: dict[str, str] | None = None  # lower-cased names of params and results
+
+    @property
+    def id(self) -> str | None:
+        """The run's id, once it started."""
+        return self._row.id if self._row is not None else None
+
+    def __enter__(self) -> Run:
+        recorder = self._recorder
+        if self._row is not None:
+            raise RecorderError(f"run {self.id} was already started; call r.run(...) again for a new run")
+        writer = recorder._require_open()
+        if recorder._active is not None:
+            raise RecorderError(
+                f"run {recorder._active.id} is still open in this session; finish it before starting "
+                "another (or use a second Recorder)"
+            )
+        writer.fields.claim("param", self.params)
+        self._row = PendingRun(new_id(), self.pset_hash, self._canonical, self.seed, time.time(), tuple(self.params))
+        self._perf0 = time.perf_counter()
+        recorder._active = self
+        try:
+            writer.started(self._row)
+        except BaseException:
+            recorder._active = None
+            raise
+        self._token = seed_of_run(self.seed)  # recorder.current_seed() inside the run
+        return self
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: Any) -> None:
+        duration = time.perf_counter() - self._perf0
+        if exc_type is None:
+            status, error = "done", None
+        elif issubclass(exc_type, (KeyboardInterrupt, SystemExit)):
+            status, error = "interrupted", None
+        else:
+            status = "failed"
+            error = "".join(traceback.format_exception(exc_type, exc, tb))
+        reset_seed(self._token)
+        recorder = self._recorder
+        recorder._active = None
+        self.status = status
+        recorder.runs_recorded += 1
+        assert recorder._writer is not None and self._row is not None
+        recorder._writer.finished(self._row, status, duration, error)
+
+    def log(self, comment: str | None = None, **results: Any) -> None:
+        """Record results of this run; arrays above the inline limit go to the object store now.
+
+        :param comment: a comment on these results (or on the run, when no
+            results are given). Each distinct text is stored once.
+        :raises NameRefused: for a reserved name, a parameter's name (of this
+            run, or of another run of the experiment), or a result logged twice.
+        :raises ValueRefused: for a value recorder cannot store.
+        """
+        row = self._row
+        if row is None or self.status is not None:
+            raise RecorderError("log() is for an open run: use `with r.run(...) as run: run.log(...)`")
+        if comment is not None and (not isinstance(comment, str) or not is_utf8(comment)):
+            raise RecorderError(f"comment={comment!r} is not text (a str without lone surrogates)")
+        recorder = self._recorder
+        objects = recorder._store.objects  # type: ignore[union-attr]
+        taken = self._taken
+        if taken is None:
+            taken = self._taken = {n.lower(): n for n in self.params}
+        trial = dict(taken)
+        claim_names("result", results, trial)
+        recorder._writer.fields.claim("result", results)  # type: ignore[union-attr]
+        encoded = {n: encode(n, v, objects, inline_limit=recorder.inline_limit) for n, v in results.items()}
+        row.results.update(encoded)
+        self._taken = trial
+        if comment is not None:
+            if results:
+                if row.result_comments is None:
+                    row.result_comments = {}
+                row.result_comments.update(dict.fromkeys(results, comment))
+            else:
+                row.comment = comment
+
+    def __repr__(self) -> str:
+        return f"Run({self.id or 'not started'}, {self.params!r}, status={self.status})"

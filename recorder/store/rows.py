@@ -1,0 +1,443 @@
+"""How a batch of finished runs becomes rows: keys, psets, comments, results, names.
+
+:class:`Rows` keeps, for one session's writer, the keys it has found or made
+(psets by hash, comments by text) and the names it has written, so that a
+batch costs a few ``executemany`` calls. Keys found or made in a
+transaction are *staged* and only remembered once it commits.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from typing import Any, NamedTuple
+
+from ..codec.hashing import INT64_MAX, INT64_MIN
+from ..codec.values import Encoded
+from ..errors import StoreError
+from .catalog import IN_SCALARS, TEXT, Fields
+from .ids import now_utc
+from .journal import PendingRun
+
+__all__ = [
+    "Rows",
+    "ScalarLayout",
+    "check_pset",
+    "hex_blob",
+    "plain_results",
+    "scalar_layout",
+    "insert_objects",
+    "insert_texts",
+    "millis",
+    "micros",
+]
+
+_MAX_RUN_PK = "SELECT coalesce(max(pk), 0) FROM runs"
+_MAX_PSET_PK = "SELECT coalesce(max(pk), 0) FROM psets"
+_MAX_COMMENT_PK = "SELECT coalesce(max(pk), 0) FROM comments"
+_FIND_PSETS = "SELECT hash, pk, params FROM psets WHERE hash IN ({marks})"
+# A pset another process added meanwhile is not an error: it is looked up instead.
+_INSERT_PSET = "INSERT INTO psets (pk, hash, params) VALUES (?, ?, ?) ON CONFLICT (hash) DO NOTHING"
+_INSERT_RUN = """
+INSERT INTO runs (
+    pk, id, experiment, session, pset, status, time_start_ms, duration_us, seed, comment, error, output, scalars
+) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+"""
+# Most runs have no comment, error or output: three values fewer to bind per row (binding is most of
+# the cost of an insert).
+_INSERT_PLAIN_RUN = """
+INSERT INTO runs (pk, id, experiment, session, pset, status, time_start_ms, duration_us, seed, scalars)
+VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+"""
+_FINISH_RUN = """
+UPDATE runs SET status = ?, duration_us = ?, comment = ?, error = ?, output = ?, scalars = ? WHERE pk = ?
+"""
+_INSERT_TEXT = "INSERT OR IGNORE INTO texts (digest, text) VALUES (?, ?)"
+_INSERT_RESULT = "INSERT INTO results (run, name, kind, value, comment) VALUES (?, ?, ?, ?, ?)"
+_INSERT_OBJECT = """
+INSERT OR IGNORE INTO objects (digest, size, dtype, shape, time_created) VALUES (?, ?, ?, ?, ?)
+"""
+_FIND_COMMENT = "SELECT pk FROM comments WHERE text = ? LIMIT 1"
+_INSERT_COMMENT = "INSERT INTO comments (pk, text) VALUES (?, ?)"
+_PSET_CACHE = 100_000  # pset keys remembered (reruns of the same psets find them here)
+_IN_CHUNK = 500  # hashes per IN (...) lookup
+
+
+_JSON_KEYS: dict[str, str] = {}  # result name → its JSON key
+_dumps_str = json.JSONEncoder(ensure_ascii=False).encode
+
+
+def _json_key(name: str) -> str:
+    key = _JSON_KEYS.get(name)
+    if key is None:
+        key = _dumps_str(name) + ":"
+        if len(_JSON_KEYS) < 10_000:
+            _JSON_KEYS[name] = key
+    return key
+
+
+def _json_scalar(encoded: Encoded) -> str:
+    """JSON of a plain scalar, as canonical pset JSON writes it (floats by repr, ±inf as ±1e999)."""
+    value = encoded.value
+    if encoded.kind == "bool":
+        return "true" if value else "false"
+    kind = type(value)
+    if kind is float:
+        if value - value == 0.0:
+            return repr(value)
+        return "1e999" if value > 0 else "-1e999"  # NaN has its own kind and never comes here
+    if kind is int:
+        return repr(value)
+    return "null"  # the only other plain value kept in runs.scalars
+
+
+#: A blob to bind from hex digits. A bytearray, not bytes: sqlite3 binds bytearrays as they are but
+#: first looks for an adapter for bytes (and None), which costs as much as the rest of the row.
+hex_blob = bytearray.fromhex
+
+
+class ScalarLayout(NamedTuple):
+    """Result names whose values, when plain numbers, make ``runs.scalars`` from a template."""
+
+    #: The names sorted, as ``runs.scalars`` writes them.
+    order: tuple[str, ...]
+    #: Whether the names came in that order.
+    in_order: bool
+    #: ``runs.scalars`` with ``%r`` for each value in ``order``: exact for :func:`plain_results`.
+    template: str
+
+
+def scalar_layout(names: tuple[str, ...]) -> ScalarLayout:
+    """Return the layout of results with these names (in the order given)."""
+    order = tuple(sorted(names))
+    template = "{" + ",".join(_json_key(name).replace("%", "%%") + "%r" for name in order) + "}"
+    return ScalarLayout(order, order == names, template)
+
+
+def plain_results(values: tuple[Any, ...]) -> bool:
+    """Return whether every value is a finite float or a 64-bit int: kept in ``runs.scalars`` as its ``repr``.
+
+    Those are the values :func:`recorder.values.encode` leaves as they are
+    and :meth:`Rows.write` writes by ``repr`` (see ``_json_scalar``).
+    """
+    for value in values:
+        if type(value) is float:
+            if value - value != 0.0:  # NaN and ±inf have their own rules
+                return False
+        elif type(value) is not int or not INT64_MIN <= value <= INT64_MAX:
+            return False
+    return True
+
+
+def check_pset(hash_: str, stored: str, canonical: str) -> None:
+    """Refuse a pset whose hash the store knows for other parameters (a hash collision).
+
+    :raises StoreError: when ``stored`` (the store's canonical JSON) differs from ``canonical``.
+    """
+    if stored != canonical:
+        raise StoreError(f"pset hash collision: {hash_} names both {stored} and {canonical}; please report this")
+
+
+def insert_objects(conn: sqlite3.Connection, objects: list[tuple[str, int, str, str]]) -> None:
+    """Add rows for objects (``(digest, size, dtype, shape)``) already written to the object store."""
+    if objects:
+        now = now_utc()
+        conn.executemany(_INSERT_OBJECT, [(*o, now) for o in objects])
+
+
+def insert_texts(conn: sqlite3.Connection, texts: list[tuple[str, str]]) -> None:
+    """Store texts once by content (``(digest, text)``)."""
+    if texts:
+        conn.executemany(_INSERT_TEXT, texts)
+
+
+def millis(seconds: float) -> int:
+    """A Unix time as integer milliseconds (how runs store their start)."""
+    return round(seconds * 1000)
+
+
+def micros(seconds: float | None) -> int | None:
+    """A duration as integer microseconds (how runs store it)."""
+    return None if seconds is None else round(seconds * 1_000_000)
+
+
+class Rows:
+    """Write batches of runs of one session: rows of runs, psets, results, comments, texts, objects, names.
+
+    :param conn: the session's connection (used for lookups inside the writer's transactions).
+    :param experiment_pk: key of the experiment.
+    :param session_pk: key of the session.
+    :param purge_duplicate_comments: store each distinct comment text once.
+    """
+
+    def __init__(
+        self, conn: sqlite3.Connection, experiment_pk: int, session_pk: int, *, purge_duplicate_comments: bool = True
+    ) -> None:
+        self.experiment_pk = experiment_pk
+        self._session_pk = session_pk
+        self._purge = purge_duplicate_comments
+        self._psets: dict[str, int] = {}
+        self._comments: dict[str, int] = {}
+        #: The experiment's parameter and result names (see :mod:`recorder.catalog`).
+        self.fields = Fields(conn, experiment_pk)
+        # Parameter layouts and (result, kind) pairs whose names are in the database.
+        self._layouts: set[tuple[Any, ...]] = set()  # names, or (names, names of str values)
+        self._result_kinds: set[tuple[str, str | None]] = set()  # kind "scalars" for runs.scalars
+        self._scalar_layouts: set[tuple[str, ...]] = set()  # names of PendingRun.scalars known to fields
+        self.begin()
+
+    def begin(self) -> None:
+        """Start a transaction's staging: what it finds or makes is remembered only if it commits."""
+        self._staged_psets: dict[str, int] = {}
+        self._staged_comments: dict[str, int] = {}
+        self._staged_layouts: set[tuple[Any, ...]] = set()
+        self._staged_result_kinds: set[tuple[str, str | None]] = set()
+        self._staged_scalar_layouts: set[tuple[str, ...]] = set()
+
+    def committed(self) -> None:
+        """Remember what the committed transaction found or made."""
+        if len(self._psets) > _PSET_CACHE:
+            self._psets.clear()  # bounded memory in huge sweeps; a miss costs one indexed lookup
+        self._psets.update(self._staged_psets)
+        self._comments.update(self._staged_comments)
+        self._layouts |= self._staged_layouts
+        self._result_kinds |= self._staged_result_kinds
+        self._scalar_layouts |= self._staged_scalar_layouts
+
+    def write(
+        self,
+        conn: sqlite3.Connection,
+        finished: list[PendingRun],
+        in_flight: list[PendingRun],
+        assigned: list[PendingRun],
+    ) -> None:
+        new_psets, known_psets = self._pset_pks(conn, finished + in_flight), self._psets
+        next_pk = conn.execute(_MAX_RUN_PK).fetchone()[0] + 1
+        new_rows, plain_rows, updates, texts = [], [], [], []
+        results: list[tuple[Any, ...]] = []
+        objects: list[tuple[Any, ...]] = []
+        fields: list[tuple[str, str, str, int]] = []
+        experiment, session = self.experiment_pk, self._session_pk
+        layouts, staged_layouts = self._layouts, self._staged_layouts
+        scalar_layouts, staged_scalar_layouts = self._scalar_layouts, self._staged_scalar_layouts
+        for run in finished:
+            new = run.pk is None
+            if new:
+                run.pk, next_pk = next_pk, next_pk + 1
+                assigned.append(run)
+            names = run.names
+            # '":"' is in canonical JSON only where some value is a str (then its kind may be new).
+            if names is None or (names not in layouts and names not in staged_layouts) or '":"' in run.canonical:
+                self._param_fields(run, fields)
+            if run.scalars is not None:  # plain numbers, made into JSON by the sweep already
+                scalars: str | None = run.scalars
+                names = run.scalar_names
+                if names not in scalar_layouts and names not in staged_scalar_layouts:
+                    self._scalar_fields(run, fields)
+            elif run.results:
+                scalars = self._results(conn, run, results, objects, fields)
+            else:
+                scalars = None
+            if new and run.comment is None and run.output is None and run.error is None:
+                # The common row, built inline (a few calls fewer per run).
+                pset = new_psets.get(run.pset_hash)
+                duration = run.duration
+                plain_rows.append(
+                    (
+                        run.pk,
+                        hex_blob(run.id),
+                        experiment,
+                        session,
+                        known_psets[run.pset_hash] if pset is None else pset,
+                        run.status,
+                        round(run.t0 * 1000),
+                        None if duration is None else round(duration * 1_000_000),
+                        run.seed,
+                        scalars,
+                    )
+                )
+                continue
+            comment = self._comment_pk(conn, run.comment) if run.comment is not None else None
+            output = None
+            if run.output is not None:
+                texts.append(run.output)
+                output = run.output[0]
+            if new:
+                new_rows.append(
+                    (
+                        run.pk,
+                        hex_blob(run.id),
+                        experiment,
+                        session,
+                        self._pset_pk(run.pset_hash, new_psets),
+                        run.status,
+                        millis(run.t0),
+                        micros(run.duration),
+                        run.seed,
+                        comment,
+                        run.error,
+                        output,
+                        scalars,
+                    )
+                )
+            else:
+                updates.append((run.status, micros(run.duration), comment, run.error, output, scalars, run.pk))
+        for run in in_flight:  # after the finished ones: they started earlier
+            run.pk, next_pk = next_pk, next_pk + 1
+            assigned.append(run)
+            new_rows.append(
+                (
+                    run.pk,
+                    hex_blob(run.id),
+                    experiment,
+                    session,
+                    self._pset_pk(run.pset_hash, new_psets),
+                    "running",
+                    millis(run.t0),
+                    None,
+                    run.seed,
+                    None,
+                    None,
+                    None,
+                    None,
+                )
+            )
+            self._param_fields(run, fields)
+        insert_objects(conn, objects)
+        insert_texts(conn, texts)
+        conn.executemany(_INSERT_PLAIN_RUN, plain_rows)
+        conn.executemany(_INSERT_RUN, new_rows)
+        conn.executemany(_FINISH_RUN, updates)
+        conn.executemany(_INSERT_RESULT, results)
+        if fields:
+            self.fields.write(conn, fields)
+
+    def _results(
+        self,
+        conn: sqlite3.Connection,
+        run: PendingRun,
+        rows: list[tuple[Any, ...]],
+        objects: list[tuple[str, int, str, str]],
+        fields: list[tuple[str, str, str, int]],
+    ) -> str | None:
+        """Add the run's result rows to ``rows``; return its plain scalars as one JSON text (runs.scalars).
+
+        Plain numbers, bools and None without a comment go in the JSON,
+        sorted by name and written like canonical pset JSON; everything else
+        (text included, which SQLite's JSON functions would cut at a NUL) is
+        a row of ``results``.
+        """
+        comments = run.result_comments
+        known, staged = self._result_kinds, self._staged_result_kinds
+        compact: list[str] = []
+        for name, encoded in run.results.items():
+            kind = encoded.kind
+            if (kind == "bool" or (kind is None and type(encoded.value) is not str)) and not (
+                comments and name in comments
+            ):
+                compact.append(name)
+                kind = IN_SCALARS
+            else:
+                rows.append(
+                    (
+                        run.pk,
+                        name,
+                        kind,
+                        encoded.value,
+                        self._comment_pk(conn, comments.get(name)) if comments else None,
+                    )
+                )
+                if encoded.object is not None:
+                    objects.append(encoded.object)
+                if kind is None and isinstance(encoded.value, str):
+                    kind = TEXT  # in fields only: the view casts a column of texts to TEXT
+            key = (name, kind)
+            if key not in known and key not in staged:
+                staged.add(key)
+                assert run.pk is not None
+                fields.append(("result", name, kind or "", run.pk))
+        if not compact:
+            return None
+        compact.sort()
+        results = run.results
+        return "{" + ",".join([_json_key(name) + _json_scalar(results[name]) for name in compact]) + "}"
+
+    def _scalar_fields(self, run: PendingRun, fields: list[tuple[str, str, str, int]]) -> None:
+        """Add the names of the run's results kept in ``runs.scalars`` to ``fields`` unless they are known."""
+        assert run.scalar_names is not None and run.pk is not None
+        self._staged_scalar_layouts.add(run.scalar_names)
+        known, staged = self._result_kinds, self._staged_result_kinds
+        for name in run.scalar_names:
+            key = (name, IN_SCALARS)
+            if key not in known and key not in staged:
+                staged.add(key)
+                fields.append(("result", name, IN_SCALARS, run.pk))
+
+    def _param_fields(self, run: PendingRun, fields: list[tuple[str, str, str, int]]) -> None:
+        """Add the run's parameter names and kinds to ``fields`` unless they are known (one set lookup per run).
+
+        A known layout is its names when no value is a str, else the names
+        and those of the str values.
+        """
+        names = run.names if run.names is not None else tuple(json.loads(run.canonical))
+        texts = self.fields.texts(names, run.canonical)
+        layout: Any = (names, texts) if texts else names
+        if layout not in self._layouts and layout not in self._staged_layouts:
+            self._staged_layouts.add(layout)
+            assert run.pk is not None
+            fields.extend(("param", name, TEXT if name in texts else "", run.pk) for name in names)
+
+    def note_psets(self, pks: dict[str, int]) -> None:
+        """Remember keys of psets found in the store (hash → key): psets are never deleted."""
+        if len(self._psets) > _PSET_CACHE:
+            self._psets.clear()
+        self._psets.update(pks)
+
+    def _pset_pk(self, hash_: str, new: dict[str, int]) -> int:
+        """The key of a pset: one of ``new`` (from :meth:`_pset_pks`) or known before."""
+        pk = new.get(hash_)
+        return self._psets[hash_] if pk is None else pk
+
+    def _pset_pks(self, conn: sqlite3.Connection, runs: list[PendingRun]) -> dict[str, int]:
+        """Insert the psets of ``runs`` this writer knows no key of; return their keys (hash → key).
+
+        The others are in ``self._psets``. The psets are inserted first, and
+        looked up only if some of them were there already: a new pset costs
+        one probe of the hash index instead of two.
+        """
+        known = self._psets
+        missing = {r.pset_hash: r.canonical for r in runs if r.pset_hash not in known}
+        if not missing:
+            return {}
+        next_pk = conn.execute(_MAX_PSET_PK).fetchone()[0] + 1
+        found = dict(zip(missing, range(next_pk, next_pk + len(missing))))
+        rows = list(zip(found.values(), map(hex_blob, missing), missing.values()))
+        if conn.executemany(_INSERT_PSET, rows).rowcount != len(rows):
+            hashes = list(missing)
+            for start in range(0, len(hashes), _IN_CHUNK):
+                chunk = hashes[start : start + _IN_CHUNK]
+                sql = _FIND_PSETS.format(marks=", ".join("?" * len(chunk)))
+                for digest, pk, params in conn.execute(sql, [hex_blob(h) for h in chunk]):
+                    hash_ = digest.hex()
+                    check_pset(hash_, params, missing[hash_])
+                    found[hash_] = pk  # the store's key where the insert was skipped, else ours
+        self._staged_psets.update(found)
+        return found
+
+    def _comment_pk(self, conn: sqlite3.Connection, text: str | None) -> int | None:
+        if text is None:
+            return None
+        if self._purge:
+            pk = self._comments.get(text) or self._staged_comments.get(text)
+            if pk is not None:
+                return pk
+            row = conn.execute(_FIND_COMMENT, (text,)).fetchone()
+            if row is not None:
+                found: int = row[0]
+                self._staged_comments[text] = found
+                return found
+        new_pk: int = conn.execute(_MAX_COMMENT_PK).fetchone()[0] + 1
+        conn.execute(_INSERT_COMMENT, (new_pk, text))
+        if self._purge:
+            self._staged_comments[text] = new_pk
+        return new_pk

@@ -1,0 +1,570 @@
+"""Running many psets: serially, in a process pool, or on any Executor; resume; dry run.
+
+One writer: only this process writes the database. The experiment function
+runs wherever the executor puts it; there its results are encoded, arrays
+above the inline limit are written to the object store (atomic and
+content-addressed, so concurrent writers are safe), and only a small
+record comes back: scalars, digests, the traceback of a failure. The
+sweeping process commits them in batches (see :meth:`RunWriter.inline`).
+Pools and executors are in :mod:`recorder.pool`.
+"""
+
+from __future__ import annotations
+
+import inspect
+import time
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from itertools import islice
+from typing import TYPE_CHECKING, Any, NamedTuple
+
+from ..codec.hashing import (
+    PsetLayout,
+    canonical_pset,
+    check_name,
+    plain_numbers,
+    pset_identity,
+    pset_layout,
+    text_digest,
+)
+from ..errors import NameRefused, RecorderError, RecorderWarning, RunFailed, StoreError
+from ..read.failures import exception_line
+from ..read.frame import ERROR, META
+from ..store.catalog import find_experiment
+from ..store.ids import iso_utc, new_id
+from ..store.journal import PendingRun
+from ..store.rows import check_pset
+from .execute import Outcome
+from .progress import Progress
+from .serial import older_objects_frozen, run_serial
+from .skip import _done_hashes, _Fills, _look_up, _Reader, _scalars
+
+if TYPE_CHECKING:
+    import concurrent.futures as cf
+
+    import pandas as pd
+
+    from ..record.recorder import Recorder
+    from ..store.catalog import Fields
+    from ..store.writer import RunWriter
+
+__all__ = ["SKIP_MODES", "Binder", "RunFailed", "sweep", "dry_run"]
+
+SKIP_MODES = {None: (), "done": ("done",), "done+failed": ("done", "failed")}
+ON_ERROR = ("record", "raise")
+_CHUNK = 500  # psets validated and checked against the store at a time
+
+#: Runs the psets of a sweep its own way: ``runner(to_run, record)``, see :func:`sweep`.
+Runner = Callable[[Iterator[tuple["_Task", PendingRun]], Callable[["_Task", PendingRun, Outcome], None]], None]
+
+
+class Binder:
+    """Turn a pset into the call of a function: arguments bound, defaults applied.
+
+    The recorded parameters are every bound argument, defaults included, so
+    that a run records what it really ran with.
+    """
+
+    def __init__(self, func: Callable[..., Any]) -> None:
+        self.func = func
+        self.name = getattr(func, "__qualname__", repr(func))
+        try:
+            self.signature = inspect.signature(func)
+        except (TypeError, ValueError) as e:
+            raise RecorderError(f"cannot read the parameters of {self.name}: {e}") from e
+        self._var_keyword = None
+        for parameter in self.signature.parameters.values():
+            if parameter.kind is parameter.VAR_POSITIONAL:
+                raise RecorderError(f"{self.name} takes *{parameter.name}; an experiment's parameters must be named")
+            if parameter.kind is parameter.POSITIONAL_ONLY:
+                raise RecorderError(
+                    f"{self.name} has the positional-only parameter {parameter.name!r}; an experiment "
+                    "is called with named parameters, so remove the '/' from its signature"
+                )
+            if parameter.kind is parameter.VAR_KEYWORD:
+                self._var_keyword = parameter.name
+            else:
+                check_name("parameter", parameter.name)
+        parameters = [p for p in self.signature.parameters.values() if p.kind is not p.VAR_KEYWORD]
+        self._names = frozenset(p.name for p in parameters)
+        self._positions = {p.name: i for i, p in enumerate(parameters)}
+        # Defaults first, in signature order; a pset's values then replace them.
+        self._defaults = {p.name: p.default for p in parameters if p.default is not p.empty}
+        self._required = frozenset(p.name for p in parameters if p.default is p.empty)
+        # Pset names (in the order given) → the layout of the recorded parameters, and whether
+        # the bound dict already has their canonical order (see prepare).
+        self._layouts: dict[tuple[str, ...], tuple[PsetLayout, bool]] = {}
+
+    def bind(self, *args: Any, **kwargs: Any) -> dict[str, Any]:
+        """Return the parameters of a call with these arguments, defaults applied.
+
+        The function is then called as ``func(**params)``.
+        """
+        if not args and self._var_keyword is None and kwargs.keys() <= self._names and self._required <= kwargs.keys():
+            # The common case of a sweep, without inspect's general (and slow) binding; in the signature's order.
+            params = {**self._defaults, **kwargs}
+            names = tuple(params)
+            ordered = self.order(names)
+            return params if ordered == names else {name: params[name] for name in ordered}
+        try:
+            bound = self.signature.bind(*args, **kwargs)
+        except TypeError as e:
+            raise RecorderError(f"cannot call {self.name} with {kwargs or args}: {e}") from e
+        bound.apply_defaults()
+        params = dict(bound.arguments)
+        if self._var_keyword is not None:
+            params.update(params.pop(self._var_keyword))
+        return params
+
+    def known(self, names: Iterable[str]) -> list[str]:
+        """Return those of ``names`` that the signature names (not ``**kwargs``)."""
+        return [name for name in names if name in self._positions]
+
+    def order(self, names: tuple[str, ...], given: Iterable[str] = ()) -> tuple[str, ...]:
+        """Return parameter names in the function's order: as its signature has them, then the others as given.
+
+        The others are those of ``**kwargs``; ``given`` is the order they came in (default: by name).
+        """
+        positions, last = self._positions, len(self._positions)
+        rank = {name: i for i, name in enumerate(given)}
+        return tuple(sorted(names, key=lambda n: (positions.get(n, last), rank.get(n, len(rank)), n)))
+
+    def prepare(self, pset: Mapping[str, Any]) -> tuple[dict[str, Any], str]:
+        """Return the recorded parameters of a call with ``pset`` and their canonical JSON.
+
+        The same as ``canonical_pset(self.bind(**pset))``; psets of plain
+        numbers whose names were seen before take a shortcut (a sweep
+        prepares every pset, so this is worth its few lines).
+        """
+        names = tuple(pset)
+        known = self._layouts.get(names)
+        if known is None:
+            clean, canonical = canonical_pset(self.bind(**pset))  # checks the names
+            if self._var_keyword is None and self._names.issuperset(names) and self._required.issubset(names):
+                bound = tuple({**self._defaults, **dict.fromkeys(names)})  # bind's order: defaults first
+                layout = pset_layout(bound)
+                if len(self._layouts) < 1024:
+                    self._layouts[names] = (layout, bound == layout.order)
+            return clean, canonical
+        layout, in_order = known
+        params = {**self._defaults, **pset}
+        values = tuple(params.values()) if in_order else tuple([params[name] for name in layout.order])
+        if plain_numbers(values):
+            return (params if in_order else dict(zip(layout.order, values))), layout.template % values
+        return canonical_pset(params)
+
+
+class _Task(NamedTuple):
+    # Shadows tuple.index, which nothing here calls; the name is read all through the sweep machinery.
+    index: int  # type: ignore[assignment]
+    params: dict[str, Any]
+    canonical: str
+    hash: str
+    seed: int
+    names: tuple[str, ...]
+
+
+class _Table:
+    """Columns of the sweep's DataFrame, filled row by row without a dict per row."""
+
+    def __init__(self) -> None:
+        self.columns: dict[str, list[Any]] = {}
+        self.rows = 0
+
+    def append(self, row: Mapping[str, Any]) -> None:
+        for name, value in row.items():
+            column = self.columns.get(name)
+            if column is None:
+                column = self.columns[name] = [None] * self.rows
+            column.append(value)
+        self.rows += 1
+        for column in self.columns.values():
+            if len(column) < self.rows:
+                column.append(None)
+
+    def set(self, index: int, row: Mapping[str, Any]) -> None:
+        for name, value in row.items():
+            column = self.columns.get(name)
+            if column is None:
+                column = self.columns[name] = [None] * self.rows
+            column[index] = value
+
+    def copy(self, source: int, index: int) -> None:
+        for column in self.columns.values():
+            if column[index] is None:
+                column[index] = column[source]
+
+    def frame(self, first: list[str], meta: list[str], *, runs: bool = False) -> pd.DataFrame:
+        """The table as a DataFrame: ``first`` columns, the others, then ``meta``.
+
+        :param runs: the rows are runs: columns typed as :meth:`recorder.Database.df` types them
+            (its per-column rule, statuses, sessions and env SHAs as categories).
+        """
+        import pandas as pd
+
+        order = [c for c in first if c in self.columns]
+        order += [c for c in self.columns if c not in order and c not in meta]
+        order += [c for c in meta if c in self.columns]
+        data: dict[str, Any] = {name: self.columns[name] for name in order}
+        if "_time_start" in data:  # as rec.open().df() gives it
+            data["_time_start"] = pd.to_datetime(data["_time_start"], utc=True, format="ISO8601")
+        if runs:
+            from ..read.frame import STATUSES, _values
+
+            for name in order:
+                if name not in meta:  # parameters and results: ints with gaps Int64, as in df()
+                    data[name] = _values(data[name])
+            if "_status" in data:  # not in a sweep of no psets
+                data["_status"] = pd.Categorical(data["_status"], categories=list(STATUSES))
+            for name in ("_session", "_env_sha"):
+                if name in data:
+                    data[name] = pd.Categorical(data[name])
+            if ERROR in data:
+                data[ERROR] = pd.Series(data[ERROR], dtype=object)
+        return pd.DataFrame(data, columns=order)
+
+
+def _tasks(
+    binder: Binder,
+    params: Iterable[Mapping[str, Any]],
+    experiment_seed: int | None,
+    fields: Fields | None = None,
+) -> Iterator[_Task]:
+    """Validate and hash the psets; with ``fields``, claim their names as the experiment's parameters."""
+    # The names of psets (as prepared) → in the function's order, which the experiment's columns take.
+    layouts: dict[tuple[str, ...], tuple[str, ...]] = {}
+    identity = pset_identity(experiment_seed)
+    prepare = binder.prepare
+    for index, pset in enumerate(params):
+        if type(pset) is not dict and not isinstance(pset, Mapping):
+            raise RecorderError(f"pset number {index} is {pset!r}, not a dict of parameters")
+        clean, canonical = prepare(pset)
+        prepared = tuple(clean)
+        names = layouts.get(prepared)
+        if names is None:
+            names = binder.order(prepared, pset)
+            if fields is not None:
+                fields.claim("param", names)
+            if len(layouts) < 1024:
+                layouts[prepared] = names
+        hash_, seed = identity(canonical)
+        yield _new_task(_Task, (index, clean, canonical, hash_, seed, names))
+
+
+# What _Task(...) does, without the Python-level __new__ a NamedTuple has (a sweep makes one per pset).
+_new_task = tuple.__new__
+
+
+def _chunks(tasks: Iterator[_Task]) -> Iterator[list[_Task]]:
+    while chunk := list(islice(tasks, _CHUNK)):
+        yield chunk
+
+
+def _check_options(skip: object, on_error: object, workers: object, executor: object) -> tuple[str, ...]:
+    if skip not in SKIP_MODES:
+        raise RecorderError(f"skip={skip!r} is not one of {', '.join(map(repr, SKIP_MODES))}")
+    if on_error not in ON_ERROR:
+        raise RecorderError(f"on_error={on_error!r} is not one of {', '.join(map(repr, ON_ERROR))}")
+    if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
+        raise RecorderError(f"workers={workers!r} is not a number of processes (an int ≥ 1)")
+    if executor is not None and not _is_executor(executor):
+        raise RecorderError(f"executor={executor!r} is not a concurrent.futures.Executor")
+    return SKIP_MODES[skip]
+
+
+def _is_executor(executor: object) -> bool:
+    from concurrent.futures import Executor
+
+    return isinstance(executor, Executor)
+
+
+def _total(params: Iterable[Any]) -> int | None:
+    try:
+        return len(params)  # type: ignore[arg-type]
+    except TypeError:
+        return None
+
+
+def dry_run(
+    experiment: str,
+    binder: Binder,
+    params: Iterable[Mapping[str, Any]],
+    *,
+    store: Any = None,
+    seed: int | None = None,
+    skip: str | None = "done",
+) -> pd.DataFrame:
+    """Report which psets a sweep would run and which it would skip; write nothing, call nothing."""
+    from ..store.folder import Store
+
+    statuses = _check_options(skip, "record", 1, None)
+    try:
+        opened: Store | None = Store.open(store, readonly=True)
+    except StoreError:
+        opened = None  # no store yet: everything would run
+    table = _Table()
+    try:
+        experiment_pk = find_experiment(opened.conn, experiment) if opened is not None else None
+        for chunk in _chunks(_tasks(binder, params, seed)):
+            done = _done_hashes(opened.conn, experiment_pk, statuses, [t.hash for t in chunk]) if opened else set()
+            for task in chunk:
+                status = f"skip ({'/'.join(statuses)})" if task.hash in done else "would run"
+                table.append({**task.params, "_pset_hash": task.hash, "_status": status})
+    finally:
+        if opened is not None:
+            opened.close()
+    return table.frame(list(binder.order(tuple(binder.known(table.columns)))), ["_pset_hash", "_status"])
+
+
+def sweep(
+    recorder: Recorder,
+    func: Callable[..., Any],
+    params: Iterable[Mapping[str, Any]],
+    *,
+    binder: Binder | None = None,
+    workers: int = 1,
+    executor: cf.Executor | None = None,
+    skip: str | None = "done",
+    on_error: str = "record",
+    progress: bool | None = None,
+    capture: bool = False,
+    return_df: bool = True,
+    runner: Runner | None = None,
+) -> pd.DataFrame | None:
+    """Run ``func`` on every pset of ``params`` in the recorder's session; return one row per pset.
+
+    See :meth:`recorder.Recorder.sweep` for the options. ``runner`` replaces
+    the call of ``func`` per pset: it is given the psets to run (each with
+    its row) and the function that records an :class:`Outcome`, and runs
+    them as it likes (:mod:`recorder.jax` runs them in vectorised chunks).
+    """
+    statuses = _check_options(skip, on_error, workers, executor)
+    binder = binder or Binder(func)
+    pool = None
+    if executor is not None or workers > 1:
+        from .pool import Pool  # multiprocessing only when a sweep uses it
+
+        # Before the session starts: a function the workers cannot load is refused with nothing written.
+        pool = Pool(func, binder.name, executor, workers)
+    try:
+        writer = recorder._require_open()
+    except BaseException:
+        if pool is not None:
+            pool.close()
+        raise
+    store = recorder._store
+    assert store is not None
+    progress_ = Progress(_total(params), progress, f"sweep {recorder.experiment}")
+    reader = _Reader(store.db_path, writer.experiment_pk, recorder._session_pk, alone=recorder.runs_recorded == 0)
+    table = _Table() if return_df else None
+    fills = _Fills()
+    fixed = (str(store.objects.root), recorder.inline_limit, capture, binder.name)
+
+    def call(task: _Task) -> tuple[Any, ...]:
+        return (task.params, task.seed, *fixed)
+
+    record = _Recording(recorder, writer, binder.name, table, progress_, on_error)
+    recorded_before = recorder.runs_recorded
+
+    try:
+        with writer.inline(), older_objects_frozen():
+            tasks = _tasks(binder, params, recorder.seed, writer.fields)
+            to_run = _to_run(tasks, reader, statuses, table, fills, progress_, writer.note_psets)
+            if runner is not None:
+                runner(to_run, record)
+            elif pool is None:
+                run_serial(func, to_run, writer.started, record, fixed)
+            else:
+                pool.run(to_run, call, record)
+        if table is not None:
+            fills.apply(reader, statuses, table, store.objects)
+        if record.failed:
+            _warn_failures(recorder, record.failed, recorder.runs_recorded - recorded_before, record.first_error)
+    finally:
+        reader.close()
+        if pool is not None:
+            pool.close()
+        progress_.close()
+    if table is None:
+        return None
+    return table.frame(list(binder.order(tuple(binder.known(table.columns)))), [*META, ERROR], runs=True)
+
+
+def _warn_failures(recorder: Recorder, failed: int, ran: int, first_error: str | None) -> None:
+    """Say once, at the end of a sweep, that runs failed: how many, the first error, how to list them.
+
+    A warning, not only the progress line: a sweep writing to a file (no
+    terminal) says it too.
+    """
+    import shlex
+    import warnings
+
+    assert recorder._store is not None
+    last = exception_line(first_error)
+    command = (
+        f"recorder --store {shlex.quote(str(recorder._store.root))} log "
+        f"{shlex.quote(recorder.experiment)} --status failed"
+    )
+    first = f"; the first: {last}" if last else ""
+    warnings.warn(
+        f"sweep of {recorder.experiment!r}: {failed} of {ran} runs failed{first}. List them with: {command}",
+        RecorderWarning,
+        stacklevel=_user_level(),
+    )
+
+
+def _user_level() -> int:
+    """The ``stacklevel`` of a warning raised here that points at the user's call, past recorder's frames."""
+    import os
+    import sys
+    import types
+
+    own = os.path.dirname(os.path.dirname(os.path.abspath(__file__))) + os.sep  # the recorder package
+    frame: types.FrameType | None = sys._getframe(1)
+    level = 1
+    while frame is not None and frame.f_code.co_filename.startswith(own):
+        frame, level = frame.f_back, level + 1
+    return level
+
+
+class _Recording:
+    """Records the outcome of each run of a sweep: to the writer, the sweep's table and its progress.
+
+    Called as ``record(task, row, outcome)`` (the ``record`` a :data:`Runner` is given).
+    """
+
+    def __init__(
+        self,
+        recorder: Recorder,
+        writer: RunWriter,
+        func_name: str,
+        table: _Table | None,
+        progress: Progress,
+        on_error: str,
+    ) -> None:
+        assert recorder._store is not None
+        self._recorder, self._writer, self._func_name = recorder, writer, func_name
+        self._table, self._progress, self._on_error = table, progress, on_error
+        self._objects = recorder._store.objects
+        self._result_layouts: set[tuple[str, ...]] = set()  # result names claimed in the experiment
+        self.failed = 0  # runs recorded failed, and the error of the first
+        self.first_error: str | None = None
+
+    def __call__(self, task: _Task, row: PendingRun, outcome: Outcome) -> None:
+        """Record a run's outcome.
+
+        :raises RunFailed: after recording a failed run, with ``on_error="raise"``.
+        """
+        if outcome.results:
+            names = tuple(outcome.results)
+            if names not in self._result_layouts:
+                try:
+                    self._writer.fields.claim("result", names)
+                except NameRefused as e:  # recorded as the run's failure, like any error of the function
+                    outcome = outcome._replace(status="failed", results={}, error=f"{self._func_name}: {e}")
+                else:
+                    self._result_layouts.add(names)
+        row.t0, row.results = outcome.t0, outcome.results
+        if outcome.output is not None:
+            row.output = (text_digest(outcome.output), outcome.output)
+        self._writer.finished(row, outcome.status, outcome.duration, outcome.error)
+        self._recorder.runs_recorded += 1
+        self._progress.add(outcome.status)
+        if self._table is not None:
+            self._fill(
+                task, row, outcome.t0, outcome.duration, outcome.status, _scalars(outcome.results, self._objects)
+            )
+        if outcome.status != "failed":
+            return
+        if self._table is not None:  # the column appears with the first failure, as df() reads it
+            self._table.set(task.index, {ERROR: exception_line(outcome.error)})
+        self.failed += 1
+        if self.first_error is None:
+            self.first_error = outcome.error
+        if self._on_error == "raise":
+            raise RunFailed(
+                f"run {row.id} of {self._func_name} with {task.params} failed (recorded); "
+                f"its traceback:\n{outcome.error}"
+            )
+
+    def plain(
+        self,
+        task: _Task,
+        row: PendingRun,
+        t0: float,
+        duration: float,
+        results: dict[str, Any],
+        scalars: str,
+        names: tuple[str, ...],
+    ) -> None:
+        """Record a done run whose results (names claimed before) are plain numbers, as ``runs.scalars`` JSON."""
+        row.t0, row.scalars, row.scalar_names = t0, scalars, names
+        self._writer.finished(row, "done", duration, None)
+        self._recorder.runs_recorded += 1
+        self._progress.add("done")
+        if self._table is not None:
+            self._fill(task, row, t0, duration, "done", results)
+
+    def _fill(
+        self, task: _Task, row: PendingRun, t0: float, duration: float, status: str, scalars: Mapping[str, Any]
+    ) -> None:
+        assert self._table is not None
+        self._table.set(
+            task.index,
+            {
+                **scalars,
+                # As stored: start to the millisecond, duration to the microsecond.
+                "_run_id": row.id,
+                "_status": status,
+                "_time_start": iso_utc(round(t0, 3)),
+                "_duration_s": round(duration, 6),
+                "_session": self._recorder.id,
+                "_env_sha": self._recorder.env_sha,
+            },
+        )
+
+
+def _to_run(
+    tasks: Iterator[_Task],
+    reader: _Reader,
+    statuses: tuple[str, ...],
+    table: _Table | None,
+    fills: _Fills,
+    progress: Progress,
+    note_psets: Callable[[dict[str, int]], None] | None = None,
+) -> Iterator[tuple[_Task, PendingRun]]:
+    """Yield the tasks that must run, with their rows; note the skipped and repeated ones.
+
+    :param note_psets: given the keys of the psets found in the store (hash → key), for the writer.
+    """
+    for chunk in _chunks(tasks):
+        done: set[str] = set()
+        if statuses and not reader.alone():
+            # The lambda is called at once, in this iteration: it sees this chunk.
+            found = reader.read(lambda conn: _look_up(conn, reader.experiment_pk, statuses, [t.hash for t in chunk]))  # noqa: B023
+            if found:
+                keys = {}
+                for task in chunk:
+                    pset = found.get(task.hash)
+                    if pset is not None:
+                        check_pset(task.hash, pset[1], task.canonical)
+                        keys[task.hash] = pset[0]
+                        if pset[2]:
+                            done.add(task.hash)
+                if note_psets is not None:
+                    note_psets(keys)
+        firsts = fills.first
+        for task in chunk:
+            index, params, canonical, hash_, seed, names = task
+            if table is not None:
+                table.append({**params, "_pset_hash": hash_})
+            first = firsts.get(hash_)
+            if first is not None:  # the same pset again in this sweep: run once
+                fills.repeated.append((index, first))
+                progress.add("skipped")
+            elif hash_ in done:
+                firsts[hash_] = index
+                fills.skipped.setdefault(hash_, []).append(index)
+                progress.add("skipped")
+            else:
+                firsts[hash_] = index
+                yield task, PendingRun(new_id(), hash_, canonical, seed, time.time(), names)

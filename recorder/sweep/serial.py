@@ -1,0 +1,127 @@
+"""The loop of a serial sweep: call the function on each pset in this process and record the run.
+
+It does what :func:`recorder.execute.execute` and the sweep's ``record``
+do, with one shortcut, since a sweep of fast runs spends most of its time
+here: once a run with the same parameter and result names has been
+recorded the general way (which checks the names), a run whose results
+are all plain numbers (finite floats, 64-bit ints) goes to the writer
+with its ``runs.scalars`` JSON made from a template, without encoding
+each value (:class:`recorder.rows.ScalarLayout`). Anything else (None,
+arrays, text, NaN, a new name, a failure) takes the general way.
+
+:func:`older_objects_frozen` keeps the garbage collector off the
+program's own objects while a sweep runs (any sweep, not only serial ones).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import gc
+import time
+from collections.abc import Callable, Iterator
+from typing import TYPE_CHECKING, Any, Protocol
+
+from ..store.journal import PendingRun
+from ..store.rows import ScalarLayout, plain_results, scalar_layout
+from .execute import RUN_SEED, Interrupted, Outcome, execute, failure, finish
+
+if TYPE_CHECKING:
+    from .loop import _Task
+
+__all__ = ["Recording", "older_objects_frozen", "run_serial"]
+
+
+@contextlib.contextmanager
+def older_objects_frozen() -> Iterator[None]:
+    """Keep Python's cyclic garbage collector to the objects made inside the block.
+
+    A sweep keeps about one object per run alive until its batch is
+    committed, so objects reach the oldest generation steadily, and every
+    so often a full collection walks the whole heap: all the program's
+    objects, over and over, for nothing they did (with a big heap, more
+    time than the runs themselves). :func:`gc.freeze` sets the objects that
+    exist before the sweep aside until it ends; objects made meanwhile are
+    collected as usual. Nothing is done when the program froze objects
+    itself (unfreezing would undo that).
+    """
+    if gc.get_freeze_count() or not gc.isenabled():
+        yield
+        return
+    gc.freeze()
+    try:
+        yield
+    finally:
+        gc.unfreeze()
+
+
+class Recording(Protocol):
+    """What records the runs of a sweep (see ``recorder.sweep._Recording``)."""
+
+    def __call__(self, task: _Task, row: PendingRun, outcome: Outcome) -> None:
+        """Record a run's outcome, the general way."""
+
+    def plain(
+        self,
+        task: _Task,
+        row: PendingRun,
+        t0: float,
+        duration: float,
+        results: dict[str, Any],
+        scalars: str,
+        names: tuple[str, ...],
+    ) -> None:
+        """Record a done run whose results are plain numbers, given as ``runs.scalars`` JSON."""
+
+
+def run_serial(
+    func: Callable[..., Any],
+    to_run: Iterator[tuple[_Task, PendingRun]],
+    started: Callable[[PendingRun], None],
+    record: Recording,
+    fixed: tuple[str, int, bool, str],
+) -> None:
+    """Run every ``(task, row)`` of ``to_run`` in this process, one after the other, and record each.
+
+    :param started: told of each run before its call (the writer's ``started``).
+    :param fixed: the arguments of :func:`execute` after the seed: objects root,
+        inline limit, capture, function name.
+    :raises KeyboardInterrupt: (or SystemExit) after recording the run it interrupted.
+    """
+    objects_root, inline_limit, capture, func_name = fixed
+    # (parameter names, result names) recorded once the general way → their layout.
+    plain: dict[tuple[tuple[str, ...], tuple[str, ...]], ScalarLayout] = {}
+    now, clock, set_seed, reset_seed = time.time, time.perf_counter, RUN_SEED.set, RUN_SEED.reset
+    for task, row in to_run:
+        started(row)
+        try:
+            _, params, _, _, seed, names = task
+            if capture:  # rare, and slow anyway: the general way
+                record(task, row, execute(func, params, seed, *fixed))
+                continue
+            outcome: Outcome | None = None
+            token = set_seed(seed)
+            t0 = now()
+            start = clock()
+            try:
+                returned = func(**params)
+                duration = clock() - start
+            except BaseException as e:  # failure() tells a failed run from an interrupted one
+                outcome = failure(e, t0, clock() - start)
+            finally:
+                reset_seed(token)
+            if outcome is not None:  # the function raised
+                record(task, row, outcome)
+                continue
+            key = (names, tuple(returned)) if type(returned) is dict and returned else None
+            layout = plain.get(key) if key is not None else None
+            if layout is not None:
+                values = tuple(returned.values()) if layout.in_order else tuple([returned[n] for n in layout.order])
+                if plain_results(values):
+                    record.plain(task, row, t0, duration, returned, layout.template % values, layout.order)
+                    continue
+            record(task, row, finish(returned, names, t0, duration, None, objects_root, inline_limit, func_name))
+            if key is not None and row.status == "done" and len(plain) < 1024:
+                plain[key] = scalar_layout(key[1])  # its names passed every check: the shortcut may take them
+        except Interrupted as e:
+            record(task, row, e.outcome)
+            raise (e.__cause__ or KeyboardInterrupt()) from None

@@ -217,6 +217,7 @@ with rec.Recorder("random", store=STORE, git=False, flush_interval=0.2) as r:
 """
 
 
+@pytest.mark.slow  # runs of 1.5 s now and then, by design
 @pytest.mark.parametrize("trial", range(4))
 def test_sigkill_at_a_random_point_of_a_serial_sweep(tmp_path: Path, trial: int) -> None:
     """A SIGKILL at a random point of a sweep keeps every run the writer had committed, and shows none unfinished.

@@ -18,6 +18,7 @@ def test_there_are_examples() -> None:
     assert EXAMPLES
 
 
+@pytest.mark.slow  # whole scripts, each in a fresh interpreter (jax_vsweep compiles)
 @pytest.mark.parametrize("example", EXAMPLES, ids=[p.name for p in EXAMPLES])
 def test_example_runs(example: Path, tmp_path: Path) -> None:
     store = tmp_path / "store"

@@ -32,6 +32,7 @@ USE = textwrap.dedent(
 )
 
 
+@pytest.mark.slow  # runs mypy
 def test_decorated_experiment_keeps_its_signature_for_type_checkers(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

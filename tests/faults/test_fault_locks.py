@@ -176,6 +176,7 @@ def test_a_huge_sparse_journal_file_is_skipped_not_read(tmp_path: Path) -> None:
     assert cli("status", "--store", str(store)).returncode == 0  # it never blocks the store again
 
 
+@pytest.mark.slow
 def test_a_large_journal_file_is_read_as_a_stream(tmp_path: Path) -> None:
     store = tmp_path / "store"
     journal = crashed(store)

@@ -2,8 +2,9 @@
 
 Shards recorded without git are compared by the digest of their main script
 (their fallback env SHAs differ for every session): the shards made in this
-process all have pytest's, so they merge; the tests about code versions use
-real git commits, or real scripts run in other processes.
+process all have the same one (``_one_main_script``: under pytest-xdist a
+worker's ``__main__`` has no file), so they merge; the tests about code
+versions use real git commits, or real scripts run in other processes.
 """
 
 from __future__ import annotations
@@ -27,6 +28,14 @@ from recorder.cli.commands import main
 
 EXP = "exp"
 CONFIG = {"dt": 0.1}
+
+
+@pytest.fixture(autouse=True)
+def _one_main_script(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Give this process a main script file, as ``python -m pytest`` has and an xdist worker has not."""
+    script = tmp_path_factory.mktemp("main") / "main_script.py"  # not in tmp_path: tests list it
+    script.write_text("# the main script of every shard recorded in this process\n")
+    monkeypatch.setattr(sys.modules["__main__"], "__file__", str(script), raising=False)
 
 
 def model(a: float, b: int = 1) -> dict:

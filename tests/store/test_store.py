@@ -110,11 +110,17 @@ def test_garbage_file_is_refused(store: Path) -> None:
         Store.open(store)
 
 
+# Each process signs in to the gate folder, then waits for the others: all start together
+# (a barrier, not a clock: a loaded machine may take seconds to start eight interpreters).
 CREATE_AND_RECORD = """
-import sys, time
+import os, sys, time
 import recorder as rec
-start = float(sys.argv[2])
-while time.time() < start:
+gate = sys.argv[2]
+open(os.path.join(gate, sys.argv[3]), "x").close()
+deadline = time.monotonic() + 120
+while len(os.listdir(gate)) < 8:
+    if time.monotonic() > deadline:
+        sys.exit("the other processes never started")
     time.sleep(0.001)
 with rec.Recorder("race", store=sys.argv[1], git=False) as r:
     with r.run(worker=int(sys.argv[3])) as run:
@@ -123,15 +129,14 @@ with rec.Recorder("race", store=sys.argv[1], git=False) as r:
 
 
 def test_eight_processes_create_the_same_store_at_once(tmp_path: Path) -> None:
-    import time
-
     store = tmp_path / "fresh"
     script = tmp_path / "create.py"
     script.write_text(CREATE_AND_RECORD)
-    start = time.time() + 2.0  # all start together, after the interpreters are up
+    gate = tmp_path / "gate"
+    gate.mkdir()
     procs = [
         subprocess.Popen(
-            [sys.executable, str(script), str(store), str(start), str(i)],
+            [sys.executable, str(script), str(store), str(gate), str(i)],
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             text=True,

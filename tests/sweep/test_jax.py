@@ -243,6 +243,7 @@ print(hits.count("/jax/compilation_cache/cache_hits"), hits.count("/jax/compilat
 """
 
 
+@pytest.mark.slow  # two processes compile
 def test_a_second_process_with_the_compile_cache_finds_its_entries(store: Path) -> None:
     hits, misses = map(int, _run(_CACHED, str(store), "3").split())
     assert (hits, misses) == (0, 1)
@@ -311,6 +312,7 @@ except KeyboardInterrupt:
 """
 
 
+@pytest.mark.slow
 def test_ctrl_c_records_finished_chunks_and_marks_those_in_flight(store: Path) -> None:
     proc = subprocess.Popen(
         [sys.executable, "-c", _INTERRUPTED, str(store), "400"],

@@ -295,6 +295,7 @@ def _done_count(store: Path) -> int:
         con.close()
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("workers", [1, 2])
 def test_sigkill_then_rerun_completes_without_duplicates(tmp_path: Path, store: Path, workers: int) -> None:
     script = tmp_path / "sweep.py"
@@ -477,11 +478,17 @@ with rec.Recorder("j", store=sys.argv[1], git=False, flush_interval=60) as r:
     time.sleep(600)
 """
 
+# Each opener signs in to the gate folder, then waits for the others (a barrier, not a clock:
+# a loaded machine may take seconds to start an interpreter).
 OPEN_AT = """
-import sys, time
+import os, sys, time
 from recorder.store.folder import Store
-start = float(sys.argv[2])
-while time.time() < start:
+gate, me, count = sys.argv[2], sys.argv[3], int(sys.argv[4])
+open(os.path.join(gate, me), "x").close()
+deadline = time.monotonic() + 120
+while len(os.listdir(gate)) < count:
+    if time.monotonic() > deadline:
+        sys.exit("the other openers never started")
     time.sleep(0.001)
 Store.open(sys.argv[1]).close()
 """
@@ -498,15 +505,16 @@ def test_two_processes_recovering_one_dead_session_write_each_run_once(tmp_path:
     proc.wait()
     proc.stdout.close()
     assert db(store).execute("SELECT count(*) FROM runs").fetchone()[0] < 3000  # most only in the journal
-    start = str(time.time() + 1.5)
+    gate = tmp_path / "gate"
+    gate.mkdir()
     openers = [
         subprocess.Popen(
-            [sys.executable, str(tmp_path / "open_at.py"), str(store), start],
+            [sys.executable, str(tmp_path / "open_at.py"), str(store), str(gate), str(i), "2"],
             stderr=subprocess.PIPE,
             text=True,
             cwd=ROOT,
         )
-        for _ in range(2)
+        for i in range(2)
     ]
     for opener in openers:
         assert opener.wait(timeout=120) == 0, opener.stderr.read()

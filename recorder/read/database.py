@@ -38,7 +38,8 @@ from ..errors import (
 )
 from ..store import catalog
 from ..store.db import SQLITE_AUTH, SQLITE_ERROR, SQLITE_READONLY, connect, damage_hint, sqlite_code
-from ..store.folder import DB_NAME, OBJECTS, Store, locate
+from ..store.folder import Store, locate
+from ..store.layout import DB_NAME, OBJECTS
 from ..store.objects import ObjectStore
 from .frame import STATUSES, frame, selection
 

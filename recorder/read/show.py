@@ -16,8 +16,8 @@ from typing import TYPE_CHECKING, Any, NamedTuple, NoReturn
 
 from ..codec.values import decode, is_scalar_kind
 from ..errors import DiffDoesNotApply, RecorderError, UnreadableValue
-from ..store.folder import DB_NAME, OBJECTS
 from ..store.ids import short_id, short_ids
+from ..store.layout import DB_NAME, OBJECTS
 from .failures import exception_line
 
 if TYPE_CHECKING:

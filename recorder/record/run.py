@@ -10,7 +10,7 @@ from ..codec.hashing import claim_names, is_utf8, pset_hash, run_seed
 from ..codec.values import encode
 from ..errors import RecorderError
 from ..store.ids import new_id
-from ..store.journal import PendingRun
+from ..store.pending import PendingRun
 from ..sweep.execute import reset_seed, seed_of_run
 
 if TYPE_CHECKING:

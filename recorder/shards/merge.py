@@ -57,7 +57,8 @@ try:
     import fcntl
 except ImportError:  # Windows: no flock; folders of killed merges are then left for the user
     fcntl = None  # type: ignore[assignment]
-from ..store.folder import DB_NAME, OBJECTS, Store, locate
+from ..store.folder import Store, locate
+from ..store.layout import DB_NAME, OBJECTS
 from ..store.quoting import quote_ident
 from ..sweep.progress import Progress
 

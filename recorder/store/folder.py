@@ -8,17 +8,11 @@ from pathlib import Path
 
 from ..errors import LinkInStore, NoStoreError, RecoveryError, StoreError
 from .db import connect
+from .layout import DB_NAME, DEFAULT_STORE, OBJECTS, STORE_ENV
 from .liveness import recover_stale
 from .objects import ObjectStore
 
-__all__ = ["STORE_ENV", "DEFAULT_STORE", "DB_NAME", "Store", "locate"]
-
-#: Environment variable naming the store when ``store=`` is not given.
-STORE_ENV = "RECORDER_STORE"
-#: Name of the store folder looked for in the current folder and its parents.
-DEFAULT_STORE = ".recorder"
-DB_NAME = "recorder.sqlite"
-OBJECTS = "objects"
+__all__ = ["Store", "locate"]
 
 
 def locate(store: str | os.PathLike[str] | None = None, *, create: bool = True) -> Path:

@@ -44,8 +44,9 @@ from ..codec.hashing import (
 from ..codec.values import Encoded
 from ..errors import JournalError, RecorderError, RecorderWarning
 from .objects import validate_digest
+from .pending import PendingRun
 
-__all__ = ["BadLine", "PendingRun", "Journal", "read_journal", "journal_files", "valid_session_id"]
+__all__ = ["BadLine", "Journal", "read_journal", "journal_files", "valid_session_id"]
 
 _SESSION_ID = re.compile(r"[0-9a-f]{24}")  # run ids too (see recorder.ids)
 _PSET_HASH = re.compile(f"[0-9a-f]{{{PSET_HASH_LENGTH}}}")
@@ -68,54 +69,6 @@ _NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
 def valid_session_id(session_id: object) -> bool:
     """Return whether a session id is safe to build a file name from (24 lower-case hex digits)."""
     return type(session_id) is str and _SESSION_ID.fullmatch(session_id) is not None
-
-
-class PendingRun:
-    """A run on its way to the database."""
-
-    __slots__ = (
-        "canonical",
-        "comment",
-        "duration",
-        "error",
-        "id",
-        "names",
-        "output",
-        "pk",
-        "pset_hash",
-        "result_comments",
-        "results",
-        "scalar_names",
-        "scalars",
-        "seed",
-        "status",
-        "t0",
-    )
-
-    def __init__(
-        self, id: str, pset_hash: str, canonical: str, seed: int, t0: float, names: tuple[str, ...] | None = None
-    ) -> None:
-        self.id = id
-        self.pset_hash = pset_hash
-        self.canonical = canonical
-        self.seed = seed
-        self.t0 = t0
-        self.status = "running"
-        self.duration: float | None = None
-        self.error: str | None = None
-        self.comment: str | None = None
-        self.results: dict[str, Encoded] = {}
-        self.result_comments: dict[str, str] | None = None
-        #: Captured output as ``(digest, text)``, when the run's output was captured.
-        self.output: tuple[str, str] | None = None
-        #: Row key once a row of this run is committed.
-        self.pk: int | None = None
-        #: The parameter names (read from ``canonical`` when not given).
-        self.names = names
-        #: Results that are all plain numbers, as their ``runs.scalars`` JSON, made by a serial
-        #: sweep instead of ``results`` (which then stays empty); ``scalar_names`` are their names.
-        self.scalars: str | None = None
-        self.scalar_names: tuple[str, ...] | None = None
 
 
 _encode_json = json.JSONEncoder(separators=(",", ":")).encode

@@ -14,7 +14,6 @@ journals, or gc remove a file outside the store.
 
 from __future__ import annotations
 
-import contextlib
 import os
 import re
 import sqlite3
@@ -23,20 +22,21 @@ import warnings
 import weakref
 from pathlib import Path
 
-from ..errors import LinkInStore, ObjectError, RecorderWarning, StoreError
+from ..errors import ObjectError, RecorderWarning, StoreError
 from .db import transaction
 from .ids import iso_utc
-from .journal import PendingRun, journal_files, read_journal, valid_session_id
+from .journal import journal_files, read_journal, valid_session_id
+from .layout import OBJECTS, locks_folder
 from .objects import ObjectStore
+from .pending import PendingRun
 
 try:
     import fcntl
 except ImportError:  # Windows: no flock; dead sessions are then not detected
     fcntl = None  # type: ignore[assignment]
 
-__all__ = ["SessionLock", "is_alive", "recover_stale", "locks_folder"]
+__all__ = ["SessionLock", "is_alive", "recover_stale"]
 
-LOCK_DIR = "locks"
 # Sessions of this process that are open: flock would let this process take
 # its own lock again through another file descriptor on some file systems.
 _LIVE_HERE: set[str] = set()
@@ -68,42 +68,8 @@ UPDATE sessions SET status = 'interrupted', time_end = ? WHERE pk = ? AND status
 _JOURNAL_FILE = re.compile(r"([0-9a-f]{24})\.journal\.[0-9]+")
 
 
-_OBJECTS = "objects"  # the store's object folder (see recorder.store)
 # Lock and journal files are opened without following a link at their own name either.
 _NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
-
-
-def locks_folder(root: str | os.PathLike[str], *, create: bool = False) -> Path:
-    """Return the store's ``locks/`` folder, checked to be a real folder inside the store.
-
-    Every user of the folder (session locks, recovery, journals, the
-    objects lock) goes through here.
-
-    :param create: create the folder when it is missing (writers only; a
-        missing folder is returned as it is otherwise, holding nothing).
-    :raises LinkInStore: when ``locks`` is a symbolic link or not a folder.
-    :raises OSError: when it cannot be created.
-    """
-    folder = Path(root) / LOCK_DIR
-    try:
-        mode = os.lstat(folder).st_mode
-    except FileNotFoundError:
-        if not create:
-            return folder
-        with contextlib.suppress(FileExistsError):  # made meanwhile by another process: checked below like any
-            folder.mkdir()
-        mode = os.lstat(folder).st_mode
-    if stat.S_ISLNK(mode):
-        raise LinkInStore(
-            f"{folder} is a symbolic link (to {os.readlink(folder)!r}); recorder never follows a link out of "
-            "a store: remove it (recorder makes a new locks/ folder), or replace it with a folder"
-        )
-    if not stat.S_ISDIR(mode):
-        raise LinkInStore(
-            f"{folder} is not a folder; recorder keeps its lock and journal files there: move it away "
-            "(recorder makes a new locks/ folder)"
-        )
-    return folder
 
 
 def _remove_file(path: Path) -> None:
@@ -271,7 +237,7 @@ def _recover(conn: sqlite3.Connection, folder: Path, pk: int, sid: str, start: s
 
     if conn.execute(_SESSION_STATUS, (pk,)).fetchone()[0] != "running":
         return  # another process recovered it before this one took the lock
-    objects = ObjectStore(folder.parent / _OBJECTS)
+    objects = ObjectStore(folder.parent / OBJECTS)
     journaled = [run for run in read_journal(folder, sid) if _objects_present(run, objects)]
     if journaled:
         RunWriter(conn, experiment, pk, interval=0).replay(journaled)

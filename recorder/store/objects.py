@@ -31,6 +31,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ..errors import ObjectError, ObjectOutsideStore, StoreBusy, StoreError
+from .layout import OBJECTS_LOCK, locks_folder
 
 try:
     import fcntl
@@ -58,7 +59,6 @@ FOLDER_NAME = re.compile(r"[0-9a-f]{2}")
 OBJECT_NAME = re.compile(r"[0-9a-f]{62}\.npy")
 TEMP_NAME = re.compile(r"\.(?:tmp|merge)-.+")
 #: The lock file of :class:`ObjectsLock`, in the store's ``locks/`` folder (see liveness).
-OBJECTS_LOCK = Path("locks") / "objects.lock"
 #: How long a session start or a merge waits for a gc to finish.
 LOCK_WAIT_S = 60.0
 
@@ -352,7 +352,6 @@ class ObjectsLock:
         return self
 
     def _open(self) -> int:
-        from .liveness import locks_folder  # liveness imports this module
 
         try:
             locks_folder(self._store_root, create=True)  # refuses a link out of the store (LinkInStore)
@@ -388,7 +387,6 @@ class ObjectsLock:
 
     def release(self) -> None:
         """Release the lock (idempotent); the last holder out removes its file, so a store keeps no lock file."""
-        from .liveness import locks_folder  # liveness imports this module
 
         if self._fd is None:
             return

@@ -46,7 +46,8 @@ from typing import Any
 from ..errors import NameRefused, RecorderError, RecorderWarning, StoreError
 from .catalog import Fields
 from .db import transaction
-from .journal import Journal, PendingRun
+from .journal import Journal
+from .pending import PendingRun
 from .rows import Rows, insert_objects, insert_texts
 
 __all__ = ["PendingRun", "RunWriter", "insert_objects", "insert_texts"]

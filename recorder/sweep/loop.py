@@ -31,7 +31,7 @@ from ..read.failures import exception_line
 from ..read.frame import ERROR, META
 from ..store.catalog import find_experiment
 from ..store.ids import iso_utc, new_id
-from ..store.journal import PendingRun
+from ..store.pending import PendingRun
 from ..store.rows import check_pset
 from .execute import Outcome
 from .progress import Progress

@@ -30,8 +30,8 @@ import numpy as np
 from ..codec.hashing import claim_names
 from ..codec.values import NAN_ENCODED, Encoded, encode, plain_scalar
 from ..errors import RecorderError, StoreError
-from ..store.journal import PendingRun
 from ..store.objects import ObjectStore
+from ..store.pending import PendingRun
 from .execute import Outcome, user_traceback
 
 if TYPE_CHECKING:

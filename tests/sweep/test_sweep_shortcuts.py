@@ -128,7 +128,8 @@ def test_the_shortcut_stores_what_the_general_way_stores(tmp_path: Path, monkeyp
 
 def test_runs_on_the_shortcut_are_journaled_with_their_results() -> None:
     from recorder.codec.hashing import pset_hash
-    from recorder.store.journal import PendingRun, _record, _run_of
+    from recorder.store.journal import _record, _run_of
+    from recorder.store.pending import PendingRun
 
     run = PendingRun("0" * 24, pset_hash('{"a":1}'), '{"a":1}', 5, 1.0, ("a",))  # replay checks the hash
     run.status, run.duration = "done", 0.5

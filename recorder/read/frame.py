@@ -39,7 +39,7 @@ if TYPE_CHECKING:
 
     from ..store.objects import ObjectStore
 
-__all__ = ["ERROR", "META", "STATUSES", "frame", "selection"]
+__all__ = ["ERROR", "META", "STATUSES", "frame", "selection", "typed_column"]
 
 #: The run columns of a DataFrame of runs, after the parameters and results.
 META = ["_run_id", "_pset_hash", "_status", "_time_start", "_duration_s", "_session", "_env_sha"]
@@ -184,12 +184,12 @@ def _records(data: bytes | None, layout: Collection[str], wanted: list[str], n: 
                 return parsed
     flat = cut.replace(b"\x1f", b",").replace(b"\x1e", b",")
     values = json.loads(b"[" + flat + b"]")
-    columns = {key: _values(values[j::m]) for j, key in enumerate(keys)}
+    columns = {key: typed_column(values[j::m]) for j, key in enumerate(keys)}
     return {name: columns[name] for name in wanted}
 
 
 def _plain_column(column: pd.Series) -> Any:
-    """A column read by read_csv with nullable dtypes, as :func:`_values` would make it; None if not numbers.
+    """A column read by read_csv with nullable dtypes, as :func:`typed_column` would make it; None if not numbers.
 
     Ints stay numpy int64, or pandas' nullable ``Int64`` when some are
     missing; floats are numpy float64 with NaN where missing; bools numpy
@@ -214,7 +214,7 @@ def _plain_column(column: pd.Series) -> Any:
 def _parsed_one_by_one(data: bytes, wanted: list[str]) -> dict[str, Any]:
     """The slow way, for objects of several layouts: each parsed by json; a missing key is None."""
     objects = json.loads(b"[" + data.replace(b"\x1e", b",") + b"]")
-    return {name: _values([item.get(name) for item in objects]) for name in wanted}
+    return {name: typed_column([item.get(name) for item in objects]) for name in wanted}
 
 
 def _exact_floats() -> dict[str, str]:
@@ -228,7 +228,7 @@ _INTS_AND_NONE = {int, type(None)}
 _UINT64_MAX = 2**64 - 1
 
 
-def _values(cells: list[Any]) -> Any:
+def typed_column(cells: list[Any]) -> Any:
     """A column of plain result values: a numpy array when they are all numbers of one type.
 
     A column of None only is NaN, as it reads from runs.scalars (see _records).
@@ -254,7 +254,7 @@ def _values(cells: list[Any]) -> Any:
 
 
 def _nullable_ints(cells: list[Any], types: set[type]) -> Any:
-    """Ints (Python's and numpy's, of ``types``) with some None as pandas' nullable integer array (see _values)."""
+    """Ints (Python's and numpy's, of ``types``) with some None as pandas' nullable integer array (see typed_column)."""
     import numpy as np
     import pandas as pd
 
@@ -566,6 +566,6 @@ def _add_result_rows(
             for index, row in enumerate(rows):
                 if row[column - 1] is not None or (name not in plain and row[column - 2] is not None):
                     merged[index] = cells_[index]
-            data[name] = _values(merged)
+            data[name] = typed_column(merged)
         else:
-            data[name] = _values(cells_)
+            data[name] = typed_column(cells_)

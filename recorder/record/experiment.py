@@ -191,9 +191,9 @@ class Experiment(Generic[_P, _R]):
         """Run the experiment on every pset in one session; see :meth:`recorder.Recorder.sweep`."""
         if simulate:
             return self._dry_run(params, skip)
-        from ..sweep.loop import _check_options, sweep
+        from ..sweep.loop import check_options, sweep
 
-        _check_options(skip, on_error, workers, executor)
+        check_options(skip, on_error, workers, executor)
         func = self.func if executor is None and workers == 1 else self._for_workers()
         if executor is not None or workers > 1:
             from ..sweep.pool import check_workers
@@ -260,13 +260,11 @@ class Experiment(Generic[_P, _R]):
         """
         if simulate:
             return self._dry_run(params, skip)
-        from ..sweep import (
-            vectorised as _jax,  # imports jax before the session starts, so that the session describes it
-        )
+        from ..sweep import vectorised  # imports jax before the session starts, so that the session describes it
 
         overrides = {"message": message} if message is not None else {}
         with self.recorder(**overrides) as r:
-            return _jax.vsweep(
+            return vectorised.vsweep(
                 r,
                 self.func,
                 params,

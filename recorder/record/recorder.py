@@ -26,6 +26,9 @@ from ..store.ids import new_id, now_utc
 from ..store.journal import Journal
 from ..store.liveness import SessionLock
 from ..store.writer import RunWriter, insert_objects, insert_texts
+from ..sweep.loop import Binder, dry_run
+from ..sweep.loop import sweep as sweep_psets
+from ..sweep.session import Writing
 from ..version import __version__
 from .run import Run
 
@@ -364,7 +367,7 @@ class Recorder:
         if self._store is None:
             self._pending_config.update(values)
             return
-        writer = self._require_open()
+        writer = self.writing().writer
         rows = []
         for name, value in values.items():
             check_name("config", name)
@@ -411,13 +414,20 @@ class Recorder:
         # In the order given (canonical_pset's is by name): the experiment's columns take it.
         return Run(self, {name: clean[name] for name in given}, canonical)
 
-    def _require_open(self) -> RunWriter:
+    def writing(self) -> Writing:
+        """Open the session if it is not yet, and return its store, writer and row key.
+
+        The interface the sweep machinery and :class:`Run` record through
+        (:class:`recorder.sweep.session.Session`).
+
+        :raises RecorderError: when the session was closed.
+        """
         if self._store is None:
             self.open()
         elif self._finalizer is None or not self._finalizer.alive:
             raise RecorderError(f"the session {self.id} of {self.experiment!r} is closed; start a new Recorder")
-        assert self._writer is not None
-        return self._writer
+        assert self._store is not None and self._writer is not None
+        return Writing(self._store, self._writer, self._session_pk)
 
     def sweep(
         self,
@@ -456,14 +466,13 @@ class Recorder:
 
         The function gets its run's seed from :func:`recorder.current_seed`.
         """
-        from ..sweep import loop as _sweep
 
-        binder = _sweep.Binder(func)
+        binder = Binder(func)
         if simulate:
             if self._writer is not None and self._finalizer is not None and self._finalizer.alive:
                 self._writer.flush()  # runs of this session count, as they would for a real sweep
-            return _sweep.dry_run(self.experiment, binder, params, store=self._store_arg, seed=self.seed, skip=skip)
-        return _sweep.sweep(
+            return dry_run(self.experiment, binder, params, store=self._store_arg, seed=self.seed, skip=skip)
+        return sweep_psets(
             self,
             func,
             params,
@@ -496,9 +505,9 @@ class Recorder:
         The options are those of :meth:`recorder.Experiment.vsweep`. Import jax
         before the session starts, so that the session describes it.
         """
-        from ..sweep import vectorised as _jax
+        from ..sweep import vectorised
 
-        return _jax.vsweep(
+        return vectorised.vsweep(
             self,
             func,
             params,

@@ -14,6 +14,7 @@ from ..store.pending import PendingRun
 from ..sweep.execute import reset_seed, seed_of_run
 
 if TYPE_CHECKING:
+    from ..sweep.session import Writing
     from .recorder import Recorder
 
 __all__ = ["Run"]
@@ -35,6 +36,7 @@ class Run:
         "_row",
         "_taken",
         "_token",
+        "_writing",
         "params",
         "pset_hash",
         "seed",
@@ -55,6 +57,7 @@ class Run:
         #: ``None`` until the run ends, then its final status.
         self.status: str | None = None
         self._taken: dict[str, str] | None = None  # lower-cased names of params and results
+        self._writing: Writing | None = None  # the session's store and writer, once the run started
 
     @property
     def id(self) -> str | None:
@@ -65,7 +68,8 @@ class Run:
         recorder = self._recorder
         if self._row is not None:
             raise RecorderError(f"run {self.id} was already started; call r.run(...) again for a new run")
-        writer = recorder._require_open()
+        writing = recorder.writing()
+        writer = writing.writer
         if recorder._active is not None:
             raise RecorderError(
                 f"run {recorder._active.id} is still open in this session; finish it before starting "
@@ -75,6 +79,7 @@ class Run:
         self._row = PendingRun(new_id(), self.pset_hash, self._canonical, self.seed, time.time(), tuple(self.params))
         self._perf0 = time.perf_counter()
         recorder._active = self
+        self._writing = writing
         try:
             writer.started(self._row)
         except BaseException:
@@ -97,8 +102,8 @@ class Run:
         recorder._active = None
         self.status = status
         recorder.runs_recorded += 1
-        assert recorder._writer is not None and self._row is not None
-        recorder._writer.finished(self._row, status, duration, error)
+        assert self._writing is not None and self._row is not None
+        self._writing.writer.finished(self._row, status, duration, error)
 
     def log(self, comment: str | None = None, **results: Any) -> None:
         """Record results of this run; arrays above the inline limit go to the object store now.
@@ -109,20 +114,20 @@ class Run:
             run, or of another run of the experiment), or a result logged twice.
         :raises ValueRefused: for a value recorder cannot store.
         """
-        row = self._row
-        if row is None or self.status is not None:
+        row, writing = self._row, self._writing
+        if row is None or writing is None or self.status is not None:
             raise RecorderError("log() is for an open run: use `with r.run(...) as run: run.log(...)`")
         if comment is not None and (not isinstance(comment, str) or not is_utf8(comment)):
             raise RecorderError(f"comment={comment!r} is not text (a str without lone surrogates)")
-        recorder = self._recorder
-        objects = recorder._store.objects  # type: ignore[union-attr]
+        objects = writing.store.objects
         taken = self._taken
         if taken is None:
             taken = self._taken = {n.lower(): n for n in self.params}
         trial = dict(taken)
         claim_names("result", results, trial)
-        recorder._writer.fields.claim("result", results)  # type: ignore[union-attr]
-        encoded = {n: encode(n, v, objects, inline_limit=recorder.inline_limit) for n, v in results.items()}
+        writing.writer.fields.claim("result", results)
+        inline_limit = self._recorder.inline_limit
+        encoded = {n: encode(n, v, objects, inline_limit=inline_limit) for n, v in results.items()}
         row.results.update(encoded)
         self._taken = trial
         if comment is not None:

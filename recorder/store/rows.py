@@ -17,7 +17,7 @@ from ..codec.values import Encoded
 from ..errors import StoreError
 from .catalog import IN_SCALARS, TEXT, Fields
 from .ids import now_utc
-from .journal import PendingRun
+from .pending import PendingRun
 
 __all__ = [
     "Rows",

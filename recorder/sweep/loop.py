@@ -15,7 +15,8 @@ import inspect
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from itertools import islice
-from typing import TYPE_CHECKING, Any, NamedTuple
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from ..codec.hashing import (
     PsetLayout,
@@ -36,15 +37,17 @@ from ..store.rows import check_pset
 from .execute import Outcome
 from .progress import Progress
 from .serial import older_objects_frozen, run_serial
-from .skip import _done_hashes, _Fills, _look_up, _Reader, _scalars
+from .session import Session
+from .skip import Fills, Reader, done_hashes, look_up, scalars_of
+from .tasks import Table, Task, new_task
 
 if TYPE_CHECKING:
     import concurrent.futures as cf
 
     import pandas as pd
 
-    from ..record.recorder import Recorder
     from ..store.catalog import Fields
+    from ..store.objects import ObjectStore
     from ..store.writer import RunWriter
 
 __all__ = ["SKIP_MODES", "Binder", "RunFailed", "sweep", "dry_run"]
@@ -54,7 +57,7 @@ ON_ERROR = ("record", "raise")
 _CHUNK = 500  # psets validated and checked against the store at a time
 
 #: Runs the psets of a sweep its own way: ``runner(to_run, record)``, see :func:`sweep`.
-Runner = Callable[[Iterator[tuple["_Task", PendingRun]], Callable[["_Task", PendingRun, Outcome], None]], None]
+Runner = Callable[[Iterator[tuple["Task", PendingRun]], Callable[["Task", PendingRun, Outcome], None]], None]
 
 
 class Binder:
@@ -153,82 +156,12 @@ class Binder:
         return canonical_pset(params)
 
 
-class _Task(NamedTuple):
-    # Shadows tuple.index, which nothing here calls; the name is read all through the sweep machinery.
-    index: int  # type: ignore[assignment]
-    params: dict[str, Any]
-    canonical: str
-    hash: str
-    seed: int
-    names: tuple[str, ...]
-
-
-class _Table:
-    """Columns of the sweep's DataFrame, filled row by row without a dict per row."""
-
-    def __init__(self) -> None:
-        self.columns: dict[str, list[Any]] = {}
-        self.rows = 0
-
-    def append(self, row: Mapping[str, Any]) -> None:
-        for name, value in row.items():
-            column = self.columns.get(name)
-            if column is None:
-                column = self.columns[name] = [None] * self.rows
-            column.append(value)
-        self.rows += 1
-        for column in self.columns.values():
-            if len(column) < self.rows:
-                column.append(None)
-
-    def set(self, index: int, row: Mapping[str, Any]) -> None:
-        for name, value in row.items():
-            column = self.columns.get(name)
-            if column is None:
-                column = self.columns[name] = [None] * self.rows
-            column[index] = value
-
-    def copy(self, source: int, index: int) -> None:
-        for column in self.columns.values():
-            if column[index] is None:
-                column[index] = column[source]
-
-    def frame(self, first: list[str], meta: list[str], *, runs: bool = False) -> pd.DataFrame:
-        """The table as a DataFrame: ``first`` columns, the others, then ``meta``.
-
-        :param runs: the rows are runs: columns typed as :meth:`recorder.Database.df` types them
-            (its per-column rule, statuses, sessions and env SHAs as categories).
-        """
-        import pandas as pd
-
-        order = [c for c in first if c in self.columns]
-        order += [c for c in self.columns if c not in order and c not in meta]
-        order += [c for c in meta if c in self.columns]
-        data: dict[str, Any] = {name: self.columns[name] for name in order}
-        if "_time_start" in data:  # as rec.open().df() gives it
-            data["_time_start"] = pd.to_datetime(data["_time_start"], utc=True, format="ISO8601")
-        if runs:
-            from ..read.frame import STATUSES, _values
-
-            for name in order:
-                if name not in meta:  # parameters and results: ints with gaps Int64, as in df()
-                    data[name] = _values(data[name])
-            if "_status" in data:  # not in a sweep of no psets
-                data["_status"] = pd.Categorical(data["_status"], categories=list(STATUSES))
-            for name in ("_session", "_env_sha"):
-                if name in data:
-                    data[name] = pd.Categorical(data[name])
-            if ERROR in data:
-                data[ERROR] = pd.Series(data[ERROR], dtype=object)
-        return pd.DataFrame(data, columns=order)
-
-
 def _tasks(
     binder: Binder,
     params: Iterable[Mapping[str, Any]],
     experiment_seed: int | None,
     fields: Fields | None = None,
-) -> Iterator[_Task]:
+) -> Iterator[Task]:
     """Validate and hash the psets; with ``fields``, claim their names as the experiment's parameters."""
     # The names of psets (as prepared) → in the function's order, which the experiment's columns take.
     layouts: dict[tuple[str, ...], tuple[str, ...]] = {}
@@ -247,19 +180,15 @@ def _tasks(
             if len(layouts) < 1024:
                 layouts[prepared] = names
         hash_, seed = identity(canonical)
-        yield _new_task(_Task, (index, clean, canonical, hash_, seed, names))
+        yield new_task(Task, (index, clean, canonical, hash_, seed, names))
 
 
-# What _Task(...) does, without the Python-level __new__ a NamedTuple has (a sweep makes one per pset).
-_new_task = tuple.__new__
-
-
-def _chunks(tasks: Iterator[_Task]) -> Iterator[list[_Task]]:
+def _chunks(tasks: Iterator[Task]) -> Iterator[list[Task]]:
     while chunk := list(islice(tasks, _CHUNK)):
         yield chunk
 
 
-def _check_options(skip: object, on_error: object, workers: object, executor: object) -> tuple[str, ...]:
+def check_options(skip: object, on_error: object, workers: object, executor: object) -> tuple[str, ...]:
     if skip not in SKIP_MODES:
         raise RecorderError(f"skip={skip!r} is not one of {', '.join(map(repr, SKIP_MODES))}")
     if on_error not in ON_ERROR:
@@ -277,7 +206,7 @@ def _is_executor(executor: object) -> bool:
     return isinstance(executor, Executor)
 
 
-def _total(params: Iterable[Any]) -> int | None:
+def total(params: Iterable[Any]) -> int | None:
     try:
         return len(params)  # type: ignore[arg-type]
     except TypeError:
@@ -296,16 +225,16 @@ def dry_run(
     """Report which psets a sweep would run and which it would skip; write nothing, call nothing."""
     from ..store.folder import Store
 
-    statuses = _check_options(skip, "record", 1, None)
+    statuses = check_options(skip, "record", 1, None)
     try:
         opened: Store | None = Store.open(store, readonly=True)
     except StoreError:
         opened = None  # no store yet: everything would run
-    table = _Table()
+    table = Table()
     try:
         experiment_pk = find_experiment(opened.conn, experiment) if opened is not None else None
         for chunk in _chunks(_tasks(binder, params, seed)):
-            done = _done_hashes(opened.conn, experiment_pk, statuses, [t.hash for t in chunk]) if opened else set()
+            done = done_hashes(opened.conn, experiment_pk, statuses, [t.hash for t in chunk]) if opened else set()
             for task in chunk:
                 status = f"skip ({'/'.join(statuses)})" if task.hash in done else "would run"
                 table.append({**task.params, "_pset_hash": task.hash, "_status": status})
@@ -316,7 +245,7 @@ def dry_run(
 
 
 def sweep(
-    recorder: Recorder,
+    session: Session,
     func: Callable[..., Any],
     params: Iterable[Mapping[str, Any]],
     *,
@@ -330,14 +259,14 @@ def sweep(
     return_df: bool = True,
     runner: Runner | None = None,
 ) -> pd.DataFrame | None:
-    """Run ``func`` on every pset of ``params`` in the recorder's session; return one row per pset.
+    """Run ``func`` on every pset of ``params`` in ``session``; return one row per pset.
 
     See :meth:`recorder.Recorder.sweep` for the options. ``runner`` replaces
     the call of ``func`` per pset: it is given the psets to run (each with
     its row) and the function that records an :class:`Outcome`, and runs
-    them as it likes (:mod:`recorder.jax` runs them in vectorised chunks).
+    them as it likes (:mod:`recorder.sweep.vectorised` runs them in vectorised chunks).
     """
-    statuses = _check_options(skip, on_error, workers, executor)
+    statuses = check_options(skip, on_error, workers, executor)
     binder = binder or Binder(func)
     pool = None
     if executor is not None or workers > 1:
@@ -346,28 +275,26 @@ def sweep(
         # Before the session starts: a function the workers cannot load is refused with nothing written.
         pool = Pool(func, binder.name, executor, workers)
     try:
-        writer = recorder._require_open()
+        store, writer, session_pk = session.writing()
     except BaseException:
         if pool is not None:
             pool.close()
         raise
-    store = recorder._store
-    assert store is not None
-    progress_ = Progress(_total(params), progress, f"sweep {recorder.experiment}")
-    reader = _Reader(store.db_path, writer.experiment_pk, recorder._session_pk, alone=recorder.runs_recorded == 0)
-    table = _Table() if return_df else None
-    fills = _Fills()
-    fixed = (str(store.objects.root), recorder.inline_limit, capture, binder.name)
+    progress_ = Progress(total(params), progress, f"sweep {session.experiment}")
+    reader = Reader(store.db_path, writer.experiment_pk, session_pk, alone=session.runs_recorded == 0)
+    table = Table() if return_df else None
+    fills = Fills()
+    fixed = (str(store.objects.root), session.inline_limit, capture, binder.name)
 
-    def call(task: _Task) -> tuple[Any, ...]:
+    def call(task: Task) -> tuple[Any, ...]:
         return (task.params, task.seed, *fixed)
 
-    record = _Recording(recorder, writer, binder.name, table, progress_, on_error)
-    recorded_before = recorder.runs_recorded
+    record = _Recording(session, store.objects, writer, binder.name, table, progress_, on_error)
+    recorded_before = session.runs_recorded
 
     try:
         with writer.inline(), older_objects_frozen():
-            tasks = _tasks(binder, params, recorder.seed, writer.fields)
+            tasks = _tasks(binder, params, session.seed, writer.fields)
             to_run = _to_run(tasks, reader, statuses, table, fills, progress_, writer.note_psets)
             if runner is not None:
                 runner(to_run, record)
@@ -378,7 +305,8 @@ def sweep(
         if table is not None:
             fills.apply(reader, statuses, table, store.objects)
         if record.failed:
-            _warn_failures(recorder, record.failed, recorder.runs_recorded - recorded_before, record.first_error)
+            ran = session.runs_recorded - recorded_before
+            _warn_failures(session.experiment, store.root, record.failed, ran, record.first_error)
     finally:
         reader.close()
         if pool is not None:
@@ -389,7 +317,7 @@ def sweep(
     return table.frame(list(binder.order(tuple(binder.known(table.columns)))), [*META, ERROR], runs=True)
 
 
-def _warn_failures(recorder: Recorder, failed: int, ran: int, first_error: str | None) -> None:
+def _warn_failures(experiment: str, root: Path, failed: int, ran: int, first_error: str | None) -> None:
     """Say once, at the end of a sweep, that runs failed: how many, the first error, how to list them.
 
     A warning, not only the progress line: a sweep writing to a file (no
@@ -398,15 +326,11 @@ def _warn_failures(recorder: Recorder, failed: int, ran: int, first_error: str |
     import shlex
     import warnings
 
-    assert recorder._store is not None
     last = exception_line(first_error)
-    command = (
-        f"recorder --store {shlex.quote(str(recorder._store.root))} log "
-        f"{shlex.quote(recorder.experiment)} --status failed"
-    )
+    command = f"recorder --store {shlex.quote(str(root))} log {shlex.quote(experiment)} --status failed"
     first = f"; the first: {last}" if last else ""
     warnings.warn(
-        f"sweep of {recorder.experiment!r}: {failed} of {ran} runs failed{first}. List them with: {command}",
+        f"sweep of {experiment!r}: {failed} of {ran} runs failed{first}. List them with: {command}",
         RecorderWarning,
         stacklevel=_user_level(),
     )
@@ -434,22 +358,22 @@ class _Recording:
 
     def __init__(
         self,
-        recorder: Recorder,
+        session: Session,
+        objects: ObjectStore,
         writer: RunWriter,
         func_name: str,
-        table: _Table | None,
+        table: Table | None,
         progress: Progress,
         on_error: str,
     ) -> None:
-        assert recorder._store is not None
-        self._recorder, self._writer, self._func_name = recorder, writer, func_name
+        self._session, self._writer, self._func_name = session, writer, func_name
         self._table, self._progress, self._on_error = table, progress, on_error
-        self._objects = recorder._store.objects
+        self._objects = objects
         self._result_layouts: set[tuple[str, ...]] = set()  # result names claimed in the experiment
         self.failed = 0  # runs recorded failed, and the error of the first
         self.first_error: str | None = None
 
-    def __call__(self, task: _Task, row: PendingRun, outcome: Outcome) -> None:
+    def __call__(self, task: Task, row: PendingRun, outcome: Outcome) -> None:
         """Record a run's outcome.
 
         :raises RunFailed: after recording a failed run, with ``on_error="raise"``.
@@ -467,11 +391,11 @@ class _Recording:
         if outcome.output is not None:
             row.output = (text_digest(outcome.output), outcome.output)
         self._writer.finished(row, outcome.status, outcome.duration, outcome.error)
-        self._recorder.runs_recorded += 1
+        self._session.runs_recorded += 1
         self._progress.add(outcome.status)
         if self._table is not None:
             self._fill(
-                task, row, outcome.t0, outcome.duration, outcome.status, _scalars(outcome.results, self._objects)
+                task, row, outcome.t0, outcome.duration, outcome.status, scalars_of(outcome.results, self._objects)
             )
         if outcome.status != "failed":
             return
@@ -488,7 +412,7 @@ class _Recording:
 
     def plain(
         self,
-        task: _Task,
+        task: Task,
         row: PendingRun,
         t0: float,
         duration: float,
@@ -499,13 +423,13 @@ class _Recording:
         """Record a done run whose results (names claimed before) are plain numbers, as ``runs.scalars`` JSON."""
         row.t0, row.scalars, row.scalar_names = t0, scalars, names
         self._writer.finished(row, "done", duration, None)
-        self._recorder.runs_recorded += 1
+        self._session.runs_recorded += 1
         self._progress.add("done")
         if self._table is not None:
             self._fill(task, row, t0, duration, "done", results)
 
     def _fill(
-        self, task: _Task, row: PendingRun, t0: float, duration: float, status: str, scalars: Mapping[str, Any]
+        self, task: Task, row: PendingRun, t0: float, duration: float, status: str, scalars: Mapping[str, Any]
     ) -> None:
         assert self._table is not None
         self._table.set(
@@ -517,21 +441,21 @@ class _Recording:
                 "_status": status,
                 "_time_start": iso_utc(round(t0, 3)),
                 "_duration_s": round(duration, 6),
-                "_session": self._recorder.id,
-                "_env_sha": self._recorder.env_sha,
+                "_session": self._session.id,
+                "_env_sha": self._session.env_sha,
             },
         )
 
 
 def _to_run(
-    tasks: Iterator[_Task],
-    reader: _Reader,
+    tasks: Iterator[Task],
+    reader: Reader,
     statuses: tuple[str, ...],
-    table: _Table | None,
-    fills: _Fills,
+    table: Table | None,
+    fills: Fills,
     progress: Progress,
     note_psets: Callable[[dict[str, int]], None] | None = None,
-) -> Iterator[tuple[_Task, PendingRun]]:
+) -> Iterator[tuple[Task, PendingRun]]:
     """Yield the tasks that must run, with their rows; note the skipped and repeated ones.
 
     :param note_psets: given the keys of the psets found in the store (hash → key), for the writer.
@@ -540,7 +464,7 @@ def _to_run(
         done: set[str] = set()
         if statuses and not reader.alone():
             # The lambda is called at once, in this iteration: it sees this chunk.
-            found = reader.read(lambda conn: _look_up(conn, reader.experiment_pk, statuses, [t.hash for t in chunk]))  # noqa: B023
+            found = reader.read(lambda conn: look_up(conn, reader.experiment_pk, statuses, [t.hash for t in chunk]))  # noqa: B023
             if found:
                 keys = {}
                 for task in chunk:

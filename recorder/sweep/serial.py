@@ -21,12 +21,12 @@ import time
 from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any, Protocol
 
-from ..store.journal import PendingRun
+from ..store.pending import PendingRun
 from ..store.rows import ScalarLayout, plain_results, scalar_layout
 from .execute import RUN_SEED, Interrupted, Outcome, execute, failure, finish
 
 if TYPE_CHECKING:
-    from .loop import _Task
+    from .tasks import Task
 
 __all__ = ["Recording", "older_objects_frozen", "run_serial"]
 
@@ -55,14 +55,14 @@ def older_objects_frozen() -> Iterator[None]:
 
 
 class Recording(Protocol):
-    """What records the runs of a sweep (see ``recorder.sweep._Recording``)."""
+    """What records the runs of a sweep (see ``recorder.sweep.loop._Recording``)."""
 
-    def __call__(self, task: _Task, row: PendingRun, outcome: Outcome) -> None:
+    def __call__(self, task: Task, row: PendingRun, outcome: Outcome) -> None:
         """Record a run's outcome, the general way."""
 
     def plain(
         self,
-        task: _Task,
+        task: Task,
         row: PendingRun,
         t0: float,
         duration: float,
@@ -75,7 +75,7 @@ class Recording(Protocol):
 
 def run_serial(
     func: Callable[..., Any],
-    to_run: Iterator[tuple[_Task, PendingRun]],
+    to_run: Iterator[tuple[Task, PendingRun]],
     started: Callable[[PendingRun], None],
     record: Recording,
     fixed: tuple[str, int, bool, str],

@@ -1,6 +1,6 @@
 """What a sweep finds in the store: psets already done (to skip) and the rows of the psets it skips.
 
-A sweep reads through a connection of its own (:class:`_Reader`), a chunk
+A sweep reads through a connection of its own (:class:`Reader`), a chunk
 of psets at a time; the keys of the psets it finds go to the writer, so
 that their runs need no second lookup.
 """
@@ -21,7 +21,7 @@ from ..store.objects import ObjectStore
 from ..store.rows import hex_blob
 
 if TYPE_CHECKING:
-    from .loop import _Table
+    from .tasks import Table
 
 _CHUNK = 500  # runs read at a time
 
@@ -43,17 +43,17 @@ ORDER BY r.pk
 _RESULTS_OF = "SELECT run, name, kind, value FROM results WHERE run IN ({marks})"
 
 
-def _scalars(results: Mapping[str, Encoded], objects: ObjectStore) -> dict[str, Any]:
+def scalars_of(results: Mapping[str, Encoded], objects: ObjectStore) -> dict[str, Any]:
     return {n: decode(e.kind, e.value, objects) for n, e in results.items() if is_scalar_kind(e.kind)}
 
 
-def _done_hashes(conn: Any, experiment_pk: int | None, statuses: tuple[str, ...], hashes: list[str]) -> set[str]:
+def done_hashes(conn: Any, experiment_pk: int | None, statuses: tuple[str, ...], hashes: list[str]) -> set[str]:
     if experiment_pk is None or not statuses or not hashes:
         return set()
-    return {hash_ for hash_, (_, _, done) in _look_up(conn, experiment_pk, statuses, hashes).items() if done}
+    return {hash_ for hash_, (_, _, done) in look_up(conn, experiment_pk, statuses, hashes).items() if done}
 
 
-def _look_up(
+def look_up(
     conn: Any, experiment_pk: int, statuses: tuple[str, ...], hashes: list[str]
 ) -> dict[str, tuple[int, str, bool]]:
     """Return the psets of ``hashes`` the store has: hash → (key, canonical JSON, has a run in ``statuses``)."""
@@ -62,7 +62,7 @@ def _look_up(
     return {digest.hex(): (pk, params, bool(done)) for digest, pk, params, done in rows}
 
 
-class _Reader:
+class Reader:
     """A read-only connection of the sweep's own, so skip checks never wait for the writer's commits.
 
     :param session_pk: the sweep's session, and ``alone``: whether it has recorded no run before
@@ -100,7 +100,7 @@ class _Reader:
         self.conn.close()
 
 
-class _Fills:
+class Fills:
     """Rows of the sweep's table that no run of this sweep fills: skipped and repeated psets."""
 
     def __init__(self) -> None:
@@ -108,7 +108,7 @@ class _Fills:
         self.skipped: dict[str, list[int]] = {}  # filled from the store
         self.repeated: list[tuple[int, int]] = []  # (row, row it repeats)
 
-    def apply(self, reader: _Reader, statuses: tuple[str, ...], table: _Table, objects: ObjectStore) -> None:
+    def apply(self, reader: Reader, statuses: tuple[str, ...], table: Table, objects: ObjectStore) -> None:
         if self.skipped:
             _fill_skipped(reader, statuses, self.skipped, table, objects)
         for index, first in self.repeated:
@@ -116,7 +116,7 @@ class _Fills:
 
 
 def _fill_skipped(
-    reader: _Reader, statuses: tuple[str, ...], skipped: dict[str, list[int]], table: _Table, objects: ObjectStore
+    reader: Reader, statuses: tuple[str, ...], skipped: dict[str, list[int]], table: Table, objects: ObjectStore
 ) -> None:
     """Fill the rows of skipped psets from their latest matching run in the store."""
     hashes = list(skipped)

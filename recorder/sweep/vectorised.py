@@ -33,12 +33,13 @@ from ..errors import RecorderError, StoreError
 from ..store.objects import ObjectStore
 from ..store.pending import PendingRun
 from .execute import Outcome, user_traceback
+from .loop import Binder, sweep, total
+from .session import Session
 
 if TYPE_CHECKING:
     import pandas as pd
 
-    from ..record.recorder import Recorder
-    from .loop import Binder, _Task
+    from .tasks import Task
 
 __all__ = ["CACHE_FOLDER", "use_compile_cache", "vsweep", "chunk_size_for"]
 
@@ -155,7 +156,7 @@ class _Program:
         self,
         func: Callable[..., Any],
         func_name: str,
-        task: _Task,
+        task: Task,
         static: tuple[str, ...],
         chunk_size: int | str,
         budget: int | None,
@@ -198,7 +199,7 @@ class _Program:
                 f"vsweep cannot compile {func_name} for {self.size} psets at once: {type(e).__name__}: {e}\n{_HINT}"
             ) from e
 
-    def stack(self, batch: list[tuple[_Task, PendingRun]]) -> dict[str, np.ndarray]:
+    def stack(self, batch: list[tuple[Task, PendingRun]]) -> dict[str, np.ndarray]:
         """Return the chunk's parameters as arrays of the chunk size, the last pset repeated as padding."""
         arrays = {}
         count = len(batch)
@@ -292,7 +293,7 @@ class _Chunk:
 
     __slots__ = ("batch", "dispatched", "error", "outputs", "program", "recorded", "t0")
 
-    def __init__(self, program: _Program, batch: list[tuple[_Task, PendingRun]]) -> None:
+    def __init__(self, program: _Program, batch: list[tuple[Task, PendingRun]]) -> None:
         self.program, self.batch = program, batch
         self.outputs: Any = None
         self.error: str | None = None
@@ -325,8 +326,8 @@ class _Runner:
 
     def __call__(
         self,
-        to_run: Iterator[tuple[_Task, PendingRun]],
-        record: Callable[[_Task, PendingRun, Outcome], None],
+        to_run: Iterator[tuple[Task, PendingRun]],
+        record: Callable[[Task, PendingRun, Outcome], None],
     ) -> None:
         pending: deque[_Chunk] = deque()
         try:
@@ -352,9 +353,9 @@ class _Runner:
                     record(task, row, Outcome("interrupted", chunk.t0, now - chunk.dispatched, {}, None, None))
             raise
 
-    def _batches(self, to_run: Iterator[tuple[_Task, PendingRun]]) -> Iterator[tuple[_Program, list[Any]]]:
+    def _batches(self, to_run: Iterator[tuple[Task, PendingRun]]) -> Iterator[tuple[_Program, list[Any]]]:
         """Group the psets into chunks of one program each (a new layout or static value starts one)."""
-        batch: list[tuple[_Task, PendingRun]] = []
+        batch: list[tuple[Task, PendingRun]] = []
         program: _Program | None = None
         for task, row in to_run:
             key = (
@@ -379,7 +380,7 @@ class _Runner:
             assert program is not None
             yield program, batch
 
-    def _record(self, chunk: _Chunk, record: Callable[[_Task, PendingRun, Outcome], None]) -> None:
+    def _record(self, chunk: _Chunk, record: Callable[[Task, PendingRun, Outcome], None]) -> None:
         """Wait for a chunk's outputs, then record one run per pset."""
         count = len(chunk.batch)
         outputs = None
@@ -435,24 +436,24 @@ def _check_chunk_size(chunk_size: object) -> int | str:
     return chunk_size
 
 
-def _note_program(recorder: Recorder, program: _Program) -> None:
+def _note_program(session: Session, program: _Program) -> None:
     """Add a program's chunk size and memory estimate to the session's JAX description."""
     from ..provenance import environment as provenance
 
-    writer = recorder._require_open()
+    _, writer, session_pk = session.writing()
 
     def write(conn: Any) -> None:
-        row = conn.execute(_SESSION_JAX, (recorder._session_pk,)).fetchone()
+        row = conn.execute(_SESSION_JAX, (session_pk,)).fetchone()
         text = row[0] if row is not None and row[0] is not None else provenance.jax_info()
         info = json.loads(text) if text else {}
         info.setdefault("vsweep", []).append(program.description())
-        conn.execute(_SET_SESSION_JAX, (json.dumps(info, sort_keys=True), recorder._session_pk))
+        conn.execute(_SET_SESSION_JAX, (json.dumps(info, sort_keys=True), session_pk))
 
     writer.run(write)
 
 
 def vsweep(
-    recorder: Recorder,
+    session: Session,
     func: Callable[..., Any],
     params: Iterable[Mapping[str, Any]],
     *,
@@ -466,12 +467,10 @@ def vsweep(
     compile_cache: bool = False,
     memory_budget: int | None = None,
 ) -> pd.DataFrame | None:
-    """Run a JAX function on every pset in vectorised chunks in the recorder's session; one run per pset.
+    """Run a JAX function on every pset in vectorised chunks in ``session``; one run per pset.
 
     See :meth:`recorder.Experiment.vsweep` for the options.
     """
-    from .loop import Binder, _total, sweep
-
     binder = binder or Binder(func)
     static_names = _check_static(static, binder)
     size = _check_chunk_size(chunk_size)
@@ -479,9 +478,7 @@ def vsweep(
         isinstance(memory_budget, bool) or not isinstance(memory_budget, int) or memory_budget < 1
     ):
         raise RecorderError(f"memory_budget={memory_budget!r} is not a number of bytes (an int ≥ 1)")
-    recorder._require_open()
-    store = recorder._store
-    assert store is not None
+    store = session.writing().store
     if compile_cache:
         use_compile_cache(store.root)
     runner = _Runner(
@@ -490,13 +487,13 @@ def vsweep(
         static_names,
         size,
         memory_budget,
-        _total(params),
+        total(params),
         store.objects,
-        recorder.inline_limit,
-        lambda program: _note_program(recorder, program),
+        session.inline_limit,
+        lambda program: _note_program(session, program),
     )
     return sweep(
-        recorder,
+        session,
         func,
         params,
         binder=binder,

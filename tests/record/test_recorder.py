@@ -437,7 +437,7 @@ def test_a_clean_session_leaves_no_journal(store: Path) -> None:
 
 def test_a_run_sqlite_refuses_does_not_take_the_batch_with_it(store: Path) -> None:
     with rec.Recorder("e", store=store, git=False) as r:
-        r._store.conn.setlimit(sqlite3.SQLITE_LIMIT_LENGTH, 10_000)  # stands in for a >1 GB value
+        r.writing().store.conn.setlimit(sqlite3.SQLITE_LIMIT_LENGTH, 10_000)  # stands in for a >1 GB value
         for i in range(5):
             with r.run(i=i) as run:
                 run.log(y=i, blob=b"x" * (50_000 if i == 2 else 10))

@@ -112,7 +112,7 @@ def test_a_fork_waits_for_the_background_thread_to_end_and_the_parent_gets_a_new
     """No thread of the writer runs while the process forks (a pool's workers); the clock goes on after."""
     with rec.Recorder("forked", store=store, git=False, flush_interval=0.2) as r:
         r.sweep(lambda i: {"y": i}, rec.plist("i", [0, 1]), progress=False)
-        writer = r._writer
+        writer = r.writing().writer
         assert writer is not None
         before = writer._thread
         assert before is not None and before.is_alive()

@@ -39,8 +39,10 @@ def _module_name(path: Path) -> str:
 
 
 def _is_type_checking(test: ast.expr) -> bool:
-    return isinstance(test, ast.Name) and test.id == "TYPE_CHECKING" or (
-        isinstance(test, ast.Attribute) and test.attr == "TYPE_CHECKING"
+    return (
+        isinstance(test, ast.Name)
+        and test.id == "TYPE_CHECKING"
+        or (isinstance(test, ast.Attribute) and test.attr == "TYPE_CHECKING")
     )
 
 
@@ -137,7 +139,9 @@ def test_no_private_name_is_imported_across_packages() -> None:
         package = _layer(module)[0]
         for target, names, line in imports:
             if _layer(target)[0] != package:
-                private += [f"{module}:{line} imports {target}.{n}" for n in names if n.startswith("_") and not n.endswith("__")]
+                private += [
+                    f"{module}:{line} imports {target}.{n}" for n in names if n.startswith("_") and not n.endswith("__")
+                ]
     assert private == []
 
 
@@ -168,3 +172,16 @@ def test_no_import_cycle() -> None:
 def test_each_layer_says_what_it_owns(package: str) -> None:
     doc = ast.get_docstring(ast.parse((PACKAGE / package / "__init__.py").read_text()))
     assert doc and "import" in doc, f"recorder/{package}/__init__.py must say what it owns and what it may import"
+
+
+def test_the_documented_layers_are_these() -> None:
+    """docs/internals.md's table of layers says what LAYERS says."""
+    import re
+
+    table = (PACKAGE.parent / "docs" / "internals.md").read_text()
+    documented = {
+        name: int(layer)
+        for layer, names in re.findall(r"^\| (\d) \| (.+?) \|", table, flags=re.MULTILINE)
+        for name in re.findall(r"`(\w+)`", names)
+    }
+    assert documented == LAYERS

@@ -39,10 +39,8 @@ def _module_name(path: Path) -> str:
 
 
 def _is_type_checking(test: ast.expr) -> bool:
-    return (
-        isinstance(test, ast.Name)
-        and test.id == "TYPE_CHECKING"
-        or (isinstance(test, ast.Attribute) and test.attr == "TYPE_CHECKING")
+    return (isinstance(test, ast.Name) and test.id == "TYPE_CHECKING") or (
+        isinstance(test, ast.Attribute) and test.attr == "TYPE_CHECKING"
     )
 
 
@@ -126,9 +124,10 @@ def test_no_module_imports_a_layer_above_it() -> None:
         if module == "recorder":  # the re-exports sit above every layer
             continue
         package, layer = _layer(module)
+        assert layer is not None, module
         for target, _, line in imports:
             other, other_layer = _layer(target)
-            if target == "recorder" or (other != package and (other_layer is None or other_layer >= layer)):  # type: ignore[operator]
+            if target == "recorder" or (other != package and (other_layer is None or other_layer >= layer)):
                 upward.append(f"{module}:{line} imports {target}")
     assert upward == []
 

@@ -64,7 +64,6 @@ _INSERT_EXPERIMENT = "INSERT INTO experiments (id, name, time_created) VALUES (?
 _SCHEMA_OBJECTS = "SELECT type, name FROM sqlite_schema"
 
 
-
 class FieldRow(NamedTuple):
     """A name of an experiment and one kind its values had ("" for plain values and parameters)."""
 

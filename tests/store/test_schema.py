@@ -305,7 +305,7 @@ def test_tables_sql_is_what_the_models_produce() -> None:
     from recorder.store.db import schema_path
 
     assert schema_path("tables.sql").read_text() == models.tables_sql(), (
-        "schema/tables.sql is not what recorder/models.py produces: regenerate it as its header says"
+        "schema/tables.sql is not what recorder/store/models.py produces: regenerate it as its header says"
     )
 
 

@@ -104,3 +104,28 @@ def test_the_sql_kind_of_a_value_in_runs_scalars_is_what_results_would_hold(tmp_
     finally:
         conn.close()
     assert compact == shown == {"flag": "bool", "n": None, "y": None, "z": None}
+
+
+@pytest.mark.parametrize("name", ["views.sql", "tables.sql"])
+def test_the_regeneration_command_in_a_generated_file_makes_it(name: str) -> None:
+    """The one-line command in the header of a generated schema file runs, and writes that file."""
+    import os
+    import shlex
+    import subprocess
+    import sys
+
+    text = schema_path(name).read_text()
+    (line,) = [line for line in text.splitlines() if line.startswith("--   python -c ")]
+    command = shlex.split(line.removeprefix("--   "))
+    assert command[:2] == ["python", "-c"] and command[3:] == [">", f"schema/{name}"], line
+    root = str(Path(rec.__file__).resolve().parent.parent)
+    done = subprocess.run(
+        [sys.executable, "-c", command[2]],
+        capture_output=True,
+        text=True,
+        cwd=root,
+        env={**os.environ, "PYTHONPATH": root},
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout == text

@@ -3,6 +3,11 @@
 -- Run ids and pset hashes are stored as bytes and shown as hex here; run
 -- start times are stored as milliseconds and shown as UTC ISO-8601,
 -- durations as microseconds and shown in seconds.
+-- GENERATED from recorder/store/viewsql.py, whose column expressions the wide view of each
+-- experiment shares; do not edit. After a change there (and a migration in schema/migrations/
+-- for existing stores), regenerate it with
+--   python -c "from recorder.store.viewsql import views_sql; print(views_sql(), end='')" > schema/views.sql
+-- tests/store/test_viewsql.py checks that it is what viewsql.py produces.
 
 -- One row per run: experiment, status, times, session, env SHA, pset.
 CREATE VIEW overview_runs AS
@@ -146,13 +151,12 @@ SELECT
     e.name AS experiment,
     f.name AS name,
     lower(hex(r.id)) AS first_run_id,
-    CASE WHEN f.kind = 'scalars' THEN (
-        SELECT CASE WHEN j.type IN ('true', 'false') THEN 'bool' END
-        FROM json_each(r.scalars) AS j WHERE j.key = f.name
-    ) ELSE x.kind END AS kind,
-    CASE WHEN f.kind = 'scalars' THEN (
-        SELECT j.value FROM json_each(r.scalars) AS j WHERE j.key = f.name
-    ) ELSE x.value END AS value,
+    CASE WHEN f.kind = 'scalars'
+        THEN (SELECT CASE WHEN j.type IN ('true', 'false') THEN 'bool' END FROM json_each(r.scalars) AS j WHERE j.key = f.name)
+        ELSE x.kind END AS kind,
+    CASE WHEN f.kind = 'scalars'
+        THEN (SELECT j.value FROM json_each(r.scalars) AS j WHERE j.key = f.name)
+        ELSE x.value END AS value,
     o.dtype AS dtype,
     o.shape AS shape,
     o.size AS size,

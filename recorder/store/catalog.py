@@ -35,7 +35,8 @@ from typing import NamedTuple
 from ..codec.values import is_scalar_kind
 from ..errors import NameRefused, RecorderWarning
 from .ids import new_id
-from .quoting import quote_ident, quote_literal
+from .quoting import quote_ident
+from .viewsql import IN_SCALARS, RUN_COLUMNS, RUN_JOINS, json_value, result_in_rows, select_list, typed
 
 __all__ = [
     "IN_SCALARS",
@@ -62,16 +63,6 @@ _GET_EXPERIMENT = "SELECT pk FROM experiments WHERE name = ?"
 _INSERT_EXPERIMENT = "INSERT INTO experiments (id, name, time_created) VALUES (?, ?, ?)"
 _SCHEMA_OBJECTS = "SELECT type, name FROM sqlite_schema"
 
-#: The run columns of every wide view, with the SQL that computes them.
-RUN_COLUMNS = {
-    "run_id": "lower(hex(r.id))",
-    "status": "r.status",
-    "time_start": "strftime('%Y-%m-%dT%H:%M:%fZ', r.time_start_ms / 1000.0, 'unixepoch')",
-    "duration_s": "r.duration_us / 1e6",
-    "env_sha": "s.env_sha",
-}
-_SCALAR = "(x.kind IS NULL OR x.kind IN ('nan', 'bool', 'int') OR x.kind LIKE 'np:%')"
-
 
 class FieldRow(NamedTuple):
     """A name of an experiment and one kind its values had ("" for plain values and parameters)."""
@@ -87,8 +78,6 @@ def fields_of(conn: sqlite3.Connection, experiment: int) -> list[FieldRow]:
     return [FieldRow(*row) for row in conn.execute(_FIELDS, (experiment,))]
 
 
-#: The kind ``fields`` records for results kept in ``runs.scalars`` (see :mod:`recorder.writer`).
-IN_SCALARS = "scalars"
 #: The kind ``fields`` records for a parameter, or a plain result, that was a str ("" for other plain values).
 TEXT = "text"
 # Kinds whose values are numbers or NULL (NaN): "" is a plain value other than a str.
@@ -133,27 +122,14 @@ def affinity(kinds: Iterable[str]) -> str | None:
     return None  # several kinds, or ints beyond 64 bits (digits): each value as it is
 
 
-def _json_sql(column: str, name: str) -> str:
-    """SQL for the value of key ``name`` of the JSON object in ``column``."""
-    if '"' in name or "\\" in name:  # a JSON path cannot quote it: look the key up instead
-        return f"(SELECT j.value FROM json_each({column}) AS j WHERE j.key = {quote_literal(name)})"
-    return f"json_extract({column}, {quote_literal('$.' + chr(34) + name + chr(34))})"
-
-
 def _result_sql(name: str, kinds: set[str]) -> str:
-    in_scalars = _json_sql("r.scalars", name)
-    in_rows = f"(SELECT x.value FROM results AS x WHERE x.run = r.pk AND x.name = {quote_literal(name)} AND {_SCALAR})"
+    """SQL for run ``r``'s scalar result ``name``, from where a result of these kinds may be kept."""
+    in_scalars = json_value("r.scalars", name)
     if kinds == {IN_SCALARS}:
         return in_scalars
     if IN_SCALARS not in kinds:
-        return in_rows
-    return f"coalesce({in_scalars}, {in_rows})"  # a run keeps each result in one place
-
-
-def _typed(sql: str, kinds: Iterable[str]) -> str:
-    """``sql`` cast to the affinity of its kinds (see :func:`affinity`), or as it is."""
-    type_ = affinity(kinds)
-    return sql if type_ is None else f"CAST({sql} AS {type_})"
+        return result_in_rows(name)
+    return f"coalesce({in_scalars}, {result_in_rows(name)})"  # a run keeps each result in one place
 
 
 def select_sql(
@@ -163,15 +139,11 @@ def select_sql(
 
     :param params: the parameter names with their kinds, as :func:`columns` gives them.
     """
-    items = ["r.pk AS _pk"] if with_pk else []
-    items += [f"{sql} AS {name}" for name, sql in RUN_COLUMNS.items()]
-    items += [f"{_typed(_json_sql('p.params', n), kinds)} AS {quote_ident(n)}" for n, kinds in params.items()]
-    items += [f"{_typed(_result_sql(n, kinds), kinds)} AS {quote_ident(n)}" for n, kinds in results.items()]
-    columns_sql = ",\n    ".join(items)
-    return (
-        f"SELECT\n    {columns_sql}\nFROM runs AS r\nJOIN sessions AS s ON s.pk = r.session\n"
-        f"JOIN psets AS p ON p.pk = r.pset\nWHERE r.experiment = {int(experiment)}"
-    )
+    items = [("r.pk", "_pk")] if with_pk else []
+    items += [(sql, name) for name, sql in RUN_COLUMNS.items()]
+    items += [(typed(json_value("p.params", n), affinity(kinds)), quote_ident(n)) for n, kinds in params.items()]
+    items += [(typed(_result_sql(n, kinds), affinity(kinds)), quote_ident(n)) for n, kinds in results.items()]
+    return f"{select_list(items)}\nFROM runs AS r\n{RUN_JOINS}\nWHERE r.experiment = {int(experiment)}"
 
 
 def _object_named(conn: sqlite3.Connection, name: str) -> tuple[str, str] | None:

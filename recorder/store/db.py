@@ -412,7 +412,7 @@ def _ensure_schema(conn: sqlite3.Connection, path: Path) -> None:
 def _create_tables(conn: sqlite3.Connection) -> None:
     """Create the tables and indexes of the current schema, from ``schema/tables.sql``.
 
-    That file is generated from :mod:`recorder.models` (the one source of the
+    That file is generated from :mod:`recorder.store.models` (the one source of the
     tables) so that creating a store does not import SQLAlchemy and SQLModel,
     about 0.2 s; a test checks that it is what the models produce.
     """

@@ -236,9 +236,9 @@ TABLES = (Experiment, Text, Session, Config, Pset, Comment, Run, Result, Object,
 
 _TABLES_SQL_HEADER = """\
 -- The tables and indexes of a store of the current schema: what creating a store runs.
--- GENERATED from recorder/models.py, the one source of the tables; do not edit. After a change
+-- GENERATED from recorder/store/models.py, the one source of the tables; do not edit. After a change
 -- to the models (and a migration in schema/migrations/ for existing stores), regenerate it with
---   python -c "from recorder.models import tables_sql; print(tables_sql(), end='')" > schema/tables.sql
+--   python -c "from recorder.store.models import tables_sql; print(tables_sql(), end='')" > schema/tables.sql
 -- tests/store/test_schema.py checks that it is what the models produce.
 
 """

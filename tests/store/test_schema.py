@@ -224,6 +224,56 @@ def test_every_sql_statement_of_recorder_prepares_on_a_fresh_store(tmp_path: Pat
     assert failed == []
 
 
+def test_the_statements_of_the_views_are_among_those_checked() -> None:
+    """The fixed views' SELECTs are upper-case constants of recorder.store.viewsql, so the test above compiles them."""
+    from recorder.store import viewsql
+
+    found = {statement for module, _, statement in recorder_statements() if module == "store.viewsql"}
+    assert {view.select for view in viewsql.VIEWS} <= found
+
+
+def test_every_kind_of_wide_view_prepares_on_a_fresh_store(tmp_path: Path) -> None:
+    """The wide views are built by functions, not held in constants: compile one with every kind of column.
+
+    A fresh store has no experiment, so the check of every view above sees no wide view; this one
+    builds the SELECT of a wide view (as :func:`recorder.store.catalog.refresh_view` and ``db.df`` do)
+    for parameters and results of every kind and place, and compiles it.
+    """
+    from recorder.store.catalog import IN_SCALARS, TEXT, refresh_view, select_sql
+
+    params = {"a": {""}, "b": {TEXT}, "mixed": {"", TEXT}, 'quo"te': {""}, "back\\slash": {TEXT}}
+    results = {
+        "in_scalars": {IN_SCALARS},
+        "in_rows": {"int"},
+        "both": {IN_SCALARS, ""},
+        "label": {TEXT},
+        "u64": {"np:u8"},
+        'q"': {IN_SCALARS},
+        "f32": {"np:f4", "nan"},
+    }
+    wide = select_sql(1, params, results)
+    # each way of reading a column is there: a JSON path, a key looked up, a results row, both places, a cast
+    for part in ("json_extract(p.params", "json_each(p.params)", "json_each(r.scalars)", "FROM results AS x"):
+        assert part in wide
+    for part in ("coalesce(", "AS NUMERIC)", "AS TEXT)", "json_extract(r.scalars"):
+        assert part in wide
+    conn = connect(_created(tmp_path / "s"))
+    try:
+        _prepare(conn, wide)
+        _prepare(conn, select_sql(1, params, results, with_pk=True))
+        # and the view refresh_view creates from the fields of a real experiment reads what it names
+        conn.execute("INSERT INTO experiments (id, name, time_created) VALUES ('x', 'exp', '')")
+        rows = [("param", name, kind) for name, kinds in params.items() for kind in kinds]
+        rows += [("result", name, kind) for name, kinds in results.items() for kind in kinds]
+        conn.executemany("INSERT INTO fields (experiment, role, name, kind) VALUES (1, ?, ?, ?)", rows)
+        refresh_view(conn, 1)
+        _prepare(conn, 'SELECT * FROM "exp"')
+        names = [row[1] for row in conn.execute('PRAGMA table_info("exp")')]
+        assert names[5:] == [*params, *results]
+    finally:
+        conn.close()
+
+
 def test_the_jax_statements_prepare_on_a_fresh_store(tmp_path: Path) -> None:
     """recorder/sweep/vectorised.py imports jax only when used, but read its statements without importing it."""
     import ast
@@ -255,7 +305,7 @@ def test_tables_sql_is_what_the_models_produce() -> None:
     from recorder.store.db import schema_path
 
     assert schema_path("tables.sql").read_text() == models.tables_sql(), (
-        "schema/tables.sql is not what recorder/models.py produces: regenerate it as its header says"
+        "schema/tables.sql is not what recorder/store/models.py produces: regenerate it as its header says"
     )
 
 

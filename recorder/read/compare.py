@@ -135,7 +135,6 @@ class Comparison(NamedTuple):
 
     def frame(self, *, all_columns: bool = False) -> pd.DataFrame:
         """The comparison as :meth:`recorder.Database.compare` returns it: a row per run, indexed by short id."""
-        import numpy as np
         import pandas as pd
 
         shown = self.columns if all_columns else self.differing
@@ -144,8 +143,11 @@ class Comparison(NamedTuple):
             cells = [_frame_cell(run["values"][name]) for run in self.runs]
             kinds = set(map(type, cells)) - {type(None)}
             # One type (ints with some None: nullable Int64); mixed types stay objects, so 1 and 1.0 still differ.
-            data[name] = typed_column(cells) if len(kinds) <= 1 else np.array(cells, dtype=object)
-        df = pd.DataFrame(data, index=pd.Index([run["short_id"] for run in self.runs], name="run"))
+            column = typed_column(cells) if len(kinds) <= 1 else cells
+            # Not numbers: objects, so that a missing value stays None (pandas' str dtype would make it NaN).
+            data[name] = pd.Series(cells, dtype=object) if column is cells else column
+        df = pd.DataFrame(data, copy=False)
+        df.index = pd.Index([run["short_id"] for run in self.runs], name="run")
         df.attrs["constant"] = {name: _frame_cell(value) for name, value in self.constant.items()}
         df.attrs["same_packages"] = self.same_packages
         return df

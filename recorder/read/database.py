@@ -142,7 +142,8 @@ class Database:
         ids, in that order), or those of ``experiment`` that ``where`` and
         ``status`` select (every status by default), in the order they
         started. Runs of different experiments may be compared: their
-        columns are the union, and a run without a column has None there.
+        columns are the union, and a run without a column has None there
+        (NaN in a float column, NA in an integer one, as in :meth:`df`).
 
         The index is the runs' short ids (named ``run``); then ``_run_id``
         (the full id) and the columns that differ: ``experiment``,

@@ -196,3 +196,28 @@ def test_console_script_as_a_whole_process(store: Path, recorded: dict[str, Any]
     )
     assert missing.returncode == 4 and missing.stdout == ""
     assert missing.stderr.count("\n") == 1 and missing.stderr.startswith("recorder: error: no run")
+
+
+def test_long_values_are_cut_in_the_table_whole_in_json(store: Path) -> None:
+    ids = []
+    with rec.Recorder("words", store=store, git=False) as r:
+        for letter in "ab":
+            with r.run(word=letter * 100) as run:
+                run.log(n=1)
+            ids.append(run.id)
+    lines = ok(store, "compare", *ids).output.splitlines()
+    assert lines[-1].split()[1] == "'" + "b" * 58 + "…"
+    assert [run["param.word"] for run in json.loads(ok(store, "compare", *ids, "--json").output)["runs"]] == [
+        "a" * 100,
+        "b" * 100,
+    ]
+
+
+def test_a_missing_value_is_a_dash(store: Path, recorded: dict[str, Any]) -> None:
+    lines = ok(store, "compare", recorded["three"][0], recorded["failed"]).output.splitlines()
+    header = lines[2].split()
+    failed = lines[4].split()
+    assert failed[0] == recorded["shorts"][3]
+    assert failed[header.index("status")] == "failed"
+    assert lines[4].rstrip().endswith("-")  # its result.energy and result.traj: none
+    assert header[-2:] == ["result.energy", "result.traj"]

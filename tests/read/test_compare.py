@@ -10,6 +10,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import git
 
 import recorder as rec
 from recorder.read import compare as compare_module
@@ -70,7 +71,10 @@ def test_runs_in_the_order_named_and_once(store: Path) -> None:
     ids = three_runs(store)
     with rec.open(store) as db:
         df = db.compare([ids[2], db.short_id(ids[0]), ids[2].upper(), ids[0]])
+        prefix = next(ids[1][:k] for k in range(1, 25) if sum(i.startswith(ids[1][:k]) for i in ids) == 1)
+        by_prefix = db.compare([prefix, ids[0]])
     assert list(df["_run_id"]) == [ids[2], ids[0]]
+    assert list(by_prefix["_run_id"]) == [ids[1], ids[0]]
 
 
 def test_config_of_different_sessions(store: Path) -> None:
@@ -232,3 +236,33 @@ def test_packages_that_differ_are_columns(store: Path) -> None:
     assert df["package.extra-package"].tolist() == [None, "1.0"]
     assert df.attrs["same_packages"] == same - 1
     assert "package.pytest" not in df and "package.pytest" not in df.attrs["constant"]
+
+
+def test_the_code_columns(store: Path, repo: Path) -> None:
+    """git='record' on a clean, then a modified work tree; then a snapshot: commit, dirty, diff and snapshot differ."""
+    ids = []
+    with rec.Recorder("lorenz", store=store, git="record", repo=repo) as r, r.run(a=1) as run:
+        run.log(e=1.0)
+    ids.append(run.id)
+    (repo / "model.py").write_text("A = 2\n")
+    with rec.Recorder("lorenz", store=store, git="record", repo=repo) as r, r.run(a=1) as run:
+        run.log(e=1.0)
+    ids.append(run.id)
+    with rec.Recorder("lorenz", store=store, git="snapshot", repo=repo) as r, r.run(a=1) as run:
+        run.log(e=1.0)
+    ids.append(run.id)
+    snapshot = r.git.snapshot_ref
+    with rec.open(store) as db:
+        df = db.compare(ids[:2])
+        three = db.compare(ids)
+    assert df["code.dirty"].tolist() == [False, True]
+    diff = df["code.diff"].tolist()
+    assert diff[0] is None and isinstance(diff[1], str) and len(diff[1]) >= 12
+    assert df.attrs["constant"]["code.commit"] == git(repo, "rev-parse", "HEAD")
+    assert "code.snapshot" not in df and "code.snapshot" not in df.attrs["constant"]  # None in both: left out
+    assert three["code.snapshot"].tolist() == [None, None, snapshot] and snapshot
+    assert "code.env_sha" in three
+
+
+def test_the_limit_without_limit_is_ten_thousand() -> None:
+    assert compare_module.MAX_RUNS == 10_000

@@ -3,8 +3,10 @@
 ::
 
     table = compare(db, ["0a1b2c3d", "4e5f6a7b", "8c9d0e1f"])
-    table.columns        # the columns that differ: ["param.a", "result.energy"]
-    table.constant       # the others, with their one value: {"param.b": 8, "env.python": "3.11.7", ...}
+    table.differing      # the columns that differ: ["param.a", "result.energy"]
+    table.constant       # the others, with their one value: {"param.b": 8, "env.python": "CPython 3.11.7", ...}
+    table.document()     # what recorder compare --json prints
+    table.frame()        # what db.compare returns
 
 Columns: ``experiment``, ``status``, ``error`` (the exception line of a run
 that has one), ``param.NAME``, ``config.NAME`` (the config of the run's
@@ -47,7 +49,7 @@ if TYPE_CHECKING:
 
     from .database import Database
 
-__all__ = ["MAX_RUNS", "Comparison", "Summary", "compare", "json_value", "text"]
+__all__ = ["CELL_LIMIT", "MAX_RUNS", "Comparison", "Summary", "compare", "json_value", "text"]
 
 #: The most runs an experiment's selection may hold without an explicit ``limit``: a table that
 #: long is read by a program, which is better served by ``db.df``; ask for more with ``limit``.

@@ -374,6 +374,104 @@ def diff(ctx: click.Context, run_a: str, run_b: str, code: bool, as_json: bool) 
 
 
 @main.command()
+@click.argument("runs", nargs=-1)
+@click.option("--experiment", "-e", help="Compare the runs of this experiment (in the order they started).")
+@click.option("--where", help='With --experiment: an SQL condition over its view, e.g. "b = 8 AND energy > 1".')
+@click.option(
+    "--status",
+    type=click.Choice(["done", "failed", "interrupted", "running"]),
+    help="With --experiment: only runs with this status (default: every run).",
+)
+@click.option(
+    "-n",
+    "--limit",
+    "limit",
+    type=click.IntRange(min=1),
+    help="With --experiment: compare the first N runs selected (more than 10000 are refused without it).",
+)
+@click.option("--all", "all_columns", is_flag=True, help="Show every column, the constant ones too.")
+@click.option("--json", "as_json", is_flag=True, help="The comparison as one JSON document, for programs.")
+@_store_option
+@click.pass_context
+def compare(
+    ctx: click.Context,
+    runs: tuple[str, ...],
+    experiment: str | None,
+    where: str | None,
+    status: str | None,
+    limit: int | None,
+    all_columns: bool,
+    as_json: bool,
+) -> None:
+    """Compare RUNS (two or more), or an experiment's runs: one row per run, the columns that differ.
+
+    \b
+    recorder compare 0a1b2c3d 4e5f6a7b 8c9d0e1f
+    recorder compare --experiment lorenz --where "b = 8"
+
+    Columns: experiment, status, error (a run's exception, on one line),
+    param.NAME, config.NAME (the config of the run's session), result.NAME
+    (arrays and bytes by dtype, shape and digest, not by value), the code
+    (code.commit, code.dirty, code.diff: the digest of recorded uncommitted
+    changes, code.snapshot, code.env_sha), the environment (env.python,
+    env.platform, env.host, env.recorder) and package.NAME for each package
+    whose version differs ("-": not installed in that run). A column with
+    the same value in every run is constant: it is listed on the
+    "constant:" line above the table instead (--all: in the table too).
+
+    Values are compared exactly: floats bit for bit (0.1 + 0.2 differs from
+    0.3, -0.0 from 0.0), NaN equals NaN, and 1, 1.0 and True differ. The
+    table cuts a value at 60 characters; --json has it whole.
+
+    --json prints one document: {"constant": {column: value},
+    "same_packages": N, "columns": [the columns shown], "runs": [{"run_id",
+    "short_id", column: value, ...}]} (a run without a column has no key for it).
+    """
+    from ..read.compare import CELL_LIMIT, text
+    from ..read.compare import compare as compare_runs
+
+    if runs and (experiment is not None):
+        raise click.UsageError("give RUNS or --experiment, not both")
+    if not runs and experiment is None:
+        raise click.UsageError("give two or more RUNS, or --experiment EXPERIMENT")
+    if runs and len(runs) < 2:
+        raise click.UsageError("give two or more RUNS to compare (recorder show RUN shows one)")
+    if experiment is None and (where is not None or status is not None or limit is not None):
+        raise click.UsageError("--where, --status and --limit select runs of an experiment: add --experiment")
+    with _open(ctx) as db:
+        table = compare_runs(
+            db, list(runs) if runs else None, experiment=experiment, where=where, status=status, limit=limit
+        )
+    if as_json:
+        click.echo(_json(table.document(all_columns=all_columns)))
+        return
+
+    def cell(name: str, value: Any) -> str:
+        shown = _clean(text(name, value))
+        return shown if len(shown) <= CELL_LIMIT else shown[: CELL_LIMIT - 1] + "…"
+
+    what = f"{len(table.runs)} run{'s' if len(table.runs) != 1 else ''}"
+    if table.constant:
+        click.echo(f"{what}; constant: " + ", ".join(f"{_clean(k)}={cell(k, v)}" for k, v in table.constant.items()))
+    else:
+        click.echo(f"{what}; no constant columns")
+    if table.same_packages:
+        click.echo(f"packages: {table.same_packages} of the same version in every run")
+    shown = table.columns if all_columns else table.differing
+    if not table.runs:
+        return
+    if not shown:
+        click.echo("(no column differs between these runs)")
+    click.echo(
+        _table(
+            ["run", *(_clean(name) for name in shown)],
+            [[run["short_id"], *(cell(name, run["values"][name]) for name in shown)] for run in table.runs],
+            [[False, *(isinstance(run["values"][name], (int, float)) for name in shown)] for run in table.runs],
+        )
+    )
+
+
+@main.command()
 @click.argument("query")
 @click.option("--csv", "as_csv", is_flag=True, help="Comma-separated values, for programs.")
 @click.option("--json", "as_json", is_flag=True, help="JSON lines, one row each.")

@@ -126,6 +126,56 @@ class Database:
             columns = [columns]
         return frame(self.conn, experiment_pk, self.objects, statuses=statuses, names=columns, where=where)
 
+    def compare(
+        self,
+        run_ids: str | Sequence[str] | None = None,
+        *,
+        experiment: str | None = None,
+        where: str | None = None,
+        status: str | Sequence[str] | None = None,
+        limit: int | None = None,
+        all_columns: bool = False,
+    ) -> pd.DataFrame:
+        """Return one row per run with the columns whose values differ between the runs (``recorder compare``).
+
+        The runs are those named in ``run_ids`` (short ids, prefixes or full
+        ids, in that order), or those of ``experiment`` that ``where`` and
+        ``status`` select (every status by default), in the order they
+        started. Runs of different experiments may be compared: their
+        columns are the union, and a run without a column has None there
+        (NaN in a float column, NA in an integer one, as in :meth:`df`).
+
+        The index is the runs' short ids (named ``run``); then ``_run_id``
+        (the full id) and the columns that differ: ``experiment``,
+        ``status``, ``error`` (a run's exception, on one line),
+        ``param.NAME``, ``config.NAME`` (the config of the run's session),
+        ``result.NAME`` (arrays and bytes as ``array <f8 (3,) 3fa2b1c9d0e1``:
+        dtype, shape and digest), ``code.commit``, ``code.dirty``,
+        ``code.diff`` (the digest of the recorded uncommitted changes),
+        ``code.snapshot``, ``code.env_sha``, ``env.python``,
+        ``env.platform``, ``env.host``, ``env.recorder`` and
+        ``package.NAME`` for each package whose version differs. The
+        columns whose value is the same in every run are in
+        ``df.attrs["constant"]`` (column → value), and left out of the
+        frame unless ``all_columns``; ``df.attrs["same_packages"]`` counts
+        the packages of the same version in every run.
+
+        Values are compared exactly: floats bit for bit (``0.1 + 0.2``
+        differs from ``0.3``, ``-0.0`` from ``0.0``), NaN equals NaN,
+        ``1``, ``1.0`` and ``True`` differ, arrays and bytes by digest.
+
+        :param where: with ``experiment``: an SQL condition over its view, as for :meth:`df`.
+        :param limit: with ``experiment``: compare the first ``limit`` runs selected.
+            Without it, a selection of more than 10,000 runs is refused.
+        :raises RunNotFound: when a run named is not in the store.
+        :raises AmbiguousRunId: when a name matches several runs.
+        :raises ExperimentNotFound: when the experiment is not in the store.
+        """
+        from .compare import compare
+
+        table = compare(self, run_ids, experiment=experiment, where=where, status=status, limit=limit)
+        return table.frame(all_columns=all_columns)
+
     def export(
         self, experiment: str, path: str | os.PathLike[str], *, status: str | Sequence[str] | None = "done"
     ) -> int:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import errno
 import os
+import re
 import select
 import shutil
 import signal
@@ -138,6 +139,18 @@ def test_sql_draws_its_table(store: Path, recorded: dict[str, str]) -> None:
     status, text = on_terminal("sql", "SELECT 1 AS one, 0.1 + 0.2 AS f, NULL AS n", "--store", str(store))
     _clean_run(status, text)
     assert "one" in text and "0.30000000000000004" in text and "NULL" in text
+
+
+def test_compare_draws_its_table(store: Path, recorded: dict[str, str]) -> None:
+    status, text = on_terminal("--store", str(store), "compare", recorded["done"], recorded["failed"])
+    _clean_run(status, text)
+    assert "constant: experiment=lorenz" in text
+    plain = re.sub(r"\x1b\[[0-9;]*m", "", text)  # rich's bold header
+    header = next(line for line in plain.splitlines() if line.strip().startswith("run "))
+    assert header.split()[:3] == ["run", "status", "error"]
+    row = next(line for line in text.splitlines() if line.strip().startswith(recorded["short"]))
+    assert "done" in row and "[bold]x[/bold]" in row  # the note: a result of the done run only, not markup
+    assert "\x1b]0;pwned" not in text and "\u202e" not in text and "\\u202e" in text
 
 
 def test_sql_shows_markup_and_escapes_as_text(store: Path, recorded: dict[str, str]) -> None:

@@ -9,6 +9,7 @@ no traceback (unless ``--debug``).
 from __future__ import annotations
 
 import csv
+import hashlib
 import io
 import json
 import os
@@ -1080,3 +1081,28 @@ def test_undecodable_arguments_are_one_line(
     err = done.stderr.decode()
     assert "Traceback" not in err and "not UTF-8 text" in err and "\\udcff" in err
     assert len(err.strip().splitlines()) == 1
+
+
+def test_diff_tells_two_small_arrays_of_one_shape_apart(store: Path) -> None:
+    """Arrays kept inline (below the inline limit) are compared by digest too, as those in objects/ are."""
+    import numpy as np
+
+    with rec.Recorder("inline", store=store, git=False) as r:
+        with r.run(i=0) as run:
+            run.log(w=np.zeros(3))
+            first = run.id
+        with r.run(i=1) as run:
+            run.log(w=np.ones(3), same=np.arange(2))
+            second = run.id
+        with r.run(i=2) as run:
+            run.log(w=np.ones(3), same=np.arange(2))
+            third = run.id
+    assert first is not None and second is not None and third is not None
+    changes = json.loads(ok(store, "diff", first, second, "--json").output)
+    assert set(changes["results"]) == {"w", "same"}  # w differs in value only; same is new
+    assert "w" not in json.loads(ok(store, "diff", second, third, "--json").output)["results"]
+    shown = json.loads(ok(store, "show", second, "--json").output)["results"]["w"]["array"]
+    from recorder.store.objects import npy_bytes
+
+    # the digest the array would have as a file in objects/: that of its .npy bytes
+    assert shown["digest"] == hashlib.sha256(npy_bytes(np.ones(3))).hexdigest() and shown["inline"] is True

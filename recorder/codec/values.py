@@ -27,18 +27,27 @@ Nothing is ever pickled, so loading a store never runs code.
 from __future__ import annotations
 
 import json
-from typing import TYPE_CHECKING, Any, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple, Protocol
 
 from ..errors import ValueRefused
-from ..store.objects import load_npy_bytes, npy_bytes, npy_header
 from .hashing import INT64_MAX, INT64_MIN, is_utf8
+from .npy import load_npy_bytes, npy_bytes, npy_header
 
 if TYPE_CHECKING:
     from collections.abc import Callable
 
-    from ..store.objects import ObjectStore
+    import numpy as np
 
-__all__ = ["DEFAULT_INLINE_LIMIT", "NAN_ENCODED", "Encoded", "encode", "decode", "is_scalar_kind", "plain_scalar"]
+__all__ = [
+    "ArrayStore",
+    "DEFAULT_INLINE_LIMIT",
+    "NAN_ENCODED",
+    "Encoded",
+    "encode",
+    "decode",
+    "is_scalar_kind",
+    "plain_scalar",
+]
 
 #: Arrays whose ``.npy`` bytes are at most this size live in the database.
 DEFAULT_INLINE_LIMIT = 64 * 1024
@@ -46,6 +55,22 @@ DEFAULT_INLINE_LIMIT = 64 * 1024
 _NAN = float("nan")
 _INF = float("inf")
 _MAX_DEPTH = 100  # lists and dicts nested deeper are refused (a structure that contains itself is)
+
+
+class ArrayStore(Protocol):
+    """Where arrays above the inline limit go: what :func:`encode` and :func:`decode` need of an object store.
+
+    :class:`recorder.store.objects.ObjectStore` is one; it is handed in, so that
+    this layer never imports the store.
+    """
+
+    def put(self, array: Any) -> tuple[str, int]:
+        """Store an array; return the ``(digest, size)`` of its ``.npy`` bytes."""
+        ...
+
+    def get(self, digest: str, *, mmap: bool = True) -> np.ndarray:
+        """Return the array of a digest (memory-mapped read-only unless ``mmap`` is false)."""
+        ...
 
 
 class Encoded(NamedTuple):
@@ -162,7 +187,7 @@ def _json_text(what: str, name: str, value: Any) -> str:
 def encode(
     name: str,
     value: Any,
-    objects: ObjectStore,
+    objects: ArrayStore,
     *,
     inline_limit: int = DEFAULT_INLINE_LIMIT,
     what: str = "result",
@@ -225,7 +250,7 @@ def encode(
     raise _refuse(what, name, value, hint)
 
 
-def _encode_numpy(name: str, value: Any, objects: ObjectStore, inline_limit: int, what: str) -> Encoded:
+def _encode_numpy(name: str, value: Any, objects: ArrayStore, inline_limit: int, what: str) -> Encoded:
     import numpy as np
 
     if isinstance(value, np.ndarray):
@@ -263,7 +288,7 @@ def _encode_numpy(name: str, value: Any, objects: ObjectStore, inline_limit: int
     raise _refuse(what, name, value, "log a numpy array or scalar; other numpy types are not stored")
 
 
-def decode(kind: str | None, value: Any, objects: ObjectStore, *, mmap: bool = True) -> Any:
+def decode(kind: str | None, value: Any, objects: ArrayStore, *, mmap: bool = True) -> Any:
     """Return the Python value a ``(kind, value)`` cell stands for.
 
     Arrays in the object store are memory-mapped read-only unless ``mmap`` is false.

@@ -25,6 +25,7 @@ from typing import Any, NamedTuple
 
 from ..errors import ObjectError, ObjectOutsideStore, RecorderWarning, SessionRecording
 from ..store.db import transaction
+from ..codec.npy import load_npy_bytes
 from ..store.folder import Store
 from ..store.objects import (
     FOLDER_NAME,
@@ -32,7 +33,6 @@ from ..store.objects import (
     TEMP_NAME,
     ObjectsLock,
     ObjectStore,
-    load_npy_bytes,
     validate_digest,
 )
 from ..sweep.progress import Progress

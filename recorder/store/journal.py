@@ -41,6 +41,7 @@ from ..codec.hashing import (
     pset_hash,
     text_digest,
 )
+from ..codec.npy import NPY_MAGIC
 from ..codec.values import Encoded
 from ..errors import JournalError, RecorderError, RecorderWarning
 from .objects import validate_digest
@@ -54,7 +55,6 @@ _ENDED = frozenset({"done", "failed", "interrupted"})  # a run is journaled when
 _SEED_LIMIT = 2**31  # seeds are 31 bits (see recorder.hashing.run_seed)
 _NUMPY_KIND = re.compile(r"np:[<>|=][biuf][0-9]{1,2}")  # a numpy number's dtype (see recorder.values)
 _BIG_INT = re.compile(r"-?[0-9]+")
-_NPY_MAGIC = b"\x93NUMPY"
 _OBJECT_DTYPE = re.compile(r"[<>|=]?[A-Za-z][A-Za-z0-9\[\],]{0,31}")  # a dtype's str (object store rows)
 _SEGMENT_BYTES = 1 << 20  # a journal file's first size; it doubles when full
 #: The largest a journal file grows (1 GiB: 20,000 queued runs of 50 kB each); beyond it the writer goes
@@ -212,7 +212,7 @@ def _value(name: str, kind: Any, value: Any, obj: Any) -> Encoded:
         return Encoded(kind, _blob(what, value))
     elif kind in ("npy", "npyscalar"):
         blob = _blob(what, value)
-        if blob.startswith(_NPY_MAGIC):
+        if blob.startswith(NPY_MAGIC):
             return Encoded(kind, blob)
     elif kind == "object":
         digest = validate_digest(value)

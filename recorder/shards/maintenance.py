@@ -23,9 +23,9 @@ import warnings
 from pathlib import Path
 from typing import Any, NamedTuple
 
+from ..codec.npy import load_npy_bytes
 from ..errors import ObjectError, ObjectOutsideStore, RecorderWarning, SessionRecording
 from ..store.db import transaction
-from ..codec.npy import load_npy_bytes
 from ..store.folder import Store
 from ..store.objects import (
     FOLDER_NAME,

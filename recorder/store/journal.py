@@ -31,11 +31,9 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, BinaryIO
 
+from ..codec.canonical import INT64_MAX, INT64_MIN, canonical_pset, read_json
 from ..codec.hashing import (
-    INT64_MAX,
-    INT64_MIN,
     PSET_HASH_LENGTH,
-    canonical_pset,
     claim_names,
     is_utf8,
     pset_hash,
@@ -128,7 +126,7 @@ def _cell(value: Any) -> Any:
 def _record(run: PendingRun) -> bytes:
     results = [[n, e.kind, _cell(e.value), e.object] for n, e in run.results.items()]
     if run.scalars is not None:  # plain numbers: each is stored as Encoded(None, number) would be
-        results += [[n, None, v, None] for n, v in json.loads(run.scalars).items()]
+        results += [[n, None, v, None] for n, v in read_json(run.scalars).items()]
     record = [
         run.id,
         run.pset_hash,
@@ -268,7 +266,7 @@ def _run_of(line: bytes) -> PendingRun:
         raise BadLine(f"run id {id_!r:.80} is not 24 lower-case hex digits")
     if type(canonical) is not str:
         raise BadLine(f"parameters {canonical!r:.80} are not JSON text")
-    params = json.loads(canonical)
+    params = read_json(canonical)
     if type(params) is not dict:
         raise BadLine(f"parameters {canonical!r:.80} are not a JSON object")
     if canonical_pset(params)[1] != canonical:  # checks the names and values too

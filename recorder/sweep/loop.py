@@ -17,15 +17,8 @@ from collections.abc import Callable, Iterable, Iterator, Mapping
 from itertools import islice
 from typing import TYPE_CHECKING, Any, NamedTuple
 
-from ..codec.hashing import (
-    PsetLayout,
-    canonical_pset,
-    check_name,
-    plain_numbers,
-    pset_identity,
-    pset_layout,
-    text_digest,
-)
+from ..codec.canonical import PsetLayout, canonical_pset, plain_numbers, pset_layout
+from ..codec.hashing import check_name, pset_identity, text_digest
 from ..errors import NameRefused, RecorderError, RecorderWarning, RunFailed, StoreError
 from ..read.failures import exception_line
 from ..read.frame import ERROR, META
@@ -208,7 +201,8 @@ class _Table:
         if "_time_start" in data:  # as rec.open().df() gives it
             data["_time_start"] = pd.to_datetime(data["_time_start"], utc=True, format="ISO8601")
         if runs:
-            from ..read.frame import STATUSES, _values
+            from ..codec.canonical import values_column as _values
+            from ..read.frame import STATUSES
 
             for name in order:
                 if name not in meta:  # parameters and results: ints with gaps Int64, as in df()

@@ -6,7 +6,7 @@ here: once a run with the same parameter and result names has been
 recorded the general way (which checks the names), a run whose results
 are all plain numbers (finite floats, 64-bit ints) goes to the writer
 with its ``runs.scalars`` JSON made from a template, without encoding
-each value (:class:`recorder.rows.ScalarLayout`). Anything else (None,
+each value (:class:`recorder.codec.canonical.ScalarLayout`). Anything else (None,
 arrays, text, NaN, a new name, a failure) takes the general way.
 
 :func:`older_objects_frozen` keeps the garbage collector off the
@@ -21,8 +21,8 @@ import time
 from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any, Protocol
 
+from ..codec.canonical import ScalarLayout, plain_results, scalar_layout
 from ..store.journal import PendingRun
-from ..store.rows import ScalarLayout, plain_results, scalar_layout
 from .execute import RUN_SEED, Interrupted, Outcome, execute, failure, finish
 
 if TYPE_CHECKING:

@@ -12,11 +12,11 @@ import numpy as np
 import pytest
 
 import recorder as rec
-import recorder.codec.hashing
+import recorder.codec.canonical
+from recorder.codec.canonical import canonical_pset
 from recorder.codec.hashing import (
     PSET_HASH_LENGTH,
     RESERVED_NAMES,
-    canonical_pset,
     check_name,
     pset_hash,
     run_seed,
@@ -339,7 +339,7 @@ def test_negative_zero_is_the_same_pset_as_zero() -> None:
     ],
 )
 def test_canonical_json_of_plain_numbers_matches_the_general_rules(params: dict[str, Any]) -> None:
-    from recorder.codec.hashing import _param_json
+    from recorder.codec.canonical import param_json as _param_json
 
     clean, text = canonical_pset(params)
     order = sorted(params)
@@ -353,7 +353,7 @@ def test_canonical_json_of_plain_numbers_matches_the_general_rules(params: dict[
 
 
 def test_plain_numbers() -> None:
-    from recorder.codec.hashing import plain_numbers
+    from recorder.codec.canonical import plain_numbers
 
     assert plain_numbers([0.5, -3, 2**63 - 1, -(2**63), 1e-300])
     for odd in (0.0, -0.0, float("nan"), float("inf"), -float("inf"), 2**63, True, None, "1", np.float64(1.0)):
@@ -391,7 +391,7 @@ def test_names_with_format_and_separator_characters_are_refused(name: str) -> No
         check_name("parameter", name)
     assert "\\u" in str(info.value) or "\\x" in str(info.value)  # the character shown escaped
     with pytest.raises(rec.NameRefused):
-        recorder.codec.hashing.canonical_pset({name: 1})
+        recorder.codec.canonical.canonical_pset({name: 1})
 
 
 # Characters that show nothing, or nothing reliable: Unicode's Default_Ignorable_Code_Point set (Hangul
@@ -428,7 +428,7 @@ def test_names_with_invisible_unassigned_or_private_characters_are_refused(name:
         check_name("parameter", name)
     assert "\\u" in str(info.value) or "\\U" in str(info.value) or "\\x" in str(info.value)  # shown escaped
     with pytest.raises(rec.NameRefused):
-        recorder.codec.hashing.canonical_pset({name: 1})
+        recorder.codec.canonical.canonical_pset({name: 1})
     with pytest.raises(rec.NameRefused, match="experiment name"):
         check_experiment(name)
     with pytest.raises(rec.NameRefused, match="experiment name"):

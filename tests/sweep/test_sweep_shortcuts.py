@@ -13,7 +13,7 @@ import pandas as pd
 import pytest
 
 import recorder as rec
-from recorder.codec.hashing import canonical_pset
+from recorder.codec.canonical import canonical_pset
 from recorder.codec.values import Encoded
 from recorder.errors import RecorderError
 from recorder.sweep import serial

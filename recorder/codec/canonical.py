@@ -533,8 +533,6 @@ def _exact_floats() -> dict[str, str]:
     return {} if int(pd.__version__.split(".")[0]) >= 3 else {"float_precision": "round_trip"}
 
 
-
-
 def values_column(cells: list[Any]) -> Any:
     """A column of plain result values: a numpy array when they are all numbers of one type.
 
@@ -576,5 +574,3 @@ def _nullable_ints(cells: list[Any], types: set[type]) -> Any:
     if low >= 0 and high <= _UINT64_MAX:
         return pd.array(cells, dtype="UInt64")
     return np.array(cells, dtype=object)
-
-

@@ -36,7 +36,6 @@ from .hashing import is_utf8
 from .npy import load_npy_bytes, npy_bytes, npy_header
 
 if TYPE_CHECKING:
-
     import numpy as np
 
 __all__ = [

@@ -91,16 +91,11 @@ def _object_store(root: str) -> ObjectStore:
     return store
 
 
-class Called(NamedTuple):
-    """What one call of a run's function gave, before its results are encoded (see :func:`call`)."""
-
-    returned: Any
-    t0: float
-    duration: float
-    #: The captured output, None when not captured or empty.
-    output: str | None
-    #: The ``failed`` outcome when the function raised, else None.
-    failed: Outcome | None
+#: What one call of a run's function gave, before its results are encoded (see :func:`call`):
+#: ``(returned, t0, duration, output, failed)``, where ``output`` is the captured output (None when
+#: not captured or empty) and ``failed`` the ``failed`` outcome when the function raised, else None.
+#: A plain tuple: a NamedTuple's constructor would be a Python call more per run.
+Called = tuple[Any, float, float, str | None, Outcome | None]
 
 
 def call(func: Callable[..., Any], kwargs: dict[str, Any], seed: int, capture: bool = False) -> Called:
@@ -127,10 +122,10 @@ def call(func: Callable[..., Any], kwargs: dict[str, Any], seed: int, capture: b
         duration = _clock() - start
     except BaseException as e:  # failure() tells a failed run from an interrupted one
         failed = failure(e, t0, _clock() - start, output)
-        return Called(None, t0, failed.duration, output, failed)
+        return None, t0, failed.duration, output, failed
     finally:
         _SEED.reset(token)
-    return Called(returned, t0, duration, output, None)
+    return returned, t0, duration, output, None
 
 
 def execute(

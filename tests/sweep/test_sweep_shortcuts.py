@@ -311,7 +311,7 @@ def test_the_serial_loop_calls_each_run_by_executes_rule(store: Path, monkeypatc
 
     calls: list[dict[str, Any]] = []
 
-    def counted(func: Any, kwargs: dict[str, Any], seed: int, capture: bool = False) -> execute.Called:
+    def counted(func: Any, kwargs: dict[str, Any], seed: int, capture: bool = False) -> Any:
         calls.append(kwargs)
         return execute.call(func, kwargs, seed, capture)
 

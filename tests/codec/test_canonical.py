@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import math
 import random
 import struct
@@ -115,6 +116,39 @@ def test_every_writer_writes_numbers_by_the_one_rule(tmp_path: Path) -> None:
 
 
 # -- psets: the template of known names beside the general rule --------------------------------------
+
+
+# (kept from test_hashing, where they were before the codec had a module of its own)
+@pytest.mark.parametrize(
+    "params",
+    [
+        {"a": 0.1, "b": 3},
+        {"b": 3, "a": 0.1},
+        {"x%s": 1.5, "y%%r": 2, 'q"': 3.0, "é\\": -7},  # names that a %-template or JSON must escape
+        {"a": 1e300, "b": -(2**63), "c": 2**63 - 1, "d": 5e-324, "e": -2.5},
+        {"a": -0.0, "b": 1.0},
+        {"a": float("inf"), "b": 1},
+        {"a": True, "b": 1},
+        {"a": np.float64(0.5), "b": 1},
+        {"a": None, "b": "s"},
+    ],
+)
+def test_canonical_json_of_plain_numbers_matches_the_general_rules(params: dict[str, Any]) -> None:
+    clean, text = canonical_pset(params)
+    order = sorted(params)
+    expected = (
+        "{" + ",".join(json.dumps(n, ensure_ascii=False) + ":" + param_json(n, params[n])[0] for n in order) + "}"
+    )
+    assert text == expected
+    assert list(clean) == order
+    assert clean == {n: param_json(n, params[n])[1] for n in order}
+    assert all(type(clean[n]) is type(param_json(n, params[n])[1]) for n in order)
+
+
+def test_plain_numbers() -> None:
+    assert plain_numbers([0.5, -3, 2**63 - 1, -(2**63), 1e-300])
+    for odd in (0.0, -0.0, float("nan"), float("inf"), -float("inf"), 2**63, True, None, "1", np.float64(1.0)):
+        assert not plain_numbers([1.5, odd])
 
 
 def general_pset(params: dict[str, Any]) -> tuple[dict[str, Any], str]:

@@ -442,29 +442,32 @@ def structure_json(what: str, name: str, value: Any) -> str:
 
 
 def read_columns(data: bytes | None, layout: Collection[str], wanted: list[str], n: int) -> dict[str, Any]:
-    """The values of the ``wanted`` parameters from canonical JSON texts (UTF-8) joined by \\x1e, one per run.
+    """The values of the ``wanted`` names from canonical JSON texts (UTF-8) joined by \\x1e, one per run.
 
-    When every pset has every parameter of ``layout`` (the experiment's
-    parameters, sorted as in canonical JSON), the texts are cut into values
+    The texts are psets' canonical JSON or runs' ``runs.scalars``; ``layout``
+    holds every name they may have (the experiment's parameters, or its
+    results kept in ``runs.scalars``). When every text has every name of
+    ``layout``, the texts are cut into values
     without parsing each one: canonical JSON is ``{"a":1,"b":2}``, and a
     quote is escaped inside a JSON string, so ``{"a":`` and ``,"b":`` occur
     only as keys. Numbers, true, false and null are then parsed by pandas'
     CSV reader, in C; anything else by json. (Bytes, not str: pandas reads
-    bytes faster.)
+    bytes faster.) What it gives makes the DataFrame :func:`read_one_by_one`
+    gives, the general rule.
     """
     if not wanted or n == 0:
         return {name: [] for name in wanted}
     assert data is not None
     keys = sorted(layout)
     m = len(keys)
-    quoted = [json_string(key).encode() for key in keys]  # as canonical JSON writes them
-    first = b"{" + quoted[0] + b":"
+    quoted = [json_key(key).encode() for key in keys]  # as canonical JSON writes them, colon included
+    first = b"{" + quoted[0]
     if data.count(b"\x1e" + first) + data.startswith(first) != n:  # some object lacks the first key
         return read_one_by_one(data, wanted)
     cut = data.replace(b"}\x1e" + first, b"\x1e")  # every object ends in }: one pass for both ends
     cut = cut.removeprefix(first).removesuffix(b"}")
     for key in quoted[1:]:
-        cut = cut.replace(b"," + key + b":", b"\x1f")
+        cut = cut.replace(b"," + key, b"\x1f")
     # Each object has each key at most once, so this count means every object has every key.
     if cut.count(b"\x1e") != n - 1 or cut.count(b"\x1f") != n * (m - 1):
         return read_one_by_one(data, wanted)

@@ -1,31 +1,22 @@
-"""Canonical JSON and hashes: parameter sets, seeds and content digests.
+"""Names and hashes: which names may be used, pset hashes, seeds and content digests.
 
 A parameter set (pset) is a flat dict name → scalar. Its identity is the
-hash of its canonical JSON: keys sorted, no spaces, floats written by
-``repr`` so that they round-trip exactly, ``±inf`` written as ``±1e999``
-(plain JSON, which SQLite's JSON functions and Python both read back as
-infinity). NaN is refused: it is not equal to itself, so it cannot
-identify anything.
+hash of its canonical JSON (written by :mod:`recorder.codec.canonical`).
 """
 
 from __future__ import annotations
 
 import hashlib
-import json
-import math
 import unicodedata
 from bisect import bisect_right
-from collections.abc import Callable, Iterable, Mapping
-from typing import Any, NamedTuple
+from collections.abc import Callable, Iterable
 
-from ..errors import NameRefused, ValueRefused
+from ..errors import NameRefused
 
 __all__ = [
     "PSET_HASH_LENGTH",
     "RESERVED_NAMES",
     "is_utf8",
-    "INT64_MIN",
-    "INT64_MAX",
     "claim_names",
     "check_name",
     "check_experiment",
@@ -33,10 +24,6 @@ __all__ = [
     "is_not_text",
     "NOT_TEXT",
     "DEFAULT_IGNORABLE",
-    "canonical_pset",
-    "PsetLayout",
-    "pset_layout",
-    "plain_numbers",
     "pset_hash",
     "pset_identity",
     "run_seed",
@@ -51,9 +38,6 @@ PSET_HASH_LENGTH = 20
 #: Columns of the wide per-experiment view besides parameters and results.
 RESERVED_NAMES = frozenset({"run_id", "status", "time_start", "duration_s", "env_sha"})
 
-INT64_MIN = -(2**63)
-INT64_MAX = 2**63 - 1
-_dumps_str = json.JSONEncoder(ensure_ascii=False).encode
 _sha256 = hashlib.sha256
 
 
@@ -224,134 +208,6 @@ def is_utf8(text: str) -> bool:
     except UnicodeEncodeError:
         return False
     return True
-
-
-def _param_json(name: str, value: Any) -> tuple[str, Any]:
-    """Return the canonical JSON text of one parameter value, and the built-in value it stands for."""
-    kind = type(value)
-    if kind is str:
-        if not is_utf8(value):
-            raise ValueRefused(f"parameter {name!r} holds a lone surrogate, which is not text; fix its encoding")
-        return _dumps_str(value), value
-    if kind is float:
-        if value == 0.0:  # -0.0 == 0.0: the same parameter set
-            return "0.0", 0.0
-        return _float_json(name, value), value
-    if kind is int:
-        if not INT64_MIN <= value <= INT64_MAX:
-            raise ValueRefused(
-                f"parameter {name!r}: the int {value} does not fit in 64 bits; pass it as a str or a float"
-            )
-        return repr(value), value
-    if kind is bool:
-        return ("true" if value else "false"), value
-    if value is None:
-        return "null", None
-    # numpy scalars, and subclasses of the built-in types, are stored as the
-    # built-in value they stand for.
-    dtype_kind = _numpy_scalar_kind(value)
-    if dtype_kind == "b" or (dtype_kind is None and isinstance(value, bool)):
-        return _param_json(name, bool(value))
-    if dtype_kind in ("i", "u") or (dtype_kind is None and isinstance(value, int)):
-        return _param_json(name, int(value))
-    if dtype_kind == "f" or (dtype_kind is None and isinstance(value, float)):
-        return _param_json(name, float(value))
-    if dtype_kind == "U" or (dtype_kind is None and isinstance(value, str)):
-        return _param_json(name, str(value))
-    raise ValueRefused(
-        f"parameter {name!r} has type {type(value).__name__}: a parameter must be "
-        "a bool, int, float, str or None; log arrays and structures as results, "
-        "or pass a scalar that selects them"
-    )
-
-
-def _numpy_scalar_kind(value: Any) -> str | None:
-    """Return the numpy dtype kind of a numpy scalar, or None for anything else."""
-    if type(value).__module__ != "numpy" or getattr(value, "shape", None) != ():
-        return None
-    kind: str = value.dtype.kind
-    return kind
-
-
-def _float_json(name: str, value: float) -> str:
-    if value != value:
-        raise ValueRefused(
-            f"parameter {name!r} is NaN, which cannot identify a parameter set "
-            "(NaN is not equal to itself); use None for 'no value'"
-        )
-    if math.isinf(value):
-        return "1e999" if value > 0 else "-1e999"
-    return repr(value)
-
-
-class PsetLayout(NamedTuple):
-    """A set of parameter names, checked once: their canonical order, JSON keys, and JSON template."""
-
-    #: The names sorted by code point, as canonical JSON writes them.
-    order: tuple[str, ...]
-    #: The JSON key of each name in ``order``, colon included.
-    keys: tuple[str, ...]
-    #: The canonical JSON with ``%r`` for each value in ``order``: exact for :func:`plain_numbers`.
-    template: str
-
-
-def pset_layout(names: tuple[str, ...]) -> PsetLayout:
-    """Return the layout of a pset with these names (in the order given), checking them the first time.
-
-    :raises NameRefused: for a reserved or invalid name, or two names equal but for case.
-    """
-    layout = _LAYOUTS.get(names)
-    if layout is None:
-        claim_names("parameter", names, {})
-        order = tuple(sorted(names))
-        keys = tuple(_dumps_str(name) + ":" for name in order)
-        template = "{" + ",".join(key.replace("%", "%%") + "%r" for key in keys) + "}"
-        layout = PsetLayout(order, keys, template)
-        if len(_LAYOUTS) < 1024:
-            _LAYOUTS[names] = layout
-    return layout
-
-
-# Parameter names seen together (in the order given) → their layout.
-_LAYOUTS: dict[tuple[str, ...], PsetLayout] = {}
-
-
-def plain_numbers(values: Iterable[Any]) -> bool:
-    """Return whether every value is a number whose canonical JSON is its ``repr``.
-
-    That is a float other than ±0.0, ±inf and NaN, or an int of 64 bits;
-    bools, numpy scalars and the rest go through the general rules.
-    """
-    for value in values:
-        if type(value) is float:
-            if value - value != 0.0 or value == 0.0:  # NaN, ±inf (inf - inf is NaN), ±0.0
-                return False
-        elif type(value) is not int or not INT64_MIN <= value <= INT64_MAX:
-            return False
-    return True
-
-
-def canonical_pset(params: Mapping[str, Any]) -> tuple[dict[str, Any], str]:
-    """Validate a pset and return it as plain Python values with its canonical JSON.
-
-    :param params: flat mapping of parameter name to scalar value.
-    :returns: ``(clean, text)``: the pset with numpy scalars turned into
-        built-in values, in canonical order, and its canonical JSON.
-    :raises NameRefused: for a reserved or invalid name.
-    :raises ValueRefused: for a value that is not a scalar, or is NaN.
-    """
-    if not isinstance(params, Mapping):
-        raise ValueRefused(f"a parameter set must be a dict of name → scalar, not {type(params).__name__}")
-    layout = pset_layout(tuple(params))
-    values = tuple([params[name] for name in layout.order])
-    if plain_numbers(values):  # the common case, without a call per value
-        return dict(zip(layout.order, values)), layout.template % values
-    clean: dict[str, Any] = {}
-    parts = []
-    for name, key, value in zip(layout.order, layout.keys, values):
-        text, clean[name] = _param_json(name, value)
-        parts.append(key + text)
-    return clean, "{" + ",".join(parts) + "}"
 
 
 def pset_hash(canonical_json: str) -> str:

@@ -27,25 +27,48 @@ Nothing is ever pickled, so loading a store never runs code.
 from __future__ import annotations
 
 import json
-from typing import TYPE_CHECKING, Any, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple, Protocol
 
 from ..errors import ValueRefused
-from ..store.objects import load_npy_bytes, npy_bytes, npy_header
-from .hashing import INT64_MAX, INT64_MIN, is_utf8
+from .canonical import INT64_MAX, INT64_MIN, plain_scalar, read_json, structure_json
+from .canonical import refused as _refuse
+from .hashing import is_utf8
+from .npy import load_npy_bytes, npy_bytes, npy_header
 
 if TYPE_CHECKING:
-    from collections.abc import Callable
+    import numpy as np
 
-    from ..store.objects import ObjectStore
-
-__all__ = ["DEFAULT_INLINE_LIMIT", "NAN_ENCODED", "Encoded", "encode", "decode", "is_scalar_kind", "plain_scalar"]
+__all__ = [
+    "ArrayStore",
+    "DEFAULT_INLINE_LIMIT",
+    "NAN_ENCODED",
+    "Encoded",
+    "encode",
+    "decode",
+    "is_scalar_kind",
+    "plain_scalar",
+]
 
 #: Arrays whose ``.npy`` bytes are at most this size live in the database.
 DEFAULT_INLINE_LIMIT = 64 * 1024
 
 _NAN = float("nan")
-_INF = float("inf")
-_MAX_DEPTH = 100  # lists and dicts nested deeper are refused (a structure that contains itself is)
+
+
+class ArrayStore(Protocol):
+    """Where arrays above the inline limit go: what :func:`encode` and :func:`decode` need of an object store.
+
+    :class:`recorder.store.objects.ObjectStore` is one; it is handed in, so that
+    this layer never imports the store.
+    """
+
+    def put(self, array: Any) -> tuple[str, int]:
+        """Store an array; return the ``(digest, size)`` of its ``.npy`` bytes."""
+        ...
+
+    def get(self, digest: str, *, mmap: bool = True) -> np.ndarray:
+        """Return the array of a digest (memory-mapped read-only unless ``mmap`` is false)."""
+        ...
 
 
 class Encoded(NamedTuple):
@@ -61,108 +84,10 @@ class Encoded(NamedTuple):
 NAN_ENCODED = Encoded("nan", None)
 
 
-def plain_scalar(value: Any) -> Any:
-    """Return the plain Python number a numpy scalar of a JAX result stands for, or the scalar itself.
-
-    JAX has no scalar types: its numbers are 0-d arrays. Those of bool, int
-    and float dtypes (bfloat16 and float16 included) are stored as the plain
-    bool, int or float they hold, exactly (a float64 holds any of them), so
-    they are numbers in SQL and columns in tables. Others (complex, …) stay
-    numpy scalars and keep their dtype.
-    """
-    dtype = value.dtype
-    if dtype.kind in "biu":
-        return value.item()
-    if (dtype.kind == "f" and dtype.itemsize <= 8) or dtype.name.startswith(("bfloat16", "float8")):
-        return float(value)  # ml_dtypes' floats (bfloat16, float8_*) included
-    return value
-
-
-def _refuse(what: str, name: str, value: Any, hint: str) -> ValueRefused:
-    return ValueRefused(f"{what} {name!r} has type {type(value).__qualname__}, which recorder cannot store: {hint}")
-
-
-def _json_default(what: str, name: str) -> Callable[[Any], Any]:
-    def default(value: Any) -> Any:
-        if type(value).__module__ == "numpy" and getattr(value, "shape", None) == ():
-            return value.item()
-        raise _refuse(
-            what,
-            name,
-            value,
-            "lists and dicts may hold only bool, int, float, str, None and nested "
-            "lists/dicts with str keys; log arrays as results of their own",
-        )
-
-    return default
-
-
-def _is_float(item: Any) -> bool:
-    if isinstance(item, float):
-        return True
-    return type(item).__module__ == "numpy" and getattr(item, "shape", None) == () and item.dtype.kind == "f"
-
-
-def _scan(what: str, name: str, value: Any) -> bool:
-    """Check what JSON would silently change; return whether an infinite float is inside.
-
-    Refuses dict keys that are not str (JSON would turn them into strings)
-    and NaN (not standard JSON, and not needed: an array keeps it).
-    """
-    infinite = False
-    stack = [(value, 0)]
-    while stack:
-        item, depth = stack.pop()
-        if isinstance(item, (dict, list, tuple)) and depth >= _MAX_DEPTH:
-            raise ValueRefused(
-                f"{what} {name!r} is nested more than {_MAX_DEPTH} levels deep, or contains itself; "
-                "store a flatter structure"
-            )
-        if isinstance(item, dict):
-            for key, sub in item.items():
-                if type(key) is not str:
-                    raise ValueRefused(
-                        f"{what} {name!r} holds a dict key {key!r} of type {type(key).__name__}; "
-                        "JSON keys are strings, so convert the keys with str() first"
-                    )
-                stack.append((sub, depth + 1))
-        elif isinstance(item, (list, tuple)):
-            stack.extend((sub, depth + 1) for sub in item)
-        elif _is_float(item):
-            number = float(item)
-            if number != number:
-                raise ValueRefused(
-                    f"{what} {name!r} holds NaN inside a list or dict, which JSON cannot hold; "
-                    "log the numbers as a numpy array (numpy.asarray(...)), which keeps NaN exactly"
-                )
-            infinite = infinite or number in (_INF, -_INF)
-    return infinite
-
-
-def _json_text(what: str, name: str, value: Any) -> str:
-    """Return standard JSON for a list or dict, ±inf written as ±1e999."""
-    default = _json_default(what, name)
-    if not _scan(what, name, value):
-        return json.dumps(value, default=default, ensure_ascii=False, allow_nan=False)
-
-    def dump(item: Any) -> str:
-        if isinstance(item, dict):
-            return "{" + ",".join(f"{json.dumps(k, ensure_ascii=False)}:{dump(v)}" for k, v in item.items()) + "}"
-        if isinstance(item, (list, tuple)):
-            return "[" + ",".join(dump(v) for v in item) + "]"
-        if _is_float(item):
-            item = float(item)
-            if item in (_INF, -_INF):
-                return "1e999" if item > 0 else "-1e999"
-        return json.dumps(item, default=default, ensure_ascii=False, allow_nan=False)
-
-    return dump(value)
-
-
 def encode(
     name: str,
     value: Any,
-    objects: ObjectStore,
+    objects: ArrayStore,
     *,
     inline_limit: int = DEFAULT_INLINE_LIMIT,
     what: str = "result",
@@ -203,7 +128,7 @@ def encode(
             return _encode_numpy(name, scalar, objects, inline_limit, what)
         return _encode_numpy(name, array, objects, inline_limit, what)
     if isinstance(value, (list, tuple, dict)):
-        text = _json_text(what, name, value)
+        text = structure_json(what, name, value)
         if not is_utf8(text):
             raise _refuse(what, name, value, "a str inside holds a lone surrogate, which is not text; fix its encoding")
         return Encoded("json", text)
@@ -225,7 +150,7 @@ def encode(
     raise _refuse(what, name, value, hint)
 
 
-def _encode_numpy(name: str, value: Any, objects: ObjectStore, inline_limit: int, what: str) -> Encoded:
+def _encode_numpy(name: str, value: Any, objects: ArrayStore, inline_limit: int, what: str) -> Encoded:
     import numpy as np
 
     if isinstance(value, np.ndarray):
@@ -263,7 +188,7 @@ def _encode_numpy(name: str, value: Any, objects: ObjectStore, inline_limit: int
     raise _refuse(what, name, value, "log a numpy array or scalar; other numpy types are not stored")
 
 
-def decode(kind: str | None, value: Any, objects: ObjectStore, *, mmap: bool = True) -> Any:
+def decode(kind: str | None, value: Any, objects: ArrayStore, *, mmap: bool = True) -> Any:
     """Return the Python value a ``(kind, value)`` cell stands for.
 
     Arrays in the object store are memory-mapped read-only unless ``mmap`` is false.
@@ -275,7 +200,7 @@ def decode(kind: str | None, value: Any, objects: ObjectStore, *, mmap: bool = T
     if kind == "bool":
         return bool(value)
     if kind == "json":
-        return json.loads(value)
+        return read_json(value)
     if kind == "npy":
         return load_npy_bytes(value)
     if kind == "npyscalar":

@@ -36,12 +36,13 @@ import sqlite3
 from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING, Any, NamedTuple
 
+from ..codec.canonical import values_column
 from ..errors import RecorderError, StoreError
 from ..store import catalog
 from ..store.db import damage_hint
 from ..store.ids import short_ids
 from .failures import exception_line
-from .frame import STATUSES, selection, typed_column
+from .frame import STATUSES, selection
 from .show import _decode, _field_order, _loads, _not_a_dict, _ordered
 
 if TYPE_CHECKING:
@@ -145,7 +146,7 @@ class Comparison(NamedTuple):
             cells = [_frame_cell(run["values"][name]) for run in self.runs]
             kinds = set(map(type, cells)) - {type(None)}
             # One type (ints with some None: nullable Int64); mixed types stay objects, so 1 and 1.0 still differ.
-            column = typed_column(cells) if len(kinds) <= 1 else cells
+            column = values_column(cells) if len(kinds) <= 1 else cells
             # Not numbers: objects, so that a missing value stays None (pandas' str dtype would make it NaN).
             data[name] = pd.Series(cells, dtype=object) if column is cells else column
         df = pd.DataFrame(data, copy=False)

@@ -25,6 +25,7 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from ..codec.canonical import read_json
 from ..codec.values import decode
 from ..errors import (
     AmbiguousRunId,
@@ -321,7 +322,7 @@ class Database:
         if row is not None:
             return decode(row[0], row[1], self.objects, mmap=mmap)
         (text,) = self._read(_SCALARS, (pk,)).fetchone()
-        scalars = json.loads(text) if text is not None else {}  # plain scalars, exact (see recorder.writer)
+        scalars = read_json(text) if text is not None else {}  # plain scalars, exact (see recorder.writer)
         if name in scalars:
             return scalars[name]
         names = sorted([n for (n,) in self._read(_RESULT_NAMES, (pk,))] + list(scalars))

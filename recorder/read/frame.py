@@ -19,7 +19,6 @@ result is used only when it provably read the same runs (see
 
 from __future__ import annotations
 
-import io
 import json
 import sqlite3
 import sys
@@ -27,7 +26,7 @@ from collections.abc import Collection, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ..codec.hashing import INT64_MAX, INT64_MIN
+from ..codec.canonical import read_columns, values_column
 from ..codec.values import decode, is_scalar_kind
 from ..errors import RecorderError
 from ..store.catalog import IN_SCALARS, columns, fields_of, select_sql
@@ -39,7 +38,7 @@ if TYPE_CHECKING:
 
     from ..store.objects import ObjectStore
 
-__all__ = ["ERROR", "META", "STATUSES", "frame", "selection", "typed_column"]
+__all__ = ["ERROR", "META", "STATUSES", "frame", "selection"]
 
 #: The run columns of a DataFrame of runs, after the parameters and results.
 META = ["_run_id", "_pset_hash", "_status", "_time_start", "_duration_s", "_session", "_env_sha"]
@@ -130,145 +129,6 @@ def _hex_column(data: bytes | None, width: int, n: int) -> Any:
     # One C pass makes the texts: bytes.hex puts a comma after every value, str.split cuts there.
     texts = np.array(data.hex(",", width).split(","), dtype=object)
     return pd.array(texts, dtype="str")
-
-
-def _records(data: bytes | None, layout: Collection[str], wanted: list[str], n: int) -> dict[str, Any]:
-    """The values of the ``wanted`` parameters from canonical JSON texts (UTF-8) joined by \\x1e, one per run.
-
-    When every pset has every parameter of ``layout`` (the experiment's
-    parameters, sorted as in canonical JSON), the texts are cut into values
-    without parsing each one: canonical JSON is ``{"a":1,"b":2}``, and a
-    quote is escaped inside a JSON string, so ``{"a":`` and ``,"b":`` occur
-    only as keys. Numbers, true, false and null are then parsed by pandas'
-    CSV reader, in C; anything else by json. (Bytes, not str: pandas reads
-    bytes faster.)
-    """
-    if not wanted or n == 0:
-        return {name: [] for name in wanted}
-    assert data is not None
-    keys = sorted(layout)
-    m = len(keys)
-    quoted = [json.dumps(key, ensure_ascii=False).encode() for key in keys]  # as canonical JSON writes them
-    first = b"{" + quoted[0] + b":"
-    if data.count(b"\x1e" + first) + data.startswith(first) != n:  # some object lacks the first key
-        return _parsed_one_by_one(data, wanted)
-    cut = data.replace(b"}\x1e" + first, b"\x1e")  # every object ends in }: one pass for both ends
-    cut = cut.removeprefix(first).removesuffix(b"}")
-    for key in quoted[1:]:
-        cut = cut.replace(b"," + key + b":", b"\x1f")
-    # Each object has each key at most once, so this count means every object has every key.
-    if cut.count(b"\x1e") != n - 1 or cut.count(b"\x1f") != n * (m - 1):
-        return _parsed_one_by_one(data, wanted)
-    if b'"' not in cut:  # numbers, true, false and null only: pandas' parser reads them exactly
-        import pandas as pd
-
-        # With nulls, nullable dtypes: an int column with nulls stays ints (float64 would round beyond 2**53).
-        nullable = {"dtype_backend": "numpy_nullable"} if b"null" in cut else {}
-        table = pd.read_csv(
-            io.BytesIO(cut),
-            sep="\x1f",
-            lineterminator="\x1e",
-            header=None,
-            names=keys,
-            usecols=wanted,
-            na_values=["null"],
-            keep_default_na=False,
-            **nullable,
-            **_exact_floats(),
-        )
-        if len(table) == n and not nullable and all(table[name].dtype.kind in "fiub" for name in wanted):
-            return {name: table[name].to_numpy() for name in wanted}
-        if len(table) == n and nullable:
-            parsed = {name: _plain_column(table[name]) for name in wanted}
-            if all(column is not None for column in parsed.values()):
-                return parsed
-    flat = cut.replace(b"\x1f", b",").replace(b"\x1e", b",")
-    values = json.loads(b"[" + flat + b"]")
-    columns = {key: typed_column(values[j::m]) for j, key in enumerate(keys)}
-    return {name: columns[name] for name in wanted}
-
-
-def _plain_column(column: pd.Series) -> Any:
-    """A column read by read_csv with nullable dtypes, as :func:`typed_column` would make it; None if not numbers.
-
-    Ints stay numpy int64, or pandas' nullable ``Int64`` when some are
-    missing; floats are numpy float64 with NaN where missing; bools numpy
-    bool; a column of nulls only is NaN. Bools with nulls (and anything
-    else) are left to the JSON parser, which keeps them as objects.
-    """
-    import numpy as np
-
-    kind = column.dtype.kind
-    missing = bool(column.isna().any())
-    if missing and column.isna().all():
-        return np.full(len(column), np.nan)
-    if kind in "iu":
-        return column.array if missing else column.to_numpy(dtype=np.int64)
-    if kind == "f":
-        return column.to_numpy(dtype=np.float64, na_value=np.nan)
-    if kind == "b" and not missing:
-        return column.to_numpy(dtype=bool)
-    return None
-
-
-def _parsed_one_by_one(data: bytes, wanted: list[str]) -> dict[str, Any]:
-    """The slow way, for objects of several layouts: each parsed by json; a missing key is None."""
-    objects = json.loads(b"[" + data.replace(b"\x1e", b",") + b"]")
-    return {name: typed_column([item.get(name) for item in objects]) for name in wanted}
-
-
-def _exact_floats() -> dict[str, str]:
-    """read_csv's option for floats parsed exactly: pandas 3 does by default, pandas 2 when asked."""
-    import pandas as pd
-
-    return {} if int(pd.__version__.split(".")[0]) >= 3 else {"float_precision": "round_trip"}
-
-
-_INTS_AND_NONE = {int, type(None)}
-_UINT64_MAX = 2**64 - 1
-
-
-def typed_column(cells: list[Any]) -> Any:
-    """A column of plain result values: a numpy array when they are all numbers of one type.
-
-    A column of None only is NaN, as it reads from runs.scalars (see _records).
-    Ints (Python's or numpy's) with some None are pandas' nullable integers,
-    exact where float64 would round beyond 2**53: numpy ints of one dtype keep
-    its width and sign (``np.uint64`` → ``UInt64``), other ints are ``Int64``,
-    or ``UInt64`` when they only fit unsigned, else objects.
-    """
-    import numpy as np
-
-    if cells and cells[0] is None and all(c is None for c in cells):
-        return np.full(len(cells), np.nan)
-    if cells and None in cells:  # the common path (no run lacks the result) costs one scan
-        types = set(map(type, cells))
-        types.discard(type(None))
-        if types <= {int} or all(issubclass(t, np.integer) for t in types):
-            return _nullable_ints(cells, types)
-    if cells and type(cells[0]) in (float, int):
-        array = np.array(cells)
-        if array.dtype.kind in "fi":
-            return array
-    return cells
-
-
-def _nullable_ints(cells: list[Any], types: set[type]) -> Any:
-    """Ints (Python's and numpy's, of ``types``) with some None as pandas' nullable integer array (see typed_column)."""
-    import numpy as np
-    import pandas as pd
-
-    if int not in types:
-        dtype = np.result_type(*types)  # int64 and uint64 together have none (float64): by their range below
-        if dtype.kind in "iu":
-            return pd.array(cells, dtype=("UInt" + dtype.name[4:]) if dtype.kind == "u" else ("Int" + dtype.name[3:]))
-    present = [int(c) for c in cells if c is not None]
-    low, high = min(present), max(present)
-    if low >= INT64_MIN and high <= INT64_MAX:
-        return pd.array(cells, dtype="Int64")
-    if low >= 0 and high <= _UINT64_MAX:
-        return pd.array(cells, dtype="UInt64")
-    return np.array(cells, dtype=object)
 
 
 def _scalar(kind: str | None, value: Any, objects: ObjectStore) -> Any:
@@ -497,7 +357,7 @@ def _read_runs(
     if not one_status:
         parsed["status"] = _ints(rest.pop(0), n)
     wanted = [name for name in results if IN_SCALARS in results[name]]
-    parsed["scalars"] = _records(rest.pop(0), compact, wanted, n) if compact else {}
+    parsed["scalars"] = read_columns(rest.pop(0), compact, wanted, n) if compact else {}
     return parsed
 
 
@@ -518,7 +378,7 @@ def _parse_fixed(
         "time": _ints(rest.pop(0), n),
         "hashes": _hex_column(rest.pop(0), _HASH_BYTES, n),
         "sessions": _ints(rest.pop(0), n) if several_sessions else None,
-        "params": _records(rest.pop(0), all_params, params, n) if params else {},
+        "params": read_columns(rest.pop(0), all_params, params, n) if params else {},
     }
 
 
@@ -566,6 +426,6 @@ def _add_result_rows(
             for index, row in enumerate(rows):
                 if row[column - 1] is not None or (name not in plain and row[column - 2] is not None):
                     merged[index] = cells_[index]
-            data[name] = typed_column(merged)
+            data[name] = values_column(merged)
         else:
-            data[name] = typed_column(cells_)
+            data[name] = values_column(cells_)

@@ -14,7 +14,8 @@ from pathlib import Path
 from types import FrameType
 from typing import TYPE_CHECKING, Any
 
-from ..codec.hashing import canonical_pset, check_experiment, check_name, is_utf8, text_digest
+from ..codec.canonical import canonical_pset
+from ..codec.hashing import check_experiment, check_name, is_utf8, text_digest
 from ..codec.values import DEFAULT_INLINE_LIMIT, encode
 from ..errors import NameRefused, RecorderError, StoreError
 from ..provenance import environment as provenance

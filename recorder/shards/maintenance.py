@@ -23,6 +23,7 @@ import warnings
 from pathlib import Path
 from typing import Any, NamedTuple
 
+from ..codec.npy import load_npy_bytes
 from ..errors import ObjectError, ObjectOutsideStore, RecorderWarning, SessionRecording
 from ..store.db import transaction
 from ..store.folder import Store
@@ -32,7 +33,6 @@ from ..store.objects import (
     TEMP_NAME,
     ObjectsLock,
     ObjectStore,
-    load_npy_bytes,
     validate_digest,
 )
 from ..sweep.progress import Progress

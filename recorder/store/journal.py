@@ -31,16 +31,15 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, BinaryIO
 
+from ..codec.canonical import INT64_MAX, INT64_MIN, canonical_pset, read_json
 from ..codec.hashing import (
-    INT64_MAX,
-    INT64_MIN,
     PSET_HASH_LENGTH,
-    canonical_pset,
     claim_names,
     is_utf8,
     pset_hash,
     text_digest,
 )
+from ..codec.npy import NPY_MAGIC
 from ..codec.values import Encoded
 from ..errors import JournalError, RecorderError, RecorderWarning
 from .objects import validate_digest
@@ -55,7 +54,6 @@ _ENDED = frozenset({"done", "failed", "interrupted"})  # a run is journaled when
 _SEED_LIMIT = 2**31  # seeds are 31 bits (see recorder.hashing.run_seed)
 _NUMPY_KIND = re.compile(r"np:[<>|=][biuf][0-9]{1,2}")  # a numpy number's dtype (see recorder.values)
 _BIG_INT = re.compile(r"-?[0-9]+")
-_NPY_MAGIC = b"\x93NUMPY"
 _OBJECT_DTYPE = re.compile(r"[<>|=]?[A-Za-z][A-Za-z0-9\[\],]{0,31}")  # a dtype's str (object store rows)
 _SEGMENT_BYTES = 1 << 20  # a journal file's first size; it doubles when full
 #: The largest a journal file grows (1 GiB: 20,000 queued runs of 50 kB each); beyond it the writer goes
@@ -81,7 +79,7 @@ def _cell(value: Any) -> Any:
 def _record(run: PendingRun) -> bytes:
     results = [[n, e.kind, _cell(e.value), e.object] for n, e in run.results.items()]
     if run.scalars is not None:  # plain numbers: each is stored as Encoded(None, number) would be
-        results += [[n, None, v, None] for n, v in json.loads(run.scalars).items()]
+        results += [[n, None, v, None] for n, v in read_json(run.scalars).items()]
     record = [
         run.id,
         run.pset_hash,
@@ -165,7 +163,7 @@ def _value(name: str, kind: Any, value: Any, obj: Any) -> Encoded:
         return Encoded(kind, _blob(what, value))
     elif kind in ("npy", "npyscalar"):
         blob = _blob(what, value)
-        if blob.startswith(_NPY_MAGIC):
+        if blob.startswith(NPY_MAGIC):
             return Encoded(kind, blob)
     elif kind == "object":
         digest = validate_digest(value)
@@ -221,7 +219,7 @@ def _run_of(line: bytes) -> PendingRun:
         raise BadLine(f"run id {id_!r:.80} is not 24 lower-case hex digits")
     if type(canonical) is not str:
         raise BadLine(f"parameters {canonical!r:.80} are not JSON text")
-    params = json.loads(canonical)
+    params = read_json(canonical)
     if type(params) is not dict:
         raise BadLine(f"parameters {canonical!r:.80} are not a JSON object")
     if canonical_pset(params)[1] != canonical:  # checks the names and values too

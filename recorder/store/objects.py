@@ -20,16 +20,15 @@ objects until their rows are committed, ``gc`` holds it exclusively.
 from __future__ import annotations
 
 import hashlib
-import io
 import os
 import re
 import secrets
 import stat
 import time
-import warnings
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from ..codec.npy import c_order, data_view, npy_header
 from ..errors import ObjectError, ObjectOutsideStore, StoreBusy, StoreError
 from .layout import OBJECTS_LOCK, locks_folder
 
@@ -44,9 +43,6 @@ if TYPE_CHECKING:
 __all__ = [
     "ObjectStore",
     "ObjectsLock",
-    "npy_header",
-    "npy_bytes",
-    "load_npy_bytes",
     "validate_digest",
     "OBJECT_NAME",
     "TEMP_NAME",
@@ -72,55 +68,6 @@ def validate_digest(digest: object) -> str:
     if type(digest) is not str or not _DIGEST.fullmatch(digest):
         raise ObjectError(f"{digest!r} is not an object digest (64 lower-case hex digits)")
     return digest
-
-
-def _c_order(array: np.ndarray) -> np.ndarray:
-    return array if array.flags.c_contiguous else array.copy(order="C")
-
-
-def npy_header(array: np.ndarray) -> bytes:
-    """Return the ``.npy`` header ``numpy.save`` writes for a C-ordered array.
-
-    Format 1.0 when it fits, else 2.0 (long headers), else 3.0 (field names
-    beyond Latin-1), as ``numpy.save`` chooses.
-    """
-    from numpy.lib import format as npy_format
-
-    header = npy_format.header_data_from_array_1_0(array)
-    for write in (npy_format.write_array_header_1_0, npy_format.write_array_header_2_0):
-        buffer = io.BytesIO()
-        try:
-            write(buffer, header)
-        except (ValueError, UnicodeEncodeError):  # too long for 1.0; not Latin-1 for either
-            continue
-        return buffer.getvalue()
-    # Format 3.0 (UTF-8) has no public header writer: take the header numpy.save writes.
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", UserWarning)  # "can only be read by NumPy >= 1.17"
-        buffer = io.BytesIO()
-        npy_format.write_array(buffer, array, allow_pickle=False)
-    data = buffer.getvalue()
-    return data[: len(data) - array.nbytes]
-
-
-def _data_view(array: np.ndarray) -> memoryview:
-    """Return the bytes of a C-ordered array without copying them."""
-    # numpy's stubs do not declare the buffer protocol that every ndarray has.
-    return memoryview(array.reshape(-1).view("u1"))  # type: ignore[arg-type]
-
-
-def npy_bytes(array: np.ndarray) -> bytes:
-    """Return the canonical ``.npy`` bytes of an array (used for small, inline arrays)."""
-    array = _c_order(array)
-    return npy_header(array) + _data_view(array).tobytes()
-
-
-def load_npy_bytes(data: bytes) -> np.ndarray:
-    """Load an array from ``.npy`` bytes, never unpickling anything."""
-    import numpy as np
-
-    array: np.ndarray = np.load(io.BytesIO(data), allow_pickle=False)
-    return array
 
 
 class ObjectStore:
@@ -206,11 +153,11 @@ class ObjectStore:
         """
         import numpy as np
 
-        array = _c_order(np.asarray(array))
+        array = c_order(np.asarray(array))
         if array.dtype.hasobject:
             raise ObjectError(f"arrays of dtype {array.dtype} hold Python objects and cannot be stored")
         header = npy_header(array)
-        data = _data_view(array)
+        data = data_view(array)
         digest = hashlib.sha256(header)
         digest.update(data)
         name = digest.hexdigest()

@@ -10,10 +10,9 @@ from __future__ import annotations
 
 import json
 import sqlite3
-from typing import Any, NamedTuple
+from typing import Any
 
-from ..codec.hashing import INT64_MAX, INT64_MIN
-from ..codec.values import Encoded
+from ..codec.canonical import scalars_json
 from ..errors import StoreError
 from .catalog import IN_SCALARS, TEXT, Fields
 from .ids import now_utc
@@ -21,11 +20,8 @@ from .pending import PendingRun
 
 __all__ = [
     "Rows",
-    "ScalarLayout",
     "check_pset",
     "hex_blob",
-    "plain_results",
-    "scalar_layout",
     "insert_objects",
     "insert_texts",
     "millis",
@@ -63,70 +59,9 @@ _PSET_CACHE = 100_000  # pset keys remembered (reruns of the same psets find the
 _IN_CHUNK = 500  # hashes per IN (...) lookup
 
 
-_JSON_KEYS: dict[str, str] = {}  # result name → its JSON key
-_dumps_str = json.JSONEncoder(ensure_ascii=False).encode
-
-
-def _json_key(name: str) -> str:
-    key = _JSON_KEYS.get(name)
-    if key is None:
-        key = _dumps_str(name) + ":"
-        if len(_JSON_KEYS) < 10_000:
-            _JSON_KEYS[name] = key
-    return key
-
-
-def _json_scalar(encoded: Encoded) -> str:
-    """JSON of a plain scalar, as canonical pset JSON writes it (floats by repr, ±inf as ±1e999)."""
-    value = encoded.value
-    if encoded.kind == "bool":
-        return "true" if value else "false"
-    kind = type(value)
-    if kind is float:
-        if value - value == 0.0:
-            return repr(value)
-        return "1e999" if value > 0 else "-1e999"  # NaN has its own kind and never comes here
-    if kind is int:
-        return repr(value)
-    return "null"  # the only other plain value kept in runs.scalars
-
-
 #: A blob to bind from hex digits. A bytearray, not bytes: sqlite3 binds bytearrays as they are but
 #: first looks for an adapter for bytes (and None), which costs as much as the rest of the row.
 hex_blob = bytearray.fromhex
-
-
-class ScalarLayout(NamedTuple):
-    """Result names whose values, when plain numbers, make ``runs.scalars`` from a template."""
-
-    #: The names sorted, as ``runs.scalars`` writes them.
-    order: tuple[str, ...]
-    #: Whether the names came in that order.
-    in_order: bool
-    #: ``runs.scalars`` with ``%r`` for each value in ``order``: exact for :func:`plain_results`.
-    template: str
-
-
-def scalar_layout(names: tuple[str, ...]) -> ScalarLayout:
-    """Return the layout of results with these names (in the order given)."""
-    order = tuple(sorted(names))
-    template = "{" + ",".join(_json_key(name).replace("%", "%%") + "%r" for name in order) + "}"
-    return ScalarLayout(order, order == names, template)
-
-
-def plain_results(values: tuple[Any, ...]) -> bool:
-    """Return whether every value is a finite float or a 64-bit int: kept in ``runs.scalars`` as its ``repr``.
-
-    Those are the values :func:`recorder.values.encode` leaves as they are
-    and :meth:`Rows.write` writes by ``repr`` (see ``_json_scalar``).
-    """
-    for value in values:
-        if type(value) is float:
-            if value - value != 0.0:  # NaN and ±inf have their own rules
-                return False
-        elif type(value) is not int or not INT64_MIN <= value <= INT64_MAX:
-            return False
-    return True
 
 
 def check_pset(hash_: str, stored: str, canonical: str) -> None:
@@ -358,9 +293,7 @@ class Rows:
                 fields.append(("result", name, kind or "", run.pk))
         if not compact:
             return None
-        compact.sort()
-        results = run.results
-        return "{" + ",".join([_json_key(name) + _json_scalar(results[name]) for name in compact]) + "}"
+        return scalars_json(run.results, compact)
 
     def _scalar_fields(self, run: PendingRun, fields: list[tuple[str, str, str, int]]) -> None:
         """Add the names of the run's results kept in ``runs.scalars`` to ``fields`` unless they are known."""

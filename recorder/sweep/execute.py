@@ -21,9 +21,10 @@ from ..store.objects import ObjectStore
 from .capture import captured
 
 __all__ = [
-    "RUN_SEED",
     "Outcome",
     "Interrupted",
+    "Called",
+    "call",
     "execute",
     "failure",
     "finish",
@@ -34,9 +35,6 @@ __all__ = [
 ]
 
 _SEED: contextvars.ContextVar[int | None] = contextvars.ContextVar("recorder_seed", default=None)
-#: Set ``RUN_SEED.set(seed)`` and reset, as :func:`seed_of_run` and :func:`reset_seed` do, for a
-#: loop that cannot afford two more calls per run.
-RUN_SEED = _SEED
 
 
 def current_seed() -> int:
@@ -79,6 +77,7 @@ class Interrupted(KeyboardInterrupt):
         self.outcome = outcome
 
 
+_now, _clock = time.time, time.perf_counter
 _OBJECT_STORES: dict[str, ObjectStore] = {}
 # (parameter names, result names) already checked against each other.
 _CHECKED: set[tuple[tuple[str, ...], tuple[str, ...]]] = set()
@@ -90,6 +89,43 @@ def _object_store(root: str) -> ObjectStore:
     if store is None:
         store = _OBJECT_STORES[root] = ObjectStore(root)
     return store
+
+
+#: What one call of a run's function gave, before its results are encoded (see :func:`call`):
+#: ``(returned, t0, duration, output, failed)``, where ``output`` is the captured output (None when
+#: not captured or empty) and ``failed`` the ``failed`` outcome when the function raised, else None.
+#: A plain tuple: a NamedTuple's constructor would be a Python call more per run.
+Called = tuple[Any, float, float, str | None, Outcome | None]
+
+
+def call(func: Callable[..., Any], kwargs: dict[str, Any], seed: int, capture: bool = False) -> Called:
+    """Call a run's function with its seed current, timed, its output captured if asked: the one rule for every run.
+
+    :func:`execute` (a worker's run) and the serial loop (:func:`recorder.sweep.serial.run_serial`)
+    both call the function this way; what they do with the result differs.
+
+    :raises Interrupted: for Ctrl-C and SIGTERM during the call (see :func:`failure`).
+    """
+    token = _SEED.set(seed)
+    t0 = _now()
+    start = _clock()
+    output = None
+    try:
+        if capture:
+            with captured() as buffer:
+                try:
+                    returned = func(**kwargs)
+                finally:
+                    output = buffer.getvalue() or None
+        else:
+            returned = func(**kwargs)
+        duration = _clock() - start
+    except BaseException as e:  # failure() tells a failed run from an interrupted one
+        failed = failure(e, t0, _clock() - start, output)
+        return None, t0, failed.duration, output, failed
+    finally:
+        _SEED.reset(token)
+    return returned, t0, duration, output, None
 
 
 def execute(
@@ -108,25 +144,10 @@ def execute(
     SIGTERM become ``interrupted`` and are raised again (as
     :class:`Interrupted`) after encoding.
     """
-    token = _SEED.set(seed)
-    t0 = time.time()
-    start = time.perf_counter()
-    output = None
-    try:
-        if capture:
-            with captured() as buffer:
-                try:
-                    returned = func(**kwargs)
-                finally:
-                    output = buffer.getvalue()
-        else:
-            returned = func(**kwargs)
-        duration = time.perf_counter() - start
-    except BaseException as e:
-        return failure(e, t0, time.perf_counter() - start, output or None)
-    finally:
-        _SEED.reset(token)
-    return finish(returned, tuple(kwargs), t0, duration, output or None, objects_root, inline_limit, func_name)
+    returned, t0, duration, output, failed = call(func, kwargs, seed, capture)
+    if failed is not None:
+        return failed
+    return finish(returned, tuple(kwargs), t0, duration, output, objects_root, inline_limit, func_name)
 
 
 def failure(error: BaseException, t0: float, duration: float, output: str | None = None) -> Outcome:

@@ -18,15 +18,8 @@ from itertools import islice
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ..codec.hashing import (
-    PsetLayout,
-    canonical_pset,
-    check_name,
-    plain_numbers,
-    pset_identity,
-    pset_layout,
-    text_digest,
-)
+from ..codec.canonical import PsetLayout, canonical_pset, plain_numbers, pset_layout
+from ..codec.hashing import check_name, pset_identity, text_digest
 from ..errors import NameRefused, RecorderError, RecorderWarning, RunFailed, StoreError
 from ..read.failures import exception_line
 from ..read.frame import ERROR, META

@@ -1,12 +1,13 @@
 """The loop of a serial sweep: call the function on each pset in this process and record the run.
 
-It does what :func:`recorder.execute.execute` and the sweep's ``record``
-do, with one shortcut, since a sweep of fast runs spends most of its time
+It calls the function as :func:`recorder.sweep.execute.execute` does (by
+the same :func:`recorder.sweep.execute.call`) and records it as the sweep's
+``record`` does, with one shortcut, since a sweep of fast runs spends most of its time
 here: once a run with the same parameter and result names has been
 recorded the general way (which checks the names), a run whose results
 are all plain numbers (finite floats, 64-bit ints) goes to the writer
 with its ``runs.scalars`` JSON made from a template, without encoding
-each value (:class:`recorder.rows.ScalarLayout`). Anything else (None,
+each value (:class:`recorder.codec.canonical.ScalarLayout`). Anything else (None,
 arrays, text, NaN, a new name, a failure) takes the general way.
 
 :func:`older_objects_frozen` keeps the garbage collector off the
@@ -17,13 +18,12 @@ from __future__ import annotations
 
 import contextlib
 import gc
-import time
 from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any, Protocol
 
+from ..codec.canonical import ScalarLayout, plain_results, scalar_layout
 from ..store.pending import PendingRun
-from ..store.rows import ScalarLayout, plain_results, scalar_layout
-from .execute import RUN_SEED, Interrupted, Outcome, execute, failure, finish
+from .execute import Interrupted, Outcome, call, finish
 
 if TYPE_CHECKING:
     from .tasks import Task
@@ -90,27 +90,16 @@ def run_serial(
     objects_root, inline_limit, capture, func_name = fixed
     # (parameter names, result names) recorded once the general way → their layout.
     plain: dict[tuple[tuple[str, ...], tuple[str, ...]], ScalarLayout] = {}
-    now, clock, set_seed, reset_seed = time.time, time.perf_counter, RUN_SEED.set, RUN_SEED.reset
     for task, row in to_run:
         started(row)
         try:
             _, params, _, _, seed, names = task
-            if capture:  # rare, and slow anyway: the general way
-                record(task, row, execute(func, params, seed, *fixed))
+            returned, t0, duration, output, failed = call(func, params, seed, capture)
+            if failed is not None:  # the function raised
+                record(task, row, failed)
                 continue
-            outcome: Outcome | None = None
-            token = set_seed(seed)
-            t0 = now()
-            start = clock()
-            try:
-                returned = func(**params)
-                duration = clock() - start
-            except BaseException as e:  # failure() tells a failed run from an interrupted one
-                outcome = failure(e, t0, clock() - start)
-            finally:
-                reset_seed(token)
-            if outcome is not None:  # the function raised
-                record(task, row, outcome)
+            if output is not None:  # captured output: the general way keeps it
+                record(task, row, finish(returned, names, t0, duration, output, objects_root, inline_limit, func_name))
                 continue
             key = (names, tuple(returned)) if type(returned) is dict and returned else None
             layout = plain.get(key) if key is not None else None

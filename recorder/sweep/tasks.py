@@ -70,11 +70,12 @@ class Table:
         if "_time_start" in data:  # as rec.open().df() gives it
             data["_time_start"] = pd.to_datetime(data["_time_start"], utc=True, format="ISO8601")
         if runs:
-            from ..read.frame import STATUSES, typed_column
+            from ..codec.canonical import values_column
+            from ..read.frame import STATUSES
 
             for name in order:
                 if name not in meta:  # parameters and results: ints with gaps Int64, as in df()
-                    data[name] = typed_column(data[name])
+                    data[name] = values_column(data[name])
             if "_status" in data:  # not in a sweep of no psets
                 data["_status"] = pd.Categorical(data["_status"], categories=list(STATUSES))
             for name in ("_session", "_env_sha"):

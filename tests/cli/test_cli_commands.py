@@ -1102,7 +1102,7 @@ def test_diff_tells_two_small_arrays_of_one_shape_apart(store: Path) -> None:
     assert set(changes["results"]) == {"w", "same"}  # w differs in value only; same is new
     assert "w" not in json.loads(ok(store, "diff", second, third, "--json").output)["results"]
     shown = json.loads(ok(store, "show", second, "--json").output)["results"]["w"]["array"]
-    from recorder.store.objects import npy_bytes
+    from recorder.codec.npy import npy_bytes
 
     # the digest the array would have as a file in objects/: that of its .npy bytes
     assert shown["digest"] == hashlib.sha256(npy_bytes(np.ones(3))).hexdigest() and shown["inline"] is True

@@ -12,11 +12,11 @@ import numpy as np
 import pytest
 
 import recorder as rec
-import recorder.codec.hashing
+import recorder.codec.canonical
+from recorder.codec.canonical import canonical_pset
 from recorder.codec.hashing import (
     PSET_HASH_LENGTH,
     RESERVED_NAMES,
-    canonical_pset,
     check_name,
     pset_hash,
     run_seed,
@@ -324,42 +324,6 @@ def test_negative_zero_is_the_same_pset_as_zero() -> None:
 # -- the shortcut for plain numbers gives what the general rules give ---------------------------------
 
 
-@pytest.mark.parametrize(
-    "params",
-    [
-        {"a": 0.1, "b": 3},
-        {"b": 3, "a": 0.1},
-        {"x%s": 1.5, "y%%r": 2, 'q"': 3.0, "é\\": -7},  # names that a %-template or JSON must escape
-        {"a": 1e300, "b": -(2**63), "c": 2**63 - 1, "d": 5e-324, "e": -2.5},
-        {"a": -0.0, "b": 1.0},
-        {"a": float("inf"), "b": 1},
-        {"a": True, "b": 1},
-        {"a": np.float64(0.5), "b": 1},
-        {"a": None, "b": "s"},
-    ],
-)
-def test_canonical_json_of_plain_numbers_matches_the_general_rules(params: dict[str, Any]) -> None:
-    from recorder.codec.hashing import _param_json
-
-    clean, text = canonical_pset(params)
-    order = sorted(params)
-    expected = (
-        "{" + ",".join(json.dumps(n, ensure_ascii=False) + ":" + _param_json(n, params[n])[0] for n in order) + "}"
-    )
-    assert text == expected
-    assert list(clean) == order
-    assert clean == {n: _param_json(n, params[n])[1] for n in order}
-    assert all(type(clean[n]) is type(_param_json(n, params[n])[1]) for n in order)
-
-
-def test_plain_numbers() -> None:
-    from recorder.codec.hashing import plain_numbers
-
-    assert plain_numbers([0.5, -3, 2**63 - 1, -(2**63), 1e-300])
-    for odd in (0.0, -0.0, float("nan"), float("inf"), -float("inf"), 2**63, True, None, "1", np.float64(1.0)):
-        assert not plain_numbers([1.5, odd])
-
-
 @pytest.mark.parametrize("experiment_seed", [None, 0, 7, -1, 2**40])
 def test_pset_identity_gives_pset_hash_and_run_seed(experiment_seed: int | None) -> None:
     from recorder.codec.hashing import pset_identity
@@ -391,7 +355,7 @@ def test_names_with_format_and_separator_characters_are_refused(name: str) -> No
         check_name("parameter", name)
     assert "\\u" in str(info.value) or "\\x" in str(info.value)  # the character shown escaped
     with pytest.raises(rec.NameRefused):
-        recorder.codec.hashing.canonical_pset({name: 1})
+        recorder.codec.canonical.canonical_pset({name: 1})
 
 
 # Characters that show nothing, or nothing reliable: Unicode's Default_Ignorable_Code_Point set (Hangul
@@ -428,7 +392,7 @@ def test_names_with_invisible_unassigned_or_private_characters_are_refused(name:
         check_name("parameter", name)
     assert "\\u" in str(info.value) or "\\U" in str(info.value) or "\\x" in str(info.value)  # shown escaped
     with pytest.raises(rec.NameRefused):
-        recorder.codec.hashing.canonical_pset({name: 1})
+        recorder.codec.canonical.canonical_pset({name: 1})
     with pytest.raises(rec.NameRefused, match="experiment name"):
         check_experiment(name)
     with pytest.raises(rec.NameRefused, match="experiment name"):

@@ -20,8 +20,8 @@ import numpy as np
 import pytest
 
 import recorder as rec
+from recorder.codec.npy import npy_bytes
 from recorder.codec.values import DEFAULT_INLINE_LIMIT, decode
-from recorder.store.objects import npy_bytes
 
 # -- helpers ------------------------------------------------------------------------
 

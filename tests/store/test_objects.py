@@ -17,8 +17,9 @@ import pytest
 from conftest import ROOT
 
 import recorder as rec
+from recorder.codec.npy import load_npy_bytes, npy_bytes
 from recorder.errors import ObjectOutsideStore
-from recorder.store.objects import load_npy_bytes, npy_bytes, validate_digest
+from recorder.store.objects import validate_digest
 
 # -- helpers --------------------------------------------------------------------------
 

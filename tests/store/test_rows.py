@@ -8,7 +8,8 @@ from pathlib import Path
 import pytest
 
 import recorder as rec
-from recorder.codec.hashing import canonical_pset, pset_hash
+from recorder.codec.canonical import canonical_pset
+from recorder.codec.hashing import pset_hash
 
 
 def two(a: float, b: int) -> dict:

@@ -13,7 +13,7 @@ import pandas as pd
 import pytest
 
 import recorder as rec
-from recorder.codec.hashing import canonical_pset
+from recorder.codec.canonical import canonical_pset
 from recorder.codec.values import Encoded
 from recorder.errors import RecorderError
 from recorder.sweep import serial
@@ -260,3 +260,64 @@ def test_runs_longer_than_the_interval_get_a_running_row_then_their_plain_result
         r.sweep(slowish, rec.plist("i", range(6)), progress=False)
     rows = sqlite3.connect(store / "recorder.sqlite").execute("SELECT status, scalars FROM runs ORDER BY pk").fetchall()
     assert rows == [("done", f'{{"y":{i / 2!r},"z":{i}}}') for i in range(6)]
+
+
+# -- the serial loop calls each run by the rule a worker's execute() follows -----------------------------
+
+
+def printing(b: int) -> dict:
+    """Prints for some runs, fails for one, is interrupted by nothing: each way a call can end."""
+    if b % 3 == 0:
+        print(f"run {b}")
+    if b == 7:
+        raise ValueError("seven")
+    return {"y": b / 2, "seed": rec.current_seed(), "z": None if b == 5 else b}
+
+
+def stored_by_pset(store: Path) -> list[Any]:
+    conn = sqlite3.connect(store / "recorder.sqlite")
+    try:
+        runs = conn.execute(
+            "SELECT p.params, r.status, r.seed, r.scalars, r.error IS NULL, t.text"
+            " FROM runs r JOIN psets p ON p.pk = r.pset LEFT JOIN texts t ON t.digest = r.output ORDER BY p.params"
+        ).fetchall()
+        results = conn.execute(
+            "SELECT p.params, x.name, x.kind, quote(x.value) FROM results x JOIN runs r ON r.pk = x.run"
+            " JOIN psets p ON p.pk = r.pset ORDER BY p.params, x.name"
+        ).fetchall()
+        return [runs, results]
+    finally:
+        conn.close()
+
+
+@pytest.mark.parametrize("capture", [False, True])
+def test_serial_runs_store_what_runs_by_execute_store(tmp_path: Path, capture: bool) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    grid = rec.plist("b", range(12))
+    failed = pytest.warns(rec.RecorderWarning, match="1 of 12 runs failed")
+    with failed, rec.Recorder("p", store=tmp_path / "serial", git=False, seed=1) as r:
+        r.sweep(printing, grid, capture=capture, progress=False)
+    failed = pytest.warns(rec.RecorderWarning, match="1 of 12 runs failed")
+    with failed, ThreadPoolExecutor(1) as pool, rec.Recorder("p", store=tmp_path / "executor", git=False, seed=1) as r:
+        r.sweep(printing, grid, capture=capture, executor=pool, progress=False)
+    serial_rows, executor_rows = stored_by_pset(tmp_path / "serial"), stored_by_pset(tmp_path / "executor")
+    assert serial_rows == executor_rows
+    outputs = [row[5] for row in serial_rows[0]]
+    assert outputs.count(None) == (12 if not capture else 8)  # printed by b = 0, 3, 6, 9 when captured
+
+
+def test_the_serial_loop_calls_each_run_by_executes_rule(store: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from recorder.sweep import execute
+
+    calls: list[dict[str, Any]] = []
+
+    def counted(func: Any, kwargs: dict[str, Any], seed: int, capture: bool = False) -> Any:
+        calls.append(kwargs)
+        return execute.call(func, kwargs, seed, capture)
+
+    monkeypatch.setattr(serial, "call", counted)
+    with pytest.warns(rec.RecorderWarning, match="1 of 12 runs failed"), rec.Recorder("c", store=store, git=False) as r:
+        df = r.sweep(printing, rec.plist("b", range(12)), progress=False)
+    assert [kwargs["b"] for kwargs in calls] == list(range(12))
+    assert df["_status"].value_counts()[["done", "failed"]].tolist() == [11, 1]

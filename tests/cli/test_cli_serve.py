@@ -83,9 +83,9 @@ def sql(store: Path, query: str) -> list[tuple[Any, ...]]:
 class Server:
     """A running `recorder serve` process and its base URL."""
 
-    def __init__(self, process: subprocess.Popen[str], port: int) -> None:
+    def __init__(self, process: subprocess.Popen[str], port: int, host: str = "127.0.0.1") -> None:
         self.process = process
-        self.url = f"http://127.0.0.1:{port}"
+        self.url = f"http://{host}:{port}"
 
     def get(self, path: str) -> Any:
         """GET a JSON page of the store's database (``path`` after ``/recorder``)."""
@@ -210,6 +210,7 @@ def test_failed_runs_query_shows_the_error(server: Server, swept: Path) -> None:
     assert rows[0]["error"] == "ValueError: diverged at b = 9"
     assert json.loads(rows[0]["params"]) == {"a": 3, "b": 9}
     assert "Traceback" in rows[0]["traceback"]
+    assert rows[0]["arrays"] == f"{server.url}/recorder/arrays?run={failed}"
 
 
 def test_latest_sessions_query_has_each_experiment_s_latest(server: Server, swept: Path) -> None:
@@ -282,6 +283,10 @@ def test_a_run_recorded_while_serving_shows_on_the_next_request(tmp_path: Path) 
         with rec.Recorder("newer", store=store, git=False) as r, r.run(c=3) as run:  # a new experiment: a new view
             run.log(energy=3.0)
         assert [row["c"] for row in server.rows("/newer.json")] == [3]
+        with urllib.request.urlopen(f"{server.url}/-/metadata.json", timeout=30) as response:
+            described = json.loads(response.read())["databases"]["recorder"]
+        assert "live" in described["tables"] and "newer" not in described["tables"]  # until the next start
+        assert "live_last_sweep" in described["queries"] and "newer_last_sweep" not in described["queries"]
         assert server.stop()[0] == 0
 
 
@@ -337,18 +342,36 @@ def test_no_store_is_an_error(tmp_path: Path) -> None:
     assert result.stderr.startswith("recorder: error: no store at ")
 
 
-def test_open_opens_the_store_page_in_the_browser(swept: Path, tmp_path: Path) -> None:
+def test_open_host_and_a_free_port(swept: Path, tmp_path: Path) -> None:
+    """--open opens the store's page; --host is the address; --port 0 takes a free port, named in the URL."""
     opened = tmp_path / "opened"
     browser = tmp_path / "browser"
-    browser.write_text(f'#!/bin/sh\necho "$1" > {opened}\n')
+    browser.write_text(f'#!/bin/sh\necho "$1" > {opened}.tmp && mv {opened}.tmp {opened}\n')
     browser.chmod(0o755)
-    with serving(swept, "--open", env={"BROWSER": str(browser)}) as server:
+    process = subprocess.Popen(
+        [console_script(), "serve", str(swept), "--host", "127.0.0.2", "--port", "0", "--open"],
+        env={**os.environ, "PYTHONPATH": str(ROOT), "BROWSER": str(browser)},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
         deadline = time.monotonic() + START_TIMEOUT_S
-        while not opened.exists() or not opened.read_text().strip():
-            assert time.monotonic() < deadline
+        while not opened.exists():
+            assert process.poll() is None and time.monotonic() < deadline, process.communicate(timeout=10)
             time.sleep(0.1)
-        assert opened.read_text().strip() == f"{server.url}/recorder"
-        assert server.stop()[0] == 0
+        url = opened.read_text().strip()
+        base = urllib.parse.urlsplit(url)
+        assert (base.hostname, base.path) == ("127.0.0.2", "/recorder") and base.port not in (None, 0)
+        server = Server(process, int(base.port or 0), host="127.0.0.2")
+        assert server.rows("/lorenz.json?b=9&a=1")[0]["energy"] == 1009.5
+        code, out, _ = server.stop()
+        assert code == 0
+        assert out.strip().endswith(f"at {server.url}/ (Ctrl-C stops it)")
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.communicate()
 
 
 def test_names_from_the_store_are_escaped_in_the_pages(tmp_path: Path) -> None:

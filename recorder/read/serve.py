@@ -55,7 +55,7 @@ _PLUGIN = "recorder_serve_read_only"
 NAMES_SHOWN = 12
 
 _EXPERIMENTS = "SELECT pk, name FROM experiments ORDER BY pk"
-_VIEW_NAMES = "SELECT name FROM sqlite_schema WHERE type = 'view'"
+_SCHEMA_NAMES = "SELECT type, name FROM sqlite_schema"
 _EXPLORED = "SELECT experiment, name, distinct_values, min, max FROM overview_explored_parameters"
 
 # A link to a page of this server, from the Host header of the request that runs the canned query
@@ -66,7 +66,8 @@ _LAST_LINE = (
     "substr(rtrim(r.error, char(10, 13, 32)), "
     "length(rtrim(rtrim(r.error, char(10, 13, 32)), replace(rtrim(r.error, char(10, 13, 32)), char(10), ''))) + 1)"
 )
-_ARRAYS_OF = f"{_HERE} || '/arrays?run=' || {RUN_ID}"
+# A link to the arrays of run r. FAILED_RUNS and LAST_SWEEP are templates: {arrays} is the arrays query's name.
+_ARRAYS_OF = f"{_HERE} || '/{{arrays}}?run=' || {RUN_ID}"
 
 FAILED_RUNS = f"""\
 SELECT
@@ -127,7 +128,7 @@ ORDER BY r.pk DESC, x.name"""
 
 # The runs of an experiment's last sweep: those of the session that recorded its latest run.
 LAST_SWEEP = f"""\
-SELECT {_HERE} || '/arrays?run=' || v.run_id AS arrays, v.*
+SELECT {_HERE} || '/{{arrays}}?run=' || v.run_id AS arrays, v.*
 FROM {{view}} AS v
 WHERE v.run_id IN (
     SELECT {RUN_ID} FROM runs AS r
@@ -146,7 +147,18 @@ def metadata(db: Database) -> dict[str, Any]:
     Every text made from the store (experiment and parameter names,
     values) is plain text, which Datasette escapes; nothing is HTML.
     """
-    views = {name for (name,) in db.rows(_VIEW_NAMES)[1]}
+    schema = db.rows(_SCHEMA_NAMES)[1]
+    views = {name for kind, name in schema if kind == "view"}
+    # A query of a name Datasette already gives a table or view would hide it: such a query takes another.
+    taken = {name.lower() for _, name in schema}
+
+    def free(name: str) -> str:
+        while name.lower() in taken:
+            name += "_"
+        taken.add(name.lower())
+        return name
+
+    failed_runs, latest_sessions, arrays_query = free("failed_runs"), free("latest_sessions"), free("arrays")
     explored: dict[str, list[tuple[str, int, Any, Any]]] = {}
     for experiment, name, distinct, low, high in db.rows(_EXPLORED)[1]:
         explored.setdefault(experiment, []).append((name, distinct, low, high))
@@ -155,18 +167,18 @@ def metadata(db: Database) -> dict[str, Any]:
         for view in VIEWS
     }
     queries: dict[str, Any] = {
-        "failed_runs": {
+        failed_runs: {
             "title": "Failed runs, with their errors",
             "description": "Every failed run, newest first: its experiment, start, parameters, the last line of "
             "its traceback (error) and the whole traceback; arrays links to the run's arrays.",
-            "sql": FAILED_RUNS,
+            "sql": FAILED_RUNS.format(arrays=arrays_query),
         },
-        "latest_sessions": {
+        latest_sessions: {
             "title": "The latest session of each experiment",
             "description": "One row per experiment: its latest session, with its runs, failed runs, code and host.",
             "sql": LATEST_SESSIONS,
         },
-        "arrays": {
+        arrays_query: {
             "title": "Arrays of a run, with their digests",
             "description": "The array results of the runs whose id starts or ends with run (a short id, a prefix "
             "or the full id; empty: every run): dtype, shape, bytes, digest, the file in the store's objects/ "
@@ -174,22 +186,17 @@ def metadata(db: Database) -> dict[str, Any]:
             "sql": ARRAYS,
         },
     }
-    taken = {name.lower() for name in (*views, *queries)} | {
-        name.lower() for (name,) in db.rows("SELECT name FROM sqlite_schema")[1]
-    }
     experiments = db.rows(_EXPERIMENTS)[1]
     for pk, name in experiments:
         if name not in views:  # a table of the user's took the name: no view to describe
             continue
-        params, results = catalog.columns(catalog.fields_of(db.conn, pk))
-        arrays = [
-            field.name
-            for field in catalog.fields_of(db.conn, pk)
-            if field.role == "result" and field.kind in ("object", "npy")
-        ]
+        fields = catalog.fields_of(db.conn, pk)
+        params, results = catalog.columns(fields)
+        arrays = list(dict.fromkeys(f.name for f in fields if f.role == "result" and f.kind in ("object", "npy")))
         varied = explored.get(name, [])
         columns = {
-            "run_id": "The run's id (24 hex digits; its last 8 are its short id). Its arrays: the query arrays.",
+            "run_id": "The run's id (24 hex digits; its last 8 are its short id). "
+            f"Its arrays: the query {arrays_query}.",
             "status": "done, failed, interrupted or running.",
             "time_start": "When the run started (UTC).",
             "duration_s": "How long it ran, in seconds.",
@@ -199,7 +206,8 @@ def metadata(db: Database) -> dict[str, Any]:
         for param in params:
             if param in ranges:
                 distinct, low, high = ranges[param]
-                columns[param] = f"Parameter, explored: {distinct} values from {low!s} to {high!s}."
+                span = "" if low is None or high is None else f" from {low} to {high}"
+                columns[param] = f"Parameter, explored: {distinct} values{span}."
             else:
                 columns[param] = "Parameter (one value in every run)."
         for result in results:
@@ -211,7 +219,7 @@ def metadata(db: Database) -> dict[str, Any]:
                 f"({_names(list(params))}) and its scalar results ({_names(list(results))}). "
                 f"Explored parameters: {_names([p for p, *_ in varied])}. "
                 + (
-                    f"Array results ({_names(arrays)}) are not columns: the query arrays lists a run's arrays "
+                    f"Array results ({_names(arrays)}) are not columns: the query {arrays_query} lists a run's arrays "
                     "with their digests and files. "
                     if arrays
                     else ""
@@ -221,15 +229,11 @@ def metadata(db: Database) -> dict[str, Any]:
             "facets": ["status", *[p for p, *_ in varied if p in params]],
             "columns": columns,
         }
-        query = f"{name}_last_sweep"
-        while query.lower() in taken:
-            query += "_"
-        taken.add(query.lower())
-        queries[query] = {
+        queries[free(f"{name}_last_sweep")] = {
             "title": f"{name}: the last sweep",
             "description": f"The runs of {name} recorded by the session that recorded its latest run; "
             "arrays links to a run's arrays.",
-            "sql": LAST_SWEEP.format(view=quote_ident(name), pk=int(pk)),
+            "sql": LAST_SWEEP.format(view=quote_ident(name), pk=int(pk), arrays=arrays_query),
         }
     description = (
         f"The recorder store {db.root}, read-only: {len(experiments)} experiment"

@@ -381,9 +381,15 @@ def test_names_from_the_store_are_escaped_in_the_pages(tmp_path: Path) -> None:
         for x in (1, 2):
             with r.run(**{"<b>x": x}) as run:
                 run.log(y=x)
+    with rec.Recorder("arrays", store=store, git=False) as r, r.run(z=1) as run:  # the name of a query
+        run.log(y=np.arange(3.0), w=2)
     with serving(store) as server:
         page = server.text("/recorder")
         table = server.text("/recorder/" + urllib.parse.quote(name))
+        view = server.get("/arrays.json?_shape=objects")  # the experiment's view, not the query
+        assert view["is_view"] and [row["w"] for row in view["rows"]] == [2]
+        (array,) = server.rows("/arrays_.json?run=")  # the query took another name
+        assert array["experiment"] == "arrays" and array["name"] == "y"
         assert server.stop()[0] == 0
     for html in (page, table):
         assert "<img" not in html and "<b>x" not in html

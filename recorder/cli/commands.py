@@ -534,6 +534,33 @@ def _csv_cell(value: Any) -> Any:
 
 
 @main.command()
+@click.argument("store_path", metavar="[STORE]", required=False, type=click.Path(file_okay=False))
+@click.option("--host", default="127.0.0.1", show_default=True, help="The address to listen on.")
+@click.option(
+    "--port", default=8001, show_default=True, type=click.IntRange(0, 65535), help="The port (0: a free one)."
+)
+@click.option("--open", "open_browser", is_flag=True, help="Open the store's page in a web browser.")
+@_store_option
+@click.pass_context
+def serve(ctx: click.Context, store_path: str | None, host: str, port: int, open_browser: bool) -> None:
+    """Browse the store in Datasette (read-only) until Ctrl-C: the views, facets, queries, filters.
+
+    STORE (default: --store, $RECORDER_STORE, else the nearest .recorder/)
+    is served at http://HOST:PORT/recorder: each experiment's view with
+    facets on its explored parameters, the overview views, and queries for
+    the failed runs, the latest sessions, each experiment's last sweep and
+    a run's arrays. Runs recorded meanwhile show on the next page load.
+    Nothing is written to the store. Needs Datasette: pip install 'recorder[ui]'.
+    """
+    from ..read.serve import serve as serve_store
+
+    def announce(root: Any, url: str) -> None:
+        click.echo(f"serving the store {_clean(root)} read-only at {url} (Ctrl-C stops it)")
+
+    serve_store(store_path or ctx.obj["store"], host=host, port=port, open_browser=open_browser, announce=announce)
+
+
+@main.command()
 @click.argument("experiment")
 @click.option(
     "-o",

@@ -73,9 +73,7 @@ class Progress:
         ran = sum(counts.values()) - skipped
         if self.total is not None and bar.total != self.total - skipped:
             bar.total = self.total - skipped
-        bar.set_postfix_str(
-            ", ".join(f"{n} {s}" for s, n in counts.items() if n and s != "done"), refresh=False
-        )
+        bar.set_postfix_str(", ".join(f"{n} {s}" for s, n in counts.items() if n and s != "done"), refresh=False)
         if ran > bar.n:
             bar.update(ran - bar.n)
         else:

@@ -252,21 +252,17 @@ def log(
                 click.echo(line)
 
 
-class _Precision(click.ParamType):
-    """``--precision``: a number of significant digits (1 to 17), or ``full`` for every digit."""
-
-    name = "N|full"
-
-    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> int | None:
-        if value is None or (isinstance(value, str) and value.strip().lower() == "full"):
-            return None
-        try:
-            digits = int(value)
-        except (TypeError, ValueError):
-            digits = 0
-        if not 1 <= digits <= 17:
-            self.fail(f"{value!r} is not a number of digits (1 to 17) or 'full'", param, ctx)
-        return digits
+def _precision(ctx: click.Context, param: click.Parameter, value: str) -> int | None:
+    """``--precision``: a number of significant digits (1 to 17), or ``full`` (None) for every digit."""
+    if value.strip().lower() == "full":
+        return None
+    try:
+        digits = int(value)
+    except ValueError:
+        digits = 0
+    if not 1 <= digits <= 17:
+        raise click.BadParameter(f"{value!r} is not a number of digits (1 to 17) or 'full'", ctx, param)
+    return digits
 
 
 @main.command()
@@ -291,8 +287,9 @@ class _Precision(click.ParamType):
 @click.option("--desc", "descending", is_flag=True, help="With --sort: largest first.")
 @click.option(
     "--precision",
-    type=_Precision(),
+    metavar="N|full",
     default="6",
+    callback=_precision,
     show_default=True,
     help="Significant digits of floats in the table, or 'full' for every digit (--csv and --json are exact).",
 )

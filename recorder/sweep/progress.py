@@ -91,7 +91,7 @@ def _bar(total: int | None, label: str, unit: str) -> Any:
     """A tqdm.auto bar on stderr, redrawn whenever :class:`Progress` updates it (it throttles itself)."""
     from tqdm.auto import tqdm
 
-    class Bar(tqdm):  # type: ignore[misc,valid-type]
+    class Bar(tqdm):  # type: ignore[misc]
         # No monitor thread: it only tunes miniters, which is 0 here, and a thread would be
         # copied by every fork of a process pool.
         monitor_interval = 0

@@ -88,7 +88,7 @@ def test_sort_by_result_ascending_and_descending_missing_last(store: Path) -> No
 
 def test_sort_by_unknown_name_says_which_exist(store: Path) -> None:
     make(store)
-    with pytest.raises(rec.RecorderError, match="cannot sort by 'nope'.*'energy'"):
+    with pytest.raises(rec.RecorderError, match=r"cannot sort by 'nope'.*'energy'"):
         table(store, sort="nope")
 
 

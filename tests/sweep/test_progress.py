@@ -140,3 +140,27 @@ def test_on_a_terminal_by_default_and_off_when_false(tmp_path: Path, progress: s
         assert "sweep m: 100%" in text and "3/3" in text and "1 failed" in text, text
     else:
         assert "sweep m" not in text and "runs/s" not in text, text
+
+
+def test_shown_by_default_in_a_jupyter_kernel() -> None:
+    """In an IPython shell run by a kernel (its config has IPKernelApp, as in Jupyter), progress shows by default."""
+    pytest.importorskip("IPython")
+    code = (
+        "from traitlets.config import Config\n"
+        "from IPython.core.interactiveshell import InteractiveShell\n"
+        "from recorder.sweep.progress import shown_by_default\n"
+        "before = shown_by_default()\n"
+        "InteractiveShell.instance(config=Config({'IPKernelApp': {'connection_file': 'kernel.json'}}))\n"
+        "print(before, shown_by_default())\n"
+    )
+    import subprocess
+
+    out = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+        timeout=120,
+    )
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.split() == ["False", "True"]

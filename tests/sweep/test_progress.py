@@ -97,7 +97,11 @@ def _on_terminal(script: str, store: Path, timeout: float = 60.0) -> str:
     """Run ``python -c script store`` with a pseudo-terminal as stdin, stdout and stderr; what it showed."""
     import pty
 
-    pid, master = pty.fork()
+    import warnings
+
+    with warnings.catch_warnings():  # JAX (imported by other tests) warns at any fork; this child only execs
+        warnings.filterwarnings("ignore", message=r"os\.fork\(\) was called", category=RuntimeWarning)
+        pid, master = pty.fork()
     if pid == 0:
         try:
             import fcntl

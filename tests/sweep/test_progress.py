@@ -96,7 +96,6 @@ print("END")
 def _on_terminal(script: str, store: Path, timeout: float = 60.0) -> str:
     """Run ``python -c script store`` with a pseudo-terminal as stdin, stdout and stderr; what it showed."""
     import pty
-
     import warnings
 
     with warnings.catch_warnings():  # JAX (imported by other tests) warns at any fork; this child only execs

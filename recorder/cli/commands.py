@@ -144,8 +144,19 @@ def _pairs(values: dict[str, Any], limit: int = 60) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
-def _table(headers: list[str], rows: list[list[str]], right: list[list[bool]] | None = None) -> str:
-    """A table for people: rich on a terminal, aligned plain text otherwise; ``right`` right-aligns cells."""
+def _table(
+    headers: list[str],
+    rows: list[list[str]],
+    right: list[list[bool]] | None = None,
+    *,
+    styles: list[str | None] | None = None,
+    wide: bool = False,
+) -> str:
+    """A table for people: rich on a terminal, aligned plain text otherwise; ``right`` right-aligns cells.
+
+    ``styles`` gives each row a rich style (on a terminal); ``wide`` lets the table be as wide as its
+    cells instead of the terminal (for a pager that scrolls sideways).
+    """
     right = right or [[False] * len(row) for row in rows]
     if _interactive():
         from rich.console import Console
@@ -153,10 +164,13 @@ def _table(headers: list[str], rows: list[list[str]], right: list[list[bool]] | 
         from rich.text import Text
 
         table = Table(*headers, box=None, header_style="bold")
-        for row, flags in zip(rows, right):
+        for i, (row, flags) in enumerate(zip(rows, right)):
             # Text, not str: rich would read "[red]" in a value as markup.
-            table.add_row(*(Text(c, justify="right" if r else "left") for c, r in zip(row, flags)))
+            cells = (Text(c, justify="right" if r else "left") for c, r in zip(row, flags))
+            table.add_row(*cells, style=styles[i] if styles else None)
         console = Console()
+        if wide:
+            console = Console(width=max(console.width, Console(width=10**5).measure(table).maximum))
         with console.capture() as captured:
             console.print(table)
         return captured.get().rstrip("\n")
@@ -236,6 +250,148 @@ def log(
         else:
             for line in lines:
                 click.echo(line)
+
+
+def _precision(ctx: click.Context, param: click.Parameter, value: str) -> int | None:
+    """``--precision``: a number of significant digits (1 to 17), or ``full`` (None) for every digit."""
+    if value.strip().lower() == "full":
+        return None
+    try:
+        digits = int(value)
+    except ValueError:
+        digits = 0
+    if not 1 <= digits <= 17:
+        raise click.BadParameter(f"{value!r} is not a number of digits (1 to 17) or 'full'", ctx, param)
+    return digits
+
+
+@main.command()
+@click.argument("experiment")
+@click.option(
+    "-n",
+    "limit",
+    type=click.IntRange(min=0),
+    default=50,
+    show_default=True,
+    help="Show at most N runs (0: all of them).",
+)
+@click.option("--where", help='An SQL condition over the experiment\'s view, e.g. "b = 8 AND energy > 1".')
+@click.option(
+    "--status",
+    "statuses",
+    multiple=True,
+    type=click.Choice(["done", "failed", "interrupted", "running"]),
+    help="Only runs with this status (repeat for several; default: every run).",
+)
+@click.option("--sort", help="Sort by this result, parameter or run column (ascending; runs without it last).")
+@click.option("--desc", "descending", is_flag=True, help="With --sort: largest first.")
+@click.option(
+    "--precision",
+    metavar="N|full",
+    default="6",
+    callback=_precision,
+    show_default=True,
+    help="Significant digits of floats in the table, or 'full' for every digit (--csv and --json are exact).",
+)
+@click.option("--csv", "as_csv", is_flag=True, help="Comma-separated values, exact, for programs.")
+@click.option("--json", "as_json", is_flag=True, help="JSON lines, one run each (params, results), for programs.")
+@_store_option
+@click.pass_context
+def runs(
+    ctx: click.Context,
+    experiment: str,
+    limit: int,
+    where: str | None,
+    statuses: tuple[str, ...],
+    sort: str | None,
+    descending: bool,
+    precision: int | None,
+    as_csv: bool,
+    as_json: bool,
+) -> None:
+    """Show an EXPERIMENT's runs as a table: one row per run, a column per parameter and result.
+
+    \b
+    recorder runs lorenz
+    recorder runs lorenz --where "b = 8" --sort energy --desc -n 10
+
+    Newest first (--sort: by a result or parameter instead). Columns: the
+    run's short id, status, start, duration (s), every parameter and every
+    scalar result, numbers right-aligned; a failed run is shown in red with
+    the last line of its error. On a terminal the table is paged like
+    `recorder log`. --json writes one line per run ({"run_id", "short_id",
+    "status", "time_start", "duration_s", "params", "results", "error"});
+    --csv a header and one row per run.
+    """
+    from ..read.runs import number_text
+    from ..read.runs import runs as select_runs
+
+    if descending and sort is None:
+        raise click.UsageError("--desc orders by --sort: add --sort NAME")
+    if as_csv and as_json:
+        raise click.UsageError("give --csv or --json, not both")
+    with _open(ctx) as db:
+        table = select_runs(
+            db,
+            experiment,
+            where=where,
+            status=list(statuses) or None,
+            sort=sort,
+            descending=descending,
+            limit=limit or None,
+        )
+    if len(table.runs) < table.total:
+        click.echo(f"recorder: showing {len(table.runs)} of {table.total} runs; -n N shows more (-n 0: all)", err=True)
+    if as_json:
+        for e in table.runs:
+            keys = ("run_id", "short_id", "status", "time_start", "duration_s", "params", "results", "error")
+            click.echo(_json({k: e[k] for k in keys}, indent=None))
+        return
+    if as_csv:
+        import csv
+
+        writer = csv.writer(sys.stdout)
+        writer.writerow(
+            ["run_id", "short_id", "status", "time_start", "duration_s"]
+            + [_clean(n) for n in (*table.params, *table.results)]
+            + ["error"]
+        )
+        for e in table.runs:
+            cells = [e["params"].get(n) for n in table.params] + [e["results"].get(n) for n in table.results]
+            writer.writerow(
+                [e["run_id"], e["short_id"], e["status"], e["time_start"], _csv_cell(e["duration_s"])]
+                + [_csv_cell(c) for c in cells]
+                + [_csv_cell(e["error"])]
+            )
+        return
+    failed = any(e["error"] for e in table.runs)
+    headers = ["run", "status", "start", "duration", *map(_clean, table.params), *map(_clean, table.results)]
+    rows, right = [], []
+    for e in table.runs:
+        cells = [e["params"].get(n, "") for n in table.params] + [e["results"].get(n, "") for n in table.results]
+        rows.append(
+            [e["short_id"], _clean(e["status"]), (e["time_start"] or "")[:19].replace("T", " ")]
+            + [number_text(e["duration_s"], 3) if e["duration_s"] is not None else ""]
+            + [_clean(number_text(c, precision)) for c in cells]
+            + ([_clean(e["error"] or "")] if failed else [])
+        )
+        right.append([False, False, False, True] + [isinstance(c, (int, float)) for c in cells] + [False] * failed)
+    text = _table(
+        headers + (["error"] if failed else []),
+        rows,
+        right,
+        styles=["red" if e["status"] == "failed" else None for e in table.runs],
+        wide=True,
+    )
+    if _interactive():
+        import os
+
+        # As log: quit at once when it fits (F), keep colours (R), leave it on screen (X); and S: a wide
+        # table scrolls sideways instead of wrapping.
+        os.environ.setdefault("LESS", "FRSX")
+        click.echo_via_pager(text + "\n")
+    else:
+        click.echo(text)
 
 
 def _log_entry(e: dict[str, Any]) -> str:

@@ -48,6 +48,8 @@ if TYPE_CHECKING:
     import numpy as np
     import pandas as pd
 
+    from .summary import ExperimentHandle
+
 __all__ = ["Database", "open", "load", "sql"]
 
 _EXPERIMENTS = "SELECT name FROM experiments ORDER BY pk"
@@ -98,6 +100,18 @@ class Database:
                 f"it has {', '.join(map(repr, known)) if known else 'none yet'}"
             )
         return pk
+
+    def experiment(self, name: str) -> ExperimentHandle:
+        """Return a handle on one experiment: its :meth:`~ExperimentHandle.df`, runs and summary.
+
+        In a notebook it shows the experiment's runs by status and its
+        parameters and results with their ranges.
+
+        :raises ExperimentNotFound: when the experiment is not in the store.
+        """
+        from .summary import ExperimentHandle
+
+        return ExperimentHandle(self, name)
 
     def df(
         self,
@@ -392,6 +406,13 @@ class Database:
 
     def __repr__(self) -> str:
         return f"Database({str(self.root)!r})"
+
+    def _repr_html_(self) -> str:
+        """A notebook's view: the store's experiments and their runs by status (names HTML-escaped)."""
+        from .show import status
+        from .summary import store_html
+
+        return store_html(status(self))
 
 
 # Besides writing (which the read-only connection refuses), these reach outside the store or change it.

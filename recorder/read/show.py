@@ -10,7 +10,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NamedTuple, NoReturn
@@ -24,7 +24,7 @@ from .failures import exception_line
 if TYPE_CHECKING:
     from .database import Database
 
-__all__ = ["log", "show", "diff", "status", "checkout", "parse_since"]
+__all__ = ["log", "entries", "show", "diff", "status", "checkout", "parse_since"]
 
 _LOG = """
 SELECT r.pk, lower(hex(r.id)), e.name, r.status, r.time_start_ms, r.duration_us, p.params, r.scalars, s.env_sha,
@@ -34,7 +34,7 @@ JOIN experiments AS e ON e.pk = r.experiment
 JOIN psets AS p ON p.pk = r.pset
 JOIN sessions AS s ON s.pk = r.session
 WHERE {condition}
-ORDER BY r.pk DESC
+ORDER BY {order}
 """
 # An experiment's names in the order they were first recorded (the function's order), as df() has them.
 _FIELD_ORDER = """
@@ -43,7 +43,7 @@ SELECT f.role, f.name FROM fields AS f JOIN experiments AS e ON e.pk = f.experim
 _ROW_RESULTS = "SELECT name, kind, value FROM results WHERE run = ? ORDER BY name"
 _ROW_KEPT = """
 SELECT DISTINCT e.name FROM fields AS f JOIN experiments AS e ON e.pk = f.experiment
-WHERE f.role = 'result' AND (f.kind IN ('', 'nan', 'bool', 'int') OR f.kind LIKE 'np:%')
+WHERE f.role = 'result' AND (f.kind IN ('', 'text', 'nan', 'bool', 'int') OR f.kind LIKE 'np:%')
 """
 _RUN = """
 SELECT r.pk, lower(hex(r.id)), e.name, r.status, r.time_start_ms, r.duration_us, r.seed, p.params,
@@ -183,12 +183,23 @@ def log(
     if since is not None:
         condition += " AND r.time_start_ms >= ?"
         values.append(parse_since(since))
+    return entries(db, condition, values, limit=limit)
+
+
+def entries(
+    db: Database, condition: str, values: Sequence[Any], *, limit: int | None = None, order: str = "r.pk DESC"
+) -> Iterator[dict[str, Any]]:
+    """Yield the runs a WHERE clause over ``runs AS r`` picks, as :func:`log` does, in ``order``.
+
+    :param condition: SQL over ``runs AS r``, its values bound (see :func:`recorder.read.frame.selection`).
+    :param order: an ORDER BY clause over ``runs AS r`` (SQL written here, never user text).
+    """
     # Experiments that keep some scalar results as rows (text, NaN, numpy scalars, commented
     # values): only their runs need a query of their own; plain numbers are in runs.scalars.
     with_rows = {name for (name,) in db.conn.execute(_ROW_KEPT)}
     orders: dict[str, dict[str, dict[str, int]]] = {}  # experiment → role → name → position
-    sql = _LOG.format(condition=condition) + (" LIMIT ?" if limit is not None else "")
-    cursor = db.conn.execute(sql, [*values, limit] if limit is not None else values)
+    sql = _LOG.format(condition=condition, order=order) + (" LIMIT ?" if limit is not None else "")
+    cursor = db.conn.execute(sql, [*values, limit] if limit is not None else list(values))
     while True:
         batch = cursor.fetchmany(256)
         if not batch:
@@ -196,9 +207,9 @@ def log(
         shorts = short_ids(db.conn, [row[1] for row in batch])
         for pk, run_id, name, run_status, start, duration, params, compact, env_sha, error in batch:
             short = shorts[run_id]
-            order = orders.get(name)
-            if order is None:
-                order = orders[name] = _field_order(db, name)
+            fields = orders.get(name)
+            if fields is None:
+                fields = orders[name] = _field_order(db, name)
             yield {
                 "run_id": run_id,
                 "short_id": short,
@@ -206,8 +217,8 @@ def log(
                 "status": run_status,
                 "time_start": _iso(start),
                 "duration_s": None if duration is None else duration / 1e6,
-                "params": _ordered(_params(params, short), order["param"]),
-                "results": _ordered(_scalars(db, pk, short, compact, name in with_rows), order["result"]),
+                "params": _ordered(_params(params, short), fields["param"]),
+                "results": _ordered(_scalars(db, pk, short, compact, name in with_rows), fields["result"]),
                 "error": exception_line(error),
                 "env_sha": env_sha,
             }

@@ -530,3 +530,36 @@ class Recorder:
     def __repr__(self) -> str:
         state = f"session {self.id}" if self.id else "not started"
         return f"Recorder({self.experiment!r}, {state})"
+
+    def _repr_html_(self) -> str:
+        """A notebook's view: the session (state, store, code, runs recorded), then the experiment in the store.
+
+        Every name and value is HTML-escaped. The experiment's runs by status
+        and its parameters and results with their ranges are read from the
+        store (committed runs; :meth:`flush` commits the others).
+        """
+        import html
+
+        from ..read.database import Database
+        from ..read.summary import experiment_html, experiment_summary, html_table
+
+        if self.id is None:
+            state = "not started"
+        elif self._finalizer is not None and self._finalizer.alive:
+            state = "recording"
+        else:
+            state = "ended"
+        rows: list[list[Any]] = [["session", self.id or ""], ["state", state], ["store", self.store or ""]]
+        if self.git is not None and self.git.commit:
+            rows.append(["code", self.git.commit + (" (dirty)" if self.git.dirty else "")])
+        if self.message:
+            rows.append(["message", self.message])
+        rows.append(["runs recorded", self.runs_recorded])
+        out = f"<div><strong>Recorder</strong> <code>{html.escape(self.experiment)}</code>{html_table(['', ''], rows)}"
+        if self.store is not None:
+            try:
+                with Database(self.store) as db:
+                    out += experiment_html(experiment_summary(db, self.experiment))
+            except RecorderError:  # nothing committed yet, or the store is gone: the session alone
+                pass
+        return out + "</div>"

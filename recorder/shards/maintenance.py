@@ -233,7 +233,7 @@ def verify(store: str | os.PathLike[str] | None = None, *, progress: bool | None
             if why is not None:
                 problems.append(Problem("corrupt inline array", None, run_id, name, why))
         objects = opened.objects
-        bar = Progress(len(users), progress, "verify")
+        bar = Progress(len(users), progress, "verify", unit="arrays")
         try:
             for digest, user in sorted(users.items()):
                 problems += _check_object(objects, digest, user, records.get(digest))

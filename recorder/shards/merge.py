@@ -462,7 +462,7 @@ def _merge_into(sources: list[_Source], into: Path, *, allow_code_mismatch: bool
     guard = destination.objects.lock()
     groups = [sources[i : i + MAX_ATTACHED] for i in range(0, len(sources), MAX_ATTACHED)]
     added = skipped = objects = object_bytes = 0
-    bar = Progress(len(sources), progress, "merge")
+    bar = Progress(len(sources), progress, "merge", unit="stores")
     try:
         guard.acquire()
         conn = destination.conn

@@ -46,7 +46,7 @@ def test_console_script_starts_without_heavy_imports() -> None:
     code = (
         "import sys; from recorder.cli.commands import main\n"
         "try:\n    main(['--help'])\nexcept SystemExit:\n    pass\n"
-        "heavy = [m for m in ('numpy', 'pandas', 'git', 'sqlmodel', 'jax') if m in sys.modules]\n"
+        "heavy = [m for m in ('numpy', 'pandas', 'git', 'sqlmodel', 'jax', 'tqdm') if m in sys.modules]\n"
         "print('HEAVY', heavy)\n"
     )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)

@@ -189,3 +189,19 @@ def test_show_and_diff_on_a_terminal(store: Path, recorded: dict[str, str]) -> N
     status, text = on_terminal("--store", str(store), "diff", recorded["short"], recorded["failed"][-10:])
     _clean_run(status, text)
     assert "status: done → failed" in text
+
+
+@pytest.mark.skipif(shutil.which("less") is None, reason="needs less")
+def test_runs_table_on_a_terminal_has_the_columns(store: Path, recorded: dict[str, str]) -> None:
+    """``recorder runs`` on a terminal: rich's table through less (which quits, it fits), every column, the error."""
+    status, text = on_terminal("--store", str(store), "runs", "lorenz", timeout=20)
+    _clean_run(status, text)
+    plain = re.sub(r"\x1b\[[0-9;]*m", "", text)  # rich's colours
+    header = next(line for line in plain.splitlines() if line.strip().startswith("run "))
+    assert header.split() == ["run", "status", "start", "duration", "a", "b", "energy", "note", "error"]
+    row = next(line for line in plain.splitlines() if line.strip().startswith(recorded["short"]))
+    assert "done" in row and "0.8" in row and "[bold]x[/bold]" in row
+    failed = next(line for line in plain.splitlines() if "failed" in line)
+    assert "ValueError: diverged" in failed
+    assert "\x1b[31m" in text or "\x1b[38;5;1m" in text or "\x1b[91m" in text  # the failed run in red
+    assert "\x1b]0;pwned" not in text and "\u202e" not in text

@@ -231,7 +231,7 @@ def test_progress_is_shown_when_asked(store: Path, capsys: pytest.CaptureFixture
         r.sweep(slow, rec.plist("a", [float(i) for i in range(6)]), progress=True)
         r.sweep(slow, rec.plist("a", [10.0]))  # not a terminal: silent
     err = capsys.readouterr().err
-    assert "sweep m: 6/6 psets, 6 done" in err and err.count("\n") == 1
+    assert "sweep m: 100%" in err and "6/6" in err and "runs/s" in err and err.count("\n") == 1
 
 
 def test_generators_are_streamed(store: Path) -> None:

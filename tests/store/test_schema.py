@@ -136,6 +136,16 @@ _FIELDS = {
     "params": ", CAST(group_concat(params, char(30)) AS BLOB)",
     "cells": "x0.kind, x0.value",
     "joins": "LEFT JOIN results AS x0 ON x0.run = r.pk AND x0.name = ?",
+    # an experiment's wide view (catalog.select_sql), a column of it, an order and a direction
+    "wide": "SELECT r.pk AS _pk, r.status AS status FROM runs AS r",
+    "column": "status",
+    "columns": "min(status), max(status)",
+    "direction": "DESC",
+    "order": "r.pk DESC",
+    # recorder serve's canned queries: the arrays query's name, a view and an experiment's key
+    "arrays": "arrays",
+    "view": "overview_runs",
+    "pk": "1",
 }
 # Fields whose name means something else in one statement.
 _FIELDS_OF = {("read.frame", "_FIXED_AGGREGATES"): {"sessions": ", group_concat(session)"}}

@@ -773,6 +773,8 @@ _TABLE_JS = """
   var n=cols.length? vals[0].length:0, order=[], i; for(i=0;i<n;i++) order.push(i);
   var table=document.getElementById('runs-table'), pager=document.getElementById('runs-pager');
   var page=0, size=200, sortCol=-1, asc=true, statusCol=cols.indexOf('status');
+  var special={'nan':null,'inf':Infinity,'-inf':-Infinity};
+  function key(v){ return (typeof v==='string'&&special.hasOwnProperty(v))? special[v]:v; }
   function cmp(a,b){ if(a===b) return 0; if(a===null) return 1; if(b===null) return -1;
     var na=typeof a==='number', nb=typeof b==='number';
     if(na&&nb) return a<b?-1:1; if(na) return -1; if(nb) return 1; return String(a)<String(b)?-1:1; }
@@ -780,7 +782,7 @@ _TABLE_JS = """
     cols.forEach(function(c,j){ var th=document.createElement('th'); th.textContent=c;
       if(j===sortCol) th.className=asc?'sorted-asc':'sorted-desc';
       th.addEventListener('click',function(){ if(sortCol===j){asc=!asc;}else{sortCol=j;asc=true;}
-        var v=vals[j]; order.sort(function(x,y){ var r=cmp(v[x],v[y]); if(r===0) return x-y;
+        var v=vals[j].map(key); order.sort(function(x,y){ var r=cmp(v[x],v[y]); if(r===0) return x-y;
           if(v[x]===null||v[y]===null) return r; return asc?r:-r; }); page=0; draw(); });
       tr.appendChild(th); });
     var thead=document.createElement('thead'); thead.appendChild(tr); return thead; }

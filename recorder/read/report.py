@@ -270,7 +270,7 @@ class _Page:
             rows.append(
                 "<tr>"
                 + "".join(
-                    f"<td>{_h(_text(v))}</td>"
+                    f"<td>{_h(_text(v)) if v is not None else ''}</td>"
                     for v in (sid, status, started, ended, int(runs_in.get(sid, 0)), code, branch, host, user, message)
                 )
                 + "</tr>"
@@ -362,7 +362,9 @@ class _Page:
 
         a, b, xs, ys = grid
         table = pd.DataFrame({"x": done[a].to_numpy(), "y": done[b].to_numpy(), "v": values})
-        means = table.groupby(["y", "x"], sort=True)["v"].mean().unstack("x").reindex(index=ys, columns=xs)
+        cells = table.groupby(["y", "x"], sort=True)["v"]
+        means = cells.mean().unstack("x").reindex(index=ys, columns=xs)
+        repeated = bool((cells.size() > 1).any())
         z = np.where(np.isfinite(means.to_numpy(dtype=float)), means.to_numpy(dtype=float), np.nan)
         self.figure(
             [
@@ -378,7 +380,7 @@ class _Page:
             ],
             {
                 "title": {
-                    "text": _t(f"{y} over {a} and {b}" + (" (mean of the runs of each cell)" if means.size else ""))
+                    "text": _t(f"{y} over {a} and {b}" + (" (mean of the runs of each cell)" if repeated else ""))
                 },
                 "xaxis": {"title": {"text": _t(a)}, "type": "category" if len(xs) <= 20 else "linear"},
                 "yaxis": {"title": {"text": _t(b)}, "type": "category" if len(ys) <= 20 else "linear"},

@@ -16,6 +16,7 @@ from typing import Any
 
 import numpy as np
 import pytest
+from conftest import git
 
 import recorder as rec
 from recorder.read import report as report_module
@@ -101,8 +102,35 @@ def test_report_is_one_file_that_opens_offline_and_names_everything(tmp_path: Pa
     assert "Constant parameters: <code>label</code> = x" in text
     # The failure, with its error, escaped.
     assert "Failures (1)" in text
+    assert "<tr><td class='num'>1</td><td><pre>ValueError: diverged at a=0.9" in text  # each error, its count
     assert "ValueError: diverged at a=0.9 &lt;/script&gt;&lt;script&gt;alert(&#x27;e&#x27;)&lt;/script&gt;" in text
     assert "<script>alert(" not in text
+
+
+def test_the_header_lists_sessions_with_commit_branch_host_and_user(tmp_path: Path, repo: Path) -> None:
+    store = tmp_path / "store"
+    with rec.Recorder("exp", store=store, git="record", repo=repo, message="first") as r:
+        for a in (1, 2):
+            with r.run(a=a) as run:
+                run.log(y=a * 1.5)
+    (repo / "model.py").write_text("A = 2\n")  # the second session records a modified work tree
+    with rec.Recorder("exp", store=store, git="record", repo=repo, message="second") as r, r.run(a=3) as run:
+        run.log(y=4.5)
+    with rec.open(store) as db:
+        db.report("exp", tmp_path / "r.html")
+        first = db.df("exp")["_time_start"].iloc[0]
+    text = (tmp_path / "r.html").read_text(encoding="utf-8")
+    commit = git(repo, "rev-parse", "HEAD")[:12]
+    rows = re.findall(r"<tr><td>[0-9a-f]{24}</td>(.*?)</tr>", text)
+    assert len(rows) == 2 and "<h3>Sessions (2)</h3>" in text
+    cells = [re.findall(r"<td>(.*?)</td>", row) for row in rows]
+    # status, started, ended, runs here, commit, branch, host, user, message
+    assert [c[3] for c in cells] == ["2", "1"]
+    assert cells[0][4] == commit and cells[1][4] == f"{commit} (dirty)"
+    assert [c[5] for c in cells] == ["main", "main"]
+    assert cells[0][6] == os.uname().nodename and cells[0][7] and [c[8] for c in cells] == ["first", "second"]
+    start = first.strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
+    assert f"<p>From {start} to " in text
 
 
 def test_report_figures_parcoords_lines_and_heat_maps(tmp_path: Path) -> None:
@@ -125,6 +153,7 @@ def test_report_figures_parcoords_lines_and_heat_maps(tmp_path: Path) -> None:
     assert lines[2]["x"] == [0.1, 0.3, 0.5, 0.7]
     assert lines[2]["y"] == pytest.approx([0.4, 1.0, 1.6, 2.2])
     heat = figures[1][0][0]
+    assert figures[1][1]["title"]["text"] == "energy over a and b"  # one run per cell: no mean to say
     assert heat["x"] == [0.1, 0.3, 0.5, 0.7, 0.9] and heat["y"] == [1, 2, 3]
     assert heat["z"][2][4] is None  # the failed run's cell is a hole
     assert heat["z"][0][0] == pytest.approx(0.2)
@@ -165,6 +194,14 @@ def test_a_big_experiment_is_summarised_and_says_so(tmp_path: Path, monkeypatch:
             return_df=False,
             progress=False,
         )
+    # The thresholds the README names.
+    assert (report_module.PARCOORDS_MAX_RUNS, report_module.SCATTER_MAX_POINTS) == (5_000, 5_000)
+    assert (report_module.LINE_MAX_X, report_module.TABLE_MAX_RUNS, report_module.ARRAY_MAX_POINTS) == (
+        500,
+        10_000,
+        10_000,
+    )
+    assert report_module.HUE_MAX == 12
     monkeypatch.setattr(report_module, "PARCOORDS_MAX_RUNS", 20)
     monkeypatch.setattr(report_module, "SCATTER_MAX_POINTS", 10)
     monkeypatch.setattr(report_module, "LINE_MAX_X", 10)
@@ -296,6 +333,20 @@ def test_plot_draws_a_line_per_hue_value_through_the_means(tmp_path: Path) -> No
     assert len(narrowed.axes[0].lines) == 2
     figure.savefig(tmp_path / "energy.png")  # drawn headless, by Agg
     assert (tmp_path / "energy.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    # Without pyplot: no GUI backend is chosen, no window can open (checked in a fresh interpreter).
+    code = (
+        "import sys, recorder as rec\n"
+        f"fig = rec.open({str(store)!r}).plot('lorenz', x='a', y='energy', hue='b')\n"
+        "print(type(fig).__name__, 'matplotlib.pyplot' in sys.modules)\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**os.environ, "PYTHONPATH": str(ROOT), "DISPLAY": ""},
+    )
+    assert done.stdout == "Figure False\n", done.stderr
 
 
 def test_plot_refuses_what_it_cannot_draw(tmp_path: Path) -> None:
@@ -331,3 +382,12 @@ def test_import_and_help_do_not_import_the_report_extra() -> None:
     )
     assert done.returncode == 0, done.stderr
     assert "HEAVY []" in done.stdout
+
+
+def test_the_docs_show_a_small_screenshot_of_a_report() -> None:
+    """docs/img/report.png (taken by docs/screenshot_report.py) is a PNG under 300 KB that docs/index.md shows."""
+    image = ROOT / "docs" / "img" / "report.png"
+    data = image.read_bytes()
+    assert data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) < 300_000
+    assert "](img/report.png)" in (ROOT / "docs" / "index.md").read_text(encoding="utf-8")
+    assert (ROOT / "docs" / "screenshot_report.py").is_file()

@@ -13,10 +13,10 @@ value of a cell.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from ..errors import RecorderError
-from .report import HUE_MAX, needs
+from .report import HUE_MAX, _as_float, _sort_key, _text, needs
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
@@ -57,18 +57,24 @@ def plot(
     values = pd.to_numeric(df[y], errors="coerce") if df[y].dtype.kind in "Oiuf" else None
     if values is None or (values.isna() & df[y].notna()).any():
         raise RecorderError(f"{y!r} of {experiment!r} is not numbers; db.plot draws a numeric result (y=)")
-    table = pd.DataFrame({"x": df[x].to_numpy(), "y": values.to_numpy(dtype=float, na_value=np.nan)})
-    groups: list[tuple[Any, pd.DataFrame]] = [(None, table)]
+    xs = _as_float(df[x])
+    order: list[str] = []
+    if xs is None:  # text, bools or a mix: a categorical axis, its labels in order
+        labels = [_text(v) for v in df[x].tolist()]
+        order = sorted(set(labels), key=_sort_key(df[x]))
+        position = {label: i for i, label in enumerate(order)}
+        xs = np.array([position[label] for label in labels], dtype=float)
+    table = pd.DataFrame({"x": xs, "y": values.to_numpy(dtype=float, na_value=np.nan)})
+    groups: list[tuple[str | None, pd.DataFrame]] = [(None, table)]
     if hue is not None:
-        table["hue"] = df[hue].to_numpy()
-        kinds = list(pd.unique(table["hue"]))
+        table["hue"] = [_text(v) for v in df[hue].tolist()]
+        kinds = sorted(set(table["hue"]), key=_sort_key(df[hue]))
         if len(kinds) > HUE_MAX:
             raise RecorderError(
                 f"hue={hue!r} has {len(kinds)} values in {experiment!r}, more lines than the {HUE_MAX} a plot "
                 "can tell apart; choose a parameter with fewer values, or narrow the runs with where="
             )
-        parts = dict(iter(table.groupby("hue", sort=False, dropna=False)))
-        groups = [(k, parts[k]) for k in _sorted(list(parts))]
+        groups = [(k, table[table["hue"] == k]) for k in kinds]
     figure = figure_module.Figure(figsize=(6.4, 4.4), layout="constrained")
     axes = figure.add_subplot()
     repeated = False
@@ -81,6 +87,8 @@ def plot(
             marker="o",
             label=f"{hue} = {label}" if hue is not None else None,
         )
+    if order:
+        axes.set_xticks(range(len(order)), order)
     axes.set_xlabel(x)
     axes.set_ylabel(f"{y} (mean)" if repeated else y)
     axes.set_title(f"{experiment}: {y} against {x}")
@@ -88,11 +96,3 @@ def plot(
         axes.legend(title=hue)
     axes.grid(True, alpha=0.3)
     return figure  # type: ignore[no-any-return]
-
-
-def _sorted(values: list[Any]) -> list[Any]:
-    """Values in order: numbers by value, then the rest as text."""
-    try:
-        return sorted(values)
-    except TypeError:
-        return sorted(values, key=lambda v: (not isinstance(v, (int, float)), str(v)))

@@ -391,3 +391,39 @@ def test_the_docs_show_a_small_screenshot_of_a_report() -> None:
     assert data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) < 300_000
     assert "](img/report.png)" in (ROOT / "docs" / "index.md").read_text(encoding="utf-8")
     assert (ROOT / "docs" / "screenshot_report.py").is_file()
+
+
+def test_odd_experiments_still_make_a_report_and_a_plot(tmp_path: Path) -> None:
+    """Every run failed; one run without results; parameters of mixed types, None, bools; NaN and inf results."""
+    pytest.importorskip("matplotlib", reason="db.plot needs matplotlib: pip install 'recorder[report]'")
+    store = tmp_path / "store"
+
+    def fail(a: int) -> dict[str, Any]:
+        raise RuntimeError(f"no {a}")
+
+    with rec.Recorder("allfail", store=store, git=False) as r, pytest.warns(rec.RecorderWarning):
+        r.sweep(fail, rec.plist("a", [1, 2]), progress=False)
+    with rec.Recorder("one", store=store, git=False) as r, r.run(a=1):
+        pass
+    with rec.Recorder("odd", store=store, git=False) as r:
+        for i, (p, q) in enumerate([("u", None), (3, True), ("u", False), ("t", True)]):
+            with r.run(p=p, q=q, big=2**60 + i) as run:
+                run.log(flag=bool(i % 2), n=i, x=float("nan") if i == 0 else float(i), inf=float("inf") if i else 1.0)
+    with rec.open(store) as db:
+        failed = db.report("allfail", tmp_path / "allfail.html")
+        one = db.report("one", tmp_path / "one.html")
+        odd = db.report("odd", tmp_path / "odd.html")
+        figure = db.plot("odd", x="p", y="n", hue="q")
+    assert (failed.runs, one.runs, odd.runs) == (2, 1, 4)
+    assert "<p>No run is done yet.</p>" in (tmp_path / "allfail.html").read_text(encoding="utf-8")
+    assert "Failures (2)" in (tmp_path / "allfail.html").read_text(encoding="utf-8")
+    text = (tmp_path / "odd.html").read_text(encoding="utf-8")
+    data = runs_data(text)
+    column = dict(zip(data["columns"], data["values"]))
+    assert column["big"] == [str(2**60 + i) for i in range(4)]  # beyond 2**53: text, so JavaScript keeps every digit
+    assert column["x"][0] == "nan" and column["inf"][1] == "inf" and column["q"] == [None, "True", "False", "True"]
+    dimensions = _figures(text)[0][0][0]["dimensions"]
+    assert dimensions[0]["label"] == "p" and dimensions[0]["ticktext"] == ["3", "t", "u"]  # a mixed axis, as text
+    axes = figure.axes[0]
+    assert [t.get_text() for t in axes.get_xticklabels()] == ["3", "t", "u"]
+    assert [line.get_label() for line in axes.lines] == ["q = False", "q = None", "q = True"]

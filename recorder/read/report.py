@@ -50,6 +50,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "ARRAY_MAX_POINTS",
+    "HEATMAP_MAX_SIDE",
     "HUE_MAX",
     "LINE_MAX_X",
     "PARCOORDS_MAX_RUNS",
@@ -73,7 +74,8 @@ HUE_MAX = 12
 TABLE_MAX_RUNS = 10_000
 #: Points of an array drawn at most; a longer one is thinned to every k-th value.
 ARRAY_MAX_POINTS = 10_000
-_HEATMAP_MAX_SIDE = 200
+#: Rows and columns of a heat map at most (a 2-D array is thinned to every k-th row and column).
+HEATMAP_MAX_SIDE = 200
 _GRID_COVERAGE = 0.5
 _FAILED_RUNS_SHOWN = 100
 _ERROR_KINDS_SHOWN = 20
@@ -196,6 +198,7 @@ class _Page:
         self.nav: list[tuple[str, str]] = []
 
     def section(self, anchor: str, title: str) -> None:
+        """Start a section: a heading, linked from the navigation at the top."""
         self.nav.append((anchor, title))
         self.parts.append(f'<h2 id="{anchor}">{_h(title)}</h2>')
 
@@ -205,6 +208,7 @@ class _Page:
         self.parts.append(f'<p class="note">{_h(text)}</p>')
 
     def figure(self, data: list[dict[str, Any]], layout: dict[str, Any], height: int = 420) -> None:
+        """Add a plotly figure (data and layout as plain dicts, labels escaped by the caller)."""
         layout = {"height": height, "margin": {"l": 60, "r": 30, "t": 50, "b": 50}, **layout}
         snippet = self.pio.to_html(
             {"data": data, "layout": layout},
@@ -230,6 +234,7 @@ class _Page:
         explored: list[str],
         where: str | None,
     ) -> None:
+        """The runs by status, the time span, the parameters, and the sessions with their code and host."""
         counts = df["_status"].value_counts()
         by_status = ", ".join(f"{int(counts[s])} {s}" for s in counts.index if counts[s])
         lines = [f"<p><b>{len(df)}</b> runs{': ' + _h(by_status) if by_status else ''}"]
@@ -284,6 +289,7 @@ class _Page:
     def parcoords(
         self, done: pd.DataFrame, explored: list[str], numeric: dict[str, np.ndarray], color: str | None
     ) -> None:
+        """The explored parameters and numeric results of the done runs as parallel coordinates."""
         import numpy as np
 
         self.section("parcoords", "Parameters and results")
@@ -342,6 +348,7 @@ class _Page:
     # -- results against parameters ------------------------------------------------
 
     def against(self, done: pd.DataFrame, explored: list[str], numeric: dict[str, np.ndarray]) -> None:
+        """Each numeric result against each explored parameter; a heat map first when two of them form a grid."""
         if not numeric or not explored or done.empty:
             return
         self.section("results", "Results against parameters")
@@ -357,6 +364,7 @@ class _Page:
                 self.line(done, x, y, values, hue)
 
     def heatmap(self, done: pd.DataFrame, grid: tuple[str, str, Any, Any], y: str, values: np.ndarray) -> None:
+        """The mean of a result in each cell of a grid of two numeric parameters (a hole where no run is done)."""
         import numpy as np
         import pandas as pd
 
@@ -388,6 +396,7 @@ class _Page:
         )
 
     def line(self, done: pd.DataFrame, x: str, y: str, values: np.ndarray, hue: str | None) -> None:
+        """A result against a parameter: the mean at each value (a line per value of ``hue``), the runs behind it."""
         import numpy as np
         import pandas as pd
 
@@ -467,6 +476,7 @@ class _Page:
     # -- the runs ------------------------------------------------------------------
 
     def table(self, df: pd.DataFrame, params: list[str], results: list[str], short: dict[str, str]) -> None:
+        """The runs as inline JSON, which the page's script shows as a sortable table, by pages."""
         self.section("runs", "Runs")
         shown = df
         if len(df) > TABLE_MAX_RUNS:
@@ -493,6 +503,7 @@ class _Page:
         )
 
     def failures(self, df: pd.DataFrame, params: list[str], short: dict[str, str]) -> None:
+        """The distinct errors with how many runs each stopped, then the newest failed runs with their parameters."""
         if "_error" not in df.columns:
             return
         failed = df[df["_status"] == "failed"]
@@ -524,6 +535,7 @@ class _Page:
     # -- arrays --------------------------------------------------------------------
 
     def arrays(self, db: Database, experiment: str, name: str, where: str | None, limit: int) -> None:
+        """The array ``name`` of the first ``limit`` done runs: 1-D as lines in one figure, 2-D as heat maps."""
         import numpy as np
 
         self.section("arrays", f"Array {name}")
@@ -543,7 +555,7 @@ class _Page:
             elif array.ndim == 1:
                 step = max(1, math.ceil(len(array) / ARRAY_MAX_POINTS))
                 if step > 1:
-                    self.note(f"Run {label}: {name} has {len(array):,} values; every {step}th is drawn.")
+                    self.note(f"Run {label}: {name} has {len(array):,} values; one in {step} is drawn.")
                 lines.append(
                     {
                         "type": "scatter",
@@ -554,9 +566,9 @@ class _Page:
                     }
                 )
             else:
-                step = max(1, math.ceil(max(array.shape) / _HEATMAP_MAX_SIDE))
+                step = max(1, math.ceil(max(array.shape) / HEATMAP_MAX_SIDE))
                 if step > 1:
-                    self.note(f"Run {label}: {name} of shape {array.shape} is drawn at every {step}th row and column.")
+                    self.note(f"Run {label}: {name} of shape {array.shape} is drawn at one row and column in {step}.")
                 z = array[::step, ::step].astype(float)
                 self.figure(
                     [{"type": "heatmap", "z": [_finite(row) for row in z], "colorscale": "Viridis"}],
@@ -574,6 +586,7 @@ class _Page:
     # -- the file ------------------------------------------------------------------
 
     def render(self, experiment: str) -> str:
+        """The whole page: the title, the navigation, the list of what was summarised, the sections, the table's script."""
         nav = " · ".join(f'<a href="#{a}">{_h(t)}</a>' for a, t in self.nav)
         notes = ""
         if self.notes:
@@ -613,16 +626,9 @@ def _script_json(value: Any) -> str:
 
 
 def _text(value: Any) -> str:
-    """A value as a label: None for missing, numbers as Python writes them."""
-    if value is None:
+    """A value as a label: None (or pandas' NA) as ``None``, numbers as Python writes them."""
+    if value is None or _is_na(value):
         return "None"
-    try:
-        import pandas as pd
-
-        if value is pd.NA or value is pd.NaT:
-            return "None"
-    except ImportError:  # pragma: no cover (pandas is a dependency)
-        pass
     if hasattr(value, "item") and not isinstance(value, (str, bytes)):
         value = value.item()
     return repr(value) if isinstance(value, float) else str(value)
@@ -644,15 +650,14 @@ def _cell(value: Any) -> Any:
 
 
 def _is_na(value: Any) -> bool:
-    try:
-        import pandas as pd
+    """Whether a cell is pandas' missing value (of a nullable integer column, or a time)."""
+    import pandas as pd
 
-        return value is pd.NA or value is pd.NaT
-    except ImportError:  # pragma: no cover
-        return False
+    return value is pd.NA or value is pd.NaT
 
 
 def _plain(value: Any) -> Any:
+    """A numpy scalar as a plain value for JSON; NaN and ±inf as None."""
     if hasattr(value, "item"):
         value = value.item()
     if isinstance(value, float) and not math.isfinite(value):
@@ -684,6 +689,7 @@ def _as_float(column: pd.Series) -> np.ndarray | None:
 
 
 def _distinct(column: pd.Series) -> int:
+    """How many distinct values a column holds, missing counting as one."""
     try:
         return int(column.nunique(dropna=False))
     except TypeError:  # unhashable values: count their labels
@@ -713,7 +719,7 @@ def _grid(done: pd.DataFrame, a: str, b: str) -> tuple[str, str, Any, Any] | Non
     if xa is None or xb is None or not (np.isfinite(xa).all() and np.isfinite(xb).all()):
         return None
     ua, ub = np.unique(xa), np.unique(xb)
-    if len(ua) < 2 or len(ub) < 2 or len(ua) > _HEATMAP_MAX_SIDE or len(ub) > _HEATMAP_MAX_SIDE:
+    if len(ua) < 2 or len(ub) < 2 or len(ua) > HEATMAP_MAX_SIDE or len(ub) > HEATMAP_MAX_SIDE:
         return None
     pairs = len(set(zip(xa.tolist(), xb.tolist())))
     if pairs < _GRID_COVERAGE * len(ua) * len(ub):  # a grid, maybe with holes (failed runs): not scattered values
@@ -734,16 +740,19 @@ def _short_ids(db: Database, df: pd.DataFrame) -> dict[str, str]:
 
 
 def _timedelta(seconds: pd.Series) -> Any:
+    """Durations in seconds as timedeltas; a missing one (a running run) as zero."""
     import pandas as pd
 
     return pd.to_timedelta(seconds.fillna(0), unit="s")
 
 
 def _iso(moment: Any) -> str:
+    """A UTC timestamp as ISO 8601 to the millisecond, as ``recorder log`` shows it."""
     return str(moment.strftime("%Y-%m-%dT%H:%M:%S.%f"))[:-3] + "Z"
 
 
 def _span(seconds: float) -> str:
+    """A duration for people: seconds, minutes, hours or days."""
     if seconds < 120:
         return f"{seconds:.1f} s"
     if seconds < 7200:

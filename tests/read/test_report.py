@@ -201,7 +201,7 @@ def test_a_big_experiment_is_summarised_and_says_so(tmp_path: Path, monkeypatch:
         10_000,
         10_000,
     )
-    assert report_module.HUE_MAX == 12
+    assert (report_module.HUE_MAX, report_module.HEATMAP_MAX_SIDE) == (12, 200)
     monkeypatch.setattr(report_module, "PARCOORDS_MAX_RUNS", 20)
     monkeypatch.setattr(report_module, "SCATTER_MAX_POINTS", 10)
     monkeypatch.setattr(report_module, "LINE_MAX_X", 10)
@@ -245,17 +245,22 @@ def test_a_2d_array_is_a_heat_map_and_a_long_one_is_thinned(tmp_path: Path) -> N
     with rec.Recorder("arr", store=store, git=False) as r:
         for a in (1, 2):
             with r.run(a=a) as run:
-                run.log(image=np.arange(12.0).reshape(3, 4) * a, long=np.arange(25_000.0))
+                run.log(image=np.arange(12.0).reshape(3, 4) * a, long=np.arange(25_000.0), wide=np.ones((450, 10)))
     with rec.open(store) as db:
         images = db.report("arr", tmp_path / "i.html", array="image")
         thinned = db.report("arr", tmp_path / "l.html", array="long", array_runs=1)
+        wide = db.report("arr", tmp_path / "w.html", array="wide", array_runs=1)
+        short = db.short_id(db.df("arr")["_run_id"][0])
     figures = _figures((tmp_path / "i.html").read_text(encoding="utf-8"))
     heat = [d for d, _ in figures if d[0]["type"] == "heatmap"]
     assert len(heat) == 2 and heat[1][0]["z"][2] == [16.0, 18.0, 20.0, 22.0]
     assert images.notes == ()
-    assert any("every 3th is drawn" in n for n in thinned.notes)
+    assert thinned.notes == (f"Run {short}: long has 25,000 values; one in 3 is drawn.",)
     line = _figures((tmp_path / "l.html").read_text(encoding="utf-8"))[-1][0][0]
     assert len(line["y"]) == 8334 and line["x"][1] == 3
+    assert wide.notes == (f"Run {short}: wide of shape (450, 10) is drawn at one row and column in 3.",)
+    z = _figures((tmp_path / "w.html").read_text(encoding="utf-8"))[-1][0][0]["z"]
+    assert (len(z), len(z[0])) == (150, 4)  # at most HEATMAP_MAX_SIDE (200) rows and columns
 
 
 def test_report_errors_name_the_problem(tmp_path: Path) -> None:

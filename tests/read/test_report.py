@@ -213,6 +213,7 @@ def test_a_big_experiment_is_summarised_and_says_so(tmp_path: Path, monkeypatch:
     assert "The table holds the newest 25 of 60 runs; recorder export writes them all to a file." in done.notes
     assert "a has more than 10 distinct values: the line of y against it goes through 100 bins." in done.notes
     assert "The points behind y against a are 10 of 60 runs, chosen at random." in done.notes
+    assert "a has 30 values, more than 12 lines: the line of y against b is the mean over them." in done.notes
     for note in done.notes:
         assert note in text  # said in the report, where it happened and at the top
     assert text.count("The table holds the newest 25 of 60 runs") == 2
@@ -238,6 +239,11 @@ def test_where_narrows_the_report_and_array_plots_a_few_runs(tmp_path: Path) -> 
     assert layout["title"]["text"] == "traj of 3 runs"
     assert [t["name"] for t in data] == expected
     assert len(data[0]["y"]) == 50
+    with rec.open(store) as db:
+        db.report("lorenz", tmp_path / "all.html", array="traj")  # by default, the first 5 done runs
+        first = [db.short_id(i) for i in db.df("lorenz")["_run_id"][:5]]
+    data, layout = _figures((tmp_path / "all.html").read_text(encoding="utf-8"))[-1]
+    assert layout["title"]["text"] == "traj of 5 runs" and [t["name"] for t in data] == first
 
 
 def test_a_2d_array_is_a_heat_map_and_a_long_one_is_thinned(tmp_path: Path) -> None:

@@ -7,6 +7,7 @@ from .errors import (
     DirtyWorkTree,
     DuplicateSource,
     ExperimentNotFound,
+    ExtraNotInstalled,
     ForeignStoreError,
     FunctionUnavailable,
     GitError,
@@ -107,4 +108,5 @@ __all__ = [
     "ExperimentNotFound",
     "MergeRefused",
     "SessionRecording",
+    "ExtraNotInstalled",
 ]

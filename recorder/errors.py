@@ -19,6 +19,7 @@ unless they name their own). The codes are part of the CLI's promise:
 - 9: :class:`DirtyWorkTree`: ``git="require-clean"`` and tracked files are modified
 - 10: :class:`MergeRefused`: the stores disagree (config, code, a column's role)
 - 11: :class:`ObjectError`: an array is missing or corrupt (``recorder verify`` found problems)
+- 12: :class:`ExtraNotInstalled`: the command needs an optional extra (``pip install 'recorder[report]'``)
 """
 
 from __future__ import annotations
@@ -55,6 +56,7 @@ __all__ = [
     "ExperimentNotFound",
     "MergeRefused",
     "SessionRecording",
+    "ExtraNotInstalled",
 ]
 
 
@@ -215,3 +217,9 @@ class SessionRecording(RecorderError):
     """A session is still recording in the store, so gc or merge would race with it; run it when the session has ended."""
 
     exit_code = 8
+
+
+class ExtraNotInstalled(RecorderError, ImportError):
+    """A feature needs an optional extra that is not installed (``pip install 'recorder[report]'``)."""
+
+    exit_code = 12

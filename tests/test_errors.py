@@ -33,6 +33,7 @@ EXIT_CODES: dict[str, int] = {
     "DirtyWorkTree": 9,
     "MergeRefused": 10,
     "ObjectError": 11,
+    "ExtraNotInstalled": 12,
 }
 
 

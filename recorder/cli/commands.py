@@ -743,6 +743,44 @@ def export(ctx: click.Context, experiment: str, output: str, status: str) -> Non
 
 
 @main.command()
+@click.argument("experiment")
+@click.option(
+    "-o", "--output", default="report.html", show_default=True, type=click.Path(dir_okay=False), help="The HTML file."
+)
+@click.option("--color", help="Colour the parallel coordinates by this result (default: the first result).")
+@click.option("--array", "array", metavar="NAME", help="Also plot this array result of a few runs.")
+@click.option(
+    "-n", "array_runs", type=click.IntRange(min=1), default=5, show_default=True, help="With --array: how many runs."
+)
+@click.option("--where", help='Only the runs matching this SQL condition over the view, e.g. "b = 8".')
+@_store_option
+@click.pass_context
+def report(
+    ctx: click.Context,
+    experiment: str,
+    output: str,
+    color: str | None,
+    array: str | None,
+    array_runs: int,
+    where: str | None,
+) -> None:
+    """Write an HTML report of an EXPERIMENT that opens offline: runs, plots, sessions, failures.
+
+    One file, plotly's JavaScript and the data inline (needs pip install
+    'recorder[report]'): runs by status, sessions with their commits and
+    hosts, a parallel-coordinates plot of the explored parameters and
+    results, each result against each parameter (lines, heat maps), a
+    sortable table of the runs and the failures with their errors. Big
+    experiments are sampled or binned, and the report says so.
+    """
+    with _open(ctx) as db:
+        done = db.report(experiment, output, color=color, array=array, where=where, array_runs=array_runs)
+    click.echo(f"wrote {done.path} ({done.bytes / 1e6:.1f} MB): {done.runs} runs of {_clean(experiment)}")
+    for note in done.notes:
+        click.echo(f"  {_clean(note)}")
+
+
+@main.command()
 @click.option("--json", "as_json", is_flag=True, help="As JSON, for programs.")
 @_store_option
 @click.pass_context

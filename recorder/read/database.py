@@ -47,7 +47,9 @@ from .frame import STATUSES, frame, selection
 if TYPE_CHECKING:
     import numpy as np
     import pandas as pd
+    from matplotlib.figure import Figure
 
+    from .report import ReportFile
     from .summary import ExperimentHandle
 
 __all__ = ["Database", "open", "load", "sql"]
@@ -223,6 +225,60 @@ class Database:
         finally:
             tmp.unlink(missing_ok=True)
         return len(df)
+
+    def report(
+        self,
+        experiment: str,
+        path: str | os.PathLike[str] = "report.html",
+        *,
+        color: str | None = None,
+        array: str | None = None,
+        where: str | None = None,
+        array_runs: int = 5,
+    ) -> ReportFile:
+        """Write an experiment's report, one HTML file that opens offline (``recorder report``); needs plotly.
+
+        The file holds a header (runs by status, sessions with their commits
+        and hosts, the time span), an interactive parallel-coordinates plot
+        of the explored parameters and scalar results (coloured by
+        ``color``, default the first result), each scalar result against
+        each explored parameter (a line per value of the other one when two
+        were explored, a heat map when both are numbers on a grid), a
+        sortable table of the runs and the failures with their errors.
+        Big experiments are sampled or binned, and the report says where
+        (see :mod:`recorder.read.report`).
+
+        :param array: an array result: the arrays of the first ``array_runs`` done runs are plotted.
+        :param where: an SQL condition over the experiment's view: only those runs are reported.
+        :returns: the file written, its size, the number of runs and what was summarised.
+        :raises ExtraNotInstalled: when plotly is not installed (``pip install 'recorder[report]'``).
+        """
+        from .report import write_report
+
+        return write_report(self, experiment, path, color=color, array=array, where=where, array_runs=array_runs)
+
+    def plot(
+        self,
+        experiment: str,
+        x: str,
+        y: str,
+        hue: str | None = None,
+        *,
+        where: str | None = None,
+        status: str | None = "done",
+    ) -> Figure:
+        """Return a matplotlib figure of the result ``y`` against the parameter ``x``, a line per value of ``hue``.
+
+        Each line goes through the mean of ``y`` at each value of ``x``. The
+        figure is made without pyplot (no window; ``fig.savefig`` draws it
+        with Agg); a notebook shows it.
+
+        :param where: an SQL condition over the experiment's view, as for :meth:`df`.
+        :raises ExtraNotInstalled: when matplotlib is not installed (``pip install 'recorder[report]'``).
+        """
+        from .plot import plot
+
+        return plot(self, experiment, x, y, hue, where=where, status=status)
 
     # -- SQL -----------------------------------------------------------------------
 

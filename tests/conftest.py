@@ -8,6 +8,7 @@ import shutil
 import sqlite3
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -139,3 +140,66 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     for item in items:
         if _FAULTS in Path(str(item.fspath)).resolve().parents:
             item.add_marker(pytest.mark.faults)
+
+
+# -- a headless browser (the browser-marked tests: the report, recorder serve's pages) --------------------
+
+PAGE_TIMEOUT_S = 60  # a bound on a hang, not a timing assertion
+
+
+def _chromium() -> tuple[str, str]:
+    """The Chromium binary and its driver, or skip saying what is missing."""
+    pytest.importorskip("selenium", reason="the browser tests need selenium: pip install selenium")
+    binary = next((p for p in map(shutil.which, ("chromium", "chromium-browser", "google-chrome")) if p), None)
+    driver = shutil.which("chromedriver")
+    if binary is None or driver is None:
+        pytest.skip(
+            "the browser tests need Chromium and chromedriver: apt-get install chromium chromium-driver "
+            f"(found chromium: {binary}, chromedriver: {driver})"
+        )
+    return binary, driver
+
+
+@pytest.fixture
+def browser() -> Iterator[Any]:
+    """A headless Chromium keeping the console's messages, with no network: a page must need none."""
+    binary, driver_path = _chromium()
+    from selenium import webdriver
+    from selenium.webdriver.chrome.options import Options
+    from selenium.webdriver.chrome.service import Service
+
+    options = Options()
+    options.binary_location = binary
+    for argument in (
+        "--headless=new",
+        "--no-sandbox",  # as root in a container
+        "--disable-dev-shm-usage",
+        "--window-size=1280,1600",
+        "--enable-unsafe-swiftshader",  # software WebGL for the parallel coordinates, without a deprecation warning
+        # Any fetch from the network fails, and says so in the console; this machine (recorder serve) is reached directly.
+        "--proxy-server=http://127.0.0.1:9",
+    ):
+        options.add_argument(argument)
+    options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
+    driver = webdriver.Chrome(service=Service(driver_path), options=options)
+    driver.set_page_load_timeout(PAGE_TIMEOUT_S)
+    try:
+        yield driver
+    finally:
+        driver.quit()
+
+
+def wait_for(driver: Any, script: str, what: str) -> Any:
+    """Poll a JavaScript expression until it is truthy (bounded by PAGE_TIMEOUT_S)."""
+    deadline = time.monotonic() + PAGE_TIMEOUT_S
+    while time.monotonic() < deadline:
+        value = driver.execute_script(f"return {script};")
+        if value:
+            return value
+        time.sleep(0.1)
+    pytest.fail(f"the page never showed {what}")
+
+
+def console_errors(driver: Any) -> list[dict[str, Any]]:
+    """The console's errors (SEVERE), and warnings that a resource failed to load."""
+    return [e for e in driver.get_log("browser") if e["level"] == "SEVERE" or "Failed to load" in e["message"]]

@@ -415,3 +415,23 @@ def test_datasette_is_imported_only_when_serving() -> None:
     assert done.returncode == 0, done.stderr
     assert "LOADED []" in done.stdout
     assert "pip install 'recorder[ui]'" in done.stdout  # serve --help says what it needs
+
+
+# -- as a person sees it: the pages in headless Chromium ------------------------------------------------
+
+
+@pytest.mark.browser
+def test_the_pages_render_in_chromium_without_console_errors(server: Server, browser: Any) -> None:
+    """The store's page, an experiment's view filtered and faceted, and a canned query, as a browser shows them."""
+    from conftest import console_errors, wait_for
+
+    browser.get(f"{server.url}/recorder")
+    wait_for(browser, "document.body.innerText.includes('lorenz')", "the experiment's view listed")
+    browser.get(f"{server.url}/recorder/lorenz?b=9")
+    rows = wait_for(browser, "document.querySelectorAll('table.rows-and-columns tbody tr').length", "the runs")
+    assert rows == 4  # a = 1, 2, 3 with b = 9 (the failed one included), and a = 4 with b = 9 in the second sweep
+    facets = browser.execute_script("return document.querySelectorAll('.facet-info').length;")
+    assert facets >= 2  # status and the explored parameters
+    browser.get(f"{server.url}/recorder/failed_runs")
+    wait_for(browser, "document.body.innerText.includes('diverged at b = 9')", "the failed run's error")
+    assert console_errors(browser) == []

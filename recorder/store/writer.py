@@ -140,6 +140,8 @@ class RunWriter:
         self._oldest = 0.0  # when the oldest pending run finished (monotonic)
         self._last_duration = 0.0
         self._pid = os.getpid()
+        #: Keys of the ``functions`` rows this session's runs called, by their identity (found once per function).
+        self.function_keys: dict[tuple[str, str, str | None, str], int] = {}
         _WRITERS.add(self)
 
     # -- called by the recording thread -------------------------------------------

@@ -19,6 +19,8 @@ unless they name their own). The codes are part of the CLI's promise:
 - 9: :class:`DirtyWorkTree`: ``git="require-clean"`` and tracked files are modified
 - 10: :class:`MergeRefused`: the stores disagree (config, code, a column's role)
 - 11: :class:`ObjectError`: an array is missing or corrupt (``recorder verify`` found problems)
+- 12: :class:`RerunRefused`: a run cannot be rerun; ``recorder rerun`` exits 12 for every error
+  (its 1 means "the rerun differs")
 """
 
 from __future__ import annotations
@@ -55,6 +57,8 @@ __all__ = [
     "ExperimentNotFound",
     "MergeRefused",
     "SessionRecording",
+    "RerunRefused",
+    "FunctionMissing",
 ]
 
 
@@ -215,3 +219,16 @@ class SessionRecording(RecorderError):
     """A session is still recording in the store, so gc or merge would race with it; run it when the session has ended."""
 
     exit_code = 8
+
+
+class RerunRefused(RecorderError):
+    """A run cannot be rerun (still running, no recorded function, a lambda, code the store does not keep).
+
+    ``recorder rerun`` exits with this code for any error, since its exit status 1 means "the rerun differs".
+    """
+
+    exit_code = 12
+
+
+class FunctionMissing(RerunRefused, LookupError):
+    """The experiment function is not where the run recorded it (renamed or removed at that code)."""

@@ -26,6 +26,7 @@ __all__ = [
     "FunctionIdentity",
     "ProcessInfo",
     "RECORDED_FUNCTION",
+    "RERUN_SCRIPT_MODULE",
     "environment",
     "function_identity",
     "process_info",
@@ -171,6 +172,10 @@ class FunctionIdentity(NamedTuple):
     how: str
 
 
+#: The module name a rerun loads a main script under (see :mod:`recorder.record.rerun`): so that its
+#: ``if __name__ == "__main__":`` block does not run. Its functions are recorded as the script's.
+RERUN_SCRIPT_MODULE = "__recorder_rerun__"
+
 #: The attribute by which a wrapper of an experiment function (an ``Experiment``, a pool's body) names the
 #: function it calls: looked through, so that the function itself is recorded.
 RECORDED_FUNCTION = "__recorder_function__"
@@ -189,6 +194,9 @@ def function_identity(func: Any, repo_root: str | os.PathLike[str] | None) -> Fu
         func = inner
     module = str(getattr(func, "__module__", None) or "__main__")
     qualname = str(getattr(func, "__qualname__", None) or getattr(func, "__name__", None) or type(func).__qualname__)
+    if module == RERUN_SCRIPT_MODULE:  # a script loaded by a rerun: the script it is
+        file = getattr(sys.modules.get(module), "__file__", None)
+        return FunctionIdentity("__main__", qualname, _relative(Path(file).resolve() if file else None, repo_root), "script")
     importable = module != "__main__" and "<" not in qualname
     if importable:
         file = getattr(sys.modules.get(module), "__file__", None)

@@ -8,6 +8,7 @@ from .errors import (
     DuplicateSource,
     ExperimentNotFound,
     ForeignStoreError,
+    FunctionMissing,
     FunctionUnavailable,
     GitError,
     GitRecordRefused,
@@ -23,6 +24,7 @@ from .errors import (
     RecorderWarning,
     RecoveryError,
     RepositoryMissing,
+    RerunRefused,
     ResultsNotNamed,
     RunFailed,
     RunNotFound,
@@ -36,6 +38,7 @@ from .errors import (
 from .read.database import Database, load, open, sql
 from .record.experiment import Experiment, experiment
 from .record.recorder import Recorder
+from .record.rerun import Comparison, rerun
 from .record.run import Run
 from .shards.merge import MergeReport, extract, merge
 from .store.folder import Store
@@ -74,6 +77,8 @@ __all__ = [
     "merge",
     "extract",
     "MergeReport",
+    "rerun",
+    "Comparison",
     "Store",
     "ObjectStore",
     "RecorderError",
@@ -107,4 +112,6 @@ __all__ = [
     "ExperimentNotFound",
     "MergeRefused",
     "SessionRecording",
+    "RerunRefused",
+    "FunctionMissing",
 ]

@@ -241,7 +241,8 @@ def log(
 def _log_entry(e: dict[str, Any]) -> str:
     """One run of ``recorder log``, several lines."""
     out = [
-        f"run {e['short_id']}  {_clean(e['status'])}" + (f"  (rerun of {_clean(e['rerun_of'])})" if e["rerun_of"] else ""),
+        f"run {e['short_id']}  {_clean(e['status'])}"
+        + (f"  (rerun of {_clean(e['rerun_of'])})" if e["rerun_of"] else ""),
         f"  experiment {_clean(e['experiment'])}   started {e['time_start']}"
         f"   took {_short(e['duration_s'])} s   code {_clean(str(e['env_sha'])[:12])}",
         f"  params   {_pairs(e['params'], 200)}",
@@ -664,7 +665,9 @@ def checkout(ctx: click.Context, run: str, folder: str | None) -> None:
     show_default=True,
     help="recorded: the commit the run ran, in a temporary worktree; current: the work tree as it is.",
 )
-@click.option("--set", "changes", multiple=True, metavar="NAME=VALUE", help="Change a parameter (value as JSON, else text).")
+@click.option(
+    "--set", "changes", multiple=True, metavar="NAME=VALUE", help="Change a parameter (value as JSON, else text)."
+)
 @click.option("--rtol", type=click.FloatRange(min=0), default=0.0, help="Relative tolerance for floats and arrays.")
 @click.option("--atol", type=click.FloatRange(min=0), default=0.0, help="Absolute tolerance for floats and arrays.")
 @click.option("--keep", is_flag=True, help="Keep the temporary worktree of the recorded code.")
@@ -672,7 +675,14 @@ def checkout(ctx: click.Context, run: str, folder: str | None) -> None:
 @_store_option
 @click.pass_context
 def rerun(
-    ctx: click.Context, run: str, code: str, changes: tuple[str, ...], rtol: float, atol: float, keep: bool, as_json: bool
+    ctx: click.Context,
+    run: str,
+    code: str,
+    changes: tuple[str, ...],
+    rtol: float,
+    atol: float,
+    keep: bool,
+    as_json: bool,
 ) -> None:
     """Run RUN's function again on its parameters and seed, record it (linked to RUN) and compare the results.
 

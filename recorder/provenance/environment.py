@@ -196,7 +196,9 @@ def function_identity(func: Any, repo_root: str | os.PathLike[str] | None) -> Fu
     qualname = str(getattr(func, "__qualname__", None) or getattr(func, "__name__", None) or type(func).__qualname__)
     if module == RERUN_SCRIPT_MODULE:  # a script loaded by a rerun: the script it is
         file = getattr(sys.modules.get(module), "__file__", None)
-        return FunctionIdentity("__main__", qualname, _relative(Path(file).resolve() if file else None, repo_root), "script")
+        return FunctionIdentity(
+            "__main__", qualname, _relative(Path(file).resolve() if file else None, repo_root), "script"
+        )
     importable = module != "__main__" and "<" not in qualname
     if importable:
         file = getattr(sys.modules.get(module), "__file__", None)

@@ -106,7 +106,7 @@ def _values_agree(x: Any, y: Any, rtol: float, atol: float) -> bool:
             return struct.pack("<d", x) == struct.pack("<d", y)  # bitwise: -0.0 is not 0.0
         if math.isnan(x) or math.isnan(y):
             return math.isnan(x) and math.isnan(y)
-        return x == y or abs(x - y) <= atol + rtol * abs(y)
+        return bool(x == y or abs(x - y) <= atol + rtol * abs(y))
     if type(x) is list:
         return len(x) == len(y) and all(_values_agree(p, q, rtol, atol) for p, q in zip(x, y))
     if type(x) is dict:

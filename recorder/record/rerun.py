@@ -26,8 +26,8 @@ from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import Any
 
-from ..provenance.environment import RERUN_SCRIPT_MODULE
 from ..errors import FunctionMissing, RecorderError, RecorderWarning, RerunRefused
+from ..provenance.environment import RERUN_SCRIPT_MODULE
 from ..read.agreement import Difference, check_tolerances, differences
 
 __all__ = [
@@ -196,7 +196,10 @@ def environment_differences(session: Mapping[str, Any]) -> list[str]:
 
     now = environment()
     found = []
-    for label, then, today in (("python", session.get("python"), now.python), ("platform", session.get("platform"), now.platform)):
+    for label, then, today in (
+        ("python", session.get("python"), now.python),
+        ("platform", session.get("platform"), now.platform),
+    ):
         if then != today:
             found.append(f"{label}: {then} then, {today} now")
     recorded = session.get("packages") or {}
@@ -473,7 +476,7 @@ def _name_repository(root: Path, run_id: str, repo: Path) -> None:
 def rerun(
     run_id: str,
     code: str = "recorded",
-    set: Mapping[str, Any] | None = None,  # noqa: A002 (the issue's name, as --set)
+    set: Mapping[str, Any] | None = None,
     rtol: float = 0,
     atol: float = 0,
     store: str | os.PathLike[str] | None = None,

@@ -81,9 +81,10 @@ def test_ids_of_one_millisecond_count_up_and_carry_into_the_next(monkeypatch: py
 import sqlite3  # noqa: E402
 from pathlib import Path  # noqa: E402
 
+from conftest import undo_schema_5  # noqa: E402
+
 import recorder as rec  # noqa: E402
 from recorder.store.ids import SHORT_LENGTH  # noqa: E402
-from conftest import undo_schema_5  # noqa: E402
 
 
 def _sweep(store: Path, n: int) -> list[str]:

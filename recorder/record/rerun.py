@@ -154,7 +154,7 @@ def read_run(db: Any, run_id: str) -> RunRecord:
     if "<lambda>" in qualname or "<locals>" in qualname:
         kind = "a lambda" if "<lambda>" in qualname else "a local function (defined inside another function)"
         raise RerunRefused(
-            f"run {full} called {module}:{qualname}, {kind}, which cannot be found again by name; "
+            f"run {full} called {module}:{qualname}, which is {kind} and cannot be found again by name; "
             "rerun the session instead"
         )
     if not _DOTTED.fullmatch(module) or not _DOTTED.fullmatch(qualname):

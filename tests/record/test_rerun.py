@@ -143,7 +143,7 @@ def test_rec_rerun_returns_a_comparison_and_json(swept: tuple[Path, Path]) -> No
 
 
 def test_set_makes_a_new_pset_and_says_it_is_not_a_check(swept: tuple[Path, Path]) -> None:
-    repo, store = swept
+    _repo, store = swept
     first = run_ids(store)[0]
     done = CliRunner().invoke(main, ["--store", str(store), "rerun", first, "--set", "scale=3.0"])
     assert done.exit_code == 1, done.output
@@ -250,7 +250,7 @@ def test_a_lambda_a_session_of_runs_and_a_running_run_are_refused(tmp_path: Path
             plain.log(y=2)
     with rec.open(store) as db:
         swept = db.sql("SELECT run_id FROM overview_runs ORDER BY time_start")["run_id"][0]
-    with pytest.raises(RerunRefused, match="is a lambda.*rerun the session instead"):
+    with pytest.raises(RerunRefused, match=r"is a lambda.*rerun the session instead"):
         rec.rerun(swept, store=store)
     with pytest.raises(RerunRefused, match="records no experiment function"):
         rec.rerun(plain.id, store=store)
@@ -302,14 +302,14 @@ def test_a_module_imported_without_git_is_refused_at_the_recorded_code(tmp_path:
     store = tmp_path / "store"
     python(SWEEP.format(store=str(store), git=False), work)
     first = run_ids(store)[0]
-    with pytest.raises(RerunRefused, match="does not keep.*--code current"):
+    with pytest.raises(RerunRefused, match=r"does not keep.*--code current"):
         rec.rerun(first, store=store)
     with pytest.warns(rec.RecorderWarning, match="unknown"):
         assert rec.rerun(first, code="current", store=store).match
 
 
 def test_an_interrupted_run_may_be_rerun(swept: tuple[Path, Path]) -> None:
-    repo, store = swept
+    _repo, store = swept
     first = run_ids(store)[0]
     conn = sqlite3.connect(store / "recorder.sqlite")
     conn.execute("UPDATE runs SET status = 'interrupted' WHERE lower(hex(id)) = ?", (first,))
@@ -320,7 +320,7 @@ def test_an_interrupted_run_may_be_rerun(swept: tuple[Path, Path]) -> None:
 
 
 def test_the_environment_is_compared_and_warned_about(swept: tuple[Path, Path]) -> None:
-    repo, store = swept
+    _repo, store = swept
     first = run_ids(store)[0]
     conn = sqlite3.connect(store / "recorder.sqlite")
     conn.execute("UPDATE sessions SET python = 'CPython 2.7.18'")
@@ -332,7 +332,7 @@ def test_the_environment_is_compared_and_warned_about(swept: tuple[Path, Path]) 
 
 
 def test_hostile_function_records_are_refused(swept: tuple[Path, Path]) -> None:
-    repo, store = swept
+    _repo, store = swept
     first = run_ids(store)[0]
     for column, value, problem in (
         ("module", "os;import sys", "not a dotted name"),

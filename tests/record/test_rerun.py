@@ -395,3 +395,34 @@ def test_a_vsweep_run_is_rerun_by_a_plain_call_and_says_so(tmp_path: Path) -> No
     found = rec.rerun(first, store=store)
     assert any("vsweep" in note and "plain call" in note for note in found.notes)
     assert [d.name for d in found.differences] in ([], ["y"])  # float32 from jax, a float from the plain call
+
+
+@pytest.mark.parametrize("mode", ["record", "snapshot"])
+def test_uncommitted_code_of_a_record_or_snapshot_session_is_what_reruns(tmp_path: Path, mode: str) -> None:
+    """The run ran modified, uncommitted code: its recorded diff (record) or snapshot ref holds it, HEAD does not."""
+    repo = make_repo(tmp_path / "repo")
+    (repo / "expmod.py").write_text(MODULE)
+    git(repo, "add", "expmod.py")
+    git(repo, "commit", "-q", "-m", "expmod")
+    (repo / "expmod.py").write_text(MODULE.replace("* scale", "* scale * 3"))  # not committed
+    store = tmp_path / "store"
+    python(SWEEP.format(store=str(store), git=mode), repo)
+    git(repo, "checkout", "-q", "--", "expmod.py")  # the modification is gone from the work tree
+    first = run_ids(store)[0]
+    found = rec.rerun(first, store=store, keep=True)
+    assert found.match, found.differences
+    kept = Path(found.folder or "")
+    assert "* scale * 3" in (kept / "expmod.py").read_text()  # --keep: the code folder stays
+    assert not rec.rerun(first, code="current", store=store).match  # today's code lacks the change
+    done = cli(store, "show", found.rerun, cwd=repo)
+    assert f"rerun of     {first}" in done.stdout
+
+
+def test_untracked_modules_of_the_session_are_warned_about(swept: tuple[Path, Path], tmp_path: Path) -> None:
+    repo, _ = swept
+    store = tmp_path / "store2"
+    (repo / "helper.py").write_text("K = 1\n")  # imported by the session, never added to git
+    python("import helper\n" + SWEEP.format(store=str(store), git="auto"), repo)
+    first = run_ids(store)[0]
+    with pytest.warns(rec.RecorderWarning, match=r"did not track \(helper.py"):
+        assert rec.rerun(first, store=store).match

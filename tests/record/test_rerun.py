@@ -426,3 +426,19 @@ def test_untracked_modules_of_the_session_are_warned_about(swept: tuple[Path, Pa
     first = run_ids(store)[0]
     with pytest.warns(rec.RecorderWarning, match=r"did not track \(helper.py"):
         assert rec.rerun(first, store=store).match
+
+
+def test_a_merged_store_keeps_the_function_and_rerun_of(swept: tuple[Path, Path], tmp_path: Path) -> None:
+    repo, store = swept
+    first = run_ids(store)[0]
+    found = rec.rerun(first, store=store)
+    merged = tmp_path / "merged"
+    rec.merge([store], into=merged)
+    with rec.open(merged) as db:
+        rows = db.sql(
+            "SELECT o.run_id, o.rerun_of, f.module, f.qualname, f.path FROM overview_runs AS o "
+            "JOIN runs AS r ON lower(hex(r.id)) = o.run_id JOIN functions AS f ON f.pk = r.function"
+        )
+    assert len(rows) == 4 and set(rows["module"]) == {"expmod"} and set(rows["path"]) == {"expmod.py"}
+    assert rows.set_index("run_id")["rerun_of"][found.rerun] == first
+    assert rec.rerun(first, store=merged).match  # a merged store's runs can be rerun too

@@ -429,7 +429,7 @@ def test_untracked_modules_of_the_session_are_warned_about(swept: tuple[Path, Pa
 
 
 def test_a_merged_store_keeps_the_function_and_rerun_of(swept: tuple[Path, Path], tmp_path: Path) -> None:
-    repo, store = swept
+    _repo, store = swept
     first = run_ids(store)[0]
     found = rec.rerun(first, store=store)
     merged = tmp_path / "merged"

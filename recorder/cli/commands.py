@@ -223,6 +223,7 @@ def log(
             lines = (
                 f"{e['short_id']} {_clean(e['status']):<11} {_clean(e['experiment'])} {_pairs(e['params'], 40)}"
                 f" {_pairs(e['results'], 40) if e['results'] or not e['error'] else _clean(e['error'])[:60]}"
+                + (f" (rerun of {_clean(e['rerun_of'])[-8:]})" if e["rerun_of"] else "")
                 for e in entries
             )
         else:

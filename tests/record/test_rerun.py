@@ -123,6 +123,7 @@ def test_the_bar_rerun_matches_at_the_recorded_code_and_differs_at_the_changed_c
     assert git(repo, "worktree", "list").count("\n") == 0  # the temporary worktrees are gone
     log = cli(store, "log", "-n", "1", cwd=repo).stdout
     assert f"(rerun of {big})" in log
+    assert f"(rerun of {big[-8:]})" in cli(store, "log", "--oneline", "-n", "1", cwd=repo).stdout
     show = cli(store, "show", big, cwd=repo).stdout
     assert "function     expmod:simulate   (import expmod.py)" in show
 

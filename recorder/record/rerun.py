@@ -362,6 +362,9 @@ def run_child(
     elif code.repo is None:  # today's files of a session without git: the recorded absolute path
         file = Path(record.path or "")
         root = code.folder
+    elif record.how == "import" and record.path is not None and PurePosixPath(record.path).is_absolute():
+        # A module from outside the repository (an installed package): imported as this Python finds it.
+        file, root = Path(record.path), None
     else:
         file = folder / _relative_file(record)
         root = _import_root(record, file)
@@ -392,7 +395,7 @@ def run_child(
         spec["out"] = str(out_path)
         spec_path.write_text(json.dumps(spec))
         env = dict(os.environ)
-        env["PYTHONPATH"] = os.pathsep.join([str(root), *filter(None, [env.get("PYTHONPATH")])])
+        env["PYTHONPATH"] = os.pathsep.join([str(p) for p in (root, env.get("PYTHONPATH")) if p])
         env.pop("RECORDER_STORE", None)  # the store is named in the spec
         done = subprocess.run(
             [sys.executable, "-c", "from recorder.record.rerun import child_main; child_main()", str(spec_path)],
@@ -402,7 +405,7 @@ def run_child(
             capture_output=True,
             check=False,
         )
-        sys.stdout.write(done.stdout.decode("utf-8", "replace"))
+        sys.stderr.write(done.stdout.decode("utf-8", "replace"))  # the function's prints: stdout is --json's
         errors = done.stderr.decode("utf-8", "replace")
         where = f" at {code.commit}" if code.commit else ""
         if done.returncode == _FAILED_CHILD:

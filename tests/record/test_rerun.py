@@ -335,19 +335,21 @@ def test_the_environment_is_compared_and_warned_about(swept: tuple[Path, Path]) 
 def test_hostile_function_records_are_refused(swept: tuple[Path, Path]) -> None:
     _repo, store = swept
     first = run_ids(store)[0]
-    for column, value, problem in (
-        ("module", "os;import sys", "not a dotted name"),
-        ("path", "../../etc/x.py", "not a relative path"),
-        ("path", "/etc/x.py", "not a relative path"),
-        ("how", "exec", "damaged or crafted"),
+    for changes, problem in (
+        ({"module": "os;import sys"}, "not a dotted name"),
+        ({"qualname": "simulate()"}, "not a dotted name"),
+        ({"path": "../../etc/x.py"}, "not a relative path"),
+        ({"path": "/etc/x.py", "how": "script"}, "not a relative path"),  # a script is run by its path
+        ({"how": "exec"}, "damaged or crafted"),
     ):
         conn = sqlite3.connect(store / "recorder.sqlite")
-        original = conn.execute(f"SELECT {column} FROM functions").fetchone()[0]
-        conn.execute(f"UPDATE functions SET {column} = ?", (value,))
+        original = conn.execute("SELECT module, qualname, path, how FROM functions").fetchone()
+        for column, value in changes.items():
+            conn.execute(f"UPDATE functions SET {column} = ?", (value,))
         conn.commit()
         with pytest.raises(RerunRefused, match=problem):
             rec.rerun(first, store=store)
-        conn.execute(f"UPDATE functions SET {column} = ?", (original,))
+        conn.execute("UPDATE functions SET module = ?, qualname = ?, path = ?, how = ?", original)
         conn.commit()
         conn.close()
 

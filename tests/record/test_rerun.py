@@ -330,6 +330,10 @@ def test_the_environment_is_compared_and_warned_about(swept: tuple[Path, Path]) 
     with pytest.warns(rec.RecorderWarning, match="environment differs.*python: CPython 2.7.18 then"):
         found = rec.rerun(first, store=store)
     assert found.match and found.environment[0].startswith("python: CPython 2.7.18 then")
+    done = cli(store, "rerun", first, "--json", cwd=store.parent)
+    assert done.returncode == 0  # a warning, never a failure
+    assert "recorder: warning: the environment differs" in done.stderr
+    assert json.loads(done.stdout)["environment"][0].startswith("python: CPython 2.7.18 then")
 
 
 def test_hostile_function_records_are_refused(swept: tuple[Path, Path]) -> None:

@@ -186,12 +186,12 @@ def function_key(writer: RunWriter, session_pk: int, func: Callable[..., Any]) -
     from ..store.functions import function_key as key_of
 
     repo = writer.read(lambda conn: conn.execute(_SESSION_REPO, (session_pk,)).fetchone())
-    identity = tuple(function_identity(func, repo[0] if repo is not None else None))
-    known = writer.function_keys.get(identity)  # type: ignore[arg-type]
+    identity = function_identity(func, repo[0] if repo is not None else None)
+    known = writer.function_keys.get(identity)
     if known is None:
-        known = writer.run(lambda conn: key_of(conn, identity))  # type: ignore[arg-type]
-        writer.function_keys[identity] = known  # type: ignore[index]
-    return int(known)
+        known = int(writer.run(lambda conn: key_of(conn, identity)))
+        writer.function_keys[identity] = known
+    return known
 
 
 def _marked(to_run: Iterator[tuple[Task, PendingRun]], rerun_of: str) -> Iterator[tuple[Task, PendingRun]]:

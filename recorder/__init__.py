@@ -9,6 +9,7 @@ from .errors import (
     ExperimentNotFound,
     ExtraNotInstalled,
     ForeignStoreError,
+    FunctionMissing,
     FunctionUnavailable,
     GitError,
     GitRecordRefused,
@@ -24,6 +25,7 @@ from .errors import (
     RecorderWarning,
     RecoveryError,
     RepositoryMissing,
+    RerunRefused,
     ResultsNotNamed,
     RunFailed,
     RunNotFound,
@@ -37,6 +39,7 @@ from .errors import (
 from .read.database import Database, load, open, sql
 from .record.experiment import Experiment, experiment
 from .record.recorder import Recorder
+from .record.rerun import Comparison, rerun
 from .record.run import Run
 from .shards.merge import MergeReport, extract, merge
 from .store.folder import Store
@@ -75,6 +78,8 @@ __all__ = [
     "merge",
     "extract",
     "MergeReport",
+    "rerun",
+    "Comparison",
     "Store",
     "ObjectStore",
     "RecorderError",
@@ -109,4 +114,6 @@ __all__ = [
     "MergeRefused",
     "SessionRecording",
     "ExtraNotInstalled",
+    "RerunRefused",
+    "FunctionMissing",
 ]

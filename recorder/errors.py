@@ -20,6 +20,8 @@ unless they name their own). The codes are part of the CLI's promise:
 - 10: :class:`MergeRefused`: the stores disagree (config, code, a column's role)
 - 11: :class:`ObjectError`: an array is missing or corrupt (``recorder verify`` found problems)
 - 12: :class:`ExtraNotInstalled`: the command needs an optional extra (``pip install 'recorder[report]'``)
+- 13: :class:`RerunRefused`: a run cannot be rerun; ``recorder rerun`` exits 13 for every error
+  (its 1 means "the rerun differs")
 """
 
 from __future__ import annotations
@@ -57,6 +59,8 @@ __all__ = [
     "MergeRefused",
     "SessionRecording",
     "ExtraNotInstalled",
+    "RerunRefused",
+    "FunctionMissing",
 ]
 
 
@@ -223,3 +227,16 @@ class ExtraNotInstalled(RecorderError, ImportError):
     """A feature needs an optional extra that is not installed (``pip install 'recorder[report]'``)."""
 
     exit_code = 12
+
+
+class RerunRefused(RecorderError):
+    """A run cannot be rerun (still running, no recorded function, a lambda, code the store does not keep).
+
+    ``recorder rerun`` exits with this code for any error, since its exit status 1 means "the rerun differs".
+    """
+
+    exit_code = 13
+
+
+class FunctionMissing(RerunRefused, LookupError):
+    """The experiment function is not where the run recorded it (renamed or removed at that code)."""

@@ -22,6 +22,16 @@ CREATE TABLE experiments (
 	UNIQUE (name)
 );
 
+CREATE TABLE functions (
+	pk INTEGER NOT NULL, 
+	module VARCHAR NOT NULL, 
+	qualname VARCHAR NOT NULL, 
+	path VARCHAR, 
+	how VARCHAR NOT NULL, 
+	PRIMARY KEY (pk), 
+	UNIQUE (module, qualname, path, how)
+);
+
 CREATE TABLE objects (
 	digest VARCHAR NOT NULL, 
 	size INTEGER NOT NULL, 
@@ -116,6 +126,8 @@ CREATE TABLE runs (
 	error VARCHAR, 
 	output VARCHAR, 
 	scalars VARCHAR, 
+	function INTEGER, 
+	rerun_of BLOB, 
 	PRIMARY KEY (pk), 
 	UNIQUE (id), 
 	FOREIGN KEY(experiment) REFERENCES experiments (pk), 

@@ -9,7 +9,7 @@
 --   python -c "from recorder.store.viewsql import views_sql; print(views_sql(), end='')" > schema/views.sql
 -- tests/store/test_viewsql.py checks that it is what viewsql.py produces.
 
--- One row per run: experiment, status, times, session, env SHA, pset.
+-- One row per run: experiment, status, times, session, env SHA, pset, the run it reruns.
 CREATE VIEW overview_runs AS
 SELECT
     lower(hex(r.id)) AS run_id,
@@ -19,6 +19,7 @@ SELECT
     r.duration_us / 1e6 AS duration_s,
     s.id AS session_id,
     s.env_sha AS env_sha,
+    nullif(lower(hex(r.rerun_of)), '') AS rerun_of,
     lower(hex(p.hash)) AS pset_hash,
     p.params AS params,
     r.seed AS seed

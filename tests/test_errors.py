@@ -34,6 +34,8 @@ EXIT_CODES: dict[str, int] = {
     "MergeRefused": 10,
     "ObjectError": 11,
     "ExtraNotInstalled": 12,
+    "RerunRefused": 13,
+    "FunctionMissing": 13,
 }
 
 

@@ -237,6 +237,7 @@ def log(
             lines = (
                 f"{e['short_id']} {_clean(e['status']):<11} {_clean(e['experiment'])} {_pairs(e['params'], 40)}"
                 f" {_pairs(e['results'], 40) if e['results'] or not e['error'] else _clean(e['error'])[:60]}"
+                + (f" (rerun of {_clean(e['rerun_of'])[-8:]})" if e["rerun_of"] else "")
                 for e in entries
             )
         else:
@@ -397,7 +398,8 @@ def runs(
 def _log_entry(e: dict[str, Any]) -> str:
     """One run of ``recorder log``, several lines."""
     out = [
-        f"run {e['short_id']}  {_clean(e['status'])}",
+        f"run {e['short_id']}  {_clean(e['status'])}"
+        + (f"  (rerun of {_clean(e['rerun_of'])})" if e["rerun_of"] else ""),
         f"  experiment {_clean(e['experiment'])}   started {e['time_start']}"
         f"   took {_short(e['duration_s'])} s   code {_clean(str(e['env_sha'])[:12])}",
         f"  params   {_pairs(e['params'], 200)}",
@@ -434,6 +436,14 @@ def show(ctx: click.Context, run: str, as_json: bool) -> None:
         f"started      {info['time_start']}   took {_short(info['duration_s'])} s   seed {_clean(info['seed'])}",
         f"pset         {_clean(info['pset_hash'])}",
     ]
+    if info["rerun_of"]:
+        out.append(f"rerun of     {_clean(info['rerun_of'])}")
+    if info["function"]:
+        function = info["function"]
+        out.append(
+            f"function     {_clean(function['module'])}:{_clean(function['qualname'])}"
+            f"   ({_clean(function['how'])} {_clean(function['path'] or '(no file)')})"
+        )
     if info["error_line"]:
         out.append(f"error        {_clean(info['error_line'])}")
     out += ["params", *(f"  {_clean(k)} = {_clean(repr(v))}" for k, v in info["params"].items()), "results"]
@@ -866,6 +876,95 @@ def checkout(ctx: click.Context, run: str, folder: str | None) -> None:
         f"remove it with: git -C {shlex.quote(str(done.repo))} worktree remove {shlex.quote(str(done.folder))}"
         + (" --force" if done.diff_applied else "")
     )
+
+
+@main.command()
+@click.argument("run")
+@click.option(
+    "--code",
+    type=click.Choice(["recorded", "current"]),
+    default="recorded",
+    show_default=True,
+    help="recorded: the commit the run ran, in a temporary worktree; current: the work tree as it is.",
+)
+@click.option(
+    "--set", "changes", multiple=True, metavar="NAME=VALUE", help="Change a parameter (value as JSON, else text)."
+)
+@click.option("--rtol", type=click.FloatRange(min=0), default=0.0, help="Relative tolerance for floats and arrays.")
+@click.option("--atol", type=click.FloatRange(min=0), default=0.0, help="Absolute tolerance for floats and arrays.")
+@click.option("--keep", is_flag=True, help="Keep the temporary worktree of the recorded code.")
+@click.option("--json", "as_json", is_flag=True, help="The comparison as one JSON document, for programs.")
+@_store_option
+@click.pass_context
+def rerun(
+    ctx: click.Context,
+    run: str,
+    code: str,
+    changes: tuple[str, ...],
+    rtol: float,
+    atol: float,
+    keep: bool,
+    as_json: bool,
+) -> None:
+    """Run RUN's function again on its parameters and seed, record it (linked to RUN) and compare the results.
+
+    Prints "match", or a table of the results that differ. Exits 0 when
+    every result matches, 1 when any differs, 12 (or the error's own code
+    above 1) when the rerun cannot be made. Differences of the environment
+    (Python, platform, packages) are warned about, never a failure.
+    """
+    import json
+    import warnings
+
+    from ..errors import RecorderWarning, RerunRefused
+    from ..record.rerun import rerun as rerun_run
+
+    values: dict[str, Any] = {}
+    for change in changes:
+        name, sep, text = change.partition("=")
+        if not sep or not name:
+            raise click.BadParameter(f"{change!r} is not NAME=VALUE", param_hint="--set")
+        try:
+            values[name] = json.loads(text)
+        except ValueError:
+            values[name] = text
+    try:
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always", RecorderWarning)
+            found = rerun_run(run, code, values, rtol, atol, ctx.obj.get("store"), keep=keep)
+    except RecorderError as e:
+        if ctx.find_root().params.get("debug"):
+            raise
+        click.echo(f"recorder: error: {_clean(e)}", err=True)
+        sys.exit(e.exit_code if e.exit_code != 1 else RerunRefused.exit_code)  # 1 means "differs" here
+    for warning in caught:
+        if issubclass(warning.category, RecorderWarning):
+            click.echo(f"recorder: warning: {_clean(str(warning.message).removeprefix('recorder: '))}", err=True)
+    if as_json:
+        click.echo(_json(found.document()))
+    else:
+        out = [f"rerun {found.rerun} of {found.original} ({found.code} code)"]
+        out += [f"note: {_clean(note)}" for note in found.notes]
+        if found.folder:
+            out.append(f"code kept in {found.folder}")
+        click.echo("\n".join(out))
+        if found.match:
+            click.echo("match")
+        else:
+            rows = [
+                [_clean(d.name), _clean(_brief(d.original)), _clean(_brief(d.rerun)), d.what] for d in found.differences
+            ]
+            click.echo(_table(["result", "original", "rerun", "difference"], rows))
+    sys.exit(0 if found.match else 1)
+
+
+def _brief(value: Any) -> str:
+    """A compared value in a table cell: an array as dtype, shape and the start of its digest."""
+    if value is None:
+        return "-"
+    if isinstance(value, dict) and "digest" in value:
+        return f"{value['dtype']}{value['shape']} {str(value['digest'])[:12]}"
+    return _short(value)
 
 
 @main.command()

@@ -2,6 +2,6 @@
 
 :mod:`.gitinfo` reads (and, in the modes that ask for it, commits to) the
 user's repository; :mod:`.environment` describes the host, the Python, the
-packages and the process. It may import :mod:`recorder.errors` and nothing
-else of recorder.
+packages, the process and the experiment function (how a rerun finds it).
+It may import :mod:`recorder.errors` and nothing else of recorder.
 """

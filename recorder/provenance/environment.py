@@ -19,9 +19,20 @@ import socket
 import sys
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
-__all__ = ["Environment", "ProcessInfo", "environment", "process_info", "jax_info", "main_script"]
+__all__ = [
+    "Environment",
+    "FunctionIdentity",
+    "ProcessInfo",
+    "RECORDED_FUNCTION",
+    "RERUN_SCRIPT_MODULE",
+    "environment",
+    "function_identity",
+    "process_info",
+    "jax_info",
+    "main_script",
+]
 
 #: Scripts larger than this are not stored (a generated file, not a program).
 MAX_SCRIPT_BYTES = 4 * 1024 * 1024
@@ -142,3 +153,68 @@ def jax_info() -> str | None:
     except Exception as e:  # a broken backend must not stop the recording; say what it said
         info["error"] = f"{type(e).__name__}: {e}"
     return json.dumps(info, sort_keys=True)
+
+
+class FunctionIdentity(NamedTuple):
+    """How a rerun finds an experiment function again (a row of the ``functions`` table).
+
+    ``how`` is ``"import"``: import ``module`` and take ``qualname`` from it;
+    or ``"script"``: the function was defined in the main script ``path``
+    (``__main__``), or cannot be imported by name at all (``qualname`` holds
+    ``<locals>`` or ``<lambda>``: a rerun refuses it). ``path`` is the file
+    relative to the repository root; absolute when there is no repository
+    or the file is outside it; None when there is no file (a notebook, ``-c``).
+    """
+
+    module: str
+    qualname: str
+    path: str | None
+    how: str
+
+
+#: The module name a rerun loads a main script under (see :mod:`recorder.record.rerun`): so that its
+#: ``if __name__ == "__main__":`` block does not run. Its functions are recorded as the script's.
+RERUN_SCRIPT_MODULE = "__recorder_rerun__"
+
+#: The attribute by which a wrapper of an experiment function (an ``Experiment``, a pool's body) names the
+#: function it calls: looked through, so that the function itself is recorded.
+RECORDED_FUNCTION = "__recorder_function__"
+
+
+def function_identity(func: Any, repo_root: str | os.PathLike[str] | None) -> FunctionIdentity:
+    """Return how a rerun finds ``func`` again: its module, qualified name, file and how to load it.
+
+    A wrapper is looked through by its :data:`RECORDED_FUNCTION` attribute.
+    Reads no file: only the module's ``__file__`` and the main script's path.
+    """
+    for _ in range(8):  # a wrapper of a wrapper at most, in practice
+        inner = getattr(func, RECORDED_FUNCTION, None)
+        if inner is None:
+            break
+        func = inner
+    module = str(getattr(func, "__module__", None) or "__main__")
+    qualname = str(getattr(func, "__qualname__", None) or getattr(func, "__name__", None) or type(func).__qualname__)
+    if module == RERUN_SCRIPT_MODULE:  # a script loaded by a rerun: the script it is
+        file = getattr(sys.modules.get(module), "__file__", None)
+        return FunctionIdentity(
+            "__main__", qualname, _relative(Path(file).resolve() if file else None, repo_root), "script"
+        )
+    importable = module != "__main__" and "<" not in qualname
+    if importable:
+        file = getattr(sys.modules.get(module), "__file__", None)
+        path = Path(file).resolve() if file else None
+    else:
+        path = main_script()
+    return FunctionIdentity(module, qualname, _relative(path, repo_root), "import" if importable else "script")
+
+
+def _relative(path: Path | None, repo_root: str | os.PathLike[str] | None) -> str | None:
+    """``path`` relative to the repository root (POSIX separators), else absolute; None stays None."""
+    if path is None:
+        return None
+    if repo_root is not None:
+        try:
+            return path.relative_to(Path(repo_root).resolve()).as_posix()
+        except ValueError:
+            pass  # outside the repository (an installed package): absolute
+    return str(path)

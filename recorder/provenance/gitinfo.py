@@ -63,7 +63,17 @@ from ..errors import (
 if TYPE_CHECKING:
     import git
 
-__all__ = ["MODES", "GitState", "capture", "check_mode", "repository", "checked_commit", "worktree", "code_diff"]
+__all__ = [
+    "MODES",
+    "GitState",
+    "capture",
+    "check_mode",
+    "repository",
+    "checked_commit",
+    "worktree",
+    "remove_worktree",
+    "code_diff",
+]
 
 MODES = ("auto", "commit", "snapshot", "require-clean", "record")
 FALLBACK_NAME = "recorder"
@@ -661,6 +671,16 @@ def worktree(repo_path: object, commit: object, folder: Path, *, diff: str | Non
                 folder.mkdir(exist_ok=True)  # the user's empty folder, as it was
         raise DiffDoesNotApply(f"{e}; the store's diff is damaged, or was not recorded against this commit") from e
     return folder
+
+
+def remove_worktree(repo: Path, folder: Path) -> None:
+    """Remove a worktree :func:`worktree` made (its files too, changed or not) and prune git's record of it.
+
+    :raises GitError: when git fails.
+    """
+    filters = _own_filters(repo)
+    _git(repo, "worktree", "remove", "--force", "--end-of-options", str(folder), filters=filters)
+    _git(repo, "worktree", "prune", filters=filters)
 
 
 def code_diff(repo_path: object, commit_a: object, commit_b: object) -> str:

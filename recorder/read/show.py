@@ -28,7 +28,7 @@ __all__ = ["log", "entries", "show", "diff", "status", "checkout", "parse_since"
 
 _LOG = """
 SELECT r.pk, lower(hex(r.id)), e.name, r.status, r.time_start_ms, r.duration_us, p.params, r.scalars, s.env_sha,
-       r.error
+       r.error, nullif(lower(hex(r.rerun_of)), '')
 FROM runs AS r
 JOIN experiments AS e ON e.pk = r.experiment
 JOIN psets AS p ON p.pk = r.pset
@@ -53,6 +53,12 @@ JOIN experiments AS e ON e.pk = r.experiment
 JOIN psets AS p ON p.pk = r.pset
 LEFT JOIN texts AS t ON t.digest = r.output
 LEFT JOIN comments AS c ON c.pk = r.comment
+WHERE r.pk = ?
+"""
+# The run a rerun repeats (hex, like run ids), and the experiment function the run called.
+_RERUN_OF = """
+SELECT nullif(lower(hex(r.rerun_of)), ''), f.module, f.qualname, f.path, f.how
+FROM runs AS r LEFT JOIN functions AS f ON f.pk = r.function
 WHERE r.pk = ?
 """
 _RESULTS = """
@@ -164,7 +170,7 @@ def log(
     since: str | None = None,
 ) -> Iterator[dict[str, Any]]:
     """Yield runs newest first: id, short id, experiment, status, start, duration, params, scalar results,
-    the error's last line (None unless the run failed), env SHA.
+    the error's last line (None unless the run failed), env SHA, the run it reruns (``rerun_of``, else None).
 
     :raises UnreadableValue: when a run's parameters or results cannot be read back (a damaged or hand-made store).
     """
@@ -205,7 +211,7 @@ def entries(
         if not batch:
             return
         shorts = short_ids(db.conn, [row[1] for row in batch])
-        for pk, run_id, name, run_status, start, duration, params, compact, env_sha, error in batch:
+        for pk, run_id, name, run_status, start, duration, params, compact, env_sha, error, rerun_of in batch:
             short = shorts[run_id]
             fields = orders.get(name)
             if fields is None:
@@ -221,6 +227,7 @@ def entries(
                 "results": _ordered(_scalars(db, pk, short, compact, name in with_rows), fields["result"]),
                 "error": exception_line(error),
                 "env_sha": env_sha,
+                "rerun_of": rerun_of,
             }
 
 
@@ -348,6 +355,8 @@ def show(db: Database, run_id: str) -> dict[str, Any]:
         if result_comment is not None:
             entry["comment"] = result_comment
         results[name] = entry
+    rerun_of, module, qualname, path, how = db.conn.execute(_RERUN_OF, (pk,)).fetchone()
+    function = None if module is None else {"module": module, "qualname": qualname, "path": path, "how": how}
     return {
         "run_id": full,
         "short_id": short,
@@ -363,6 +372,8 @@ def show(db: Database, run_id: str) -> dict[str, Any]:
         "error": error,
         "error_line": exception_line(error),
         "output": output,
+        "rerun_of": rerun_of,
+        "function": function,
         "session": _session(db, session, short),
     }
 

@@ -1,4 +1,5 @@
-"""Recording: the :class:`~recorder.Recorder` session, its :class:`~recorder.Run`, and the ``@experiment`` decorator.
+"""Recording: the :class:`~recorder.Recorder` session, its :class:`~recorder.Run`, the ``@experiment`` decorator,
+and reruns of recorded runs (:mod:`.rerun`).
 
 The user-facing layer: a session captures the code state and environment,
 then records runs itself or through the sweep machinery, to which it hands

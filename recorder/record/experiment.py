@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any, Generic, ParamSpec, TypeVar, cast, overlo
 
 from ..codec.values import DEFAULT_INLINE_LIMIT
 from ..errors import RecorderError, ResultsNotNamed
-from ..sweep.loop import Binder, dry_run
+from ..sweep.loop import Binder, dry_run, function_key
 from .recorder import Recorder
 
 if TYPE_CHECKING:
@@ -58,6 +58,11 @@ class _Body:
     def __reduce__(self) -> tuple[Any, ...]:
         return _Body, (self.experiment,)
 
+    @property
+    def __recorder_function__(self) -> Callable[..., Any]:
+        """The function it calls (see :func:`recorder.provenance.environment.function_identity`)."""
+        return self.experiment.func
+
     def __call__(self, **kwargs: Any) -> Any:
         return self.experiment.func(**kwargs)
 
@@ -99,6 +104,11 @@ class Experiment(Generic[_P, _R]):
             self._options["flush_interval"] = flush_interval
         Recorder(name, **self._options)  # checks the options now, at decoration time
         functools.update_wrapper(self, func)
+
+    @property
+    def __recorder_function__(self) -> Callable[_P, _R]:
+        """The decorated function (see :func:`recorder.provenance.environment.function_identity`)."""
+        return self.func
 
     def __reduce__(self) -> tuple[Any, ...]:
         """Pickle by name, so worker processes find the experiment by importing its module.
@@ -157,21 +167,25 @@ class Experiment(Generic[_P, _R]):
         params = self.binder.bind(*args, **kwargs)
         # Called by keyword with the bound arguments, which the signature _P does not describe.
         func = cast("Callable[..., _R]", self.func)
-        with self.recorder() as r, r.run(params) as run:
-            returned = func(**params)
-            if returned is not None:
-                if not isinstance(returned, Mapping):
-                    raise RecorderError(
-                        f"{self.binder.name} returned {type(returned).__name__}; an experiment "
-                        "function returns a dict of results (name → value) or None"
-                    )
-                strange = next((key for key in returned if not isinstance(key, str)), None)
-                if strange is not None:
-                    raise ResultsNotNamed(
-                        f"{self.binder.name} returned a dict with the key {strange!r} "
-                        f"({type(strange).__name__}); result names are str: return {{'name': value, …}}"
-                    )
-                run.log(**returned)
+        with self.recorder() as r:
+            writing = r.writing()
+            one = r.run(params)
+            one._function = function_key(writing.writer, writing.session_pk, self.func)
+            with one as run:
+                returned = func(**params)
+                if returned is not None:
+                    if not isinstance(returned, Mapping):
+                        raise RecorderError(
+                            f"{self.binder.name} returned {type(returned).__name__}; an experiment "
+                            "function returns a dict of results (name → value) or None"
+                        )
+                    strange = next((key for key in returned if not isinstance(key, str)), None)
+                    if strange is not None:
+                        raise ResultsNotNamed(
+                            f"{self.binder.name} returned a dict with the key {strange!r} "
+                            f"({type(strange).__name__}); result names are str: return {{'name': value, …}}"
+                        )
+                    run.log(**returned)
         return returned
 
     def sweep(

@@ -31,6 +31,7 @@ class Run:
 
     __slots__ = (
         "_canonical",
+        "_function",
         "_perf0",
         "_recorder",
         "_row",
@@ -58,6 +59,7 @@ class Run:
         self.status: str | None = None
         self._taken: dict[str, str] | None = None  # lower-cased names of params and results
         self._writing: Writing | None = None  # the session's store and writer, once the run started
+        self._function: int | None = None  # key of the experiment function it calls (the decorator sets it)
 
     @property
     def id(self) -> str | None:
@@ -76,7 +78,9 @@ class Run:
                 "another (or use a second Recorder)"
             )
         writer.fields.claim("param", self.params)
-        self._row = PendingRun(new_id(), self.pset_hash, self._canonical, self.seed, time.time(), tuple(self.params))
+        self._row = PendingRun(
+            new_id(), self.pset_hash, self._canonical, self.seed, time.time(), tuple(self.params), self._function
+        )
         self._perf0 = time.perf_counter()
         recorder._active = self
         self._writing = writing

@@ -5,6 +5,6 @@ migrations (:mod:`.db`, :mod:`.models`); the per-experiment views
 (:mod:`.catalog`) and the SQL all views share (:mod:`.viewsql`);
 content-addressed arrays (:mod:`.objects`); the crash journal and the
 batched writer (:mod:`.journal`, :mod:`.pending`, :mod:`.rows`,
-:mod:`.writer`); and which sessions are alive (:mod:`.liveness`). It may
+:mod:`.writer`); the experiment functions runs called (:mod:`.functions`); and which sessions are alive (:mod:`.liveness`). It may
 import :mod:`recorder.codec` and :mod:`recorder.errors`.
 """

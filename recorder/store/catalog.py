@@ -140,7 +140,10 @@ def select_sql(
     :param params: the parameter names with their kinds, as :func:`columns` gives them.
     """
     items = [("r.pk", "_pk")] if with_pk else []
-    items += [(sql, name) for name, sql in RUN_COLUMNS.items()]
+    # A run column added in a later schema (rerun_of) gives way to a parameter or result that an
+    # older store's experiment already has of that name: the user's column keeps its name.
+    taken = {name.lower() for name in (*params, *results)}  # SQL names ignore case
+    items += [(sql, name) for name, sql in RUN_COLUMNS.items() if name not in taken]
     items += [(typed(json_value("p.params", n), affinity(kinds)), quote_ident(n)) for n, kinds in params.items()]
     items += [(typed(_result_sql(n, kinds), affinity(kinds)), quote_ident(n)) for n, kinds in results.items()]
     return f"{select_list(items)}\nFROM runs AS r\n{RUN_JOINS}\nWHERE r.experiment = {int(experiment)}"

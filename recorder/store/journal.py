@@ -49,7 +49,8 @@ __all__ = ["BadLine", "Journal", "read_journal", "journal_files", "valid_session
 
 _SESSION_ID = re.compile(r"[0-9a-f]{24}")  # run ids too (see recorder.ids)
 _PSET_HASH = re.compile(f"[0-9a-f]{{{PSET_HASH_LENGTH}}}")
-_FIELDS = 12  # items of a journal line (see _record)
+_FIELDS = 14  # items of a journal line (see _record)
+_OLD_FIELDS = 12  # lines written before runs had a function and a rerun_of (read with both None)
 _ENDED = frozenset({"done", "failed", "interrupted"})  # a run is journaled when it ends
 _SEED_LIMIT = 2**31  # seeds are 31 bits (see recorder.hashing.run_seed)
 _NUMPY_KIND = re.compile(r"np:[<>|=][biuf][0-9]{1,2}")  # a numpy number's dtype (see recorder.values)
@@ -93,6 +94,8 @@ def _record(run: PendingRun) -> bytes:
         results,
         run.result_comments,
         run.output,
+        run.function,
+        run.rerun_of,
     ]
     return (_encode_json(record) + "\n").encode()
 
@@ -212,9 +215,26 @@ def _run_of(line: bytes) -> PendingRun:
         record = json.loads(line.decode("utf-8"))  # decoded first: json.loads would guess UTF-16/32 from NULs
     except ValueError:
         raise BadLine("not a journal record (not JSON text)") from None
-    if type(record) is not list or len(record) != _FIELDS:
+    if type(record) is not list or len(record) not in (_FIELDS, _OLD_FIELDS):
         raise BadLine(f"not a list of {_FIELDS} items")
-    (id_, hash_, canonical, seed, t0, status, duration, error, comment, results, result_comments, output) = record
+    if len(record) == _OLD_FIELDS:
+        record += [None, None]
+    (
+        id_,
+        hash_,
+        canonical,
+        seed,
+        t0,
+        status,
+        duration,
+        error,
+        comment,
+        results,
+        result_comments,
+        output,
+        function,
+        rerun_of,
+    ) = record
     if type(id_) is not str or not _SESSION_ID.fullmatch(id_):
         raise BadLine(f"run id {id_!r:.80} is not 24 lower-case hex digits")
     if type(canonical) is not str:
@@ -233,7 +253,12 @@ def _run_of(line: bytes) -> PendingRun:
         raise BadLine(f"status {status!r:.80} is not one a run ends with ({', '.join(sorted(_ENDED))})")
     if duration is not None and _number("duration", duration) < 0:
         raise BadLine(f"duration {duration!r} is negative")
-    run = PendingRun(id_, hash_, canonical, seed, t0, tuple(params))
+    if function is not None and (type(function) is not int or not 1 <= function <= INT64_MAX):
+        raise BadLine(f"function {function!r:.80} is not a row key (an int ≥ 1)")
+    if rerun_of is not None and (type(rerun_of) is not str or not _SESSION_ID.fullmatch(rerun_of)):
+        raise BadLine(f"rerun_of {rerun_of!r:.80} is not a run id (24 lower-case hex digits)")
+    run = PendingRun(id_, hash_, canonical, seed, t0, tuple(params), function)
+    run.rerun_of = rerun_of
     run.status, run.duration = status, duration
     run.error, run.comment = _text("error", error), _text("comment", comment)
     if type(results) is not list:

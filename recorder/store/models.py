@@ -26,7 +26,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import Column, ForeignKey, Index, text
+from sqlalchemy import Column, ForeignKey, Index, UniqueConstraint, text
 from sqlalchemy.types import UserDefinedType
 from sqlmodel import Field, SQLModel
 
@@ -41,6 +41,7 @@ __all__ = [
     "Result",
     "Object",
     "ExperimentField",
+    "Function",
     "TABLES",
     "create_statements",
     "tables_sql",
@@ -185,6 +186,25 @@ class Run(SQLModel, table=True):
     # object with sorted keys; every other result is a row of ``results``. One text per run instead
     # of a row per result keeps 10^6 runs small and fast to read.
     scalars: str | None = None
+    # The experiment function the run called (functions.pk), when a sweep or the decorator ran it. No
+    # foreign key: a column added by ALTER TABLE would carry it as a column constraint, a fresh table as
+    # a table constraint, and a migrated store must equal a fresh one.
+    function: int | None = None
+    rerun_of: bytes | None = None  # the 12-byte id of the run this one repeats (recorder rerun)
+
+
+class Function(SQLModel, table=True):
+    """An experiment function, as a rerun finds it again: import ``module`` and take ``qualname``, or
+    load the main script ``path`` (``how`` is ``import`` or ``script``)."""
+
+    __tablename__ = "functions"
+    __table_args__ = (UniqueConstraint("module", "qualname", "path", "how"),)
+
+    pk: int | None = Field(default=None, primary_key=True)
+    module: str
+    qualname: str
+    path: str | None = None  # relative to the repository root; absolute without git; None in a notebook
+    how: str
 
 
 class Result(SQLModel, table=True):
@@ -232,7 +252,7 @@ class ExperimentField(SQLModel, table=True):
 
 
 #: The tables of a store, in the order they are created (a table after those its foreign keys name).
-TABLES = (Experiment, Text, Session, Config, Pset, Comment, Run, Result, Object, ExperimentField)
+TABLES = (Experiment, Text, Session, Config, Pset, Comment, Run, Result, Object, ExperimentField, Function)
 
 _TABLES_SQL_HEADER = """\
 -- The tables and indexes of a store of the current schema: what creating a store runs.

@@ -15,11 +15,13 @@ class PendingRun:
         "comment",
         "duration",
         "error",
+        "function",
         "id",
         "names",
         "output",
         "pk",
         "pset_hash",
+        "rerun_of",
         "result_comments",
         "results",
         "scalar_names",
@@ -30,7 +32,14 @@ class PendingRun:
     )
 
     def __init__(
-        self, id: str, pset_hash: str, canonical: str, seed: int, t0: float, names: tuple[str, ...] | None = None
+        self,
+        id: str,
+        pset_hash: str,
+        canonical: str,
+        seed: int,
+        t0: float,
+        names: tuple[str, ...] | None = None,
+        function: int | None = None,
     ) -> None:
         self.id = id
         self.pset_hash = pset_hash
@@ -53,3 +62,7 @@ class PendingRun:
         #: sweep instead of ``results`` (which then stays empty); ``scalar_names`` are their names.
         self.scalars: str | None = None
         self.scalar_names: tuple[str, ...] | None = None
+        #: Key of the run's experiment function (``functions.pk``), when a sweep or the decorator ran it.
+        self.function = function
+        #: The id of the run this one repeats (24 hex digits), for a rerun (see :mod:`recorder.record.rerun`).
+        self.rerun_of: str | None = None

@@ -36,15 +36,18 @@ _FIND_PSETS = "SELECT hash, pk, params FROM psets WHERE hash IN ({marks})"
 _INSERT_PSET = "INSERT INTO psets (pk, hash, params) VALUES (?, ?, ?) ON CONFLICT (hash) DO NOTHING"
 _INSERT_RUN = """
 INSERT INTO runs (
-    pk, id, experiment, session, pset, status, time_start_ms, duration_us, seed, comment, error, output, scalars
-) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+    pk, id, experiment, session, pset, status, time_start_ms, duration_us, seed, comment, error, output, scalars,
+    function
+) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
 """
 # Most runs have no comment, error or output: three values fewer to bind per row (binding is most of
 # the cost of an insert).
 _INSERT_PLAIN_RUN = """
-INSERT INTO runs (pk, id, experiment, session, pset, status, time_start_ms, duration_us, seed, scalars)
-VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+INSERT INTO runs (pk, id, experiment, session, pset, status, time_start_ms, duration_us, seed, scalars, function)
+VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
 """
+# Only the few runs that repeat another (recorder rerun) have rerun_of: set apart, so other rows bind nothing more.
+_SET_RERUN_OF = "UPDATE runs SET rerun_of = ? WHERE pk = ?"
 _FINISH_RUN = """
 UPDATE runs SET status = ?, duration_us = ?, comment = ?, error = ?, output = ?, scalars = ? WHERE pk = ?
 """
@@ -148,7 +151,7 @@ class Rows:
     ) -> None:
         new_psets, known_psets = self._pset_pks(conn, finished + in_flight), self._psets
         next_pk = conn.execute(_MAX_RUN_PK).fetchone()[0] + 1
-        new_rows, plain_rows, updates, texts = [], [], [], []
+        new_rows, plain_rows, updates, texts, reruns = [], [], [], [], []
         results: list[tuple[Any, ...]] = []
         objects: list[tuple[Any, ...]] = []
         fields: list[tuple[str, str, str, int]] = []
@@ -173,6 +176,8 @@ class Rows:
                 scalars = self._results(conn, run, results, objects, fields)
             else:
                 scalars = None
+            if run.rerun_of is not None:
+                reruns.append((hex_blob(run.rerun_of), run.pk))
             if new and run.comment is None and run.output is None and run.error is None:
                 # The common row, built inline (a few calls fewer per run).
                 pset = new_psets.get(run.pset_hash)
@@ -189,6 +194,7 @@ class Rows:
                         None if duration is None else round(duration * 1_000_000),
                         run.seed,
                         scalars,
+                        run.function,
                     )
                 )
                 continue
@@ -213,6 +219,7 @@ class Rows:
                         run.error,
                         output,
                         scalars,
+                        run.function,
                     )
                 )
             else:
@@ -235,8 +242,11 @@ class Rows:
                     None,
                     None,
                     None,
+                    run.function,
                 )
             )
+            if run.rerun_of is not None:
+                reruns.append((hex_blob(run.rerun_of), run.pk))
             self._param_fields(run, fields)
         insert_objects(conn, objects)
         insert_texts(conn, texts)
@@ -244,6 +254,8 @@ class Rows:
         conn.executemany(_INSERT_RUN, new_rows)
         conn.executemany(_FINISH_RUN, updates)
         conn.executemany(_INSERT_RESULT, results)
+        if reruns:
+            conn.executemany(_SET_RERUN_OF, reruns)
         if fields:
             self.fields.write(conn, fields)
 

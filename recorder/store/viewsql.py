@@ -104,6 +104,8 @@ RUN_COLUMNS = {
     "time_start": iso_time("r.time_start_ms"),
     "duration_s": "r.duration_us / 1e6",
     "env_sha": "s.env_sha",
+    # The run this one repeats (recorder rerun), as hex like run_id; NULL for other runs (hex(NULL) is '').
+    "rerun_of": f"nullif({hex_text('r.rerun_of')}, '')",
 }
 #: What joins a run ``r`` to its session ``s`` and its pset ``p``.
 RUN_JOINS = "JOIN sessions AS s ON s.pk = r.session\nJOIN psets AS p ON p.pk = r.pset"
@@ -130,6 +132,7 @@ _OVERVIEW_RUNS_COLUMNS = [
     _run("duration_s"),
     ("s.id", "session_id"),
     _run("env_sha"),
+    _run("rerun_of"),
     (hex_text("p.hash"), "pset_hash"),
     ("p.params", "params"),
     ("r.seed", "seed"),
@@ -326,7 +329,7 @@ JOIN runs AS r ON r.pk = c.first_run"""
 VIEWS = (
     View(
         "overview_runs",
-        "One row per run: experiment, status, times, session, env SHA, pset.",
+        "One row per run: experiment, status, times, session, env SHA, pset, the run it reruns.",
         _OVERVIEW_RUNS,
     ),
     View(

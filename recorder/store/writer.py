@@ -33,6 +33,7 @@ so a whole batch goes in with a few ``executemany`` calls.
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import signal
 import sqlite3
@@ -54,6 +55,7 @@ __all__ = ["PendingRun", "RunWriter", "insert_objects", "insert_texts"]
 
 _RUN_STATES = "SELECT id, pk, status, session FROM runs WHERE id IN ({marks})"
 _IN_CHUNK = 500  # ids per IN (...) lookup
+_KNOWN_FUNCTIONS = "SELECT pk FROM functions WHERE pk IN (SELECT value FROM json_each(?))"
 _IN_A_CHILD = (
     "the session belongs to the process that opened it, not to this forked child; record runs in that "
     "process (a sweep with workers= runs the function in child processes for you)"
@@ -138,6 +140,8 @@ class RunWriter:
         self._oldest = 0.0  # when the oldest pending run finished (monotonic)
         self._last_duration = 0.0
         self._pid = os.getpid()
+        #: Keys of the ``functions`` rows this session's runs called, by their identity (found once per function).
+        self.function_keys: dict[tuple[str, str, str | None, str], int] = {}
         _WRITERS.add(self)
 
     # -- called by the recording thread -------------------------------------------
@@ -252,6 +256,7 @@ class RunWriter:
             try:
                 with transaction(self._conn) as conn:
                     todo = self._unfinished(conn, runs)
+                    _forget_unknown_functions(conn, todo)
                     self._rows.write(conn, todo, [], assigned)
             except Exception as e:
                 for run in assigned:  # their rows were rolled back
@@ -259,6 +264,7 @@ class RunWriter:
                 if not _caused_by_a_row(e):
                     raise
                 todo = self._unfinished(self._conn, runs)
+                _forget_unknown_functions(self._conn, todo)
                 self._commit_one_by_one(list(todo))
         return len(todo)
 
@@ -474,6 +480,17 @@ class RunWriter:
 
 #: Every writer of this process, so that a fork can stop their threads and a child leave them alone.
 _WRITERS: weakref.WeakSet[RunWriter] = weakref.WeakSet()
+
+
+def _forget_unknown_functions(conn: sqlite3.Connection, runs: list[PendingRun]) -> None:
+    """Set the function of journaled runs to None where it names no row of ``functions`` (a crafted line)."""
+    wanted = {run.function for run in runs if run.function is not None}
+    if not wanted:
+        return
+    known = {pk for (pk,) in conn.execute(_KNOWN_FUNCTIONS, (json.dumps(sorted(wanted)),))}
+    for run in runs:
+        if run.function is not None and run.function not in known:
+            run.function = None
 
 
 def _stop_threads_before_fork() -> None:

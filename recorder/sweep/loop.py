@@ -43,11 +43,12 @@ if TYPE_CHECKING:
     from ..store.objects import ObjectStore
     from ..store.writer import RunWriter
 
-__all__ = ["SKIP_MODES", "Binder", "RunFailed", "sweep", "dry_run"]
+__all__ = ["SKIP_MODES", "Binder", "RunFailed", "sweep", "dry_run", "function_key"]
 
 SKIP_MODES = {None: (), "done": ("done",), "done+failed": ("done", "failed")}
 ON_ERROR = ("record", "raise")
 _CHUNK = 500  # psets validated and checked against the store at a time
+_SESSION_REPO = "SELECT git_repo FROM sessions WHERE pk = ?"
 
 #: Runs the psets of a sweep its own way: ``runner(to_run, record)``, see :func:`sweep`.
 Runner = Callable[[Iterator[tuple["Task", PendingRun]], Callable[["Task", PendingRun, Outcome], None]], None]
@@ -176,6 +177,30 @@ def _tasks(
         yield new_task(Task, (index, clean, canonical, hash_, seed, names))
 
 
+def function_key(writer: RunWriter, session_pk: int, func: Callable[..., Any]) -> int:
+    """Return the key of ``func``'s row of ``functions`` (added when new): once per sweep, never per run.
+
+    The function's file is recorded relative to the session's repository.
+    """
+    from ..provenance.environment import function_identity
+    from ..store.functions import function_key as key_of
+
+    repo = writer.read(lambda conn: conn.execute(_SESSION_REPO, (session_pk,)).fetchone())
+    identity = function_identity(func, repo[0] if repo is not None else None)
+    known = writer.function_keys.get(identity)
+    if known is None:
+        known = int(writer.run(lambda conn: key_of(conn, identity)))
+        writer.function_keys[identity] = known
+    return known
+
+
+def _marked(to_run: Iterator[tuple[Task, PendingRun]], rerun_of: str) -> Iterator[tuple[Task, PendingRun]]:
+    """The runs of ``to_run``, each marked as a rerun of the run ``rerun_of``."""
+    for task, row in to_run:
+        row.rerun_of = rerun_of
+        yield task, row
+
+
 def _chunks(tasks: Iterator[Task]) -> Iterator[list[Task]]:
     while chunk := list(islice(tasks, _CHUNK)):
         yield chunk
@@ -251,6 +276,7 @@ def sweep(
     capture: bool = False,
     return_df: bool = True,
     runner: Runner | None = None,
+    rerun_of: str | None = None,
 ) -> pd.DataFrame | None:
     """Run ``func`` on every pset of ``params`` in ``session``; return one row per pset.
 
@@ -258,6 +284,7 @@ def sweep(
     the call of ``func`` per pset: it is given the psets to run (each with
     its row) and the function that records an :class:`Outcome`, and runs
     them as it likes (:mod:`recorder.sweep.vectorised` runs them in vectorised chunks).
+    ``rerun_of`` (a run id) marks every run as a rerun of that run (see :mod:`recorder.record.rerun`).
     """
     statuses = check_options(skip, on_error, workers, executor)
     binder = binder or Binder(func)
@@ -269,6 +296,12 @@ def sweep(
         pool = Pool(func, binder.name, executor, workers)
     try:
         store, writer, session_pk = session.writing()
+    except BaseException:
+        if pool is not None:
+            pool.close()
+        raise
+    try:
+        function = function_key(writer, session_pk, func)
     except BaseException:
         if pool is not None:
             pool.close()
@@ -288,7 +321,9 @@ def sweep(
     try:
         with writer.inline(), older_objects_frozen():
             tasks = _tasks(binder, params, session.seed, writer.fields)
-            to_run = _to_run(tasks, reader, statuses, table, fills, progress_, writer.note_psets)
+            to_run = _to_run(tasks, reader, statuses, table, fills, progress_, writer.note_psets, function)
+            if rerun_of is not None:
+                to_run = _marked(to_run, rerun_of)
             if runner is not None:
                 runner(to_run, record)
             elif pool is None:
@@ -448,10 +483,12 @@ def _to_run(
     fills: Fills,
     progress: Progress,
     note_psets: Callable[[dict[str, int]], None] | None = None,
+    function: int | None = None,
 ) -> Iterator[tuple[Task, PendingRun]]:
     """Yield the tasks that must run, with their rows; note the skipped and repeated ones.
 
     :param note_psets: given the keys of the psets found in the store (hash → key), for the writer.
+    :param function: the key of the experiment function in ``functions``, given to every row.
     """
     for chunk in _chunks(tasks):
         done: set[str] = set()
@@ -484,4 +521,4 @@ def _to_run(
                 progress.add("skipped")
             else:
                 firsts[hash_] = index
-                yield task, PendingRun(new_id(), hash_, canonical, seed, time.time(), names)
+                yield task, PendingRun(new_id(), hash_, canonical, seed, time.time(), names, function)

@@ -321,6 +321,37 @@ def test_bad_journal_lines_of_a_killed_session_are_reported_and_the_store_opens(
     assert list((store / "locks").iterdir()) == []
 
 
+# -- the function and rerun_of of journaled runs (schema 5) ----------------------------------------------------
+
+
+def test_a_killed_sessions_journal_replays_function_and_rerun_of_and_drops_an_unknown_function(
+    tmp_path: Path, store: Path
+) -> None:
+    """Lines carry a run's function key and rerun_of; one naming no function row replays without it; old lines too."""
+    dead_session(tmp_path, store, 4, 60.0, "after")  # 4 finished runs, in the journal only
+    ids = list(finished(tmp_path))
+    conn = db(store)
+    conn.execute("INSERT INTO functions (pk, module, qualname, path, how) VALUES (1, 'm', 'f', 'm.py', 'import')")
+    conn.commit()
+    conn.close()
+    (path,) = (store / "locks").glob("*.journal.*")
+    lines = path.read_bytes().rstrip(b"\0").split(b"\n")[:-1]
+    records = [json.loads(line) for line in lines]
+    records[0][12] = 1  # a function the store has
+    records[1][12] = 999  # a function the store does not have (a crafted line): replayed without it
+    records[2][13] = ids[0]  # a rerun of the first run
+    records[3] = records[3][:12]  # a line as recorder wrote it before schema 5
+    path.write_bytes(b"".join(json.dumps(r).encode() + b"\n" for r in records))
+
+    Store.open(store).close()  # recovers the dead session
+
+    rows = dict(
+        (i.hex(), (function, rerun_of.hex() if rerun_of else None))
+        for i, function, rerun_of in db(store).execute("SELECT id, function, rerun_of FROM runs")
+    )
+    assert rows == {ids[0]: (1, None), ids[1]: (None, None), ids[2]: (None, ids[0]), ids[3]: (None, None)}
+
+
 # -- a full disk (13.3) ----------------------------------------------------------------------------------------
 
 

@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import pytest
-from conftest import scalar
+from conftest import scalar, undo_schema_5
 
 import recorder as rec
 import recorder.read.frame
@@ -857,6 +857,7 @@ def make_version_1(store: Path) -> None:
         conn.execute(f'DROP VIEW "{view}"')
     conn.execute("DROP TABLE fields")
     conn.execute("ALTER TABLE runs DROP COLUMN scalars")
+    undo_schema_5(conn)
     conn.execute("COMMIT")
     conn.execute("PRAGMA user_version = 1")
     conn.close()
@@ -1240,4 +1241,4 @@ def test_df_parameters_in_the_function_order(store: Path) -> None:
         assert list(db.df("called").columns[:5]) == ["zeta", "alpha", "b", "y2", "y1"]
         assert db.df("swept")["zeta"].tolist() == [0.5, 0.5, 1.5]
     view = [row[1] for row in connect(store).execute('PRAGMA table_info("swept")')]
-    assert view[5:11] == ["zeta", "alpha", "mid", "beta", "aaa", "y2"]
+    assert view[6:12] == ["zeta", "alpha", "mid", "beta", "aaa", "y2"]

@@ -81,6 +81,8 @@ def test_ids_of_one_millisecond_count_up_and_carry_into_the_next(monkeypatch: py
 import sqlite3  # noqa: E402
 from pathlib import Path  # noqa: E402
 
+from conftest import undo_schema_5  # noqa: E402
+
 import recorder as rec  # noqa: E402
 from recorder.store.ids import SHORT_LENGTH  # noqa: E402
 
@@ -159,6 +161,7 @@ def test_an_older_store_gets_the_index(store: Path) -> None:
     ids = _sweep(store, 3)
     conn = sqlite3.connect(store / "recorder.sqlite")
     conn.execute("DROP INDEX runs_tail")
+    undo_schema_5(conn)  # a store of schema 2 has none of it
     conn.execute("PRAGMA user_version = 2")
     conn.close()
     with rec.open(store) as db:

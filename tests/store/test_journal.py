@@ -75,6 +75,23 @@ def test_good_lines_come_back_whole(tmp_path: Path, lines: list[bytes]) -> None:
     assert run.results["large"].kind == "object" and run.results["large"].object[0] == run.results["large"].value
 
 
+def test_lines_carry_the_function_and_rerun_of(tmp_path: Path, lines: list[bytes]) -> None:
+    record = json.loads(lines[0])
+    assert len(record) == 14 and record[12:] == [None, None]  # a run of Recorder.run: neither
+    record[12], record[13] = 7, "ab" * 12
+    write(tmp_path / "locks", json.dumps(record).encode() + b"\n")
+    (run,) = read_journal(tmp_path / "locks", SESSION)
+    assert run.function == 7 and run.rerun_of == "ab" * 12
+
+
+def test_lines_of_twelve_items_written_before_schema_5_still_replay(tmp_path: Path, lines: list[bytes]) -> None:
+    old = [json.dumps(json.loads(line)[:12]).encode() + b"\n" for line in lines]
+    write(tmp_path / "locks", *old)
+    runs = read_journal(tmp_path / "locks", SESSION)
+    assert [json.loads(run.canonical)["i"] for run in runs] == [0, 1, 2]
+    assert all(run.function is None and run.rerun_of is None for run in runs)
+
+
 def altered(index: int, value: object) -> Callable[[list], None]:
     def alter(record: list) -> None:
         record[index] = value
@@ -161,7 +178,16 @@ BAD: dict[str, tuple[Callable[[list], None], str]] = {
     "result comment not text": (altered(10, {"z": 1}), "comment on 'z' 1"),
     "output digest of another text": (output(hashlib.sha256(b"other").hexdigest(), "text"), "not the digest"),
     "output digest out of the store": (output("../x", "text"), "not an object digest"),
-    "eleven items": (lambda r: r.pop(), "not a list of 12 items"),
+    "thirteen items": (lambda r: r.pop(), "not a list of 14 items"),
+    "eleven items": (lambda r: r.__delitem__(slice(11, None)), "not a list of 14 items"),
+    "function a bool": (altered(12, True), "function True"),
+    "function zero": (altered(12, 0), "function 0"),
+    "function negative": (altered(12, -3), "function -3"),
+    "function text": (altered(12, "1"), "function '1'"),
+    "function beyond 64 bits": (altered(12, 2**70), "is not a row key"),
+    "rerun_of not hex": (altered(13, "../../etc/passwd"), "rerun_of '../../etc/passwd'"),
+    "rerun_of in capitals": (altered(13, "A" * 24), "24 lower-case hex digits"),
+    "rerun_of a number": (altered(13, 12), "rerun_of 12"),
 }
 
 

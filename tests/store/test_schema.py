@@ -6,6 +6,8 @@ import re
 import sqlite3
 from pathlib import Path
 
+import pytest
+
 import recorder as rec
 from recorder.store.db import APPLICATION_ID, SCHEMA_VERSION, connect
 
@@ -279,7 +281,7 @@ def test_every_kind_of_wide_view_prepares_on_a_fresh_store(tmp_path: Path) -> No
         refresh_view(conn, 1)
         _prepare(conn, 'SELECT * FROM "exp"')
         names = [row[1] for row in conn.execute('PRAGMA table_info("exp")')]
-        assert names[5:] == [*params, *results]
+        assert names[6:] == [*params, *results]
     finally:
         conn.close()
 
@@ -381,3 +383,28 @@ def test_creating_a_store_does_not_import_sqlalchemy(tmp_path: Path) -> None:
         assert conn.execute("SELECT count(*) FROM runs").fetchone() == (0,)
     finally:
         conn.close()
+
+
+def test_a_store_of_schema_4_with_a_parameter_named_rerun_of_opens_and_keeps_its_column(tmp_path: Path) -> None:
+    """rerun_of became a run column (and a reserved name) in schema 5: an older experiment's parameter keeps it."""
+    from conftest import undo_schema_5
+
+    store = tmp_path / "s"
+    with rec.Recorder("old", store=store, git=False) as r:
+        for i in (1, 2):
+            with r.run(rerun_ofx=i) as run:
+                run.log(y=i * 10)
+    # What recorder before schema 5 wrote for a parameter named rerun_of (which it allowed).
+    conn = sqlite3.connect(store / "recorder.sqlite")
+    undo_schema_5(conn)
+    conn.execute("UPDATE psets SET params = replace(params, '\"rerun_ofx\"', '\"rerun_of\"')")
+    conn.execute("UPDATE fields SET name = 'rerun_of' WHERE name = 'rerun_ofx'")
+    conn.execute("PRAGMA user_version = 4")
+    conn.commit()
+    conn.close()
+    with rec.open(store) as db:  # migrated on opening
+        assert db.sql('SELECT rerun_of, y FROM "old" ORDER BY y').values.tolist() == [[1, 10], [2, 20]]
+        assert db.df("old")["rerun_of"].tolist() == [1, 2]
+        assert db.sql("SELECT rerun_of FROM overview_runs")["rerun_of"].isna().all()
+    with pytest.raises(rec.NameRefused, match="rerun_of"), rec.Recorder("old", store=store, git=False) as r:
+        r.run(rerun_of=3)  # new runs must rename it

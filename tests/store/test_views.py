@@ -22,7 +22,7 @@ from typing import Any
 
 import numpy as np
 import pytest
-from conftest import git, run_python, scalar
+from conftest import git, run_python, scalar, undo_schema_5
 
 import recorder as rec
 from recorder.store.catalog import IN_SCALARS
@@ -51,7 +51,7 @@ RECORDER_VIEWS = [
     "overview_sessions",
     "result_comments",
 ]
-RUN_COLUMNS = ["run_id", "status", "time_start", "duration_s", "env_sha"]
+RUN_COLUMNS = ["run_id", "status", "time_start", "duration_s", "env_sha", "rerun_of"]
 
 
 # -- helpers ------------------------------------------------------------------------
@@ -1150,6 +1150,7 @@ def test_kinds_of_a_migrated_store(store: Path) -> None:
     conn.execute("UPDATE fields SET kind = '' WHERE kind = 'text'")
     conn.execute('DROP VIEW "old"')
     conn.execute('CREATE VIEW "old" AS SELECT 1 AS one')
+    undo_schema_5(conn)
     conn.execute("PRAGMA user_version = 2")
     conn.commit()
     conn.close()

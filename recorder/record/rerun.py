@@ -278,7 +278,9 @@ def code_folder(db: Any, record: RunRecord, code: str) -> CodeFolder:
     if code == "current":
         if record.path is None or not Path(record.path).is_absolute():
             raise RerunRefused(f"run {record.run_id} was recorded without git and records no file of its function")
-        return CodeFolder(_import_root(record, Path(record.path)), None, notes=[note + "; today's files are run"])
+        # The path comes from the store: say which file runs, so that a store cannot run a program unseen.
+        shown = note + f"; today's file {record.path} is run"
+        return CodeFolder(_import_root(record, Path(record.path)), None, notes=[shown])
     if record.how == "import":
         raise RerunRefused(
             f"run {record.run_id} was recorded without git, and its function {record.module}:{record.qualname} "

@@ -144,9 +144,7 @@ def test_the_bar_a_session_reruns_at_its_recorded_code_and_differs_at_the_change
     assert f"scratch store kept: {kept}" in done.stdout
     with rec.open(kept) as db:  # the rerun's runs, in the scratch store
         assert len(db.df("walk")) == 3
-        assert set(db.sql("SELECT git_mode, git_repo FROM sessions").itertuples(index=False)) == {
-            ("record", str(repo))
-        }
+        assert set(db.sql("SELECT git_mode, git_repo FROM sessions").itertuples(index=False)) == {("record", str(repo))}
     assert dump(store) == before
     assert git(repo, "rev-parse", "HEAD") != head and git(repo, "log", "--format=%s", "-1") == "twice"
     assert git(repo, "status", "--porcelain") == ""  # nothing committed, nothing left by a rerun
@@ -179,7 +177,9 @@ def test_an_id_a_run_and_its_session_both_start_with_is_ambiguous_unless_session
     repo, store, session = walked
     with rec.open(store) as db:
         runs = list(db.df("walk")["_run_id"])
-    prefix = os.path.commonprefix([session, *runs])  # the milliseconds' high digits: shared
+    ids = [session, *runs]
+    shared = next((i for i in range(24) if len({x[i] for x in ids}) > 1), 24)
+    prefix = session[:shared]  # the milliseconds' high digits: shared
     assert prefix
     done = cli(store, "rerun", prefix, cwd=repo)
     assert done.returncode == 5, done.stderr

@@ -213,21 +213,22 @@ def test_a_result_that_depends_on_a_changed_file_outside_the_repository_differs_
     assert len(scratch_stores(tmp_path / "tmp")) == 1
 
 
-def test_a_snapshot_session_reruns_its_uncommitted_code(tmp_path: Path) -> None:
+@pytest.mark.parametrize("mode", ["snapshot", "record"])
+def test_a_snapshot_or_record_session_reruns_its_uncommitted_code(tmp_path: Path, mode: str) -> None:
     repo = make_repo(tmp_path / "repo")
-    (repo / "walk.py").write_text(WALK.format(git="snapshot", store=""))
+    (repo / "walk.py").write_text(WALK.format(git=mode, store=""))
     (repo / "scale.txt").write_text("2.0\n")
     git(repo, "add", "walk.py", "scale.txt")
     git(repo, "commit", "-q", "-m", "walk")
-    changed = WALK.format(git="snapshot", store="").replace("y=float(", "y=100 + float(")
-    (repo / "walk.py").write_text(changed)  # not committed: the session's snapshot ref holds it
+    changed = WALK.format(git=mode, store="").replace("y=float(", "y=100 + float(")
+    (repo / "walk.py").write_text(changed)  # not committed: the session's snapshot ref (or diff) holds it
     store = tmp_path / "store"
     record(repo, store, ["walk.py", "scale.txt"], repo)
     (session,) = session_ids(store)
     with rec.open(store) as db:
         assert (db.df("walk")["y"] > 50).all()
         (ref,) = db.sql("SELECT git_snapshot_ref FROM sessions")["git_snapshot_ref"]
-    assert ref.startswith("refs/recorder/")
+    assert ref.startswith("refs/recorder/") if mode == "snapshot" else ref is None
     git(repo, "checkout", "--", "walk.py")  # the work tree is back at the commit
     refs = git(repo, "for-each-ref", "refs/recorder/")
     done = cli(store, "rerun", session, cwd=repo)
@@ -278,6 +279,14 @@ def test_a_sweep_session_reruns_its_script(tmp_path: Path) -> None:
     assert done.returncode == 0, done.stderr
     document = json.loads(done.stdout)
     assert document["matched"] == 4  # n=4 twice: paired in order of occurrence
+    # run again into the same store: skip="done" skips n=2 and n=4 in the first sweep
+    record(repo, store, ["sweep.py"], repo)
+    second = session_ids(store)[1]
+    done = cli(store, "rerun", second, "--json", cwd=repo)
+    assert done.returncode == 1, done.stderr
+    document = json.loads(done.stdout)
+    assert (document["matched"], document["extra"]) == (2, 2)  # the scratch store had nothing to skip
+    assert sorted(r["params"]["n"] for r in document["runs"] if r["outcome"] == "extra") == [2, 4]
 
 
 def test_a_session_without_git_reruns_its_stored_script_and_warns(tmp_path: Path) -> None:
@@ -363,3 +372,43 @@ def test_a_session_still_recording_is_refused(tmp_path: Path) -> None:
         assert r.id is not None
         with pytest.raises(rec.RerunRefused, match="is still recording"):
             rec.rerun_session(r.id, store=store)
+
+
+COUNT = """\
+import sys
+from pathlib import Path
+
+import recorder as rec
+
+n = int(Path(sys.argv[1]).read_text())
+with rec.Recorder("count", git="auto") as r:
+    for i in range(n):
+        with r.run(i=i) as run:
+            run.log(y=i * i)
+"""
+
+
+def test_runs_only_the_session_or_only_the_rerun_has_are_missing_or_extra_and_a_failed_script_differs(
+    tmp_path: Path,
+) -> None:
+    repo = make_repo(tmp_path / "repo")
+    (repo / "count.py").write_text(COUNT)
+    git(repo, "add", "count.py")
+    git(repo, "commit", "-q", "-m", "count")
+    outside = tmp_path / "n.txt"
+    outside.write_text("3")
+    store = tmp_path / "store"
+    record(repo, store, ["count.py", str(outside)], repo)
+    (session,) = session_ids(store)
+    for n, counts in (("2", (2, 0, 1, 0)), ("4", (3, 0, 0, 1))):
+        outside.write_text(n)
+        done = cli(store, "rerun", session, "--json", cwd=repo)
+        assert done.returncode == 1, done.stderr
+        document = json.loads(done.stdout)
+        assert (document["matched"], document["differing"], document["missing"], document["extra"]) == counts
+        assert document["store"] is not None and Path(document["store"]).is_dir()
+    outside.write_text("three")  # the script fails before recording anything
+    done = cli(store, "rerun", session, cwd=repo)
+    assert done.returncode == 1, done.stderr
+    assert "0 matched, 0 differing, 3 missing, 0 extra" in done.stdout
+    assert "the script exited with status 1 (the session ended done)" in done.stdout

@@ -2,6 +2,7 @@
 
 from .errors import (
     AmbiguousRunId,
+    AmbiguousSessionId,
     CommitMissing,
     DiffDoesNotApply,
     DirtyWorkTree,
@@ -29,6 +30,7 @@ from .errors import (
     ResultsNotNamed,
     RunFailed,
     RunNotFound,
+    SessionNotFound,
     SessionRecording,
     StoreBusy,
     StoreError,
@@ -40,6 +42,7 @@ from .read.database import Database, load, open, sql
 from .record.experiment import Experiment, experiment
 from .record.recorder import Recorder
 from .record.rerun import Comparison, rerun
+from .record.rerun_session import SessionComparison, rerun_session
 from .record.run import Run
 from .shards.merge import MergeReport, extract, merge
 from .store.folder import Store
@@ -80,6 +83,8 @@ __all__ = [
     "MergeReport",
     "rerun",
     "Comparison",
+    "rerun_session",
+    "SessionComparison",
     "Store",
     "ObjectStore",
     "RecorderError",
@@ -116,4 +121,6 @@ __all__ = [
     "ExtraNotInstalled",
     "RerunRefused",
     "FunctionMissing",
+    "SessionNotFound",
+    "AmbiguousSessionId",
 ]

@@ -61,6 +61,8 @@ __all__ = [
     "ExtraNotInstalled",
     "RerunRefused",
     "FunctionMissing",
+    "SessionNotFound",
+    "AmbiguousSessionId",
 ]
 
 
@@ -240,3 +242,15 @@ class RerunRefused(RecorderError):
 
 class FunctionMissing(RerunRefused, LookupError):
     """The experiment function is not where the run recorded it (renamed or removed at that code)."""
+
+
+class SessionNotFound(RecorderError, LookupError):
+    """No session in the store has the id, prefix or short id given (``recorder rerun SESSION``)."""
+
+    exit_code = 4
+
+
+class AmbiguousSessionId(RecorderError, LookupError):
+    """The id given names more than one session, or both a run and a session: give more digits (or ``--session``)."""
+
+    exit_code = 5

@@ -36,6 +36,8 @@ EXIT_CODES: dict[str, int] = {
     "ExtraNotInstalled": 12,
     "RerunRefused": 13,
     "FunctionMissing": 13,
+    "SessionNotFound": 4,
+    "AmbiguousSessionId": 5,
 }
 
 

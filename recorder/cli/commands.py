@@ -892,7 +892,17 @@ def checkout(ctx: click.Context, run: str, folder: str | None) -> None:
 )
 @click.option("--rtol", type=click.FloatRange(min=0), default=0.0, help="Relative tolerance for floats and arrays.")
 @click.option("--atol", type=click.FloatRange(min=0), default=0.0, help="Absolute tolerance for floats and arrays.")
-@click.option("--keep", is_flag=True, help="Keep the temporary worktree of the recorded code.")
+@click.option(
+    "--keep", is_flag=True, help="Keep the temporary worktree of the recorded code (and a session's scratch store)."
+)
+@click.option("--session", "whole", is_flag=True, help="Rerun the whole session RUN names (or the session of run RUN).")
+@click.option(
+    "--timeout",
+    type=click.FloatRange(min=0, min_open=True),
+    default=None,
+    metavar="SECONDS",
+    help="Stop a session's script after this long (default: no limit).",
+)
 @click.option("--json", "as_json", is_flag=True, help="The comparison as one JSON document, for programs.")
 @_store_option
 @click.pass_context
@@ -904,20 +914,29 @@ def rerun(
     rtol: float,
     atol: float,
     keep: bool,
+    whole: bool,
+    timeout: float | None,
     as_json: bool,
 ) -> None:
     """Run RUN's function again on its parameters and seed, record it (linked to RUN) and compare the results.
 
     Prints "match", or a table of the results that differ. Exits 0 when
-    every result matches, 1 when any differs, 12 (or the error's own code
+    every result matches, 1 when any differs, 13 (or the error's own code
     above 1) when the rerun cannot be made. Differences of the environment
     (Python, platform, packages) are warned about, never a failure.
+
+    When RUN is a session's id (or with --session), the session's main
+    script runs again (its arguments, its working folder) into a scratch
+    store, whose runs are compared with the session's pset by pset:
+    matched, differing, missing, extra. The scratch store is kept, and its
+    path printed, when anything differs.
     """
     import json
     import warnings
 
     from ..errors import RecorderWarning, RerunRefused
     from ..record.rerun import rerun as rerun_run
+    from ..record.rerun_session import SessionComparison, rerun_session, resolve_target
 
     values: dict[str, Any] = {}
     for change in changes:
@@ -928,10 +947,18 @@ def rerun(
             values[name] = json.loads(text)
         except ValueError:
             values[name] = text
+    found: Any
     try:
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always", RecorderWarning)
-            found = rerun_run(run, code, values, rtol, atol, ctx.obj.get("store"), keep=keep)
+            with _open(ctx) as db:
+                kind, full = resolve_target(db, run, session=whole)
+            if kind == "session":
+                if values:
+                    raise RerunRefused("--set changes a run's parameters; a session's script reruns as recorded")
+                found = rerun_session(full, code, rtol, atol, ctx.obj.get("store"), keep=keep, timeout=timeout)
+            else:
+                found = rerun_run(full, code, values, rtol, atol, ctx.obj.get("store"), keep=keep)
     except RecorderError as e:
         if ctx.find_root().params.get("debug"):
             raise
@@ -942,6 +969,8 @@ def rerun(
             click.echo(f"recorder: warning: {_clean(str(warning.message).removeprefix('recorder: '))}", err=True)
     if as_json:
         click.echo(_json(found.document()))
+    elif isinstance(found, SessionComparison):
+        _echo_session_rerun(found)
     else:
         out = [f"rerun {found.rerun} of {found.original} ({found.code} code)"]
         out += [f"note: {_clean(note)}" for note in found.notes]
@@ -956,6 +985,35 @@ def rerun(
             ]
             click.echo(_table(["result", "original", "rerun", "difference"], rows))
     sys.exit(0 if found.match else 1)
+
+
+def _echo_session_rerun(found: Any) -> None:
+    """Print a session's rerun: the counts, a row per run that did not match, where the scratch store is."""
+    counts = found.counts()
+    out = [
+        f"rerun of session {found.session} ({_clean(found.experiment)}, {found.code} code): "
+        + ", ".join(f"{n} {what}" for what, n in counts.items())
+    ]
+    out += [f"note: {_clean(note)}" for note in found.notes]
+    if found.folder:
+        out.append(f"code kept in {found.folder}")
+    click.echo("\n".join(out))
+    rows = [
+        [
+            _pairs(run.params) if isinstance(run.params, dict) else _short(run.params),
+            run.original or "-",
+            run.rerun or "-",
+            run.outcome,
+            _clean(", ".join(d.name for d in run.differences)),
+        ]
+        for run in found.runs
+        if run.outcome != "matched"
+    ]
+    if rows:
+        click.echo(_table(["params", "original", "rerun", "outcome", "differs in"], rows))
+    click.echo("match" if found.match else "differs")
+    if found.store:
+        click.echo(f"scratch store kept: {found.store}")
 
 
 def _brief(value: Any) -> str:

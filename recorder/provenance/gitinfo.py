@@ -65,6 +65,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "MODES",
+    "RERUN_GIT_ENV",
     "GitState",
     "capture",
     "check_mode",
@@ -76,6 +77,10 @@ __all__ = [
 ]
 
 MODES = ("auto", "commit", "snapshot", "require-clean", "record")
+#: Set (to ``record``) by ``recorder rerun SESSION`` in the process of the script it reruns: whatever
+#: mode the script asks for, git is only read (``"record"``), so that a rerun never commits nor makes
+#: a snapshot ref in the user's repository. Internal; not for users to set.
+RERUN_GIT_ENV = "RECORDER_RERUN_GIT"
 FALLBACK_NAME = "recorder"
 FALLBACK_EMAIL = "recorder@localhost"
 _IN_PROGRESS = {
@@ -399,6 +404,10 @@ def capture(
     :raises GitError: when the mode needs a repository and there is none,
         when a merge or rebase is in progress, or when git fails.
     :raises DirtyWorkTree: in ``require-clean`` mode with modified tracked files.
+
+    In the process of a script that ``recorder rerun SESSION`` runs
+    (``$RECORDER_RERUN_GIT`` is ``record``), any mode that finds a repository
+    records as ``"record"`` does.
     """
     mode = check_mode(mode)
     if mode is None:
@@ -420,6 +429,8 @@ def capture(
             _noticed_no_repo.add(why)
             _warn(f"recorder: {why}, so no commit is recorded (git=False silences this)")
         return GitState(mode="auto")
+    if os.environ.get(RERUN_GIT_ENV) == "record":
+        mode = "record"  # a session's rerun: read the code's state, change nothing
     with repo:
         return _capture_in(repo, mode, experiment, session_id, message, modules)
 

@@ -48,14 +48,24 @@ def check_tolerances(rtol: object, atol: object) -> tuple[float, float]:
     return checked[0], checked[1]
 
 
-def differences(db: Database, original: str, rerun: str, *, rtol: float = 0.0, atol: float = 0.0) -> list[Difference]:
+def differences(
+    db: Database,
+    original: str,
+    rerun: str,
+    *,
+    rtol: float = 0.0,
+    atol: float = 0.0,
+    rerun_db: Database | None = None,
+) -> list[Difference]:
     """Return how run ``rerun`` differs from run ``original`` (empty when they agree).
 
+    :param rerun_db: the store of ``rerun`` when it is not ``db`` (a session's rerun records into a scratch store).
     :raises RunNotFound: when a run is not in the store.
     :raises UnreadableValue: when a value cannot be read back (a damaged store).
     """
     rtol, atol = check_tolerances(rtol, atol)
-    a, b = show(db, original), show(db, rerun)
+    other = db if rerun_db is None else rerun_db
+    a, b = show(db, original), show(other, rerun)
     found: list[Difference] = []
     if a["status"] != b["status"]:
         found.append(Difference("(status)", a["status"], b["status"], "changed"))
@@ -67,7 +77,7 @@ def differences(db: Database, original: str, rerun: str, *, rtol: float = 0.0, a
             found.append(Difference(name, _shown(left[name]), None, "missing"))
         elif name not in left:
             found.append(Difference(name, None, _shown(right[name]), "extra"))
-        elif not _agree(db, a["run_id"], b["run_id"], name, left[name], right[name], rtol, atol):
+        elif not _agree(db, other, a["run_id"], b["run_id"], name, left[name], right[name], rtol, atol):
             found.append(Difference(name, _shown(left[name]), _shown(right[name]), "changed"))
     return found
 
@@ -83,7 +93,15 @@ def _shown(entry: dict[str, Any]) -> Any:
 
 
 def _agree(
-    db: Database, run_a: str, run_b: str, name: str, a: dict[str, Any], b: dict[str, Any], rtol: float, atol: float
+    db: Database,
+    db_b: Database,
+    run_a: str,
+    run_b: str,
+    name: str,
+    a: dict[str, Any],
+    b: dict[str, Any],
+    rtol: float,
+    atol: float,
 ) -> bool:
     if "array" in a or "array" in b:
         if "array" not in a or "array" not in b:
@@ -92,9 +110,9 @@ def _agree(
             return True
         if rtol == 0 and atol == 0:
             return False
-        return _arrays_close(db.result(run_a, name, mmap=False), db.result(run_b, name, mmap=False), rtol, atol)
+        return _arrays_close(db.result(run_a, name, mmap=False), db_b.result(run_b, name, mmap=False), rtol, atol)
     if "bytes" in a or "bytes" in b:  # compared by value: read both
-        return bool(db.result(run_a, name, mmap=False) == db.result(run_b, name, mmap=False))
+        return bool(db.result(run_a, name, mmap=False) == db_b.result(run_b, name, mmap=False))
     return _values_agree(a.get("value"), b.get("value"), rtol, atol)
 
 

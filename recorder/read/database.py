@@ -29,12 +29,14 @@ from ..codec.canonical import read_json
 from ..codec.values import decode
 from ..errors import (
     AmbiguousRunId,
+    AmbiguousSessionId,
     ExperimentNotFound,
     NoStoreError,
     RecorderError,
     RecorderWarning,
     RecoveryError,
     RunNotFound,
+    SessionNotFound,
     StoreError,
 )
 from ..store import catalog
@@ -56,6 +58,7 @@ __all__ = ["Database", "open", "load", "sql"]
 
 _EXPERIMENTS = "SELECT name FROM experiments ORDER BY pk"
 _RUN = "SELECT pk FROM runs WHERE id = ?"
+_SESSION_PK = "SELECT pk FROM sessions WHERE lower(id) = ?"
 _RESULT = "SELECT kind, value FROM results WHERE run = ? AND name = ?"
 _RESULT_NAMES = "SELECT name FROM results WHERE run = ?"
 _SCALARS = "SELECT scalars FROM runs WHERE pk = ?"
@@ -370,6 +373,39 @@ class Database:
         full = found[0]
         (pk,) = self._read(_RUN, (bytes.fromhex(full),)).fetchone()
         return int(pk), full
+
+    def session_key(self, session_id: str) -> tuple[int, str]:
+        """Return the key and full id of the session named by a full id, a unique prefix or a short id.
+
+        Sessions are named as runs are (:meth:`run_key`): 1 to 24 hex digits, the start of the
+        id, or its end when 8 digits or more.
+
+        :raises SessionNotFound: when no session has that prefix or suffix.
+        :raises AmbiguousSessionId: when more than one session has it.
+        """
+        from ..store.ids import SHORT_LENGTH, matching_sessions
+
+        if not isinstance(session_id, str) or not _HEX.fullmatch(session_id.strip()):
+            raise RecorderError(
+                f"{ascii(session_id) if isinstance(session_id, str) else repr(session_id)} is not a session id "
+                "(1 to 24 hex digits: the session line of `recorder show RUN`, or a prefix of it)"
+            )
+        digits = session_id.strip().lower()
+        try:
+            found = matching_sessions(self.conn, digits)
+            if len(found) == 1:
+                row = self._read(_SESSION_PK, (found[0],)).fetchone()
+        except sqlite3.Error as e:
+            raise StoreError(f"reading the store {self.root} failed: {e}") from e
+        if not found:
+            hint = "" if len(digits) >= SHORT_LENGTH else f" (a short id has at least {SHORT_LENGTH} digits)"
+            raise SessionNotFound(f"no session with id {digits!r} in the store {self.root}{hint}")
+        if len(found) > 1:
+            shown = ", ".join(found[:5]) + (", …" if len(found) > 5 else "")
+            raise AmbiguousSessionId(
+                f"session id {digits!r} is ambiguous: it starts or ends the ids {shown}; give more digits"
+            )
+        return int(row[0]), found[0]
 
     def short_id(self, run_id: str) -> str:
         """Return the short id of a run: the shortest suffix of its id (8 digits or more) unique in the store.

@@ -24,7 +24,7 @@ from .failures import exception_line
 if TYPE_CHECKING:
     from .database import Database
 
-__all__ = ["log", "entries", "show", "diff", "status", "checkout", "parse_since"]
+__all__ = ["log", "entries", "show", "diff", "status", "checkout", "checkout_session", "session_info", "parse_since"]
 
 _LOG = """
 SELECT r.pk, lower(hex(r.id)), e.name, r.status, r.time_start_ms, r.duration_us, p.params, r.scalars, s.env_sha,
@@ -465,11 +465,11 @@ def status(db: Database) -> dict[str, Any]:
 
 _SESSION_DIFF = """
 SELECT s.git_diff, t.text
-FROM runs AS r
-JOIN sessions AS s ON s.pk = r.session
+FROM sessions AS s
 LEFT JOIN texts AS t ON t.digest = s.git_diff
-WHERE r.pk = ?
+WHERE s.pk = ?
 """
+_SESSION_OF = "SELECT session FROM runs WHERE pk = ?"
 
 
 class CheckedOut(NamedTuple):
@@ -498,34 +498,60 @@ def checkout(db: Database, run_id: str, folder: str | os.PathLike[str] | None = 
     :raises RecorderError: when the run was recorded without git, or git refuses.
     :raises DiffDoesNotApply: when the recorded diff does not apply (nothing is left checked out).
     """
+    info = show(db, run_id)
+    pk, _ = db.run_key(info["run_id"])
+    (session_pk,) = db.conn.execute(_SESSION_OF, (pk,)).fetchone()
+    return _checkout(db, f"run {info['run_id']}", info["run_id"], info["session"], session_pk, folder)
+
+
+def session_info(db: Database, session_id: str) -> dict[str, Any]:
+    """Everything about one session, as :func:`show` gives a run's ``session`` (config, code, environment).
+
+    :raises SessionNotFound: when there is no such session (see :meth:`Database.session_key`).
+    """
+    pk, full = db.session_key(session_id)
+    return _session(db, pk, full)
+
+
+def checkout_session(db: Database, session_id: str, folder: str | os.PathLike[str] | None = None) -> CheckedOut:
+    """Check out the code a session ran (:func:`checkout` of a session): ``CheckedOut.run_id`` is the session's id."""
+    pk, full = db.session_key(session_id)
+    return _checkout(db, f"session {full}", full, _session(db, pk, full), pk, folder)
+
+
+def _checkout(
+    db: Database,
+    label: str,
+    full: str,
+    session: dict[str, Any],
+    session_pk: int,
+    folder: str | os.PathLike[str] | None,
+) -> CheckedOut:
     from ..provenance.gitinfo import repository, worktree
 
-    info = show(db, run_id)
-    session = info["session"]
     commit = session["git_snapshot_ref"] or session["git_commit"]
     if commit is None or session["git_repo"] is None:
-        raise RecorderError(f"run {info['run_id']} was recorded without git, so there is no commit to check out")
-    pk, _ = db.run_key(info["run_id"])
-    digest, diff = db.conn.execute(_SESSION_DIFF, (pk,)).fetchone()
+        raise RecorderError(f"{label} was recorded without git, so there is no commit to check out")
+    digest, diff = db.conn.execute(_SESSION_DIFF, (session_pk,)).fetchone()
     if digest is not None and diff is None:
         raise RecorderError(
-            f"run {info['run_id']} recorded uncommitted changes (git='record') but the store has lost them "
+            f"{label} recorded uncommitted changes (git='record') but the store has lost them "
             f"(text {digest!r} is missing); run recorder verify"
         )
     if diff is not None and not isinstance(diff, str):
-        raise RecorderError(f"run {info['run_id']}: the store's recorded diff is not text; the store is damaged")
+        raise RecorderError(f"{label}: the store's recorded diff is not text; the store is damaged")
     repo = repository(session["git_repo"])
     if folder is not None:
         target = Path(folder)
     else:
-        # Beside the repository, named from the run id (hex, checked here
+        # Beside the repository, named from the id (hex, checked here
         # because the store is untrusted), so it stays next to the repository.
-        suffix = info["run_id"][-12:]
+        suffix = full[-12:]
         target = repo.parent / f"{repo.name}-{suffix}"
         if not all(c in "0123456789abcdef" for c in suffix) or target.parent != repo.parent:
-            raise RecorderError(f"cannot name a folder for run {info['run_id']!r}; give a FOLDER")
+            raise RecorderError(f"cannot name a folder for {label}; give a FOLDER")
     try:
         done = worktree(str(repo), commit, target, diff=diff)
     except DiffDoesNotApply as e:
-        raise DiffDoesNotApply(f"run {info['run_id']}: {e}") from e
-    return CheckedOut(info["run_id"], commit, done, repo, diff is not None)
+        raise DiffDoesNotApply(f"{label}: {e}") from e
+    return CheckedOut(full, commit, done, repo, diff is not None)

@@ -1,5 +1,5 @@
 """Recording: the :class:`~recorder.Recorder` session, its :class:`~recorder.Run`, the ``@experiment`` decorator,
-and reruns of recorded runs (:mod:`.rerun`).
+and reruns of recorded runs (:mod:`.rerun`) and of whole sessions (:mod:`.rerun_session`).
 
 The user-facing layer: a session captures the code state and environment,
 then records runs itself or through the sweep machinery, to which it hands

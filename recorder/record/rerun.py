@@ -35,6 +35,7 @@ __all__ = [
     "Comparison",
     "CodeFolder",
     "RunRecord",
+    "SessionRecord",
     "code_folder",
     "environment_differences",
     "read_run",
@@ -146,7 +147,8 @@ def read_run(db: Any, run_id: str) -> RunRecord:
     if function is None:
         raise RerunRefused(
             f"run {full} records no experiment function (recorded with `with r.run(...)`, or before "
-            "recorder recorded functions), so it cannot be called again; rerun its session's script instead"
+            "recorder recorded functions), so it cannot be called again; rerun its whole session instead: "
+            f"recorder rerun --session {full}"
         )
     module, qualname, path, how = function["module"], function["qualname"], function["path"], function["how"]
     if how not in ("import", "script") or not isinstance(module, str) or not isinstance(qualname, str):
@@ -241,26 +243,50 @@ class CodeFolder:
             shutil.rmtree(self.folder, ignore_errors=True)
 
 
-def code_folder(db: Any, record: RunRecord, code: str) -> CodeFolder:
+@dataclass(frozen=True)
+class SessionRecord:
+    """What a rerun of a whole session needs of it, read from the store and checked (the store is untrusted)."""
+
+    session_id: str
+    experiment: str
+    status: str
+    #: The session as :func:`recorder.read.show.session_info` gives it (code, environment, argv, cwd).
+    session: dict[str, Any]
+    #: The main script's absolute path as recorded.
+    script_path: str
+    #: The command line's arguments after the script.
+    args: list[str]
+    cwd: str | None
+    #: The main script's text as stored (sessions.script), for a session recorded without git.
+    script: str | None = None
+    untracked: list[str] = field(default_factory=list)
+
+
+def _label(record: RunRecord | SessionRecord) -> str:
+    return f"run {record.run_id}" if isinstance(record, RunRecord) else f"session {record.session_id}"
+
+
+def code_folder(db: Any, record: RunRecord | SessionRecord, code: str) -> CodeFolder:
     """Put the code of a rerun in a folder: the recorded code (``code="recorded"``) or today's (``"current"``).
 
     Recorded code of a git session is the session's snapshot ref, else its
     commit, checked out into a temporary worktree (a ``git="record"``
     session's diff applied). A session without git has no code version: a
-    function of its main script is run from the script the store kept; one
-    imported from a module cannot be. Today's code is the repository's
-    work tree as it is, modified files included (the rerun records their
-    diff).
+    function of its main script (or, for a whole session, the script) is
+    run from the script the store kept; one imported from a module cannot
+    be. Today's code is the repository's work tree as it is, modified files
+    included (the rerun records their diff).
 
     :raises RerunRefused: when the code cannot be had (see above).
     :raises CommitMissing: when the repository does not have the commit.
     :raises DiffDoesNotApply: when the recorded diff does not apply.
     """
     from ..provenance.gitinfo import repository
-    from ..read.show import checkout
+    from ..read.show import checkout_session
 
     if code not in CODE_MODES:
         raise RecorderError(f"code={code!r} is not one of {', '.join(map(repr, CODE_MODES))}")
+    label = _label(record)
     session = record.session
     has_git = session.get("git_commit") is not None and session.get("git_repo") is not None
     if has_git:
@@ -269,19 +295,22 @@ def code_folder(db: Any, record: RunRecord, code: str) -> CodeFolder:
             return CodeFolder(repo, repo)
         scratch = Path(tempfile.mkdtemp(prefix="recorder-rerun-"))
         try:
-            done = checkout(db, record.run_id, scratch / repo.name)
+            done = checkout_session(db, session["id"], scratch / repo.name)
         except BaseException:
             shutil.rmtree(scratch, ignore_errors=True)
             raise
         return CodeFolder(done.folder, repo, "worktree", done.commit)
-    note = f"run {record.run_id} was recorded without git: the version of its code is unknown"
+    note = f"{label} was recorded without git: the version of its code is unknown"
     if code == "current":
+        if isinstance(record, SessionRecord):
+            shown = note + f"; today's script {record.script_path} is run"  # a path from the store: named
+            return CodeFolder(Path(record.script_path).parent, None, notes=[shown])
         if record.path is None or not Path(record.path).is_absolute():
             raise RerunRefused(f"run {record.run_id} was recorded without git and records no file of its function")
         # The path comes from the store: say which file runs, so that a store cannot run a program unseen.
         shown = note + f"; today's file {record.path} is run"
         return CodeFolder(_import_root(record, Path(record.path)), None, notes=[shown])
-    if record.how == "import":
+    if isinstance(record, RunRecord) and record.how == "import":
         raise RerunRefused(
             f"run {record.run_id} was recorded without git, and its function {record.module}:{record.qualname} "
             "was imported from a module whose code the store does not keep; rerun it with code='current' "
@@ -289,7 +318,7 @@ def code_folder(db: Any, record: RunRecord, code: str) -> CodeFolder:
         )
     if record.script is None:
         raise RerunRefused(
-            f"run {record.run_id} was recorded without git and the store kept no script for its session; "
+            f"{label} was recorded without git and the store kept no script for its session; "
             "rerun it with code='current' (--code current)"
         )
     scratch = Path(tempfile.mkdtemp(prefix="recorder-rerun-"))

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from ..errors import LinkInStore, NoStoreError, RecoveryError, StoreError
 from .db import connect
-from .layout import DB_NAME, DEFAULT_STORE, OBJECTS, STORE_ENV
+from .layout import DB_NAME, DEFAULT_STORE, OBJECTS, RERUN_STORE_ENV, STORE_ENV
 from .liveness import recover_stale
 from .objects import ObjectStore
 
@@ -20,11 +20,16 @@ def locate(store: str | os.PathLike[str] | None = None, *, create: bool = True) 
 
     In order: ``store``, else ``$RECORDER_STORE``, else the nearest
     ``.recorder/`` in the current folder or a parent, else ``./.recorder/``
-    (only when ``create``).
+    (only when ``create``). In the process of a script that ``recorder
+    rerun SESSION`` runs, ``$RECORDER_RERUN_STORE`` (its scratch store)
+    comes before all of them.
 
     :raises StoreError: when no store is found and ``create`` is false, or the
         path names a file that is not a store database.
     """
+    rerun_store = os.environ.get(RERUN_STORE_ENV)
+    if rerun_store:  # a session's rerun: its script must not touch the stores it names
+        store = rerun_store
     if store is None:
         store = os.environ.get(STORE_ENV) or None
     if store is not None:

@@ -30,7 +30,7 @@ import sqlite3
 import threading
 import time
 
-__all__ = ["new_id", "iso_utc", "now_utc", "SHORT_LENGTH", "matching", "short_id", "short_ids"]
+__all__ = ["new_id", "iso_utc", "now_utc", "SHORT_LENGTH", "matching", "matching_sessions", "short_id", "short_ids"]
 
 #: The fewest digits of a short id: the last 4 bytes, the key of the index ``runs_tail``.
 SHORT_LENGTH = 8
@@ -47,6 +47,12 @@ SELECT (SELECT lower(hex(id)) FROM runs ORDER BY id LIMIT 1), (SELECT lower(hex(
 """
 # The runs whose id starts with a prefix: a range of the unique index on runs.id.
 BY_PREFIX = "SELECT lower(hex(id)) FROM runs WHERE id BETWEEN ? AND ? ORDER BY id LIMIT 6"
+
+# The sessions whose id starts with the digits, or (8 digits or more) ends with them. Sessions are few
+# (one per program run), so a scan of their table is cheap; their ids are text, not blobs.
+SESSIONS_MATCHING = """
+SELECT id FROM sessions WHERE lower(id) LIKE ? OR (? AND lower(id) LIKE ?) ORDER BY id LIMIT 6
+"""
 
 _lock = threading.Lock()
 # Not for secrets: only to keep ids of different processes apart. Reseeded in
@@ -116,6 +122,17 @@ def matching(conn: sqlite3.Connection, digits: str) -> list[str]:
         tail = bytes.fromhex(digits[-SHORT_LENGTH:])
         found.update(row[0] for row in conn.execute(BY_TAIL, (tail, "%" + digits)))
     return sorted(found)[:6]
+
+
+def matching_sessions(conn: sqlite3.Connection, digits: str) -> list[str]:
+    """Return the ids (at most 6, sorted) of the sessions whose id starts with ``digits`` or ends with them.
+
+    The same rule as :func:`matching` for runs: ends with only for :data:`SHORT_LENGTH` digits or more.
+
+    :param digits: 1 to 24 lower-case hex digits (checked by the caller, so no ``LIKE`` wildcard).
+    """
+    rows = conn.execute(SESSIONS_MATCHING, (digits + "%", len(digits) >= SHORT_LENGTH, "%" + digits))
+    return [str(row[0]).lower() for row in rows]
 
 
 def short_id(conn: sqlite3.Connection, full: str) -> str:

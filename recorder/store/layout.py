@@ -15,10 +15,23 @@ from pathlib import Path
 
 from ..errors import LinkInStore
 
-__all__ = ["STORE_ENV", "DEFAULT_STORE", "DB_NAME", "OBJECTS", "LOCK_DIR", "OBJECTS_LOCK", "locks_folder"]
+__all__ = [
+    "STORE_ENV",
+    "RERUN_STORE_ENV",
+    "DEFAULT_STORE",
+    "DB_NAME",
+    "OBJECTS",
+    "LOCK_DIR",
+    "OBJECTS_LOCK",
+    "locks_folder",
+]
 
 #: Environment variable naming the store when ``store=`` is not given.
 STORE_ENV = "RECORDER_STORE"
+#: Set by ``recorder rerun SESSION`` in the process of the script it reruns: every store that process
+#: opens is this one (its scratch store), whatever ``store=`` or ``$RECORDER_STORE`` says, so that a
+#: rerun never writes to (nor reads from) the user's stores. Internal; not for users to set.
+RERUN_STORE_ENV = "RECORDER_RERUN_STORE"
 #: Name of the store folder looked for in the current folder and its parents.
 DEFAULT_STORE = ".recorder"
 #: The database file of a store.

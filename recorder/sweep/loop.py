@@ -29,7 +29,7 @@ from ..store.pending import PendingRun
 from ..store.rows import check_pset
 from .execute import Outcome
 from .progress import Progress
-from .serial import older_objects_frozen, run_serial
+from .serial import Recording, older_objects_frozen, run_serial
 from .session import Session
 from .skip import Fills, Reader, done_hashes, look_up, scalars_of
 from .tasks import Table, Task, new_task
@@ -51,7 +51,7 @@ _CHUNK = 500  # psets validated and checked against the store at a time
 _SESSION_REPO = "SELECT git_repo FROM sessions WHERE pk = ?"
 
 #: Runs the psets of a sweep its own way: ``runner(to_run, record)``, see :func:`sweep`.
-Runner = Callable[[Iterator[tuple["Task", PendingRun]], Callable[["Task", PendingRun, Outcome], None]], None]
+Runner = Callable[[Iterator[tuple["Task", PendingRun]], Recording], None]
 
 
 class Binder:
@@ -455,6 +455,54 @@ class _Recording:
         self._progress.add("done")
         if self._table is not None:
             self._fill(task, row, t0, duration, "done", results)
+
+    def plain_chunk(
+        self,
+        batch: list[tuple[Task, PendingRun]],
+        t0: float,
+        duration: float,
+        scalars: list[str],
+        names: tuple[str, ...],
+        columns: Mapping[str, list[Any]],
+    ) -> None:
+        """Record many done runs of plain-number results at once (a vectorised chunk's): :meth:`plain` for each.
+
+        :param scalars: each run's ``runs.scalars`` JSON, in the order of ``batch``.
+        :param names: the result names (claimed here the first time, as :meth:`__call__` does).
+        :param columns: each result's values, in the order of ``batch``, for the sweep's table.
+        """
+        if names not in self._result_layouts:
+            try:
+                self._writer.fields.claim("result", names)
+            except NameRefused as e:  # every run fails, as each would the general way
+                for task, row in batch:
+                    self(task, row, Outcome("failed", t0, duration, {}, f"{self._func_name}: {e}", None))
+                return
+            self._result_layouts.add(names)
+        rows = []
+        for (_, row), text in zip(batch, scalars):
+            row.t0, row.scalars, row.scalar_names = t0, text, names
+            rows.append(row)
+        self._writer.finished_many(rows, "done", duration)
+        self._session.runs_recorded += len(rows)
+        self._progress.add_many("done", len(rows))
+        if self._table is not None:
+            count = len(rows)
+            meta = {
+                "_status": "done",
+                "_time_start": iso_utc(round(t0, 3)),
+                "_duration_s": round(duration, 6),
+                "_session": self._session.id,
+                "_env_sha": self._session.env_sha,
+            }
+            self._table.set_many(
+                [task.index for task, _ in batch],
+                {
+                    **columns,
+                    "_run_id": [row.id for row in rows],
+                    **{name: [value] * count for name, value in meta.items()},
+                },
+            )
 
     def _fill(
         self, task: Task, row: PendingRun, t0: float, duration: float, status: str, scalars: Mapping[str, Any]

@@ -434,10 +434,10 @@ class _Runner:
         self._last_ready = 0.0
         self._last_t0 = 0.0
 
-    def __call__(self, to_run: Iterator[tuple[Task, PendingRun]], record: Recording) -> None:
+    def __call__(self, blocks: Iterator[list[tuple[Task, PendingRun]]], record: Recording) -> None:
         pending: deque[_Chunk] = deque()
         try:
-            for program, batch, last in self._batches(to_run):
+            for program, batch, last in self._batches(blocks):
                 if program.compiled is None:
                     program.compile(len(batch) if last else program.size)
                     self.compilations += 1
@@ -466,30 +466,58 @@ class _Runner:
                         record(task, row, Outcome("interrupted", chunk.t0, now - chunk.dispatched, {}, None, None))
             raise
 
-    def _batches(self, to_run: Iterator[tuple[Task, PendingRun]]) -> Iterator[tuple[_Program, list[Any], bool]]:
+    def _batches(
+        self, blocks: Iterator[list[tuple[Task, PendingRun]]]
+    ) -> Iterator[tuple[_Program, list[Any], bool]]:
         """Group the psets into chunks of one program each (a new layout or static value starts one).
 
-        Yields each chunk with whether it is the sweep's last.
+        Yields each chunk with whether it is the sweep's last. A block of
+        psets of one layout, without static parameters, goes in by slices.
         """
         batch: list[tuple[Task, PendingRun]] = []
         program: _Program | None = None
-        for task, row in to_run:
-            key = (
-                (task.names, *((type(task.params.get(n)), task.params.get(n)) for n in self.static))
-                if self.static
-                else task.names  # per pset: nothing to build without static parameters
-            )
-            found = self.programs.get(key)
-            if found is None:
-                found = self.programs[key] = _Program(
-                    self.func, self.func_name, task, self.static, self.chunk_size, self.budget, self.total
-                )
-            if batch and (found is not program or len(batch) >= found.size):
-                assert program is not None
-                yield program, batch, False
-                batch = []
-            program = found
-            batch.append((task, row))
+        static, programs = self.static, self.programs
+        size = 0
+        key: Any
+        for block in blocks:
+            names = block[0][0][5]
+            if static:
+                # The static values of the block's psets, with their types (1, 1.0 and True: programs of their own).
+                values = [tuple([(type(v), v) for v in map(task[1].get, static)]) for task, _ in block]
+                uniform = values.count(values[0]) == len(values)
+                found = programs.get((names, values[0])) if uniform else None
+            else:
+                uniform = True
+                found = programs.get(names)
+            if uniform and found is not None and found is program:
+                if all(item[0][5] is names for item in block):
+                    start = 0
+                    while start < len(block):
+                        room = size - len(batch)
+                        if room <= 0:
+                            yield program, batch, False
+                            batch, room = [], size
+                        batch += block[start : start + room]
+                        start += room
+                    continue
+            for item in block:
+                task = item[0]
+                if static:
+                    key = (task[5], tuple([(type(v), v) for v in map(task[1].get, static)]))
+                else:
+                    key = task[5]  # per pset: nothing to build without static parameters
+                found = programs.get(key)
+                if found is None:
+                    found = programs[key] = _Program(
+                        self.func, self.func_name, task, static, self.chunk_size, self.budget, self.total
+                    )
+                if found is not program or len(batch) >= size:
+                    if batch:
+                        assert program is not None
+                        yield program, batch, False
+                        batch = []
+                    program, size = found, found.size
+                batch.append(item)
         if batch:
             assert program is not None
             yield program, batch, True

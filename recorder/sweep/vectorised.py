@@ -137,7 +137,11 @@ def _aval_bytes(aval: Any) -> int:
     dtype = getattr(aval, "dtype", None)
     if shape is None or dtype is None:
         return 0
-    size: int = math.prod(shape) * np.dtype(dtype).itemsize
+    try:
+        itemsize = np.dtype(dtype).itemsize
+    except TypeError:  # an extended dtype (a jax.random key): its own size, or two uint32 words
+        itemsize = int(getattr(dtype, "itemsize", 8))
+    size: int = math.prod(shape) * itemsize
     return size
 
 
@@ -433,6 +437,7 @@ class _Runner:
         self.chunks: list[dict[str, Any]] = []
         self._last_ready = 0.0
         self._last_t0 = 0.0
+        self._dispatched = 0  # chunks dispatched: the index of the next
 
     def __call__(self, blocks: Iterator[list[tuple[Task, PendingRun]]], record: Recording) -> None:
         pending: deque[_Chunk] = deque()
@@ -442,7 +447,8 @@ class _Runner:
                     program.compile(len(batch) if last else program.size)
                     self.compilations += 1
                     self.on_new_program(program)
-                chunk = _Chunk(program, batch, len(self.chunks))
+                chunk = _Chunk(program, batch, self._dispatched)
+                self._dispatched += 1
                 pending.append(chunk)  # in flight from now: an interrupt marks its runs
                 seeds, args = program.stack(batch)
                 # Each chunk its own start, to the millisecond: the runs of a chunk are those of its start.

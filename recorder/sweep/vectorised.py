@@ -32,6 +32,7 @@ from ..codec.canonical import INT64_MAX, ScalarLayout, bool_column, scalar_layou
 from ..codec.hashing import claim_names
 from ..codec.values import NAN_ENCODED, Encoded, encode, plain_scalar
 from ..errors import RecorderError, StoreError
+from ..store.layout import JAX_CACHE
 from ..store.objects import ObjectStore
 from ..store.pending import PendingRun
 from .execute import Outcome, current_seed, user_traceback
@@ -47,7 +48,7 @@ if TYPE_CHECKING:
 __all__ = ["CACHE_FOLDER", "key", "use_compile_cache", "vsweep", "chunk_size_for"]
 
 #: The folder of a store where :func:`use_compile_cache` keeps compiled programs.
-CACHE_FOLDER = "jax-cache"
+CACHE_FOLDER = JAX_CACHE
 _MAX_CHUNK = 1 << 16
 _MIN_CHUNKS = 4  # when there are enough psets: recording one chunk overlaps computing the next
 _MIN_SPLIT = 1024  # psets per chunk below which a sweep is not split further for that overlap

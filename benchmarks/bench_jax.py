@@ -236,7 +236,9 @@ def main() -> None:
     print(f"{n} psets of the logistic map, {steps} steps each, on {figures['device']}; chunk size {chunk}")
     if args.rounds > 1:
         print(f"  (medians of {args.rounds} interleaved rounds)")
-    print(f"  (a) vsweep, end to end:        {t_vsweep:8.2f} s  ({n / t_vsweep:,.0f} runs/s, {t_vsweep / n * 1e6:.1f} µs/run)")
+    print(
+        f"  (a) vsweep, end to end:        {t_vsweep:8.2f} s  ({n / t_vsweep:,.0f} runs/s, {t_vsweep / n * 1e6:.1f} µs/run)"
+    )
     print(
         f"      same chunks, bare:         {t_bare:8.2f} s  → recording {figures['recording_share_of_vsweep']:.0%} "
         f"of the vsweep ({figures['recording_us_per_run']:.1f} µs/run)"

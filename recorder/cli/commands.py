@@ -809,7 +809,9 @@ def status(ctx: click.Context, as_json: bool) -> None:
     )
     click.echo(f"objects  {info['objects']} arrays, {info['object_bytes'] / 1e6:.1f} MB")
     if info["jax_cache_bytes"] is not None:
-        click.echo(f"jax      compile cache {info['jax_cache_bytes'] / 1e6:.1f} MB (recorder gc --jax-cache empties it)")
+        click.echo(
+            f"jax      compile cache {info['jax_cache_bytes'] / 1e6:.1f} MB (recorder gc --jax-cache empties it)"
+        )
     headers = ["experiment", "runs", "done", "failed", "interrupted", "running"]
     click.echo(
         _table(

@@ -213,8 +213,8 @@ def _tasks_in_blocks(
     while block := list(islice(psets, _BLOCK)):
         start, index = index, index + len(block)
         first = block[0]
-        names = tuple(first) if type(first) is dict else None
-        known = binder._layouts.get(names) if names is not None else None
+        names: tuple[str, ...] = tuple(first) if type(first) is dict else ()
+        known = binder._layouts.get(names) if names else None
         rows: list[tuple[Any, ...]] = []
         if known is not None and set(map(type, block)) == {dict} and list(map(tuple, block)).count(names) == len(block):
             layout, in_order = known
@@ -229,7 +229,7 @@ def _tasks_in_blocks(
                 if types == {float}:
                     plain = all(map(isfinite, column)) and 0.0 not in column  # -0.0 == 0.0: both out
                 elif types == {int}:
-                    plain = INT64_MIN <= min(column) and max(column) <= INT64_MAX
+                    plain = min(column) >= INT64_MIN and max(column) <= INT64_MAX
                 else:
                     plain = False
                 if not plain:

@@ -473,9 +473,7 @@ class _Runner:
                         record(task, row, Outcome("interrupted", chunk.t0, now - chunk.dispatched, {}, None, None))
             raise
 
-    def _batches(
-        self, blocks: Iterator[list[tuple[Task, PendingRun]]]
-    ) -> Iterator[tuple[_Program, list[Any], bool]]:
+    def _batches(self, blocks: Iterator[list[tuple[Task, PendingRun]]]) -> Iterator[tuple[_Program, list[Any], bool]]:
         """Group the psets into chunks of one program each (a new layout or static value starts one).
 
         Yields each chunk with whether it is the sweep's last. A block of
@@ -496,23 +494,20 @@ class _Runner:
             else:
                 uniform = True
                 found = programs.get(names)
-            if uniform and found is not None and found is program:
-                if all(item[0][5] is names for item in block):
-                    start = 0
-                    while start < len(block):
-                        room = size - len(batch)
-                        if room <= 0:
-                            yield program, batch, False
-                            batch, room = [], size
-                        batch += block[start : start + room]
-                        start += room
-                    continue
+            if uniform and found is not None and found is program and all(item[0][5] is names for item in block):
+                start = 0
+                while start < len(block):
+                    room = size - len(batch)
+                    if room <= 0:
+                        yield program, batch, False
+                        batch, room = [], size
+                    batch += block[start : start + room]
+                    start += room
+                continue
             for item in block:
                 task = item[0]
-                if static:
-                    key = (task[5], tuple([(type(v), v) for v in map(task[1].get, static)]))
-                else:
-                    key = task[5]  # per pset: nothing to build without static parameters
+                # Without static parameters, the names alone: nothing to build per pset.
+                key = (task[5], tuple([(type(v), v) for v in map(task[1].get, static)])) if static else task[5]
                 found = programs.get(key)
                 if found is None:
                     found = programs[key] = _Program(

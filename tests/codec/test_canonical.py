@@ -256,9 +256,7 @@ def test_the_scalars_template_over_columns_gives_what_the_general_rule_gives_per
         layout = scalar_layout(keys)
         n = 50
         flags = {name: rng.random() < 0.3 for name in keys}  # some columns are bools
-        returned = [
-            {name: rng.choice(bools) if flags[name] else rng.choice(plain) for name in keys} for _ in range(n)
-        ]
+        returned = [{name: rng.choice(bools) if flags[name] else rng.choice(plain) for name in keys} for _ in range(n)]
         columns = [
             bool_column(row[name] for row in returned) if flags[name] else [row[name] for row in returned]
             for name in layout.order

@@ -28,7 +28,9 @@ the CPU unless JAX finds an accelerator:
 Issue 21's targets, checked on the figures of one run: (a) vsweep ≤ 0.8 ×
 (b) the plain sweep (7), and (a) ≤ 1.5 × (c) the raw sqlite3 floor (5) +
 the bare vectorised time (2). With ``--rounds R``, (a), (b), (c) and the
-bare chunks are measured R times, interleaved, and their medians used.
+bare chunks are measured R times, interleaved: the times shown are their
+medians, each target's ratio the median of the rounds' ratios. The first
+round's vsweep pays JAX's first compilation of the process.
 
 Usage::
 
@@ -213,7 +215,11 @@ def main() -> None:
             t_asis = loop_sweep(folder / "a", args.asis_runs, steps, logistic, "asis") * n / args.asis_runs
     finally:
         shutil.rmtree(folder, ignore_errors=True)
-    floor_bound = 1.5 * t_raw + t_bare
+    # Each target as the median of its rounds' ratios: a round's figures were measured side by side.
+    over_plain = statistics.median(v / p for v, p in zip(rounds["vsweep"], rounds["plain"]))
+    over_floor = statistics.median(
+        v / (1.5 * r + b) for v, r, b in zip(rounds["vsweep"], rounds["raw"], rounds["bare"])
+    )
     figures: dict[str, Any] = {
         "runs": n,
         "steps": steps,
@@ -227,10 +233,10 @@ def main() -> None:
         "raw_sqlite_floor_s": t_raw,
         "raw_sqlite_floor_us_per_run": t_raw / n * 1e6,
         "plain_sweep_s": t_plain,
-        "vsweep_over_plain_sweep": t_vsweep / t_plain,
-        "vsweep_over_floor_bound": t_vsweep / floor_bound,
-        "target_vs_plain_sweep_met": t_vsweep <= 0.8 * t_plain,
-        "target_vs_floor_met": t_vsweep <= floor_bound,
+        "vsweep_over_plain_sweep": over_plain,
+        "vsweep_over_floor_bound": over_floor,
+        "target_vs_plain_sweep_met": over_plain <= 0.8,
+        "target_vs_floor_met": over_floor <= 1.0,
         "rounds_s": rounds,
     }
     print(f"{n} psets of the logistic map, {steps} steps each, on {figures['device']}; chunk size {chunk}")
@@ -247,11 +253,10 @@ def main() -> None:
     print(f"  (c) raw sqlite3, the same rows:{t_raw:8.2f} s  ({t_raw / n * 1e6:.1f} µs/run: the floor for recording)")
     mark = {True: "met", False: "NOT met"}
     print(
-        f"  target (a) ≤ 0.8 × (b):        (a)/(b) = {t_vsweep / t_plain:.2f}  "
-        f"[{mark[figures['target_vs_plain_sweep_met']]}]"
+        f"  target (a) ≤ 0.8 × (b):        (a)/(b) = {over_plain:.2f}  [{mark[figures['target_vs_plain_sweep_met']]}]"
     )
     print(
-        f"  target (a) ≤ 1.5 × (c) + bare: (a)/(1.5 (c) + bare) = {t_vsweep / floor_bound:.2f}  "
+        f"  target (a) ≤ 1.5 × (c) + bare: (a)/(1.5 (c) + bare) = {over_floor:.2f}  "
         f"[{mark[figures['target_vs_floor_met']]}]"
     )
     if not args.no_loops:

@@ -218,7 +218,9 @@ def _tasks_in_blocks(
         rows: list[tuple[Any, ...]] = []
         if known is not None and set(map(type, block)) == {dict} and list(map(tuple, block)).count(names) == len(block):
             layout, in_order = known
-            full = [{**defaults, **pset} for pset in block] if defaults else [dict(pset) for pset in block]
+            # Without defaults, the psets as given (a sweep never changes them; prepare() copies them
+            # only because the general way cannot know that).
+            full = [{**defaults, **pset} for pset in block] if defaults else block
             if in_order:
                 rows = [tuple(pset.values()) for pset in full]
             else:
@@ -688,20 +690,13 @@ def _to_run_in_blocks(
         if table is not None:
             for task in chunk:
                 table.append({**task.params, "_pset_hash": task.hash})
-        block = []
-        for task in chunk:
-            index, hash_ = task[0], task[3]
-            first = firsts.get(hash_)
-            if first is not None:  # the same pset again in this sweep: run once
-                fills.repeated.append((index, first))
-                progress.add("skipped")
-            elif hash_ in done:
-                firsts[hash_] = index
-                fills.skipped.setdefault(hash_, []).append(index)
-                progress.add("skipped")
-            else:
-                firsts[hash_] = index
-                block.append(task)
+        hashes = [task[3] for task in chunk]
+        if not done and firsts.keys().isdisjoint(hashes) and len(set(hashes)) == len(hashes):
+            # Every pset new to the sweep and none done (the common case): noted together.
+            firsts.update(zip(hashes, [task[0] for task in chunk]))
+            block = chunk
+        else:
+            block = _new_in(chunk, done, fills, progress)
         if not block:
             continue
         rows = list(
@@ -720,3 +715,23 @@ def _to_run_in_blocks(
             for row in rows:
                 row.rerun_of = rerun_of
         yield list(zip(block, rows))
+
+
+def _new_in(chunk: list[Task], done: set[str], fills: Fills, progress: Progress) -> list[Task]:
+    """The tasks of a chunk to run: neither done in the store nor repeating one of the sweep (noted in ``fills``)."""
+    firsts = fills.first
+    block = []
+    for task in chunk:
+        index, hash_ = task[0], task[3]
+        first = firsts.get(hash_)
+        if first is not None:  # the same pset again in this sweep: run once
+            fills.repeated.append((index, first))
+            progress.add("skipped")
+        elif hash_ in done:
+            firsts[hash_] = index
+            fills.skipped.setdefault(hash_, []).append(index)
+            progress.add("skipped")
+        else:
+            firsts[hash_] = index
+            block.append(task)
+    return block

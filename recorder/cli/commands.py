@@ -808,6 +808,10 @@ def status(ctx: click.Context, as_json: bool) -> None:
         f"database {info['database_bytes'] / 1e6:.1f} MB)"
     )
     click.echo(f"objects  {info['objects']} arrays, {info['object_bytes'] / 1e6:.1f} MB")
+    if info["jax_cache_bytes"] is not None:
+        click.echo(
+            f"jax      compile cache {info['jax_cache_bytes'] / 1e6:.1f} MB (recorder gc --jax-cache empties it)"
+        )
     headers = ["experiment", "runs", "done", "failed", "interrupted", "running"]
     click.echo(
         _table(
@@ -842,15 +846,18 @@ def verify(ctx: click.Context) -> None:
 
 @main.command()
 @click.option("--dry-run", is_flag=True, help="Only report what would be removed.")
+@click.option("--jax-cache", is_flag=True, help="Also empty the store's JAX compile cache (jax-cache/).")
 @_store_option
 @click.pass_context
-def gc(ctx: click.Context, dry_run: bool) -> None:
+def gc(ctx: click.Context, dry_run: bool, jax_cache: bool) -> None:
     """Remove stored arrays that no run or config refers to, and report the bytes freed."""
     from ..shards.maintenance import gc as collect
 
-    report = collect(ctx.obj["store"], dry_run=dry_run)
+    report = collect(ctx.obj["store"], dry_run=dry_run, jax_cache=jax_cache)
     verb = "would remove" if dry_run else "removed"
     click.echo(f"{verb} {report.files} files ({report.bytes / 1e6:.1f} MB) and {report.rows} object rows")
+    if jax_cache:
+        click.echo(f"{verb} {report.cache_files} files ({report.cache_bytes / 1e6:.1f} MB) of the JAX compile cache")
 
 
 @main.command()

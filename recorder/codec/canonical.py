@@ -33,7 +33,9 @@ the two to each other (``tests/codec/test_canonical.py``):
 - :func:`pset_layout` and :func:`plain_numbers` (a template for psets of
   known names and plain numbers) beside :func:`canonical_pset`;
 - :func:`scalar_layout` and :func:`plain_results` (a template for results of
-  known names and plain numbers) beside :func:`scalars_json`;
+  known names and plain numbers) beside :func:`scalars_json`, and
+  :func:`scalars_rows` (the template over whole columns of such results,
+  bools included through :func:`bool_column`: a vectorised chunk's runs);
 - :func:`read_columns` (texts cut at their keys and parsed by pandas' CSV
   reader in C) beside :func:`read_one_by_one` (each text parsed by json,
   each column made by :func:`values_column`).
@@ -43,7 +45,7 @@ from __future__ import annotations
 
 import io
 import json
-from collections.abc import Callable, Collection, Iterable, Mapping
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, NamedTuple, Protocol
 
 from ..errors import ValueRefused
@@ -72,6 +74,8 @@ __all__ = [
     "ScalarLayout",
     "scalar_layout",
     "plain_results",
+    "bool_column",
+    "scalars_rows",
     "refused",
     "structure_json",
     "read_columns",
@@ -348,6 +352,37 @@ def plain_results(values: tuple[Any, ...]) -> bool:
         elif type(value) is not int or not INT64_MIN <= value <= INT64_MAX:
             return False
     return True
+
+
+class _Literal(str):
+    """A text that ``%r`` writes as it is (``true``, ``false`` in a :class:`ScalarLayout` template)."""
+
+    __slots__ = ()
+
+    def __repr__(self) -> str:
+        return str.__str__(self)
+
+
+_TRUE, _FALSE = _Literal("true"), _Literal("false")
+
+
+def bool_column(values: Iterable[Any]) -> list[Any]:
+    """Return a column of bools as values that a :class:`ScalarLayout` template writes ``true``/``false``."""
+    return [_TRUE if value else _FALSE for value in values]
+
+
+def scalars_rows(layout: ScalarLayout, columns: Sequence[Sequence[Any]]) -> list[str]:
+    """Return ``runs.scalars`` of many runs at once, from their results given column by column.
+
+    The template of :func:`scalar_layout` over whole columns, one ``%`` per
+    run and no call per value: what :func:`scalars_json` writes for each
+    run, when every value is plain (:func:`plain_results`: finite floats,
+    ints of 64 bits) or comes from :func:`bool_column`.
+
+    :param columns: one sequence of values per name of ``layout.order``, in that order, all as long.
+    """
+    template = layout.template
+    return [template % values for values in zip(*columns)]
 
 
 # -- lists and dicts: results of kind json -----------------------------------------------------------

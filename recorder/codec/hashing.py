@@ -26,6 +26,7 @@ __all__ = [
     "DEFAULT_IGNORABLE",
     "pset_hash",
     "pset_identity",
+    "pset_identities",
     "run_seed",
     "text_digest",
 ]
@@ -242,6 +243,28 @@ def pset_identity(experiment_seed: int | None) -> Callable[[str], tuple[str, int
         return hash_, int.from_bytes(_sha256((prefix + hash_).encode()).digest()[:4], "big") & 0x7FFFFFFF
 
     return identity
+
+
+def pset_identities(experiment_seed: int | None) -> Callable[[list[str]], tuple[list[str], list[int]]]:
+    """Return a function giving the pset hashes and run seeds of many psets' canonical JSON at once.
+
+    What :func:`pset_identity` gives pset by pset, in two comprehensions
+    (a vectorised sweep makes a block of psets at a time).
+    """
+    import struct
+    from operator import methodcaller
+
+    prefix = _seed_prefix(experiment_seed)
+    sha, hexdigest, digest, encode = _sha256, methodcaller("hexdigest"), methodcaller("digest"), methodcaller("encode")
+
+    def identities(texts: list[str]) -> tuple[list[str], list[int]]:
+        # Each step a map in C; the seeds are the first 4 bytes of each 32-byte digest, read in one unpack.
+        hashes = [h[:PSET_HASH_LENGTH] for h in map(hexdigest, map(sha, map(encode, texts)))]
+        digests = b"".join(map(digest, map(sha, map(encode, map(prefix.__add__, hashes)))))
+        seeds = [word & 0x7FFFFFFF for word in struct.unpack(f">{8 * len(hashes)}I", digests)[::8]]
+        return hashes, seeds
+
+    return identities
 
 
 def text_digest(text: str) -> str:

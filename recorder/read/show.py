@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any, NamedTuple, NoReturn
 from ..codec.values import decode, is_scalar_kind
 from ..errors import DiffDoesNotApply, RecorderError, UnreadableValue
 from ..store.ids import short_id, short_ids
-from ..store.layout import DB_NAME, OBJECTS
+from ..store.layout import DB_NAME, JAX_CACHE, OBJECTS, folder_files
 from .failures import exception_line
 
 if TYPE_CHECKING:
@@ -451,6 +451,9 @@ def status(db: Database) -> dict[str, Any]:
         {"session_id": sid, "host": host, "pid": pid, "running_runs": n}
         for sid, host, pid, n in db.conn.execute(_STALE)
     ]
+    # JAX's compiled programs (vsweep's compile_cache), emptied by `recorder gc --jax-cache`; None: no such folder.
+    cache = root / JAX_CACHE
+    cache_bytes = sum(n for _, n in folder_files(cache)) if cache.is_dir() and not cache.is_symlink() else None
     return {
         "store": str(root),
         "database_bytes": size,
@@ -460,6 +463,7 @@ def status(db: Database) -> dict[str, Any]:
         "objects": objects,
         "object_bytes": object_bytes,
         "objects_folder": str(root / OBJECTS),
+        "jax_cache_bytes": cache_bytes,
     }
 
 

@@ -27,6 +27,7 @@ from ..codec.npy import load_npy_bytes
 from ..errors import ObjectError, ObjectOutsideStore, RecorderWarning, SessionRecording
 from ..store.db import transaction
 from ..store.folder import Store
+from ..store.layout import JAX_CACHE, folder_files
 from ..store.objects import (
     FOLDER_NAME,
     OBJECT_NAME,
@@ -255,9 +256,12 @@ class GcReport(NamedTuple):
     bytes: int
     rows: int
     dry_run: bool
+    #: Files and bytes of the JAX compile cache removed (``jax_cache=True``; else 0).
+    cache_files: int = 0
+    cache_bytes: int = 0
 
 
-def gc(store: str | os.PathLike[str] | None = None, *, dry_run: bool = False) -> GcReport:
+def gc(store: str | os.PathLike[str] | None = None, *, dry_run: bool = False, jax_cache: bool = False) -> GcReport:
     """Remove object files and rows that no result or config value refers to; report bytes freed.
 
     Temporary files left by a crash (older than an hour) go too. Only
@@ -266,6 +270,11 @@ def gc(store: str | os.PathLike[str] | None = None, *, dry_run: bool = False) ->
     It all happens while holding the store's write lock and the objects
     lock exclusively, so no session can start and no merge can decide or
     commit meanwhile.
+
+    With ``jax_cache``, the store's compile cache (``jax-cache/``, JAX's
+    compiled programs kept by ``vsweep(compile_cache=True)``) is emptied too:
+    a later vsweep compiles again. Its files are removed without following
+    any link; a ``jax-cache`` that is itself a link is left alone.
 
     :raises SessionRecording: while a session is recording in the store.
     :raises StoreBusy: while a session is starting or a merge is writing into the store.
@@ -277,9 +286,26 @@ def gc(store: str | os.PathLike[str] | None = None, *, dry_run: bool = False) ->
         # deleted files gone and writes them again, and its rows wait for this commit.
         guard = ObjectsLock(opened.root, exclusive=True).acquire()
         try:
-            return _collect(opened, conn, dry_run)
+            report = _collect(opened, conn, dry_run)
         finally:
             guard.release()
+        if jax_cache:
+            files = folder_files(opened.root / JAX_CACHE)
+            if not dry_run:
+                _empty(opened.root / JAX_CACHE, files)
+            report = report._replace(cache_files=len(files), cache_bytes=sum(size for _, size in files))
+        return report
+
+
+def _empty(folder: Path, files: list[tuple[Path, int]]) -> None:
+    """Remove ``files`` (from :func:`folder_files`) and the folders under ``folder`` left empty; keep ``folder``."""
+    for path, _ in files:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(path)  # a link is removed itself, never what it points to
+    for parent, _, _ in sorted(os.walk(folder, followlinks=False), key=lambda entry: -len(entry[0])):
+        if Path(parent) != folder:
+            with contextlib.suppress(OSError):  # not empty (written meanwhile): left
+                os.rmdir(parent)
 
 
 def _collect(opened: Store, conn: sqlite3.Connection, dry_run: bool) -> GcReport:

@@ -23,7 +23,9 @@ __all__ = [
     "OBJECTS",
     "LOCK_DIR",
     "OBJECTS_LOCK",
+    "JAX_CACHE",
     "locks_folder",
+    "folder_files",
 ]
 
 #: Environment variable naming the store when ``store=`` is not given.
@@ -42,6 +44,28 @@ OBJECTS = "objects"
 LOCK_DIR = "locks"
 #: The objects lock, relative to the store (see :class:`recorder.store.objects.ObjectsLock`).
 OBJECTS_LOCK = Path(LOCK_DIR) / "objects.lock"
+#: The folder of JAX's compiled programs (``vsweep(compile_cache=True)``); ``recorder gc --jax-cache`` empties it.
+JAX_CACHE = "jax-cache"
+
+
+def folder_files(folder: Path) -> list[tuple[Path, int]]:
+    """Return the files under a folder of the store with their sizes, without following any link.
+
+    A folder that is a link, or missing, holds nothing; a link inside is
+    listed as itself (its own size), never followed.
+    """
+    try:
+        if not stat.S_ISDIR(os.lstat(folder).st_mode):
+            return []
+    except FileNotFoundError:
+        return []
+    found = []
+    for parent, _, names in os.walk(folder, followlinks=False):
+        for name in names:
+            path = Path(parent) / name
+            with contextlib.suppress(FileNotFoundError):  # removed meanwhile
+                found.append((path, os.lstat(path).st_size))
+    return found
 
 
 def locks_folder(root: str | os.PathLike[str], *, create: bool = False) -> Path:

@@ -187,6 +187,41 @@ class RunWriter:
         if self._error is not None:
             self._raise_background_error()
 
+    def finished_many(self, runs: list[PendingRun], status: str, duration: float) -> None:
+        """Queue many finished runs of one status and duration at once (a vectorised chunk's runs).
+
+        What :meth:`finished` does for each, with one lock and one look at
+        the clock for all; Ctrl-C and SIGTERM wait until all are queued, so
+        a run is either queued (its status set) or still ``running``.
+        """
+        if not runs:
+            return
+        if self._closed:
+            self.finished(runs[0], status, duration, None)  # raises, saying why
+        self._last_duration = duration
+        now = time.monotonic()
+        with _signals_deferred(), self._queue_lock:
+            for run in runs:
+                run.status, run.duration, run.error = status, duration, None
+            pending = self._pending
+            if not pending:
+                self._oldest = now
+            pending.extend(runs)
+            if self._journal is not None and not self._inline:
+                for run in runs:
+                    self._append_to_journal(run)
+            self._active = None
+            backlog = len(pending)
+        if self._inline:
+            if now - self._oldest >= self.interval or backlog >= _MAX_PENDING:
+                self._flush()
+        elif self.interval <= 0 or backlog >= _MAX_PENDING:
+            self._flush()
+        elif self._thread is None:
+            self._start_thread()
+        if self._error is not None:
+            self._raise_background_error()
+
     @contextlib.contextmanager
     def inline(self) -> Iterator[None]:
         """Commit from the recording thread, in batches, for a tight loop of many runs (a sweep).

@@ -29,7 +29,7 @@ from ..store.pending import PendingRun
 from ..store.rows import check_pset
 from .execute import Outcome
 from .progress import Progress
-from .serial import older_objects_frozen, run_serial
+from .serial import Recording, older_objects_frozen, run_serial
 from .session import Session
 from .skip import Fills, Reader, done_hashes, look_up, scalars_of
 from .tasks import Table, Task, new_task
@@ -50,8 +50,9 @@ ON_ERROR = ("record", "raise")
 _CHUNK = 500  # psets validated and checked against the store at a time
 _SESSION_REPO = "SELECT git_repo FROM sessions WHERE pk = ?"
 
-#: Runs the psets of a sweep its own way: ``runner(to_run, record)``, see :func:`sweep`.
-Runner = Callable[[Iterator[tuple["Task", PendingRun]], Callable[["Task", PendingRun, Outcome], None]], None]
+#: Runs the psets of a sweep its own way: ``runner(blocks, record)``, given the runs to run in blocks
+#: (lists of ``(task, row)``), see :func:`sweep`.
+Runner = Callable[[Iterator[list[tuple["Task", PendingRun]]], Recording], None]
 
 
 class Binder:
@@ -155,13 +156,17 @@ def _tasks(
     params: Iterable[Mapping[str, Any]],
     experiment_seed: int | None,
     fields: Fields | None = None,
+    start: int = 0,
 ) -> Iterator[Task]:
-    """Validate and hash the psets; with ``fields``, claim their names as the experiment's parameters."""
+    """Validate and hash the psets; with ``fields``, claim their names as the experiment's parameters.
+
+    :param start: the index of the first pset (in the sweep's table).
+    """
     # The names of psets (as prepared) → in the function's order, which the experiment's columns take.
     layouts: dict[tuple[str, ...], tuple[str, ...]] = {}
     identity = pset_identity(experiment_seed)
     prepare = binder.prepare
-    for index, pset in enumerate(params):
+    for index, pset in enumerate(params, start):
         if type(pset) is not dict and not isinstance(pset, Mapping):
             raise RecorderError(f"pset number {index} is {pset!r}, not a dict of parameters")
         clean, canonical = prepare(pset)
@@ -175,6 +180,77 @@ def _tasks(
                 layouts[prepared] = names
         hash_, seed = identity(canonical)
         yield new_task(Task, (index, clean, canonical, hash_, seed, names))
+
+
+_BLOCK = 1024  # psets made into tasks at a time by _tasks_in_blocks
+
+
+def _tasks_in_blocks(
+    binder: Binder,
+    params: Iterable[Mapping[str, Any]],
+    experiment_seed: int | None,
+    fields: Fields | None = None,
+) -> Iterator[Task]:
+    """Yield what :func:`_tasks` yields, made a block of psets at a time (a vectorised sweep's psets).
+
+    A block of dicts with the same names, of a layout the binder knows,
+    whose values are plain numbers (checked column by column, in C) gets
+    its canonical JSON from the layout's template and its hashes and seeds
+    in comprehensions, with no call per pset; any other block goes through
+    :func:`_tasks`, pset by pset.
+    """
+    import math
+    from itertools import repeat
+
+    from ..codec.canonical import INT64_MAX, INT64_MIN
+    from ..codec.hashing import pset_identities
+
+    identities = pset_identities(experiment_seed)
+    layouts: dict[tuple[str, ...], tuple[str, ...]] = {}  # as in _tasks: prepared names → the function's order
+    defaults, isfinite = binder._defaults, math.isfinite
+    psets = iter(params)
+    index = 0
+    while block := list(islice(psets, _BLOCK)):
+        start, index = index, index + len(block)
+        first = block[0]
+        names: tuple[str, ...] = tuple(first) if type(first) is dict else ()
+        known = binder._layouts.get(names) if names else None
+        rows: list[tuple[Any, ...]] = []
+        if known is not None and set(map(type, block)) == {dict} and list(map(tuple, block)).count(names) == len(block):
+            layout, in_order = known
+            # Without defaults, the psets as given (a sweep never changes them; prepare() copies them
+            # only because the general way cannot know that).
+            full = [{**defaults, **pset} for pset in block] if defaults else block
+            if in_order:
+                rows = [tuple(pset.values()) for pset in full]
+            else:
+                order = layout.order
+                rows = [tuple([pset[name] for name in order]) for pset in full]
+            for column in zip(*rows):
+                types = set(map(type, column))
+                if types == {float}:
+                    plain = all(map(isfinite, column)) and 0.0 not in column  # -0.0 == 0.0: both out
+                elif types == {int}:
+                    plain = min(column) >= INT64_MIN and max(column) <= INT64_MAX
+                else:
+                    plain = False
+                if not plain:
+                    rows = []
+                    break
+        if not rows:  # not a block of one known layout of plain numbers: the general way
+            yield from _tasks(binder, block, experiment_seed, fields, start)
+            continue
+        clean = full if in_order else [dict(zip(layout.order, row)) for row in rows]
+        prepared = tuple(clean[0])
+        ordered = layouts.get(prepared)
+        if ordered is None:
+            ordered = binder.order(prepared, first)
+            if fields is not None:
+                fields.claim("param", ordered)
+            layouts[prepared] = ordered
+        texts = [layout.template % row for row in rows]
+        hashes, seeds = identities(texts)
+        yield from map(new_task, repeat(Task), zip(range(start, index), clean, texts, hashes, seeds, repeat(ordered)))
 
 
 def function_key(writer: RunWriter, session_pk: int, func: Callable[..., Any]) -> int:
@@ -282,7 +358,7 @@ def sweep(
 
     See :meth:`recorder.Recorder.sweep` for the options. ``runner`` replaces
     the call of ``func`` per pset: it is given the psets to run (each with
-    its row) and the function that records an :class:`Outcome`, and runs
+    its row, in blocks) and what records their outcomes (:class:`Recording`), and runs
     them as it likes (:mod:`recorder.sweep.vectorised` runs them in vectorised chunks).
     ``rerun_of`` (a run id) marks every run as a rerun of that run (see :mod:`recorder.record.rerun`).
     """
@@ -320,16 +396,21 @@ def sweep(
 
     try:
         with writer.inline(), older_objects_frozen():
-            tasks = _tasks(binder, params, session.seed, writer.fields)
-            to_run = _to_run(tasks, reader, statuses, table, fills, progress_, writer.note_psets, function)
-            if rerun_of is not None:
-                to_run = _marked(to_run, rerun_of)
+            # A runner (vsweep) takes its psets a chunk at a time: made into tasks a block at a time.
+            tasks = (_tasks if runner is None else _tasks_in_blocks)(binder, params, session.seed, writer.fields)
             if runner is not None:
-                runner(to_run, record)
-            elif pool is None:
-                run_serial(func, to_run, writer.started, record, fixed)
+                blocks = _to_run_in_blocks(
+                    tasks, reader, statuses, table, fills, progress_, writer.note_psets, function, rerun_of
+                )
+                runner(blocks, record)
             else:
-                pool.run(to_run, call, record)
+                to_run = _to_run(tasks, reader, statuses, table, fills, progress_, writer.note_psets, function)
+                if rerun_of is not None:
+                    to_run = _marked(to_run, rerun_of)
+                if pool is None:
+                    run_serial(func, to_run, writer.started, record, fixed)
+                else:
+                    pool.run(to_run, call, record)
         if table is not None:
             fills.apply(reader, statuses, table, store.objects)
         if record.failed:
@@ -456,6 +537,54 @@ class _Recording:
         if self._table is not None:
             self._fill(task, row, t0, duration, "done", results)
 
+    def plain_chunk(
+        self,
+        batch: list[tuple[Task, PendingRun]],
+        t0: float,
+        duration: float,
+        scalars: list[str],
+        names: tuple[str, ...],
+        columns: Mapping[str, list[Any]],
+    ) -> None:
+        """Record many done runs of plain-number results at once (a vectorised chunk's): :meth:`plain` for each.
+
+        :param scalars: each run's ``runs.scalars`` JSON, in the order of ``batch``.
+        :param names: the result names (claimed here the first time, as :meth:`__call__` does).
+        :param columns: each result's values, in the order of ``batch``, for the sweep's table.
+        """
+        if names not in self._result_layouts:
+            try:
+                self._writer.fields.claim("result", names)
+            except NameRefused as e:  # every run fails, as each would the general way
+                for task, row in batch:
+                    self(task, row, Outcome("failed", t0, duration, {}, f"{self._func_name}: {e}", None))
+                return
+            self._result_layouts.add(names)
+        rows = []
+        for (_, row), text in zip(batch, scalars):
+            row.t0, row.scalars, row.scalar_names = t0, text, names
+            rows.append(row)
+        self._writer.finished_many(rows, "done", duration)
+        self._session.runs_recorded += len(rows)
+        self._progress.add_many("done", len(rows))
+        if self._table is not None:
+            count = len(rows)
+            meta = {
+                "_status": "done",
+                "_time_start": iso_utc(round(t0, 3)),
+                "_duration_s": round(duration, 6),
+                "_session": self._session.id,
+                "_env_sha": self._session.env_sha,
+            }
+            self._table.set_many(
+                [task.index for task, _ in batch],
+                {
+                    **columns,
+                    "_run_id": [row.id for row in rows],
+                    **{name: [value] * count for name, value in meta.items()},
+                },
+            )
+
     def _fill(
         self, task: Task, row: PendingRun, t0: float, duration: float, status: str, scalars: Mapping[str, Any]
     ) -> None:
@@ -491,21 +620,7 @@ def _to_run(
     :param function: the key of the experiment function in ``functions``, given to every row.
     """
     for chunk in _chunks(tasks):
-        done: set[str] = set()
-        if statuses and not reader.alone():
-            # The lambda is called at once, in this iteration: it sees this chunk.
-            found = reader.read(lambda conn: look_up(conn, reader.experiment_pk, statuses, [t.hash for t in chunk]))  # noqa: B023
-            if found:
-                keys = {}
-                for task in chunk:
-                    pset = found.get(task.hash)
-                    if pset is not None:
-                        check_pset(task.hash, pset[1], task.canonical)
-                        keys[task.hash] = pset[0]
-                        if pset[2]:
-                            done.add(task.hash)
-                if note_psets is not None:
-                    note_psets(keys)
+        done = _done_in(chunk, reader, statuses, note_psets)
         firsts = fills.first
         for task in chunk:
             index, params, canonical, hash_, seed, names = task
@@ -522,3 +637,101 @@ def _to_run(
             else:
                 firsts[hash_] = index
                 yield task, PendingRun(new_id(), hash_, canonical, seed, time.time(), names, function)
+
+
+def _done_in(
+    chunk: list[Task],
+    reader: Reader,
+    statuses: tuple[str, ...],
+    note_psets: Callable[[dict[str, int]], None] | None,
+) -> set[str]:
+    """The hashes of the chunk's psets that the store has a run of (one of ``statuses``) for; note their keys."""
+    done: set[str] = set()
+    if statuses and not reader.alone():
+        hashes = [t.hash for t in chunk]
+        found = reader.read(lambda conn: look_up(conn, reader.experiment_pk, statuses, hashes))
+        if found:
+            keys = {}
+            for task in chunk:
+                pset = found.get(task.hash)
+                if pset is not None:
+                    check_pset(task.hash, pset[1], task.canonical)
+                    keys[task.hash] = pset[0]
+                    if pset[2]:
+                        done.add(task.hash)
+            if note_psets is not None:
+                note_psets(keys)
+    return done
+
+
+def _to_run_in_blocks(
+    tasks: Iterator[Task],
+    reader: Reader,
+    statuses: tuple[str, ...],
+    table: Table | None,
+    fills: Fills,
+    progress: Progress,
+    note_psets: Callable[[dict[str, int]], None] | None = None,
+    function: int | None = None,
+    rerun_of: str | None = None,
+) -> Iterator[list[tuple[Task, PendingRun]]]:
+    """What :func:`_to_run` yields, a block (a chunk of its) at a time: for a runner, which runs many at once.
+
+    The rows of a block get their ids together (:func:`new_ids`) and one
+    start time (the runner sets each run's own when it runs).
+    """
+    from itertools import repeat
+
+    from ..store.ids import new_ids
+
+    for chunk in _chunks(tasks):
+        done = _done_in(chunk, reader, statuses, note_psets)
+        firsts = fills.first
+        if table is not None:
+            for task in chunk:
+                table.append({**task.params, "_pset_hash": task.hash})
+        hashes = [task[3] for task in chunk]
+        if not done and firsts.keys().isdisjoint(hashes) and len(set(hashes)) == len(hashes):
+            # Every pset new to the sweep and none done (the common case): noted together.
+            firsts.update(zip(hashes, [task[0] for task in chunk]))
+            block = chunk
+        else:
+            block = _new_in(chunk, done, fills, progress)
+        if not block:
+            continue
+        rows = list(
+            map(
+                PendingRun,
+                new_ids(len(block)),
+                [t[3] for t in block],
+                [t[2] for t in block],
+                [t[4] for t in block],
+                repeat(time.time()),
+                [t[5] for t in block],
+                repeat(function),
+            )
+        )
+        if rerun_of is not None:
+            for row in rows:
+                row.rerun_of = rerun_of
+        yield list(zip(block, rows))
+
+
+def _new_in(chunk: list[Task], done: set[str], fills: Fills, progress: Progress) -> list[Task]:
+    """The tasks of a chunk to run: neither done in the store nor repeating one of the sweep (noted in ``fills``)."""
+    firsts = fills.first
+    block = []
+    for task in chunk:
+        index, hash_ = task[0], task[3]
+        first = firsts.get(hash_)
+        if first is not None:  # the same pset again in this sweep: run once
+            fills.repeated.append((index, first))
+            progress.add("skipped")
+        elif hash_ in done:
+            firsts[hash_] = index
+            fills.skipped.setdefault(hash_, []).append(index)
+            progress.add("skipped")
+        else:
+            firsts[hash_] = index
+            block.append(task)
+    return block

@@ -67,6 +67,13 @@ class Progress:
                 self._next = now + REDRAW_S
                 self._draw()
 
+    def add_many(self, status: str, count: int) -> None:
+        """Count ``count`` items that ended with ``status`` (a vectorised chunk's runs)."""
+        self.counts[status] = self.counts.get(status, 0) + count
+        if self._bar is not None:
+            self._next = time.monotonic() + REDRAW_S
+            self._draw()
+
     def _draw(self) -> None:
         bar, counts = self._bar, self.counts
         skipped = counts["skipped"]

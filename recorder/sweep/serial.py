@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import contextlib
 import gc
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from typing import TYPE_CHECKING, Any, Protocol
 
 from ..codec.canonical import ScalarLayout, plain_results, scalar_layout
@@ -71,6 +71,17 @@ class Recording(Protocol):
         names: tuple[str, ...],
     ) -> None:
         """Record a done run whose results are plain numbers, given as ``runs.scalars`` JSON."""
+
+    def plain_chunk(
+        self,
+        batch: list[tuple[Task, PendingRun]],
+        t0: float,
+        duration: float,
+        scalars: list[str],
+        names: tuple[str, ...],
+        columns: Mapping[str, list[Any]],
+    ) -> None:
+        """Record many done runs whose results are plain numbers at once, each given as ``runs.scalars`` JSON."""
 
 
 def run_serial(

@@ -50,6 +50,15 @@ class Table:
                 column = self.columns[name] = [None] * self.rows
             column[index] = value
 
+    def set_many(self, indices: list[int], columns: Mapping[str, list[Any]]) -> None:
+        """Set many rows at once: ``columns[name][i]`` is the value of row ``indices[i]``."""
+        for name, values in columns.items():
+            column = self.columns.get(name)
+            if column is None:
+                column = self.columns[name] = [None] * self.rows
+            for index, value in zip(indices, values):
+                column[index] = value
+
     def copy(self, source: int, index: int) -> None:
         for column in self.columns.values():
             if column[index] is None:

@@ -15,6 +15,7 @@ Importing this module imports jax; ``import recorder`` never does.
 
 from __future__ import annotations
 
+import contextvars
 import json
 import math
 import os
@@ -27,13 +28,16 @@ from typing import TYPE_CHECKING, Any
 import jax
 import numpy as np
 
+from ..codec.canonical import INT64_MAX, ScalarLayout, bool_column, scalar_layout, scalars_rows
 from ..codec.hashing import claim_names
 from ..codec.values import NAN_ENCODED, Encoded, encode, plain_scalar
 from ..errors import RecorderError, StoreError
+from ..store.layout import JAX_CACHE
 from ..store.objects import ObjectStore
 from ..store.pending import PendingRun
-from .execute import Outcome, user_traceback
+from .execute import Outcome, current_seed, user_traceback
 from .loop import Binder, sweep, total
+from .serial import Recording
 from .session import Session
 
 if TYPE_CHECKING:
@@ -41,10 +45,10 @@ if TYPE_CHECKING:
 
     from .tasks import Task
 
-__all__ = ["CACHE_FOLDER", "use_compile_cache", "vsweep", "chunk_size_for"]
+__all__ = ["CACHE_FOLDER", "key", "use_compile_cache", "vsweep", "chunk_size_for"]
 
 #: The folder of a store where :func:`use_compile_cache` keeps compiled programs.
-CACHE_FOLDER = "jax-cache"
+CACHE_FOLDER = JAX_CACHE
 _MAX_CHUNK = 1 << 16
 _MIN_CHUNKS = 4  # when there are enough psets: recording one chunk overlaps computing the next
 _MIN_SPLIT = 1024  # psets per chunk below which a sweep is not split further for that overlap
@@ -60,6 +64,42 @@ _HINT = (
     "of its parameters (jnp, lax.cond / jnp.where instead of Python if on a parameter); mark "
     "parameters that set shapes or loop lengths static=[...], or use .sweep() to call it once per pset"
 )
+
+
+#: While vsweep traces a function: the seed of each pset (a traced int, one per pset under vmap).
+_TRACED_SEED: contextvars.ContextVar[Any] = contextvars.ContextVar("recorder_traced_seed", default=None)
+
+
+def key() -> jax.Array:
+    """Return the ``jax.random`` key of the run in progress: ``jax.random.PRNGKey(run.seed)``.
+
+    Inside a function that :func:`vsweep` runs, each pset gets the key of its
+    own recorded seed, as a traced value (so each pset of a chunk draws its
+    own numbers); inside a function that ``sweep`` (or a rerun) calls, it is
+    ``jax.random.PRNGKey(recorder.current_seed())``. The same function so
+    draws the same numbers for a pset whichever way it runs.
+
+    :raises RecorderError: outside a recorded run; or inside ``jax.jit`` in a
+        run that vsweep does not run (the key would be compiled in once, and
+        every later pset would get it): call ``key()`` outside the jitted
+        function and pass the key in.
+    """
+    traced = _TRACED_SEED.get()
+    if traced is not None:
+        return jax.random.PRNGKey(traced)
+    try:
+        seed = current_seed()
+    except RecorderError:
+        raise RecorderError(
+            "recorder.jax.key() is only known inside a recorded run (a function run by sweep, vsweep or rerun)"
+        ) from None
+    if isinstance(jax.numpy.zeros(()), jax.core.Tracer):  # inside jax.jit: a constant made now stays
+        raise RecorderError(
+            "recorder.jax.key() was called inside jax.jit in a run of sweep: the jitted function would keep "
+            "the first pset's key for every pset; call key() outside the jitted function and pass the key in "
+            "(or run the function with vsweep, which traces it with each pset's key)"
+        )
+    return jax.random.PRNGKey(seed)
 
 
 def use_compile_cache(store: str | os.PathLike[str] | None = None) -> Path:
@@ -98,7 +138,11 @@ def _aval_bytes(aval: Any) -> int:
     dtype = getattr(aval, "dtype", None)
     if shape is None or dtype is None:
         return 0
-    size: int = math.prod(shape) * np.dtype(dtype).itemsize
+    try:
+        itemsize = np.dtype(dtype).itemsize
+    except TypeError:  # an extended dtype (a jax.random key): its own size, or two uint32 words
+        itemsize = int(getattr(dtype, "itemsize", 8))
+    size: int = math.prod(shape) * itemsize
     return size
 
 
@@ -150,7 +194,14 @@ def chunk_size_for(per_pset_bytes: int, budget_bytes: int, total: int | None) ->
 
 
 class _Program:
-    """One compiled ``jit(vmap(f))`` for a layout of parameters and values of the static ones."""
+    """One compiled ``jit(vmap(f))`` for a layout of parameters and values of the static ones.
+
+    It is traced when made (to check the function and size its chunks) and
+    compiled at its first chunk: for that chunk's psets when it is the
+    sweep's last (so a sweep smaller than ``chunk_size`` is not padded up to
+    it), else for ``size``. Each pset's run seed goes in as one more
+    argument, read by :func:`key`.
+    """
 
     def __init__(
         self,
@@ -167,19 +218,27 @@ class _Program:
         self.func_name = func_name
         self.types = {name: type(task.params[name]) for name in self.names}
         self.dtypes = {name: _dtype(name, task.params[name], task.index) for name in self.names}
+        self.seed_dtype = _dtype("seed", 0, task.index)  # as jax.random.PRNGKey takes a Python int
         fixed = self.static
 
-        def one(**kwargs: Any) -> Any:
-            return func(**kwargs, **fixed)
+        def one(seed: Any, **kwargs: Any) -> Any:
+            token = _TRACED_SEED.set(seed)
+            try:
+                return func(**kwargs, **fixed)
+            finally:
+                _TRACED_SEED.reset(token)
 
+        self._one = one
+        seed = jax.ShapeDtypeStruct((), self.seed_dtype)
         single = {name: jax.ShapeDtypeStruct((), self.dtypes[name]) for name in self.names}
         try:
-            shapes = jax.eval_shape(one, **single)
-            jaxpr = jax.make_jaxpr(one)(**single).jaxpr if chunk_size == "auto" else None
+            shapes = jax.eval_shape(one, seed, **single)
+            jaxpr = jax.make_jaxpr(one)(seed, **single).jaxpr if chunk_size == "auto" else None
         except Exception as e:
             raise RecorderError(f"vsweep cannot trace {func_name}: {type(e).__name__}: {e}\n{_HINT}") from e
         self.outputs = _output_names(func_name, shapes, task.names)
-        per_pset = sum(np.dtype(d).itemsize for d in self.dtypes.values())
+        self.layout: ScalarLayout | None = scalar_layout(self.outputs) if self.outputs else None
+        per_pset = sum(np.dtype(d).itemsize for d in self.dtypes.values()) + self.seed_dtype.itemsize
         per_pset += sum(_aval_bytes(s) for s in (shapes or {}).values())
         if jaxpr is not None:
             per_pset += _intermediate_bytes(jaxpr)
@@ -191,16 +250,24 @@ class _Program:
         else:
             # No larger than the sweep: padding a few psets up to a large chunk only wastes work.
             self.size = int(chunk_size) if not total else max(1, min(int(chunk_size), total))
-        batched = {name: jax.ShapeDtypeStruct((self.size,), self.dtypes[name]) for name in self.names}
+        self.compiled: Any = None
+        #: Its place in the session's list of programs (``sessions.jax``), once noted there.
+        self.noted: int | None = None
+
+    def compile(self, size: int) -> None:
+        """Compile the program for chunks of ``size`` psets (once: its first chunk decides)."""
+        self.size = size
+        seeds = jax.ShapeDtypeStruct((size,), self.seed_dtype)
+        batched = {name: jax.ShapeDtypeStruct((size,), self.dtypes[name]) for name in self.names}
         try:
-            self.compiled = jax.jit(jax.vmap(one)).lower(**batched).compile()
+            self.compiled = jax.jit(jax.vmap(self._one)).lower(seeds, **batched).compile()
         except Exception as e:
             raise RecorderError(
-                f"vsweep cannot compile {func_name} for {self.size} psets at once: {type(e).__name__}: {e}\n{_HINT}"
+                f"vsweep cannot compile {self.func_name} for {size} psets at once: {type(e).__name__}: {e}\n{_HINT}"
             ) from e
 
-    def stack(self, batch: list[tuple[Task, PendingRun]]) -> dict[str, np.ndarray]:
-        """Return the chunk's parameters as arrays of the chunk size, the last pset repeated as padding."""
+    def stack(self, batch: list[tuple[Task, PendingRun]]) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+        """Return the chunk's run seeds and parameters as arrays of the chunk size, the last pset repeated as padding."""
         arrays = {}
         count = len(batch)
         for name in self.names:
@@ -225,7 +292,10 @@ class _Program:
                 ) from e
             array[count:] = array[count - 1]
             arrays[name] = array
-        return arrays
+        seeds = np.empty(self.size, dtype=self.seed_dtype)
+        seeds[:count] = [task.seed for task, _ in batch]
+        seeds[count:] = seeds[count - 1]
+        return seeds, arrays
 
     def description(self) -> dict[str, Any]:
         return {
@@ -271,11 +341,10 @@ def _output_names(func_name: str, shapes: Any, params: tuple[str, ...]) -> tuple
     return names
 
 
-def _column(name: str, values: np.ndarray, count: int, objects: ObjectStore, inline_limit: int) -> list[Encoded] | None:
+def _column(name: str, values: np.ndarray, objects: ObjectStore, inline_limit: int) -> list[Encoded] | None:
     """Encode one output of a chunk when it is a number per pset (None for arrays: encoded per run)."""
     if values.ndim != 1:
         return None
-    values = values[:count]
     if values.dtype.kind in "biuf" and values.dtype.type.__module__ == "numpy":
         # Native numbers: .tolist() gives the plain values that encode() stores for a JAX scalar.
         plain = values.tolist()
@@ -288,21 +357,64 @@ def _column(name: str, values: np.ndarray, count: int, objects: ObjectStore, inl
     return [encode(name, v, objects, inline_limit=inline_limit) for v in plain]
 
 
+def _plain_columns(
+    layout: ScalarLayout, outputs: Mapping[str, np.ndarray]
+) -> tuple[list[str], dict[str, list[Any]], np.ndarray | None] | None:
+    """A chunk's outputs of a number per pset as each run's ``runs.scalars``, column by column.
+
+    Returns the texts, the plain values by name (for the sweep's table) and
+    a mask of the runs whose text is not right (a NaN or ±inf, an unsigned
+    int beyond 64 bits: recorded the general way), or None when the mask is
+    empty; None instead when some output is not a number per pset (an array,
+    a complex, …: every run the general way).
+    """
+    columns, plain = [], {}
+    odd: np.ndarray | None = None
+    for name in layout.order:
+        values = outputs[name]
+        dtype = values.dtype
+        if values.ndim != 1 or dtype.type.__module__ != "numpy":
+            return None
+        kind, size = dtype.kind, dtype.itemsize
+        python = values.tolist()  # in C: the plain values encode() stores for these dtypes
+        if kind == "b":
+            columns.append(bool_column(python))
+        elif kind == "i" or (kind == "u" and size < 8):
+            columns.append(python)
+        elif kind in "uf" and size <= 8:
+            bad = values > INT64_MAX if kind == "u" else ~np.isfinite(values)
+            if bad.any():
+                odd = bad if odd is None else odd | bad
+            columns.append(python)
+        else:
+            return None
+        plain[name] = python
+    return scalars_rows(layout, columns), plain, odd
+
+
 class _Chunk:
     """A chunk in flight: its psets, its (asynchronous) outputs or the error of its dispatch."""
 
-    __slots__ = ("batch", "dispatched", "error", "outputs", "program", "recorded", "t0")
+    __slots__ = ("batch", "dispatched", "error", "index", "outputs", "program", "t0")
 
-    def __init__(self, program: _Program, batch: list[tuple[Task, PendingRun]]) -> None:
-        self.program, self.batch = program, batch
+    def __init__(self, program: _Program, batch: list[tuple[Task, PendingRun]], index: int) -> None:
+        self.program, self.batch, self.index = program, batch, index
         self.outputs: Any = None
         self.error: str | None = None
         self.t0 = self.dispatched = 0.0  # set when it is dispatched
-        self.recorded = 0  # runs of the chunk recorded so far
 
 
 class _Runner:
-    """Run a sweep's psets in vectorised chunks (a :data:`recorder.sweep.Runner`)."""
+    """Run a sweep's psets in vectorised chunks (a :data:`recorder.sweep.Runner`).
+
+    Each chunk's outputs come to the host in one ``jax.device_get``; when
+    they are numbers per pset, each column becomes Python values in one
+    ``tolist()``, the runs' ``runs.scalars`` texts are made from the layout's
+    template in one pass, and the chunk goes to the writer whole
+    (:meth:`Recording.plain_chunk`). Other outputs (arrays, NaN, …) take the
+    general way, run by run. Every chunk's index, size, start and time are
+    kept in :attr:`chunks`.
+    """
 
     def __init__(
         self,
@@ -322,22 +434,29 @@ class _Runner:
         self.on_new_program = on_new_program
         self.programs: dict[tuple[Any, ...], _Program] = {}
         self.compilations = 0
+        #: Each chunk dispatched: index, program (its place in the session's list), psets, start, seconds.
+        self.chunks: list[dict[str, Any]] = []
         self._last_ready = 0.0
+        self._last_t0 = 0.0
+        self._dispatched = 0  # chunks dispatched: the index of the next
 
-    def __call__(
-        self,
-        to_run: Iterator[tuple[Task, PendingRun]],
-        record: Callable[[Task, PendingRun, Outcome], None],
-    ) -> None:
+    def __call__(self, blocks: Iterator[list[tuple[Task, PendingRun]]], record: Recording) -> None:
         pending: deque[_Chunk] = deque()
         try:
-            for program, batch in self._batches(to_run):
-                chunk = _Chunk(program, batch)
+            for program, batch, last in self._batches(blocks):
+                if program.compiled is None:
+                    program.compile(len(batch) if last else program.size)
+                    self.compilations += 1
+                    self.on_new_program(program)
+                chunk = _Chunk(program, batch, self._dispatched)
+                self._dispatched += 1
                 pending.append(chunk)  # in flight from now: an interrupt marks its runs
-                args = program.stack(batch)
-                chunk.t0, chunk.dispatched = time.time(), time.perf_counter()
+                seeds, args = program.stack(batch)
+                # Each chunk its own start, to the millisecond: the runs of a chunk are those of its start.
+                chunk.t0 = self._last_t0 = max(time.time(), self._last_t0 + 0.001)
+                chunk.dispatched = time.perf_counter()
                 try:
-                    chunk.outputs = program.compiled(**args)  # returns at once; computes meanwhile
+                    chunk.outputs = program.compiled(seeds, **args)  # returns at once; computes meanwhile
                 except Exception as e:
                     chunk.error = user_traceback(e)
                 if len(pending) > 1:
@@ -349,69 +468,127 @@ class _Runner:
         except (KeyboardInterrupt, SystemExit):
             now = time.perf_counter()
             for chunk in pending:  # in flight: recorded as interrupted, as a serial sweep does
-                for task, row in chunk.batch[chunk.recorded :]:
-                    record(task, row, Outcome("interrupted", chunk.t0, now - chunk.dispatched, {}, None, None))
+                for task, row in chunk.batch:
+                    if row.status == "running":  # not recorded before the interrupt
+                        record(task, row, Outcome("interrupted", chunk.t0, now - chunk.dispatched, {}, None, None))
             raise
 
-    def _batches(self, to_run: Iterator[tuple[Task, PendingRun]]) -> Iterator[tuple[_Program, list[Any]]]:
-        """Group the psets into chunks of one program each (a new layout or static value starts one)."""
+    def _batches(self, blocks: Iterator[list[tuple[Task, PendingRun]]]) -> Iterator[tuple[_Program, list[Any], bool]]:
+        """Group the psets into chunks of one program each (a new layout or static value starts one).
+
+        Yields each chunk with whether it is the sweep's last. A block of
+        psets of one layout, without static parameters, goes in by slices.
+        """
         batch: list[tuple[Task, PendingRun]] = []
         program: _Program | None = None
-        for task, row in to_run:
-            key = (
-                (task.names, *((type(task.params.get(n)), task.params.get(n)) for n in self.static))
-                if self.static
-                else task.names  # per pset: nothing to build without static parameters
-            )
-            found = self.programs.get(key)
-            if found is None:
-                found = self.programs[key] = _Program(
-                    self.func, self.func_name, task, self.static, self.chunk_size, self.budget, self.total
-                )
-                self.compilations += 1
-                self.on_new_program(found)
-            if batch and (found is not program or len(batch) >= found.size):
-                assert program is not None
-                yield program, batch
-                batch = []
-            program = found
-            batch.append((task, row))
+        static, programs = self.static, self.programs
+        size = 0
+        key: Any
+        for block in blocks:
+            names = block[0][0][5]
+            if static:
+                # The static values of the block's psets, with their types (1, 1.0 and True: programs of their own).
+                values = [tuple([(type(v), v) for v in map(task[1].get, static)]) for task, _ in block]
+                uniform = values.count(values[0]) == len(values)
+                found = programs.get((names, values[0])) if uniform else None
+            else:
+                uniform = True
+                found = programs.get(names)
+            if uniform and found is not None and found is program and all(item[0][5] is names for item in block):
+                start = 0
+                while start < len(block):
+                    room = size - len(batch)
+                    if room <= 0:
+                        yield program, batch, False
+                        batch, room = [], size
+                    batch += block[start : start + room]
+                    start += room
+                continue
+            for item in block:
+                task = item[0]
+                # Without static parameters, the names alone: nothing to build per pset.
+                key = (task[5], tuple([(type(v), v) for v in map(task[1].get, static)])) if static else task[5]
+                found = programs.get(key)
+                if found is None:
+                    found = programs[key] = _Program(
+                        self.func, self.func_name, task, static, self.chunk_size, self.budget, self.total
+                    )
+                if found is not program or len(batch) >= size:
+                    if batch:
+                        assert program is not None
+                        yield program, batch, False
+                        batch = []
+                    program, size = found, found.size
+                batch.append(item)
         if batch:
             assert program is not None
-            yield program, batch
+            yield program, batch, True
 
-    def _record(self, chunk: _Chunk, record: Callable[[Task, PendingRun, Outcome], None]) -> None:
-        """Wait for a chunk's outputs, then record one run per pset."""
+    def _record(self, chunk: _Chunk, record: Recording) -> None:
+        """Wait for a chunk's outputs, then record one run per pset: in one go when its results are numbers."""
         count = len(chunk.batch)
         outputs = None
         if chunk.error is None:
             try:
-                outputs = jax.device_get(chunk.outputs)
+                outputs = jax.device_get(chunk.outputs)  # the whole chunk, to the host at once
             except Exception as e:
                 chunk.error = user_traceback(e)
         ready = time.perf_counter()
         # Its share of the chunk's time: from its dispatch, or from when the chunk before was done.
-        duration = (ready - max(chunk.dispatched, self._last_ready)) / count
+        seconds = ready - max(chunk.dispatched, self._last_ready)
+        duration = seconds / count
         self._last_ready = ready
+        self.chunks.append(
+            {
+                "index": chunk.index,
+                "program": chunk.program.noted,
+                "psets": count,
+                "time_start_ms": round(chunk.t0 * 1000),
+                "seconds": round(seconds, 6),
+            }
+        )
         if outputs is None:
-            error = f"{chunk.error}\n[vsweep ran {count} psets in one chunk; a smaller chunk_size may help]"
+            error = (
+                f"{chunk.error}\n[vsweep ran {count} psets in one chunk (chunk {chunk.index} of this sweep); "
+                "a smaller chunk_size may help]"
+            )
             for task, row in chunk.batch:
-                chunk.recorded += 1
                 record(task, row, Outcome("failed", chunk.t0, duration, {}, error, None))
             return
         outputs = outputs or {}
         names = chunk.program.outputs
-        columns = {n: _column(n, np.asarray(outputs[n]), count, self.objects, self.inline_limit) for n in names}
-        for i, (task, row) in enumerate(chunk.batch):
+        arrays = {n: np.asarray(outputs[n])[:count] for n in names}
+        layout = chunk.program.layout
+        plain = _plain_columns(layout, arrays) if layout is not None else None
+        batch = chunk.batch
+        general: Iterable[int] = range(count)
+        if plain is not None:
+            assert layout is not None
+            texts, columns, odd = plain
+            if odd is None:
+                record.plain_chunk(batch, chunk.t0, duration, texts, layout.order, columns)
+                return
+            keep = np.flatnonzero(~odd).tolist()
+            record.plain_chunk(
+                [batch[i] for i in keep],
+                chunk.t0,
+                duration,
+                [texts[i] for i in keep],
+                layout.order,
+                {name: [values[i] for i in keep] for name, values in columns.items()},
+            )
+            general = np.flatnonzero(odd).tolist()
+        encoded = {n: _column(n, arrays[n], self.objects, self.inline_limit) for n in names}
+        for i in general:
+            task, row = batch[i]
             results = {}
             for name in names:
-                column = columns[name]
+                column = encoded[name]
                 results[name] = (
                     column[i]
                     if column is not None
-                    else encode(name, outputs[name][i], self.objects, inline_limit=self.inline_limit)
+                    else encode(name, arrays[name][i], self.objects, inline_limit=self.inline_limit)
                 )
-            chunk.recorded += 1
             record(task, row, Outcome("done", chunk.t0, duration, results, None, None))
 
 
@@ -446,7 +623,29 @@ def _note_program(session: Session, program: _Program) -> None:
         row = conn.execute(_SESSION_JAX, (session_pk,)).fetchone()
         text = row[0] if row is not None and row[0] is not None else provenance.jax_info()
         info = json.loads(text) if text else {}
-        info.setdefault("vsweep", []).append(program.description())
+        programs = info.setdefault("vsweep", [])
+        program.noted = len(programs)
+        programs.append(program.description())
+        conn.execute(_SET_SESSION_JAX, (json.dumps(info, sort_keys=True), session_pk))
+
+    writer.run(write)
+
+
+def _note_chunks(session: Session, chunks: list[dict[str, Any]]) -> None:
+    """Add the sweep's chunks (index, program, psets, start, seconds) to the session's JAX description.
+
+    Once, at the end of the sweep: a run's chunk is the one whose
+    ``time_start_ms`` is the run's (each chunk of a session starts in a
+    millisecond of its own).
+    """
+    if not chunks:
+        return
+    _, writer, session_pk = session.writing()
+
+    def write(conn: Any) -> None:
+        row = conn.execute(_SESSION_JAX, (session_pk,)).fetchone()
+        info = json.loads(row[0]) if row is not None and row[0] else {}
+        info.setdefault("chunks", []).extend(chunks)
         conn.execute(_SET_SESSION_JAX, (json.dumps(info, sort_keys=True), session_pk))
 
     writer.run(write)
@@ -492,14 +691,17 @@ def vsweep(
         session.inline_limit,
         lambda program: _note_program(session, program),
     )
-    return sweep(
-        session,
-        func,
-        params,
-        binder=binder,
-        skip=skip,
-        on_error=on_error,
-        progress=progress,
-        return_df=return_df,
-        runner=runner,
-    )
+    try:
+        return sweep(
+            session,
+            func,
+            params,
+            binder=binder,
+            skip=skip,
+            on_error=on_error,
+            progress=progress,
+            return_df=return_df,
+            runner=runner,
+        )
+    finally:
+        _note_chunks(session, runner.chunks)

@@ -1106,3 +1106,37 @@ def test_diff_tells_two_small_arrays_of_one_shape_apart(store: Path) -> None:
 
     # the digest the array would have as a file in objects/: that of its .npy bytes
     assert shown["digest"] == hashlib.sha256(npy_bytes(np.ones(3))).hexdigest() and shown["inline"] is True
+
+
+def test_gc_jax_cache_empties_the_compile_cache_and_status_shows_its_size(
+    store: Path, recorded: dict[str, str], tmp_path: Path
+) -> None:
+    assert "jax " not in ok(store, "status").output  # no cache folder: no line
+    assert json.loads(ok(store, "status", "--json").output)["jax_cache_bytes"] is None
+    cache = store / "jax-cache"
+    (cache / "sub").mkdir(parents=True)
+    (cache / "jit_one-abc").write_bytes(b"x" * 300_000)
+    (cache / "sub" / "entry").write_bytes(b"y" * 200_000)
+    outside = tmp_path / "outside.bin"
+    outside.write_bytes(b"z" * 1000)
+    (cache / "link").symlink_to(outside)  # never followed: counted and removed as itself
+    info = json.loads(ok(store, "status", "--json").output)
+    assert info["jax_cache_bytes"] == 500_000 + os.lstat(cache / "link").st_size
+    assert "jax      compile cache 0.5 MB" in ok(store, "status").output
+    dry = ok(store, "gc", "--jax-cache", "--dry-run").output.splitlines()
+    assert dry[1] == "would remove 3 files (0.5 MB) of the JAX compile cache"
+    assert (cache / "sub" / "entry").exists()
+    assert ok(store, "gc").output.count("\n") == 1  # without the option, the cache is left
+    assert (cache / "jit_one-abc").exists()
+    done = ok(store, "gc", "--jax-cache").output.splitlines()
+    assert done[1] == "removed 3 files (0.5 MB) of the JAX compile cache"
+    assert cache.is_dir() and list(cache.iterdir()) == [] and outside.read_bytes() == b"z" * 1000
+    assert "jax      compile cache 0.0 MB" in ok(store, "status").output
+    cache.rmdir()
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    (elsewhere / "keep").write_bytes(b"k")
+    cache.symlink_to(elsewhere)  # a cache folder that is a link: neither measured nor emptied
+    assert json.loads(ok(store, "status", "--json").output)["jax_cache_bytes"] is None
+    assert ok(store, "gc", "--jax-cache").output.splitlines()[1].startswith("removed 0 files")
+    assert (elsewhere / "keep").exists()

@@ -16,6 +16,7 @@ import pytest
 from recorder.codec.canonical import (
     INT64_MAX,
     INT64_MIN,
+    bool_column,
     canonical_pset,
     float_json,
     json_key,
@@ -30,6 +31,7 @@ from recorder.codec.canonical import (
     scalar_json,
     scalar_layout,
     scalars_json,
+    scalars_rows,
     structure_json,
 )
 from recorder.codec.values import Encoded, encode
@@ -242,6 +244,29 @@ def test_plain_results_are_exactly_the_values_encode_leaves_and_the_scalars_writ
             assert cell == Encoded(None, value) and scalar_json(cell.kind, cell.value) == repr(value)
         else:
             assert type(value) not in (int, float) or value - value != 0 or not INT64_MIN <= value <= INT64_MAX
+
+
+def test_the_scalars_template_over_columns_gives_what_the_general_rule_gives_per_run(tmp_path: Path) -> None:
+    """scalars_rows (a vectorised chunk's runs at once) writes, run by run, what scalars_json writes."""
+    objects = ObjectStore(tmp_path / "objects")
+    rng = random.Random(21)
+    plain = [v for v in values() if plain_results((v,))]
+    bools = [True, False]  # as a JAX bool is recorded (plain_scalar)
+    for keys in [("y", "z"), ("z", "y"), ("p%r", 'q"', "neg"), ("é", "B", "a"), ("only",)]:
+        layout = scalar_layout(keys)
+        n = 50
+        flags = {name: rng.random() < 0.3 for name in keys}  # some columns are bools
+        returned = [{name: rng.choice(bools) if flags[name] else rng.choice(plain) for name in keys} for _ in range(n)]
+        columns = [
+            bool_column(row[name] for row in returned) if flags[name] else [row[name] for row in returned]
+            for name in layout.order
+        ]
+        texts = scalars_rows(layout, columns)
+        assert len(texts) == n
+        for row, text in zip(returned, texts):
+            cells = {name: encode(name, value, objects) for name, value in row.items()}
+            assert text == scalars_json(cells, keys)
+    assert scalars_rows(scalar_layout(("a",)), [[]]) == []
 
 
 # -- reading back column by column: the CSV reader beside json -----------------------------------------

@@ -464,3 +464,115 @@ def test_with_x64_parameters_and_results_are_64_bit(store: Path) -> None:
     assert out.split() == ["True", "True"]
     info = json.loads(db(store).execute("SELECT jax FROM sessions ORDER BY pk").fetchone()[0])
     assert info["x64"] is True and info["env"]["JAX_ENABLE_X64"] == "1"
+
+
+def test_a_chunk_recorded_in_one_go_gives_the_rows_of_the_per_run_way(tmp_path: Path) -> None:
+    """Numbers per pset (floats, ints, bools, -0.0, NaN, ±inf) are stored exactly as sweep stores them."""
+
+    def numbers(r: float) -> dict[str, Any]:
+        odd = jnp.where(r > 3.5, jnp.nan, jnp.where(r < 2.7, jnp.inf, r * 2))
+        return {"f": r * 0.5, "neg": -0.0 * r, "i": jnp.int32(r * 4), "b": r > 3, "odd": odd}
+
+    jitted = jax.jit(numbers)
+
+    def looped(r: float) -> dict[str, Any]:
+        return jitted(r)
+
+    params = psets(40)
+    with rec.Recorder("num", store=tmp_path / "a", git=False) as r:
+        serial = r.sweep(looped, params, progress=False)
+    with rec.Recorder("num", store=tmp_path / "b", git=False) as r:
+        vector = r.vsweep(numbers, params, chunk_size=16, progress=False)
+    rows = "SELECT p.params, r.status, r.scalars FROM runs AS r JOIN psets AS p ON p.pk = r.pset ORDER BY p.params"
+    results = "SELECT p.params, x.name, x.kind, x.value FROM results AS x JOIN runs AS r ON r.pk = x.run "
+    results += "JOIN psets AS p ON p.pk = r.pset ORDER BY p.params, x.name"
+    fields = "SELECT role, name, kind FROM fields ORDER BY role, name, kind"
+    for sql in (rows, results, fields):
+        assert db(tmp_path / "b").execute(sql).fetchall() == db(tmp_path / "a").execute(sql).fetchall()
+    assert db(tmp_path / "b").execute("SELECT count(*) FROM results").fetchone()[0] > 0  # NaN and inf: cells
+    for column in ("f", "i", "b", "_status"):
+        assert vector[column].tolist() == serial[column].tolist()
+    assert vector["odd"].isna().tolist() == serial["odd"].isna().tolist()
+
+
+def stochastic(r: float, steps: int = 3) -> dict[str, Any]:
+    """A noisy map: draws from the run's own key, as vsweep and sweep both give it."""
+    noise = jax.random.normal(rec.jax.key(), (steps,))
+    return {"y": r + noise.sum(), "u": jax.random.uniform(jax.random.fold_in(rec.jax.key(), 1))}
+
+
+def test_vsweep_and_sweep_draw_the_same_numbers_from_the_per_pset_key(tmp_path: Path) -> None:
+    params = rec.pgrid(psets(12), rec.plist("steps", [3]))
+    with rec.Recorder("noisy", store=tmp_path / "a", git=False, seed=5) as r:
+        serial = r.sweep(stochastic, params, progress=False)
+    with rec.Recorder("noisy", store=tmp_path / "b", git=False, seed=5) as r:
+        vector = r.vsweep(stochastic, params, static="steps", chunk_size=5, progress=False)
+    assert (vector["_status"] == "done").all() and (serial["_status"] == "done").all()
+    seeds = "SELECT p.hash, r.seed FROM runs AS r JOIN psets AS p ON p.pk = r.pset ORDER BY p.hash"
+    assert db(tmp_path / "a").execute(seeds).fetchall() == db(tmp_path / "b").execute(seeds).fetchall()
+    np.testing.assert_allclose(vector["y"], serial["y"], rtol=1e-6)
+    np.testing.assert_array_equal(vector["u"], serial["u"])
+    assert vector["u"].nunique() == len(vector)  # each pset its own numbers
+    with rec.Recorder("noisy", store=tmp_path / "c", git=False, seed=6) as r:  # another experiment seed
+        other = r.vsweep(stochastic, params, static="steps", progress=False)
+    assert not np.any(other["u"].to_numpy() == vector["u"].to_numpy())
+
+
+def test_the_key_is_refused_outside_a_run_and_inside_jit_in_a_sweep(store: Path) -> None:
+    with pytest.raises(rec.RecorderError, match="only known inside a recorded run"):
+        rec.jax.key()
+
+    @jax.jit
+    def inner(r: Any) -> Any:
+        return r + jax.random.normal(rec.jax.key())
+
+    def jitted(r: float) -> dict[str, Any]:
+        return {"y": inner(r)}
+
+    with rec.Recorder("jitted", store=store, git=False) as r:
+        df = r.sweep(jitted, psets(2), progress=False)
+    assert df["_status"].tolist() == ["failed", "failed"]
+    (error,) = db(store).execute("SELECT error FROM runs LIMIT 1").fetchone()
+    assert "inside jax.jit" in error
+
+
+def test_an_explicit_chunk_size_larger_than_the_psets_left_is_clipped(store: Path) -> None:
+    experiment = rec.experiment("clip", store=store, git=False)(logistic)
+    experiment.vsweep(psets(10)[:7], static="steps", chunk_size=100, progress=False)
+    experiment.vsweep(psets(10), static="steps", chunk_size=100, progress=False)  # 3 left to run
+    more = ({"r": 2.0 + i / 10} for i in range(4))  # a generator: no len
+    experiment.vsweep(more, static="steps", chunk_size=100, progress=False)
+    sizes = [
+        p["chunk_size"]
+        for (text,) in db(store).execute("SELECT jax FROM sessions ORDER BY pk")
+        for p in json.loads(text)["vsweep"]
+    ]
+    assert sizes == [7, 3, 4]
+
+
+def test_each_run_names_its_chunk_and_its_duration_is_its_share(store: Path) -> None:
+    experiment = rec.experiment("chunked", store=store, git=False)(logistic)
+    df = experiment.vsweep(psets(10), static="steps", chunk_size=4, progress=False)
+    (text,) = db(store).execute("SELECT jax FROM sessions").fetchone()
+    chunks = json.loads(text)["chunks"]
+    assert [c["index"] for c in chunks] == [0, 1, 2] and [c["psets"] for c in chunks] == [4, 4, 2]
+    assert all(c["program"] == 0 for c in chunks)
+    starts = {c["time_start_ms"]: c for c in chunks}
+    assert len(starts) == 3  # each chunk its own start
+    runs = db(store).execute("SELECT time_start_ms, duration_us FROM runs ORDER BY id").fetchall()
+    assert [starts[t]["index"] for t, _ in runs] == [0] * 4 + [1] * 4 + [2] * 2
+    for t, duration in runs:  # the chunk's seconds are kept to the microsecond: a run's share to within one
+        assert abs(duration - starts[t]["seconds"] / starts[t]["psets"] * 1e6) <= 1
+    assert len(df) == 10
+
+
+def test_repeated_and_done_psets_are_run_once_as_sweep_runs_them(store: Path) -> None:
+    experiment = rec.experiment("repeats", store=store, git=False)(logistic)
+    done = experiment.sweep(psets(700)[:3], progress=False)
+    params = list(psets(700)) + list(psets(700))[5:9] + list(psets(700))[:2]  # repeats, some in a later block
+    df = experiment.vsweep(params, static="steps", chunk_size=256, progress=False)
+    assert len(df) == 706 and (df["_status"] == "done").all()
+    assert df["_run_id"][:3].tolist() == done["_run_id"].tolist()  # done before: skipped, filled from the store
+    assert df["_run_id"][700:704].tolist() == df["_run_id"][5:9].tolist()  # repeated: run once
+    assert df["_run_id"][704:].tolist() == df["_run_id"][:2].tolist()
+    assert db(store).execute("SELECT count(*), count(DISTINCT pset) FROM runs").fetchone() == (700, 700)

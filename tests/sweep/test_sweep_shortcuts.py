@@ -321,3 +321,88 @@ def test_the_serial_loop_calls_each_run_by_executes_rule(store: Path, monkeypatc
         df = r.sweep(printing, rec.plist("b", range(12)), progress=False)
     assert [kwargs["b"] for kwargs in calls] == list(range(12))
     assert df["_status"].value_counts()[["done", "failed"]].tolist() == [11, 1]
+
+
+def _blocks_case() -> list[dict[str, Any]]:
+    """Psets of a vectorised sweep, in blocks: plain ones, then blocks that each break the shortcut once."""
+    from recorder.sweep.loop import _BLOCK
+
+    plain_psets: list[dict[str, Any]] = [{"b": i, "a": 0.25 + i} for i in range(3 * _BLOCK)]
+    odd: list[dict[str, Any]] = [
+        {"b": 1, "a": -0.0},  # -0.0 is written 0.0
+        {"b": 2**63 - 1, "a": 1e300},
+        {"b": 3, "a": np.float64(0.5)},  # a numpy scalar
+        {"a": 2.0, "b": 4},  # another order
+        {"b": 5, "a": "y"},  # a str
+        {"b": True, "a": 1.0},  # a bool
+        {"b": 6, "a": float("inf")},
+    ]
+    out = list(plain_psets)
+    for i, pset in enumerate(odd):  # each in a block of its own, among plain psets
+        block = [{"b": 10_000 + i * _BLOCK + j, "a": 0.5 + j} for j in range(_BLOCK)]
+        block[_BLOCK // 2] = pset
+        out += block
+    return out
+
+
+def numeric(b: int, a: float, c: float = 2.5) -> dict:
+    return {}
+
+
+def test_tasks_in_blocks_give_what_tasks_give(monkeypatch: pytest.MonkeyPatch) -> None:
+    from recorder.sweep import loop
+
+    general = []  # the blocks that went the general way
+
+    def counted(*args: Any) -> Any:
+        general.append(args[-1])
+        return tasks(*args)
+
+    tasks = loop._tasks
+    psets = _blocks_case()
+    for seed in (None, 11):
+        general.clear()
+        expected = list(tasks(Binder(numeric), psets, seed))
+        monkeypatch.setattr(loop, "_tasks", counted)
+        got = list(loop._tasks_in_blocks(Binder(numeric), psets, seed))
+        monkeypatch.setattr(loop, "_tasks", tasks)
+        assert got == expected
+        assert [type(v) for t in got for v in t.params.values()] == [
+            type(v) for t in expected for v in t.params.values()
+        ]
+        # The first block (the layout is new) and each block with an odd pset (not 2**63 - 1 and 1e300,
+        # which are plain); the others in one go.
+        assert general == [0] + [(3 + i) * loop._BLOCK for i in range(7) if i != 1]
+
+
+def test_tasks_in_blocks_refuse_what_tasks_refuse() -> None:
+    from recorder.sweep.loop import _BLOCK, _tasks_in_blocks
+
+    psets: list[Any] = [{"b": i, "a": 1.0 + i} for i in range(_BLOCK + 5)]
+    psets[_BLOCK + 3] = {"b": 1, "a": float("nan")}
+    with pytest.raises(RecorderError, match="NaN"):
+        list(_tasks_in_blocks(Binder(plain), psets, None))
+    psets[_BLOCK + 3] = [1, 2]
+    with pytest.raises(RecorderError, match=f"pset number {_BLOCK + 3} is"):
+        list(_tasks_in_blocks(Binder(plain), psets, None))
+
+
+def test_ids_made_together_are_what_new_id_makes_one_by_one() -> None:
+    from recorder.store.ids import new_id, new_ids
+
+    before = new_id()
+    ids = new_ids(1000)
+    after = new_id()
+    assert len(set(ids)) == 1000 and all(len(i) == 24 for i in ids)
+    assert [before, *ids, after] == sorted([before, *ids, after])
+    assert new_ids(0) == [] and new_id() > after
+
+
+def test_pset_identities_give_what_pset_identity_gives() -> None:
+    from recorder.codec.hashing import pset_identities, pset_identity
+
+    texts = [canonical_pset({"a": 0.1 * i, "b": i, "c": "é" * (i % 3)})[1] for i in range(500)] + ["{}"]
+    for seed in (None, 0, 7, -3, 2**40):
+        hashes, seeds = pset_identities(seed)(texts)
+        assert list(zip(hashes, seeds)) == [pset_identity(seed)(t) for t in texts]
+    assert pset_identities(None)([]) == ([], [])

@@ -36,7 +36,7 @@ from ..codec.values import is_scalar_kind
 from ..errors import NameRefused, RecorderWarning
 from .ids import new_id
 from .quoting import quote_ident
-from .viewsql import IN_SCALARS, RUN_COLUMNS, RUN_JOINS, json_value, result_in_rows, select_list, typed
+from .viewsql import IN_SCALARS, LIVE, RUN_COLUMNS, RUN_JOINS, json_value, result_in_rows, select_list, typed
 
 __all__ = [
     "IN_SCALARS",
@@ -146,7 +146,7 @@ def select_sql(
     items += [(sql, name) for name, sql in RUN_COLUMNS.items() if name not in taken]
     items += [(typed(json_value("p.params", n), affinity(kinds)), quote_ident(n)) for n, kinds in params.items()]
     items += [(typed(_result_sql(n, kinds), affinity(kinds)), quote_ident(n)) for n, kinds in results.items()]
-    return f"{select_list(items)}\nFROM runs AS r\n{RUN_JOINS}\nWHERE r.experiment = {int(experiment)}"
+    return f"{select_list(items)}\nFROM runs AS r\n{RUN_JOINS}\nWHERE r.experiment = {int(experiment)} AND {LIVE}"
 
 
 def _object_named(conn: sqlite3.Connection, name: str) -> tuple[str, str] | None:

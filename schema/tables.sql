@@ -12,7 +12,7 @@ CREATE TABLE comments (
 
 CREATE INDEX comments_text ON comments (text);
 
-CREATE TABLE curation (
+CREATE TABLE curation_events (
 	pk INTEGER NOT NULL, 
 	time VARCHAR NOT NULL, 
 	user VARCHAR, 
@@ -168,19 +168,6 @@ CREATE TABLE fields (
 
 CREATE UNIQUE INDEX fields_name ON fields (experiment, role, name, kind);
 
-CREATE TABLE notes (
-	pk INTEGER NOT NULL, 
-	run INTEGER NOT NULL, 
-	text VARCHAR NOT NULL, 
-	time VARCHAR NOT NULL, 
-	user VARCHAR, 
-	host VARCHAR NOT NULL, 
-	PRIMARY KEY (pk), 
-	FOREIGN KEY(run) REFERENCES runs (pk)
-);
-
-CREATE INDEX notes_run ON notes (run);
-
 CREATE TABLE results (
 	run INTEGER NOT NULL, 
 	name VARCHAR NOT NULL, 
@@ -193,7 +180,20 @@ CREATE TABLE results (
 )
  WITHOUT ROWID;
 
-CREATE TABLE tags (
+CREATE TABLE run_notes (
+	pk INTEGER NOT NULL, 
+	run INTEGER NOT NULL, 
+	text VARCHAR NOT NULL, 
+	time VARCHAR NOT NULL, 
+	user VARCHAR, 
+	host VARCHAR NOT NULL, 
+	PRIMARY KEY (pk), 
+	FOREIGN KEY(run) REFERENCES runs (pk)
+);
+
+CREATE INDEX run_notes_run ON run_notes (run);
+
+CREATE TABLE run_tags (
 	run INTEGER NOT NULL, 
 	tag VARCHAR NOT NULL, 
 	PRIMARY KEY (run, tag), 
@@ -201,5 +201,5 @@ CREATE TABLE tags (
 )
  WITHOUT ROWID;
 
-CREATE INDEX tags_tag ON tags (tag);
+CREATE INDEX run_tags_tag ON run_tags (tag);
 

@@ -20,7 +20,7 @@ SELECT
     s.id AS session_id,
     s.env_sha AS env_sha,
     nullif(lower(hex(r.rerun_of)), '') AS rerun_of,
-    (SELECT group_concat(t.tag, ',') FROM tags AS t WHERE t.run = r.pk) AS tags,
+    (SELECT group_concat(t.tag, ',') FROM run_tags AS t WHERE t.run = r.pk) AS tags,
     lower(hex(p.hash)) AS pset_hash,
     p.params AS params,
     r.seed AS seed

@@ -209,7 +209,7 @@ def undo_schema_6(conn: sqlite3.Connection) -> None:
     """Take out of a store what schema 6 added (curation), so that a test can make it look like schema 5."""
     for (view,) in conn.execute("SELECT name FROM sqlite_schema WHERE type = 'view'").fetchall():
         conn.execute(f'DROP VIEW "{view}"')  # they read runs.deleted and tags; a migration makes them again
-    for table in ("notes", "tags", "curation"):
+    for table in ("run_notes", "run_tags", "curation_events"):
         conn.execute(f"DROP TABLE IF EXISTS {table}")
     conn.execute("ALTER TABLE runs DROP COLUMN deleted")
 

@@ -203,8 +203,8 @@ class Run(SQLModel, table=True):
 class Tag(SQLModel, table=True):
     """A short name given to a run after the fact (``recorder tag``): one row per run and tag."""
 
-    __tablename__ = "tags"
-    __table_args__ = (Index("tags_tag", "tag"), {"sqlite_with_rowid": False})
+    __tablename__ = "run_tags"
+    __table_args__ = (Index("run_tags_tag", "tag"), {"sqlite_with_rowid": False})
 
     run: int = Field(primary_key=True, sa_column_args=[ForeignKey("runs.pk")])
     tag: str = Field(primary_key=True)
@@ -213,8 +213,8 @@ class Tag(SQLModel, table=True):
 class Note(SQLModel, table=True):
     """A note on a run (``recorder note``); never edited: a later note of a run supersedes for display."""
 
-    __tablename__ = "notes"
-    __table_args__ = (Index("notes_run", "run"),)
+    __tablename__ = "run_notes"
+    __table_args__ = (Index("run_notes_run", "run"),)
 
     pk: int | None = Field(default=None, primary_key=True)
     run: int = Field(foreign_key="runs.pk")
@@ -227,7 +227,7 @@ class Note(SQLModel, table=True):
 class CurationEvent(SQLModel, table=True):
     """One curation (tag, untag, note, rm, restore, purge): who, when, where, what; append-only."""
 
-    __tablename__ = "curation"
+    __tablename__ = "curation_events"
 
     pk: int | None = Field(default=None, primary_key=True)
     time: str

@@ -99,7 +99,7 @@ SCALARS_KIND = "CASE WHEN j.type IN ('true', 'false') THEN 'bool' END"
 #: The condition on a run ``r`` that it is live (not deleted by ``recorder rm``): what every view shows.
 LIVE = "r.deleted IS NULL"
 #: A run's tags, sorted and comma-joined (NULL without one): tags are the key order of ``tags``.
-RUN_TAGS = "(SELECT group_concat(t.tag, ',') FROM tags AS t WHERE t.run = r.pk)"
+RUN_TAGS = "(SELECT group_concat(t.tag, ',') FROM run_tags AS t WHERE t.run = r.pk)"
 #: A run's id as users see it (24 hex digits).
 RUN_ID = hex_text("r.id")
 #: The run columns of every wide view (and of ``overview_runs``), with the SQL that computes them

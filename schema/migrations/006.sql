@@ -4,7 +4,7 @@
 
 ALTER TABLE runs ADD COLUMN deleted INTEGER;
 
-CREATE TABLE curation (
+CREATE TABLE curation_events (
 	pk INTEGER NOT NULL, 
 	time VARCHAR NOT NULL, 
 	user VARCHAR, 
@@ -14,7 +14,7 @@ CREATE TABLE curation (
 	PRIMARY KEY (pk)
 );
 
-CREATE TABLE tags (
+CREATE TABLE run_tags (
 	run INTEGER NOT NULL, 
 	tag VARCHAR NOT NULL, 
 	PRIMARY KEY (run, tag), 
@@ -22,9 +22,9 @@ CREATE TABLE tags (
 )
  WITHOUT ROWID;
 
-CREATE INDEX tags_tag ON tags (tag);
+CREATE INDEX run_tags_tag ON run_tags (tag);
 
-CREATE TABLE notes (
+CREATE TABLE run_notes (
 	pk INTEGER NOT NULL, 
 	run INTEGER NOT NULL, 
 	text VARCHAR NOT NULL, 
@@ -35,4 +35,4 @@ CREATE TABLE notes (
 	FOREIGN KEY(run) REFERENCES runs (pk)
 );
 
-CREATE INDEX notes_run ON notes (run);
+CREATE INDEX run_notes_run ON run_notes (run);

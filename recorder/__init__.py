@@ -7,6 +7,7 @@ from .errors import (
     DirtyWorkTree,
     DuplicateSource,
     ExperimentNotFound,
+    CurationRefused,
     ExtraNotInstalled,
     ForeignStoreError,
     FunctionMissing,
@@ -41,6 +42,7 @@ from .record.experiment import Experiment, experiment
 from .record.recorder import Recorder
 from .record.rerun import Comparison, rerun
 from .record.run import Run
+from .shards.curate import Curated, Purged, note, purge, restore, rm, tag, untag
 from .shards.merge import MergeReport, extract, merge
 from .store.folder import Store
 from .store.objects import ObjectStore
@@ -78,6 +80,14 @@ __all__ = [
     "merge",
     "extract",
     "MergeReport",
+    "tag",
+    "untag",
+    "note",
+    "rm",
+    "restore",
+    "purge",
+    "Curated",
+    "Purged",
     "rerun",
     "Comparison",
     "Store",
@@ -116,4 +126,5 @@ __all__ = [
     "ExtraNotInstalled",
     "RerunRefused",
     "FunctionMissing",
+    "CurationRefused",
 ]

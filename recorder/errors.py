@@ -22,6 +22,7 @@ unless they name their own). The codes are part of the CLI's promise:
 - 12: :class:`ExtraNotInstalled`: the command needs an optional extra (``pip install 'recorder[report]'``)
 - 13: :class:`RerunRefused`: a run cannot be rerun; ``recorder rerun`` exits 13 for every error
   (its 1 means "the rerun differs")
+- 14: :class:`CurationRefused`: ``rm`` of a running run, or a ``--where`` that selects every run without ``--all``
 """
 
 from __future__ import annotations
@@ -61,6 +62,7 @@ __all__ = [
     "ExtraNotInstalled",
     "RerunRefused",
     "FunctionMissing",
+    "CurationRefused",
 ]
 
 
@@ -240,3 +242,10 @@ class RerunRefused(RecorderError):
 
 class FunctionMissing(RerunRefused, LookupError):
     """The experiment function is not where the run recorded it (renamed or removed at that code)."""
+
+
+class CurationRefused(RecorderError):
+    """A curation (tag, note, rm, restore, purge) was refused: it names a running run, or its ``where``
+    selects every run of the experiment without ``all_runs=True`` (``--all``). Nothing was written."""
+
+    exit_code = 14

@@ -224,7 +224,27 @@ def _curate(
     :param write: ``write(conn, event_pk, pks_json) -> int``, the rows it changed.
     """
     root = locate(store, create=False)
-    with Database(root) as db:
+    # Opened for writing first: that migrates an older store, which the read-only Database refuses.
+    with Store.open(root, create=False) as opened:
+        return _curate_in(
+            opened, action, run_ids, experiment, where, status, all_runs, dry_run, detail, write, deleted
+        )
+
+
+def _curate_in(
+    opened: Store,
+    action: str,
+    run_ids: str | Sequence[str] | None,
+    experiment: str | None,
+    where: str | None,
+    status: str | None,
+    all_runs: bool,
+    dry_run: bool,
+    detail: dict[str, Any],
+    write: Any,
+    deleted: bool,
+) -> Curated:
+    with Database(opened.root) as db:
         pks = _pick(db, run_ids, experiment, where, status, all_runs, deleted=deleted)
         if not dry_run and action == "rm" and pks:
             running = [i for (i,) in db.conn.execute(_RUNNING_OF, (json.dumps(pks),))]
@@ -240,7 +260,7 @@ def _curate(
     detail = {**detail, "runs": ids}
     if experiment is not None:
         detail = {"experiment": experiment, "where": where, "status": status, **detail}
-    with Store.open(root, create=False) as opened, transaction(opened.conn) as conn:
+    with transaction(opened.conn) as conn:
         cursor = conn.execute(_INSERT_EVENT, (when, user, host, action, json.dumps(detail, sort_keys=True)))
         event = int(cursor.lastrowid)  # type: ignore[arg-type]
         if action == "rm":  # checked again inside the transaction: a run may have begun since

@@ -107,7 +107,7 @@ def selection(
         sql += f" AND r.status IN ({', '.join('?' * len(statuses))})"
         values += statuses
     if where is not None:
-        wide = select_sql(experiment, params, results, with_pk=True)
+        wide = select_sql(experiment, params, results, with_pk=True, live=not deleted)
         try:
             picked = [pk for (pk,) in conn.execute(f"SELECT _pk FROM (\n{wide}\n) WHERE {where}")]
         except sqlite3.Error as e:

@@ -204,6 +204,16 @@ def test_every_curation_is_an_event_with_who_when_where_what(store: Path) -> Non
     assert all(e["time"].endswith("Z") and e["host"] for e in found)
 
 
+def test_restore_by_where_picks_among_the_deleted_runs(store: Path) -> None:
+    ids = record(store, 4)
+    assert rec.rm(experiment=EXP, where="a < 2", store=store).changed == 2
+    assert rec.restore(experiment=EXP, where="a = 1", store=store).run_ids == [ids[1]]
+    with pytest.raises(rec.CurationRefused, match="every one of the 1 runs"):
+        rec.restore(experiment=EXP, where="a = 0", store=store)
+    assert rec.restore(experiment=EXP, all_runs=True, store=store).run_ids == [ids[0]]
+    assert counts(store) == (4, 4, 4)
+
+
 def test_log_deleted_lists_the_deleted_runs(store: Path) -> None:
     ids = record(store, 3)
     rec.rm(ids[1], store=store)

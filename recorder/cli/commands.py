@@ -352,7 +352,8 @@ def runs(
     scalar result, numbers right-aligned; a failed run is shown in red with
     the last line of its error. On a terminal the table is paged like
     `recorder log`. --json writes one line per run ({"run_id", "short_id",
-    "status", "time_start", "duration_s", "params", "results", "error"});
+    "status", "time_start", "duration_s", "params", "results", "error",
+    "tags", "note"});
     --csv a header and one row per run.
     """
     from ..read.runs import number_text

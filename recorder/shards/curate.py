@@ -289,7 +289,8 @@ def tag(
     :raises NameRefused: for a tag with a space, a comma or a control character, or longer than
         :data:`TAG_MAX_LENGTH`.
     :raises CurationRefused: when ``where`` selects every run of the experiment without ``all_runs``.
-    :raises RunNotFound, AmbiguousRunId: for a run id that names no run, or several.
+    :raises RunNotFound: for a run id that names no run.
+    :raises AmbiguousRunId: for a run id that names several runs.
     """
     names = _tags(tags)
 

@@ -3,11 +3,11 @@
 from .errors import (
     AmbiguousRunId,
     CommitMissing,
+    CurationRefused,
     DiffDoesNotApply,
     DirtyWorkTree,
     DuplicateSource,
     ExperimentNotFound,
-    CurationRefused,
     ExtraNotInstalled,
     ForeignStoreError,
     FunctionMissing,

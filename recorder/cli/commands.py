@@ -378,8 +378,8 @@ def runs(
         click.echo(f"recorder: showing {len(table.runs)} of {table.total} runs; -n N shows more (-n 0: all)", err=True)
     if as_json:
         for e in table.runs:
-            keys = ("run_id", "short_id", "status", "time_start", "duration_s", "params", "results", "error", "tags")
-            keys += ("note",)
+            keys: tuple[str, ...] = ("run_id", "short_id", "status", "time_start", "duration_s", "params")
+            keys += ("results", "error", "tags", "note")
             click.echo(_json({k: e[k] for k in keys}, indent=None))
         return
     if as_csv:
@@ -505,7 +505,9 @@ def show(ctx: click.Context, run: str, as_json: bool) -> None:
     if info["tags"]:
         out.append(f"tags         {_clean(', '.join(info['tags']))}")
     for n in info["notes"]:
-        out.append(f"note         {_clean(n['time'][:19])} {_clean(n['user'])}@{_clean(n['host'])}: {_clean(n['text'])}")
+        out.append(
+            f"note         {_clean(n['time'][:19])} {_clean(n['user'])}@{_clean(n['host'])}: {_clean(n['text'])}"
+        )
     out += [
         f"session      {_clean(session['id'])}  ({_clean(session['status'])})"
         f"   started {_clean(session['time_start'])}"
@@ -1119,7 +1121,7 @@ def _curated(report: Any, what: str, experiment: str | None) -> None:
 @_selection_options
 @_store_option
 @click.pass_context
-def tag(ctx: click.Context, tags: tuple[str, ...], run_ids: tuple[str, ...], **pick: Any) -> None:
+def tag(ctx: click.Context, /, tags: tuple[str, ...], run_ids: tuple[str, ...], **pick: Any) -> None:
     """Give runs the tags TAGS: the runs named by --run, or picked by --experiment with --where/--status/--all.
 
     \b
@@ -1142,7 +1144,7 @@ def tag(ctx: click.Context, tags: tuple[str, ...], run_ids: tuple[str, ...], **p
 @_selection_options
 @_store_option
 @click.pass_context
-def untag(ctx: click.Context, tags: tuple[str, ...], run_ids: tuple[str, ...], **pick: Any) -> None:
+def untag(ctx: click.Context, /, tags: tuple[str, ...], run_ids: tuple[str, ...], **pick: Any) -> None:
     """Take the tags TAGS off runs (picked as by `recorder tag`)."""
     from ..shards.curate import untag as untag_runs
 
@@ -1156,7 +1158,7 @@ def untag(ctx: click.Context, tags: tuple[str, ...], run_ids: tuple[str, ...], *
 @_selection_options
 @_store_option
 @click.pass_context
-def note(ctx: click.Context, text: str, run_ids: tuple[str, ...], **pick: Any) -> None:
+def note(ctx: click.Context, /, text: str, run_ids: tuple[str, ...], **pick: Any) -> None:
     """Add the note TEXT to runs (picked as by `recorder tag`), with its time, user and host.
 
     \b
@@ -1180,7 +1182,7 @@ def note(ctx: click.Context, text: str, run_ids: tuple[str, ...], **pick: Any) -
 @click.option("--yes", "-y", is_flag=True, help="Do not ask for confirmation.")
 @_store_option
 @click.pass_context
-def rm(ctx: click.Context, run_ids: tuple[str, ...], yes: bool, **pick: Any) -> None:
+def rm(ctx: click.Context, /, run_ids: tuple[str, ...], yes: bool, **pick: Any) -> None:
     """Delete runs softly: the RUNs named, or those picked by --experiment with --where/--status/--all.
 
     \b
@@ -1213,7 +1215,7 @@ def rm(ctx: click.Context, run_ids: tuple[str, ...], yes: bool, **pick: Any) -> 
 @_selection_options
 @_store_option
 @click.pass_context
-def restore(ctx: click.Context, run_ids: tuple[str, ...], **pick: Any) -> None:
+def restore(ctx: click.Context, /, run_ids: tuple[str, ...], **pick: Any) -> None:
     """Bring deleted runs back: the RUNs named, or those of --experiment deleted and picked by --where/--status/--all."""
     from ..shards.curate import restore as restore_runs
 

@@ -227,7 +227,21 @@ def entries(
         if not batch:
             return
         shorts = short_ids(db.conn, [row[1] for row in batch])
-        for pk, run_id, name, run_status, start, duration, params, compact, env_sha, error, rerun_of, tags, note in batch:
+        for (
+            pk,
+            run_id,
+            name,
+            run_status,
+            start,
+            duration,
+            params,
+            compact,
+            env_sha,
+            error,
+            rerun_of,
+            tags,
+            note,
+        ) in batch:
             short = shorts[run_id]
             fields = orders.get(name)
             if fields is None:

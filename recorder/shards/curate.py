@@ -131,7 +131,7 @@ def check_tag(name: object) -> str:
     if bad is not None or any(c.isspace() or c == "," for c in name):
         shown = repr(bad) if bad is not None else "a space or comma"
         raise NameRefused(
-            f"tag {ascii(name)} holds {shown}; a tag is one short name without spaces, commas or "
+            f"tag {name!a} holds {shown}; a tag is one short name without spaces, commas or "
             "control characters (tags are shown comma-joined): e.g. 'good' or 'lr-sweep'"
         )
     if name.startswith("-"):
@@ -226,9 +226,7 @@ def _curate(
     root = locate(store, create=False)
     # Opened for writing first: that migrates an older store, which the read-only Database refuses.
     with Store.open(root, create=False) as opened:
-        return _curate_in(
-            opened, action, run_ids, experiment, where, status, all_runs, dry_run, detail, write, deleted
-        )
+        return _curate_in(opened, action, run_ids, experiment, where, status, all_runs, dry_run, detail, write, deleted)
 
 
 def _curate_in(

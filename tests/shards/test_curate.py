@@ -273,9 +273,9 @@ def test_purge_removes_tags_notes_and_unused_psets_keeps_shared_ones(store: Path
     assert rec.purge(store).runs == 2
     assert scalar(store, "SELECT count(*) FROM run_tags") == 0
     assert scalar(store, "SELECT count(*) FROM run_notes") == 0
-    assert [json.loads(p) for (p,) in sqlite3.connect(store / "recorder.sqlite").execute("SELECT params FROM psets")] == [
-        {"a": 0}
-    ]
+    assert [
+        json.loads(p) for (p,) in sqlite3.connect(store / "recorder.sqlite").execute("SELECT params FROM psets")
+    ] == [{"a": 0}]
     with rec.open(store) as db:
         assert db.df(EXP)["a"].tolist() == [0]
     assert verify(store) == []

@@ -78,25 +78,31 @@ _RECORDING = """
 SELECT s.id, s.host, s.pid, e.name FROM sessions AS s JOIN experiments AS e ON e.pk = s.experiment
 WHERE s.status = 'running' AND s.experiment IN (SELECT value FROM json_each(?))
 """
+# What the doomed runs use, read before they go: their psets, outputs (texts), and comments (theirs and their results').
+_USED_BY = """
+SELECT json_group_array(DISTINCT pset), json_group_array(DISTINCT output),
+       (SELECT json_group_array(c) FROM (
+           SELECT comment AS c FROM runs WHERE pk IN (SELECT value FROM json_each(?1)) AND comment IS NOT NULL
+           UNION SELECT comment FROM results WHERE run IN (SELECT value FROM json_each(?1)) AND comment IS NOT NULL))
+FROM runs WHERE pk IN (SELECT value FROM json_each(?1))
+"""
 _PURGE = (
     "DELETE FROM run_tags WHERE run IN (SELECT value FROM json_each(:runs))",
     "DELETE FROM run_notes WHERE run IN (SELECT value FROM json_each(:runs))",
     "DELETE FROM results WHERE run IN (SELECT value FROM json_each(:runs))",
     # fields.first_run names runs: the experiments' fields are rebuilt from the runs left.
     "DELETE FROM fields WHERE experiment IN (SELECT value FROM json_each(:experiments))",
-    "CREATE TEMP TABLE purged AS SELECT pset, comment, output FROM runs WHERE pk IN (SELECT value FROM json_each(:runs))",
     "DELETE FROM runs WHERE pk IN (SELECT value FROM json_each(:runs))",
-    """DELETE FROM psets WHERE pk IN (SELECT pset FROM temp.purged)
+    """DELETE FROM psets WHERE pk IN (SELECT value FROM json_each(:psets))
        AND NOT EXISTS (SELECT 1 FROM runs AS r WHERE r.pset = psets.pk)""",
-    """DELETE FROM comments WHERE pk IN (SELECT comment FROM temp.purged)
+    """DELETE FROM comments WHERE pk IN (SELECT value FROM json_each(:comments))
        AND pk NOT IN (SELECT comment FROM runs WHERE comment IS NOT NULL)
        AND pk NOT IN (SELECT comment FROM results WHERE comment IS NOT NULL)""",
-    """DELETE FROM texts WHERE digest IN (SELECT output FROM temp.purged)
+    """DELETE FROM texts WHERE digest IN (SELECT value FROM json_each(:outputs))
        AND digest NOT IN (SELECT output FROM runs WHERE output IS NOT NULL)
        AND digest NOT IN (SELECT git_diff FROM sessions WHERE git_diff IS NOT NULL
                           UNION SELECT packages FROM sessions WHERE packages IS NOT NULL
                           UNION SELECT script FROM sessions WHERE script IS NOT NULL)""",
-    "DROP TABLE temp.purged",
 )
 
 
@@ -449,8 +455,16 @@ def _purge(opened: Store, conn: sqlite3.Connection, cutoff: str, dry_run: bool) 
             f"{recording[3]!r} in {opened.root}; purge when it has ended"
         )
     if doomed:
+        psets, outputs, comments = conn.execute(_USED_BY, (runs,)).fetchone()
+        values = {
+            "runs": runs,
+            "experiments": json.dumps(experiments),
+            "psets": psets,
+            "comments": comments,
+            "outputs": outputs,
+        }
         for statement in _PURGE:
-            conn.execute(statement, {"runs": runs, "experiments": json.dumps(experiments)})
+            conn.execute(statement, values)
         for experiment in experiments:
             catalog.rebuild_fields(conn, experiment)
     freed = _collect(opened, conn, dry_run)  # refuses while any session records

@@ -322,3 +322,29 @@ def test_a_schema_5_experiment_named_like_a_new_table_migrates(store: Path) -> N
     assert scalar(store, "PRAGMA user_version") == 6
     with rec.open(store) as db:
         assert len(db.df("run_tags")) == 1
+
+
+def speak(a: int) -> dict[str, float]:
+    print(f"output of run {a}")
+    return {"y": float(a)}
+
+
+def test_purge_removes_comments_and_outputs_no_other_run_uses(store: Path) -> None:
+    with rec.Recorder(EXP, store=store, git=False) as r:
+        r.sweep(speak, rec.plist("a", [1, 2]), capture=True, progress=False)
+        with r.run(a=3) as run:
+            run.log(comment="only mine", z=1.0)
+        with r.run(a=4) as run:
+            run.log(comment="shared", z=2.0)
+        with r.run(a=5) as run:
+            run.log(comment="shared", z=3.0)
+    with rec.open(store) as db:
+        df = db.df(EXP)
+    doomed = df[df.a.isin([1, 3, 4])]._run_id.tolist()
+    assert scalar(store, "SELECT count(*) FROM texts WHERE text LIKE 'output of run%'") == 2
+    rec.rm(doomed, store=store)
+    assert rec.purge(store).runs == 3
+    assert scalar(store, "SELECT count(*) FROM texts WHERE text LIKE 'output of run 1%'") == 0
+    assert scalar(store, "SELECT count(*) FROM texts WHERE text LIKE 'output of run 2%'") == 1
+    assert [t for (t,) in sqlite3.connect(store / "recorder.sqlite").execute("SELECT text FROM comments")] == ["shared"]
+    assert verify(store) == []

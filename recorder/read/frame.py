@@ -239,7 +239,8 @@ def _frame(
         if helper is not None and n >= helper_min_runs:
             row = helper.result()
             # Runs ended or began meanwhile, or were curated (deleted, restored): see _start_helper.
-            if row is not None and (int(row[0] or 0) != n or row[-1] != runs["curated"]):
+            # The helper gives each value as bytes of its text.
+            if row is not None and (int(row[0] or 0) != n or int(row[-1] or 0) != int(runs["curated"])):
                 row = None
         if row is None:  # no helper, or it failed or saw other runs: read the same columns here
             try:

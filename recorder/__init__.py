@@ -4,6 +4,7 @@ from .errors import (
     AmbiguousRunId,
     AmbiguousSessionId,
     CommitMissing,
+    CurationRefused,
     DiffDoesNotApply,
     DirtyWorkTree,
     DuplicateSource,
@@ -44,6 +45,7 @@ from .record.recorder import Recorder
 from .record.rerun import Comparison, rerun
 from .record.rerun_session import SessionComparison, rerun_session
 from .record.run import Run
+from .shards.curate import Curated, Purged, note, purge, restore, rm, tag, untag
 from .shards.merge import MergeReport, extract, merge
 from .store.folder import Store
 from .store.objects import ObjectStore
@@ -81,6 +83,14 @@ __all__ = [
     "merge",
     "extract",
     "MergeReport",
+    "tag",
+    "untag",
+    "note",
+    "rm",
+    "restore",
+    "purge",
+    "Curated",
+    "Purged",
     "rerun",
     "Comparison",
     "rerun_session",
@@ -123,4 +133,5 @@ __all__ = [
     "FunctionMissing",
     "SessionNotFound",
     "AmbiguousSessionId",
+    "CurationRefused",
 ]

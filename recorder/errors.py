@@ -22,6 +22,7 @@ unless they name their own). The codes are part of the CLI's promise:
 - 12: :class:`ExtraNotInstalled`: the command needs an optional extra (``pip install 'recorder[report]'``)
 - 13: :class:`RerunRefused`: a run cannot be rerun; ``recorder rerun`` exits 13 for every error
   (its 1 means "the rerun differs")
+- 14: :class:`CurationRefused`: ``rm`` of a running run, or a ``--where`` that selects every run without ``--all``
 """
 
 from __future__ import annotations
@@ -63,6 +64,7 @@ __all__ = [
     "FunctionMissing",
     "SessionNotFound",
     "AmbiguousSessionId",
+    "CurationRefused",
 ]
 
 
@@ -254,3 +256,10 @@ class AmbiguousSessionId(RecorderError, LookupError):
     """The id given names more than one session, or both a run and a session: give more digits (or ``--session``)."""
 
     exit_code = 5
+
+
+class CurationRefused(RecorderError):
+    """A curation (tag, note, rm, restore, purge) was refused: it names a running run, or its ``where``
+    selects every run of the experiment without ``all_runs=True`` (``--all``). Nothing was written."""
+
+    exit_code = 14

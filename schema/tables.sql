@@ -12,6 +12,16 @@ CREATE TABLE comments (
 
 CREATE INDEX comments_text ON comments (text);
 
+CREATE TABLE curation_events (
+	pk INTEGER NOT NULL, 
+	time VARCHAR NOT NULL, 
+	user VARCHAR, 
+	host VARCHAR NOT NULL, 
+	action VARCHAR NOT NULL, 
+	detail VARCHAR NOT NULL, 
+	PRIMARY KEY (pk)
+);
+
 CREATE TABLE experiments (
 	pk INTEGER NOT NULL, 
 	id VARCHAR NOT NULL, 
@@ -128,6 +138,7 @@ CREATE TABLE runs (
 	scalars VARCHAR, 
 	function INTEGER, 
 	rerun_of BLOB, 
+	deleted INTEGER, 
 	PRIMARY KEY (pk), 
 	UNIQUE (id), 
 	FOREIGN KEY(experiment) REFERENCES experiments (pk), 
@@ -168,4 +179,27 @@ CREATE TABLE results (
 	FOREIGN KEY(comment) REFERENCES comments (pk)
 )
  WITHOUT ROWID;
+
+CREATE TABLE run_notes (
+	pk INTEGER NOT NULL, 
+	run INTEGER NOT NULL, 
+	text VARCHAR NOT NULL, 
+	time VARCHAR NOT NULL, 
+	user VARCHAR, 
+	host VARCHAR NOT NULL, 
+	PRIMARY KEY (pk), 
+	FOREIGN KEY(run) REFERENCES runs (pk)
+);
+
+CREATE INDEX run_notes_run ON run_notes (run);
+
+CREATE TABLE run_tags (
+	run INTEGER NOT NULL, 
+	tag VARCHAR NOT NULL, 
+	PRIMARY KEY (run, tag), 
+	FOREIGN KEY(run) REFERENCES runs (pk)
+)
+ WITHOUT ROWID;
+
+CREATE INDEX run_tags_tag ON run_tags (tag);
 

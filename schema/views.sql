@@ -20,13 +20,15 @@ SELECT
     s.id AS session_id,
     s.env_sha AS env_sha,
     nullif(lower(hex(r.rerun_of)), '') AS rerun_of,
+    (SELECT group_concat(t.tag, ',') FROM run_tags AS t WHERE t.run = r.pk) AS tags,
     lower(hex(p.hash)) AS pset_hash,
     p.params AS params,
     r.seed AS seed
 FROM runs AS r
 JOIN experiments AS e ON e.pk = r.experiment
 JOIN sessions AS s ON s.pk = r.session
-JOIN psets AS p ON p.pk = r.pset;
+JOIN psets AS p ON p.pk = r.pset
+WHERE r.deleted IS NULL;
 
 -- One row per experiment: its runs by status, first start and last end, sessions and env SHAs.
 CREATE VIEW overview_info AS
@@ -54,6 +56,7 @@ LEFT JOIN (
         min(time_start_ms) AS first_start_ms,
         max(time_start_ms + ifnull(duration_us, 0) / 1000) AS last_end_ms
     FROM runs
+    WHERE deleted IS NULL
     GROUP BY experiment
 ) AS c ON c.experiment = e.pk;
 
@@ -77,7 +80,7 @@ FROM (
         count(DISTINCT j.atom) + max(j.atom IS NULL) AS distinct_values,
         min(j.atom) AS min,
         max(j.atom) AS max
-    FROM (SELECT DISTINCT experiment, pset FROM runs) AS u
+    FROM (SELECT DISTINCT experiment, pset FROM runs WHERE deleted IS NULL) AS u
     JOIN psets AS p ON p.pk = u.pset, json_each(p.params) AS j
     GROUP BY u.experiment, j.key
 ) AS v
@@ -144,7 +147,8 @@ FROM results_all AS x
 JOIN runs AS r ON r.pk = x.run
 JOIN experiments AS e ON e.pk = r.experiment
 LEFT JOIN objects AS o ON x.kind = 'object' AND o.digest = x.value
-LEFT JOIN comments AS cm ON cm.pk = x.comment;
+LEFT JOIN comments AS cm ON cm.pk = x.comment
+WHERE r.deleted IS NULL;
 
 -- The first result of each name in each experiment, in full: what the name holds.
 CREATE VIEW overview_results_summary AS
@@ -219,6 +223,7 @@ FROM (
     FROM results AS x
     JOIN comments AS cm ON cm.pk = x.comment
     JOIN runs AS r ON r.pk = x.run
+    WHERE r.deleted IS NULL
     GROUP BY r.experiment, x.name, cm.text
 ) AS c
 JOIN experiments AS e ON e.pk = c.experiment

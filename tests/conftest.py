@@ -205,10 +205,18 @@ def console_errors(driver: Any) -> list[dict[str, Any]]:
     return [e for e in driver.get_log("browser") if e["level"] == "SEVERE" or "Failed to load" in e["message"]]
 
 
-def undo_schema_5(conn: sqlite3.Connection) -> None:
-    """Take out of a store what schema 5 added (so that a test can make it look like an older schema)."""
+def undo_schema_6(conn: sqlite3.Connection) -> None:
+    """Take out of a store what schema 6 added (curation), so that a test can make it look like schema 5."""
     for (view,) in conn.execute("SELECT name FROM sqlite_schema WHERE type = 'view'").fetchall():
-        conn.execute(f'DROP VIEW "{view}"')  # they read runs.rerun_of; a migration makes them again
+        conn.execute(f'DROP VIEW "{view}"')  # they read runs.deleted and tags; a migration makes them again
+    for table in ("run_notes", "run_tags", "curation_events"):
+        conn.execute(f"DROP TABLE IF EXISTS {table}")
+    conn.execute("ALTER TABLE runs DROP COLUMN deleted")
+
+
+def undo_schema_5(conn: sqlite3.Connection) -> None:
+    """Take out of a store what schemas 5 and 6 added (so that a test can make it look like an older schema)."""
+    undo_schema_6(conn)
     conn.execute("DROP TABLE IF EXISTS functions")
     conn.execute("ALTER TABLE runs DROP COLUMN rerun_of")
     conn.execute("ALTER TABLE runs DROP COLUMN function")

@@ -36,6 +36,7 @@ EXIT_CODES: dict[str, int] = {
     "ExtraNotInstalled": 12,
     "RerunRefused": 13,
     "FunctionMissing": 13,
+    "CurationRefused": 14,
     "SessionNotFound": 4,
     "AmbiguousSessionId": 5,
 }

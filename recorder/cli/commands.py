@@ -208,6 +208,9 @@ def _json(value: Any, indent: int | None = 2) -> str:
 @click.option("--since", help="Only runs started on or after this date (2026-11-23, 2026-11-23T08:00).")
 @click.option("--oneline", is_flag=True, help="One short line per run.")
 @click.option("--json", "as_json", is_flag=True, help="JSON lines, one run each, for programs.")
+@click.option("--tag", help="Only runs with this tag (recorder tag).")
+@click.option("--deleted", is_flag=True, help="The deleted runs (recorder rm) instead of the live ones.")
+@click.option("--curation", is_flag=True, help="The curation events (tag, note, rm, restore, purge) instead of runs.")
 @_store_option
 @click.pass_context
 def log(
@@ -218,17 +221,25 @@ def log(
     since: str | None,
     oneline: bool,
     as_json: bool,
+    tag: str | None,
+    deleted: bool,
+    curation: bool,
 ) -> None:
     """Show runs, newest first, like git log: short id, experiment, status, start, duration, params, results.
 
     A failed run shows its exception (type and message, on one line). The short id names the run in
     show, diff and checkout. On a terminal, without -n, the runs are paged
     ($PAGER, else less; LESS=FRX unless set, so a short log is simply printed).
+    Deleted runs (recorder rm) are left out; --deleted lists them instead, and
+    --curation lists who tagged, noted, deleted, restored or purged what, and when.
     """
     from ..read import show as history
 
+    if curation:
+        _log_curation(ctx, limit, as_json)
+        return
     with _open(ctx) as db:
-        entries = history.log(db, experiment, limit=limit, status=status, since=since)
+        entries = history.log(db, experiment, limit=limit, status=status, since=since, tag=tag, deleted=deleted)
         if as_json:
             for entry in entries:
                 click.echo(_json(entry, indent=None))
@@ -251,6 +262,24 @@ def log(
         else:
             for line in lines:
                 click.echo(line)
+
+
+def _log_curation(ctx: click.Context, limit: int | None, as_json: bool) -> None:
+    """``recorder log --curation``: the curation events, newest first."""
+    from ..shards.curate import events
+
+    found = events(ctx.obj["store"])[::-1][:limit]
+    for e in found:
+        if as_json:
+            click.echo(_json(e, indent=None))
+            continue
+        detail = dict(e["detail"]) if isinstance(e["detail"], dict) else {"detail": e["detail"]}
+        runs = detail.pop("runs", None)
+        what = f"{len(runs)} runs" if isinstance(runs, list) else f"{runs} runs" if runs is not None else ""
+        rest = " ".join(f"{k}={_short(v)}" for k, v in sorted(detail.items()) if v is not None)
+        click.echo(
+            _clean(f"{e['time'][:19].replace('T', ' ')}  {e['action']:<7} {what}  {rest}  by {e['user']}@{e['host']}")
+        )
 
 
 def _precision(ctx: click.Context, param: click.Parameter, value: str) -> int | None:
@@ -296,6 +325,7 @@ def _precision(ctx: click.Context, param: click.Parameter, value: str) -> int | 
 )
 @click.option("--csv", "as_csv", is_flag=True, help="Comma-separated values, exact, for programs.")
 @click.option("--json", "as_json", is_flag=True, help="JSON lines, one run each (params, results), for programs.")
+@click.option("--tag", help="Only runs with this tag (recorder tag).")
 @_store_option
 @click.pass_context
 def runs(
@@ -309,6 +339,7 @@ def runs(
     precision: int | None,
     as_csv: bool,
     as_json: bool,
+    tag: str | None,
 ) -> None:
     """Show an EXPERIMENT's runs as a table: one row per run, a column per parameter and result.
 
@@ -321,7 +352,8 @@ def runs(
     scalar result, numbers right-aligned; a failed run is shown in red with
     the last line of its error. On a terminal the table is paged like
     `recorder log`. --json writes one line per run ({"run_id", "short_id",
-    "status", "time_start", "duration_s", "params", "results", "error"});
+    "status", "time_start", "duration_s", "params", "results", "error",
+    "tags", "note"});
     --csv a header and one row per run.
     """
     from ..read.runs import number_text
@@ -340,12 +372,14 @@ def runs(
             sort=sort,
             descending=descending,
             limit=limit or None,
+            tag=tag,
         )
     if len(table.runs) < table.total:
         click.echo(f"recorder: showing {len(table.runs)} of {table.total} runs; -n N shows more (-n 0: all)", err=True)
     if as_json:
         for e in table.runs:
-            keys = ("run_id", "short_id", "status", "time_start", "duration_s", "params", "results", "error")
+            keys: tuple[str, ...] = ("run_id", "short_id", "status", "time_start", "duration_s", "params")
+            keys += ("results", "error", "tags", "note")
             click.echo(_json({k: e[k] for k in keys}, indent=None))
         return
     if as_csv:
@@ -366,6 +400,8 @@ def runs(
             )
         return
     failed = any(e["error"] for e in table.runs)
+    # Curation columns only when a run shown has some, so that tables of uncurated runs stay as they were.
+    curated = [k for k in ("tags", "note") if any(e[k] for e in table.runs)]
     headers = ["run", "status", "start", "duration", *map(_clean, table.params), *map(_clean, table.results)]
     rows, right = [], []
     for e in table.runs:
@@ -375,10 +411,16 @@ def runs(
             + [number_text(e["duration_s"], 3) if e["duration_s"] is not None else ""]
             + [_clean(number_text(c, precision)) for c in cells]
             + ([_clean(e["error"] or "")] if failed else [])
+            + [_clean(",".join(e[k]) if k == "tags" else (e[k] or "")[:60]) for k in curated]
         )
-        right.append([False, False, False, True] + [isinstance(c, (int, float)) for c in cells] + [False] * failed)
+        right.append(
+            [False, False, False, True]
+            + [isinstance(c, (int, float)) for c in cells]
+            + [False] * failed
+            + [False] * len(curated)
+        )
     text = _table(
-        headers + (["error"] if failed else []),
+        headers + (["error"] if failed else []) + curated,
         rows,
         right,
         styles=["red" if e["status"] == "failed" else None for e in table.runs],
@@ -408,6 +450,10 @@ def _log_entry(e: dict[str, Any]) -> str:
         out.append(f"  results  {_pairs(e['results'], 200)}")
     if e["error"]:
         out.append(f"  error    {_clean(e['error'])}")
+    if e.get("tags"):
+        out.append(f"  tags     {_clean(', '.join(e['tags']))}")
+    if e.get("note"):
+        out.append(f"  note     {_clean(e['note'])[:200]}")
     return "\n".join(out) + "\n"
 
 
@@ -453,6 +499,15 @@ def show(ctx: click.Context, run: str, as_json: bool) -> None:
     ]
     if info["comment"]:
         out.append(f"comment      {_clean(info['comment'])}")
+    if info["deleted"]:
+        gone = info["deleted"]
+        out.append(f"deleted      {_clean(gone['time'])} by {_clean(gone['user'])}@{_clean(gone['host'])}")
+    if info["tags"]:
+        out.append(f"tags         {_clean(', '.join(info['tags']))}")
+    for n in info["notes"]:
+        out.append(
+            f"note         {_clean(n['time'][:19])} {_clean(n['user'])}@{_clean(n['host'])}: {_clean(n['text'])}"
+        )
     out += [
         f"session      {_clean(session['id'])}  ({_clean(session['status'])})"
         f"   started {_clean(session['time_start'])}"
@@ -1081,4 +1136,185 @@ def extract(source: str, into: str, where: str | None, experiment: str | None) -
     click.echo(
         f"extracted {report.runs} runs into {into} ({report.skipped} already there), "
         f"{report.objects} arrays ({report.object_bytes / 1e6:.1f} MB)"
+    )
+
+
+# -- curation: tag, untag, note, rm, restore, purge -------------------------------------------------------
+
+
+def _selection_options(command: Callable[..., Any]) -> Callable[..., Any]:
+    """The options that pick runs for a curation: by id (--run), or in an experiment (--where, --status, --all)."""
+    for option in reversed(
+        [
+            click.option("--experiment", "-e", help="Pick runs of this experiment (with --where, --status or --all)."),
+            click.option("--where", help='With --experiment: an SQL condition over its view, e.g. "b = 8".'),
+            click.option(
+                "--status",
+                type=click.Choice(["done", "failed", "interrupted", "running"]),
+                help="With --experiment: only runs with this status.",
+            ),
+            click.option(
+                "--all",
+                "all_runs",
+                is_flag=True,
+                help="With --experiment: every run (also needed when --where matches every run).",
+            ),
+            click.option("--dry-run", is_flag=True, help="Only say how many runs would be changed."),
+        ]
+    ):
+        command = option(command)
+    return command
+
+
+_VERBS = {"tagged": "tag", "untagged": "untag", "noted": "note", "deleted": "delete", "restored": "restore"}
+
+
+def _curated(report: Any, what: str, experiment: str | None) -> None:
+    """One line saying what a curation did, or that it matched nothing (exit 0 either way)."""
+    n = len(report.run_ids)
+    if not n:
+        click.echo(f"no run matched{f' in experiment {_clean(experiment)}' if experiment else ''}; nothing changed")
+    elif report.dry_run:
+        click.echo(f"would {_VERBS[what]} {n} run{'s' if n != 1 else ''} (dry run: nothing changed)")
+    else:
+        click.echo(f"{what} {n} run{'s' if n != 1 else ''} ({report.changed} changed)")
+
+
+@main.command()
+@click.argument("tags", nargs=-1, required=True)
+@click.option("--run", "-r", "run_ids", multiple=True, help="A run to tag (repeat for several).")
+@_selection_options
+@_store_option
+@click.pass_context
+def tag(ctx: click.Context, /, tags: tuple[str, ...], run_ids: tuple[str, ...], **pick: Any) -> None:
+    """Give runs the tags TAGS: the runs named by --run, or picked by --experiment with --where/--status/--all.
+
+    \b
+    recorder tag good -r 5f2c01ab -r 77e0aa12
+    recorder tag lr-sweep baseline -e lorenz --where "b = 8"
+
+    A tag is a short name without spaces, commas or control characters.
+    Filter by it with `recorder log --tag T`, `recorder runs EXP --tag T`,
+    db.df(EXP, tag=T); the views have a `tags` column (sorted, comma-joined).
+    """
+    from ..shards.curate import tag as tag_runs
+
+    report = tag_runs(list(run_ids) or None, tags=tags, store=ctx.obj["store"], **pick)
+    _curated(report, "tagged", pick["experiment"])
+
+
+@main.command()
+@click.argument("tags", nargs=-1, required=True)
+@click.option("--run", "-r", "run_ids", multiple=True, help="A run to untag (repeat for several).")
+@_selection_options
+@_store_option
+@click.pass_context
+def untag(ctx: click.Context, /, tags: tuple[str, ...], run_ids: tuple[str, ...], **pick: Any) -> None:
+    """Take the tags TAGS off runs (picked as by `recorder tag`)."""
+    from ..shards.curate import untag as untag_runs
+
+    report = untag_runs(list(run_ids) or None, tags=tags, store=ctx.obj["store"], **pick)
+    _curated(report, "untagged", pick["experiment"])
+
+
+@main.command()
+@click.argument("text")
+@click.option("--run", "-r", "run_ids", multiple=True, help="A run to note (repeat for several).")
+@_selection_options
+@_store_option
+@click.pass_context
+def note(ctx: click.Context, /, text: str, run_ids: tuple[str, ...], **pick: Any) -> None:
+    """Add the note TEXT to runs (picked as by `recorder tag`), with its time, user and host.
+
+    \b
+    recorder note "overfits after epoch 40" -r 5f2c01ab
+
+    Notes are never edited: a later note shows instead in log and runs;
+    show lists them all. A note has at most 64 KiB. TEXT - reads the note from stdin.
+    """
+    from ..shards.curate import note as note_runs
+
+    if text == "-":
+        text = sys.stdin.read()
+
+    report = note_runs(list(run_ids) or None, text=text, store=ctx.obj["store"], **pick)
+    _curated(report, "noted", pick["experiment"])
+
+
+@main.command()
+@click.argument("run_ids", metavar="[RUN]...", nargs=-1)
+@_selection_options
+@click.option("--yes", "-y", is_flag=True, help="Do not ask for confirmation.")
+@_store_option
+@click.pass_context
+def rm(ctx: click.Context, /, run_ids: tuple[str, ...], yes: bool, **pick: Any) -> None:
+    """Delete runs softly: the RUNs named, or those picked by --experiment with --where/--status/--all.
+
+    \b
+    recorder rm 5f2c01ab
+    recorder rm -e lorenz --status failed
+    recorder rm -e lorenz --all --yes
+
+    Deleted runs leave the views, df, log, runs and skip="done" (their psets
+    run again) but stay in the store: `recorder restore` brings them back,
+    `recorder log --deleted` lists them, `recorder purge` removes them for
+    good. Picking by --experiment asks for confirmation unless --yes. A
+    running run is refused.
+    """
+    from ..shards.curate import rm as rm_runs
+
+    ids = list(run_ids) or None
+    if pick["experiment"] is not None and not yes and not pick["dry_run"]:
+        found = rm_runs(ids, store=ctx.obj["store"], **{**pick, "dry_run": True})
+        if not found.run_ids:
+            _curated(found, "deleted", pick["experiment"])
+            return
+        n = len(found.run_ids)
+        click.confirm(f"delete {n} run{'s' if n != 1 else ''} of {_clean(pick['experiment'])}?", abort=True)
+    report = rm_runs(ids, store=ctx.obj["store"], **pick)
+    _curated(report, "deleted", pick["experiment"])
+
+
+@main.command()
+@click.argument("run_ids", metavar="[RUN]...", nargs=-1)
+@_selection_options
+@_store_option
+@click.pass_context
+def restore(ctx: click.Context, /, run_ids: tuple[str, ...], **pick: Any) -> None:
+    """Bring deleted runs back: the RUNs named, or those of --experiment deleted and picked by --where/--status/--all."""
+    from ..shards.curate import restore as restore_runs
+
+    report = restore_runs(list(run_ids) or None, store=ctx.obj["store"], **pick)
+    _curated(report, "restored", pick["experiment"])
+
+
+def _age(ctx: click.Context, param: click.Parameter, value: str | None) -> float | None:
+    """``30d``, ``12h``, ``45m`` or ``90s`` as seconds."""
+    if value is None:
+        return None
+    units = {"d": 86400, "h": 3600, "m": 60, "s": 1}
+    text = value.strip().lower()
+    if len(text) < 2 or text[-1] not in units or not text[:-1].isdigit():
+        raise click.BadParameter(f"{value!r} is not an age; write it like 30d, 12h, 45m or 90s")
+    return int(text[:-1]) * units[text[-1]]
+
+
+@main.command()
+@click.option("--older-than", callback=_age, metavar="AGE", help="Only runs deleted at least AGE ago (30d, 12h).")
+@click.option("--dry-run", is_flag=True, help="Only report what would be removed.")
+@_store_option
+@click.pass_context
+def purge(ctx: click.Context, older_than: float | None, dry_run: bool) -> None:
+    """Remove deleted runs for good, with what only they used, then the arrays nothing refers to.
+
+    Refused while a session is recording in the store. Reports the runs
+    removed and the bytes freed.
+    """
+    from ..shards.curate import purge as purge_runs
+
+    report = purge_runs(ctx.obj["store"], older_than_s=older_than, dry_run=dry_run)
+    verb = "would remove" if dry_run else "removed"
+    click.echo(
+        f"{verb} {report.runs} run{'s' if report.runs != 1 else ''} and {report.files} array files "
+        f"({report.bytes / 1e6:.1f} MB, {report.bytes} bytes)"
     )

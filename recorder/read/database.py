@@ -124,8 +124,11 @@ class Database:
         status: str | Sequence[str] | None = "done",
         columns: Sequence[str] | None = None,
         where: str | None = None,
+        tag: str | None = None,
     ) -> pd.DataFrame:
-        """Return one row per run of an experiment, in the order they started.
+        """Return one row per live run of an experiment, in the order they started.
+
+        Runs deleted by ``recorder rm`` (until restored) are left out.
 
         Columns: the parameters (in the order they were first recorded), the
         scalar results, then ``_run_id``, ``_pset_hash``, ``_status``,
@@ -139,12 +142,13 @@ class Database:
         :param columns: the parameters and results to include; default all.
         :param where: an SQL condition over the experiment's view, e.g.
             ``"b = 8 AND energy > 1"``.
+        :param tag: only the runs with this tag (``recorder tag``).
         """
         experiment_pk = self.experiment_key(experiment)
         statuses = _statuses(status)
         if columns is not None and isinstance(columns, str):
             columns = [columns]
-        return frame(self.conn, experiment_pk, self.objects, statuses=statuses, names=columns, where=where)
+        return frame(self.conn, experiment_pk, self.objects, statuses=statuses, names=columns, where=where, tag=tag)
 
     def compare(
         self,

@@ -54,14 +54,15 @@ _STATUS_CODE = "CASE status " + " ".join(f"WHEN ? THEN {i}" for i in range(len(S
 # Aggregates over a subquery with ORDER BY, which SQLite does not flatten: values come in run order.
 # The columns a run's end may change, read in the caller's transaction.
 _RUN_AGGREGATES = """
-SELECT count(*), group_concat(ifnull(duration_us, -1)){status}{scalars}
+SELECT count(*), group_concat(ifnull(duration_us, -1)){status}{scalars}, (SELECT ifnull(max(pk), 0) FROM curation_events)
 FROM (SELECT r.pk, r.duration_us, r.status, r.scalars FROM runs AS r WHERE {condition} ORDER BY r.pk)
 """
 # The columns no write ever changes (a run's id, start, session and pset; a pset's hash and parameters), which
-# a helper process may read in a transaction of its own. Ids and hashes are concatenated as bytes.
+# a helper process may read in a transaction of its own. Ids and hashes are concatenated as bytes. Last, the
+# latest curation event: a run deleted or restored (or tagged) between the two reads changes it.
 _FIXED_AGGREGATES = """
 SELECT count(*), CAST(group_concat(id, '') AS BLOB), group_concat(time_start_ms),
-       CAST(group_concat(hash, '') AS BLOB){sessions}{params}
+       CAST(group_concat(hash, '') AS BLOB){sessions}{params}, (SELECT ifnull(max(pk), 0) FROM curation_events)
 FROM (
     SELECT r.pk, r.id, r.time_start_ms, r.session, p.hash, p.params FROM runs AS r JOIN psets AS p ON p.pk = r.pset
     WHERE {condition} ORDER BY r.pk
@@ -84,20 +85,29 @@ def selection(
     where: str | None,
     params: dict[str, set[str]],
     results: dict[str, set[str]],
+    *,
+    tag: str | None = None,
+    deleted: bool = False,
 ) -> tuple[str, list[Any]]:
     """Return the WHERE clause (over ``runs AS r``) that picks the runs, and its bound values.
 
     The user's ``where`` (SQL over the experiment's wide view) runs in a
     query of its own here, whose run keys are then bound: whatever its text,
     it can only narrow the runs of this experiment with these statuses.
+
+    :param tag: only runs with this tag.
+    :param deleted: pick the deleted runs (``recorder rm``) instead of the live ones.
     """
-    sql = "r.experiment = ?"
+    sql = f"r.experiment = ? AND r.deleted IS {'NOT ' if deleted else ''}NULL"
     values: list[Any] = [experiment]
+    if tag is not None:
+        sql += " AND r.pk IN (SELECT t.run FROM run_tags AS t WHERE t.tag = ?)"
+        values.append(tag)
     if statuses is not None:
         sql += f" AND r.status IN ({', '.join('?' * len(statuses))})"
         values += statuses
     if where is not None:
-        wide = select_sql(experiment, params, results, with_pk=True)
+        wide = select_sql(experiment, params, results, with_pk=True, live=not deleted)
         try:
             picked = [pk for (pk,) in conn.execute(f"SELECT _pk FROM (\n{wide}\n) WHERE {where}")]
         except sqlite3.Error as e:
@@ -147,6 +157,7 @@ def frame(
     names: Sequence[str] | None = None,
     where: str | None = None,
     helper_min_runs: int | None = None,
+    tag: str | None = None,
 ) -> pd.DataFrame:
     """Return one row per selected run of an experiment: parameters, scalar results, then :data:`META`.
 
@@ -162,6 +173,7 @@ def frame(
     :param where: an SQL condition over the experiment's wide view.
     :param helper_min_runs: the fewest runs in the store for which a helper process is worth starting
         (default :data:`HELPER_MIN_RUNS`).
+    :param tag: only the runs with this tag (``recorder tag``).
     """
     if conn.in_transaction:  # a read left open by an interrupt
         conn.execute(_COMMIT)
@@ -189,6 +201,7 @@ def frame(
             all_results,
             where,
             HELPER_MIN_RUNS if helper_min_runs is None else helper_min_runs,
+            tag,
         )
     finally:
         conn.execute(_COMMIT)
@@ -205,8 +218,9 @@ def _frame(
     all_results: dict[str, set[str]],
     where: str | None,
     helper_min_runs: int,
+    tag: str | None,
 ) -> pd.DataFrame:
-    condition, values = selection(conn, experiment, statuses, where, all_params, all_results)
+    condition, values = selection(conn, experiment, statuses, where, all_params, all_results, tag=tag)
     try:
         sessions = conn.execute(_SESSIONS).fetchall()
         several_sessions = sum(1 for s in sessions if s[3] == experiment) > 1
@@ -224,13 +238,16 @@ def _frame(
         row = None
         if helper is not None and n >= helper_min_runs:
             row = helper.result()
-            if row is not None and int(row[0] or 0) != n:  # runs ended or began meanwhile: see _start_helper
+            # Runs ended or began meanwhile, or were curated (deleted, restored): see _start_helper.
+            # The helper gives each value as bytes of its text.
+            if row is not None and (int(row[0] or 0) != n or int(row[-1] or 0) != int(runs["curated"])):
                 row = None
         if row is None:  # no helper, or it failed or saw other runs: read the same columns here
             try:
                 row = conn.execute(fixed, values).fetchone()
             except sqlite3.Error as e:
                 raise RecorderError(f"reading the runs failed: {e}") from e
+        row = row[:-1]
     finally:
         if helper is not None:
             helper.cancel()
@@ -308,7 +325,9 @@ def _start_helper(
     """Start a helper process reading the runs' fixed columns, when that is worth it and can be checked.
 
     The helper reads in a transaction of its own, begun after the caller's
-    (whose first read is done). Runs are never deleted, their fixed columns
+    (whose first read is done). Runs are deleted or restored only by a
+    curation, which adds an event (both reads give the latest one's key, and
+    differing keys discard the helper's read); their fixed columns
     never change, and a run's status changes only from running to its end.
     So when the selection leaves running runs out (or takes every status),
     the helper sees the caller's runs plus those that ended or began since,
@@ -352,7 +371,7 @@ def _read_runs(
     if importing is not None:
         importing.result()
     n, rest = row[0], list(row[1:])
-    parsed: dict[str, Any] = {"n": n}
+    parsed: dict[str, Any] = {"n": n, "curated": rest.pop()}
     parsed["duration"] = _ints(rest.pop(0), n)
     if not one_status:
         parsed["status"] = _ints(rest.pop(0), n)

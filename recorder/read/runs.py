@@ -71,6 +71,7 @@ def runs(
     sort: str | None = None,
     descending: bool = False,
     limit: int | None = DEFAULT_LIMIT,
+    tag: str | None = None,
 ) -> RunsTable:
     """Return the runs of ``experiment`` as a table: newest first, or sorted by ``sort``.
 
@@ -80,6 +81,7 @@ def runs(
         view to sort by, ascending unless ``descending``; runs without a value come last,
         ties newest first.
     :param limit: at most this many runs (None: all of them).
+    :param tag: only the runs with this tag. Deleted runs (``recorder rm``) are never shown.
     :raises ExperimentNotFound: when the experiment is not in the store.
     :raises RecorderError: for an unknown status or sort column, or a ``where`` SQLite refuses.
     """
@@ -94,7 +96,7 @@ def runs(
         params, results = catalog.columns(catalog.fields_of(db.conn, pk))
     except sqlite3.Error as e:
         raise StoreError(f"reading the store {db.root} failed: {e}") from e
-    condition, values = selection(db.conn, pk, statuses, where, params, results)
+    condition, values = selection(db.conn, pk, statuses, where, params, results, tag=tag)
     try:
         (total,) = db.conn.execute(_COUNT.format(condition=condition), values).fetchone()
         if sort is None:

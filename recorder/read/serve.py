@@ -81,7 +81,7 @@ SELECT
 FROM runs AS r
 JOIN experiments AS e ON e.pk = r.experiment
 JOIN psets AS p ON p.pk = r.pset
-WHERE r.status = 'failed'
+WHERE r.status = 'failed' AND r.deleted IS NULL
 ORDER BY r.pk DESC"""
 
 LATEST_SESSIONS = """\
@@ -92,8 +92,8 @@ SELECT
     s.time_start AS time_start,
     s.time_end AS time_end,
     s.message AS message,
-    (SELECT count(*) FROM runs AS r WHERE r.session = s.pk) AS runs,
-    (SELECT count(*) FROM runs AS r WHERE r.session = s.pk AND r.status = 'failed') AS failed,
+    (SELECT count(*) FROM runs AS r WHERE r.session = s.pk AND r.deleted IS NULL) AS runs,
+    (SELECT count(*) FROM runs AS r WHERE r.session = s.pk AND r.status = 'failed' AND r.deleted IS NULL) AS failed,
     s.git_commit AS git_commit,
     s.git_branch AS git_branch,
     s.git_dirty AS git_dirty,
@@ -122,7 +122,7 @@ FROM results AS x
 JOIN runs AS r ON r.pk = x.run
 JOIN experiments AS e ON e.pk = r.experiment
 LEFT JOIN objects AS o ON x.kind = 'object' AND o.digest = x.value
-WHERE x.kind IN ('object', 'npy')
+WHERE x.kind IN ('object', 'npy') AND r.deleted IS NULL
   AND (:run = '' OR {RUN_ID} LIKE lower(trim(:run)) || '%' OR {RUN_ID} LIKE '%' || lower(trim(:run)))
 ORDER BY r.pk DESC, x.name"""
 

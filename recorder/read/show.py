@@ -28,7 +28,9 @@ __all__ = ["log", "entries", "show", "diff", "status", "checkout", "checkout_ses
 
 _LOG = """
 SELECT r.pk, lower(hex(r.id)), e.name, r.status, r.time_start_ms, r.duration_us, p.params, r.scalars, s.env_sha,
-       r.error, nullif(lower(hex(r.rerun_of)), '')
+       r.error, nullif(lower(hex(r.rerun_of)), ''),
+       (SELECT group_concat(t.tag, ',') FROM run_tags AS t WHERE t.run = r.pk),
+       (SELECT n.text FROM run_notes AS n WHERE n.run = r.pk ORDER BY n.pk DESC LIMIT 1)
 FROM runs AS r
 JOIN experiments AS e ON e.pk = r.experiment
 JOIN psets AS p ON p.pk = r.pset
@@ -60,6 +62,12 @@ _RERUN_OF = """
 SELECT nullif(lower(hex(r.rerun_of)), ''), f.module, f.qualname, f.path, f.how
 FROM runs AS r LEFT JOIN functions AS f ON f.pk = r.function
 WHERE r.pk = ?
+"""
+_TAGS_OF = "SELECT tag FROM run_tags WHERE run = ? ORDER BY tag"
+_NOTES_OF = "SELECT text, time, user, host FROM run_notes WHERE run = ? ORDER BY pk"
+_DELETED_BY = """
+SELECT c.time, c.user, c.host FROM runs AS r LEFT JOIN curation_events AS c ON c.pk = r.deleted
+WHERE r.pk = ? AND r.deleted IS NOT NULL
 """
 _RESULTS = """
 SELECT x.name, x.kind, x.value, c.text, o.dtype, o.shape, o.size
@@ -168,14 +176,22 @@ def log(
     limit: int | None = None,
     status: str | None = None,
     since: str | None = None,
+    tag: str | None = None,
+    deleted: bool = False,
 ) -> Iterator[dict[str, Any]]:
     """Yield runs newest first: id, short id, experiment, status, start, duration, params, scalar results,
-    the error's last line (None unless the run failed), env SHA, the run it reruns (``rerun_of``, else None).
+    the error's last line (None unless the run failed), env SHA, the run it reruns (``rerun_of``, else None),
+    its tags (a sorted list) and its latest note (``note``, else None).
 
+    :param tag: only the runs with this tag.
+    :param deleted: the deleted runs (``recorder rm``) instead of the live ones.
     :raises UnreadableValue: when a run's parameters or results cannot be read back (a damaged or hand-made store).
     """
-    condition = "1"
+    condition = f"r.deleted IS {'NOT ' if deleted else ''}NULL"
     values: list[Any] = []
+    if tag is not None:
+        condition += " AND r.pk IN (SELECT t.run FROM run_tags AS t WHERE t.tag = ?)"
+        values.append(tag)
     if experiment is not None:
         condition += " AND r.experiment = ?"
         values.append(db.experiment_key(experiment))
@@ -211,7 +227,21 @@ def entries(
         if not batch:
             return
         shorts = short_ids(db.conn, [row[1] for row in batch])
-        for pk, run_id, name, run_status, start, duration, params, compact, env_sha, error, rerun_of in batch:
+        for (
+            pk,
+            run_id,
+            name,
+            run_status,
+            start,
+            duration,
+            params,
+            compact,
+            env_sha,
+            error,
+            rerun_of,
+            tags,
+            note,
+        ) in batch:
             short = shorts[run_id]
             fields = orders.get(name)
             if fields is None:
@@ -228,6 +258,8 @@ def entries(
                 "error": exception_line(error),
                 "env_sha": env_sha,
                 "rerun_of": rerun_of,
+                "tags": tags.split(",") if tags else [],
+                "note": note,
             }
 
 
@@ -357,6 +389,7 @@ def show(db: Database, run_id: str) -> dict[str, Any]:
         results[name] = entry
     rerun_of, module, qualname, path, how = db.conn.execute(_RERUN_OF, (pk,)).fetchone()
     function = None if module is None else {"module": module, "qualname": qualname, "path": path, "how": how}
+    deleted = db.conn.execute(_DELETED_BY, (pk,)).fetchone()
     return {
         "run_id": full,
         "short_id": short,
@@ -374,6 +407,12 @@ def show(db: Database, run_id: str) -> dict[str, Any]:
         "output": output,
         "rerun_of": rerun_of,
         "function": function,
+        "tags": [tag for (tag,) in db.conn.execute(_TAGS_OF, (pk,))],
+        "notes": [
+            {"text": text, "time": time, "user": user, "host": host}
+            for text, time, user, host in db.conn.execute(_NOTES_OF, (pk,))
+        ],
+        "deleted": None if deleted is None else {"time": deleted[0], "user": deleted[1], "host": deleted[2]},
         "session": _session(db, session, short),
     }
 

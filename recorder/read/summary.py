@@ -29,7 +29,7 @@ if TYPE_CHECKING:
 
 __all__ = ["ExperimentHandle", "experiment_summary", "html_table", "store_html", "experiment_html"]
 
-_BY_STATUS = "SELECT status, count(*) FROM runs WHERE experiment = ? GROUP BY status"
+_BY_STATUS = "SELECT status, count(*) FROM runs WHERE experiment = ? AND deleted IS NULL GROUP BY status"
 _RANGE = "SELECT {columns} FROM (\n{wide}\n)"
 
 

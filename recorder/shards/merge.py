@@ -229,6 +229,59 @@ def _statements(conn: sqlite3.Connection, db: str, runs: str) -> list[str]:
     ]
 
 
+def _curation_statements(db: str, runs: str, *, events: bool) -> list[str]:
+    """The INSERTs that carry the curation of the selected runs of ``db``: tags and notes as unions
+    (a note already there, same run, text, time, user and host, is not added again), and with
+    ``events`` the source's curation events the destination lacks (the same test)."""
+    q = quote_ident(db)
+    statements = [
+        f"""INSERT OR IGNORE INTO main.run_tags (run, tag)
+            SELECT mr.pk, t.tag FROM {q}.run_tags AS t JOIN {q}.runs AS r ON r.pk = t.run
+            JOIN main.runs AS mr ON mr.id = r.id WHERE {runs}""",
+        f"""INSERT INTO main.run_notes (run, text, time, user, host)
+            SELECT mr.pk, n.text, n.time, n.user, n.host FROM {q}.run_notes AS n JOIN {q}.runs AS r ON r.pk = n.run
+            JOIN main.runs AS mr ON mr.id = r.id
+            WHERE {runs} AND NOT EXISTS (
+                SELECT 1 FROM main.run_notes AS m WHERE m.run = mr.pk AND m.text = n.text AND m.time = n.time
+                AND m.user IS n.user AND m.host = n.host)
+            ORDER BY n.time, n.pk""",
+    ]
+    if events:
+        statements.append(
+            f"""INSERT INTO main.curation_events (time, user, host, action, detail)
+                SELECT c.time, c.user, c.host, c.action, c.detail FROM {q}.curation_events AS c
+                WHERE NOT EXISTS (
+                    SELECT 1 FROM main.curation_events AS m WHERE m.time = c.time AND m.action = c.action
+                    AND m.host = c.host AND m.user IS c.user AND m.detail = c.detail)
+                ORDER BY c.time, c.pk"""
+        )
+    return statements
+
+
+# Per run named by an rm or restore event, the latest such event (by time, then key): SQLite takes
+# the other columns of an aggregate query with max() from the row that has the maximum.
+_LAST_DELETIONS = """
+SELECT j.value, c.pk, c.action, max(c.time || printf('%020d', c.pk))
+FROM main.curation_events AS c, json_each(c.detail, '$.runs') AS j
+WHERE c.action IN ('rm', 'restore') AND j.type = 'text' AND json_valid(c.detail)
+GROUP BY j.value
+"""
+_SET_DELETED = "UPDATE main.runs SET deleted = ? WHERE id = ? AND deleted IS NOT ?"
+
+
+def _settle_deletions(conn: sqlite3.Connection) -> None:
+    """Delete or restore each run as the latest rm or restore event naming it says (after events merged).
+
+    A run deleted in either store stays deleted unless restored later, whichever store's event that was.
+    """
+    changes = []
+    for run_id, event, action, _ in conn.execute(_LAST_DELETIONS):
+        if isinstance(run_id, str) and len(run_id) == 24 and all(c in "0123456789abcdef" for c in run_id):
+            deleted = event if action == "rm" else None
+            changes.append((deleted, bytes.fromhex(run_id), deleted))
+    conn.executemany(_SET_DELETED, changes)
+
+
 def _copy_experiments(conn: sqlite3.Connection, db: str, runs: str) -> list[int]:
     """Create the experiments of the selected runs that the destination lacks; return their keys."""
     q = quote_ident(db)
@@ -502,6 +555,12 @@ def _merge_into(sources: list[_Source], into: Path, *, allow_code_mismatch: bool
                         experiments = _copy_experiments(conn, name, runs)
                         for statement in _statements(conn, name, runs):
                             conn.execute(statement, {"before": before} if ":before" in statement else ())
+                        # Curation: a merge brings the source's events and settles deletions by them;
+                        # an extract brings the tags and notes of the runs it copies.
+                        for statement in _curation_statements(name, runs, events=source.selected is None):
+                            conn.execute(statement)
+                        if source.selected is None:
+                            _settle_deletions(conn)
                         new = conn.execute(_COUNT_NEW_RUNS, (before,)).fetchone()[0]
                         total = conn.execute(
                             f"SELECT count(*) FROM {quote_ident(name)}.runs AS r WHERE {runs}"

@@ -36,7 +36,7 @@ from ..codec.values import is_scalar_kind
 from ..errors import NameRefused, RecorderWarning
 from .ids import new_id
 from .quoting import quote_ident
-from .viewsql import IN_SCALARS, RUN_COLUMNS, RUN_JOINS, json_value, result_in_rows, select_list, typed
+from .viewsql import IN_SCALARS, LIVE, RUN_COLUMNS, RUN_JOINS, json_value, result_in_rows, select_list, typed
 
 __all__ = [
     "IN_SCALARS",
@@ -133,11 +133,17 @@ def _result_sql(name: str, kinds: set[str]) -> str:
 
 
 def select_sql(
-    experiment: int, params: dict[str, set[str]], results: dict[str, set[str]], *, with_pk: bool = False
+    experiment: int,
+    params: dict[str, set[str]],
+    results: dict[str, set[str]],
+    *,
+    with_pk: bool = False,
+    live: bool = True,
 ) -> str:
     """Return the SELECT of an experiment's wide view (``with_pk`` adds the run key as ``_pk``).
 
     :param params: the parameter names with their kinds, as :func:`columns` gives them.
+    :param live: only the live runs, as the view has them; False: deleted runs too (to pick runs to restore).
     """
     items = [("r.pk", "_pk")] if with_pk else []
     # A run column added in a later schema (rerun_of) gives way to a parameter or result that an
@@ -146,7 +152,8 @@ def select_sql(
     items += [(sql, name) for name, sql in RUN_COLUMNS.items() if name not in taken]
     items += [(typed(json_value("p.params", n), affinity(kinds)), quote_ident(n)) for n, kinds in params.items()]
     items += [(typed(_result_sql(n, kinds), affinity(kinds)), quote_ident(n)) for n, kinds in results.items()]
-    return f"{select_list(items)}\nFROM runs AS r\n{RUN_JOINS}\nWHERE r.experiment = {int(experiment)}"
+    where = f"r.experiment = {int(experiment)}" + (f" AND {LIVE}" if live else "")
+    return f"{select_list(items)}\nFROM runs AS r\n{RUN_JOINS}\nWHERE {where}"
 
 
 def _object_named(conn: sqlite3.Connection, name: str) -> tuple[str, str] | None:

@@ -51,7 +51,7 @@ __all__ = [
 ]
 
 #: Version of the schema this library writes (``PRAGMA user_version``).
-SCHEMA_VERSION = 5
+SCHEMA_VERSION = 6
 #: ``PRAGMA application_id`` of every store created since it was introduced ("Rcdr");
 #: stores written before carry 0 and are recognised by their tables.
 APPLICATION_ID = 0x52636472
@@ -420,10 +420,22 @@ def _create_tables(conn: sqlite3.Connection) -> None:
         conn.execute(statement)
 
 
+_NEW_TABLE = re.compile(r"(?:--[^\n]*\n\s*)*CREATE TABLE\s+\"?([A-Za-z_][A-Za-z0-9_]*)\"?", re.IGNORECASE)
+_VIEW_CALLED = "SELECT name FROM sqlite_schema WHERE type = 'view' AND lower(name) = lower(?)"
+
+
 def _migrate(conn: sqlite3.Connection, version: int) -> None:
-    """Apply ``schema/migrations/NNN.sql`` for every version after ``version``."""
+    """Apply ``schema/migrations/NNN.sql`` for every version after ``version``.
+
+    A table a migration adds may have the name of an experiment, whose wide
+    view then goes (the table takes the name; :func:`refresh_all_views` warns).
+    """
     for step in range(version + 1, SCHEMA_VERSION + 1):
         for statement in _statements(schema_path(f"migrations/{step:03d}.sql").read_text()):
+            table = _NEW_TABLE.match(statement)
+            if table is not None:
+                for (view,) in conn.execute(_VIEW_CALLED, (table.group(1),)).fetchall():
+                    conn.execute(f"DROP VIEW {quote_ident(view)}")
             conn.execute(statement)
 
 

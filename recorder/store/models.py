@@ -42,6 +42,9 @@ __all__ = [
     "Object",
     "ExperimentField",
     "Function",
+    "Tag",
+    "Note",
+    "CurationEvent",
     "TABLES",
     "create_statements",
     "tables_sql",
@@ -191,6 +194,47 @@ class Run(SQLModel, table=True):
     # a table constraint, and a migrated store must equal a fresh one.
     function: int | None = None
     rerun_of: bytes | None = None  # the 12-byte id of the run this one repeats (recorder rerun)
+    # NULL while the run is live; once deleted (recorder rm), the curation event (curation.pk) that
+    # deleted it. Every view and reader of runs for users shows only runs where it is NULL; recording
+    # never writes it, so the INSERT of a run is unchanged. No foreign key, as for ``function``.
+    deleted: int | None = None
+
+
+class Tag(SQLModel, table=True):
+    """A short name given to a run after the fact (``recorder tag``): one row per run and tag."""
+
+    __tablename__ = "run_tags"
+    __table_args__ = (Index("run_tags_tag", "tag"), {"sqlite_with_rowid": False})
+
+    run: int = Field(primary_key=True, sa_column_args=[ForeignKey("runs.pk")])
+    tag: str = Field(primary_key=True)
+
+
+class Note(SQLModel, table=True):
+    """A note on a run (``recorder note``); never edited: a later note of a run supersedes for display."""
+
+    __tablename__ = "run_notes"
+    __table_args__ = (Index("run_notes_run", "run"),)
+
+    pk: int | None = Field(default=None, primary_key=True)
+    run: int = Field(foreign_key="runs.pk")
+    text: str
+    time: str
+    user: str | None = None
+    host: str
+
+
+class CurationEvent(SQLModel, table=True):
+    """One curation (tag, untag, note, rm, restore, purge): who, when, where, what; append-only."""
+
+    __tablename__ = "curation_events"
+
+    pk: int | None = Field(default=None, primary_key=True)
+    time: str
+    user: str | None = None
+    host: str
+    action: str  # tag, untag, note, rm, restore, purge
+    detail: str  # JSON: the runs (ids), tags, text, counts
 
 
 class Function(SQLModel, table=True):
@@ -252,7 +296,22 @@ class ExperimentField(SQLModel, table=True):
 
 
 #: The tables of a store, in the order they are created (a table after those its foreign keys name).
-TABLES = (Experiment, Text, Session, Config, Pset, Comment, Run, Result, Object, ExperimentField, Function)
+TABLES = (
+    Experiment,
+    Text,
+    Session,
+    Config,
+    Pset,
+    Comment,
+    Run,
+    Result,
+    Object,
+    ExperimentField,
+    Function,
+    Tag,
+    Note,
+    CurationEvent,
+)
 
 _TABLES_SQL_HEADER = """\
 -- The tables and indexes of a store of the current schema: what creating a store runs.

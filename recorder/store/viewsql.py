@@ -28,7 +28,9 @@ from .quoting import quote_literal
 
 __all__ = [
     "IN_SCALARS",
+    "LIVE",
     "RUN_COLUMNS",
+    "RUN_TAGS",
     "RUN_ID",
     "RUN_JOINS",
     "SCALARS_KIND",
@@ -94,6 +96,10 @@ def select_list(items: Iterable[tuple[str, str]]) -> str:
 #: The kind of member ``j`` of ``runs.scalars`` as a row of ``results`` would have it:
 #: ``'bool'`` for JSON true and false, NULL (a plain value) for numbers.
 SCALARS_KIND = "CASE WHEN j.type IN ('true', 'false') THEN 'bool' END"
+#: The condition on a run ``r`` that it is live (not deleted by ``recorder rm``): what every view shows.
+LIVE = "r.deleted IS NULL"
+#: A run's tags, sorted and comma-joined (NULL without one): tags are the key order of ``tags``.
+RUN_TAGS = "(SELECT group_concat(t.tag, ',') FROM run_tags AS t WHERE t.run = r.pk)"
 #: A run's id as users see it (24 hex digits).
 RUN_ID = hex_text("r.id")
 #: The run columns of every wide view (and of ``overview_runs``), with the SQL that computes them
@@ -106,6 +112,7 @@ RUN_COLUMNS = {
     "env_sha": "s.env_sha",
     # The run this one repeats (recorder rerun), as hex like run_id; NULL for other runs (hex(NULL) is '').
     "rerun_of": f"nullif({hex_text('r.rerun_of')}, '')",
+    "tags": RUN_TAGS,
 }
 #: What joins a run ``r`` to its session ``s`` and its pset ``p``.
 RUN_JOINS = "JOIN sessions AS s ON s.pk = r.session\nJOIN psets AS p ON p.pk = r.pset"
@@ -133,6 +140,7 @@ _OVERVIEW_RUNS_COLUMNS = [
     ("s.id", "session_id"),
     _run("env_sha"),
     _run("rerun_of"),
+    _run("tags"),
     (hex_text("p.hash"), "pset_hash"),
     ("p.params", "params"),
     ("r.seed", "seed"),
@@ -141,7 +149,8 @@ _OVERVIEW_RUNS = f"""\
 {select_list(_OVERVIEW_RUNS_COLUMNS)}
 FROM runs AS r
 JOIN experiments AS e ON e.pk = r.experiment
-{RUN_JOINS}"""
+{RUN_JOINS}
+WHERE {LIVE}"""
 
 _OVERVIEW_INFO = f"""\
 SELECT
@@ -168,6 +177,7 @@ LEFT JOIN (
         min(time_start_ms) AS first_start_ms,
         max(time_start_ms + ifnull(duration_us, 0) / 1000) AS last_end_ms
     FROM runs
+    WHERE deleted IS NULL
     GROUP BY experiment
 ) AS c ON c.experiment = e.pk"""
 
@@ -188,7 +198,7 @@ FROM (
         count(DISTINCT j.atom) + max(j.atom IS NULL) AS distinct_values,
         min(j.atom) AS min,
         max(j.atom) AS max
-    FROM (SELECT DISTINCT experiment, pset FROM runs) AS u
+    FROM (SELECT DISTINCT experiment, pset FROM runs WHERE deleted IS NULL) AS u
     JOIN psets AS p ON p.pk = u.pset, json_each(p.params) AS j
     GROUP BY u.experiment, j.key
 ) AS v
@@ -250,7 +260,8 @@ FROM results_all AS x
 JOIN runs AS r ON r.pk = x.run
 JOIN experiments AS e ON e.pk = r.experiment
 LEFT JOIN objects AS o ON x.kind = 'object' AND o.digest = x.value
-LEFT JOIN comments AS cm ON cm.pk = x.comment"""
+LEFT JOIN comments AS cm ON cm.pk = x.comment
+WHERE {LIVE}"""
 
 _OVERVIEW_RESULTS_SUMMARY = f"""\
 SELECT
@@ -320,6 +331,7 @@ FROM (
     FROM results AS x
     JOIN comments AS cm ON cm.pk = x.comment
     JOIN runs AS r ON r.pk = x.run
+    WHERE {LIVE}
     GROUP BY r.experiment, x.name, cm.text
 ) AS c
 JOIN experiments AS e ON e.pk = c.experiment

@@ -25,11 +25,11 @@ if TYPE_CHECKING:
 
 _CHUNK = 500  # runs read at a time
 
-# Psets found by hash, with whether the experiment has a run of each in the statuses (through
-# runs_pset). Their keys go to the writer, which then need not look them up again.
+# Psets found by hash, with whether the experiment has a live run of each in the statuses (through
+# runs_pset; a deleted run's pset runs again). Their keys go to the writer, which then need not look them up again.
 _LOOK_UP_PSETS = """
 SELECT p.hash, p.pk, p.params, EXISTS (
-    SELECT 1 FROM runs AS r WHERE r.pset = p.pk AND r.experiment = ? AND r.status IN ({statuses})
+    SELECT 1 FROM runs AS r WHERE r.pset = p.pk AND r.experiment = ? AND r.status IN ({statuses}) AND r.deleted IS NULL
 )
 FROM psets AS p WHERE p.hash IN ({marks})
 """
@@ -37,7 +37,7 @@ _OTHER_SESSION = "SELECT 1 FROM sessions WHERE experiment = ? AND pk <> ? LIMIT 
 _LATEST_RUNS = """
 SELECT p.hash, r.pk, r.id, r.status, r.time_start_ms, r.duration_us, s.id, s.env_sha, r.scalars
 FROM psets AS p CROSS JOIN runs AS r ON r.pset = p.pk JOIN sessions AS s ON s.pk = r.session
-WHERE p.hash IN ({marks}) AND r.experiment = ? AND r.status IN ({statuses})
+WHERE p.hash IN ({marks}) AND r.experiment = ? AND r.status IN ({statuses}) AND r.deleted IS NULL
 ORDER BY r.pk
 """
 _RESULTS_OF = "SELECT run, name, kind, value FROM results WHERE run IN ({marks})"

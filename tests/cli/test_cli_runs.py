@@ -52,7 +52,19 @@ def test_json_lists_params_and_results_per_run(store: Path, ids: list[str]) -> N
     assert rows[1]["params"] == {"a": 2, "b": 9} and rows[1]["results"] == {"energy": 6.0, "steps": 20}
     assert rows[0]["status"] == "failed" and rows[0]["error"] == "ValueError: diverged"
     assert rows[0]["results"] == {} and rows[0]["short_id"] == ids[-1][-8:]
-    assert set(rows[0]) == {"run_id", "short_id", "status", "time_start", "duration_s", "params", "results", "error"}
+    assert set(rows[0]) == {
+        "run_id",
+        "short_id",
+        "status",
+        "time_start",
+        "duration_s",
+        "params",
+        "results",
+        "error",
+        "tags",
+        "note",
+    }
+    assert rows[0]["tags"] == [] and rows[0]["note"] is None
 
 
 def test_json_is_exact(store: Path) -> None:

@@ -1241,4 +1241,4 @@ def test_df_parameters_in_the_function_order(store: Path) -> None:
         assert list(db.df("called").columns[:5]) == ["zeta", "alpha", "b", "y2", "y1"]
         assert db.df("swept")["zeta"].tolist() == [0.5, 0.5, 1.5]
     view = [row[1] for row in connect(store).execute('PRAGMA table_info("swept")')]
-    assert view[6:12] == ["zeta", "alpha", "mid", "beta", "aaa", "y2"]
+    assert view[7:13] == ["zeta", "alpha", "mid", "beta", "aaa", "y2"]

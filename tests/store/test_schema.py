@@ -281,7 +281,7 @@ def test_every_kind_of_wide_view_prepares_on_a_fresh_store(tmp_path: Path) -> No
         refresh_view(conn, 1)
         _prepare(conn, 'SELECT * FROM "exp"')
         names = [row[1] for row in conn.execute('PRAGMA table_info("exp")')]
-        assert names[6:] == [*params, *results]
+        assert names[7:] == [*params, *results]
     finally:
         conn.close()
 

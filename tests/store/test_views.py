@@ -51,7 +51,7 @@ RECORDER_VIEWS = [
     "overview_sessions",
     "result_comments",
 ]
-RUN_COLUMNS = ["run_id", "status", "time_start", "duration_s", "env_sha", "rerun_of"]
+RUN_COLUMNS = ["run_id", "status", "time_start", "duration_s", "env_sha", "rerun_of", "tags"]
 
 
 # -- helpers ------------------------------------------------------------------------

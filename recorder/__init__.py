@@ -44,7 +44,7 @@ from .record.run import Run
 from .shards.merge import MergeReport, extract, merge
 from .store.folder import Store
 from .store.objects import ObjectStore
-from .sweep.execute import current_seed
+from .sweep.execute import RunContext, current_run, current_seed
 from .sweep.params import ParamSequence, grid, pgrid, plist, pzip, zip
 from .version import __version__
 
@@ -65,6 +65,8 @@ __all__ = [
     "experiment",
     "Experiment",
     "current_seed",
+    "current_run",
+    "RunContext",
     "plist",
     "pgrid",
     "pzip",

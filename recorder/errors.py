@@ -61,6 +61,8 @@ __all__ = [
     "ExtraNotInstalled",
     "RerunRefused",
     "FunctionMissing",
+    "NotInRun",
+    "SeriesRefused",
 ]
 
 
@@ -240,3 +242,11 @@ class RerunRefused(RecorderError):
 
 class FunctionMissing(RerunRefused, LookupError):
     """The experiment function is not where the run recorded it (renamed or removed at that code)."""
+
+
+class NotInRun(RecorderError):
+    """``recorder.current_run()`` (or ``current_seed()``) was called outside a recorded run."""
+
+
+class SeriesRefused(RecorderError, ValueError):
+    """A series value cannot be recorded: not a number, of another type than the series' earlier values."""

@@ -201,6 +201,7 @@ class Experiment(Generic[_P, _R]):
         capture: bool = False,
         message: str | None = None,
         return_df: bool = True,
+        workdir: str | os.PathLike[str] | None = None,
     ) -> pd.DataFrame | None:
         """Run the experiment on every pset in one session; see :meth:`recorder.Recorder.sweep`."""
         if simulate:
@@ -227,6 +228,7 @@ class Experiment(Generic[_P, _R]):
                 progress=progress,
                 capture=capture,
                 return_df=return_df,
+                workdir=workdir,
             )
 
     def vsweep(

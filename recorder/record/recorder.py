@@ -138,6 +138,8 @@ class Recorder:
     :param flush_interval: finished runs are committed in batches, at most
         this many seconds after they end; a SIGKILL loses at most that
         much. ``0`` commits every run as it ends (slower).
+    :param workdir: the folder under which each run gets its work folder
+        (``recorder.current_run().dir``); default ``runs/`` in the store.
     """
 
     def __init__(
@@ -154,6 +156,7 @@ class Recorder:
         inline_limit: int = DEFAULT_INLINE_LIMIT,
         purge_duplicate_comments: bool = True,
         flush_interval: float = DEFAULT_FLUSH_INTERVAL,
+        workdir: str | os.PathLike[str] | None = None,
     ) -> None:
         self.experiment = check_experiment(experiment)
         self._git_mode = gitinfo.check_mode(git)
@@ -174,6 +177,8 @@ class Recorder:
         self.inline_limit = inline_limit
         self.purge_duplicate_comments = purge_duplicate_comments
         self.flush_interval = float(flush_interval)
+        #: The folder of the runs' work folders, when not the store's ``runs/``.
+        self.workdir = workdir
         self._pending_config = dict(config or {})
         for name in self._pending_config:
             check_name("config", name)
@@ -443,6 +448,7 @@ class Recorder:
         progress: bool | None = None,
         capture: bool = False,
         return_df: bool = True,
+        workdir: str | os.PathLike[str] | None = None,
     ) -> pd.DataFrame | None:
         """Run ``func(**pset)`` for every pset and record one run each; return one row per pset.
 
@@ -461,6 +467,7 @@ class Recorder:
         :param capture: store each run's stdout and stderr (bounded).
         :param return_df: build and return the DataFrame; false returns None
             and keeps memory flat for huge sweeps.
+        :param workdir: the folder of the runs' work folders (default: the Recorder's ``workdir``).
         :returns: a DataFrame: params, scalar results and ``_run_id``,
             ``_pset_hash``, ``_status``, ``_time_start``, ``_duration_s``, ``_session``,
             one row per pset in the order given (a repeated pset runs once).
@@ -485,6 +492,7 @@ class Recorder:
             progress=progress,
             capture=capture,
             return_df=return_df,
+            workdir=workdir if workdir is not None else self.workdir,
         )
 
     def vsweep(

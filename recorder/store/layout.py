@@ -15,7 +15,17 @@ from pathlib import Path
 
 from ..errors import LinkInStore
 
-__all__ = ["STORE_ENV", "DEFAULT_STORE", "DB_NAME", "OBJECTS", "LOCK_DIR", "OBJECTS_LOCK", "locks_folder"]
+__all__ = [
+    "STORE_ENV",
+    "DEFAULT_STORE",
+    "DB_NAME",
+    "OBJECTS",
+    "RUNS",
+    "LOCK_DIR",
+    "OBJECTS_LOCK",
+    "locks_folder",
+    "work_folders",
+]
 
 #: Environment variable naming the store when ``store=`` is not given.
 STORE_ENV = "RECORDER_STORE"
@@ -25,10 +35,19 @@ DEFAULT_STORE = ".recorder"
 DB_NAME = "recorder.sqlite"
 #: The folder of content-addressed objects.
 OBJECTS = "objects"
+#: The folder of the runs' work folders (``runs/<run id>/``, see :func:`recorder.current_run`).
+RUNS = "runs"
 #: The folder of session locks, journals and the objects lock.
 LOCK_DIR = "locks"
 #: The objects lock, relative to the store (see :class:`recorder.store.objects.ObjectsLock`).
 OBJECTS_LOCK = Path(LOCK_DIR) / "objects.lock"
+
+
+def work_folders(root: str | os.PathLike[str], workdir: str | os.PathLike[str] | None = None) -> Path:
+    """Return the folder holding the runs' work folders: ``workdir`` when given, else the store's ``runs/``."""
+    if workdir is not None:
+        return Path(workdir).absolute()
+    return Path(root).absolute() / RUNS
 
 
 def locks_folder(root: str | os.PathLike[str], *, create: bool = False) -> Path:

@@ -12,6 +12,7 @@ Pools and executors are in :mod:`recorder.pool`.
 from __future__ import annotations
 
 import inspect
+import os
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from itertools import islice
@@ -27,7 +28,7 @@ from ..store.catalog import find_experiment
 from ..store.ids import iso_utc, new_id
 from ..store.pending import PendingRun
 from ..store.rows import check_pset
-from .execute import Outcome
+from .execute import Outcome, Where
 from .progress import Progress
 from .serial import older_objects_frozen, run_serial
 from .session import Session
@@ -277,6 +278,7 @@ def sweep(
     return_df: bool = True,
     runner: Runner | None = None,
     rerun_of: str | None = None,
+    workdir: str | os.PathLike[str] | None = None,
 ) -> pd.DataFrame | None:
     """Run ``func`` on every pset of ``params`` in ``session``; return one row per pset.
 
@@ -311,9 +313,12 @@ def sweep(
     table = Table() if return_df else None
     fills = Fills()
     fixed = (str(store.objects.root), session.inline_limit, capture, binder.name)
+    if workdir is None:
+        workdir = getattr(session, "workdir", None)  # a Recorder's own (its sessions implement Session)
+    where = Where(session.experiment, str(store.root), None if workdir is None else str(workdir))
 
-    def call(task: Task) -> tuple[Any, ...]:
-        return (task.params, task.seed, *fixed)
+    def call(task: Task, row: PendingRun) -> tuple[Any, ...]:
+        return (task.params, task.seed, *fixed, row.id, task.hash, where)
 
     record = _Recording(session, store.objects, writer, binder.name, table, progress_, on_error)
     recorded_before = session.runs_recorded
@@ -327,7 +332,7 @@ def sweep(
             if runner is not None:
                 runner(to_run, record)
             elif pool is None:
-                run_serial(func, to_run, writer.started, record, fixed)
+                run_serial(func, to_run, writer.started, record, fixed, where)
             else:
                 pool.run(to_run, call, record)
         if table is not None:

@@ -258,10 +258,10 @@ class Pool:
     def run(
         self,
         items: Iterable[tuple[Any, Any]],
-        call: Callable[[Any], tuple[Any, ...]],
+        call: Callable[[Any, Any], tuple[Any, ...]],
         record: Callable[[Any, Any, Outcome], None],
     ) -> None:
-        """Run every ``(task, row)``; ``call(task)`` gives the arguments of :func:`execute` after ``func``.
+        """Run every ``(task, row)``; ``call(task, row)`` gives the arguments of :func:`execute` after ``func``.
 
         Completed runs are recorded as they complete. On Ctrl-C, SIGTERM or
         an error, our pool's workers are stopped, every result that reached
@@ -278,13 +278,13 @@ class Pool:
             if self._own:
                 slot = free.pop()
                 self._slots[slot] = 0
-                future = self.executor.submit(_run_in_worker, self._payload, self._name, slot, *call(task))
+                future = self.executor.submit(_run_in_worker, self._payload, self._name, slot, *call(task, row))
             elif self._payload:
                 slot = -1
-                future = self.executor.submit(_run_in_worker, self._payload, self._name, slot, *call(task))
+                future = self.executor.submit(_run_in_worker, self._payload, self._name, slot, *call(task, row))
             else:  # a thread pool: the function itself
                 slot = -1
-                future = self.executor.submit(execute, self._func, *call(task))
+                future = self.executor.submit(execute, self._func, *call(task, row))
             in_flight[future] = (task, row, slot)
 
         def settle(future: cf.Future[Outcome], outcome: Outcome) -> None:

@@ -63,6 +63,7 @@ __all__ = [
     "FunctionMissing",
     "NotInRun",
     "SeriesRefused",
+    "FileRefused",
 ]
 
 
@@ -250,3 +251,8 @@ class NotInRun(RecorderError):
 
 class SeriesRefused(RecorderError, ValueError):
     """A series value cannot be recorded: not a number, of another type than the series' earlier values."""
+
+
+class FileRefused(RecorderError, ValueError):
+    """A run's file cannot be stored (not a regular file, over ``max_file_bytes``) or copied out (its
+    stored path would leave the folder, or the place is taken)."""

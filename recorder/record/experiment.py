@@ -202,6 +202,8 @@ class Experiment(Generic[_P, _R]):
         message: str | None = None,
         return_df: bool = True,
         workdir: str | os.PathLike[str] | None = None,
+        keep_files: str | None = None,
+        max_file_bytes: int | None = None,
     ) -> pd.DataFrame | None:
         """Run the experiment on every pset in one session; see :meth:`recorder.Recorder.sweep`."""
         if simulate:
@@ -229,6 +231,8 @@ class Experiment(Generic[_P, _R]):
                 capture=capture,
                 return_df=return_df,
                 workdir=workdir,
+                keep_files=keep_files,
+                max_file_bytes=max_file_bytes,
             )
 
     def vsweep(

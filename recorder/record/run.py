@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ..codec.hashing import claim_names, is_utf8, pset_hash, run_seed
-from ..codec.values import encode
+from ..codec.values import Encoded, encode
 from ..errors import RecorderError
 from ..store.ids import new_id
 from ..store.pending import PendingRun
@@ -96,7 +96,16 @@ class Run:
             raise
         workdir = recorder.workdir
         # A plain tuple's constructor: a NamedTuple's is a Python call, and a Run is on the hot path.
-        where = _new_where(Where, (recorder.experiment, writing.store.root, None if workdir is None else str(workdir)))
+        where = _new_where(
+            Where,
+            (
+                recorder.experiment,
+                writing.store.root,
+                None if workdir is None else str(workdir),
+                recorder.keep_files,
+                recorder.max_file_bytes,
+            ),
+        )
         # recorder.current_seed() and recorder.current_run() inside the run
         self._slot, self._token = enter_run(self.seed, self._row.id, self.pset_hash, self.params, where)
         return self
@@ -121,14 +130,16 @@ class Run:
             status = "failed"
             error = "".join(traceback.format_exception(exc_type, exc, tb))
         context = self._slot[5] if self._slot is not None else None
-        if context is not None:  # its series, stored whatever the status (a failed run's are often what one needs)
+        if context is not None:  # its files and series, stored whatever the status (a failed run's too)
             try:
+                assert self._writing is not None
+                self._add(context.files(str(self._writing.store.objects.root)))
                 self.log(**context.results())
             except Exception as e:
                 if status == "done":
                     status, error = "failed", "".join(traceback.format_exception(type(e), e, e.__traceback__))
                 else:
-                    error = f"{error or ''}\n(its series could not be stored: {type(e).__name__}: {e})"
+                    error = f"{error or ''}\n(its files or series could not all be stored: {type(e).__name__}: {e})"
         leave_run(self._token)
         recorder = self._recorder
         recorder._active = None
@@ -136,6 +147,18 @@ class Run:
         recorder.runs_recorded += 1
         assert self._writing is not None and self._row is not None
         self._writing.writer.finished(self._row, status, duration, error)
+
+    def _add(self, encoded: dict[str, Encoded]) -> None:
+        """Add results encoded already (a run's files), their names checked as :meth:`log` checks them."""
+        if not encoded:
+            return
+        assert self._row is not None and self._writing is not None
+        taken = self._taken
+        if taken is None:
+            taken = self._taken = {n.lower(): n for n in self.params}
+        claim_names("result", encoded, taken)
+        self._writing.writer.fields.claim("result", encoded)
+        self._row.results.update(encoded)
 
     def append(self, **values: Any) -> None:
         """Add one value to each named series of this run (one call per step); see :meth:`recorder.RunContext.append`.

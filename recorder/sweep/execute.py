@@ -17,9 +17,9 @@ from typing import Any, NamedTuple
 
 from ..codec.hashing import claim_names
 from ..codec.values import Encoded, encode
-from ..errors import NameRefused, NotInRun, RecorderError, SeriesRefused
+from ..errors import FileRefused, NameRefused, NotInRun, RecorderError, SeriesRefused
 from ..store.layout import work_folders
-from ..store.objects import ObjectStore
+from ..store.objects import FILE_DTYPE, ObjectStore
 from .capture import captured
 
 __all__ = [
@@ -37,6 +37,7 @@ __all__ = [
     "enter_run",
     "context_of",
     "SERIES_SUFFIX",
+    "KEEP_FILES",
     "series_array",
     "with_context",
     "leave_run",
@@ -52,6 +53,14 @@ class Where(NamedTuple):
     store: str | Path
     #: The folder holding the runs' work folders, when not the store's ``runs/`` (``workdir=``).
     workdir: str | None
+    #: What becomes of the files a run leaves in its folder: one of :data:`KEEP_FILES`.
+    keep_files: str = "store"
+    #: A file larger than this fails its run (None: no limit).
+    max_file_bytes: int | None = None
+
+
+#: ``keep_files=`` values: files stored and the folder removed; stored and kept; kept and only listed.
+KEEP_FILES = ("store", "both", "folder")
 
 
 # The run in progress in this thread (or task): a list ``[seed, run id, pset hash, params, where,
@@ -119,6 +128,39 @@ class RunContext:
                 column = series[name] = []
             column.append(value)
 
+    def files(self, objects_root: str) -> dict[str, Encoded]:
+        """Store the files left in the run's folder (if it has one) and return them as results, by relative path.
+
+        A file becomes a ``file`` result (its object's digest; the bytes
+        stored verbatim, see :meth:`recorder.store.objects.ObjectStore.put_file`),
+        a symbolic link a ``link`` result (its target, never followed); with
+        ``keep_files="folder"`` a file is only listed, as a ``json`` result of
+        its size and SHA-256. With ``keep_files="store"`` the folder is
+        removed, once everything in it is stored.
+
+        :raises OSError: for a file that cannot be read (the folder is kept).
+        :raises FileRefused: for a file larger than ``max_file_bytes``, or not a regular file (the folder is kept).
+        """
+        folder, where = self._dir, self._where
+        if folder is None or where is None:
+            return {}
+        objects = _object_store(objects_root)
+        results: dict[str, Encoded] = {}
+        for relative, path, target in _walk(folder):
+            if target is not None:
+                results[relative] = Encoded("link", target)
+            elif where.keep_files == "folder":
+                digest, size = _hash_file(path, where.max_file_bytes)
+                results[relative] = encode(relative, {"bytes": size, "sha256": digest}, objects)
+            else:
+                digest, size = objects.put_file(path, max_bytes=where.max_file_bytes)
+                results[relative] = Encoded("file", digest, (digest, size, FILE_DTYPE, "[]"))
+        if where.keep_files == "store":
+            import shutil
+
+            shutil.rmtree(folder)
+        return results
+
     def results(self) -> dict[str, Any]:
         """The results this run's context adds to what its function returned: its series (see :meth:`append`).
 
@@ -135,6 +177,46 @@ class RunContext:
 
     def __repr__(self) -> str:
         return f"RunContext({self.id}, {self.params!r})"
+
+
+def _walk(folder: Path) -> list[tuple[str, Path, str | None]]:
+    """Every file and link under ``folder``: ``(relative path with '/', path, link target or None)``, sorted.
+
+    Links are not followed (a link to a folder is not entered); empty folders are left out.
+    """
+    found: list[tuple[str, Path, str | None]] = []
+    pending = [(folder, "")]
+    while pending:
+        here, prefix = pending.pop()
+        with os.scandir(here) as entries:
+            for entry in entries:
+                relative = prefix + entry.name
+                if entry.is_symlink():
+                    found.append((relative, Path(entry.path), os.readlink(entry.path)))
+                elif entry.is_dir(follow_symlinks=False):
+                    pending.append((Path(entry.path), relative + "/"))
+                elif entry.is_file(follow_symlinks=False):
+                    found.append((relative, Path(entry.path), None))
+                else:
+                    raise FileRefused(
+                        f"{entry.path} in the run's folder is not a regular file (a FIFO, socket or device), so "
+                        "it cannot be stored; remove it before the run ends (the folder is kept)"
+                    )
+    return sorted(found)
+
+
+def _hash_file(path: Path, max_bytes: int | None) -> tuple[str, int]:
+    """The SHA-256 and size of a file, read without following a link."""
+    import hashlib
+
+    digest, size = hashlib.sha256(), 0
+    with os.fdopen(os.open(path, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0)), "rb") as file:
+        for chunk in iter(lambda: file.read(1 << 20), b""):
+            size += len(chunk)
+            if max_bytes is not None and size > max_bytes:
+                raise FileRefused(f"{path} holds more than max_file_bytes={max_bytes} bytes; raise the limit")
+            digest.update(chunk)
+    return digest.hexdigest(), size
 
 
 #: The suffix of the array result of a series (``loss`` → ``loss_series``); its last value is ``loss``.
@@ -350,13 +432,15 @@ def with_context(outcome: Outcome, context: RunContext | None, objects_root: str
     """
     if context is None:
         return outcome
+    results: dict[str, Encoded] = {}
     try:
+        results.update(context.files(objects_root))
         extra = context.results()
         objects = _object_store(objects_root)
-        results = {name: encode(name, value, objects, inline_limit=inline_limit) for name, value in extra.items()}
+        results.update({name: encode(name, value, objects, inline_limit=inline_limit) for name, value in extra.items()})
     except Exception as e:
-        note = f"\n(its series could not be stored: {type(e).__name__}: {e})"
-        return outcome._replace(error=(outcome.error or "") + note)
+        note = f"\n(its files or series could not all be stored: {type(e).__name__}: {e})"
+        return outcome._replace(error=(outcome.error or "") + note, results={**outcome.results, **results})
     return outcome._replace(results={**outcome.results, **results})
 
 
@@ -405,7 +489,10 @@ def finish(
     results: dict[str, Encoded] = {}
     try:
         if context is not None:
+            results = context.files(objects_root)  # first: a run failing below keeps its files
             returned = _with_results(returned, context.results(), func_name)
+            if results and returned is None:
+                returned = {}
         if returned is not None:
             if not isinstance(returned, Mapping):
                 raise RecorderError(
@@ -413,7 +500,7 @@ def finish(
                     "returns a dict of results (name → value) or None"
                 )
             objects = _object_store(objects_root)
-            names = (param_names, tuple(returned))
+            names = (param_names, tuple(returned) + tuple(results))
             if names not in _CHECKED:  # names are checked once per layout, not per run
                 claim_names("result", names[1], {n.lower(): n for n in names[0]})
                 if len(_CHECKED) < 1024:

@@ -44,7 +44,16 @@ if TYPE_CHECKING:
     from ..store.objects import ObjectStore
     from ..store.writer import RunWriter
 
-__all__ = ["SKIP_MODES", "Binder", "RunFailed", "sweep", "dry_run", "function_key"]
+__all__ = [
+    "SKIP_MODES",
+    "Binder",
+    "RunFailed",
+    "sweep",
+    "dry_run",
+    "function_key",
+    "check_keep_files",
+    "check_max_file_bytes",
+]
 
 SKIP_MODES = {None: (), "done": ("done",), "done+failed": ("done", "failed")}
 ON_ERROR = ("record", "raise")
@@ -219,6 +228,22 @@ def check_options(skip: object, on_error: object, workers: object, executor: obj
     return SKIP_MODES[skip]
 
 
+def check_keep_files(keep_files: object) -> str:
+    """Return ``keep_files`` if it is one of :data:`recorder.sweep.execute.KEEP_FILES`."""
+    from .execute import KEEP_FILES
+
+    if keep_files not in KEEP_FILES:
+        raise RecorderError(f"keep_files={keep_files!r} is not one of {', '.join(map(repr, KEEP_FILES))}")
+    return str(keep_files)
+
+
+def check_max_file_bytes(limit: object) -> int | None:
+    """Return ``limit`` if it is None or a number of bytes (an int ≥ 0)."""
+    if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int) or limit < 0):
+        raise RecorderError(f"max_file_bytes={limit!r} is not a number of bytes (an int ≥ 0) or None")
+    return limit
+
+
 def _is_executor(executor: object) -> bool:
     from concurrent.futures import Executor
 
@@ -279,6 +304,8 @@ def sweep(
     runner: Runner | None = None,
     rerun_of: str | None = None,
     workdir: str | os.PathLike[str] | None = None,
+    keep_files: str | None = None,
+    max_file_bytes: int | None = None,
 ) -> pd.DataFrame | None:
     """Run ``func`` on every pset of ``params`` in ``session``; return one row per pset.
 
@@ -313,9 +340,19 @@ def sweep(
     table = Table() if return_df else None
     fills = Fills()
     fixed = (str(store.objects.root), session.inline_limit, capture, binder.name)
+    # Unless given, a Recorder's own (its sessions implement Session).
     if workdir is None:
-        workdir = getattr(session, "workdir", None)  # a Recorder's own (its sessions implement Session)
-    where = Where(session.experiment, str(store.root), None if workdir is None else str(workdir))
+        workdir = getattr(session, "workdir", None)
+    keep_files = check_keep_files(keep_files if keep_files is not None else getattr(session, "keep_files", "store"))
+    if max_file_bytes is None:
+        max_file_bytes = getattr(session, "max_file_bytes", None)
+    where = Where(
+        session.experiment,
+        str(store.root),
+        None if workdir is None else str(workdir),
+        keep_files,
+        check_max_file_bytes(max_file_bytes),
+    )
 
     def call(task: Task, row: PendingRun) -> tuple[Any, ...]:
         return (task.params, task.seed, *fixed, row.id, task.hash, where)

@@ -45,7 +45,7 @@ from .shards.merge import MergeReport, extract, merge
 from .store.folder import Store
 from .store.objects import ObjectStore
 from .sweep.execute import RunContext, current_run, current_seed
-from .sweep.params import ParamSequence, grid, pgrid, plist, pzip, zip
+from .sweep.params import ParamSequence, grid, pgrid, plist, pzip, stargrid, zip
 from .version import __version__
 
 
@@ -69,6 +69,7 @@ __all__ = [
     "RunContext",
     "plist",
     "pgrid",
+    "stargrid",
     "pzip",
     "grid",
     "zip",

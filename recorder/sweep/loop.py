@@ -29,6 +29,7 @@ from ..store.ids import iso_utc, new_id
 from ..store.pending import PendingRun
 from ..store.rows import check_pset
 from .execute import Outcome, Where
+from .params import merged_pset
 from .progress import Progress
 from .serial import older_objects_frozen, run_serial
 from .session import Session
@@ -173,7 +174,7 @@ def _tasks(
     prepare = binder.prepare
     for index, pset in enumerate(params):
         if type(pset) is not dict and not isinstance(pset, Mapping):
-            raise RecorderError(f"pset number {index} is {pset!r}, not a dict of parameters")
+            pset = merged_pset(pset, f"pset number {index}")  # a tuple of psets (builtin zip of plists)
         clean, canonical = prepare(pset)
         prepared = tuple(clean)
         names = layouts.get(prepared)

@@ -204,6 +204,7 @@ class Experiment(Generic[_P, _R]):
         workdir: str | os.PathLike[str] | None = None,
         keep_files: str | None = None,
         max_file_bytes: int | None = None,
+        fixed: Mapping[str, Any] | None = None,
     ) -> pd.DataFrame | None:
         """Run the experiment on every pset in one session; see :meth:`recorder.Recorder.sweep`."""
         if simulate:
@@ -233,6 +234,7 @@ class Experiment(Generic[_P, _R]):
                 workdir=workdir,
                 keep_files=keep_files,
                 max_file_bytes=max_file_bytes,
+                fixed=fixed,
             )
 
     def vsweep(

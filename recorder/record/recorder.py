@@ -460,6 +460,7 @@ class Recorder:
         workdir: str | os.PathLike[str] | None = None,
         keep_files: str | None = None,
         max_file_bytes: int | None = None,
+        fixed: Mapping[str, Any] | None = None,
     ) -> pd.DataFrame | None:
         """Run ``func(**pset)`` for every pset and record one run each; return one row per pset.
 
@@ -481,6 +482,9 @@ class Recorder:
         :param workdir: the folder of the runs' work folders (default: the Recorder's ``workdir``).
         :param keep_files: what becomes of the files a run leaves in its folder (default: the Recorder's).
         :param max_file_bytes: a larger file fails its run (default: the Recorder's).
+        :param fixed: constant inputs passed to every call as keyword arguments: not parameters,
+            sent once per worker, their digests in the session's config (see :mod:`recorder.sweep.fixed`).
+            A ``functools.partial``'s arguments are taken as fixed inputs too.
         :returns: a DataFrame: params, scalar results and ``_run_id``,
             ``_pset_hash``, ``_status``, ``_time_start``, ``_duration_s``, ``_session``,
             one row per pset in the order given (a repeated pset runs once).
@@ -508,6 +512,7 @@ class Recorder:
             workdir=workdir if workdir is not None else self.workdir,
             keep_files=keep_files,
             max_file_bytes=max_file_bytes,
+            fixed=fixed,
         )
 
     def vsweep(

@@ -11,6 +11,7 @@ Pools and executors are in :mod:`recorder.pool`.
 
 from __future__ import annotations
 
+import functools
 import inspect
 import os
 import time
@@ -72,9 +73,11 @@ class Binder:
     that a run records what it really ran with.
     """
 
-    def __init__(self, func: Callable[..., Any]) -> None:
+    def __init__(self, func: Callable[..., Any], fixed: Iterable[str] = ()) -> None:
         self.func = func
         self.name = getattr(func, "__qualname__", repr(func))
+        #: Constant inputs (``fixed=``): passed to every call, never parameters.
+        self.fixed = frozenset(fixed)
         try:
             self.signature = inspect.signature(func)
         except (TypeError, ValueError) as e:
@@ -92,7 +95,12 @@ class Binder:
                 self._var_keyword = parameter.name
             else:
                 check_name("parameter", parameter.name)
-        parameters = [p for p in self.signature.parameters.values() if p.kind is not p.VAR_KEYWORD]
+        unknown = sorted(self.fixed - set(self.signature.parameters))
+        if unknown and self._var_keyword is None:
+            raise RecorderError(f"fixed input {unknown[0]!r} is not a parameter of {self.name}")
+        parameters = [
+            p for p in self.signature.parameters.values() if p.kind is not p.VAR_KEYWORD and p.name not in self.fixed
+        ]
         self._names = frozenset(p.name for p in parameters)
         self._positions = {p.name: i for i, p in enumerate(parameters)}
         # Defaults first, in signature order; a pset's values then replace them.
@@ -113,6 +121,13 @@ class Binder:
             names = tuple(params)
             ordered = self.order(names)
             return params if ordered == names else {name: params[name] for name in ordered}
+        if self.fixed:
+            both = sorted(self.fixed & kwargs.keys())
+            if both:
+                raise RecorderError(
+                    f"{both[0]!r} is a fixed input of {self.name}, not a parameter; leave it out of the psets"
+                )
+            kwargs = {**kwargs, **dict.fromkeys(self.fixed)}  # bound as placeholders, dropped below
         try:
             bound = self.signature.bind(*args, **kwargs)
         except TypeError as e:
@@ -121,6 +136,8 @@ class Binder:
         params = dict(bound.arguments)
         if self._var_keyword is not None:
             params.update(params.pop(self._var_keyword))
+        for name in self.fixed:
+            params.pop(name, None)
         return params
 
     def known(self, names: Iterable[str]) -> list[str]:
@@ -307,6 +324,7 @@ def sweep(
     workdir: str | os.PathLike[str] | None = None,
     keep_files: str | None = None,
     max_file_bytes: int | None = None,
+    fixed: Mapping[str, Any] | None = None,
 ) -> pd.DataFrame | None:
     """Run ``func`` on every pset of ``params`` in ``session``; return one row per pset.
 
@@ -317,13 +335,23 @@ def sweep(
     ``rerun_of`` (a run id) marks every run as a rerun of that run (see :mod:`recorder.record.rerun`).
     """
     statuses = check_options(skip, on_error, workers, executor)
+    constants: dict[str, Any] = {}
+    if fixed is not None or isinstance(func, functools.partial):
+        from .fixed import split_partial
+
+        if fixed is not None and not isinstance(fixed, Mapping):
+            raise RecorderError(f"fixed={fixed!r} is not a dict of constant inputs (name → value)")
+        func, constants = split_partial(func, fixed)
+        # The given binder's function (an experiment's own, when func is what its workers load).
+        base = binder.func if binder is not None and not isinstance(binder.func, functools.partial) else func
+        binder = Binder(base, constants)
     binder = binder or Binder(func)
     pool = None
     if executor is not None or workers > 1:
         from .pool import Pool  # multiprocessing only when a sweep uses it
 
         # Before the session starts: a function the workers cannot load is refused with nothing written.
-        pool = Pool(func, binder.name, executor, workers)
+        pool = Pool(func, binder.name, executor, workers, constants)
     try:
         store, writer, session_pk = session.writing()
     except BaseException:
@@ -332,6 +360,10 @@ def sweep(
         raise
     try:
         function = function_key(writer, session_pk, func)
+        if constants:
+            from .fixed import fixed_config
+
+            session.config(**fixed_config(constants, binder.name))  # type: ignore[attr-defined]
     except BaseException:
         if pool is not None:
             pool.close()
@@ -340,7 +372,7 @@ def sweep(
     reader = Reader(store.db_path, writer.experiment_pk, session_pk, alone=session.runs_recorded == 0)
     table = Table() if return_df else None
     fills = Fills()
-    fixed = (str(store.objects.root), session.inline_limit, capture, binder.name)
+    arguments = (str(store.objects.root), session.inline_limit, capture, binder.name)
     # Unless given, a Recorder's own (its sessions implement Session).
     if workdir is None:
         workdir = getattr(session, "workdir", None)
@@ -356,7 +388,7 @@ def sweep(
     )
 
     def call(task: Task, row: PendingRun) -> tuple[Any, ...]:
-        return (task.params, task.seed, *fixed, row.id, task.hash, where)
+        return (task.params, task.seed, *arguments, row.id, task.hash, where)
 
     record = _Recording(session, store.objects, writer, binder.name, table, progress_, on_error)
     recorded_before = session.runs_recorded
@@ -370,7 +402,9 @@ def sweep(
             if runner is not None:
                 runner(to_run, record)
             elif pool is None:
-                run_serial(func, to_run, writer.started, record, fixed, where)
+                from .fixed import with_fixed
+
+                run_serial(with_fixed(func, constants), to_run, writer.started, record, arguments, where)
             else:
                 pool.run(to_run, call, record)
         if table is not None:

@@ -67,14 +67,20 @@ def test_logging_of_runs_in_a_thread_pool_goes_to_each_runs_own_output(store: Pa
     )
 
 
-def test_logging_in_worker_processes_and_at_the_users_level(store: Path) -> None:
+def test_logging_in_worker_processes(store: Path) -> None:
+    with rec.Recorder("l", store=store, git=False) as r:
+        r.sweep(logs, rec.plist("a", range(4)), workers=2, capture=True)
+    _check(_outputs(store), range(4))
+
+
+def test_logging_at_the_level_the_user_configured(store: Path) -> None:
     log.setLevel(logging.INFO)
     try:
         with rec.Recorder("l", store=store, git=False) as r:
-            r.sweep(logs, rec.plist("a", range(4)), workers=2, capture=True)
+            r.sweep(logs, rec.plist("a", range(2)), capture=True)
     finally:
         log.setLevel(logging.NOTSET)
-    _check(_outputs(store), range(4), info=True)
+    _check(_outputs(store), range(2), info=True)
 
 
 def test_without_capture_logging_is_left_alone(store: Path, caplog: pytest.LogCaptureFixture) -> None:

@@ -10,6 +10,7 @@ from .errors import (
     DuplicateSource,
     ExperimentNotFound,
     ExtraNotInstalled,
+    FileRefused,
     ForeignStoreError,
     FunctionMissing,
     FunctionUnavailable,
@@ -20,6 +21,7 @@ from .errors import (
     MergeRefused,
     NameRefused,
     NoStoreError,
+    NotInRun,
     ObjectError,
     ObjectOutsideStore,
     PoolBroken,
@@ -31,6 +33,7 @@ from .errors import (
     ResultsNotNamed,
     RunFailed,
     RunNotFound,
+    SeriesRefused,
     SessionNotFound,
     SessionRecording,
     StoreBusy,
@@ -49,8 +52,8 @@ from .shards.curate import Curated, Purged, note, purge, restore, rm, tag, untag
 from .shards.merge import MergeReport, extract, merge
 from .store.folder import Store
 from .store.objects import ObjectStore
-from .sweep.execute import current_seed
-from .sweep.params import ParamSequence, grid, pgrid, plist, pzip, zip
+from .sweep.execute import RunContext, current_run, current_seed
+from .sweep.params import ParamSequence, grid, pgrid, plist, pzip, stargrid, zip
 from .version import __version__
 
 
@@ -70,8 +73,11 @@ __all__ = [
     "experiment",
     "Experiment",
     "current_seed",
+    "current_run",
+    "RunContext",
     "plist",
     "pgrid",
+    "stargrid",
     "pzip",
     "grid",
     "zip",
@@ -130,6 +136,9 @@ __all__ = [
     "SessionRecording",
     "ExtraNotInstalled",
     "RerunRefused",
+    "NotInRun",
+    "SeriesRefused",
+    "FileRefused",
     "FunctionMissing",
     "SessionNotFound",
     "AmbiguousSessionId",

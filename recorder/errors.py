@@ -65,6 +65,9 @@ __all__ = [
     "SessionNotFound",
     "AmbiguousSessionId",
     "CurationRefused",
+    "NotInRun",
+    "SeriesRefused",
+    "FileRefused",
 ]
 
 
@@ -263,3 +266,16 @@ class CurationRefused(RecorderError):
     selects every run of the experiment without ``all_runs=True`` (``--all``). Nothing was written."""
 
     exit_code = 14
+
+
+class NotInRun(RecorderError):
+    """``recorder.current_run()`` (or ``current_seed()``) was called outside a recorded run."""
+
+
+class SeriesRefused(RecorderError, ValueError):
+    """A series value cannot be recorded: not a number, of another type than the series' earlier values."""
+
+
+class FileRefused(RecorderError, ValueError):
+    """A run's file cannot be stored (not a regular file, over ``max_file_bytes``) or copied out (its
+    stored path would leave the folder, or the place is taken)."""

@@ -535,6 +535,27 @@ def show(ctx: click.Context, run: str, as_json: bool) -> None:
     click.echo("\n".join(out))
 
 
+@main.command()
+@click.argument("run")
+@click.option("--into", type=click.Path(file_okay=False), help="Copy the files into this folder (made if missing).")
+@_store_option
+@click.pass_context
+def files(ctx: click.Context, run: str, into: str | None) -> None:
+    """List the files RUN left in its work folder, or copy them out with --into DIR.
+
+    Nothing is written outside DIR, through a link, or over a file there.
+    """
+    from ..read.files import copy_out
+
+    with _open(ctx) as db:
+        if into is None:
+            for name, digest in db.files(run):
+                click.echo(f"{_clean(name)}  {_clean(digest)}")
+            return
+        written = copy_out(db, run, into)
+    click.echo(f"copied {len(written)} file{'s' if len(written) != 1 else ''} into {_clean(into)}")
+
+
 def _value_text(entry: dict[str, Any]) -> str:
     """A result or config value as show prints it: the value, or an array's dtype, shape, size and place."""
     if "array" in entry:
@@ -542,6 +563,11 @@ def _value_text(entry: dict[str, Any]) -> str:
         where = "inline" if a.get("inline") else f"object {_clean(a['digest'])[:16]}"
         shape = tuple(a["shape"]) if isinstance(a["shape"], list) else ()
         return _clean(f"array {a['dtype']} shape {shape} ({a['bytes']} bytes, {where})")
+    if "file" in entry:
+        f = entry["file"]
+        return _clean(f"file ({f['bytes']} bytes, object {str(f['digest'])[:16]})")
+    if "link" in entry:
+        return _clean(f"link to {entry['link']!r} (not followed)")
     if "bytes" in entry:
         return f"{entry['bytes']} bytes"
     return _clean(repr(entry["value"]))

@@ -175,11 +175,64 @@ def param_json(name: str, value: Any) -> tuple[str, Any]:
         return param_json(name, float(value))
     if dtype_kind == "U" or (dtype_kind is None and isinstance(value, str)):
         return param_json(name, str(value))
+    if isinstance(value, (list, tuple, dict)):
+        return _structure_param(name, value, 0)
     raise ValueRefused(
         f"parameter {name!r} has type {type(value).__name__}: a parameter must be "
-        "a bool, int, float, str or None; log arrays and structures as results, "
-        "or pass a scalar that selects them"
+        "a bool, int, float, str or None, or a list, tuple or dict of them; log arrays "
+        "as results, or pass a scalar that selects them"
     )
+
+
+def _structure_param(name: str, value: list[Any] | tuple[Any, ...] | dict[str, Any], depth: int) -> tuple[str, Any]:
+    """The canonical JSON of a list, tuple or dict parameter, and the plain value it stands for.
+
+    Each item follows :func:`param_json` (numpy scalars as Python numbers, ``-0.0`` as
+    ``0.0``, NaN refused); a tuple is written as a list (a tuple and a list with the
+    same items are one pset) and stands for that list; a dict's keys are str, sorted
+    by code point as a pset's names are.
+    """
+    if depth >= _MAX_DEPTH:
+        raise ValueRefused(
+            f"parameter {name!r} is nested more than {_MAX_DEPTH} levels deep, or contains itself; "
+            "pass a flatter structure"
+        )
+    if isinstance(value, dict):
+        keys = []
+        for key in value:
+            if type(key) is not str or not is_utf8(key):
+                raise ValueRefused(
+                    f"parameter {name!r} holds a dict key {key!r} of type {type(key).__name__}; "
+                    "the keys of a dict parameter are str"
+                )
+            keys.append(key)
+        parts, clean = [], {}
+        for key in sorted(keys):
+            text, clean[key] = _item_param(name, value[key], depth)
+            parts.append(json_string(key) + ":" + text)
+        return "{" + ",".join(parts) + "}", clean
+    texts, items = [], []
+    for item in value:
+        text, plain = _item_param(name, item, depth)
+        texts.append(text)
+        items.append(plain)
+    return "[" + ",".join(texts) + "]", items
+
+
+def _item_param(name: str, item: Any, depth: int) -> tuple[str, Any]:
+    """One item of a structure parameter: a plain value (:func:`param_json`) or a nested structure."""
+    if isinstance(item, (list, tuple, dict)):
+        return _structure_param(name, item, depth + 1)
+    try:
+        return param_json(name, item)
+    except ValueRefused as e:
+        if "has type" not in str(e):
+            raise
+        raise ValueRefused(
+            f"parameter {name!r} holds {item!r} of type {type(item).__name__} inside a list or dict: "
+            "a structure parameter holds only bool, int, float, str, None and nested lists, tuples "
+            "and dicts of them"
+        ) from None
 
 
 def _finite_json(name: str, value: float) -> str:

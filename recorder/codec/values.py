@@ -36,6 +36,8 @@ from .hashing import is_utf8
 from .npy import load_npy_bytes, npy_bytes, npy_header
 
 if TYPE_CHECKING:
+    from pathlib import Path
+
     import numpy as np
 
 __all__ = [
@@ -68,6 +70,10 @@ class ArrayStore(Protocol):
 
     def get(self, digest: str, *, mmap: bool = True) -> np.ndarray:
         """Return the array of a digest (memory-mapped read-only unless ``mmap`` is false)."""
+        ...
+
+    def file(self, digest: str) -> Path:
+        """Return the path of an object's file (a run's file: its bytes verbatim)."""
         ...
 
 
@@ -205,6 +211,10 @@ def decode(kind: str | None, value: Any, objects: ArrayStore, *, mmap: bool = Tr
         return load_npy_bytes(value)
     if kind == "npyscalar":
         return load_npy_bytes(value)[()]
+    if kind == "file":  # a file a run left in its folder: the path of its bytes, read-only
+        return objects.file(value)
+    if kind == "link":  # a symbolic link a run left in its folder: its target, never followed
+        return value
     if kind == "object":
         return objects.get(value, mmap=mmap)
     if kind == "int":

@@ -61,6 +61,7 @@ _RUN = "SELECT pk FROM runs WHERE id = ?"
 _SESSION_PK = "SELECT pk FROM sessions WHERE lower(id) = ?"
 _RESULT = "SELECT kind, value FROM results WHERE run = ? AND name = ?"
 _RESULT_NAMES = "SELECT name FROM results WHERE run = ?"
+_FILES = "SELECT name, value FROM results WHERE run = ? AND kind = 'file' ORDER BY name"
 _SCALARS = "SELECT scalars FROM runs WHERE pk = ?"
 _ARRAYS = """
 SELECT lower(hex(r.id)), x.kind, x.value
@@ -439,6 +440,28 @@ class Database:
         raise RecorderError(
             f"run {full} has no result {name!r}; it has {', '.join(map(repr, names)) if names else 'none'}"
         )
+
+    def file(self, run_id: str, path: str) -> Path:
+        """Return the stored file a run left in its folder at ``path`` (relative, with ``/``): a read-only path.
+
+        The path is the object's own file in the store: read it, copy it, never write it
+        (``recorder files RUN --into DIR`` copies a run's files out).
+
+        :raises RecorderError: when the run has no file at ``path``.
+        """
+        pk, full = self.run_key(run_id)
+        row = self._read(_RESULT, (pk, path)).fetchone()
+        if row is None or row[0] != "file":
+            files = [name for name, _ in self.files(full)]
+            raise RecorderError(
+                f"run {full} has no file {path!r}; its files: {', '.join(map(repr, files)) if files else 'none'}"
+            )
+        return self.objects.file(row[1])
+
+    def files(self, run_id: str) -> list[tuple[str, str]]:
+        """Return the files a run left in its folder, as ``(relative path, digest)``, sorted by path."""
+        pk, _ = self.run_key(run_id)
+        return [(name, digest) for name, digest in self._read(_FILES, (pk,))]
 
     def array(self, run_id: str, name: str, *, mmap: bool = True) -> np.ndarray:
         """Return an array result of a run, memory-mapped (read-only) unless ``mmap`` is false."""

@@ -73,7 +73,7 @@ _RESULTS = """
 SELECT x.name, x.kind, x.value, c.text, o.dtype, o.shape, o.size
 FROM results AS x
 LEFT JOIN comments AS c ON c.pk = x.comment
-LEFT JOIN objects AS o ON x.kind = 'object' AND o.digest = x.value
+LEFT JOIN objects AS o ON x.kind IN ('object', 'file') AND o.digest = x.value
 WHERE x.run = ? ORDER BY x.name
 """
 _SESSION = """
@@ -289,6 +289,10 @@ def _entry(
     """A result or config cell as show gives it: the value, or an array's dtype, shape, size and digest."""
     if kind == "object":
         return {"array": _array_summary(dtype, shape, size, value, run_id)}
+    if kind == "file":  # a file the run left in its folder (recorder files RUN copies it out)
+        return {"file": {"bytes": size, "digest": value}}
+    if kind == "link":  # a symbolic link the run left there: its target, never followed
+        return {"link": value if isinstance(value, str) else repr(value)}
     if kind in ("npy", "npyscalar"):
         array = _decode(kind, value, db, run_id, what)
         if kind == "npyscalar":
@@ -422,6 +426,8 @@ def _summary(entry: dict[str, Any]) -> Any:
     if "array" in entry:
         a = entry["array"]
         return f"array {a['dtype']} {tuple(a['shape'] or ())} {(a.get('digest') or 'inline')[:12]}"
+    if "file" in entry:
+        return f"file {entry['file']['digest'][:12]}"
     return entry.get("value", entry)
 
 

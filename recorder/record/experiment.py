@@ -201,6 +201,10 @@ class Experiment(Generic[_P, _R]):
         capture: bool = False,
         message: str | None = None,
         return_df: bool = True,
+        workdir: str | os.PathLike[str] | None = None,
+        keep_files: str | None = None,
+        max_file_bytes: int | None = None,
+        fixed: Mapping[str, Any] | None = None,
     ) -> pd.DataFrame | None:
         """Run the experiment on every pset in one session; see :meth:`recorder.Recorder.sweep`."""
         if simulate:
@@ -227,6 +231,10 @@ class Experiment(Generic[_P, _R]):
                 progress=progress,
                 capture=capture,
                 return_df=return_df,
+                workdir=workdir,
+                keep_files=keep_files,
+                max_file_bytes=max_file_bytes,
+                fixed=fixed,
             )
 
     def vsweep(

@@ -27,7 +27,7 @@ from ..store.ids import new_id, now_utc
 from ..store.journal import Journal
 from ..store.liveness import SessionLock
 from ..store.writer import RunWriter, insert_objects, insert_texts
-from ..sweep.loop import Binder, dry_run
+from ..sweep.loop import Binder, check_keep_files, check_max_file_bytes, dry_run
 from ..sweep.loop import sweep as sweep_psets
 from ..sweep.session import Writing
 from ..version import __version__
@@ -138,6 +138,12 @@ class Recorder:
     :param flush_interval: finished runs are committed in batches, at most
         this many seconds after they end; a SIGKILL loses at most that
         much. ``0`` commits every run as it ends (slower).
+    :param workdir: the folder under which each run gets its work folder
+        (``recorder.current_run().dir``); default ``runs/`` in the store.
+    :param keep_files: the files a run leaves in its folder are stored as
+        results and the folder removed (``"store"``, default), stored and the
+        folder kept (``"both"``), or kept and only listed (``"folder"``).
+    :param max_file_bytes: a larger file in a run's folder fails the run (default: no limit).
     """
 
     def __init__(
@@ -154,6 +160,9 @@ class Recorder:
         inline_limit: int = DEFAULT_INLINE_LIMIT,
         purge_duplicate_comments: bool = True,
         flush_interval: float = DEFAULT_FLUSH_INTERVAL,
+        workdir: str | os.PathLike[str] | None = None,
+        keep_files: str = "store",
+        max_file_bytes: int | None = None,
     ) -> None:
         self.experiment = check_experiment(experiment)
         self._git_mode = gitinfo.check_mode(git)
@@ -174,6 +183,11 @@ class Recorder:
         self.inline_limit = inline_limit
         self.purge_duplicate_comments = purge_duplicate_comments
         self.flush_interval = float(flush_interval)
+        #: The folder of the runs' work folders, when not the store's ``runs/``.
+        self.workdir = workdir
+        #: What becomes of the files a run leaves in its folder, and the largest such file.
+        self.keep_files = check_keep_files(keep_files)
+        self.max_file_bytes = check_max_file_bytes(max_file_bytes)
         self._pending_config = dict(config or {})
         for name in self._pending_config:
             check_name("config", name)
@@ -443,6 +457,10 @@ class Recorder:
         progress: bool | None = None,
         capture: bool = False,
         return_df: bool = True,
+        workdir: str | os.PathLike[str] | None = None,
+        keep_files: str | None = None,
+        max_file_bytes: int | None = None,
+        fixed: Mapping[str, Any] | None = None,
     ) -> pd.DataFrame | None:
         """Run ``func(**pset)`` for every pset and record one run each; return one row per pset.
 
@@ -461,6 +479,12 @@ class Recorder:
         :param capture: store each run's stdout and stderr (bounded).
         :param return_df: build and return the DataFrame; false returns None
             and keeps memory flat for huge sweeps.
+        :param workdir: the folder of the runs' work folders (default: the Recorder's ``workdir``).
+        :param keep_files: what becomes of the files a run leaves in its folder (default: the Recorder's).
+        :param max_file_bytes: a larger file fails its run (default: the Recorder's).
+        :param fixed: constant inputs passed to every call as keyword arguments: not parameters,
+            sent once per worker, their digests in the session's config (see :mod:`recorder.sweep.fixed`).
+            A ``functools.partial``'s arguments are taken as fixed inputs too.
         :returns: a DataFrame: params, scalar results and ``_run_id``,
             ``_pset_hash``, ``_status``, ``_time_start``, ``_duration_s``, ``_session``,
             one row per pset in the order given (a repeated pset runs once).
@@ -485,6 +509,10 @@ class Recorder:
             progress=progress,
             capture=capture,
             return_df=return_df,
+            workdir=workdir if workdir is not None else self.workdir,
+            keep_files=keep_files,
+            max_file_bytes=max_file_bytes,
+            fixed=fixed,
         )
 
     def vsweep(

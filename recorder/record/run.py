@@ -4,20 +4,23 @@ from __future__ import annotations
 
 import time
 import traceback
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ..codec.hashing import claim_names, is_utf8, pset_hash, run_seed
-from ..codec.values import encode
+from ..codec.values import Encoded, encode
 from ..errors import RecorderError
 from ..store.ids import new_id
 from ..store.pending import PendingRun
-from ..sweep.execute import reset_seed, seed_of_run
+from ..sweep.execute import Where, context_of, enter_run, leave_run
 
 if TYPE_CHECKING:
     from ..sweep.session import Writing
     from .recorder import Recorder
 
 __all__ = ["Run"]
+
+_new_where = tuple.__new__
 
 
 class Run:
@@ -35,6 +38,7 @@ class Run:
         "_perf0",
         "_recorder",
         "_row",
+        "_slot",
         "_taken",
         "_token",
         "_writing",
@@ -60,6 +64,7 @@ class Run:
         self._taken: dict[str, str] | None = None  # lower-cased names of params and results
         self._writing: Writing | None = None  # the session's store and writer, once the run started
         self._function: int | None = None  # key of the experiment function it calls (the decorator sets it)
+        self._slot: list[Any] | None = None  # the run as recorder.current_run() knows it, once started
 
     @property
     def id(self) -> str | None:
@@ -89,8 +94,31 @@ class Run:
         except BaseException:
             recorder._active = None
             raise
-        self._token = seed_of_run(self.seed)  # recorder.current_seed() inside the run
+        workdir = recorder.workdir
+        # A plain tuple's constructor: a NamedTuple's is a Python call, and a Run is on the hot path.
+        where = _new_where(
+            Where,
+            (
+                recorder.experiment,
+                writing.store.root,
+                None if workdir is None else str(workdir),
+                recorder.keep_files,
+                recorder.max_file_bytes,
+            ),
+        )
+        # recorder.current_seed() and recorder.current_run() inside the run
+        self._slot, self._token = enter_run(self.seed, self._row.id, self.pset_hash, self.params, where)
         return self
+
+    @property
+    def dir(self) -> Path:
+        """The run's work folder (as ``recorder.current_run().dir``), made on first use.
+
+        :raises RecorderError: before the run started.
+        """
+        if self._slot is None:
+            raise RecorderError("dir is known once the run started: `with r.run(...) as run: run.dir`")
+        return context_of(self._slot).dir
 
     def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: Any) -> None:
         duration = time.perf_counter() - self._perf0
@@ -101,13 +129,45 @@ class Run:
         else:
             status = "failed"
             error = "".join(traceback.format_exception(exc_type, exc, tb))
-        reset_seed(self._token)
+        context = self._slot[5] if self._slot is not None else None
+        if context is not None:  # its files and series, stored whatever the status (a failed run's too)
+            try:
+                assert self._writing is not None
+                self._add(context.files(str(self._writing.store.objects.root)))
+                self.log(**context.results())
+            except Exception as e:
+                if status == "done":
+                    status, error = "failed", "".join(traceback.format_exception(type(e), e, e.__traceback__))
+                else:
+                    error = f"{error or ''}\n(its files or series could not all be stored: {type(e).__name__}: {e})"
+        leave_run(self._token)
         recorder = self._recorder
         recorder._active = None
         self.status = status
         recorder.runs_recorded += 1
         assert self._writing is not None and self._row is not None
         self._writing.writer.finished(self._row, status, duration, error)
+
+    def _add(self, encoded: dict[str, Encoded]) -> None:
+        """Add results encoded already (a run's files), their names checked as :meth:`log` checks them."""
+        if not encoded:
+            return
+        assert self._row is not None and self._writing is not None
+        taken = self._taken
+        if taken is None:
+            taken = self._taken = {n.lower(): n for n in self.params}
+        claim_names("result", encoded, taken)
+        self._writing.writer.fields.claim("result", encoded)
+        self._row.results.update(encoded)
+
+    def append(self, **values: Any) -> None:
+        """Add one value to each named series of this run (one call per step); see :meth:`recorder.RunContext.append`.
+
+        :raises RecorderError: outside the ``with`` block of the run.
+        """
+        if self._slot is None or self.status is not None:
+            raise RecorderError("append() is for an open run: use `with r.run(...) as run: run.append(loss=x)`")
+        context_of(self._slot).append(**values)
 
     def log(self, comment: str | None = None, **results: Any) -> None:
         """Record results of this run; arrays above the inline limit go to the object store now.

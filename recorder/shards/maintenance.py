@@ -29,6 +29,7 @@ from ..store.db import transaction
 from ..store.folder import Store
 from ..store.layout import JAX_CACHE, folder_files
 from ..store.objects import (
+    FILE_DTYPE,
     FOLDER_NAME,
     OBJECT_NAME,
     TEMP_NAME,
@@ -40,9 +41,10 @@ from ..sweep.progress import Progress
 
 __all__ = ["Problem", "verify", "GcReport", "gc"]
 
-# Every reference to an object: results of runs, and config values of sessions.
+# Every reference to an object: results of runs (arrays, and files a run left in its folder), and config values.
 _REFERENCES = """
-SELECT x.value, lower(hex(r.id)), x.name FROM results AS x JOIN runs AS r ON r.pk = x.run WHERE x.kind = 'object'
+SELECT x.value, lower(hex(r.id)), x.name FROM results AS x JOIN runs AS r ON r.pk = x.run
+WHERE x.kind IN ('object', 'file')
 UNION ALL
 SELECT c.value, 'session ' || s.id, 'config ' || c.name FROM config AS c JOIN sessions AS s ON s.pk = c.session
 WHERE c.kind = 'object'
@@ -160,6 +162,8 @@ def _check_object(
                 "wrong size", digest, run_id, name, f"the objects table records {size!r} bytes, the file has {actual}"
             )
         )
+    if dtype == FILE_DTYPE:
+        return problems  # a run's file: bytes verbatim, checked by their digest above
     try:
         array = objects.get(digest)
     except ObjectError as e:

@@ -141,7 +141,7 @@ _OBJECTS_USED = """
 SELECT digest, min(user), min(name) FROM (
     SELECT x.value AS digest, lower(hex(r.id)) AS user, x.name AS name
     FROM {db}.results AS x JOIN {db}.runs AS r ON r.pk = x.run
-    WHERE x.kind = 'object' AND {runs}
+    WHERE x.kind IN ('object', 'file') AND {runs}
     UNION ALL
     SELECT c.value, 'session ' || s.id, 'config ' || c.name
     FROM {db}.config AS c JOIN {db}.sessions AS s ON s.pk = c.session
@@ -197,7 +197,7 @@ def _statements(conn: sqlite3.Connection, db: str, runs: str) -> list[str]:
         f"""INSERT OR IGNORE INTO main.objects ({", ".join(map(quote_ident, object_cols))})
             SELECT {", ".join("o." + quote_ident(c) for c in object_cols)} FROM {q}.objects AS o
             WHERE o.digest IN (SELECT x.value FROM {q}.results AS x JOIN {q}.runs AS r ON r.pk = x.run
-                               WHERE x.kind = 'object' AND {runs}
+                               WHERE x.kind IN ('object', 'file') AND {runs}
                                UNION SELECT c.value FROM {q}.config AS c JOIN {q}.sessions AS s
                                ON s.pk = c.session WHERE c.kind = 'object' AND {sessions})""",
         # The experiment functions of the runs (rows matched by value; a NULL path matches a NULL path).

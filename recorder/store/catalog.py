@@ -42,6 +42,7 @@ __all__ = [
     "IN_SCALARS",
     "RUN_COLUMNS",
     "TEXT",
+    "STRUCTURE",
     "affinity",
     "FieldRow",
     "Fields",
@@ -80,6 +81,8 @@ def fields_of(conn: sqlite3.Connection, experiment: int) -> list[FieldRow]:
 
 #: The kind ``fields`` records for a parameter, or a plain result, that was a str ("" for other plain values).
 TEXT = "text"
+#: The kind ``fields`` records for a parameter that was a list or dict (shown as its JSON text, never cast).
+STRUCTURE = "json"
 # Kinds whose values are numbers or NULL (NaN): "" is a plain value other than a str.
 _NUMBER_KINDS = frozenset({"", IN_SCALARS, "bool", "nan"})
 
@@ -150,7 +153,10 @@ def select_sql(
     # older store's experiment already has of that name: the user's column keeps its name.
     taken = {name.lower() for name in (*params, *results)}  # SQL names ignore case
     items += [(sql, name) for name, sql in RUN_COLUMNS.items() if name not in taken]
-    items += [(typed(json_value("p.params", n), affinity(kinds)), quote_ident(n)) for n, kinds in params.items()]
+    items += [
+        (typed(json_value("p.params", n), None if STRUCTURE in kinds else affinity(kinds)), quote_ident(n))
+        for n, kinds in params.items()
+    ]
     items += [(typed(_result_sql(n, kinds), affinity(kinds)), quote_ident(n)) for n, kinds in results.items()]
     where = f"r.experiment = {int(experiment)}" + (f" AND {LIVE}" if live else "")
     return f"{select_list(items)}\nFROM runs AS r\n{RUN_JOINS}\nWHERE {where}"
@@ -220,7 +226,7 @@ def refresh_view(conn: sqlite3.Connection, experiment: int) -> None:
 
 
 # The kind of a parameter, and of a result kept as a row, as Rows.write records them.
-_PARAM_KIND = f"CASE j.type WHEN 'text' THEN '{TEXT}' ELSE '' END"
+_PARAM_KIND = f"CASE j.type WHEN 'text' THEN '{TEXT}' WHEN 'array' THEN '{STRUCTURE}' WHEN 'object' THEN '{STRUCTURE}' ELSE '' END"
 _ROW_KIND = f"CASE WHEN x.kind IS NULL AND typeof(x.value) = 'text' THEN '{TEXT}' ELSE ifnull(x.kind, '') END"
 _REBUILD_FIELDS = (
     "DELETE FROM fields WHERE experiment = :e",
@@ -305,6 +311,20 @@ class Fields:
         if len(self._last) < 1024:
             self._last[names] = (texts, tuple([probe for probe, _ in found]))
         return texts
+
+    def structures(self, names: tuple[str, ...], canonical: str) -> tuple[str, ...]:
+        """Return the parameters whose value is a list or dict in a pset's canonical JSON (as :meth:`texts` finds strs).
+
+        Only called for a pset whose JSON holds ``":[`` or ``":{``; a ``"`` in a string is escaped, so
+        ``{"name":[`` or ``,"name":[`` occurs where the value of ``name`` is a list (or where a dict
+        value nested in a parameter has a key ``name``: then that parameter is shown as JSON too).
+        """
+        found = []
+        for i, name in enumerate(sorted(names)):
+            key = ("{" if i == 0 else ",") + json.dumps(name, ensure_ascii=False) + ":"
+            if key + "[" in canonical or key + "{" in canonical:
+                found.append(name)
+        return tuple(found)
 
     def claim(self, role: str, names: Iterable[str]) -> None:
         """Check that ``names`` may be used as ``role`` names of this experiment, and claim them.

@@ -21,11 +21,13 @@ __all__ = [
     "DEFAULT_STORE",
     "DB_NAME",
     "OBJECTS",
+    "RUNS",
     "LOCK_DIR",
     "OBJECTS_LOCK",
     "JAX_CACHE",
     "locks_folder",
     "folder_files",
+    "work_folders",
 ]
 
 #: Environment variable naming the store when ``store=`` is not given.
@@ -40,6 +42,8 @@ DEFAULT_STORE = ".recorder"
 DB_NAME = "recorder.sqlite"
 #: The folder of content-addressed objects.
 OBJECTS = "objects"
+#: The folder of the runs' work folders (``runs/<run id>/``, see :func:`recorder.current_run`).
+RUNS = "runs"
 #: The folder of session locks, journals and the objects lock.
 LOCK_DIR = "locks"
 #: The objects lock, relative to the store (see :class:`recorder.store.objects.ObjectsLock`).
@@ -66,6 +70,13 @@ def folder_files(folder: Path) -> list[tuple[Path, int]]:
             with contextlib.suppress(FileNotFoundError):  # removed meanwhile
                 found.append((path, os.lstat(path).st_size))
     return found
+
+
+def work_folders(root: str | os.PathLike[str], workdir: str | os.PathLike[str] | None = None) -> Path:
+    """Return the folder holding the runs' work folders: ``workdir`` when given, else the store's ``runs/``."""
+    if workdir is not None:
+        return Path(workdir).absolute()
+    return Path(root).absolute() / RUNS
 
 
 def locks_folder(root: str | os.PathLike[str], *, create: bool = False) -> Path:

@@ -7,6 +7,12 @@ name is always complete; an existing digest is never rewritten (dedup).
 Several processes may put the same array at the same time: each writes its
 own temp file and the renames are atomic.
 
+A run's file (see :func:`recorder.current_run`) is an object too: its bytes
+verbatim (:meth:`ObjectStore.put_file`), named by their SHA-256 under the
+same ``ab/cdef….npy`` name (the suffix is the store's one object name, not a
+promise of the format: its ``objects`` row has the dtype ``file``). An
+``.npy`` file a run wrote is then the same object as the array it holds.
+
 A store is untrusted input: nothing here follows a symbolic link inside
 ``objects/`` (or ``objects/`` itself being one) out of the store; such a
 link is refused with :class:`~recorder.errors.ObjectOutsideStore`.
@@ -29,7 +35,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ..codec.npy import c_order, data_view, npy_header
-from ..errors import ObjectError, ObjectOutsideStore, StoreBusy, StoreError
+from ..errors import FileRefused, ObjectError, ObjectOutsideStore, StoreBusy, StoreError
 from .layout import OBJECTS_LOCK, locks_folder
 
 try:
@@ -43,6 +49,7 @@ if TYPE_CHECKING:
 __all__ = [
     "ObjectStore",
     "ObjectsLock",
+    "FILE_DTYPE",
     "validate_digest",
     "OBJECT_NAME",
     "TEMP_NAME",
@@ -54,6 +61,8 @@ _TMP_PREFIX = ".tmp-"
 FOLDER_NAME = re.compile(r"[0-9a-f]{2}")
 OBJECT_NAME = re.compile(r"[0-9a-f]{62}\.npy")
 TEMP_NAME = re.compile(r"\.(?:tmp|merge)-.+")
+#: The dtype of a run's file in the ``objects`` table: its bytes stored verbatim, not an array.
+FILE_DTYPE = "file"
 #: The lock file of :class:`ObjectsLock`, in the store's ``locks/`` folder (see liveness).
 #: How long a session start or a merge waits for a gc to finish.
 LOCK_WAIT_S = 60.0
@@ -187,6 +196,51 @@ class ObjectStore:
         except OSError as e:
             tmp.unlink(missing_ok=True)
             raise ObjectError(f"cannot write object {name} under {folder}: {e}") from e
+        return name, size
+
+    def put_file(self, source: str | os.PathLike[str], *, max_bytes: int | None = None) -> tuple[str, int]:
+        """Store a file's bytes verbatim (read once, hashed while copied) and return ``(digest, size)``.
+
+        :param max_bytes: refuse a file larger than this.
+        :raises OSError: when the file cannot be read.
+        :raises FileRefused: when it is larger than ``max_bytes``.
+        :raises ObjectError: when it cannot be written here.
+        """
+        folder_tmp = self.root / f"{_TMP_PREFIX}file-{os.getpid()}-{secrets.token_hex(4)}"
+        self.root.mkdir(parents=True, exist_ok=True)
+        self._check_folder(self.root / "00")
+        digest = hashlib.sha256()
+        size = 0
+        # O_NOFOLLOW: a file swapped for a link meanwhile is not followed out of the run's folder.
+        fd = os.open(source, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0))
+        try:
+            with os.fdopen(fd, "rb") as file, open(folder_tmp, "xb") as out:
+                fd = -1
+                for chunk in iter(lambda: file.read(1 << 20), b""):
+                    size += len(chunk)
+                    if max_bytes is not None and size > max_bytes:
+                        raise FileRefused(
+                            f"{source} holds more than max_file_bytes={max_bytes} bytes; raise the limit or write less"
+                        )
+                    digest.update(chunk)
+                    out.write(chunk)
+                out.flush()
+                os.fsync(out.fileno())
+            os.chmod(folder_tmp, 0o444)  # a run's file, as db.file() gives it: read-only
+            name = digest.hexdigest()
+            final = self.path(name)
+            try:
+                info = os.lstat(final)
+                stored = info.st_size if stat.S_ISREG(info.st_mode) else -1
+            except FileNotFoundError:
+                stored = -1
+            if stored != size:
+                self.folder(name)
+                os.replace(folder_tmp, final)
+        finally:
+            if fd >= 0:
+                os.close(fd)
+            folder_tmp.unlink(missing_ok=True)
         return name, size
 
     def get(self, digest: str, *, mmap: bool = True) -> np.ndarray:

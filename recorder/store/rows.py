@@ -14,7 +14,7 @@ from typing import Any
 
 from ..codec.canonical import scalars_json
 from ..errors import StoreError
-from .catalog import IN_SCALARS, TEXT, Fields
+from .catalog import IN_SCALARS, STRUCTURE, TEXT, Fields
 from .ids import now_utc
 from .pending import PendingRun
 
@@ -325,12 +325,19 @@ class Rows:
         and those of the str values.
         """
         names = run.names if run.names is not None else tuple(json.loads(run.canonical))
-        texts = self.fields.texts(names, run.canonical)
-        layout: Any = (names, texts) if texts else names
+        canonical = run.canonical
+        texts = self.fields.texts(names, canonical)
+        structures = (
+            self.fields.structures(names, canonical) if '":[' in canonical or '":{' in canonical else ()
+        )  # lists and dicts: a rare pset, found by two searches
+        layout: Any = (names, texts, structures) if structures else (names, texts) if texts else names
         if layout not in self._layouts and layout not in self._staged_layouts:
             self._staged_layouts.add(layout)
             assert run.pk is not None
-            fields.extend(("param", name, TEXT if name in texts else "", run.pk) for name in names)
+            fields.extend(
+                ("param", name, STRUCTURE if name in structures else TEXT if name in texts else "", run.pk)
+                for name in names
+            )
 
     def note_psets(self, pks: dict[str, int]) -> None:
         """Remember keys of psets found in the store (hash → key): psets are never deleted."""

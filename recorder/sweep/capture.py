@@ -1,4 +1,4 @@
-"""Capture of a run's stdout and stderr: bounded in size, carriage-return lines collapsed."""
+"""Capture of a run's stdout, stderr and ``logging`` records: bounded in size, carriage-return lines collapsed."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import threading
 from collections.abc import Iterator
 from typing import Any
 
-__all__ = ["MAX_OUTPUT_CHARS", "captured", "collapse_carriage_returns"]
+__all__ = ["MAX_OUTPUT_CHARS", "LOG_FORMAT", "captured", "collapse_carriage_returns"]
 
 #: Most characters kept of a run's output: the first and last half of it.
 MAX_OUTPUT_CHARS = 1_000_000
@@ -78,6 +78,10 @@ _CURRENT: contextvars.ContextVar[_Buffer | None] = contextvars.ContextVar("recor
 _LOCK = threading.Lock()
 _active = 0  # captures in progress, in every thread
 _installed: tuple[_Dispatch, _Dispatch] | None = None  # while any capture is in progress
+_log_handler: Any = None  # the _LogHandler on the root logger, while any capture is in progress
+
+#: How a ``logging`` record is written into a run's output: time, level, logger name, message.
+LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 
 
 class _Dispatch(io.TextIOBase):
@@ -129,19 +133,57 @@ class _Dispatch(io.TextIOBase):
         return getattr(self.original, name)
 
 
+def _log_handler_class() -> Any:
+    """The class of the handler that sends ``logging`` records to the capturing run's buffer (logging imported now)."""
+    import logging
+
+    class _LogHandler(logging.Handler):
+        """On the root logger while captures run: a record goes to the buffer of the emitting thread's run.
+
+        Records reach it as the user's logging configuration lets them (a
+        logger's level, ``propagate``); a thread that captures nothing gets
+        what logging would have done without this handler (its last resort,
+        when no other handler is configured).
+        """
+
+        def emit(self, record: logging.LogRecord) -> None:
+            buffer = _CURRENT.get()
+            if buffer is None:
+                last = logging.lastResort
+                if last is not None and len(logging.getLogger().handlers) == 1 and record.levelno >= last.level:
+                    last.handle(record)
+                return
+            try:
+                buffer.write(self.format(record) + "\n")
+            except Exception:
+                self.handleError(record)
+
+    return _LogHandler
+
+
 def _install() -> None:
-    global _active, _installed
+    global _active, _installed, _log_handler
     with _LOCK:
         _active += 1
         if _active == 1:
+            import logging
+
             _installed = (_Dispatch(sys.stdout), _Dispatch(sys.stderr))
             sys.stdout, sys.stderr = _installed
+            _log_handler = _log_handler_class()()
+            _log_handler.setFormatter(logging.Formatter(LOG_FORMAT))
+            logging.getLogger().addHandler(_log_handler)
 
 
 def _uninstall() -> None:
-    global _active, _installed
+    global _active, _installed, _log_handler
     with _LOCK:
         _active -= 1
+        if _active == 0 and _log_handler is not None:
+            import logging
+
+            logging.getLogger().removeHandler(_log_handler)
+            _log_handler = None
         if _active == 0 and _installed is not None:
             out, err = _installed
             # Put back exactly what was there, unless someone replaced our stream meanwhile (theirs stays).
@@ -154,12 +196,14 @@ def _uninstall() -> None:
 
 @contextlib.contextmanager
 def captured(limit: int = MAX_OUTPUT_CHARS) -> Iterator[_Buffer]:
-    """Send what this thread writes to ``sys.stdout`` and ``sys.stderr`` to one bounded buffer inside the block.
+    """Send what this thread writes to ``sys.stdout`` and ``sys.stderr``, and its ``logging`` records, to one bounded buffer.
 
     Other threads' output is not taken: while any capture runs,
     ``sys.stdout`` and ``sys.stderr`` dispatch each write to the buffer of
     the writing thread's (or context's) run, or to the original stream; the
-    originals are put back when the last capture ends. Python-level capture:
+    originals are put back when the last capture ends. A handler on the root
+    logger does the same for ``logging`` records (:data:`LOG_FORMAT`), at the
+    levels the user's configuration lets through. Python-level capture:
     what C extensions write to the file descriptors directly is not captured.
     """
     buffer = _Buffer(limit)

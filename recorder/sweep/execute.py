@@ -12,12 +12,14 @@ import os
 import time
 import traceback
 from collections.abc import Callable, Mapping
+from pathlib import Path
 from typing import Any, NamedTuple
 
 from ..codec.hashing import claim_names
 from ..codec.values import Encoded, encode
-from ..errors import RecorderError
-from ..store.objects import ObjectStore
+from ..errors import FileRefused, NameRefused, NotInRun, RecorderError, SeriesRefused
+from ..store.layout import work_folders
+from ..store.objects import FILE_DTYPE, ObjectStore
 from .capture import captured
 
 __all__ = [
@@ -29,12 +31,223 @@ __all__ = [
     "failure",
     "finish",
     "current_seed",
-    "seed_of_run",
-    "reset_seed",
+    "current_run",
+    "RunContext",
+    "Where",
+    "enter_run",
+    "context_of",
+    "SERIES_SUFFIX",
+    "KEEP_FILES",
+    "series_array",
+    "with_context",
+    "leave_run",
     "user_traceback",
 ]
 
-_SEED: contextvars.ContextVar[int | None] = contextvars.ContextVar("recorder_seed", default=None)
+
+class Where(NamedTuple):
+    """What every run of a session shares, for :func:`current_run`: the experiment and where run folders go."""
+
+    experiment: str
+    #: The store's folder.
+    store: str | Path
+    #: The folder holding the runs' work folders, when not the store's ``runs/`` (``workdir=``).
+    workdir: str | None
+    #: What becomes of the files a run leaves in its folder: one of :data:`KEEP_FILES`.
+    keep_files: str = "store"
+    #: A file larger than this fails its run (None: no limit).
+    max_file_bytes: int | None = None
+
+
+#: ``keep_files=`` values: files stored and the folder removed; stored and kept; kept and only listed.
+KEEP_FILES = ("store", "both", "folder")
+
+
+# The run in progress in this thread (or task): a list ``[seed, run id, pset hash, params, where,
+# context]``. A list, not an object: a sweep sets it per run, and a list is the cheapest thing to
+# make; the RunContext in its last slot is made only when the function asks (current_run()).
+_RUN: contextvars.ContextVar[list[Any] | None] = contextvars.ContextVar("recorder_run", default=None)
+
+
+class RunContext:
+    """The run in progress, as :func:`current_run` gives it inside a recorded run.
+
+    :ivar id: the run's id (24 hex digits), as recorded.
+    :ivar pset_hash: the hash of its pset.
+    :ivar seed: its seed (as :func:`current_seed`).
+    :ivar params: its parameters.
+    :ivar experiment: the experiment's name.
+    """
+
+    __slots__ = ("_dir", "_series", "_where", "experiment", "id", "params", "pset_hash", "seed")
+
+    def __init__(self, slot: list[Any]) -> None:
+        seed, run_id, pset_hash, params, where, _ = slot
+        self.seed: int = seed
+        self.id: str | None = run_id
+        self.pset_hash: str | None = pset_hash
+        self.params: dict[str, Any] = dict(params) if params is not None else {}
+        self.experiment: str | None = where.experiment if where is not None else None
+        self._where: Where | None = where
+        self._dir: Path | None = None
+        self._series: dict[str, list[Any]] | None = None
+
+    @property
+    def dir(self) -> Path:
+        """The run's work folder (``<store>/runs/<run id>/``, or under ``workdir=``), made on first use.
+
+        :raises NotInRun: when the run was started without a store to put it in.
+        """
+        folder = self._dir
+        if folder is None:
+            where = self._where
+            if where is None or self.id is None:
+                raise NotInRun("this run has no work folder: it was not started by a Recorder session or a sweep")
+            folder = work_folders(where.store, where.workdir) / self.id
+            folder.mkdir(parents=True, exist_ok=True)
+            self._dir = folder
+        return folder
+
+    def append(self, **values: Any) -> None:
+        """Add one value to each named series (one call per step): ``append(loss=0.3, acc=0.9)``.
+
+        When the run ends, each series is stored as two results: its last
+        value as a scalar named like the series (``loss``; SQL sees the final
+        value), and all its values as a 1-D array named ``<name>_series``
+        (``loss_series``; int64 when every value is an int, else float64).
+        Values are checked when the run ends, not per call (10^6 appends
+        stay fast): a value that is not a real number fails the run with
+        :class:`~recorder.errors.SeriesRefused`.
+        """
+        series = self._series
+        if series is None:
+            series = self._series = {}
+        for name, value in values.items():
+            column = series.get(name)
+            if column is None:
+                column = series[name] = []
+            column.append(value)
+
+    def files(self, objects_root: str) -> dict[str, Encoded]:
+        """Store the files left in the run's folder (if it has one) and return them as results, by relative path.
+
+        A file becomes a ``file`` result (its object's digest; the bytes
+        stored verbatim, see :meth:`recorder.store.objects.ObjectStore.put_file`),
+        a symbolic link a ``link`` result (its target, never followed); with
+        ``keep_files="folder"`` a file is only listed, as a ``json`` result of
+        its size and SHA-256. With ``keep_files="store"`` the folder is
+        removed, once everything in it is stored.
+
+        :raises OSError: for a file that cannot be read (the folder is kept).
+        :raises FileRefused: for a file larger than ``max_file_bytes``, or not a regular file (the folder is kept).
+        """
+        folder, where = self._dir, self._where
+        if folder is None or where is None:
+            return {}
+        objects = _object_store(objects_root)
+        results: dict[str, Encoded] = {}
+        for relative, path, target in _walk(folder):
+            if target is not None:
+                results[relative] = Encoded("link", target)
+            elif where.keep_files == "folder":
+                digest, size = _hash_file(path, where.max_file_bytes)
+                results[relative] = encode(relative, {"bytes": size, "sha256": digest}, objects)
+            else:
+                digest, size = objects.put_file(path, max_bytes=where.max_file_bytes)
+                results[relative] = Encoded("file", digest, (digest, size, FILE_DTYPE, "[]"))
+        if where.keep_files == "store":
+            import shutil
+
+            shutil.rmtree(folder)
+        return results
+
+    def results(self) -> dict[str, Any]:
+        """The results this run's context adds to what its function returned: its series (see :meth:`append`).
+
+        :raises SeriesRefused: for a series holding a value that is not a real number.
+        """
+        if not self._series:
+            return {}
+        results: dict[str, Any] = {}
+        for name, values in self._series.items():
+            array = series_array(name, values)
+            results[name] = array[-1].item()
+            results[name + SERIES_SUFFIX] = array
+        return results
+
+    def __repr__(self) -> str:
+        return f"RunContext({self.id}, {self.params!r})"
+
+
+def _walk(folder: Path) -> list[tuple[str, Path, str | None]]:
+    """Every file and link under ``folder``: ``(relative path with '/', path, link target or None)``, sorted.
+
+    Links are not followed (a link to a folder is not entered); empty folders are left out.
+    """
+    found: list[tuple[str, Path, str | None]] = []
+    pending = [(folder, "")]
+    while pending:
+        here, prefix = pending.pop()
+        with os.scandir(here) as entries:
+            for entry in entries:
+                relative = prefix + entry.name
+                if entry.is_symlink():
+                    found.append((relative, Path(entry.path), os.readlink(entry.path)))
+                elif entry.is_dir(follow_symlinks=False):
+                    pending.append((Path(entry.path), relative + "/"))
+                elif entry.is_file(follow_symlinks=False):
+                    found.append((relative, Path(entry.path), None))
+                else:
+                    raise FileRefused(
+                        f"{entry.path} in the run's folder is not a regular file (a FIFO, socket or device), so "
+                        "it cannot be stored; remove it before the run ends (the folder is kept)"
+                    )
+    return sorted(found)
+
+
+def _hash_file(path: Path, max_bytes: int | None) -> tuple[str, int]:
+    """The SHA-256 and size of a file, read without following a link."""
+    import hashlib
+
+    digest, size = hashlib.sha256(), 0
+    with os.fdopen(os.open(path, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0)), "rb") as file:
+        for chunk in iter(lambda: file.read(1 << 20), b""):
+            size += len(chunk)
+            if max_bytes is not None and size > max_bytes:
+                raise FileRefused(f"{path} holds more than max_file_bytes={max_bytes} bytes; raise the limit")
+            digest.update(chunk)
+    return digest.hexdigest(), size
+
+
+#: The suffix of the array result of a series (``loss`` → ``loss_series``); its last value is ``loss``.
+SERIES_SUFFIX = "_series"
+
+
+def series_array(name: str, values: list[Any]) -> Any:
+    """The values of a series as a 1-D int64 array (all ints) or float64 array (real numbers).
+
+    :raises SeriesRefused: for a value that is not a real number (bool, text, None, an array, …).
+    """
+    import numbers
+
+    import numpy as np
+
+    kinds = set(map(type, values))
+    if kinds <= {int}:
+        try:
+            return np.array(values, dtype=np.int64)
+        except OverflowError as e:
+            raise SeriesRefused(f"series {name!r} holds an int beyond 64 bits ({e}); append it as a float") from None
+    for kind in kinds:
+        if kind is bool or issubclass(kind, np.bool_) or not issubclass(kind, numbers.Real):
+            index, value = next((i, v) for i, v in enumerate(values) if type(v) is kind)
+            raise SeriesRefused(
+                f"series {name!r} got {value!r} ({kind.__name__}) at step {index}; a series holds real numbers "
+                "(int or float, one per step): log other values with run.log(...) or return them"
+            )
+    if all(issubclass(kind, (int, np.integer)) for kind in kinds):
+        return np.array(values, dtype=np.int64)
+    return np.array(values, dtype=np.float64)
 
 
 def current_seed() -> int:
@@ -42,20 +255,49 @@ def current_seed() -> int:
 
     :raises RecorderError: outside a recorded run.
     """
-    seed = _SEED.get()
-    if seed is None:
-        raise RecorderError("recorder.current_seed() is only known inside a recorded run")
+    slot = _RUN.get()
+    if slot is None:
+        raise NotInRun("recorder.current_seed() is only known inside a recorded run")
+    seed: int = slot[0]
     return seed
 
 
-def seed_of_run(seed: int | None) -> contextvars.Token[int | None]:
-    """Make ``seed`` the current run's seed; returns the token for :func:`reset_seed`."""
-    return _SEED.set(seed)
+def current_run() -> RunContext:
+    """Return the run in progress: its id, pset hash, seed, params, experiment and work folder (``dir``).
+
+    Inside any recorded run: a decorated function's call, ``with r.run(...)``,
+    a sweep's function, in this process or a worker.
+
+    :raises NotInRun: outside a recorded run.
+    """
+    slot = _RUN.get()
+    if slot is None:
+        raise NotInRun(
+            "recorder.current_run() is only known inside a recorded run (a decorated function's call, "
+            "`with r.run(...)`, or a function run by a sweep)"
+        )
+    return context_of(slot)
 
 
-def reset_seed(token: contextvars.Token[int | None]) -> None:
-    """Undo :func:`seed_of_run`."""
-    _SEED.reset(token)
+def enter_run(
+    seed: int, run_id: str | None, pset_hash: str | None, params: dict[str, Any], where: Where | None
+) -> tuple[list[Any], contextvars.Token[list[Any] | None]]:
+    """Make a run current (for :class:`recorder.Run`); return its slot (for :func:`context_of`) and the token for :func:`leave_run`."""
+    slot = [seed, run_id, pset_hash, params, where, None]
+    return slot, _RUN.set(slot)
+
+
+def context_of(slot: list[Any]) -> RunContext:
+    """The :class:`RunContext` of a run made current by :func:`enter_run`, made on first use."""
+    context: RunContext | None = slot[5]
+    if context is None:
+        context = slot[5] = RunContext(slot)
+    return context
+
+
+def leave_run(token: contextvars.Token[list[Any] | None]) -> None:
+    """Undo :func:`enter_run`."""
+    _RUN.reset(token)
 
 
 class Outcome(NamedTuple):
@@ -92,21 +334,31 @@ def _object_store(root: str) -> ObjectStore:
 
 
 #: What one call of a run's function gave, before its results are encoded (see :func:`call`):
-#: ``(returned, t0, duration, output, failed)``, where ``output`` is the captured output (None when
-#: not captured or empty) and ``failed`` the ``failed`` outcome when the function raised, else None.
+#: ``(returned, t0, duration, output, failed, context)``, where ``output`` is the captured output (None when
+#: not captured or empty), ``failed`` the ``failed`` outcome when the function raised, else None, and
+#: ``context`` the run's :class:`RunContext` when the function asked for it (:func:`current_run`), else None.
 #: A plain tuple: a NamedTuple's constructor would be a Python call more per run.
-Called = tuple[Any, float, float, str | None, Outcome | None]
+Called = tuple[Any, float, float, str | None, Outcome | None, RunContext | None]
 
 
-def call(func: Callable[..., Any], kwargs: dict[str, Any], seed: int, capture: bool = False) -> Called:
-    """Call a run's function with its seed current, timed, its output captured if asked: the one rule for every run.
+def call(
+    func: Callable[..., Any],
+    kwargs: dict[str, Any],
+    seed: int,
+    capture: bool = False,
+    run_id: str | None = None,
+    pset_hash: str | None = None,
+    where: Where | None = None,
+) -> Called:
+    """Call a run's function with its run current, timed, its output captured if asked: the one rule for every run.
 
     :func:`execute` (a worker's run) and the serial loop (:func:`recorder.sweep.serial.run_serial`)
     both call the function this way; what they do with the result differs.
 
     :raises Interrupted: for Ctrl-C and SIGTERM during the call (see :func:`failure`).
     """
-    token = _SEED.set(seed)
+    slot: list[Any] = [seed, run_id, pset_hash, kwargs, where, None]
+    token = _RUN.set(slot)
     t0 = _now()
     start = _clock()
     output = None
@@ -122,10 +374,10 @@ def call(func: Callable[..., Any], kwargs: dict[str, Any], seed: int, capture: b
         duration = _clock() - start
     except BaseException as e:  # failure() tells a failed run from an interrupted one
         failed = failure(e, t0, _clock() - start, output)
-        return None, t0, failed.duration, output, failed
+        return None, t0, failed.duration, output, failed, slot[5]
     finally:
-        _SEED.reset(token)
-    return returned, t0, duration, output, None
+        _RUN.reset(token)
+    return returned, t0, duration, output, None, slot[5]
 
 
 def execute(
@@ -136,6 +388,9 @@ def execute(
     inline_limit: int,
     capture: bool,
     func_name: str,
+    run_id: str | None = None,
+    pset_hash: str | None = None,
+    where: Where | None = None,
 ) -> Outcome:
     """Run one pset, encode its results (arrays to the object store) and return an :class:`Outcome`.
 
@@ -144,10 +399,49 @@ def execute(
     SIGTERM become ``interrupted`` and are raised again (as
     :class:`Interrupted`) after encoding.
     """
-    returned, t0, duration, output, failed = call(func, kwargs, seed, capture)
+    returned, t0, duration, output, failed, context = call(func, kwargs, seed, capture, run_id, pset_hash, where)
     if failed is not None:
-        return failed
-    return finish(returned, tuple(kwargs), t0, duration, output, objects_root, inline_limit, func_name)
+        return failed if context is None else with_context(failed, context, objects_root, inline_limit)
+    return finish(returned, tuple(kwargs), t0, duration, output, objects_root, inline_limit, func_name, context)
+
+
+def _with_results(returned: Any, extra: dict[str, Any], func_name: str) -> Any:
+    """What the function returned, with its run context's results (series) added.
+
+    :raises NameRefused: when the function returned a result of a series' name.
+    """
+    if not extra:
+        return returned
+    if returned is None:
+        return extra
+    if not isinstance(returned, Mapping):
+        return returned  # finish() refuses it, with its own message
+    both = sorted(set(returned) & set(extra))
+    if both:
+        raise NameRefused(
+            f"{func_name} returned {both[0]!r}, which is also a series it appended (or its array "
+            f"{both[0]}{SERIES_SUFFIX!s}); give the result another name"
+        )
+    return {**returned, **extra}
+
+
+def with_context(outcome: Outcome, context: RunContext | None, objects_root: str, inline_limit: int) -> Outcome:
+    """A failed run's outcome, with what its context holds (series) stored too: a failed run's data is often what one needs.
+
+    What cannot be stored is noted at the end of the run's error instead.
+    """
+    if context is None:
+        return outcome
+    results: dict[str, Encoded] = {}
+    try:
+        results.update(context.files(objects_root))
+        extra = context.results()
+        objects = _object_store(objects_root)
+        results.update({name: encode(name, value, objects, inline_limit=inline_limit) for name, value in extra.items()})
+    except Exception as e:
+        note = f"\n(its files or series could not all be stored: {type(e).__name__}: {e})"
+        return outcome._replace(error=(outcome.error or "") + note, results={**outcome.results, **results})
+    return outcome._replace(results={**outcome.results, **results})
 
 
 def failure(error: BaseException, t0: float, duration: float, output: str | None = None) -> Outcome:
@@ -186,6 +480,7 @@ def finish(
     objects_root: str,
     inline_limit: int,
     func_name: str,
+    context: RunContext | None = None,
 ) -> Outcome:
     """Encode what the function of a run returned into its :class:`Outcome` (``failed`` if it cannot be stored).
 
@@ -193,6 +488,11 @@ def finish(
     """
     results: dict[str, Encoded] = {}
     try:
+        if context is not None:
+            results = context.files(objects_root)  # first: a run failing below keeps its files
+            returned = _with_results(returned, context.results(), func_name)
+            if results and returned is None:
+                returned = {}
         if returned is not None:
             if not isinstance(returned, Mapping):
                 raise RecorderError(
@@ -200,7 +500,7 @@ def finish(
                     "returns a dict of results (name → value) or None"
                 )
             objects = _object_store(objects_root)
-            names = (param_names, tuple(returned))
+            names = (param_names, tuple(returned) + tuple(results))
             if names not in _CHECKED:  # names are checked once per layout, not per run
                 claim_names("result", names[1], {n.lower(): n for n in names[0]})
                 if len(_CHECKED) < 1024:

@@ -11,7 +11,9 @@ Pools and executors are in :mod:`recorder.pool`.
 
 from __future__ import annotations
 
+import functools
 import inspect
+import os
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from itertools import islice
@@ -27,7 +29,8 @@ from ..store.catalog import find_experiment
 from ..store.ids import iso_utc, new_id
 from ..store.pending import PendingRun
 from ..store.rows import check_pset
-from .execute import Outcome
+from .execute import Outcome, Where
+from .params import merged_pset
 from .progress import Progress
 from .serial import Recording, older_objects_frozen, run_serial
 from .session import Session
@@ -43,7 +46,16 @@ if TYPE_CHECKING:
     from ..store.objects import ObjectStore
     from ..store.writer import RunWriter
 
-__all__ = ["SKIP_MODES", "Binder", "RunFailed", "sweep", "dry_run", "function_key"]
+__all__ = [
+    "SKIP_MODES",
+    "Binder",
+    "RunFailed",
+    "sweep",
+    "dry_run",
+    "function_key",
+    "check_keep_files",
+    "check_max_file_bytes",
+]
 
 SKIP_MODES = {None: (), "done": ("done",), "done+failed": ("done", "failed")}
 ON_ERROR = ("record", "raise")
@@ -62,9 +74,11 @@ class Binder:
     that a run records what it really ran with.
     """
 
-    def __init__(self, func: Callable[..., Any]) -> None:
+    def __init__(self, func: Callable[..., Any], fixed: Iterable[str] = ()) -> None:
         self.func = func
         self.name = getattr(func, "__qualname__", repr(func))
+        #: Constant inputs (``fixed=``): passed to every call, never parameters.
+        self.fixed = frozenset(fixed)
         try:
             self.signature = inspect.signature(func)
         except (TypeError, ValueError) as e:
@@ -82,7 +96,12 @@ class Binder:
                 self._var_keyword = parameter.name
             else:
                 check_name("parameter", parameter.name)
-        parameters = [p for p in self.signature.parameters.values() if p.kind is not p.VAR_KEYWORD]
+        unknown = sorted(self.fixed - set(self.signature.parameters))
+        if unknown and self._var_keyword is None:
+            raise RecorderError(f"fixed input {unknown[0]!r} is not a parameter of {self.name}")
+        parameters = [
+            p for p in self.signature.parameters.values() if p.kind is not p.VAR_KEYWORD and p.name not in self.fixed
+        ]
         self._names = frozenset(p.name for p in parameters)
         self._positions = {p.name: i for i, p in enumerate(parameters)}
         # Defaults first, in signature order; a pset's values then replace them.
@@ -103,6 +122,13 @@ class Binder:
             names = tuple(params)
             ordered = self.order(names)
             return params if ordered == names else {name: params[name] for name in ordered}
+        if self.fixed:
+            both = sorted(self.fixed & kwargs.keys())
+            if both:
+                raise RecorderError(
+                    f"{both[0]!r} is a fixed input of {self.name}, not a parameter; leave it out of the psets"
+                )
+            kwargs = {**kwargs, **dict.fromkeys(self.fixed)}  # bound as placeholders, dropped below
         try:
             bound = self.signature.bind(*args, **kwargs)
         except TypeError as e:
@@ -111,6 +137,8 @@ class Binder:
         params = dict(bound.arguments)
         if self._var_keyword is not None:
             params.update(params.pop(self._var_keyword))
+        for name in self.fixed:
+            params.pop(name, None)
         return params
 
     def known(self, names: Iterable[str]) -> list[str]:
@@ -168,7 +196,7 @@ def _tasks(
     prepare = binder.prepare
     for index, pset in enumerate(params, start):
         if type(pset) is not dict and not isinstance(pset, Mapping):
-            raise RecorderError(f"pset number {index} is {pset!r}, not a dict of parameters")
+            pset = merged_pset(pset, f"pset number {index}")  # a tuple of psets (builtin zip of plists)
         clean, canonical = prepare(pset)
         prepared = tuple(clean)
         names = layouts.get(prepared)
@@ -294,6 +322,22 @@ def check_options(skip: object, on_error: object, workers: object, executor: obj
     return SKIP_MODES[skip]
 
 
+def check_keep_files(keep_files: object) -> str:
+    """Return ``keep_files`` if it is one of :data:`recorder.sweep.execute.KEEP_FILES`."""
+    from .execute import KEEP_FILES
+
+    if keep_files not in KEEP_FILES:
+        raise RecorderError(f"keep_files={keep_files!r} is not one of {', '.join(map(repr, KEEP_FILES))}")
+    return str(keep_files)
+
+
+def check_max_file_bytes(limit: object) -> int | None:
+    """Return ``limit`` if it is None or a number of bytes (an int ≥ 0)."""
+    if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int) or limit < 0):
+        raise RecorderError(f"max_file_bytes={limit!r} is not a number of bytes (an int ≥ 0) or None")
+    return limit
+
+
 def _is_executor(executor: object) -> bool:
     from concurrent.futures import Executor
 
@@ -353,6 +397,10 @@ def sweep(
     return_df: bool = True,
     runner: Runner | None = None,
     rerun_of: str | None = None,
+    workdir: str | os.PathLike[str] | None = None,
+    keep_files: str | None = None,
+    max_file_bytes: int | None = None,
+    fixed: Mapping[str, Any] | None = None,
 ) -> pd.DataFrame | None:
     """Run ``func`` on every pset of ``params`` in ``session``; return one row per pset.
 
@@ -363,13 +411,23 @@ def sweep(
     ``rerun_of`` (a run id) marks every run as a rerun of that run (see :mod:`recorder.record.rerun`).
     """
     statuses = check_options(skip, on_error, workers, executor)
+    constants: dict[str, Any] = {}
+    if fixed is not None or isinstance(func, functools.partial):
+        from .fixed import split_partial
+
+        if fixed is not None and not isinstance(fixed, Mapping):
+            raise RecorderError(f"fixed={fixed!r} is not a dict of constant inputs (name → value)")
+        func, constants = split_partial(func, fixed)
+        # The given binder's function (an experiment's own, when func is what its workers load).
+        base = binder.func if binder is not None and not isinstance(binder.func, functools.partial) else func
+        binder = Binder(base, constants)
     binder = binder or Binder(func)
     pool = None
     if executor is not None or workers > 1:
         from .pool import Pool  # multiprocessing only when a sweep uses it
 
         # Before the session starts: a function the workers cannot load is refused with nothing written.
-        pool = Pool(func, binder.name, executor, workers)
+        pool = Pool(func, binder.name, executor, workers, constants)
     try:
         store, writer, session_pk = session.writing()
     except BaseException:
@@ -378,6 +436,10 @@ def sweep(
         raise
     try:
         function = function_key(writer, session_pk, func)
+        if constants:
+            from .fixed import fixed_config
+
+            session.config(**fixed_config(constants, binder.name))  # type: ignore[attr-defined]
     except BaseException:
         if pool is not None:
             pool.close()
@@ -386,10 +448,23 @@ def sweep(
     reader = Reader(store.db_path, writer.experiment_pk, session_pk, alone=session.runs_recorded == 0)
     table = Table() if return_df else None
     fills = Fills()
-    fixed = (str(store.objects.root), session.inline_limit, capture, binder.name)
+    arguments = (str(store.objects.root), session.inline_limit, capture, binder.name)
+    # Unless given, a Recorder's own (its sessions implement Session).
+    if workdir is None:
+        workdir = getattr(session, "workdir", None)
+    keep_files = check_keep_files(keep_files if keep_files is not None else getattr(session, "keep_files", "store"))
+    if max_file_bytes is None:
+        max_file_bytes = getattr(session, "max_file_bytes", None)
+    where = Where(
+        session.experiment,
+        str(store.root),
+        None if workdir is None else str(workdir),
+        keep_files,
+        check_max_file_bytes(max_file_bytes),
+    )
 
-    def call(task: Task) -> tuple[Any, ...]:
-        return (task.params, task.seed, *fixed)
+    def call(task: Task, row: PendingRun) -> tuple[Any, ...]:
+        return (task.params, task.seed, *arguments, row.id, task.hash, where)
 
     record = _Recording(session, store.objects, writer, binder.name, table, progress_, on_error)
     recorded_before = session.runs_recorded
@@ -408,7 +483,9 @@ def sweep(
                 if rerun_of is not None:
                     to_run = _marked(to_run, rerun_of)
                 if pool is None:
-                    run_serial(func, to_run, writer.started, record, fixed)
+                    from .fixed import with_fixed
+
+                    run_serial(with_fixed(func, constants), to_run, writer.started, record, arguments, where)
                 else:
                     pool.run(to_run, call, record)
         if table is not None:

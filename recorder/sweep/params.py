@@ -25,7 +25,7 @@ from typing import Any, cast
 
 from ..errors import RecorderError
 
-__all__ = ["plist", "pgrid", "pzip", "grid", "zip", "ParamSequence"]
+__all__ = ["plist", "pgrid", "pzip", "grid", "zip", "stargrid", "merged_pset", "ParamSequence"]
 
 Pset = dict[str, Any]
 
@@ -62,11 +62,30 @@ def _as_part(part: Iterable[Mapping[str, Any]] | ParamSequence, where: str) -> S
     if isinstance(part, Mapping):
         raise RecorderError(f"{where} takes lists of psets (for example plist('a', [1, 2])), not a single dict")
     items: Sequence[Any] = part if isinstance(part, Sequence) and not isinstance(part, (str, bytes)) else list(part)
-    for item in items:
-        if not isinstance(item, Mapping):
-            raise RecorderError(f"{where}: {item!r} is not a pset (a dict of name → value)")
+    if not all(isinstance(item, Mapping) for item in items):
+        items = [merged_pset(item, where) for item in items]
     # Every item was checked to be a mapping just above.
     return cast("Sequence[Pset]", items)
+
+
+def merged_pset(item: Any, where: str) -> Mapping[str, Any]:
+    """A pset, or the psets of a tuple (or list) merged into one, as builtin ``zip`` of plists yields them.
+
+    ``zip(plist("a", [1, 2]), plist("b", [3, 4]))`` gives ``({"a": 1}, {"b": 3})``, …: each is one pset.
+
+    :raises RecorderError: for anything else, or a name in two of the merged psets.
+    """
+    if isinstance(item, Mapping):
+        return item
+    if isinstance(item, (tuple, list)) and item and all(isinstance(part, Mapping) for part in item):
+        merged: dict[str, Any] = {}
+        for part in item:
+            both = merged.keys() & part.keys()
+            if both:
+                raise RecorderError(f"{where}: the parameter {sorted(both)[0]!r} appears twice in {item!r}")
+            merged.update(part)
+        return merged
+    raise RecorderError(f"{where}: {item!r} is not a pset (a dict of name → value, or a tuple of such dicts)")
 
 
 def _names(part: Sequence[Pset]) -> tuple[str, ...]:
@@ -234,3 +253,22 @@ def grid(**axes: Iterable[Any]) -> ParamSequence:
 def zip(**columns: Iterable[Any]) -> ParamSequence:  # shadows the builtin: rec.zip, as psweep users expect
     """Return psets varying keyword columns together: ``zip(a=[1, 2], b=[3, 4])``."""
     return pzip(*(plist(name, values) for name, values in columns.items()))
+
+
+def stargrid(base: Mapping[str, Any], **axes: Iterable[Any]) -> list[Pset]:
+    """Vary one parameter at a time around ``base`` (psweep's ``stargrid``).
+
+    ``stargrid({"a": 1, "b": 2}, a=[1, 5], b=[7])`` gives ``{"a": 1, "b": 2}``,
+    ``{"a": 5, "b": 2}`` and ``{"a": 1, "b": 7}``: for each axis in turn, ``base``
+    with that parameter set to each of its values; a pset equal to one given
+    before is left out (so ``base`` appears once, where an axis first holds its value).
+    """
+    if not isinstance(base, Mapping):
+        raise RecorderError(f"stargrid takes the base pset (a dict) first, not {type(base).__name__} {base!r}")
+    psets: list[Pset] = []
+    for name, values in axes.items():
+        for pset in plist(name, values):
+            star = {**base, **pset}
+            if star not in psets:
+                psets.append(star)
+    return psets

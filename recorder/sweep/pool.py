@@ -10,6 +10,7 @@ sweeping process writes the database: completed runs come back as
 from __future__ import annotations
 
 import concurrent.futures as cf
+import functools
 import os
 import pickle
 import select
@@ -176,16 +177,35 @@ def _pickled(func: Callable[..., Any], name: str) -> bytes:
 _SLOTS: Any = None
 #: In a worker: functions unpickled, by their pickle (a worker runs many runs of one function).
 _LOADED: dict[bytes, Callable[..., Any]] = {}
+#: In a worker: the constant inputs of sweeps (``fixed=``), unpickled once, by the SHA-256 of their pickle.
+_FIXED: dict[str, dict[str, Any]] = {}
 
 
-def _start_worker(sweeping: int, slots: Any) -> None:
-    """Pool worker initializer: keep the slots table, and exit with the sweeping process."""
+def _start_worker(sweeping: int, slots: Any, fixed: tuple[str, bytes] | None = None) -> None:
+    """Pool worker initializer: keep the slots table and the sweep's constant inputs, and exit with the sweeping process."""
     global _SLOTS
     _SLOTS = slots
+    if fixed is not None:
+        _FIXED[fixed[0]] = pickle.loads(fixed[1])  # once per worker
     _exit_with_parent(sweeping)
 
 
-def _run_in_worker(payload: bytes, name: str, slot: int, *args: Any) -> Outcome:
+def _fixed_payload(fixed: dict[str, Any], name: str) -> tuple[str, bytes] | None:
+    """The constant inputs pickled once (with the SHA-256 of the pickle, their key in the workers)."""
+    if not fixed:
+        return None
+    try:
+        data = pickle.dumps(fixed, protocol=pickle.HIGHEST_PROTOCOL)
+    except (pickle.PicklingError, AttributeError, TypeError) as e:
+        raise FunctionUnavailable(f"the fixed inputs of {name} cannot be sent to worker processes ({e})") from e
+    import hashlib
+
+    return hashlib.sha256(data).hexdigest(), data
+
+
+def _run_in_worker(
+    payload: bytes, name: str, slot: int, fixed_key: str | None, fixed_data: bytes | None, *args: Any
+) -> Outcome:
     """Run one pset in a worker of recorder's pool: note who runs it, load the function, :func:`execute`.
 
     The function travels pickled, and is unpickled here, not by the pool:
@@ -208,6 +228,15 @@ def _run_in_worker(payload: bytes, name: str, slot: int, *args: Any) -> Outcome:
             ) from None
         if len(_LOADED) < 16:
             _LOADED[payload] = func
+    if fixed_key is not None:
+        constants = _FIXED.get(fixed_key)
+        if constants is None:  # an executor's worker: the pickle came with this task, unpickled once here
+            assert fixed_data is not None
+            constants = pickle.loads(fixed_data)
+            if len(_FIXED) > 4:
+                _FIXED.clear()
+            _FIXED[fixed_key] = constants
+        func = functools.partial(func, **constants)
     return execute(func, *args)
 
 
@@ -233,9 +262,19 @@ class Pool:
     :param executor: the user's executor, or None to make a process pool of ``workers``.
     """
 
-    def __init__(self, func: Callable[..., Any], name: str, executor: cf.Executor | None, workers: int) -> None:
+    def __init__(
+        self,
+        func: Callable[..., Any],
+        name: str,
+        executor: cf.Executor | None,
+        workers: int,
+        fixed: dict[str, Any] | None = None,
+    ) -> None:
         self._func, self._name, self._workers = func, name, workers
         self._own = executor is None
+        self._constants = fixed or {}
+        # Constant inputs: pickled once here; thread pools get them bound to the function instead.
+        self._fixed = None if isinstance(executor, cf.ThreadPoolExecutor) else _fixed_payload(self._constants, name)
         # Executors other than thread pools get recorder's worker function, which loads this in the
         # worker and answers FunctionUnavailable when it cannot (instead of the executor failing there).
         self._payload = check_workers(func, name, executor, workers)
@@ -251,17 +290,17 @@ class Pool:
         return cf.ProcessPoolExecutor(
             max_workers=self._workers,
             initializer=_start_worker,
-            initargs=(os.getpid(), self._slots),
+            initargs=(os.getpid(), self._slots, self._fixed),
             mp_context=self._context,
         )
 
     def run(
         self,
         items: Iterable[tuple[Any, Any]],
-        call: Callable[[Any], tuple[Any, ...]],
+        call: Callable[[Any, Any], tuple[Any, ...]],
         record: Callable[[Any, Any, Outcome], None],
     ) -> None:
-        """Run every ``(task, row)``; ``call(task)`` gives the arguments of :func:`execute` after ``func``.
+        """Run every ``(task, row)``; ``call(task, row)`` gives the arguments of :func:`execute` after ``func``.
 
         Completed runs are recorded as they complete. On Ctrl-C, SIGTERM or
         an error, our pool's workers are stopped, every result that reached
@@ -274,17 +313,25 @@ class Pool:
         in_flight: dict[cf.Future[Outcome], tuple[Any, Any, int]] = {}
         free = list(range(limit))
 
+        key = self._fixed[0] if self._fixed is not None else None
+        data = self._fixed[1] if self._fixed is not None else None
+        bound = functools.partial(self._func, **self._constants) if self._constants else self._func
+
         def submit(task: Any, row: Any) -> None:
-            if self._own:
+            if self._own:  # its workers got the constant inputs as they started
                 slot = free.pop()
                 self._slots[slot] = 0
-                future = self.executor.submit(_run_in_worker, self._payload, self._name, slot, *call(task))
-            elif self._payload:
+                future = self.executor.submit(
+                    _run_in_worker, self._payload, self._name, slot, key, None, *call(task, row)
+                )
+            elif self._payload:  # the constant inputs' pickle goes with each task, unpickled once per worker
                 slot = -1
-                future = self.executor.submit(_run_in_worker, self._payload, self._name, slot, *call(task))
+                future = self.executor.submit(
+                    _run_in_worker, self._payload, self._name, slot, key, data, *call(task, row)
+                )
             else:  # a thread pool: the function itself
                 slot = -1
-                future = self.executor.submit(execute, self._func, *call(task))
+                future = self.executor.submit(execute, bound, *call(task, row))
             in_flight[future] = (task, row, slot)
 
         def settle(future: cf.Future[Outcome], outcome: Outcome) -> None:

@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from ..codec.canonical import ScalarLayout, plain_results, scalar_layout
 from ..store.pending import PendingRun
-from .execute import Interrupted, Outcome, call, finish
+from .execute import Interrupted, Outcome, Where, call, finish, with_context
 
 if TYPE_CHECKING:
     from .tasks import Task
@@ -90,12 +90,14 @@ def run_serial(
     started: Callable[[PendingRun], None],
     record: Recording,
     fixed: tuple[str, int, bool, str],
+    where: Where | None = None,
 ) -> None:
     """Run every ``(task, row)`` of ``to_run`` in this process, one after the other, and record each.
 
     :param started: told of each run before its call (the writer's ``started``).
     :param fixed: the arguments of :func:`execute` after the seed: objects root,
         inline limit, capture, function name.
+    :param where: the session's experiment and work folders, for :func:`recorder.current_run`.
     :raises KeyboardInterrupt: (or SystemExit) after recording the run it interrupted.
     """
     objects_root, inline_limit, capture, func_name = fixed
@@ -104,13 +106,14 @@ def run_serial(
     for task, row in to_run:
         started(row)
         try:
-            _, params, _, _, seed, names = task
-            returned, t0, duration, output, failed = call(func, params, seed, capture)
+            _, params, _, hash_, seed, names = task
+            returned, t0, duration, output, failed, context = call(func, params, seed, capture, row.id, hash_, where)
             if failed is not None:  # the function raised
-                record(task, row, failed)
+                record(task, row, failed if context is None else with_context(failed, context, *fixed[:2]))
                 continue
-            if output is not None:  # captured output: the general way keeps it
-                record(task, row, finish(returned, names, t0, duration, output, objects_root, inline_limit, func_name))
+            if output is not None or context is not None:  # captured output, current_run(): the general way
+                outcome = finish(returned, names, t0, duration, output, objects_root, inline_limit, func_name, context)
+                record(task, row, outcome)
                 continue
             key = (names, tuple(returned)) if type(returned) is dict and returned else None
             layout = plain.get(key) if key is not None else None

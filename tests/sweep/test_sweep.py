@@ -250,7 +250,7 @@ def test_bad_options_and_psets(store: Path) -> None:
             r.sweep(model, [{"a": 1.0}], on_error="ignore")
         with pytest.raises(rec.RecorderError, match="cannot call"):
             r.sweep(model, [{"a": 1.0, "c": 3}])
-        with pytest.raises(rec.RecorderError, match="not a dict"):
+        with pytest.raises(rec.RecorderError, match="not a pset"):
             r.sweep(model, [1.0])  # type: ignore[list-item]
 
 

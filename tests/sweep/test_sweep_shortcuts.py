@@ -312,9 +312,9 @@ def test_the_serial_loop_calls_each_run_by_executes_rule(store: Path, monkeypatc
 
     calls: list[dict[str, Any]] = []
 
-    def counted(func: Any, kwargs: dict[str, Any], seed: int, capture: bool = False) -> Any:
+    def counted(func: Any, kwargs: dict[str, Any], seed: int, capture: bool = False, *where: Any) -> Any:
         calls.append(kwargs)
-        return execute.call(func, kwargs, seed, capture)
+        return execute.call(func, kwargs, seed, capture, *where)
 
     monkeypatch.setattr(serial, "call", counted)
     with pytest.warns(rec.RecorderWarning, match="1 of 12 runs failed"), rec.Recorder("c", store=store, git=False) as r:

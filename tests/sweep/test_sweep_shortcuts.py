@@ -376,15 +376,18 @@ def test_tasks_in_blocks_give_what_tasks_give(monkeypatch: pytest.MonkeyPatch) -
 
 
 def test_tasks_in_blocks_refuse_what_tasks_refuse() -> None:
-    from recorder.sweep.loop import _BLOCK, _tasks_in_blocks
+    from recorder.sweep.loop import _BLOCK, _tasks, _tasks_in_blocks
 
     psets: list[Any] = [{"b": i, "a": 1.0 + i} for i in range(_BLOCK + 5)]
     psets[_BLOCK + 3] = {"b": 1, "a": float("nan")}
     with pytest.raises(RecorderError, match="NaN"):
         list(_tasks_in_blocks(Binder(plain), psets, None))
     psets[_BLOCK + 3] = [1, 2]
-    with pytest.raises(RecorderError, match=f"pset number {_BLOCK + 3} is"):
+    with pytest.raises(RecorderError) as general:
+        list(_tasks(Binder(plain), psets, None))
+    with pytest.raises(RecorderError) as blocks:
         list(_tasks_in_blocks(Binder(plain), psets, None))
+    assert str(blocks.value) == str(general.value) and f"pset number {_BLOCK + 3}:" in str(general.value)
 
 
 def test_ids_made_together_are_what_new_id_makes_one_by_one() -> None:

@@ -394,8 +394,15 @@ def run_child(
         file = Path(record.path or "")
         root = code.folder
     elif record.how == "import" and record.path is not None and PurePosixPath(record.path).is_absolute():
-        # A module from outside the repository (an installed package): imported as this Python finds it.
+        # A module from outside the repository (an installed package): imported as this Python finds it,
+        # and only when that is the recorded file. Both come from the store: say what runs.
         file, root = Path(record.path), None
+        warnings.warn(
+            f"recorder: run {record.run_id} calls {record.module}:{record.qualname} from {file}, outside the "
+            "repository: that file's code runs as it is today",
+            RecorderWarning,
+            stacklevel=2,
+        )
     else:
         file = folder / _relative_file(record)
         root = _import_root(record, file)
@@ -403,7 +410,7 @@ def run_child(
     if record.cwd and code.repo is not None:
         try:  # the recorded working folder, mapped into the code folder, when it was inside the repository
             inside = Path(record.cwd).relative_to(code.repo)
-            if ".." not in inside.parts and (folder / inside).is_dir():
+            if ".." not in inside.parts and (folder / inside).is_dir() and within(folder, folder / inside):
                 cwd = folder / inside
         except ValueError:
             pass
@@ -429,7 +436,9 @@ def run_child(
         env["PYTHONPATH"] = os.pathsep.join([str(p) for p in (root, env.get("PYTHONPATH")) if p])
         env.pop("RECORDER_STORE", None)  # the store is named in the spec
         done = subprocess.run(
-            [sys.executable, "-c", "from recorder.record.rerun import child_main; child_main()", str(spec_path)],
+            # -c puts the working folder (chosen from the store) first on sys.path: drop it before
+            # anything is imported, so that no module there can stand in for recorder or the code.
+            [sys.executable, "-c", _CHILD, str(spec_path)],
             cwd=cwd,
             env=env,
             stdin=subprocess.DEVNULL,
@@ -448,6 +457,18 @@ def run_child(
     return run_id
 
 
+_CHILD = "import sys; del sys.path[0]; from recorder.record.rerun import child_main; child_main()"
+
+
+def within(folder: Path, path: Path) -> bool:
+    """Whether ``path`` is inside ``folder`` once symbolic links are followed (a committed link may point out)."""
+    try:
+        path.resolve().relative_to(folder.resolve())
+    except ValueError:
+        return False
+    return True
+
+
 def child_main() -> None:
     """The rerun's child process: find the function, record one run of it (see :func:`run_child`)."""
     import importlib
@@ -459,6 +480,12 @@ def child_main() -> None:
     try:
         if spec["how"] == "import":
             found: Any = importlib.import_module(module)
+            imported = getattr(found, "__file__", None)
+            if imported is None or Path(imported).resolve() != Path(spec["file"]).resolve():
+                # A module already loaded (os, subprocess) or found elsewhere is not the recorded code.
+                raise ImportError(
+                    f"module {module} was imported from {imported}, not from the recorded file {spec['file']}"
+                )
         else:
             file = spec["file"]
             holder = types.ModuleType(RERUN_SCRIPT_MODULE)

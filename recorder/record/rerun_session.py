@@ -39,7 +39,7 @@ from ..errors import (
     SessionNotFound,
 )
 from ..read.agreement import Difference, check_tolerances, differences
-from .rerun import CODE_MODES, CodeFolder, SessionRecord, _plain, code_folder, environment_differences
+from .rerun import CODE_MODES, CodeFolder, SessionRecord, _plain, code_folder, environment_differences, within
 
 __all__ = [
     "RunOutcome",
@@ -260,15 +260,6 @@ def _inside(record: SessionRecord, recorded: str, repo: Path, what: str) -> Pure
     return None
 
 
-def _within(folder: Path, path: Path) -> bool:
-    """Whether ``path`` is inside ``folder`` once symbolic links are followed (a committed link may point out)."""
-    try:
-        path.resolve().relative_to(folder.resolve())
-    except ValueError:
-        return False
-    return True
-
-
 def script_and_folder(record: SessionRecord, code: CodeFolder) -> tuple[Path, Path, list[str]]:
     """Return the script to run, the folder to run it in, and notes: the recorded ones mapped into ``code``.
 
@@ -299,11 +290,11 @@ def script_and_folder(record: SessionRecord, code: CodeFolder) -> tuple[Path, Pa
             f"{str(code.repo)!r}, so its code at the recorded commit is unknown"
         )
     script = folder / relative
-    if not _within(folder, script) or not script.is_file():
+    if not within(folder, script) or not script.is_file():
         raise RerunRefused(f"session {record.session_id}: its script {str(relative)!r} is not in the code{at}")
     cwd = script.parent
     inside = _inside(record, record.cwd, code.repo, "working folder") if record.cwd else None
-    if inside is not None and _within(folder, folder / inside) and (folder / inside).is_dir():
+    if inside is not None and within(folder, folder / inside) and (folder / inside).is_dir():
         cwd = folder / inside
     else:
         notes.append(f"the recorded working folder {record.cwd!r:.120} is not in the code; the script's folder is used")

@@ -22,7 +22,7 @@ from conftest import git, make_repo
 
 import recorder as rec
 from recorder.cli.commands import main
-from recorder.errors import FunctionMissing, RerunRefused
+from recorder.errors import FunctionMissing, RecorderError, RerunRefused
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -451,3 +451,37 @@ def test_a_merged_store_keeps_the_function_and_rerun_of(swept: tuple[Path, Path]
     assert len(rows) == 4 and set(rows["module"]) == {"expmod"} and set(rows["path"]) == {"expmod.py"}
     assert rows.set_index("run_id")["rerun_of"][found.rerun] == first
     assert rec.rerun(first, store=merged).match  # a merged store's runs can be rerun too
+
+
+def test_a_store_naming_a_loaded_module_runs_nothing_of_it(swept: tuple[Path, Path], tmp_path: Path) -> None:
+    """A crafted function record (os:system, a pset with a command) must not run: the module imported is checked."""
+    _repo, store = swept
+    first = run_ids(store)[0]
+    marker = tmp_path / "PWNED"
+    conn = sqlite3.connect(store / "recorder.sqlite")
+    conn.execute("UPDATE functions SET module = 'os', qualname = 'system', path = 'os.py', how = 'import'")
+    conn.execute("UPDATE psets SET params = ?", (json.dumps({"command": f"touch {marker}"}),))
+    conn.commit()
+    conn.close()
+    for code in ("recorded", "current"):
+        with pytest.raises(RecorderError, match="not from the recorded file"):
+            rec.rerun(first, code=code, store=store)
+        assert not marker.exists()
+
+
+def test_a_working_folder_from_the_store_cannot_stand_in_for_recorder(swept: tuple[Path, Path], tmp_path: Path) -> None:
+    """A committed folder holding a package named recorder, named as the run's working folder, is never imported."""
+    repo, store = swept
+    marker = tmp_path / "PWNED"
+    shadow = repo / "sub" / "recorder"
+    shadow.mkdir(parents=True)
+    (shadow / "__init__.py").write_text(f"open({str(marker)!r}, 'w').write('shadowed')\nraise SystemExit(9)\n")
+    git(repo, "add", "-A")
+    git(repo, "commit", "-qm", "a folder that shadows recorder")
+    conn = sqlite3.connect(store / "recorder.sqlite")
+    conn.execute("UPDATE sessions SET cwd = ?", (str(repo / "sub"),))
+    conn.commit()
+    conn.close()
+    first = run_ids(store)[0]
+    assert rec.rerun(first, code="current", store=store).match
+    assert not marker.exists()

@@ -698,22 +698,12 @@ def _to_run(
     """
     for chunk in _chunks(tasks):
         done = _done_in(chunk, reader, statuses, note_psets)
-        firsts = fills.first
-        for task in chunk:
-            index, params, canonical, hash_, seed, names = task
-            if table is not None:
-                table.append({**params, "_pset_hash": hash_})
-            first = firsts.get(hash_)
-            if first is not None:  # the same pset again in this sweep: run once
-                fills.repeated.append((index, first))
-                progress.add("skipped")
-            elif hash_ in done:
-                firsts[hash_] = index
-                fills.skipped.setdefault(hash_, []).append(index)
-                progress.add("skipped")
-            else:
-                firsts[hash_] = index
-                yield task, PendingRun(new_id(), hash_, canonical, seed, time.time(), names, function)
+        if table is not None:
+            for task in chunk:
+                table.append({**task.params, "_pset_hash": task.hash})
+        for task in _new_in(chunk, done, fills, progress):  # the one rule for skipped and repeated psets
+            _, _, canonical, hash_, seed, names = task
+            yield task, PendingRun(new_id(), hash_, canonical, seed, time.time(), names, function)
 
 
 def _done_in(

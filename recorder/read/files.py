@@ -15,7 +15,7 @@ import stat
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from ..errors import FileRefused
+from ..errors import FileRefused, ObjectError
 
 if TYPE_CHECKING:
     from .database import Database
@@ -36,6 +36,21 @@ def safe_parts(name: object) -> list[str]:
     return parts
 
 
+def _regular(db: Database, digest: str) -> Path:
+    """The object's path, checked to be a regular file (a FIFO there would block, a folder would fail late).
+
+    :raises ObjectError: when the object is missing or not a regular file.
+    """
+    source = db.objects.file(digest)
+    try:
+        mode = os.lstat(source).st_mode
+    except OSError as e:
+        raise ObjectError(f"object {digest} of a run's file is missing ({e.strerror}); run recorder verify") from e
+    if not stat.S_ISREG(mode):
+        raise ObjectError(f"object {digest} at {source} is not a regular file; run recorder verify")
+    return source
+
+
 def copy_out(db: Database, run_id: str, into: str | os.PathLike[str]) -> list[Path]:
     """Copy every file a run left in its folder into ``into`` (made if missing), at its relative path.
 
@@ -45,13 +60,19 @@ def copy_out(db: Database, run_id: str, into: str | os.PathLike[str]) -> list[Pa
     """
     files = db.files(run_id)
     planned = [(safe_parts(name), digest) for name, digest in files]
+    # A name twice, or a name that another name needs as a folder, would stop the copy half-way.
+    names = [tuple(parts) for parts, _ in planned]
+    folders = {parts[:i] for parts in names for i in range(1, len(parts))}
+    clash = next((n for n in names if n in folders or names.count(n) > 1), None)
+    if clash is not None:
+        raise FileRefused(f"the store names a run's file {'/'.join(clash)!r} twice, or as a file and a folder")
+    sources = [_regular(db, digest) for _, digest in planned]  # every object there and a plain file, first
     root = Path(into)
     root.mkdir(parents=True, exist_ok=True)
     if root.is_symlink():
         raise FileRefused(f"{root} is a symbolic link; give a real folder to copy into")
     written = []
-    for parts, digest in planned:
-        source = db.objects.file(digest)
+    for (parts, _), source in zip(planned, sources):
         folder = root
         for part in parts[:-1]:
             folder = folder / part

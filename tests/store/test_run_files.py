@@ -215,3 +215,37 @@ def test_files_never_copied_outside_the_folder(store: Path, tmp_path: Path) -> N
     assert not (tmp_path / "escaped.txt").exists() and not into.exists()
     done = _recorder("--store", str(store), "files", run_id, "--into", str(into))
     assert done.returncode != 0 and "would leave the folder" in done.stderr and len(done.stderr.splitlines()) == 1
+
+
+def _one_run_with_files(store: Path) -> str:
+    with rec.Recorder("hostile-files", store=store, git=False) as r:
+        r.sweep(writes, rec.plist("a", [1]), progress=False)
+    return _files(store)[0][0]
+
+
+def test_files_into_refuses_clashing_names_before_writing_anything(store: Path, tmp_path: Path) -> None:
+    """A crafted store naming 'out.txt' also as a folder ('out.txt/x') writes nothing."""
+    run = _one_run_with_files(store)
+    conn = sqlite3.connect(store / "recorder.sqlite")
+    conn.execute("UPDATE results SET name = 'out.txt/x' WHERE kind = 'file' AND name = 'sub/log.txt'")
+    conn.commit()
+    conn.close()
+    into = tmp_path / "into"
+    with rec.open(store) as db, pytest.raises(FileRefused, match="as a file and a folder"):
+        copy_out(db, run, into)
+    assert not into.exists() or list(into.iterdir()) == []
+
+
+def test_files_into_a_missing_or_fifo_object_is_an_object_error(store: Path, tmp_path: Path) -> None:
+    """A missing object is one line (ObjectError), and a FIFO planted as an object never blocks the copy."""
+    run = _one_run_with_files(store)
+    digest = next(d for r, name, d in _files(store) if name == "out.txt")
+    with rec.open(store) as db:
+        path = db.objects.file(digest)
+    path.unlink()
+    done = _recorder("--store", str(store), "files", run, "--into", str(tmp_path / "a"))
+    assert done.returncode == rec.ObjectError.exit_code and "recorder: error:" in done.stderr, done.stderr
+    assert "Traceback" not in done.stderr
+    os.mkfifo(path)
+    done = _recorder("--store", str(store), "files", run, "--into", str(tmp_path / "b"))
+    assert done.returncode == rec.ObjectError.exit_code and "not a regular file" in done.stderr, done.stderr

@@ -73,10 +73,24 @@ def folder_files(folder: Path) -> list[tuple[Path, int]]:
 
 
 def work_folders(root: str | os.PathLike[str], workdir: str | os.PathLike[str] | None = None) -> Path:
-    """Return the folder holding the runs' work folders: ``workdir`` when given, else the store's ``runs/``."""
+    """Return the folder holding the runs' work folders: ``workdir`` when given, else the store's ``runs/``.
+
+    :raises LinkInStore: when the store's ``runs`` is a symbolic link or not a folder (a store is
+        untrusted: a link there would put the runs' files, and their removal, outside it).
+    """
     if workdir is not None:
         return Path(workdir).absolute()
-    return Path(root).absolute() / RUNS
+    folder = Path(root).absolute() / RUNS
+    try:
+        mode = os.lstat(folder).st_mode
+    except FileNotFoundError:
+        return folder
+    if stat.S_ISLNK(mode) or not stat.S_ISDIR(mode):
+        raise LinkInStore(
+            f"{folder} is a symbolic link or not a folder; recorder never puts a run's files through a link "
+            "out of a store: remove it (recorder makes a new runs/ folder)"
+        )
+    return folder
 
 
 def locks_folder(root: str | os.PathLike[str], *, create: bool = False) -> Path:

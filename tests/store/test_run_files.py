@@ -249,3 +249,15 @@ def test_files_into_a_missing_or_fifo_object_is_an_object_error(store: Path, tmp
     os.mkfifo(path)
     done = _recorder("--store", str(store), "files", run, "--into", str(tmp_path / "b"))
     assert done.returncode == rec.ObjectError.exit_code and "not a regular file" in done.stderr, done.stderr
+
+
+def test_a_runs_link_in_the_store_is_never_followed(store: Path, tmp_path: Path) -> None:
+    """A store whose runs/ is a link out of it: the run that uses its folder fails; nothing is written there."""
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    store.mkdir(exist_ok=True)
+    os.symlink(elsewhere, store / "runs")
+    with rec.Recorder("linked-runs", store=store, git=False) as r, pytest.warns(rec.RecorderWarning):
+        df = r.sweep(writes, rec.plist("a", [1]), progress=False)
+    assert df["_status"].tolist() == ["failed"] and "LinkInStore" in df["_error"][0]
+    assert list(elsewhere.iterdir()) == []

@@ -20,6 +20,7 @@ import json
 import os
 import re
 import sqlite3
+import stat
 import warnings
 from collections.abc import Iterator, Sequence
 from pathlib import Path
@@ -32,6 +33,7 @@ from ..errors import (
     AmbiguousSessionId,
     ExperimentNotFound,
     NoStoreError,
+    ObjectError,
     RecorderError,
     RecorderWarning,
     RecoveryError,
@@ -456,7 +458,14 @@ class Database:
             raise RecorderError(
                 f"run {full} has no file {path!r}; its files: {', '.join(map(repr, files)) if files else 'none'}"
             )
-        return self.objects.file(row[1])
+        found = self.objects.file(row[1])
+        try:  # a FIFO or a folder at the object's name (a damaged or crafted store) would block or fail late
+            regular = stat.S_ISREG(os.lstat(found).st_mode)
+        except OSError as e:
+            raise ObjectError(f"object {row[1]} of run {full}'s file {path!r} is missing; run recorder verify") from e
+        if not regular:
+            raise ObjectError(f"object {row[1]} at {found} is not a regular file; run recorder verify")
+        return found
 
     def files(self, run_id: str) -> list[tuple[str, str]]:
         """Return the files a run left in its folder, as ``(relative path, digest)``, sorted by path."""

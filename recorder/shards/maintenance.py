@@ -98,6 +98,9 @@ def _scan(root: Path) -> _Scan:
             links.append(Path(folder.path))
             continue
         if not folder.is_dir(follow_symlinks=False):
+            if folder.name.startswith(".tmp-file-") and folder.is_file(follow_symlinks=False):
+                with contextlib.suppress(FileNotFoundError):  # a run's file on its way in (put_file)
+                    files.append((Path(folder.path), folder.stat(follow_symlinks=False)))
             continue
         try:
             entries = sorted(os.scandir(folder.path), key=lambda e: e.name)
@@ -331,6 +334,10 @@ def _collect(opened: Store, conn: sqlite3.Connection, dry_run: bool) -> GcReport
     now = time.time()
     doomed: list[tuple[Path, int]] = []
     for path, info in scan.files:
+        if path.parent == root and path.name.startswith(".tmp-file-"):  # a run's file on its way in (put_file)
+            if now - info.st_mtime > _TMP_AGE_S:
+                doomed.append((path, info.st_size))
+            continue
         if not FOLDER_NAME.fullmatch(path.parent.name):
             continue  # not a folder recorder made: not recorder's files
         if TEMP_NAME.fullmatch(path.name):  # a temporary file: only if a crash left it long ago

@@ -261,3 +261,28 @@ def test_a_runs_link_in_the_store_is_never_followed(store: Path, tmp_path: Path)
         df = r.sweep(writes, rec.plist("a", [1]), progress=False)
     assert df["_status"].tolist() == ["failed"] and "LinkInStore" in df["_error"][0]
     assert list(elsewhere.iterdir()) == []
+
+
+def test_gc_removes_a_file_copy_a_crash_left_long_ago(store: Path) -> None:
+    """put_file copies into objects/.tmp-file-…; a copy a crash left behind is gc's, once it is old."""
+    _one_run_with_files(store)
+    objects = store / "objects"
+    old, fresh = objects / ".tmp-file-1-deadbeef", objects / ".tmp-file-2-cafef00d"
+    old.write_bytes(b"half a file")
+    fresh.write_bytes(b"being copied now")
+    os.utime(old, (1, 1))
+    gc(store)
+    assert not old.exists() and fresh.exists()
+
+
+def test_db_file_of_a_missing_or_fifo_object_is_an_object_error(store: Path) -> None:
+    run = _one_run_with_files(store)
+    with rec.open(store) as db:
+        path = db.file(run, "out.txt")
+        path.chmod(0o644)
+        path.unlink()
+        with pytest.raises(rec.ObjectError, match="missing"):
+            db.file(run, "out.txt")
+        os.mkfifo(path)
+        with pytest.raises(rec.ObjectError, match="not a regular file"):
+            db.file(run, "out.txt")

@@ -177,15 +177,7 @@ class RunWriter:
                 self._append_to_journal(run)
             self._active = None
             backlog = len(pending)
-        if self._inline:
-            if now - self._oldest >= self.interval or backlog >= _MAX_PENDING:
-                self._flush()
-        elif self.interval <= 0 or backlog >= _MAX_PENDING:  # at 0, or the thread is falling behind: help it
-            self._flush()
-        elif self._thread is None:
-            self._start_thread()
-        if self._error is not None:
-            self._raise_background_error()
+        self._queued(now, backlog)
 
     def finished_many(self, runs: list[PendingRun], status: str, duration: float) -> None:
         """Queue many finished runs of one status and duration at once (a vectorised chunk's runs).
@@ -212,10 +204,14 @@ class RunWriter:
                     self._append_to_journal(run)
             self._active = None
             backlog = len(pending)
+        self._queued(now, backlog)
+
+    def _queued(self, now: float, backlog: int) -> None:
+        """After runs were queued: commit now, or leave it to the thread (started if needed), by the interval."""
         if self._inline:
             if now - self._oldest >= self.interval or backlog >= _MAX_PENDING:
                 self._flush()
-        elif self.interval <= 0 or backlog >= _MAX_PENDING:
+        elif self.interval <= 0 or backlog >= _MAX_PENDING:  # at 0, or the thread is falling behind: help it
             self._flush()
         elif self._thread is None:
             self._start_thread()

@@ -205,8 +205,17 @@ def console_errors(driver: Any) -> list[dict[str, Any]]:
     return [e for e in driver.get_log("browser") if e["level"] == "SEVERE" or "Failed to load" in e["message"]]
 
 
+def undo_schema_7(conn: sqlite3.Connection) -> None:
+    """Take out of a store what schema 7 added (where a run ran, origin), so that it looks like schema 6."""
+    for (view,) in conn.execute("SELECT name FROM sqlite_schema WHERE type = 'view'").fetchall():
+        conn.execute(f'DROP VIEW "{view}"')  # they may read the new columns; a migration makes them again
+    for column in ("origin", "pset_seq", "pid", "host"):
+        conn.execute(f"ALTER TABLE runs DROP COLUMN {column}")
+
+
 def undo_schema_6(conn: sqlite3.Connection) -> None:
-    """Take out of a store what schema 6 added (curation), so that a test can make it look like schema 5."""
+    """Take out of a store what schemas 6 and 7 added (curation), so that a test can make it look like schema 5."""
+    undo_schema_7(conn)
     for (view,) in conn.execute("SELECT name FROM sqlite_schema WHERE type = 'view'").fetchall():
         conn.execute(f'DROP VIEW "{view}"')  # they read runs.deleted and tags; a migration makes them again
     for table in ("run_notes", "run_tags", "curation_events"):

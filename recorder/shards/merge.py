@@ -207,13 +207,13 @@ def _statements(conn: sqlite3.Connection, db: str, runs: str) -> list[str]:
               AND NOT EXISTS (SELECT 1 FROM main.functions AS mf WHERE mf.module = f.module
                               AND mf.qualname = f.qualname AND mf.path IS f.path AND mf.how = f.how)""",
         f"""INSERT INTO main.runs (id, experiment, session, pset, status, time_start_ms, duration_us, seed,
-                                   comment, error, output, scalars, function, rerun_of)
+                                   comment, error, output, scalars, function, rerun_of, host, pid, pset_seq, origin)
             SELECT r.id, me.pk, ms.pk, mp.pk, r.status, r.time_start_ms, r.duration_us, r.seed,
                    {comment.format(alias="rc")}, r.error, r.output, r.scalars,
                    (SELECT min(mf.pk) FROM {q}.functions AS sf JOIN main.functions AS mf
                     ON mf.module = sf.module AND mf.qualname = sf.qualname AND mf.path IS sf.path AND mf.how = sf.how
                     WHERE sf.pk = r.function),
-                   r.rerun_of
+                   r.rerun_of, r.host, r.pid, r.pset_seq, r.origin
             FROM {q}.runs AS r
             JOIN {q}.experiments AS se ON se.pk = r.experiment JOIN main.experiments AS me ON me.name = se.name
             JOIN {q}.sessions AS ss ON ss.pk = r.session JOIN main.sessions AS ms ON ms.id = ss.id

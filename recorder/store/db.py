@@ -51,7 +51,7 @@ __all__ = [
 ]
 
 #: Version of the schema this library writes (``PRAGMA user_version``).
-SCHEMA_VERSION = 6
+SCHEMA_VERSION = 7
 #: ``PRAGMA application_id`` of every store created since it was introduced ("Rcdr");
 #: stores written before carry 0 and are recognised by their tables.
 APPLICATION_ID = 0x52636472

@@ -198,6 +198,15 @@ class Run(SQLModel, table=True):
     # deleted it. Every view and reader of runs for users shows only runs where it is NULL; recording
     # never writes it, so the INSERT of a run is unchanged. No foreign key, as for ``function``.
     deleted: int | None = None
+    # Schema 7. Where a run ran: its host when it differs from its session's (a worker on another
+    # machine; NULL: the session's host), the process id that ran it, and its pset's position in
+    # the sweep (NULL for runs not in a sweep).
+    host: str | None = None
+    pid: int | None = None
+    pset_seq: int | None = None
+    # Schema 7. An imported run's origin, "<tool>:<the source's own run id>" (recorder import);
+    # NULL for runs recorded by recorder.
+    origin: str | None = None
 
 
 class Tag(SQLModel, table=True):

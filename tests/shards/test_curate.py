@@ -14,6 +14,7 @@ import recorder as rec
 from recorder.read.show import log, show
 from recorder.shards.curate import NOTE_MAX_BYTES, events
 from recorder.shards.maintenance import verify
+from recorder.store.db import SCHEMA_VERSION
 
 EXP = "exp"
 
@@ -301,7 +302,7 @@ def test_a_store_of_schema_5_migrates_with_every_run_live(store: Path) -> None:
     conn.commit()
     conn.close()
     assert rec.tag(ids[0], tags="good", store=store).changed == 1  # migrates, then tags
-    assert scalar(store, "PRAGMA user_version") == 6
+    assert scalar(store, "PRAGMA user_version") == SCHEMA_VERSION
     assert counts(store) == (2, 2, 2)
 
 
@@ -319,7 +320,7 @@ def test_a_schema_5_experiment_named_like_a_new_table_migrates(store: Path) -> N
     conn.close()
     with pytest.warns(rec.RecorderWarning, match="run_tags"), rec.Recorder("other", store=store, git=False):
         pass  # opening migrates
-    assert scalar(store, "PRAGMA user_version") == 6
+    assert scalar(store, "PRAGMA user_version") == SCHEMA_VERSION
     with rec.open(store) as db:
         assert len(db.df("run_tags")) == 1
 

@@ -863,3 +863,18 @@ def test_merging_creates_nothing_in_a_source(tmp_path: Path) -> None:
     assert not (source / "objects").exists()
     assert not (source / ".gitignore").exists()
     assert len(run_ids(tmp_path / "dest")) == 1
+
+
+def test_merge_keeps_where_a_run_ran_and_its_origin(tmp_path: Path) -> None:
+    """Schema 7's run columns (host, pid, pset_seq, origin) travel with the run."""
+    import sqlite3
+
+    src, dest = shard(tmp_path / "src", [{"a": 1.0}]), tmp_path / "dest"
+    conn = sqlite3.connect(src / "recorder.sqlite")
+    conn.execute("UPDATE runs SET host = 'node7', pid = 4242, pset_seq = 3, origin = 'psweep:abc'")
+    conn.commit()
+    conn.close()
+    rec.merge([src], into=dest)
+    conn = sqlite3.connect(dest / "recorder.sqlite")
+    assert conn.execute("SELECT host, pid, pset_seq, origin FROM runs").fetchall() == [("node7", 4242, 3, "psweep:abc")]
+    conn.close()

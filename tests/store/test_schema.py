@@ -408,3 +408,25 @@ def test_a_store_of_schema_4_with_a_parameter_named_rerun_of_opens_and_keeps_its
         assert db.sql("SELECT rerun_of FROM overview_runs")["rerun_of"].isna().all()
     with pytest.raises(rec.NameRefused, match="rerun_of"), rec.Recorder("old", store=store, git=False) as r:
         r.run(rerun_of=3)  # new runs must rename it
+
+
+def test_a_store_of_schema_6_gets_the_columns_of_schema_7_and_keeps_its_runs(tmp_path: Path) -> None:
+    """Schema 7 adds runs.host, pid, pset_seq and origin; runs recorded before keep their rows, with NULL there."""
+    from conftest import undo_schema_7
+
+    store = tmp_path / "s"
+    with rec.Recorder("exp", store=store, git=False) as r:
+        with r.run(x=1) as run:
+            run.log(y=2.0)
+    conn = sqlite3.connect(store / "recorder.sqlite")
+    undo_schema_7(conn)
+    conn.execute("PRAGMA user_version = 6")
+    conn.commit()
+    assert "origin" not in [row[1] for row in conn.execute("PRAGMA table_info(runs)")]
+    conn.close()
+    with rec.open(store) as db:
+        assert db.df("exp")["y"].tolist() == [2.0]
+    conn = sqlite3.connect(store / "recorder.sqlite")
+    assert conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 7
+    assert conn.execute("SELECT host, pid, pset_seq, origin FROM runs").fetchall() == [(None, None, None, None)]
+    conn.close()

@@ -27,6 +27,7 @@ LAYERS = {
     "sweep": 4,
     "shards": 5,
     "record": 5,
+    "importing": 5,
     "cli": 6,
 }
 

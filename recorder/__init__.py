@@ -5,6 +5,8 @@ from .errors import (
     AmbiguousSessionId,
     CommitMissing,
     CurationRefused,
+    ImportSourceError,
+    ImportSourceTooNew,
     DiffDoesNotApply,
     DirtyWorkTree,
     DuplicateSource,
@@ -143,4 +145,6 @@ __all__ = [
     "SessionNotFound",
     "AmbiguousSessionId",
     "CurationRefused",
+    "ImportSourceError",
+    "ImportSourceTooNew",
 ]

@@ -65,6 +65,8 @@ __all__ = [
     "SessionNotFound",
     "AmbiguousSessionId",
     "CurationRefused",
+    "ImportSourceError",
+    "ImportSourceTooNew",
     "NotInRun",
     "SeriesRefused",
     "FileRefused",
@@ -279,3 +281,15 @@ class SeriesRefused(RecorderError, ValueError):
 class FileRefused(RecorderError, ValueError):
     """A run's file cannot be stored (not a regular file, over ``max_file_bytes``) or copied out (its
     stored path would leave the folder, or the place is taken)."""
+
+
+class ImportSourceError(RecorderError, ValueError):
+    """``recorder import`` cannot read the source: not a store of that tool, a psweep file that is not a
+    pickled DataFrame, a pypet file without runs. Nothing was written to the destination."""
+
+    exit_code = 15
+
+
+class ImportSourceTooNew(ImportSourceError):
+    """The source was written by a newer version of its tool (an MLflow database of a newer schema) than
+    the importer knows; the message names both versions. Nothing was written."""

@@ -39,6 +39,8 @@ EXIT_CODES: dict[str, int] = {
     "CurationRefused": 14,
     "SessionNotFound": 4,
     "AmbiguousSessionId": 5,
+    "ImportSourceError": 15,
+    "ImportSourceTooNew": 15,
 }
 
 

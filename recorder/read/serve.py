@@ -24,6 +24,14 @@ The metadata is made once, when the server starts: an experiment or an
 explored parameter that appears later has its view (Datasette reads the
 schema again when it changes) but no facets or queries of its own until
 the next start.
+
+A page's SQL can build values as well as read them (``randomblob(1e9)``,
+``printf('%.*c', 1e9, 'x')``), and Datasette holds a page's rows in memory:
+so the store's connections cap any one string or blob at
+:data:`VALUE_LIMIT` bytes (SQLite's ``SQLITE_LIMIT_LENGTH``), which together
+with Datasette's row limit and time limit bounds what one request can take.
+A stored value over the cap (a very long captured output) shows as an
+error on that page; ``recorder show`` and ``db.sql`` read it whole.
 """
 
 from __future__ import annotations
@@ -51,6 +59,8 @@ DATABASE = Path(DB_NAME).stem
 #: What to run when Datasette is not installed.
 INSTALL = "pip install 'recorder[ui]'"
 _PLUGIN = "recorder_serve_read_only"
+#: The largest string or blob a page's query may make or read, in bytes.
+VALUE_LIMIT = 16 * 1024 * 1024
 #: Names listed in a description at most (the columns are all in the view, described one by one).
 NAMES_SHOWN = 12
 
@@ -297,6 +307,7 @@ def serve(
             if database == DATABASE:
                 conn.execute("PRAGMA query_only = ON")
                 conn.set_authorizer(_ReadOnly())
+                conn.setlimit(sqlite3.SQLITE_LIMIT_LENGTH, VALUE_LIMIT)
 
     if pm.get_plugin(_PLUGIN) is None:
         pm.register(ReadOnly(), name=_PLUGIN)

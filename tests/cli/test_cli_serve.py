@@ -268,6 +268,19 @@ def test_sql_on_the_page_is_read_only(server: Server) -> None:
         assert page["ok"] is False and "not authorized to use function" in page["error"], refused
 
 
+def test_a_page_cannot_make_a_value_over_the_limit(server: Server) -> None:
+    """randomblob(1e9) is refused as too big, a printf of 10^9 characters gives NULL; the server goes on answering."""
+    try:
+        page = server.get(f".json?sql={urllib.parse.quote('select length(randomblob(1000000000)) as n')}")
+    except urllib.error.HTTPError as e:
+        assert e.code == 400
+        page = json.loads(e.read())
+    assert page["ok"] is False and "too big" in page["error"]
+    huge = "select length(printf('%.*c', 1000000000, 'x')) as n"
+    assert server.get(f".json?sql={urllib.parse.quote(huge)}&_shape=objects")["rows"] == [{"n": None}]
+    assert server.get(".json?sql=select+length(randomblob(1000))+as+n&_shape=objects")["rows"] == [{"n": 1000}]
+
+
 # -- live, read-only, stopping ------------------------------------------------------------------------
 
 

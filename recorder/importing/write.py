@@ -504,6 +504,19 @@ def _session_rows(
     return known, made
 
 
+def _new_sessions(conn: sqlite3.Connection | None, planned: list[_Planned]) -> set[str]:
+    """The session tails of ``planned`` that no session of the store has (what a dry run would make)."""
+    tails = {p.session for p in planned}
+    if conn is None or not tails:
+        return tails
+    ordered = sorted(tails)
+    for start in range(0, len(ordered), _IN_CHUNK):
+        chunk = ordered[start : start + _IN_CHUNK]
+        for _, id_, _, _ in conn.execute(_FIND_SESSIONS.format(marks=", ".join("?" * len(chunk))), chunk):
+            tails.discard(id_[12:])
+    return tails
+
+
 def _write_config(conn: sqlite3.Connection, session_pk: int, config: dict[str, Any]) -> None:
     rows = []
     for name, value in config.items():
@@ -604,7 +617,8 @@ def import_study(
         report.imported = len(todo)
         report.failed = sum(1 for r in todo if r.status == "failed")
         if dry_run or store is None:
-            _plan(study, names, None, todo, report)  # checks every value, stores nothing
+            planned = _plan(study, names, None, todo, report)  # checks every value, stores nothing
+            report.sessions = len(_new_sessions(store.conn if store is not None else None, planned))
             return report
         if not todo:
             return report

@@ -163,7 +163,7 @@ def _param_columns(frame: Any, users: list[str], unmapped: list[str]) -> list[st
             unmapped.append("no _pset_hash column: parameters are the user columns not ending with '_' (psweep's rule)")
         return conventional
     try:
-        import joblib
+        import joblib  # type: ignore[import-untyped]
     except ImportError:
         unmapped.append(
             "joblib (psweep's hash) is not installed: parameters are the user columns not ending with '_' "
@@ -282,13 +282,12 @@ def read_psweep(source: str | os.PathLike[str]) -> SourceStudy:
     commits = _git_commits(calc, mapped, unmapped)
     data = {c: frame[c].tolist() for c in columns}
     n = len(frame)
-    nothing = [None] * n
-    column = data.get
-    pset_ids, run_ids = data["_pset_id"], column("_run_id", nothing)
-    starts, runtimes = column("_time_utc", nothing), column("_pset_runtime", nothing)
-    hosts, seqs = column("_exec_host", nothing), column("_pset_seq", nothing)
-    failed, errors = column("_failed", nothing), column("_exc_txt", nothing)
-    logs = column("_logs", nothing)
+    nothing: list[Any] = [None] * n
+    pset_ids, run_ids = data["_pset_id"], data.get("_run_id", nothing)
+    starts, runtimes = data.get("_time_utc", nothing), data.get("_pset_runtime", nothing)
+    hosts, seqs = data.get("_exec_host", nothing), data.get("_pset_seq", nothing)
+    failed, errors = data.get("_failed", nothing), data.get("_exc_txt", nothing)
+    logs = data.get("_logs", nothing)
     param_values = [(c, data[c]) for c in param_columns]
     result_columns = [(c, data[c]) for c in results]
     try:  # one listing, not a look per row: most psets of a big study have no folder
@@ -343,6 +342,4 @@ def read_psweep(source: str | os.PathLike[str]) -> SourceStudy:
         )
     if any(r.files for r in runs):
         mapped.append("files in <calc dir>/<_pset_id>/ -> file results of the run")
-    return SourceStudy(
-        tool="psweep", location=path, experiment=calc.name, runs=runs, mapped=mapped, unmapped=unmapped
-    )
+    return SourceStudy(tool="psweep", location=path, experiment=calc.name, runs=runs, mapped=mapped, unmapped=unmapped)

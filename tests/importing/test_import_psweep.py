@@ -131,9 +131,7 @@ def test_a_psweep_study_imports_with_the_same_rows_and_values(study: tuple[Path,
     assert session_commit == code_commit  # the code the runs ran: before psweep committed its results
 
 
-def test_a_recorder_sweep_of_the_same_grid_finds_the_imported_psets_done(
-    study: tuple[Path, str], store: Path
-) -> None:
+def test_a_recorder_sweep_of_the_same_grid_finds_the_imported_psets_done(study: tuple[Path, str], store: Path) -> None:
     rec.import_psweep(study[0], into=store)
     calls: list[tuple[int, int]] = []
 

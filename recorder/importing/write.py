@@ -76,6 +76,8 @@ __all__ = ["ImportReport", "import_study", "no_gc", "run_id_of", "UNKNOWN"]
 UNKNOWN = "unknown (imported from {tool})"
 
 _IN_CHUNK = 500
+#: The statuses an imported run may have (a source's running runs are imported as interrupted by its reader).
+_STATUSES = ("done", "failed", "interrupted")
 _FIND_RUNS = "SELECT lower(hex(id)), origin FROM runs WHERE id IN ({marks})"
 _FIND_SESSIONS = "SELECT pk, id, experiment, host FROM sessions WHERE substr(id, 13) IN ({marks})"
 _INSERT_SESSION = """
@@ -627,6 +629,12 @@ def _import(study: SourceStudy, into: Path | str | None, experiment: str | None,
     report.mapped = list(study.mapped)
     report.unmapped = list(study.unmapped)
     names = _Names(study, report)
+    for run in study.runs:  # checked before the store is opened (or made)
+        if run.status not in _STATUSES:
+            raise ImportSourceError(
+                f"run {run.source_id} of {study.location} has status {run.status!r}; an imported run is one of "
+                f"{', '.join(_STATUSES)} (the reader must map the source's statuses)"
+            )
     origins = [f"{study.tool}:{r.source_id}" for r in study.runs]
     if len(set(origins)) != len(origins):
         seen: set[str] = set()

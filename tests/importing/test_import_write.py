@@ -152,7 +152,7 @@ def test_a_status_the_store_does_not_know_is_refused(store: Path) -> None:
     with pytest.raises(rec.ImportSourceError, match="status 'FINISHED'"):
         import_study(study, into=store)
     assert not store.exists()  # not even made
-    import_study(_study(1), into=store)
+    import_study(_study(2), into=store)
     before = dump(store)
     with pytest.raises(rec.ImportSourceError, match="status 'FINISHED'"):
         import_study(study, into=store)

@@ -92,19 +92,17 @@ def _database(source: Path) -> Path:
 
 
 def _load(path: Path) -> Any:
-    import pickle
-
     import pandas as pd
 
     try:
         frame = pd.read_pickle(path)
-    except (pickle.UnpicklingError, EOFError, ValueError, TypeError, AttributeError, ImportError, IndexError) as e:
+    except OSError as e:
+        raise ImportSourceError(f"cannot read {path}: {e}") from e
+    except Exception as e:  # unpickling can raise anything the file makes it run
         raise ImportSourceError(
             f"{path} is not a psweep database: it does not unpickle ({type(e).__name__}: {e}); "
             "psweep's database is a pickled pandas DataFrame (calc/database.pk)"
         ) from e
-    except OSError as e:
-        raise ImportSourceError(f"cannot read {path}: {e}") from e
     if not isinstance(frame, pd.DataFrame):
         raise ImportSourceError(
             f"{path} is not a psweep database: it unpickles to a {type(frame).__module__}.{type(frame).__name__}, "

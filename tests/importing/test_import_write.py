@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import sqlite3
 from pathlib import Path
 
@@ -168,3 +169,28 @@ def test_an_unknown_tool_or_a_missing_reader_is_a_clear_error(store: Path, monke
     with pytest.raises(rec.RecorderError, match="has no pypet importer yet"):
         rec.import_pypet(store / "x.hdf5", into=store)
     assert not store.exists()
+
+
+def test_a_file_that_cannot_be_read_leaves_the_store_unchanged(store: Path, tmp_path: Path) -> None:
+    import_study(_study(2), into=store)
+    before = dump(store)
+    study = _study(4)
+    present = tmp_path / "here.txt"
+    present.write_text("stored before the failure, referenced by nothing after it\n")
+    study.runs[2].files = {"here.txt": present}
+    study.runs[3].files = {"gone.txt": tmp_path / "gone.txt"}
+    with pytest.raises(rec.ImportSourceError, match="cannot read the file .*gone.txt.* of run run-3"):
+        import_study(study, into=store)
+    assert dump(store) == before
+
+
+def test_the_study_config_is_each_new_session_config(store: Path) -> None:
+    study = _study(2)
+    study.config = {"dt": 0.01, "solver": "rk4", "sizes": [1, 2]}
+    import_study(study, into=store)
+    rows = rec.open(store).conn.execute("SELECT name, kind, value FROM config ORDER BY name").fetchall()
+    assert rows == [("dt", None, 0.01), ("sizes", "json", "[1, 2]"), ("solver", None, "rk4")]
+    (argv, platform, message) = rec.open(store).conn.execute("SELECT argv, platform, message FROM sessions").fetchone()
+    assert json.loads(argv)[:3] == ["recorder", "import", "psweep"]
+    assert platform == "unknown (imported from psweep)"
+    assert message == "imported from psweep: /nowhere/calc/database.pk"

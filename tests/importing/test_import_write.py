@@ -179,7 +179,7 @@ def test_a_file_that_cannot_be_read_leaves_the_store_unchanged(store: Path, tmp_
     present.write_text("stored before the failure, referenced by nothing after it\n")
     study.runs[2].files = {"here.txt": present}
     study.runs[3].files = {"gone.txt": tmp_path / "gone.txt"}
-    with pytest.raises(rec.ImportSourceError, match="cannot read the file .*gone.txt.* of run run-3"):
+    with pytest.raises(rec.ImportSourceError, match=r"cannot read the file .*gone\.txt.* of run run-3"):
         import_study(study, into=store)
     assert dump(store) == before
 

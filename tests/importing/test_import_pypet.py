@@ -8,13 +8,17 @@ assert the values that script wrote.
 from __future__ import annotations
 
 import re
+import sqlite3
 import subprocess
 import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
+from click.testing import CliRunner
 
+import recorder as rec
+from recorder.cli.commands import main
 from recorder.errors import ExtraNotInstalled, ImportSourceError
 
 h5py = pytest.importorskip("h5py")
@@ -215,3 +219,106 @@ def test_fixture_script_is_documented() -> None:
     script = FIXTURE.with_name("make_pypet_fixture.py").read_text()
     for needed in ("pypet 0.6.1", "numpy 1.26.4", "tables 3.10.1", "python3.10 -m venv", "ptrepack"):
         assert needed in script
+
+
+# -- into a store (the writer, the API and the command) -----------------------------------------------
+
+
+def _dump(store: Path) -> list[str]:
+    """Every row of the store's database as SQL text, to compare a store before and after."""
+    conn = sqlite3.connect(store / "recorder.sqlite")
+    try:
+        return list(conn.iterdump())
+    finally:
+        conn.close()
+
+
+def test_the_fixture_imports_into_a_store_with_its_runs_and_values(store: Path) -> None:
+    report = rec.import_pypet(FIXTURE, into=store)
+    assert (report.read, report.imported, report.already, report.sessions) == (8, 8, 0, 2)
+    assert report.experiment == "pypet_study"
+    assert any("PickleResult" in line for line in report.unmapped)
+    assert any("'crashed'" in line for line in report.unmapped)
+    db = rec.open(store)
+    df = db.df("pypet_study", status=None).sort_values(["x", "y"])
+    assert list(zip(df["x"], df["y"])) == [*STUDY_GRID, (4, 2.0), (5, 2.0)]
+    assert df["_status"].tolist() == ["done"] * 5 + ["interrupted"] + ["done"] * 2
+    z = df["z"].tolist()
+    assert z[:5] + z[6:] == [0.5, 1.0, 1.0, 2.0, 1.5, 8.0, 10.0] and np.isnan(z[5])
+    for run_id, x, y, status in zip(df["_run_id"], df["x"], df["y"], df["_status"]):
+        if x <= 3 and status == "done":
+            np.testing.assert_array_equal(db.array(run_id, "arr"), np.arange(x) * y)
+    origins = {o for (o,) in db.conn.execute("SELECT origin FROM runs")}
+    time = _runs_table("study")[0]["time"].decode()
+    assert f"pypet:study@{time}/run_00000000" in origins and len(origins) == 8
+    commit = read_pypet(FIXTURE, trajectory="study").runs[0].git_commit
+    assert commit in {c for (c,) in db.conn.execute("SELECT git_commit FROM sessions")}
+
+
+def test_importing_twice_adds_nothing(store: Path) -> None:
+    rec.import_pypet(FIXTURE, into=store)
+    before = _dump(store)
+    again = rec.import_pypet(FIXTURE, into=store)
+    assert (again.imported, again.already, again.sessions) == (0, 8, 0)
+    assert _dump(store) == before
+
+
+def test_one_trajectory_imports_with_its_constants_as_config_and_a_sweep_skips_its_done_psets(
+    store: Path, tmp_path: Path
+) -> None:
+    path, f = _only(tmp_path, "study")
+    f.close()
+    report = rec.import_pypet(path, into=store)
+    assert (report.imported, report.experiment) == (6, "study")
+    db = rec.open(store)
+    config = dict(db.conn.execute("SELECT name, value FROM config WHERE name IN ('n', 'model.name')").fetchall())
+    assert config == {"n": 10, "model.name": "linear"}
+    assert set(db.df("study").columns) >= {"x", "y", "z"} and "n" not in db.df("study").columns
+    calls: list[tuple[int, float]] = []
+
+    def multiply(x: int, y: float) -> dict[str, float]:
+        calls.append((x, y))
+        return {"z": x * y}
+
+    with rec.Recorder("study", store=store, git=False) as r:
+        r.config(n=10, **{"model.name": "linear"})
+        r.sweep(multiply, rec.grid(x=[1, 2, 3], y=[0.5, 1.0]))
+    assert calls == [(3, 1.0)]  # the five done in pypet are done here; the one pypet never ran runs
+
+
+def test_the_command_imports_the_fixture_and_again_adds_nothing(store: Path) -> None:
+    runner = CliRunner()
+    first = runner.invoke(main, ["import", "pypet", str(FIXTURE), "--into", str(store)])
+    assert first.exit_code == 0, first.output
+    assert "8 read, 8 imported, 0 already there" in first.output
+    assert "PickleResult" in first.output  # what was not mapped is said
+    second = runner.invoke(main, ["import", "pypet", str(FIXTURE), "--into", str(store)])
+    assert second.exit_code == 0, second.output
+    assert "8 read, 0 imported, 8 already there" in second.output
+
+
+@pytest.mark.parametrize("bad", ["not_hdf5", "not_pypet", "no_runs", "crashed_only"])
+def test_bad_input_is_one_line_exit_15_and_the_store_unchanged(bad: str, store: Path, tmp_path: Path) -> None:
+    rec.import_pypet(FIXTURE, into=store)
+    before = _dump(store)
+    source = tmp_path / f"{bad}.hdf5"
+    if bad == "not_hdf5":
+        source.write_bytes(b"\x89HDF\r\n not really\n")
+    elif bad == "not_pypet":
+        with h5py.File(source, "w") as f:
+            f.create_dataset("data", data=np.arange(3))
+    elif bad == "no_runs":
+        source, f = _only(tmp_path, "second")
+        with f:
+            dtype = f["second"]["overview"]["runs"].dtype
+            del f["second"]["overview"]["runs"]
+            f["second"]["overview"].create_dataset("runs", shape=(0,), dtype=dtype)
+    else:
+        source, f = _only(tmp_path, "crashed")
+        f.close()
+    with pytest.raises(ImportSourceError):
+        rec.import_pypet(source, into=store)
+    out = CliRunner().invoke(main, ["import", "pypet", str(source), "--into", str(store)])
+    assert out.exit_code == 15
+    assert out.output.count("\n") == 1 and out.output.startswith("recorder: error: ")
+    assert _dump(store) == before

@@ -541,7 +541,10 @@ class _Reader:
             store = self.attr_text(node, "SRVC_STORE") if isinstance(node, self.h5py.Dataset) else None
             name = lname if item == leaf_name else f"{lname}.{item}"
             if store not in ("ARRAY", "CARRAY", "EARRAY"):
-                shown = f"{store} (a dict, table or pandas object)" if store else "a group (a pandas object)"
+                if store == "VLARRAY":
+                    shown = "VLARRAY: variable-length data (PyTables pickles Python objects into these)"
+                else:
+                    shown = f"{store} (a dict, table or pandas object)" if store else "a group (a pandas object)"
                 raise _Unmappable(f"item {item!r} is stored as {shown}")
             coll = self.attr_text(node, "SRVC_DATA_COLL_TYPE") or ""
             data = self.read(node)
@@ -571,7 +574,7 @@ class _Reader:
                 continue
             link = group.get(name, getlink=True)
             if not isinstance(link, self.h5py.HardLink):
-                self.skip(f"{what}: {name!r} is a {type(link).__name__}, not followed; not imported")
+                self.skip(f"{what}: {name!r} is {_link_kind(link)}, not followed; not imported")
                 continue
             try:
                 found.append((name, group[name]))
@@ -585,7 +588,7 @@ class _Reader:
             return None
         link = group.get(name, getlink=True)
         if not isinstance(link, self.h5py.HardLink):
-            self.skip(f"{what}: {name!r} is a {type(link).__name__}, not followed; not imported")
+            self.skip(f"{what}: {name!r} is {_link_kind(link)}, not followed; not imported")
             return None
         return group[name]
 
@@ -668,6 +671,12 @@ class _Reader:
 
 
 _ABSENT = object()
+
+
+def _link_kind(link: Any) -> str:
+    """What kind of link an h5py link object is, in words."""
+    name = type(link).__name__
+    return {"ExternalLink": "an external link", "SoftLink": "a soft link"}.get(name, f"a link ({name})")
 
 
 def _same(a: Any, b: Any) -> bool:

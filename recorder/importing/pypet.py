@@ -188,10 +188,11 @@ class _Reader:
             raise ImportSourceError(f"pypet file {where!r} has no runs that can be imported: {'; '.join(refused)}")
         read.sort(key=lambda t: (t.timestamp, t.name))
         config = self.split_constants(read)
-        config["pypet"] = {t.key: t.meta for t in read}
+        meta_name = "pypet" if "pypet" not in config else "pypet_trajectories"  # a parameter may be named pypet
+        config[meta_name] = {t.key: t.meta for t in read}
         self.mapped.append(
             "pypet trajectory comment, time, versions, parameter comments and config tree (environment, "
-            "hdf5, git) -> config 'pypet'"
+            f"hdf5, git) -> config {meta_name!r}"
         )
         runs = [run for t in read for run in t.runs]
         experiment = read[0].name if len(read) == 1 else self.path.stem
@@ -241,8 +242,10 @@ class _Reader:
         what = f"pypet trajectory {name!r}"
         info = self.table_row(group["overview"]["info"], f"{what}: overview/info")
         time = self.text(info.get("time"), f"{what}: its time")
-        if not time:
-            raise _BadTrajectory(f"{what} has no time in overview/info; pypet writes one")
+        if not time or len(time) > 64 or not_text(time) is not None:
+            raise _BadTrajectory(
+                f"{what} has no time in overview/info (pypet writes one, such as 2016_01_01_12h00m00s)"
+            )
         timestamp = _number(info.get("timestamp"))
         key = f"{name}@{time}"
         for child, _ in self.children(group, what):
@@ -294,6 +297,9 @@ class _Reader:
         derived = self.child(group, "derived_parameters", what)
         if derived is not None:
             for pname, leaf in self.leaves(derived, what, "derived_parameters", skip={"runs"}):
+                if pname in constants or pname in explored:
+                    self.skip(f"{what}: derived parameter {pname!r} is named like a parameter; not imported")
+                    continue
                 try:
                     constants[pname], _ = self.parameter(leaf)
                 except _Unmappable as e:
@@ -317,7 +323,7 @@ class _Reader:
             "pypet_version": self.text(info.get("version"), f"{what}: pypet version"),
             "python": self.text(info.get("python"), f"{what}: Python version"),
             "parameter_comments": comments,
-            "config": config_tree,
+            "config": {cname: _json_safe(value) for cname, value in config_tree.items()},
         }
         runs = self.runs(group, what, key, runs_table, explored, commits)
         return _Trajectory(
@@ -488,6 +494,8 @@ class _Reader:
         """Every pypet leaf (a group with ``SRVC_LEAF``) under ``group``, by its dotted path."""
         found: list[tuple[str, Any]] = []
         stack: list[tuple[str, Any]] = [("", group)]
+        # A group may be hard-linked below itself: each group is entered once, so a cycle ends.
+        seen = {group.id}
         while stack:
             prefix, node = stack.pop()
             for name, child in self.children(node, what):
@@ -496,12 +504,14 @@ class _Reader:
                 path = f"{prefix}{name}"
                 if not isinstance(child, self.h5py.Group):
                     self.skip(f"{what}: {top}.{path}, a dataset outside a pypet leaf; not imported")
-                elif _number(child.attrs.get("SRVC_LEAF")):
-                    if len(path) > MAX_NAME:
-                        self.skip(f"{what}: {top}.{path[:40]}…, a name over {MAX_NAME} characters; not imported")
-                    else:
-                        found.append((path, child))
+                elif len(path) > MAX_NAME:
+                    self.skip(f"{what}: {top}.{path[:40]}…, a name over {MAX_NAME} characters; not imported")
+                elif child.id in seen:
+                    self.skip(f"{what}: {top}.{path} links to a group met before (a cycle); not followed")
+                elif _number(self.attr(child, "SRVC_LEAF")):
+                    found.append((path, child))
                 else:
+                    seen.add(child.id)
                     stack.append((path + ".", child))
         found.sort(key=lambda item: item[0])
         return found
@@ -644,12 +654,17 @@ class _Reader:
             raise _Unmappable(f"its {dataset.name.rpartition('/')[2]} is not a table with a column {name!r}")
         return data[name]
 
-    def attr_text(self, node: Any, name: str) -> str | None:
-        """An attribute pypet writes as a byte string, decoded; None when absent or not text."""
+    @staticmethod
+    def attr(node: Any, name: str) -> Any:
+        """An attribute of a node (h5py never unpickles one); None when absent or unreadable."""
         try:
-            value = node.attrs.get(name)
+            return node.attrs.get(name)
         except (OSError, TypeError, ValueError, KeyError):
             return None
+
+    def attr_text(self, node: Any, name: str) -> str | None:
+        """An attribute pypet writes as a byte string, decoded; None when absent or not text."""
+        value = self.attr(node, name)
         return self.text(value, name) if isinstance(value, (bytes, str)) else None
 
     def text(self, value: Any, what: str) -> str | None:
@@ -682,6 +697,15 @@ def _link_kind(link: Any) -> str:
 def _same(a: Any, b: Any) -> bool:
     """Whether two values are equal and of one type (1, 1.0 and True differ here)."""
     return type(a) is type(b) and a == b
+
+
+def _json_safe(value: Any) -> Any:
+    """A value kept inside the config value ``pypet`` (JSON, which has no NaN): NaN as None."""
+    if isinstance(value, float) and value != value:
+        return None
+    if isinstance(value, list):
+        return [_json_safe(item) for item in value]
+    return value
 
 
 def _number(value: Any) -> float | None:

@@ -8,7 +8,10 @@ importer's reader (and, for the pickle, imports it into a store).
 
 from __future__ import annotations
 
+import json
 import pickle
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -142,3 +145,22 @@ def test_explored_ranges_that_do_not_match_the_runs_are_refused(tmp_path: Path) 
         read_pypet(path, trajectory="study")
     assert "\n" not in str(e.value)
     assert "'x' has 4 values for 6 runs" in str(e.value)
+
+
+def test_a_group_hard_linked_below_itself_ends(tmp_path: Path) -> None:
+    path = _copy(tmp_path)
+    with h5py.File(path, "a") as f:
+        f["study/parameters/model/again"] = f["study/parameters"]  # a cycle: parameters.model.again.model...
+        f[f"{RUN0}/deeper"] = f[RUN0]
+    # in another process, so that a reader walking the cycle forever fails the test instead of hanging it
+    code = (
+        "import json, sys; from recorder.importing.pypet import read_pypet; "
+        "s = read_pypet(sys.argv[1], trajectory='study'); "
+        "print(json.dumps([s.config['model.name'], s.runs[0].results['z'], s.unmapped]))"
+    )
+    out = subprocess.run([sys.executable, "-c", code, str(path)], capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    name, z, unmapped = json.loads(out.stdout)
+    assert (name, z) == ("linear", 0.5)
+    assert any("parameters.model.again links to a group met before (a cycle)" in line for line in unmapped)
+    assert any("results.deeper links to a group met before (a cycle)" in line for line in unmapped)

@@ -17,8 +17,9 @@ PyTables. The reader opens it with h5py (the ``import`` extra:
 - the git commit pypet made (``config/git/commit_…/hexsha``) to the runs'
   git commit, matched to each run through its environment;
 - the trajectory's comment, time, pypet and Python versions, the parameters'
-  comments and the whole ``config`` tree (environment settings, HDF5
-  settings, package versions, git) to the config value ``pypet``; the
+  comments and the ``config`` tree (environment settings, HDF5 settings,
+  package versions, git; not the source code of pypet's run naming
+  functions, the same in every pypet) to the config value ``pypet``; the
   results' comments to notes of their run.
 
 A file may hold several trajectories: all those pypet stored are read (each
@@ -308,11 +309,20 @@ class _Reader:
         config_tree: dict[str, Any] = {}
         config_group = self.child(group, "config", what)
         if config_group is not None:
+            wildcards = 0
             for cname, leaf in self.leaves(config_group, what, "config"):
+                if ".wildcards." in cname and cname.startswith("environment."):
+                    wildcards += 1
+                    continue
                 try:
                     config_tree[cname], _ = self.parameter(leaf)
                 except _Unmappable as e:
                     self.skip(f"{what}: config {cname!r}: {e}; not imported")
+            if wildcards:
+                self.skip(
+                    f"{what}: config environment.*.wildcards ({wildcards} values: the source code of pypet's "
+                    "run naming functions, the same in every pypet); not imported"
+                )
         commits = self.git_commits(config_tree, what)
         meta: dict[str, Any] = {
             "trajectory": name,

@@ -227,7 +227,9 @@ class _Reader:
                     for run in t.runs:
                         run.params.setdefault(name, t.constants[name])
         if config:
-            self.mapped.append(f"pypet parameters not explored ({', '.join(config)}) -> config")
+            self.mapped.append(
+                f"pypet parameters not explored and derived parameters outside the runs ({', '.join(config)}) -> config"
+            )
         if demoted:
             self.mapped.append(
                 f"pypet parameters constant in one trajectory but not in all ({', '.join(demoted)}) -> "
@@ -305,6 +307,10 @@ class _Reader:
                     constants[pname], _ = self.parameter(leaf)
                 except _Unmappable as e:
                     self.skip(f"{what}: derived parameter {pname!r}: {e}; not imported")
+                    continue
+                comment = self.attr_text(leaf, "SRVC_INIT_COMMENT")
+                if comment:
+                    comments[pname] = comment
 
         config_tree: dict[str, Any] = {}
         config_group = self.child(group, "config", what)
@@ -384,8 +390,8 @@ class _Reader:
         needed = {"name", "completed"}
         if not needed <= fields:
             raise _BadTrajectory(f"{what}: overview/runs lacks the columns {', '.join(sorted(needed - fields))}")
-        results = dict(self.run_groups(group, "results", what))
-        derived = dict(self.run_groups(group, "derived_parameters", what))
+        results = self.run_groups(group, "results", what)
+        derived = self.run_groups(group, "derived_parameters", what)
         environments = self.environments(group, what)
         runs: list[SourceRun] = []
         seen: set[str] = set()
@@ -415,9 +421,10 @@ class _Reader:
                 )
             short = self.text(row["short_environment_hexsha"], what) if "short_environment_hexsha" in fields else None
             run.git_commit = self.commit_of(short, environments, commits)
-            for source, kind in ((results.get(run_name), "result"), (derived.get(run_name), "derived parameter")):
-                if source is not None:
-                    self.run_results(source, run, what, kind)
+            for source in results.get(run_name, ()):
+                self.run_results(source, run, what, "result")
+            for source in derived.get(run_name, ()):
+                self.run_results(source, run, what, "derived parameter")
             runs.append(run)
         for run_name in (set(results) | set(derived)) - seen:
             self.skip(f"{what}: results of {run_name}, which overview/runs does not list; not imported")
@@ -449,26 +456,32 @@ class _Reader:
             return next(iter(commits.values()))
         return None
 
-    def run_groups(self, group: Any, top: str, what: str) -> list[tuple[str, Any]]:
-        """The per-run groups under ``<top>/runs`` (also inside pypet's ``run_set_XXXXX`` groups)."""
+    def run_groups(self, group: Any, top: str, what: str) -> dict[str, list[Any]]:
+        """The per-run groups under ``<top>/runs``, by run name.
+
+        A run may have several: its own group, and one inside each of pypet's run set groups
+        (``runs/run_set_00000/run_00000000``, where ``$set`` in a name puts results).
+        """
         parent = self.child(group, top, what)
         runs = self.child(parent, "runs", what) if parent is not None else None
-        if parent is not None:
+        if parent is not None and top == "results":  # derived parameters outside runs are config
             for name, _ in self.children(parent, what):
                 if name != "runs":
-                    self.skip(
-                        f"{what}: {top}/{name}: a {top.replace('_', ' ')[:-1]} of the trajectory, not of a run; not imported"
-                    )
+                    self.skip(f"{what}: results.{name}, a result of the trajectory, not of a run; not imported")
+        found: dict[str, list[Any]] = {}
         if runs is None:
-            return []
-        found: list[tuple[str, Any]] = []
+            return found
         for name, child in self.children(runs, what):
             if _RUN.match(name):
-                found.append((name, child))
-            elif _RUN_SET.match(name):
-                found.extend((sub, grand) for sub, grand in self.children(child, what) if _RUN.match(sub))
+                found.setdefault(name, []).append(child)
+            elif _RUN_SET.match(name) and isinstance(child, self.h5py.Group):
+                for sub, grand in self.children(child, what):
+                    if _RUN.match(sub):
+                        found.setdefault(sub, []).append(grand)
+                    else:
+                        self.skip(f"{what}: {top}.runs.{name}.{sub}, not a run's group; not imported")
             else:
-                self.skip(f"{what}: {top}/runs/{name}, not a run's group; not imported")
+                self.skip(f"{what}: {top}.runs.{name}, not a run's group; not imported")
         return found
 
     def run_results(self, group: Any, run: SourceRun, what: str, kind: str) -> None:

@@ -13,7 +13,7 @@ How the committed file was made (2026-11-29, from the repository root)::
 
 pypet writes the file (``complevel=9``); PyTables' ``ptrepack``, from the same environment,
 then copies it to the output to drop the space pypet's rewrites of its overview tables left
-free (940 kB → 728 kB; the layout and every value are unchanged, and pypet loads the copy).
+free (1026 kB → 818 kB; the layout and every value are unchanged, and pypet loads the copy).
 
 What the file holds (the tests assert these values):
 
@@ -26,10 +26,13 @@ What the file holds (the tests assert these values):
     ``"the first factor"``;
   - constant parameters ``n = 10`` (int) and ``model.name = "linear"`` (in a group ``model``),
     with the comment ``"which model"`` on ``model.name``;
+  - a derived parameter ``total = 6`` (comment ``"how many runs"``) added before the runs;
   - per run, the results ``z = x * y`` (float; comment ``"the product"``, which pypet keeps on
-    the first run's ``z`` only), ``arr = np.arange(x) * y`` (a float array of length x) and
+    the first run's ``z`` only), ``arr = np.arange(x) * y`` (a float array of length x),
     ``info``, a ``PickleResult`` of the dict ``{"x": x}`` (pickled data the importer must not
-    unpickle);
+    unpickle), ``stats`` with the two items ``mean = z / 2`` and ``n = x``, ``q = x + y`` stored
+    in pypet's run set group (``results/runs/run_set_00000/run_XXXXXXXX/q``), ``d``, the dict
+    ``{"a": 1}`` (which pypet stores as a table), and the derived parameter ``w = x + 1``;
   - the run x=3, y=0.5 sends the process SIGINT, as a user's Ctrl+C would: pypet finishes that
     run, starts no more and stores the trajectory, so ``run_00000005`` (x=3, y=1.0) stays
     ``completed = 0`` with placeholder timing and no results.
@@ -65,6 +68,10 @@ def multiply(traj: Any) -> None:
     traj.f_add_result("z", z, comment="the product")
     traj.f_add_result("arr", np.arange(traj.x) * traj.y)
     traj.f_add_result(PickleResult, "info", {"x": int(traj.x)})
+    traj.f_add_result("stats", mean=z / 2, n=int(traj.x))  # one result, two items
+    traj.f_add_result("runs.$set.$.q", traj.x + traj.y)  # in pypet's run set group, run_set_00000
+    traj.f_add_result("d", {"a": 1})  # a dict: pypet stores it as a table
+    traj.f_add_derived_parameter("w", traj.x + 1)
     if traj.x == 3 and traj.y == 0.5:
         # What a user's Ctrl+C does: with graceful_exit=True pypet finishes this run, starts no
         # further run and stores the trajectory with the runs not run marked not completed.
@@ -115,6 +122,7 @@ def main(out: Path) -> None:
         traj.f_add_parameter("n", 10)
         traj.f_add_parameter("model.name", "linear", comment="which model")
         traj.f_explore(cartesian_product({"x": [1, 2, 3], "y": [0.5, 1.0]}))
+        traj.f_add_derived_parameter("total", 6, comment="how many runs")
         env.run(multiply)
         env.disable_logging()
 

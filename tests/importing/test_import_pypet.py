@@ -61,13 +61,18 @@ def test_study_reads_with_its_explored_parameters_and_results() -> None:
     # the parameters not explored are the study's config
     assert study.config["n"] == 10
     assert study.config["model.name"] == "linear"
+    assert study.config["total"] == 6  # a derived parameter added before the runs
 
     table = _runs_table("study")
     for run, (x, y), row in zip(study.runs[:5], STUDY_GRID, table[:5]):
         assert run.status == "done"
-        assert set(run.results) == {"z", "arr"}  # info is a PickleResult: not read
+        # info (a PickleResult) and d (a dict, stored as a table) are not read
+        assert set(run.results) == {"z", "arr", "stats.mean", "stats.n", "q", "w"}
         assert run.results["z"] == x * y and type(run.results["z"]) is float
         np.testing.assert_array_equal(run.results["arr"], np.arange(x) * y)
+        assert run.results["stats.mean"] == x * y / 2 and run.results["stats.n"] == x
+        assert run.results["q"] == x + y  # stored in pypet's run set group run_set_00000
+        assert run.results["w"] == x + 1 and type(run.results["w"]) is int  # a derived parameter of the run
         assert run.start == row["timestamp"]
         assert run.duration == pytest.approx(row["finish_timestamp"] - row["timestamp"])
         assert run.duration >= 0
@@ -85,10 +90,16 @@ def test_git_commit_comments_and_versions() -> None:
     assert len(commits) == 1 and re.fullmatch(r"[0-9a-f]{40}", commits[0])
     assert {r.git_commit for r in study.runs} == {commits[0]}
     assert meta["comment"] == "x times y, interrupted at x=3, y=0.5"
-    assert meta["parameter_comments"] == {"x": "the first factor", "model.name": "which model"}
+    assert meta["parameter_comments"] == {
+        "x": "the first factor",
+        "model.name": "which model",
+        "total": "how many runs",
+    }
     assert meta["pypet_version"] == "0.6.1"
     assert meta["python"] == "3.10.13"
     assert any(k.endswith("versions.numpy") and v == "1.26.4" for k, v in meta["config"].items())
+    assert not any(".wildcards." in k for k in meta["config"])  # pypet's own run naming code: said, left out
+    assert any("wildcards (10 values" in line for line in study.unmapped)
     # pypet keeps a result's comment on its first instance only
     assert "pypet comment on result z: the product" in study.runs[0].notes
     assert not any("comment" in note for note in study.runs[1].notes)
@@ -100,6 +111,7 @@ def test_pickled_results_are_reported_not_read() -> None:
     lines = [line for line in study.unmapped if "'info'" in line]
     assert len(lines) == 1
     assert "PickleResult" in lines[0] and "pickled" in lines[0] and "(x5)" in lines[0]
+    assert any("'d'" in line and "DICT" in line and "(x5)" in line for line in study.unmapped)
     assert any("explored parameters (x, y) -> run parameters" in line for line in study.mapped)
 
 
@@ -114,10 +126,11 @@ def test_whole_file_reads_every_stored_trajectory_without_collisions() -> None:
     assert [r.params for r in second] == [{"x": 4, "y": 2.0}, {"x": 5, "y": 2.0}]
     assert [r.results for r in second] == [{"z": 8.0}, {"z": 10.0}]
     assert all(r.git_commit is None for r in second)
-    # n and model.name exist only in study: its runs' parameters, since second's runs did not have them
-    assert "n" not in study.config and "model.name" not in study.config
+    # n, model.name and total exist only in study: its runs' parameters, since second's runs did not have them
+    assert not {"n", "model.name", "total"} & set(study.config)
     studied = [r for r in study.runs if r.source_id.startswith("study@")]
     assert all(r.params["n"] == 10 and r.params["model.name"] == "linear" for r in studied)
+    assert all(r.params["total"] == 6 for r in studied)
     assert len({r.session_key for r in study.runs}) == 2
     # the crashed trajectory was never stored by pypet: said, not imported, not silently dropped
     crashed = [line for line in study.unmapped if "'crashed'" in line]
@@ -271,8 +284,10 @@ def test_one_trajectory_imports_with_its_constants_as_config_and_a_sweep_skips_i
     report = rec.import_pypet(path, into=store)
     assert (report.imported, report.experiment) == (6, "study")
     db = rec.open(store)
-    config = dict(db.conn.execute("SELECT name, value FROM config WHERE name IN ('n', 'model.name')").fetchall())
-    assert config == {"n": 10, "model.name": "linear"}
+    config = dict(
+        db.conn.execute("SELECT name, value FROM config WHERE name IN ('n', 'model.name', 'total')").fetchall()
+    )
+    assert config == {"n": 10, "model.name": "linear", "total": 6}
     assert set(db.df("study").columns) >= {"x", "y", "z"} and "n" not in db.df("study").columns
     calls: list[tuple[int, float]] = []
 
@@ -281,7 +296,7 @@ def test_one_trajectory_imports_with_its_constants_as_config_and_a_sweep_skips_i
         return {"z": x * y}
 
     with rec.Recorder("study", store=store, git=False) as r:
-        r.config(n=10, **{"model.name": "linear"})
+        r.config(n=10, total=6, **{"model.name": "linear"})
         r.sweep(multiply, rec.grid(x=[1, 2, 3], y=[0.5, 1.0]))
     assert calls == [(3, 1.0)]  # the five done in pypet are done here; the one pypet never ran runs
 

@@ -337,3 +337,14 @@ def test_bad_input_is_one_line_exit_15_and_the_store_unchanged(bad: str, store: 
     assert out.exit_code == 15
     assert out.output.count("\n") == 1 and out.output.startswith("recorder: error: ")
     assert _dump(store) == before
+
+
+def test_a_file_that_grew_a_trajectory_adds_only_its_runs(store: Path, tmp_path: Path) -> None:
+    path, f = _only(tmp_path, "study")
+    f.close()
+    first = rec.import_pypet(path, into=store, experiment="pypet_study")
+    assert (first.imported, first.sessions) == (6, 1)
+    grown = rec.import_pypet(FIXTURE, into=store)  # the same trajectory, and second beside it
+    assert (grown.read, grown.imported, grown.already, grown.sessions) == (8, 2, 6, 1)
+    (count,) = rec.open(store).conn.execute("SELECT count(*) FROM runs").fetchone()
+    assert count == 8

@@ -31,7 +31,8 @@ so the store's connections cap any one string or blob at
 :data:`VALUE_LIMIT` bytes (SQLite's ``SQLITE_LIMIT_LENGTH``), which together
 with Datasette's row limit and time limit bounds what one request can take.
 A stored value over the cap (a very long captured output) shows as an
-error on that page; ``recorder show`` and ``db.sql`` read it whole.
+error on that page; ``recorder show`` and ``db.sql`` read it whole. (Python
+3.11 and later: 3.10's sqlite3 cannot set the limit.)
 """
 
 from __future__ import annotations
@@ -265,6 +266,14 @@ def metadata(db: Database) -> dict[str, Any]:
     }
 
 
+def _limit_values(conn: sqlite3.Connection) -> None:
+    """Cap the strings and blobs a query of ``conn`` can make or read at :data:`VALUE_LIMIT` bytes."""
+    limit = getattr(sqlite3, "SQLITE_LIMIT_LENGTH", 0)  # Python 3.11+; on 3.10 SQLite's own 10^9 stays
+    setlimit = getattr(conn, "setlimit", None)
+    if setlimit is not None:
+        setlimit(limit, VALUE_LIMIT)
+
+
 def serve(
     store: str | os.PathLike[str] | None,
     *,
@@ -307,7 +316,7 @@ def serve(
             if database == DATABASE:
                 conn.execute("PRAGMA query_only = ON")
                 conn.set_authorizer(_ReadOnly())
-                conn.setlimit(sqlite3.SQLITE_LIMIT_LENGTH, VALUE_LIMIT)
+                _limit_values(conn)
 
     if pm.get_plugin(_PLUGIN) is None:
         pm.register(ReadOnly(), name=_PLUGIN)

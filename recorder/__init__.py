@@ -44,6 +44,8 @@ from .errors import (
     UnreadableValue,
     ValueRefused,
 )
+from .importing.api import import_mlflow, import_psweep, import_pypet
+from .importing.write import ImportReport
 from .read.database import Database, load, open, sql
 from .record.experiment import Experiment, experiment
 from .record.recorder import Recorder
@@ -99,6 +101,10 @@ __all__ = [
     "purge",
     "Curated",
     "Purged",
+    "import_psweep",
+    "import_mlflow",
+    "import_pypet",
+    "ImportReport",
     "rerun",
     "Comparison",
     "rerun_session",

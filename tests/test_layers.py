@@ -27,8 +27,8 @@ LAYERS = {
     "sweep": 4,
     "shards": 5,
     "record": 5,
-    "importing": 5,
-    "cli": 6,
+    "importing": 6,
+    "cli": 7,
 }
 
 

@@ -1165,6 +1165,45 @@ def extract(source: str, into: str, where: str | None, experiment: str | None) -
     )
 
 
+@main.command(name="import")
+@click.argument("tool", type=click.Choice(["psweep", "mlflow", "pypet"]))
+@click.argument("source", type=click.Path())
+@click.option(
+    "--into",
+    "into",
+    type=click.Path(file_okay=False),
+    help="The store to import into (default: --store, $RECORDER_STORE, else the nearest .recorder/; created if needed).",
+)
+@click.option("--experiment", "-e", help="The experiment to import into (default: the name the source suggests).")
+@click.option("--dry-run", is_flag=True, help="Write nothing; report what would be imported.")
+@click.option("--json", "as_json", is_flag=True, help="The report as JSON.")
+@click.pass_context
+def import_(
+    ctx: click.Context, tool: str, source: str, into: str | None, experiment: str | None, dry_run: bool, as_json: bool
+) -> None:
+    """Import a psweep, MLflow or pypet study from SOURCE into a store.
+
+    SOURCE is psweep's calc/database.pk (or its calc dir), an MLflow
+    tracking store (mlflow.db, or an mlruns/ folder), or a pypet HDF5 file.
+    Parameters become psets (so a sweep with skip="done" finds them done),
+    results typed results, times, status, host and git commit where the
+    source has them; what cannot be mapped goes to notes or config and is
+    listed. Importing again adds only runs not imported before. Everything
+    is written in one transaction: on an error the store is unchanged.
+
+    psweep's database is a pickle, and unpickling runs code from the file:
+    import only your own files.
+    """
+    from ..importing.api import import_source
+
+    report = import_source(tool, source, into if into is not None else ctx.obj["store"], experiment, dry_run)
+    if as_json:
+        click.echo(_json(report.as_dict()))
+        return
+    for line in report.lines():
+        click.echo(_clean(line))
+
+
 # -- curation: tag, untag, note, rm, restore, purge -------------------------------------------------------
 
 

@@ -51,6 +51,8 @@ class SourceRun:
     error: str | None = None
     #: The seed, when the source recorded one.
     seed: int | None = None
+    #: What the run printed, when the source captured it (psweep ``_logs``): the run's captured output.
+    output: str | None = None
     #: Short names for ``recorder tag`` (MLflow tags that are plain names, pypet run markers).
     tags: list[str] = field(default_factory=list)
     #: Notes of the run (MLflow tags with values, pypet comments, unmapped source columns).

@@ -74,6 +74,7 @@ __all__ = [
     "worktree",
     "remove_worktree",
     "code_diff",
+    "commits_mentioning",
 ]
 
 MODES = ("auto", "commit", "snapshot", "require-clean", "record")
@@ -702,3 +703,22 @@ def code_diff(repo_path: object, commit_a: object, commit_b: object) -> str:
     repo = repository(repo_path)
     a, b = checked_commit(repo, commit_a), checked_commit(repo, commit_b)
     return _git(repo, "diff", *_DIFF_OPTIONS, "--end-of-options", a, b, filters=_own_filters(repo))
+
+
+def commits_mentioning(folder: Path, text: str) -> list[tuple[str, tuple[str, ...], str]]:
+    """Return the commits (of any ref) whose message holds ``text``: ``(sha, parents, subject)``, newest first.
+
+    For importers reading what another tool committed (psweep commits its
+    results as ``psweep: <dir>: run_id=<id>``). Read-only, and hardened as
+    in a repository a store names: no program of the repository runs.
+
+    :raises GitError: when ``folder`` is not in a git work tree, or git fails.
+    """
+    listing = _git(folder, "log", "--all", "--fixed-strings", f"--grep={text}", "--format=%H%x00%P%x00%s%x00")
+    fields = listing.split("\0")
+    found = []
+    for i in range(0, len(fields) - 2, 3):
+        sha = fields[i].strip()
+        if _COMMIT_RE.match(sha):
+            found.append((sha, tuple(fields[i + 1].split()), fields[i + 2]))
+    return found

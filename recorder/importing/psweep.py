@@ -1,0 +1,346 @@
+"""Read a psweep study (its database: a pickled pandas DataFrame) as a :class:`SourceStudy`.
+
+psweep (0.16) keeps one row per pset run in ``calc/database.pk``, a pickled
+pandas DataFrame, and each pset's files in ``calc/<_pset_id>/``. psweep
+itself is not needed to read it; pandas is.
+
+.. warning::
+
+   Unpickling runs code the file names: a crafted ``database.pk`` can run any
+   program as you. Import only databases you (or someone you trust) made.
+   The file must unpickle to a DataFrame with psweep's ``_pset_id`` column,
+   or it is refused (:class:`~recorder.errors.ImportSourceError`) -- but by
+   then it has been unpickled.
+
+How the columns map:
+
+==================  ================================================================
+psweep column       recorder
+==================  ================================================================
+user columns        parameters: the columns psweep hashed into ``_pset_hash`` (checked
+                    with joblib, which psweep hashes with, when it is installed); the
+                    other user columns (psweep's results, by convention ending in
+                    ``_``) are results
+``_pset_id``        the run's source id (``runs.origin = "psweep:<_pset_id>"``)
+``_run_id``         the session: one per psweep run (``_run_seq`` is their order)
+``_pset_seq``       the pset's position (``runs.pset_seq``)
+``_time_utc``       the run's start time
+``_pset_runtime``   its duration
+``_exec_host``      its host
+``_failed``,        status ``failed`` and its error (psweep's recommended way to record a
+``_exc_txt``        failing pset, ``examples/repeat_failed.py``)
+``_logs``           the run's captured output (``capture_logs="db"``)
+``_calc_dir``       where the pset's folder ``<_calc_dir>/<_pset_id>/`` is; its files become
+                    file results of the run
+``_pset_hash``      used to tell parameters from results
+other ``_x``        results named ``psweep_x`` (recorder reserves a leading ``_``), reported
+==================  ================================================================
+
+With ``git=True`` psweep commits each run's results as ``psweep: <dir>:
+run_id=<_run_id>`` after checking that the work tree was clean before; the
+commit the runs ran is that commit's parent, recorded as the session's git
+commit when the database is inside that repository.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+from ..errors import GitError, ImportSourceError
+from ..provenance.gitinfo import commits_mentioning
+from .source import SourceRun, SourceStudy
+
+__all__ = ["read_psweep", "DATABASE_NAME", "PSWEEP_COLUMNS"]
+
+#: psweep's default database file name, in its calc dir.
+DATABASE_NAME = "database.pk"
+#: psweep's bookkeeping columns this reader maps (any other ``_`` column becomes a renamed result).
+PSWEEP_COLUMNS = (
+    "_pset_id",
+    "_pset_hash",
+    "_run_id",
+    "_run_seq",
+    "_pset_seq",
+    "_time_utc",
+    "_pset_runtime",
+    "_exec_host",
+    "_calc_dir",
+    "_failed",
+    "_exc_txt",
+    "_logs",
+)
+# Subsets of the user columns tried when telling parameters from results by psweep's hash.
+_MAX_HASH_TRIES = 4096
+
+
+def _database(source: Path) -> Path:
+    """The database file a source names: the file itself, a calc dir holding it, or a folder holding ``calc/``."""
+    if source.is_file():
+        return source
+    for candidate in (source / DATABASE_NAME, source / "calc" / DATABASE_NAME):
+        if candidate.is_file():
+            return candidate
+    if not source.exists():
+        raise ImportSourceError(f"{source} does not exist; name psweep's database file (calc/{DATABASE_NAME})")
+    raise ImportSourceError(
+        f"{source} is not a psweep database: it is a folder without {DATABASE_NAME} or calc/{DATABASE_NAME}; "
+        "name psweep's database file"
+    )
+
+
+def _load(path: Path) -> Any:
+    import pickle
+
+    import pandas as pd
+
+    try:
+        frame = pd.read_pickle(path)
+    except (pickle.UnpicklingError, EOFError, ValueError, TypeError, AttributeError, ImportError, IndexError) as e:
+        raise ImportSourceError(
+            f"{path} is not a psweep database: it does not unpickle ({type(e).__name__}: {e}); "
+            "psweep's database is a pickled pandas DataFrame (calc/database.pk)"
+        ) from e
+    except OSError as e:
+        raise ImportSourceError(f"cannot read {path}: {e}") from e
+    if not isinstance(frame, pd.DataFrame):
+        raise ImportSourceError(
+            f"{path} is not a psweep database: it unpickles to a {type(frame).__module__}.{type(frame).__name__}, "
+            "not a pandas DataFrame"
+        )
+    if "_pset_id" not in frame.columns:
+        raise ImportSourceError(
+            f"{path} is a pandas DataFrame but not a psweep database: it has no _pset_id column "
+            f"(its columns: {', '.join(map(str, list(frame.columns)[:8]))})"
+        )
+    return frame
+
+
+def _missing(value: Any) -> bool:
+    """Whether a cell is psweep's fill value (pd.NA, NaN, NaT, None): the row has no such value."""
+    if value is None:
+        return True
+    if isinstance(value, float):
+        return value != value
+    kind = type(value).__name__
+    return kind in ("NAType", "NaTType")
+
+
+def _plain(value: Any) -> Any:
+    """A cell as a plain value: numpy scalars as Python numbers (arrays and others as they are)."""
+    if type(value).__module__ == "numpy" and getattr(value, "shape", None) == ():
+        return value.item()
+    return value
+
+
+def _seconds(value: Any) -> float | None:
+    """A ``_time_utc`` cell (a pandas Timestamp, naive UTC) as Unix seconds."""
+    if _missing(value):
+        return None
+    nanos = getattr(value, "value", None)
+    if isinstance(nanos, int):  # a Timestamp's value is nanoseconds since the epoch, UTC (naive ones are UTC)
+        return nanos / 1e9
+    if isinstance(value, (int, float)):
+        return float(value)
+    return None
+
+
+def _param_columns(frame: Any, users: list[str], unmapped: list[str]) -> dict[Any, list[str]]:
+    """The parameter columns of each psweep run (``_run_id``): those whose hash is ``_pset_hash``.
+
+    Without joblib (what psweep hashes with), or when no subset of the columns
+    has the recorded hash, psweep's own convention decides: user columns not
+    ending with ``_`` are parameters.
+    """
+    conventional = [c for c in users if not c.endswith("_")]
+    groups: dict[Any, list[str]] = {}
+    if "_pset_hash" not in frame.columns or "_run_id" not in frame.columns:
+        unmapped.append("no _pset_hash column: parameters are the user columns not ending with '_' (psweep's rule)")
+        return {None: conventional}
+    try:
+        import joblib
+    except ImportError:
+        unmapped.append(
+            "joblib (psweep's hash) is not installed: parameters are the user columns not ending with '_' "
+            "(psweep's rule), not checked against _pset_hash"
+        )
+        return {None: conventional}
+    from itertools import combinations
+
+    firsts = frame.drop_duplicates("_run_id")
+    for _, row in firsts.iterrows():
+        recorded = row["_pset_hash"]
+        present = [c for c in conventional]
+        found: list[str] | None = None
+        tries = 0
+        for size in range(len(present), -1, -1):
+            for subset in combinations(present, size):
+                tries += 1
+                if joblib.hash({c: row[c] for c in subset}, hash_name="sha1") == recorded:
+                    found = list(subset)
+                    break
+                if tries >= _MAX_HASH_TRIES:
+                    break
+            if found is not None or tries >= _MAX_HASH_TRIES:
+                break
+        if found is None:
+            unmapped.append(
+                f"psweep run {row['_run_id']}: no set of its columns has its _pset_hash; parameters are the "
+                "user columns not ending with '_' (psweep's rule)"
+            )
+            found = conventional
+        groups[row["_run_id"]] = found
+    return groups
+
+
+def _git_commits(folder: Path, mapped: list[str], unmapped: list[str]) -> dict[str, str]:
+    """``_run_id`` → the commit psweep's runs ran (the parent of psweep's ``run_id=`` commit), if git has them."""
+    try:
+        commits = commits_mentioning(folder, "run_id=")
+    except GitError:
+        return {}
+    found: dict[str, str] = {}
+    for _sha, parents, subject in commits:
+        if not subject.startswith("psweep: ") or "run_id=" not in subject or not parents:
+            continue
+        run_id = subject.rsplit("run_id=", 1)[1].strip()
+        found.setdefault(run_id, parents[0])
+    if found:
+        mapped.append(
+            "git: the parent of psweep's commit 'psweep: <dir>: run_id=<_run_id>' (git=True) -> the session's "
+            "git commit (the code its runs ran)"
+        )
+    return found
+
+
+def _files(folder: Path, unmapped: list[str]) -> dict[str, Path]:
+    """The regular files under a pset's folder by relative path; links are not followed (reported)."""
+    files: dict[str, Path] = {}
+    if not folder.is_dir() or folder.is_symlink():
+        return files
+    for here, dirs, names in os.walk(folder):
+        base = Path(here)
+        for name in list(dirs):
+            if (base / name).is_symlink():
+                dirs.remove(name)
+                unmapped.append(f"{base / name}: a link, not followed")
+        for name in sorted(names):
+            path = base / name
+            if path.is_symlink() or not path.is_file():
+                unmapped.append(f"{path}: not a regular file, left out")
+                continue
+            files[path.relative_to(folder).as_posix()] = path
+    return files
+
+
+def read_psweep(source: str | os.PathLike[str]) -> SourceStudy:
+    """Read psweep's database (``calc/database.pk``, its calc dir, or the folder holding ``calc/``).
+
+    Unpickling runs code from the file: read only your own files.
+
+    :raises ImportSourceError: when the path is not a psweep database (missing, not a pickle, not a
+        DataFrame, no ``_pset_id`` column).
+    """
+    path = _database(Path(source).expanduser().absolute())
+    frame = _load(path)
+    calc = path.parent
+    mapped: list[str] = []
+    unmapped: list[str] = []
+    columns = [str(c) for c in frame.columns]
+    if len(set(columns)) != len(columns) or not all(isinstance(c, str) for c in frame.columns):
+        raise ImportSourceError(f"{path}: its columns are not distinct names: {columns[:8]}")
+    users = [c for c in columns if not c.startswith("_")]
+    extra = [c for c in columns if c.startswith("_") and c not in PSWEEP_COLUMNS]
+    groups = _param_columns(frame, users, unmapped)
+    params_of = {c for cols in groups.values() for c in cols}
+    results = [c for c in users if c not in params_of] + extra
+    mapped.append(f"psweep columns {', '.join(sorted(params_of)) or '(none)'} -> parameters (psets)")
+    if results:
+        mapped.append(f"psweep columns {', '.join(results)} -> results")
+    for column in extra:
+        unmapped.append(f"psweep column {column} is not one psweep writes: imported as result 'psweep{column}'")
+    for column, where in (
+        ("_pset_id", "the run's source id (runs.origin psweep:<_pset_id>)"),
+        ("_run_id", "the session (one per psweep run)"),
+        ("_run_seq", "the order of the sessions (one per _run_id)"),
+        ("_pset_seq", "runs.pset_seq"),
+        ("_time_utc", "the run's start time"),
+        ("_pset_runtime", "the run's duration"),
+        ("_exec_host", "the run's host"),
+        ("_failed", "the run's status (failed)"),
+        ("_exc_txt", "the failed run's error"),
+        ("_logs", "the run's captured output"),
+        ("_calc_dir", "where the run's files are (<_calc_dir>/<_pset_id>/ -> file results)"),
+        ("_pset_hash", "telling parameters from results"),
+    ):
+        if column in columns:
+            mapped.append(f"psweep column {column} -> {where}")
+    commits = _git_commits(calc, mapped, unmapped)
+    data = {c: frame[c].tolist() for c in columns}
+    n = len(frame)
+    nothing = [None] * n
+    column = data.get
+    pset_ids, run_ids = data["_pset_id"], column("_run_id", nothing)
+    starts, runtimes = column("_time_utc", nothing), column("_pset_runtime", nothing)
+    hosts, seqs = column("_exec_host", nothing), column("_pset_seq", nothing)
+    failed, errors = column("_failed", nothing), column("_exc_txt", nothing)
+    logs = column("_logs", nothing)
+    by_group = {key: [(c, data[c]) for c in cols] for key, cols in groups.items()}
+    result_columns = [(c, data[c]) for c in results]
+    try:  # one listing, not a look per row: most psets of a big study have no folder
+        folders = {name for name in os.listdir(calc) if (calc / name).is_dir()}
+    except OSError:
+        folders = set()
+    runs: list[SourceRun] = []
+    for i in range(n):
+        pset_id = pset_ids[i]
+        if _missing(pset_id):
+            raise ImportSourceError(f"{path}: row {i} has no _pset_id")
+        run_id = run_ids[i]
+        group = by_group.get(run_id) if run_id in by_group else by_group.get(None, [])
+        params = {}
+        for name, values in group or []:
+            value = values[i]
+            if not _missing(value):
+                params[name] = _plain(value)
+        row_results = {}
+        for name, values in result_columns:
+            value = values[i]
+            if type(value).__module__ == "numpy" and getattr(value, "shape", ()) != ():
+                row_results[name] = value  # an array: stored as an object
+            elif not _missing(value):
+                row_results[name] = _plain(value)
+        fail = failed[i]
+        is_failed = not _missing(fail) and bool(fail)
+        error = errors[i]
+        output = logs[i]
+        seq = seqs[i]
+        runtime = runtimes[i]
+        host = hosts[i]
+        files: dict[str, Path] = {}
+        if str(pset_id) in folders:
+            files = _files(calc / str(pset_id), unmapped)
+        session = None if _missing(run_id) else str(run_id)
+        runs.append(
+            SourceRun(
+                source_id=str(pset_id),
+                params=params,
+                results=row_results,
+                files=files,
+                status="failed" if is_failed else "done",
+                start=_seconds(starts[i]),
+                duration=None if _missing(runtime) else float(runtime),
+                host=None if _missing(host) else str(host),
+                pset_seq=None if _missing(seq) else int(seq),
+                git_commit=commits.get(session) if session is not None else None,
+                error=str(error) if is_failed and not _missing(error) else ("failed" if is_failed else None),
+                output=output if isinstance(output, str) and output else None,
+                session_key=session,
+            )
+        )
+    if any(r.files for r in runs):
+        mapped.append("files in <calc dir>/<_pset_id>/ -> file results of the run")
+    return SourceStudy(
+        tool="psweep", location=path, experiment=calc.name, runs=runs, mapped=mapped, unmapped=unmapped
+    )

@@ -1,0 +1,124 @@
+"""The one writer of every importer: a SourceStudy into a store, idempotent, in one transaction."""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import recorder as rec
+from recorder.importing.source import SourceRun, SourceStudy
+from recorder.importing.write import import_study, run_id_of
+
+T0 = 1_700_000_000.0
+
+
+def _study(n: int = 4, *, tool: str = "psweep") -> SourceStudy:
+    runs = [
+        SourceRun(
+            source_id=f"run-{i}",
+            params={"a": i + 1, "b": 8},
+            results={"energy": (i + 1) * 1.5, "label": f"L{i}"},
+            start=T0 + i,
+            duration=0.25,
+            host="node1",
+            pset_seq=i,
+            session_key="s1",
+        )
+        for i in range(n)
+    ]
+    runs[1].status = "failed"
+    runs[1].error = "ValueError: boom"
+    return SourceStudy(tool, Path("/nowhere/calc/database.pk"), "calc", runs)
+
+
+def dump(store: Path) -> list[str]:
+    """Every row of the store's database, as SQL text (to compare a store before and after)."""
+    conn = sqlite3.connect(store / "recorder.sqlite")
+    try:
+        return list(conn.iterdump())
+    finally:
+        conn.close()
+
+
+def test_a_minimal_study_imports_with_its_params_results_times_and_status(store: Path) -> None:
+    report = import_study(_study(), into=store)
+    assert (report.read, report.imported, report.already, report.failed) == (4, 4, 0, 1)
+    db = rec.open(store)
+    df = db.df("calc", status=None).sort_values("a")
+    assert df["a"].tolist() == [1, 2, 3, 4]
+    assert df["b"].tolist() == [8, 8, 8, 8]
+    assert df["energy"].tolist() == [1.5, 3.0, 4.5, 6.0]
+    assert df["label"].tolist() == ["L0", "L1", "L2", "L3"]
+    assert df["_status"].tolist() == ["done", "failed", "done", "done"]
+    rows = db.conn.execute(
+        "SELECT origin, time_start_ms, duration_us, pset_seq, error FROM runs ORDER BY pset_seq"
+    ).fetchall()
+    assert rows[0] == ("psweep:run-0", round(T0 * 1000), 250_000, 0, None)
+    assert rows[1][4] == "ValueError: boom"
+    ids = [i for (i,) in db.conn.execute("SELECT lower(hex(id)) FROM runs ORDER BY pset_seq")]
+    assert ids == [run_id_of(f"psweep:run-{i}", T0 + i) for i in range(4)]
+    assert ids == sorted(ids)  # time-ordered like recorder's own ids
+
+
+def test_importing_twice_adds_nothing_and_an_extended_study_adds_only_its_new_runs(store: Path) -> None:
+    import_study(_study(4), into=store)
+    before = dump(store)
+    again = import_study(_study(4), into=store)
+    assert (again.imported, again.already, again.sessions) == (0, 4, 0)
+    assert dump(store) == before
+    more = import_study(_study(6), into=store)
+    assert (more.imported, more.already, more.sessions) == (2, 4, 0)
+    (count,) = rec.open(store).conn.execute("SELECT count(*) FROM runs").fetchone()
+    assert count == 6
+
+
+def test_a_dry_run_writes_nothing_not_even_the_store(store: Path) -> None:
+    report = import_study(_study(), into=store, dry_run=True)
+    assert report.imported == 4 and report.dry_run
+    assert not store.exists()
+    import_study(_study(2), into=store)
+    before = dump(store)
+    report = import_study(_study(), into=store, dry_run=True)
+    assert (report.imported, report.already) == (2, 2)
+    assert dump(store) == before
+
+
+def test_arrays_series_files_tags_notes_and_output(store: Path, tmp_path: Path) -> None:
+    data = tmp_path / "out.txt"
+    data.write_text("hello\n")
+    run = SourceRun(
+        source_id="x",
+        params={"a": 1},
+        results={"traj": np.arange(100_000, dtype=np.float64)},
+        series={"loss": [3.0, 2.0, 1.0]},
+        files={"out/out.txt": data},
+        tags=["good", "has space"],
+        notes=["a remark"],
+        output="printed\n",
+        start=T0,
+    )
+    import_study(SourceStudy("mlflow", tmp_path / "mlruns", "exp", [run]), into=store)
+    db = rec.open(store)
+    (run_id,) = [i for (i,) in db.conn.execute("SELECT lower(hex(id)) FROM runs")]
+    assert np.array_equal(db.array(run_id, "traj"), np.arange(100_000, dtype=np.float64))
+    assert db.array(run_id, "loss_series").tolist() == [3.0, 2.0, 1.0]
+    assert db.df("exp")["loss"].tolist() == [1.0]
+    assert Path(db.file(run_id, "out/out.txt")).read_text() == "hello\n"
+    assert [t for (t,) in db.conn.execute("SELECT tag FROM run_tags")] == ["good"]
+    notes = sorted(t for (t,) in db.conn.execute("SELECT text FROM run_notes"))
+    assert notes == ["a remark", "tag has space"]
+    (output,) = db.conn.execute("SELECT t.text FROM runs AS r JOIN texts AS t ON t.digest = r.output").fetchone()
+    assert output == "printed\n"
+
+
+def test_a_run_that_cannot_be_stored_leaves_the_store_unchanged(store: Path) -> None:
+    import_study(_study(2), into=store)
+    before = dump(store)
+    bad = _study(4)
+    bad.runs[3].params["a"] = float("nan")  # a NaN parameter cannot be hashed
+    with pytest.raises(rec.ImportSourceError, match="run-3"):
+        import_study(bad, into=store)
+    assert dump(store) == before

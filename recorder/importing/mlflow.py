@@ -618,7 +618,6 @@ class _Stats:
     converted: dict[str, int] = field(default_factory=dict)
     series: int = 0
     history_steps: int = 0
-    renamed: set[str] = field(default_factory=set)
     git: int = 0
     files: int = 0
     running: int = 0
@@ -639,10 +638,6 @@ class _Stats:
             out.append(
                 f"MLflow metric histories ({self.series}, of more than one step) -> series (values in step "
                 "order; the timestamps of steps are not kept)"
-            )
-        if self.renamed:
-            out.append(
-                f"MLflow metrics named like a param ({', '.join(sorted(self.renamed))}) -> results named <name>_metric"
             )
         out.append("MLflow start_time, end_time, status -> run start, duration, status")
         if self.running:
@@ -673,13 +668,9 @@ def _source_run(
     series: dict[str, list[float] | list[int]] = {}
     for key, history in sorted(run.metrics.items()):
         history.sort()
-        name = key
-        if key in params:
-            name = f"{key}_metric"
-            stats.renamed.add(key)
-        results[name] = history[-1][2]
+        results[key] = history[-1][2]
         if len({step for step, _, _ in history}) > 1:
-            series[name] = [value for _, _, value in history]
+            series[key] = [value for _, _, value in history]
             stats.series += 1
     mlflow_status = run.status.upper()
     status = _STATUS.get(mlflow_status, "interrupted")
@@ -741,7 +732,8 @@ def _source_run(
         error=error,
         tags=tags,
         notes=notes,
-        session_key=f"mlflow-experiment:{run.experiment_id}",
+        # MLflow's experiment ids (0, 1, …) repeat across stores: the store's path tells them apart
+        session_key=f"{read.location.resolve()}#experiment={run.experiment_id}",
     )
 
 

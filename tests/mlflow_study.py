@@ -84,7 +84,9 @@ def make(backend: str, folder: Path) -> None:
     shutil.rmtree(work)
 
 
-def make_in_repo(backend: str, folder: Path, repo: Path, timeout: float = 300) -> str:
+def make_in_repo(
+    backend: str, folder: Path, repo: Path, *, env: dict[str, str] | None = None, timeout: float = 300
+) -> str:
     """Copy this script into the git repository ``repo``, commit it, and run it there.
 
     :returns: the commit mlflow should have tagged the runs with.
@@ -104,7 +106,7 @@ def make_in_repo(backend: str, folder: Path, repo: Path, timeout: float = 300) -
         capture_output=True,
         text=True,
         timeout=timeout,
-        env={**os.environ, "MLFLOW_ENABLE_ASYNC_LOGGING": "false", "MLFLOW_TRACKING_URI": ""},
+        env={**os.environ, **(env or {}), "MLFLOW_ENABLE_ASYNC_LOGGING": "false", "MLFLOW_TRACKING_URI": ""},
     )
     if result.returncode != 0:
         raise RuntimeError(f"making the MLflow study failed:\n{result.stdout}\n{result.stderr}")

@@ -201,6 +201,15 @@ class _Read:
     mapped: list[str] = field(default_factory=list)
     unmapped: list[str] = field(default_factory=list)
 
+    @property
+    def where(self) -> str:
+        """The source's resolved path, worked out once (it keys the sessions of its experiments)."""
+        if self._where is None:
+            self._where = str(self.location.resolve())
+        return self._where
+
+    _where: str | None = None
+
 
 def read_mlflow(
     source: Path | str, *, experiment: str | None = None, artifact_roots: Sequence[Path | str] = ()
@@ -596,7 +605,7 @@ def _study(read: _Read, experiment: str | None, roots: list[Path]) -> SourceStud
     stats = _Stats()
     source_runs = [_source_run(r, read, roots, stats, experiments, len(used) > 1) for r in runs]
     mapped.extend(stats.lines())
-    unmapped.extend(stats.unmapped)
+    unmapped.extend(stats.unmapped_lines())
     return SourceStudy(
         tool="mlflow",
         location=read.location,
@@ -611,6 +620,11 @@ def _study(read: _Read, experiment: str | None, roots: list[Path]) -> SourceStud
 _NO_EXP = _Experiment("", "", None)
 
 
+def _some(items: list[str], shown: int = 5) -> str:
+    """The first few items, comma-joined, with "…" when there are more."""
+    return ", ".join(items[:shown]) + (f", … ({len(items) - shown} more)" if len(items) > shown else "")
+
+
 @dataclass
 class _Stats:
     """Counts behind the ``mapped`` lines (one line per kind of mapping, not per run)."""
@@ -621,6 +635,11 @@ class _Stats:
     git: int = 0
     files: int = 0
     running: int = 0
+    #: Runs whose artifact location is not here but found under the source's folder (a moved store).
+    moved: int = 0
+    #: Runs whose artifacts lie outside the allowed folders, or at a remote URI: "<run id> (<where>)".
+    outside: list[str] = field(default_factory=list)
+    remote: list[str] = field(default_factory=list)
     tags: int = 0
     notes: int = 0
     unmapped: list[str] = field(default_factory=list)
@@ -650,7 +669,24 @@ class _Stats:
             out.append(f"other MLflow tags and run fields ({self.notes}) -> notes 'key=value'")
         if self.files:
             out.append(f"MLflow artifacts ({self.files} files) -> files of the runs")
+        if self.moved:
+            out.append(
+                f"MLflow artifact locations of {self.moved} runs are not where the store was made: their "
+                "mlruns/… folders under the source's folder were read instead (the store was moved)"
+            )
         return out
+
+    def unmapped_lines(self) -> list[str]:
+        """One line per kind of artifact location not read (with a few of the runs), then per-file lines."""
+        out = []
+        if self.outside:
+            out.append(
+                f"artifacts of {len(self.outside)} runs lie outside the source's folder; not followed (pass "
+                f"artifact_roots= to read_mlflow to allow a folder): {_some(self.outside)}"
+            )
+        if self.remote:
+            out.append(f"artifacts of {len(self.remote)} runs are not local; not imported: {_some(self.remote)}")
+        return out + self.unmapped
 
 
 def _source_run(
@@ -733,7 +769,7 @@ def _source_run(
         tags=tags,
         notes=notes,
         # MLflow's experiment ids (0, 1, …) repeat across stores: the store's path tells them apart
-        session_key=f"{read.location.resolve()}#experiment={run.experiment_id}",
+        session_key=f"{read.where}#experiment={run.experiment_id}",
     )
 
 
@@ -794,10 +830,11 @@ def _param_value(text: str) -> Any:
 def _artifacts(run: _Run, read: _Read, roots: list[Path], stats: _Stats) -> dict[str, Path]:
     """The run's artifact files by relative path, each a regular file inside the artifact folder."""
     folder = None
-    if run.own_artifacts is not None and run.own_artifacts.is_dir() and not run.own_artifacts.is_symlink():
-        folder = run.own_artifacts.resolve()
+    own = run.own_artifacts
+    if own is not None and _is_real_dir(own):
+        folder = own.resolve()
     elif run.artifact_uri:
-        folder = _artifact_folder(run, read, roots)
+        folder = _artifact_folder(run, read, roots, stats)
     if folder is None:
         return {}
     files: dict[str, Path] = {}
@@ -815,25 +852,35 @@ def _artifacts(run: _Run, read: _Read, roots: list[Path], stats: _Stats) -> dict
             if not_text(rel) is not None:
                 stats.unmapped.append(f"{label} {rel!a}: its name holds a control or invisible character; not read")
                 continue
-            target = path.resolve()
-            if not target.is_relative_to(folder):
-                stats.unmapped.append(
-                    f"{label} {rel!r}: a link leaving the artifact folder (to {str(target)!r}); refused"
-                )
-                continue
             try:
-                mode = os.stat(target).st_mode
+                mode = os.lstat(path).st_mode
+                if stat.S_ISLNK(mode):
+                    target = path.resolve()
+                    if not target.is_relative_to(folder):
+                        stats.unmapped.append(
+                            f"{label} {rel!r}: a link leaving the artifact folder (to {str(target)!r}); refused"
+                        )
+                        continue
+                    path, mode = target, os.stat(target).st_mode
             except OSError:
-                stats.unmapped.append(f"{label} {rel!r}: a broken link; not read")
+                stats.unmapped.append(f"{label} {rel!r}: a broken link or a file that went away; not read")
                 continue
             if not stat.S_ISREG(mode):
                 stats.unmapped.append(f"{label} {rel!r}: not a regular file (a FIFO, socket or device); not read")
                 continue
-            files[rel] = target
+            files[rel] = path
     return files
 
 
-def _artifact_folder(run: _Run, read: _Read, roots: list[Path]) -> Path | None:
+def _is_real_dir(path: Path) -> bool:
+    """Whether ``path`` is a folder and not a link to one (one ``lstat``)."""
+    try:
+        return stat.S_ISDIR(os.lstat(path).st_mode)
+    except OSError:
+        return False
+
+
+def _artifact_folder(run: _Run, read: _Read, roots: list[Path], stats: _Stats) -> Path | None:
     """The local folder a run's ``artifact_uri`` names, if it lies inside an allowed root; else None (reported)."""
     uri = run.artifact_uri or ""
     parts = urlsplit(uri)
@@ -843,28 +890,26 @@ def _artifact_folder(run: _Run, read: _Read, roots: list[Path]) -> Path | None:
         # a tracking server's proxied artifacts: under its --artifacts-destination, ./mlartifacts by default
         path = Path("mlartifacts", unquote(parts.path).lstrip("/"))
     else:
-        read.unmapped.append(f"run {run.id}: artifacts at {uri!r} are not local; not imported")
+        stats.remote.append(f"{run.id} ({uri})")
         return None
     if not path.is_absolute():
         path = read.base / path
-    found = path.resolve()
-    if any(found.is_relative_to(root) for root in roots):
-        return found if found.is_dir() else None
+    # Most runs log no artifact and have no folder: one stat, before resolving anything.
+    found = path.resolve() if os.path.isdir(path) else None
+    if found is not None and any(found.is_relative_to(root) for root in roots):
+        return found
     # A store copied from elsewhere keeps its old absolute paths: look for the same mlruns/… tail here.
     names = path.parts
     for marker in ("mlruns", "mlartifacts"):
         if marker in names:
-            moved = (read.base / Path(*names[names.index(marker) :])).resolve()
-            if moved.is_dir() and any(moved.is_relative_to(root) for root in roots):
-                read.mapped.append(
-                    f"run {run.id}: artifact_uri {uri!r} not here; read its artifacts from {str(moved)!r}"
-                )
-                return moved
-    if found.exists():
-        read.unmapped.append(
-            f"run {run.id}: artifact location {str(found)!r} is outside the source's folder; not followed "
-            "(pass artifact_roots= to allow it)"
-        )
+            moved = read.base / Path(*names[names.index(marker) :])
+            if os.path.isdir(moved):
+                moved = moved.resolve()
+                if any(moved.is_relative_to(root) for root in roots):
+                    stats.moved += 1
+                    return moved
+    if found is not None:
+        stats.outside.append(f"{run.id} ({str(found)!r})")
     return None
 
 

@@ -146,39 +146,42 @@ def _seconds(value: Any) -> float | None:
     return None
 
 
-def _param_columns(frame: Any, users: list[str], unmapped: list[str]) -> dict[Any, list[str]]:
-    """The parameter columns of each psweep run (``_run_id``): those whose hash is ``_pset_hash``.
+def _param_columns(frame: Any, users: list[str], unmapped: list[str]) -> list[str]:
+    """The parameter columns: the user columns psweep hashed into ``_pset_hash``.
 
-    Without joblib (what psweep hashes with), or when no subset of the columns
-    has the recorded hash, psweep's own convention decides: user columns not
-    ending with ``_`` are parameters.
+    psweep hashes a pset before its function runs, so the latest psweep run
+    (``_run_id``) of each row says which of its columns were parameters; a
+    later run rehashes older rows with every user column, results included,
+    so a column any run's hash leaves out is a result. Without joblib (what
+    psweep hashes with), or when no subset of the columns has the recorded
+    hash, psweep's own convention decides: user columns not ending with
+    ``_`` are parameters.
     """
     conventional = [c for c in users if not c.endswith("_")]
-    groups: dict[Any, list[str]] = {}
-    if "_pset_hash" not in frame.columns or "_run_id" not in frame.columns:
-        unmapped.append("no _pset_hash column: parameters are the user columns not ending with '_' (psweep's rule)")
-        return {None: conventional}
+    if "_pset_hash" not in frame.columns or "_run_id" not in frame.columns or not conventional:
+        if conventional:
+            unmapped.append("no _pset_hash column: parameters are the user columns not ending with '_' (psweep's rule)")
+        return conventional
     try:
-        import joblib
+        import joblib  # type: ignore[import-untyped]
     except ImportError:
         unmapped.append(
             "joblib (psweep's hash) is not installed: parameters are the user columns not ending with '_' "
             "(psweep's rule), not checked against _pset_hash"
         )
-        return {None: conventional}
+        return conventional
     from itertools import combinations
 
-    firsts = frame.drop_duplicates("_run_id")
-    for _, row in firsts.iterrows():
+    not_hashed: set[str] = set()
+    for _, row in frame.drop_duplicates("_run_id").iterrows():
         recorded = row["_pset_hash"]
-        present = [c for c in conventional]
-        found: list[str] | None = None
+        found: tuple[str, ...] | None = None
         tries = 0
-        for size in range(len(present), -1, -1):
-            for subset in combinations(present, size):
+        for size in range(len(conventional), -1, -1):
+            for subset in combinations(conventional, size):
                 tries += 1
                 if joblib.hash({c: row[c] for c in subset}, hash_name="sha1") == recorded:
-                    found = list(subset)
+                    found = subset
                     break
                 if tries >= _MAX_HASH_TRIES:
                     break
@@ -186,12 +189,12 @@ def _param_columns(frame: Any, users: list[str], unmapped: list[str]) -> dict[An
                 break
         if found is None:
             unmapped.append(
-                f"psweep run {row['_run_id']}: no set of its columns has its _pset_hash; parameters are the "
-                "user columns not ending with '_' (psweep's rule)"
+                f"psweep run {row['_run_id']}: no set of its columns has its _pset_hash; its parameters are taken "
+                "to be the user columns not ending with '_' (psweep's rule)"
             )
-            found = conventional
-        groups[row["_run_id"]] = found
-    return groups
+        else:
+            not_hashed.update(c for c in conventional if c not in found)
+    return [c for c in conventional if c not in not_hashed]
 
 
 def _git_commits(folder: Path, mapped: list[str], unmapped: list[str]) -> dict[str, str]:
@@ -252,10 +255,10 @@ def read_psweep(source: str | os.PathLike[str]) -> SourceStudy:
         raise ImportSourceError(f"{path}: its columns are not distinct names: {columns[:8]}")
     users = [c for c in columns if not c.startswith("_")]
     extra = [c for c in columns if c.startswith("_") and c not in PSWEEP_COLUMNS]
-    groups = _param_columns(frame, users, unmapped)
-    params_of = {c for cols in groups.values() for c in cols}
+    param_columns = _param_columns(frame, users, unmapped)
+    params_of = set(param_columns)
     results = [c for c in users if c not in params_of] + extra
-    mapped.append(f"psweep columns {', '.join(sorted(params_of)) or '(none)'} -> parameters (psets)")
+    mapped.append(f"psweep columns {', '.join(param_columns) or '(none)'} -> parameters (psets)")
     if results:
         mapped.append(f"psweep columns {', '.join(results)} -> results")
     for column in extra:
@@ -279,14 +282,13 @@ def read_psweep(source: str | os.PathLike[str]) -> SourceStudy:
     commits = _git_commits(calc, mapped, unmapped)
     data = {c: frame[c].tolist() for c in columns}
     n = len(frame)
-    nothing = [None] * n
-    column = data.get
-    pset_ids, run_ids = data["_pset_id"], column("_run_id", nothing)
-    starts, runtimes = column("_time_utc", nothing), column("_pset_runtime", nothing)
-    hosts, seqs = column("_exec_host", nothing), column("_pset_seq", nothing)
-    failed, errors = column("_failed", nothing), column("_exc_txt", nothing)
-    logs = column("_logs", nothing)
-    by_group = {key: [(c, data[c]) for c in cols] for key, cols in groups.items()}
+    nothing: list[Any] = [None] * n
+    pset_ids, run_ids = data["_pset_id"], data.get("_run_id", nothing)
+    starts, runtimes = data.get("_time_utc", nothing), data.get("_pset_runtime", nothing)
+    hosts, seqs = data.get("_exec_host", nothing), data.get("_pset_seq", nothing)
+    failed, errors = data.get("_failed", nothing), data.get("_exc_txt", nothing)
+    logs = data.get("_logs", nothing)
+    param_values = [(c, data[c]) for c in param_columns]
     result_columns = [(c, data[c]) for c in results]
     try:  # one listing, not a look per row: most psets of a big study have no folder
         folders = {name for name in os.listdir(calc) if (calc / name).is_dir()}
@@ -298,9 +300,8 @@ def read_psweep(source: str | os.PathLike[str]) -> SourceStudy:
         if _missing(pset_id):
             raise ImportSourceError(f"{path}: row {i} has no _pset_id")
         run_id = run_ids[i]
-        group = by_group.get(run_id) if run_id in by_group else by_group.get(None, [])
         params = {}
-        for name, values in group or []:
+        for name, values in param_values:
             value = values[i]
             if not _missing(value):
                 params[name] = _plain(value)
@@ -341,6 +342,4 @@ def read_psweep(source: str | os.PathLike[str]) -> SourceStudy:
         )
     if any(r.files for r in runs):
         mapped.append("files in <calc dir>/<_pset_id>/ -> file results of the run")
-    return SourceStudy(
-        tool="psweep", location=path, experiment=calc.name, runs=runs, mapped=mapped, unmapped=unmapped
-    )
+    return SourceStudy(tool="psweep", location=path, experiment=calc.name, runs=runs, mapped=mapped, unmapped=unmapped)

@@ -390,7 +390,9 @@ def _plan(
         try:
             _, canonical = canonical_pset(_params(run, names))
         except (ValueRefused, NameRefused) as e:
-            raise ImportSourceError(f"run {run.source_id} of {study.location}: its parameters cannot be stored: {e}") from e
+            raise ImportSourceError(
+                f"run {run.source_id} of {study.location}: its parameters cannot be stored: {e}"
+            ) from e
         hash_, derived_seed = identity(canonical)
         seed = run.seed if run.seed is not None else derived_seed
         pending = PendingRun(run_id_of(origin, run.start), hash_, canonical, seed, run.start or 0.0)
@@ -553,13 +555,12 @@ def _write(
             rows = Rows(conn, experiment_pk, session_pk)
             assigned: list[PendingRun] = []
             rows.write(conn, [p.pending for p in items], [], assigned)
-        conn.executemany(
-            _SET_WHERE, [(p.host, p.pid, p.pset_seq, p.origin, p.pending.pk) for p in planned]
-        )
+        conn.executemany(_SET_WHERE, [(p.host, p.pid, p.pset_seq, p.origin, p.pending.pk) for p in planned])
         conn.executemany(_INSERT_TAG, [(p.pending.pk, t) for p in planned for t in p.tags])
         user, host = _user(), socket.gethostname()
         conn.executemany(
-            _INSERT_NOTE, [(p.pending.pk, _note_text(n), now, user, host) for p in planned for n in p.notes if n.strip()]
+            _INSERT_NOTE,
+            [(p.pending.pk, _note_text(n), now, user, host) for p in planned for n in p.notes if n.strip()],
         )
 
 
@@ -600,10 +601,8 @@ def import_study(
         raise ImportSourceError(f"{study.location} holds two runs with the id {twice.split(':', 1)[1]!r}")
     ids = [run_id_of(o, r.start) for o, r in zip(origins, study.runs)]
     exists = (root / DB_NAME).is_file()
-    if dry_run:
-        store = Store.open(root, readonly=True) if exists else None
-    else:
-        store = Store.open(root)
+    # A dry run reads the store if there is one, and never makes one.
+    store = (Store.open(root, readonly=True) if exists else None) if dry_run else Store.open(root)
     try:
         found = _existing_runs(store.conn if store is not None else None, ids)
         for id_, origin in zip(ids, origins):

@@ -9,7 +9,8 @@ itself: ``python mlflow_study.py {sqlite,file} FOLDER``. The study:
   a ``loss`` history of 5 steps, an ``acc`` metric of one value, the artifact ``arr.npy`` (a
   numpy array) and ``logs/out.txt``, a tag ``kind=sweep`` and a tag ``good`` without value;
   the run of ``n=7, lr=0.01`` raises (status FAILED); a 21st run is deleted;
-- experiment ``other``: one run (param ``n=1``, metric ``acc``), with an experiment tag.
+- experiment ``other``, with an experiment tag: a run (param ``n=1``, metric ``acc``), a run
+  still RUNNING (``n=2``, as if its process was killed) and a KILLED one (``n=3``).
 """
 
 from __future__ import annotations
@@ -81,6 +82,14 @@ def make(backend: str, folder: Path) -> None:
     with mlflow.start_run(run_name="lone"):
         mlflow.log_param("n", 1)
         mlflow.log_metric("acc", 0.5)
+    # Runs that never ended (a process killed while it ran) and that were stopped
+    client = mlflow.MlflowClient()
+    other = client.get_experiment_by_name("other").experiment_id
+    hung = client.create_run(other, run_name="hung")
+    client.log_param(hung.info.run_id, "n", 2)
+    stopped = client.create_run(other, run_name="stopped")
+    client.log_param(stopped.info.run_id, "n", 3)
+    client.set_terminated(stopped.info.run_id, status="KILLED")
     shutil.rmtree(work)
 
 

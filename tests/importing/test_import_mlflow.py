@@ -114,14 +114,18 @@ def test_the_reader_maps_params_metrics_history_status_git_tags_and_artifacts(ml
 @pytest.mark.slow
 def test_every_experiment_is_read_into_its_own_session_unless_one_is_picked(mlflow_store: Made) -> None:
     study = read_mlflow(mlflow_store.source)
-    assert len(study.runs) == 21
+    assert len(study.runs) == 23
     keys = {r.session_key for r in study.runs}
     assert len(keys) == 2
-    (lone,) = [r for r in study.runs if "n" in r.params and "lr" not in r.params]
-    assert "mlflow.experiment=other" in lone.notes
+    others = {r.params["n"]: r for r in study.runs if "lr" not in r.params}
+    assert sorted(others) == [1, 2, 3]
+    assert all("mlflow.experiment=other" in r.notes for r in others.values())
+    assert [others[n].status for n in (1, 2, 3)] == ["done", "interrupted", "interrupted"]
+    assert any("RUNNING when imported" in note for note in others[2].notes)
+    assert (others[2].duration, others[3].duration is not None) == (None, True)
     assert study.config == {"other:purpose": "second experiment"}
     other = read_mlflow(mlflow_store.source, experiment="other")
-    assert (other.experiment, len(other.runs), other.config) == ("other", 1, {"purpose": "second experiment"})
+    assert (other.experiment, len(other.runs), other.config) == ("other", 3, {"purpose": "second experiment"})
     with pytest.raises(rec.ImportSourceError, match=r"no MLflow experiment named 'nope'.*'study'"):
         read_mlflow(mlflow_store.source, experiment="nope")
 
@@ -158,7 +162,7 @@ print(json.dumps([blocked, len(study.runs), sum(len(r.series) for r in study.run
         env={**os.environ, "PYTHONPATH": str(ROOT)},
     )
     assert result.returncode == 0, result.stderr
-    assert json.loads(result.stdout) == [True, 21, 20, []]
+    assert json.loads(result.stdout) == [True, 23, 20, []]
 
 
 @pytest.mark.slow
@@ -166,10 +170,11 @@ def test_an_import_keeps_the_history_as_a_series_and_the_artifact_as_a_file_and_
     mlflow_store: Made, store: Path
 ) -> None:
     report = rec.import_mlflow(mlflow_store.source, into=store, experiment="study")
-    assert (report.read, report.imported, report.already, report.failed, report.sessions) == (21, 21, 0, 1, 2)
+    assert (report.read, report.imported, report.already, report.failed, report.sessions) == (23, 23, 0, 1, 2)
     db = rec.open(store)
     df = db.df("study", status=None)
-    assert len(df) == 21
+    assert len(df) == 23
+    assert sorted(df["_status"]) == ["done"] * 20 + ["failed"] + ["interrupted"] * 2
     swept = df[df["lr"].notna()]
     assert len(swept) == 20
     for _, row in swept.iterrows():
@@ -183,7 +188,7 @@ def test_an_import_keeps_the_history_as_a_series_and_the_artifact_as_a_file_and_
         assert row["_status"] == ("failed" if (n, lr) == study_def.FAILING else "done")
         assert row["flag"] == (n % 2 == 0) and row["width"] == "03"
     origins = {o for (o,) in db.conn.execute("SELECT origin FROM runs")}
-    assert len(origins) == 21 and all(o.startswith("mlflow:") for o in origins)
+    assert len(origins) == 23 and all(o.startswith("mlflow:") for o in origins)
     tags = {t for (t,) in db.conn.execute("SELECT DISTINCT tag FROM run_tags")}
     assert "good" in tags
     notes = [t for (t,) in db.conn.execute("SELECT text FROM run_notes")]
@@ -192,7 +197,7 @@ def test_an_import_keeps_the_history_as_a_series_and_the_artifact_as_a_file_and_
 
     before = dump(store)
     again = rec.import_mlflow(mlflow_store.source, into=store, experiment="study")
-    assert (again.read, again.imported, again.already) == (21, 0, 21)
+    assert (again.read, again.imported, again.already) == (23, 0, 23)
     assert dump(store) == before
 
 
@@ -200,12 +205,12 @@ def test_an_import_keeps_the_history_as_a_series_and_the_artifact_as_a_file_and_
 def test_the_command_imports_and_reports_what_went_where(mlflow_store: Made, store: Path) -> None:
     result = CliRunner().invoke(main, ["import", "mlflow", str(mlflow_store.source), "--into", str(store), "--dry-run"])
     assert result.exit_code == 0, result.output
-    assert "runs: 21 read, 21 would import" in result.output
+    assert "runs: 23 read, 23 would import" in result.output
     assert "series" in result.output and "deleted MLflow runs" in result.output
     assert not store.exists()
     result = CliRunner().invoke(main, ["import", "mlflow", str(mlflow_store.source), "--into", str(store)])
     assert result.exit_code == 0, result.output
-    assert "runs: 21 read, 21 imported, 0 already there, 1 failed in the source" in result.output
+    assert "runs: 23 read, 23 imported, 0 already there, 1 failed in the source" in result.output
 
 
 # ---------------------------------------------------------------- bad input

@@ -279,7 +279,8 @@ def _read_sqlite(path: Path) -> _Read:
             "give the mlflow.db file or the mlruns folder"
         )
     try:
-        conn = sqlite3.connect(path.resolve().as_uri() + "?mode=ro", uri=True, isolation_level=None)
+        # timeout: an MLflow server writing meanwhile holds its lock for moments, not seconds
+        conn = sqlite3.connect(path.resolve().as_uri() + "?mode=ro", uri=True, isolation_level=None, timeout=10)
     except sqlite3.Error as e:
         raise ImportSourceError(f"cannot open {str(path)!r} read-only: {e}") from None
     try:
@@ -353,12 +354,20 @@ def _read_sqlite_tables(conn: sqlite3.Connection, path: Path) -> _Read:
             runs[run_id].tags[str(key)] = "" if value is None else str(value)
     metric_columns = {c for (c,) in conn.execute(SQL_COLUMNS, ("metrics",))}
     sql = SQL_METRICS if "is_nan" in metric_columns else SQL_METRICS_NO_NAN
+    bad: list[str] = []
     for run_id, key, step, timestamp, value, is_nan in conn.execute(sql):
         run = runs.get(run_id)
-        if run is not None:
+        if run is None:
+            continue
+        try:
             # MLflow stores NaN as 0 with is_nan set (and ±inf clamped to ±max float, as MLflow reads it back)
-            number = math.nan if is_nan else float(value)
-            run.metrics.setdefault(str(key), []).append((int(step or 0), int(timestamp or 0), number))
+            entry = (int(step or 0), int(timestamp or 0), math.nan if is_nan else float(value))
+        except (TypeError, ValueError, OverflowError):
+            bad.append(f"{run_id} {key!r}")  # a tampered row (text in a number column): reported, not guessed
+            continue
+        run.metrics.setdefault(str(key), []).append(entry)
+    if bad:
+        read.unmapped.append(f"{len(bad)} metric rows whose step, time or value is not a number skipped: {_some(bad)}")
     for table, what in _OTHER_TABLES.items():
         if table in tables:
             (count,) = conn.execute(SQL_COUNT.format(table=table)).fetchone()
@@ -408,7 +417,7 @@ def _read_file_store(root: Path) -> _Read:
         if meta is None:
             read.unmapped.append(f"mlruns/{entry.name}: no readable meta.yaml, not an experiment; skipped")
             continue
-        exp_id = str(meta.get("experiment_id", entry.name))
+        exp_id = entry.name  # MLflow names the folder by the id; two meta.yaml claiming one id stay apart
         experiment = _Experiment(
             exp_id,
             str(meta.get("name", exp_id)),
@@ -450,7 +459,7 @@ def _file_run(run_dir: Path, meta: dict[str, Any], exp_id: str, read: _Read) -> 
     }
     run = _Run(
         id=str(meta.get("run_id") or meta.get("run_uuid")),
-        experiment_id=str(meta.get("experiment_id", exp_id)),
+        experiment_id=exp_id,  # the folder it lies in, whatever its meta.yaml claims
         name=_text(meta.get("run_name")),
         status=status_name,
         start_ms=_int(meta.get("start_time")),

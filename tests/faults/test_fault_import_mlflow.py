@@ -187,3 +187,23 @@ def test_file_store_metadata_is_read_only_from_regular_files_and_yaml_builds_no_
     assert "tag 'blocking': not a regular file" in text
     assert "metric 'loss' line 6: 'not a metric line'" in text
     assert f"{run_b.name}/meta.yaml: not YAML" in text
+
+
+def test_rows_of_the_wrong_type_are_reported_not_guessed_and_the_rest_imports(
+    made: dict[str, Made], tmp_path: Path, store: Path
+) -> None:
+    source, _ = _copy(made["sqlite"], tmp_path)
+    conn = sqlite3.connect(source)
+    (run_id,) = conn.execute("SELECT run_uuid FROM runs WHERE name = 'n3-lr0.1'").fetchone()
+    conn.execute("UPDATE metrics SET value = 'lots' WHERE run_uuid = ? AND \"key\" = 'loss' AND step = 4", (run_id,))
+    conn.execute("UPDATE runs SET start_time = 'yesterday' WHERE run_uuid = ?", (run_id,))
+    conn.commit()
+    conn.close()
+
+    study = read_mlflow(source)
+    (run,) = [r for r in study.runs if r.source_id == run_id]
+    assert run.start is None and run.duration is None
+    assert run.series["loss"] == [study_def.loss(3, 0.1, s) for s in range(4)]  # the tampered step is left out
+    assert any(line.startswith("1 metric rows whose step, time or value is not a number") for line in study.unmapped)
+    report = rec.import_mlflow(source, into=store)
+    assert report.imported == len(study.runs)

@@ -583,9 +583,7 @@ def _study(read: _Read, experiment: str | None, roots: list[Path]) -> SourceStud
     deleted = [r for r in runs if r.deleted or (experiments.get(r.experiment_id) or _NO_EXP).deleted]
     if deleted:
         unmapped.append(
-            f"{len(deleted)} deleted MLflow runs (lifecycle_stage 'deleted') skipped: "
-            + ", ".join(r.id for r in deleted[:5])
-            + (" …" if len(deleted) > 5 else "")
+            f"{len(deleted)} deleted MLflow runs (lifecycle_stage 'deleted') skipped: {_some([r.id for r in deleted])}"
         )
     runs = [r for r in runs if not (r.deleted or (experiments.get(r.experiment_id) or _NO_EXP).deleted)]
     used = [experiments[i] for i in dict.fromkeys(r.experiment_id for r in runs) if i in experiments]
@@ -594,6 +592,9 @@ def _study(read: _Read, experiment: str | None, roots: list[Path]) -> SourceStud
     if len(used) == 1:
         name = used[0].name
         mapped.append(f"MLflow experiment {name!r} (id {used[0].id}) -> experiment {name!r}")
+    elif not used:
+        name = read.location.stem if read.location.is_file() else read.location.name
+        mapped.append(f"no MLflow runs to import (experiments: {len(experiments)})")
     else:
         name = read.location.stem if read.location.is_file() else read.location.name
         mapped.append(
@@ -613,7 +614,8 @@ def _study(read: _Read, experiment: str | None, roots: list[Path]) -> SourceStud
 
     stats = _Stats()
     source_runs = [_source_run(r, read, roots, stats, experiments, len(used) > 1) for r in runs]
-    mapped.extend(stats.lines())
+    if source_runs:
+        mapped.extend(stats.lines())
     unmapped.extend(stats.unmapped_lines())
     return SourceStudy(
         tool="mlflow",

@@ -492,6 +492,8 @@ def show(ctx: click.Context, run: str, as_json: bool) -> None:
         )
     if info["error_line"]:
         out.append(f"error        {_clean(info['error_line'])}")
+    if info["origin"]:
+        out.append(f"imported     from {_clean(info['origin'])}")
     out += ["params", *(f"  {_clean(k)} = {_clean(repr(v))}" for k, v in info["params"].items()), "results"]
     out += [
         f"  {_clean(name)} = {_value_text(entry)}" + (f"   # {_clean(entry['comment'])}" if "comment" in entry else "")
@@ -1177,6 +1179,7 @@ def extract(source: str, into: str, where: str | None, experiment: str | None) -
 @click.option("--experiment", "-e", help="The experiment to import into (default: the name the source suggests).")
 @click.option("--dry-run", is_flag=True, help="Write nothing; report what would be imported.")
 @click.option("--json", "as_json", is_flag=True, help="The report as JSON.")
+@_store_option
 @click.pass_context
 def import_(
     ctx: click.Context, tool: str, source: str, into: str | None, experiment: str | None, dry_run: bool, as_json: bool

@@ -51,6 +51,7 @@ from typing import Any
 from ..errors import GitError, ImportSourceError
 from ..provenance.gitinfo import commits_mentioning
 from .source import SourceRun, SourceStudy
+from .write import no_gc
 
 __all__ = ["read_psweep", "DATABASE_NAME", "PSWEEP_COLUMNS"]
 
@@ -129,7 +130,10 @@ def _missing(value: Any) -> bool:
 
 def _plain(value: Any) -> Any:
     """A cell as a plain value: numpy scalars as Python numbers (arrays and others as they are)."""
-    if type(value).__module__ == "numpy" and getattr(value, "shape", None) == ():
+    kind = type(value)
+    if kind is int or kind is float or kind is str or kind is bool:
+        return value
+    if kind.__module__ == "numpy" and getattr(value, "shape", None) == ():
         return value.item()
     return value
 
@@ -246,6 +250,11 @@ def read_psweep(source: str | os.PathLike[str]) -> SourceStudy:
         DataFrame, no ``_pset_id`` column).
     """
     path = _database(Path(source).expanduser().absolute())
+    with no_gc():
+        return _read(path)
+
+
+def _read(path: Path) -> SourceStudy:
     frame = _load(path)
     calc = path.parent
     mapped: list[str] = []
@@ -281,61 +290,49 @@ def read_psweep(source: str | os.PathLike[str]) -> SourceStudy:
             mapped.append(f"psweep column {column} -> {where}")
     commits = _git_commits(calc, mapped, unmapped)
     data = {c: frame[c].tolist() for c in columns}
+    # pandas finds the missing cells of a column at once (pd.NA, NaN, None, NaT: psweep's fill values).
+    present = {c: (~frame[c].isna()).tolist() for c in columns}
     n = len(frame)
     nothing: list[Any] = [None] * n
-    pset_ids, run_ids = data["_pset_id"], data.get("_run_id", nothing)
-    starts, runtimes = data.get("_time_utc", nothing), data.get("_pset_runtime", nothing)
-    hosts, seqs = data.get("_exec_host", nothing), data.get("_pset_seq", nothing)
-    failed, errors = data.get("_failed", nothing), data.get("_exc_txt", nothing)
-    logs = data.get("_logs", nothing)
-    param_values = [(c, data[c]) for c in param_columns]
-    result_columns = [(c, data[c]) for c in results]
+
+    def cells(name: str) -> list[Any]:
+        """A bookkeeping column's cells, None where missing."""
+        if name not in data:
+            return nothing
+        return [v if here else None for v, here in zip(data[name], present[name])]
+
+    pset_ids, run_ids = cells("_pset_id"), cells("_run_id")
+    starts, runtimes, hosts, seqs = cells("_time_utc"), cells("_pset_runtime"), cells("_exec_host"), cells("_pset_seq")
+    failed, errors, logs = cells("_failed"), cells("_exc_txt"), cells("_logs")
+    if None in pset_ids:
+        raise ImportSourceError(f"{path}: row {pset_ids.index(None)} has no _pset_id")
+    param_values = [(c, data[c], present[c]) for c in param_columns]
+    result_columns = [(c, data[c], present[c]) for c in results]
     try:  # one listing, not a look per row: most psets of a big study have no folder
         folders = {name for name in os.listdir(calc) if (calc / name).is_dir()}
     except OSError:
         folders = set()
     runs: list[SourceRun] = []
     for i in range(n):
-        pset_id = pset_ids[i]
-        if _missing(pset_id):
-            raise ImportSourceError(f"{path}: row {i} has no _pset_id")
+        pset_id = str(pset_ids[i])
         run_id = run_ids[i]
-        params = {}
-        for name, values in param_values:
-            value = values[i]
-            if not _missing(value):
-                params[name] = _plain(value)
-        row_results = {}
-        for name, values in result_columns:
-            value = values[i]
-            if type(value).__module__ == "numpy" and getattr(value, "shape", ()) != ():
-                row_results[name] = value  # an array: stored as an object
-            elif not _missing(value):
-                row_results[name] = _plain(value)
-        fail = failed[i]
-        is_failed = not _missing(fail) and bool(fail)
-        error = errors[i]
-        output = logs[i]
-        seq = seqs[i]
-        runtime = runtimes[i]
-        host = hosts[i]
-        files: dict[str, Path] = {}
-        if str(pset_id) in folders:
-            files = _files(calc / str(pset_id), unmapped)
-        session = None if _missing(run_id) else str(run_id)
+        is_failed = bool(failed[i])
+        error, output, seq, runtime, host = errors[i], logs[i], seqs[i], runtimes[i], hosts[i]
+        session = None if run_id is None else str(run_id)
+        start = starts[i]
         runs.append(
             SourceRun(
-                source_id=str(pset_id),
-                params=params,
-                results=row_results,
-                files=files,
+                source_id=pset_id,
+                params={name: _plain(values[i]) for name, values, here in param_values if here[i]},
+                results={name: _plain(values[i]) for name, values, here in result_columns if here[i]},
+                files=_files(calc / pset_id, unmapped) if pset_id in folders else {},
                 status="failed" if is_failed else "done",
-                start=_seconds(starts[i]),
-                duration=None if _missing(runtime) else float(runtime),
-                host=None if _missing(host) else str(host),
-                pset_seq=None if _missing(seq) else int(seq),
+                start=None if start is None else _seconds(start),
+                duration=None if runtime is None else float(runtime),
+                host=None if host is None else str(host),
+                pset_seq=None if seq is None else int(seq),
                 git_commit=commits.get(session) if session is not None else None,
-                error=str(error) if is_failed and not _missing(error) else ("failed" if is_failed else None),
+                error=(str(error) if error is not None else "failed") if is_failed else None,
                 output=output if isinstance(output, str) and output else None,
                 session_key=session,
             )

@@ -40,12 +40,15 @@ import would do.
 
 from __future__ import annotations
 
+import contextlib
+import gc
 import getpass
 import hashlib
 import json
 import os
 import socket
 import sqlite3
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -67,12 +70,14 @@ from ..sweep.execute import RunContext
 from ..version import __version__
 from .source import SourceRun, SourceStudy
 
-__all__ = ["ImportReport", "import_study", "run_id_of", "UNKNOWN"]
+__all__ = ["ImportReport", "import_study", "no_gc", "run_id_of", "UNKNOWN"]
 
 #: What a session of imported runs records for what the source does not say (platform, Python, ...).
 UNKNOWN = "unknown (imported from {tool})"
 
 _IN_CHUNK = 500
+#: The statuses an imported run may have (a source's running runs are imported as interrupted by its reader).
+_STATUSES = ("done", "failed", "interrupted")
 _FIND_RUNS = "SELECT lower(hex(id)), origin FROM runs WHERE id IN ({marks})"
 _FIND_SESSIONS = "SELECT pk, id, experiment, host FROM sessions WHERE substr(id, 13) IN ({marks})"
 _INSERT_SESSION = """
@@ -380,29 +385,38 @@ def _encode_results(
 
 
 def _plan(
-    study: SourceStudy, names: _Names, objects: ObjectStore | None, todo: list[SourceRun], report: ImportReport
+    study: SourceStudy,
+    names: _Names,
+    objects: ObjectStore | None,
+    todo: list[tuple[SourceRun, str]],
+    report: ImportReport,
 ) -> list[_Planned]:
+    """Make each run of ``todo`` (with its id) ready for the writer; arrays and files go to ``objects``."""
     identity = pset_identity(None)
     tool = study.tool
     planned: list[_Planned] = []
-    for run in todo:
+    tails: dict[str, str] = {}
+    for run, run_id in todo:
         origin = f"{tool}:{run.source_id}"
         try:
-            _, canonical = canonical_pset(_params(run, names))
+            clean, canonical = canonical_pset(_params(run, names))
         except (ValueRefused, NameRefused) as e:
             raise ImportSourceError(
                 f"run {run.source_id} of {study.location}: its parameters cannot be stored: {e}"
             ) from e
         hash_, derived_seed = identity(canonical)
         seed = run.seed if run.seed is not None else derived_seed
-        pending = PendingRun(run_id_of(origin, run.start), hash_, canonical, seed, run.start or 0.0)
+        pending = PendingRun(run_id, hash_, canonical, seed, run.start or 0.0, tuple(clean))
         pending.status = run.status
         pending.duration = run.duration
         pending.error = run.error if run.status != "done" else None
         if run.output is not None:
             pending.output = (text_digest(run.output), run.output)
         key = run.session_key if run.session_key is not None else f"study:{study.location}"
-        item = _Planned(run, pending, origin, _session_tail(tool, key))
+        tail = tails.get(key)
+        if tail is None:
+            tail = tails[key] = _session_tail(tool, key)
+        item = _Planned(run, pending, origin, tail)
         pending.results = _encode_results(run, names, objects, item, report.unmapped)
         for tag in run.tags:
             try:
@@ -588,12 +602,39 @@ def import_study(
     :raises NameRefused: for an experiment name recorder refuses, or a name that is a parameter in
         the store's experiment and a result in the source (nothing is written).
     """
+    with no_gc():
+        return _import(study, into, experiment, dry_run)
+
+
+@contextlib.contextmanager
+def no_gc() -> Iterator[None]:
+    """Hold Python's cyclic garbage collector: it would scan the study's millions of objects again and again.
+
+    An import allocates a few objects per run and frees none of them in cycles; with the collector
+    on, its passes over the whole (large, live) study cost more than the import itself.
+    """
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
+
+
+def _import(study: SourceStudy, into: Path | str | None, experiment: str | None, dry_run: bool) -> ImportReport:
     name = check_experiment(experiment if experiment is not None else study.experiment)
     root = locate(into)
     report = ImportReport(study.tool, study.location, root, name, dry_run, read=len(study.runs))
     report.mapped = list(study.mapped)
     report.unmapped = list(study.unmapped)
     names = _Names(study, report)
+    for run in study.runs:  # checked before the store is opened (or made)
+        if run.status not in _STATUSES:
+            raise ImportSourceError(
+                f"run {run.source_id} of {study.location} has status {run.status!r}; an imported run is one of "
+                f"{', '.join(_STATUSES)} (the reader must map the source's statuses)"
+            )
     origins = [f"{study.tool}:{r.source_id}" for r in study.runs]
     if len(set(origins)) != len(origins):
         seen: set[str] = set()
@@ -611,10 +652,10 @@ def import_study(
                     f"run id {id_} of {origin} is taken in {root} by another run ({found[id_] or 'recorded there'}); "
                     "please report this"
                 )
-        todo = [r for r, id_ in zip(study.runs, ids) if id_ not in found]
+        todo = [(r, id_) for r, id_ in zip(study.runs, ids) if id_ not in found]
         report.already = len(study.runs) - len(todo)
         report.imported = len(todo)
-        report.failed = sum(1 for r in todo if r.status == "failed")
+        report.failed = sum(1 for r, _ in todo if r.status == "failed")
         if dry_run or store is None:
             planned = _plan(study, names, None, todo, report)  # checks every value, stores nothing
             report.sessions = len(_new_sessions(store.conn if store is not None else None, planned))

@@ -64,6 +64,8 @@ FROM runs AS r LEFT JOIN functions AS f ON f.pk = r.function
 WHERE r.pk = ?
 """
 _TAGS_OF = "SELECT tag FROM run_tags WHERE run = ? ORDER BY tag"
+# Where an imported run came from ("<tool>:<source run id>"; NULL for runs recorded here).
+_ORIGIN_OF = "SELECT origin FROM runs WHERE pk = ?"
 _NOTES_OF = "SELECT text, time, user, host FROM run_notes WHERE run = ? ORDER BY pk"
 _DELETED_BY = """
 SELECT c.time, c.user, c.host FROM runs AS r LEFT JOIN curation_events AS c ON c.pk = r.deleted
@@ -402,6 +404,7 @@ def show(db: Database, run_id: str) -> dict[str, Any]:
         "time_start": _iso(start),
         "duration_s": None if duration is None else duration / 1e6,
         "seed": seed,
+        "origin": db.conn.execute(_ORIGIN_OF, (pk,)).fetchone()[0],
         "params": _params(params, short),
         "pset_hash": pset_hash,
         "results": dict(sorted(results.items())),

@@ -174,6 +174,10 @@ def test_the_command_line_prints_the_mapping_and_counts(study: tuple[Path, str],
     assert "mapped: psweep column _time_utc -> the run's start time" in done.output
     assert "runs: 8 read, 8 imported, 0 already there, 1 failed in the source" in done.output
     assert len(rec.open(store).df("lorenz", status=None)) == 8
+    run_id, origin = rec.open(store).conn.execute("SELECT lower(hex(id)), origin FROM runs LIMIT 1").fetchone()
+    shown = runner.invoke(main, ["show", run_id, "--store", str(store)])
+    assert shown.exit_code == 0, shown.output
+    assert f"imported     from {origin}" in shown.output and origin.startswith("psweep:")
     again = runner.invoke(main, ["import", "psweep", str(study[0]), "--into", str(store), "-e", "lorenz", "--json"])
     assert json.loads(again.output)["already"] == 8
 

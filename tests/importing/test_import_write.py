@@ -122,3 +122,49 @@ def test_a_run_that_cannot_be_stored_leaves_the_store_unchanged(store: Path) -> 
     with pytest.raises(rec.ImportSourceError, match="run-3"):
         import_study(bad, into=store)
     assert dump(store) == before
+
+
+def test_numbers_of_mixed_types_are_widened_to_float_and_reported(store: Path) -> None:
+    study = _study(2)
+    study.runs[0].params["a"] = 1
+    study.runs[1].params["a"] = 2.5
+    study.runs[0].results["energy"] = 3
+    report = import_study(study, into=store)
+    assert any("parameter 'a' has float and int values" in w and "as float" in w for w in report.widened)
+    assert any("result 'energy' has float and int values" in w and "as float" in w for w in report.widened)
+    df = rec.open(store).df("calc", status=None).sort_values("a")
+    assert [type(v) for v in df["a"]] == [float, float] and df["a"].tolist() == [1.0, 2.5]
+    assert df["energy"].tolist() == [3.0, 3.0]
+
+
+def test_a_result_named_like_a_parameter_gets_a_suffix(store: Path) -> None:
+    study = _study(2)
+    for run in study.runs:
+        run.results["b"] = 0.5
+    report = import_study(study, into=store)
+    assert "result 'b' -> 'b_result' ('b' is a parameter's name)" in report.renames
+    assert rec.open(store).df("calc", status=None)["b_result"].tolist() == [0.5, 0.5]
+
+
+def test_a_status_the_store_does_not_know_is_refused(store: Path) -> None:
+    study = _study(2)
+    study.runs[0].status = "FINISHED"
+    with pytest.raises(rec.ImportSourceError, match="status 'FINISHED'"):
+        import_study(study, into=store)
+    assert not store.exists()  # not even made
+    import_study(_study(2), into=store)
+    before = dump(store)
+    with pytest.raises(rec.ImportSourceError, match="status 'FINISHED'"):
+        import_study(study, into=store)
+    assert dump(store) == before
+
+
+def test_an_unknown_tool_or_a_missing_reader_is_a_clear_error(store: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from recorder.importing import api
+
+    with pytest.raises(rec.RecorderError, match="cannot import from 'sacred'"):
+        api.read_source("sacred", store)
+    monkeypatch.setitem(api.READERS, "pypet", ("recorder.importing.not_written_yet", "read_pypet"))
+    with pytest.raises(rec.RecorderError, match="has no pypet importer yet"):
+        rec.import_pypet(store / "x.hdf5", into=store)
+    assert not store.exists()

@@ -1,7 +1,7 @@
 -- The schema of an MLflow tracking database (SQLite backend) as mlflow-skinny 3.17.2 made it
 -- (alembic revision dc11669786a5): `sqlite3.connect("mlflow.db").iterdump()` of an empty store made by
 --     mlflow.set_tracking_uri("sqlite:///mlflow.db"); mlflow.MlflowClient().search_experiments()
--- with the Default experiment's absolute artifact location made relative. benchmarks/bench_import_mlflow.py
+-- with the Default experiment's absolute artifact location made relative. benchmarks/bench_import.py --mlflow
 -- builds its 10,000-run database from it, much faster than through mlflow's API.
 BEGIN TRANSACTION;
 CREATE TABLE alembic_version (

@@ -26,6 +26,9 @@ from recorder.importing.mlflow import read_mlflow
 
 SECRET = b"the secret outside the store\n"
 
+#: Each test starts from stores the real mlflow makes (seconds, once per module).
+pytestmark = pytest.mark.slow
+
 
 @dataclass(frozen=True)
 class Made:

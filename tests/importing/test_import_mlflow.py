@@ -307,3 +307,36 @@ def test_params_become_numbers_only_when_their_text_is_exactly_one() -> None:
     assert [_param_value(t) for t in ("3", "-2", "0.5", "1e-05", "True", "False")] == [3, -2, 0.5, 1e-05, True, False]
     kept = ("03", "1.50", "+1", " 1", "1_000", "nan", "inf", "None", "true", "", "[1, 2]", "0x10")
     assert [_param_value(t) for t in kept] == list(kept)
+
+
+@pytest.mark.slow
+def test_a_copied_store_finds_its_artifacts_in_the_copy(made: dict[str, Made], tmp_path: Path) -> None:
+    copy = tmp_path / "copy"
+    shutil.copytree(made["sqlite"].folder, copy)
+    study = read_mlflow(copy / "mlflow.db", experiment="study")
+    for run in study.runs:
+        assert sorted(run.files) == ["arr.npy", "logs/out.txt"]
+        assert all(path.is_relative_to(copy) for path in run.files.values())
+    assert any("artifact locations of 20 runs are not where the store was made" in line for line in study.mapped)
+
+
+@pytest.mark.slow
+def test_mixed_param_types_are_widened_and_reserved_names_renamed_and_both_reported(
+    made: dict[str, Made], tmp_path: Path, store: Path
+) -> None:
+    source = tmp_path / "mixed" / "mlflow.db"
+    source.parent.mkdir()
+    shutil.copy(made["sqlite"].source, source)
+    conn = sqlite3.connect(source)
+    (run_id,) = conn.execute("SELECT run_uuid FROM runs WHERE name = 'n4-lr0.1'").fetchone()
+    conn.execute("UPDATE params SET value = 'four' WHERE run_uuid = ? AND \"key\" = 'n'", (run_id,))
+    conn.execute("UPDATE params SET \"key\" = 'status' WHERE \"key\" = 'name'")
+    conn.commit()
+    conn.close()
+    report = rec.import_mlflow(source, into=store, experiment="study")
+    assert report.imported == 23
+    assert any("'n'" in line for line in report.widened), report.widened
+    assert any("status" in line and "mlflow_status" in line for line in report.renames), report.renames
+    df = rec.open(store).df("study", status=None)
+    assert set(df["n"]) == {str(n) for n in study_def.N_VALUES} | {"four"}  # all text now: the widest type
+    assert set(df["mlflow_status"].dropna()) == {f"run {n}" for n in study_def.N_VALUES}

@@ -14,12 +14,15 @@ else a DataFrame with psweep's columns built directly. Then, timed:
 Wall and CPU seconds are both shown: on a shared machine the wall time
 depends on the load, the ratio to the baselines less so.
 
-MLflow (``--mlflow``): 10,000 runs with 10 params and 5 metrics each; see
-:func:`bench_mlflow` (filled by the MLflow importer).
+MLflow (``--mlflow``): 10,000 runs with 10 params and 5 metrics each, in an
+MLflow SQLite tracking database built directly from the schema of one mlflow
+made (:func:`mlflow_database`; ``--mlflow-steps S`` logs each metric at S
+steps, imported as series). Timed: the import into a new store, again (all
+there), and the reader alone.
 
 Usage::
 
-    python benchmarks/bench_import.py [--rows 100000] [--mlflow] [--keep DIR]
+    python benchmarks/bench_import.py [--rows 100000] [--mlflow [--mlflow-runs 10000] [--mlflow-steps 1]] [--keep DIR]
 """
 
 from __future__ import annotations
@@ -152,14 +155,98 @@ def bench_psweep(rows: int, folder: Path) -> None:
 
 
 # -- MLflow ------------------------------------------------------------------------------------------
-# FILLED BY THE MLFLOW IMPORTER (branch imp-mlflow): make an MLflow tracking store of `runs` runs with
-# 10 params and 5 metrics each (the SQLite backend, as `mlflow` writes it), import it with
-# rec.import_mlflow, and print the wall and CPU seconds against MLFLOW_TARGET_S like bench_psweep.
+
+#: The schema of an MLflow tracking database as mlflow-skinny 3.17.2 made it (see the file's header).
+MLFLOW_SCHEMA = Path(__file__).with_name("mlflow_schema.sql")
+MLFLOW_PARAMS, MLFLOW_METRICS = 10, 5
+_T0_MS = 1_700_000_000_000
+_INSERT_EXPERIMENT = (
+    "INSERT INTO experiments (experiment_id, name, artifact_location, lifecycle_stage, creation_time, "
+    "last_update_time, workspace) VALUES (1, 'bench', './mlruns/1', 'active', ?, ?, 'default')"
+)
+_INSERT_RUN = (
+    "INSERT INTO runs (run_uuid, name, source_type, source_name, entry_point_name, user_id, status, start_time, "
+    "end_time, source_version, lifecycle_stage, artifact_uri, experiment_id, deleted_time) "
+    "VALUES (?, ?, 'UNKNOWN', '', '', 'bench', ?, ?, ?, '', 'active', ?, 1, NULL)"
+)
+_INSERT_PARAM = 'INSERT INTO params ("key", value, run_uuid) VALUES (?, ?, ?)'
+_INSERT_METRIC = 'INSERT INTO metrics ("key", value, timestamp, run_uuid, step, is_nan) VALUES (?, ?, ?, ?, ?, 0)'
+_INSERT_LATEST = (
+    'INSERT INTO latest_metrics ("key", value, timestamp, step, is_nan, run_uuid) VALUES (?, ?, ?, ?, 0, ?)'
+)
+_INSERT_TAG = 'INSERT INTO tags ("key", value, run_uuid) VALUES (?, ?, ?)'
 
 
-def bench_mlflow(runs: int, folder: Path) -> None:
-    """MLflow: ``runs`` runs with 10 params and 5 metrics each imported in under 30 s (to be filled)."""
-    raise SystemExit("the MLflow benchmark is not written yet (it comes with the MLflow importer)")
+def mlflow_database(path: Path, runs: int, steps: int = 1) -> Path:
+    """Write an MLflow SQLite tracking database of ``runs`` runs (10 params, 5 metrics of ``steps`` steps).
+
+    Built directly from the schema of a database mlflow made (``mlflow_schema.sql``) with the rows
+    mlflow writes for a run (``runs``, ``params``, ``metrics``, ``latest_metrics``, and the tags it
+    sets: run name, user, source name and type, git commit): logging 10,000 runs through mlflow's
+    API takes minutes, and the importer reads the same rows either way.
+    """
+    import uuid
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    conn = sqlite3.connect(path, isolation_level=None)
+    conn.executescript(MLFLOW_SCHEMA.read_text())
+    conn.execute("BEGIN")
+    conn.execute(_INSERT_EXPERIMENT, (_T0_MS, _T0_MS))
+    run_rows, param_rows, metric_rows, latest_rows, tag_rows = [], [], [], [], []
+    for i in range(runs):
+        run_id = uuid.UUID(int=i + 1).hex
+        start = _T0_MS + 1000 * i
+        name = f"run-{i}"
+        status = "FAILED" if i % 100 == 99 else "FINISHED"
+        run_rows.append((run_id, name, status, start, start + 900, f"./mlruns/1/{run_id}/artifacts"))
+        for p in range(MLFLOW_PARAMS):
+            # as MLflow keeps them: text, of ints, floats and words
+            value = str(i % 10 + p) if p < 4 else (repr(0.001 * (i % 7) + p) if p < 8 else f"opt{p}-{i % 3}")
+            param_rows.append((f"p{p}", value, run_id))
+        for m in range(MLFLOW_METRICS):
+            for step in range(steps):
+                value = (i + 1) * 0.5 / (m + 1) / (step + 1)
+                metric_rows.append((f"m{m}", value, start + 10 * step, run_id, step))
+            latest_rows.append((f"m{m}", value, start + 10 * (steps - 1), steps - 1, run_id))
+        tag_rows += [
+            ("mlflow.runName", name, run_id),
+            ("mlflow.user", "bench", run_id),
+            ("mlflow.source.name", "train.py", run_id),
+            ("mlflow.source.type", "LOCAL", run_id),
+            ("mlflow.source.git.commit", "0123456789abcdef0123456789abcdef01234567", run_id),
+        ]
+    conn.executemany(_INSERT_RUN, run_rows)
+    conn.executemany(_INSERT_PARAM, param_rows)
+    conn.executemany(_INSERT_METRIC, metric_rows)
+    conn.executemany(_INSERT_LATEST, latest_rows)
+    conn.executemany(_INSERT_TAG, tag_rows)
+    conn.execute("COMMIT")
+    conn.close()
+    return path
+
+
+def bench_mlflow(runs: int, folder: Path, steps: int = 1) -> None:
+    """MLflow: ``runs`` runs with 10 params and 5 metrics each imported in under 30 s."""
+    from recorder.importing.mlflow import read_mlflow
+
+    t0 = time.perf_counter()
+    database = mlflow_database(folder / "source" / "mlflow.db", runs, steps)
+    print(
+        f"MLflow database of {runs} runs ({steps} steps a metric) made in {time.perf_counter() - t0:.1f} s: {database}"
+    )
+    store = folder / "store"
+    wall, cpu, report = timed(lambda: rec.import_mlflow(database, into=store))
+    assert report.imported == runs, report.lines()
+    again_wall, again_cpu, again = timed(lambda: rec.import_mlflow(database, into=store))
+    assert again.already == runs and again.imported == 0
+    read_wall, read_cpu, _ = timed(lambda: read_mlflow(database))
+    verdict = "OK" if wall < MLFLOW_TARGET_S else "SLOWER THAN THE TARGET"
+    print(
+        f"import of {runs} MLflow runs: {wall:6.2f} s wall, {cpu:6.2f} s CPU  (target < {MLFLOW_TARGET_S:.0f} s: {verdict})"
+    )
+    print(f"  per run:                   {wall / runs * 1e6:6.1f} µs")
+    print(f"import again (all there):    {again_wall:6.2f} s wall, {again_cpu:6.2f} s CPU")
+    print(f"the reader alone:            {read_wall:6.2f} s wall, {read_cpu:6.2f} s CPU")
 
 
 def main() -> None:
@@ -167,13 +254,14 @@ def main() -> None:
     parser.add_argument("--rows", type=int, default=100_000, help="psweep rows (default 100,000)")
     parser.add_argument("--mlflow", action="store_true", help="also the MLflow case (10,000 runs)")
     parser.add_argument("--mlflow-runs", type=int, default=10_000)
+    parser.add_argument("--mlflow-steps", type=int, default=1, help="steps logged per MLflow metric (> 1: series)")
     parser.add_argument("--keep", type=Path, help="make the sources and stores here and keep them")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as scratch:
         folder = args.keep or Path(scratch)
         bench_psweep(args.rows, folder / "psweep")
         if args.mlflow:
-            bench_mlflow(args.mlflow_runs, folder / "mlflow")
+            bench_mlflow(args.mlflow_runs, folder / "mlflow", args.mlflow_steps)
 
 
 if __name__ == "__main__":

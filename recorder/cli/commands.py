@@ -1177,12 +1177,30 @@ def extract(source: str, into: str, where: str | None, experiment: str | None) -
     help="The store to import into (default: --store, $RECORDER_STORE, else the nearest .recorder/; created if needed).",
 )
 @click.option("--experiment", "-e", help="The experiment to import into (default: the name the source suggests).")
+@click.option("--trajectory", help="pypet: import only this trajectory of the file (default: every one).")
+@click.option("--mlflow-experiment", help="mlflow: import only this MLflow experiment (default: every one).")
+@click.option(
+    "--artifact-root",
+    "artifact_roots",
+    multiple=True,
+    type=click.Path(file_okay=False),
+    help="mlflow: a folder outside SOURCE where its artifacts may be read (repeatable).",
+)
 @click.option("--dry-run", is_flag=True, help="Write nothing; report what would be imported.")
 @click.option("--json", "as_json", is_flag=True, help="The report as JSON.")
 @_store_option
 @click.pass_context
 def import_(
-    ctx: click.Context, tool: str, source: str, into: str | None, experiment: str | None, dry_run: bool, as_json: bool
+    ctx: click.Context,
+    tool: str,
+    source: str,
+    into: str | None,
+    experiment: str | None,
+    trajectory: str | None,
+    mlflow_experiment: str | None,
+    artifact_roots: tuple[str, ...],
+    dry_run: bool,
+    as_json: bool,
 ) -> None:
     """Import a psweep, MLflow or pypet study from SOURCE into a store.
 
@@ -1199,7 +1217,17 @@ def import_(
     """
     from ..importing.api import import_source
 
-    report = import_source(tool, source, into if into is not None else ctx.obj["store"], experiment, dry_run)
+    given: dict[str, tuple[str, object]] = {
+        "--trajectory": ("pypet", trajectory),
+        "--mlflow-experiment": ("mlflow", mlflow_experiment),
+        "--artifact-root": ("mlflow", artifact_roots),
+    }
+    wrong = [option for option, (owner, value) in given.items() if value and owner != tool]
+    if wrong:
+        raise click.UsageError(f"{', '.join(wrong)} is not an option of importing from {tool}")
+    options = {"trajectory": trajectory, "experiment": mlflow_experiment, "artifact_roots": artifact_roots}
+    store = into if into is not None else ctx.obj["store"]
+    report = import_source(tool, source, store, experiment, dry_run, options)
     if as_json:
         click.echo(_json(report.as_dict()))
         return

@@ -340,3 +340,21 @@ def test_mixed_param_types_are_widened_and_reserved_names_renamed_and_both_repor
     df = rec.open(store).df("study", status=None)
     assert set(df["n"]) == {str(n) for n in study_def.N_VALUES} | {"four"}  # all text now: the widest type
     assert set(df["mlflow_status"].dropna()) == {f"run {n}" for n in study_def.N_VALUES}
+
+
+def test_one_mlflow_experiment_is_picked_through_the_api_and_the_command(mlflow_store: Made, tmp_path: Path) -> None:
+    """mlflow_experiment= / --mlflow-experiment import only that MLflow experiment's runs."""
+    first = tmp_path / "a"
+    rec.import_mlflow(mlflow_store.source, into=first, mlflow_experiment="other")
+    whole = read_mlflow(mlflow_store.source, experiment="other")
+    with rec.open(first) as db:
+        assert sorted(db.sql("SELECT origin FROM runs")["origin"]) == sorted(
+            f"mlflow:{r.source_id}" for r in whole.runs
+        )
+    second = tmp_path / "b"
+    args = ["import", "mlflow", str(mlflow_store.source), "--into", str(second), "--mlflow-experiment", "other"]
+    result = CliRunner().invoke(main, args)
+    assert result.exit_code == 0, result.output
+    assert dump(second) != [] and len(whole.runs) > 0
+    with rec.open(second) as db:
+        assert len(db.sql("SELECT origin FROM runs")) == len(whole.runs)

@@ -348,3 +348,19 @@ def test_a_file_that_grew_a_trajectory_adds_only_its_runs(store: Path, tmp_path:
     assert (grown.read, grown.imported, grown.already, grown.sessions) == (8, 2, 6, 1)
     (count,) = rec.open(store).conn.execute("SELECT count(*) FROM runs").fetchone()
     assert count == 8
+
+
+def test_one_trajectory_is_picked_by_name_through_the_api_and_the_command(store: Path, tmp_path: Path) -> None:
+    """--trajectory / trajectory= import only that trajectory's runs; --trajectory is refused for another tool."""
+    report = rec.import_pypet(FIXTURE, into=store, trajectory="second")
+    with rec.open(store) as db:
+        origins = db.sql("SELECT origin FROM runs")["origin"].tolist()
+    assert origins and all("second@" in origin for origin in origins)
+    assert report.as_dict()["imported"] == len(origins)
+    other = tmp_path / "other"
+    out = CliRunner().invoke(main, ["import", "pypet", str(FIXTURE), "--into", str(other), "--trajectory", "study"])
+    assert out.exit_code == 0, out.output
+    with rec.open(other) as db:
+        assert all("study@" in o for o in db.sql("SELECT origin FROM runs")["origin"])
+    wrong = CliRunner().invoke(main, ["import", "psweep", str(FIXTURE), "--into", str(other), "--trajectory", "x"])
+    assert wrong.exit_code == 2 and "--trajectory is not an option of importing from psweep" in wrong.output

@@ -76,7 +76,7 @@ def _stored_secret(store: Path) -> bool:
     return any(digest in p.name or p.read_bytes() == SECRET for p in (store / "objects").rglob("*") if p.is_file())
 
 
-def _import(source: Path, store: Path, cwd: Path) -> subprocess.CompletedProcess[str]:
+def _import(source: Path, store: Path, cwd: Path, *more: str) -> subprocess.CompletedProcess[str]:
     """``recorder import mlflow`` in its own process, bounded in time (a FIFO read would block for ever)."""
     return subprocess.run(
         [
@@ -88,6 +88,7 @@ def _import(source: Path, store: Path, cwd: Path) -> subprocess.CompletedProcess
             str(source),
             "--into",
             str(store),
+            *more,
         ],
         cwd=cwd,
         capture_output=True,
@@ -163,6 +164,10 @@ def test_artifact_locations_outside_the_source_are_not_followed_unless_allowed(
     assert {k: v.read_bytes() for k, v in {r.source_id: r for r in allowed.runs}[runs[0]].files.items()} == {
         "secret.txt": SECRET
     }
+    allowing = tmp_path / "allowing"
+    result = _import(source, allowing, tmp_path, "--artifact-root", str(outside))  # and so may the command
+    assert result.returncode == 0, result.stderr
+    assert _stored_secret(allowing)
 
 
 def test_file_store_metadata_is_read_only_from_regular_files_and_yaml_builds_no_objects(

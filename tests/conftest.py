@@ -229,3 +229,37 @@ def undo_schema_5(conn: sqlite3.Connection) -> None:
     conn.execute("DROP TABLE IF EXISTS functions")
     conn.execute("ALTER TABLE runs DROP COLUMN rerun_of")
     conn.execute("ALTER TABLE runs DROP COLUMN function")
+
+
+@pytest.fixture(scope="session")
+def mlflow_made(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
+    """The MLflow study of ``tests/mlflow_study.py`` made by the real mlflow, both backends, once per test session.
+
+    mlflow takes many seconds to make them, so every xdist worker shares one copy (the first to take
+    the lock makes it; the others wait and read it). Tests only read it: one that tampers copies it.
+
+    :returns: the folder holding ``sqlite/mlflow.db`` and ``file/mlruns``, and the commit the runs ran at.
+    """
+    pytest.importorskip("mlflow", reason="mlflow-skinny (the test extra) makes the MLflow stores")
+    import fcntl
+    import json
+
+    import mlflow_study
+
+    base = tmp_path_factory.getbasetemp()
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        base = base.parent  # the session's folder, above each worker's own
+    root = base / "mlflow-study"
+    root.mkdir(exist_ok=True)
+    with open(root / ".lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        done = root / "made.json"
+        if not done.exists():
+            repo = make_repo(root / "repo")
+            home = root / "home"
+            home.mkdir(exist_ok=True)
+            env = {"HOME": str(home), "GIT_CONFIG_NOSYSTEM": "1"}
+            commit = mlflow_study.make_in_repo(("sqlite", "file"), root, repo, env=env)
+            done.write_text(json.dumps({"commit": commit}))
+        commit = json.loads(done.read_text())["commit"]
+    return root, commit

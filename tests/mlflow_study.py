@@ -94,9 +94,11 @@ def make(backend: str, folder: Path) -> None:
 
 
 def make_in_repo(
-    backend: str, folder: Path, repo: Path, *, env: dict[str, str] | None = None, timeout: float = 300
+    backends: tuple[str, ...], root: Path, repo: Path, *, env: dict[str, str] | None = None, timeout: float = 300
 ) -> str:
-    """Copy this script into the git repository ``repo``, commit it, and run it there.
+    """Copy this script into the git repository ``repo``, commit it, and run it there once per backend, at once.
+
+    Each backend's store goes to ``root / backend``; the backends' processes run side by side.
 
     :returns: the commit mlflow should have tagged the runs with.
     """
@@ -108,17 +110,31 @@ def make_in_repo(
     commit = subprocess.run(
         ["git", "rev-parse", "HEAD"], cwd=repo, check=True, capture_output=True, text=True
     ).stdout.strip()
-    folder.mkdir(parents=True, exist_ok=True)
-    result = subprocess.run(
-        [sys.executable, str(script), backend, str(folder)],
-        cwd=folder,
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        env={**os.environ, **(env or {}), "MLFLOW_ENABLE_ASYNC_LOGGING": "false", "MLFLOW_TRACKING_URI": ""},
-    )
-    if result.returncode != 0:
-        raise RuntimeError(f"making the MLflow study failed:\n{result.stdout}\n{result.stderr}")
+    running = []
+    for backend in backends:
+        folder = root / backend
+        folder.mkdir(parents=True, exist_ok=True)
+        running.append(
+            subprocess.Popen(
+                [sys.executable, str(script), backend, str(folder)],
+                cwd=folder,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                text=True,
+                env={**os.environ, **(env or {}), "MLFLOW_ENABLE_ASYNC_LOGGING": "false", "MLFLOW_TRACKING_URI": ""},
+            )
+        )
+    failures = []
+    for backend, process in zip(backends, running):
+        try:
+            out, err = process.communicate(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            out, err = process.communicate()
+        if process.returncode != 0:
+            failures.append(f"{backend}: exit {process.returncode}\n{out}\n{err}")
+    if failures:
+        raise RuntimeError("making the MLflow study failed:\n" + "\n".join(failures))
     return commit
 
 

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import mlflow_study as study_def
 import pytest
-from conftest import ROOT, make_repo
+from conftest import ROOT
 
 import recorder as rec
 from recorder.importing.mlflow import read_mlflow
@@ -37,18 +37,10 @@ class Made:
 
 
 @pytest.fixture(scope="module")
-def made(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Made]:
-    """Both backends' stores, made once for the module by the real mlflow."""
-    pytest.importorskip("mlflow", reason="mlflow-skinny (the test extra) makes the MLflow stores")
-    base = tmp_path_factory.mktemp("mlflow-hostile")
-    repo = make_repo(base / "repo")
-    home = base / "home"
-    home.mkdir()
-    out = {}
-    for backend in ("sqlite", "file"):
-        study_def.make_in_repo(backend, base / backend, repo, env={"HOME": str(home), "GIT_CONFIG_NOSYSTEM": "1"})
-        out[backend] = Made(backend, base / backend)
-    return out
+def made(mlflow_made: tuple[Path, str]) -> dict[str, Made]:
+    """Both backends' stores, made once per test session by the real mlflow (copied before any tampering)."""
+    root, _ = mlflow_made
+    return {backend: Made(backend, root / backend) for backend in ("sqlite", "file")}
 
 
 def _copy(made: Made, tmp_path: Path) -> tuple[Path, Path]:

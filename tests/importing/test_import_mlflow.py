@@ -21,7 +21,7 @@ import mlflow_study as study_def
 import numpy as np
 import pytest
 from click.testing import CliRunner
-from conftest import ROOT, make_repo
+from conftest import ROOT
 
 import recorder as rec
 from recorder.cli import main
@@ -43,17 +43,12 @@ class Made:
 
 
 @pytest.fixture(scope="module")
-def made(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Made]:
-    """Both backends' stores, made once for the module (mlflow takes seconds per store)."""
-    pytest.importorskip("mlflow", reason="mlflow-skinny (the test extra) makes the MLflow stores")
-    base = tmp_path_factory.mktemp("mlflow")
-    repo = make_repo(base / "repo")
-    home = base / "home"
-    home.mkdir()
+def made(mlflow_made: tuple[Path, str]) -> dict[str, Made]:
+    """Both backends' stores (made once per test session: mlflow takes many seconds)."""
+    root, commit = mlflow_made
     out = {}
     for backend in BACKENDS:
-        folder = base / backend
-        commit = study_def.make_in_repo(backend, folder, repo, env={"HOME": str(home), "GIT_CONFIG_NOSYSTEM": "1"})
+        folder = root / backend
         source = folder / ("mlflow.db" if backend == "sqlite" else "mlruns")
         out[backend] = Made(backend, source, folder, commit)
     return out

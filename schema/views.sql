@@ -9,7 +9,8 @@
 --   python -c "from recorder.store.viewsql import views_sql; print(views_sql(), end='')" > schema/views.sql
 -- tests/store/test_viewsql.py checks that it is what viewsql.py produces.
 
--- One row per run: experiment, status, times, session, env SHA, pset, the run it reruns.
+-- One row per run: experiment, status, times, session, env SHA, pset, the run it reruns,
+-- and where it ran (host, process id, the pset's position in its sweep).
 CREATE VIEW overview_runs AS
 SELECT
     lower(hex(r.id)) AS run_id,
@@ -23,7 +24,10 @@ SELECT
     (SELECT group_concat(t.tag, ',') FROM run_tags AS t WHERE t.run = r.pk) AS tags,
     lower(hex(p.hash)) AS pset_hash,
     p.params AS params,
-    r.seed AS seed
+    r.seed AS seed,
+    coalesce(r.host, s.host) AS exec_host,
+    r.pid AS exec_pid,
+    r.pset_seq AS pset_seq
 FROM runs AS r
 JOIN experiments AS e ON e.pk = r.experiment
 JOIN sessions AS s ON s.pk = r.session

@@ -37,19 +37,20 @@ _INSERT_PSET = "INSERT INTO psets (pk, hash, params) VALUES (?, ?, ?) ON CONFLIC
 _INSERT_RUN = """
 INSERT INTO runs (
     pk, id, experiment, session, pset, status, time_start_ms, duration_us, seed, comment, error, output, scalars,
-    function
-) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+    function, host, pid, pset_seq
+) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
 """
-# Most runs have no comment, error or output: three values fewer to bind per row (binding is most of
-# the cost of an insert).
+# Most runs have no comment, error or output, and ran on the session's host: four values fewer to bind
+# per row (binding is most of the cost of an insert).
 _INSERT_PLAIN_RUN = """
-INSERT INTO runs (pk, id, experiment, session, pset, status, time_start_ms, duration_us, seed, scalars, function)
-VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+INSERT INTO runs (pk, id, experiment, session, pset, status, time_start_ms, duration_us, seed, scalars, function, pid, pset_seq)
+VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
 """
 # Only the few runs that repeat another (recorder rerun) have rerun_of: set apart, so other rows bind nothing more.
 _SET_RERUN_OF = "UPDATE runs SET rerun_of = ? WHERE pk = ?"
+# A worker's pid and host come with the run's end (its row may have been written while it ran).
 _FINISH_RUN = """
-UPDATE runs SET status = ?, duration_us = ?, comment = ?, error = ?, output = ?, scalars = ? WHERE pk = ?
+UPDATE runs SET status = ?, duration_us = ?, comment = ?, error = ?, output = ?, scalars = ?, host = ?, pid = ? WHERE pk = ?
 """
 _INSERT_TEXT = "INSERT OR IGNORE INTO texts (digest, text) VALUES (?, ?)"
 _INSERT_RESULT = "INSERT INTO results (run, name, kind, value, comment) VALUES (?, ?, ?, ?, ?)"
@@ -178,7 +179,7 @@ class Rows:
                 scalars = None
             if run.rerun_of is not None:
                 reruns.append((hex_blob(run.rerun_of), run.pk))
-            if new and run.comment is None and run.output is None and run.error is None:
+            if new and run.comment is None and run.output is None and run.error is None and run.host is None:
                 # The common row, built inline (a few calls fewer per run).
                 pset = new_psets.get(run.pset_hash)
                 duration = run.duration
@@ -195,6 +196,8 @@ class Rows:
                         run.seed,
                         scalars,
                         run.function,
+                        run.pid,
+                        run.pset_seq,
                     )
                 )
                 continue
@@ -220,10 +223,15 @@ class Rows:
                         output,
                         scalars,
                         run.function,
+                        run.host,
+                        run.pid,
+                        run.pset_seq,
                     )
                 )
             else:
-                updates.append((run.status, micros(run.duration), comment, run.error, output, scalars, run.pk))
+                updates.append(
+                    (run.status, micros(run.duration), comment, run.error, output, scalars, run.host, run.pid, run.pk)
+                )
         for run in in_flight:  # after the finished ones: they started earlier
             run.pk, next_pk = next_pk, next_pk + 1
             assigned.append(run)
@@ -243,6 +251,9 @@ class Rows:
                     None,
                     None,
                     run.function,
+                    run.host,
+                    run.pid,
+                    run.pset_seq,
                 )
             )
             if run.rerun_of is not None:

@@ -309,6 +309,10 @@ class Outcome(NamedTuple):
     results: dict[str, Encoded]
     error: str | None
     output: str | None
+    #: The id of the process that ran the run, and its host name, as :func:`execute` (a worker's run)
+    #: reports them; None where the process recording the run ran it.
+    pid: int | None = None
+    host: str | None = None
 
 
 class Interrupted(KeyboardInterrupt):
@@ -399,10 +403,28 @@ def execute(
     SIGTERM become ``interrupted`` and are raised again (as
     :class:`Interrupted`) after encoding.
     """
-    returned, t0, duration, output, failed, context = call(func, kwargs, seed, capture, run_id, pset_hash, where)
-    if failed is not None:
-        return failed if context is None else with_context(failed, context, objects_root, inline_limit)
-    return finish(returned, tuple(kwargs), t0, duration, output, objects_root, inline_limit, func_name, context)
+    try:
+        returned, t0, duration, output, failed, context = call(func, kwargs, seed, capture, run_id, pset_hash, where)
+        if failed is not None:
+            outcome = failed if context is None else with_context(failed, context, objects_root, inline_limit)
+        else:
+            outcome = finish(returned, tuple(kwargs), t0, duration, output, objects_root, inline_limit, func_name, context)
+    except Interrupted as e:
+        e.outcome = _ran_here(e.outcome)
+        raise
+    return _ran_here(outcome)
+
+
+_HOST: list[str] = []  # this process's host name, once asked (it does not change while a worker lives)
+
+
+def _ran_here(outcome: Outcome) -> Outcome:
+    """``outcome`` with this process's id and host name: where the run ran (``runs.pid``, ``runs.host``)."""
+    if not _HOST:
+        import socket
+
+        _HOST.append(socket.gethostname())
+    return outcome._replace(pid=os.getpid(), host=_HOST[0])
 
 
 def _with_results(returned: Any, extra: dict[str, Any], func_name: str) -> Any:

@@ -22,12 +22,12 @@ SELECT
     s.env_sha AS env_sha,
     nullif(lower(hex(r.rerun_of)), '') AS rerun_of,
     (SELECT group_concat(t.tag, ',') FROM run_tags AS t WHERE t.run = r.pk) AS tags,
-    lower(hex(p.hash)) AS pset_hash,
-    p.params AS params,
-    r.seed AS seed,
     coalesce(r.host, s.host) AS exec_host,
     r.pid AS exec_pid,
-    r.pset_seq AS pset_seq
+    r.pset_seq AS pset_seq,
+    lower(hex(p.hash)) AS pset_hash,
+    p.params AS params,
+    r.seed AS seed
 FROM runs AS r
 JOIN experiments AS e ON e.pk = r.experiment
 JOIN sessions AS s ON s.pk = r.session

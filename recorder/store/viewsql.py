@@ -147,12 +147,12 @@ _OVERVIEW_RUNS_COLUMNS = [
     _run("env_sha"),
     _run("rerun_of"),
     _run("tags"),
-    (hex_text("p.hash"), "pset_hash"),
-    ("p.params", "params"),
-    ("r.seed", "seed"),
     _run("exec_host"),
     _run("exec_pid"),
     _run("pset_seq"),
+    (hex_text("p.hash"), "pset_hash"),
+    ("p.params", "params"),
+    ("r.seed", "seed"),
 ]
 _OVERVIEW_RUNS = f"""\
 {select_list(_OVERVIEW_RUNS_COLUMNS)}

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextvars
 import os
+import sys
 import time
 import traceback
 from collections.abc import Callable, Mapping
@@ -17,7 +18,7 @@ from typing import Any, NamedTuple
 
 from ..codec.hashing import claim_names
 from ..codec.values import Encoded, encode
-from ..errors import FileRefused, NameRefused, NotInRun, RecorderError, SeriesRefused
+from ..errors import FileRefused, NameRefused, NoRunInVsweep, NotInRun, RecorderError, SeriesRefused
 from ..store.layout import work_folders
 from ..store.objects import FILE_DTYPE, ObjectStore
 from .capture import captured
@@ -257,6 +258,7 @@ def current_seed() -> int:
     """
     slot = _RUN.get()
     if slot is None:
+        _refuse_in_vsweep("current_seed")
         raise NotInRun("recorder.current_seed() is only known inside a recorded run")
     seed: int = slot[0]
     return seed
@@ -272,11 +274,32 @@ def current_run() -> RunContext:
     """
     slot = _RUN.get()
     if slot is None:
+        _refuse_in_vsweep("current_run")
         raise NotInRun(
             "recorder.current_run() is only known inside a recorded run (a decorated function's call, "
             "`with r.run(...)`, or a function run by a sweep)"
         )
     return context_of(slot)
+
+
+def _refuse_in_vsweep(called: str) -> None:
+    """Say why there is no run while vsweep traces a function, and what to use instead.
+
+    vsweep (:mod:`recorder.sweep.vectorised`, imported only with jax) marks
+    the tracing by its per-pset seed; asked only on this error path.
+
+    :raises NoRunInVsweep: inside a function that vsweep traces.
+    """
+    vectorised = sys.modules.get("recorder.sweep.vectorised")
+    if vectorised is None or vectorised._TRACED_SEED.get() is None:
+        return
+    raise NoRunInVsweep(
+        f"recorder.{called}() is not available in a function run by vsweep: vsweep traces the function once "
+        "for a whole chunk of psets (jax.vmap), so there is no run of one pset while it runs. For per-pset "
+        "randomness use rec.jax.key() (each pset's own key, from its recorded seed); return the results "
+        "(arrays and numbers) instead of writing files or appending series; or run the function with "
+        ".sweep(), which calls it once per pset, inside its run"
+    )
 
 
 def enter_run(

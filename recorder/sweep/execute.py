@@ -431,7 +431,9 @@ def execute(
         if failed is not None:
             outcome = failed if context is None else with_context(failed, context, objects_root, inline_limit)
         else:
-            outcome = finish(returned, tuple(kwargs), t0, duration, output, objects_root, inline_limit, func_name, context)
+            outcome = finish(
+                returned, tuple(kwargs), t0, duration, output, objects_root, inline_limit, func_name, context
+            )
     except Interrupted as e:
         e.outcome = _ran_here(e.outcome)
         raise

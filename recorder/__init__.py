@@ -22,6 +22,7 @@ from .errors import (
     LinkInStore,
     MergeRefused,
     NameRefused,
+    NoRunInVsweep,
     NoStoreError,
     NotInRun,
     ObjectError,
@@ -153,4 +154,5 @@ __all__ = [
     "CurationRefused",
     "ImportSourceError",
     "ImportSourceTooNew",
+    "NoRunInVsweep",
 ]

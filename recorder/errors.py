@@ -70,6 +70,7 @@ __all__ = [
     "NotInRun",
     "SeriesRefused",
     "FileRefused",
+    "NoRunInVsweep",
 ]
 
 
@@ -293,3 +294,9 @@ class ImportSourceError(RecorderError, ValueError):
 class ImportSourceTooNew(ImportSourceError):
     """The source was written by a newer version of its tool (an MLflow database of a newer schema) than
     the importer knows; the message names both versions. Nothing was written."""
+
+
+class NoRunInVsweep(NotInRun):
+    """``recorder.current_run()`` (or ``current_seed()``) was called in a function run by ``vsweep``,
+    which traces it once for a whole chunk of psets: there is no run of one pset to give. Use
+    ``rec.jax.key()`` for per-pset randomness and return results, or run the function with ``sweep``."""

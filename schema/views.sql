@@ -9,7 +9,8 @@
 --   python -c "from recorder.store.viewsql import views_sql; print(views_sql(), end='')" > schema/views.sql
 -- tests/store/test_viewsql.py checks that it is what viewsql.py produces.
 
--- One row per run: experiment, status, times, session, env SHA, pset, the run it reruns.
+-- One row per run: experiment, status, times, session, env SHA, pset, the run it reruns,
+-- and where it ran (host, process id, the pset's position in its sweep).
 CREATE VIEW overview_runs AS
 SELECT
     lower(hex(r.id)) AS run_id,
@@ -21,6 +22,9 @@ SELECT
     s.env_sha AS env_sha,
     nullif(lower(hex(r.rerun_of)), '') AS rerun_of,
     (SELECT group_concat(t.tag, ',') FROM run_tags AS t WHERE t.run = r.pk) AS tags,
+    coalesce(r.host, s.host) AS exec_host,
+    r.pid AS exec_pid,
+    r.pset_seq AS pset_seq,
     lower(hex(p.hash)) AS pset_hash,
     p.params AS params,
     r.seed AS seed

@@ -484,6 +484,12 @@ def show(ctx: click.Context, run: str, as_json: bool) -> None:
     ]
     if info["rerun_of"]:
         out.append(f"rerun of     {_clean(info['rerun_of'])}")
+    if info["exec_pid"] is not None or info["pset_seq"] is not None:  # unknown for runs before schema 7
+        out.append(
+            f"ran on       {_clean(info['exec_host'])}"
+            + (f"   pid {_clean(info['exec_pid'])}" if info["exec_pid"] is not None else "")
+            + (f"   pset {_clean(info['pset_seq'])} of its sweep" if info["pset_seq"] is not None else "")
+        )
     if info["function"]:
         function = info["function"]
         out.append(

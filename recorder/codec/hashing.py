@@ -37,7 +37,9 @@ __all__ = [
 PSET_HASH_LENGTH = 20
 
 #: Columns of the wide per-experiment view besides parameters and results.
-RESERVED_NAMES = frozenset({"run_id", "status", "time_start", "duration_s", "env_sha", "rerun_of", "tags"})
+RESERVED_NAMES = frozenset(
+    {"run_id", "status", "time_start", "duration_s", "env_sha", "rerun_of", "tags", "exec_host", "exec_pid", "pset_seq"}
+)
 
 _sha256 = hashlib.sha256
 

@@ -40,12 +40,25 @@ if TYPE_CHECKING:
 
 __all__ = ["ERROR", "META", "STATUSES", "frame", "selection"]
 
-#: The run columns of a DataFrame of runs, after the parameters and results.
-META = ["_run_id", "_pset_hash", "_status", "_time_start", "_duration_s", "_session", "_env_sha"]
+#: The run columns of a DataFrame of runs, after the parameters and results. Where a run ran: its host
+#: (the session's unless a worker on another machine ran it), the id of the process that ran it, and its
+#: pset's position in its sweep (missing for runs not in a sweep, and for runs recorded before schema 7).
+META = [
+    "_run_id",
+    "_pset_hash",
+    "_status",
+    "_time_start",
+    "_duration_s",
+    "_session",
+    "_env_sha",
+    "_exec_host",
+    "_exec_pid",
+    "_pset_seq",
+]
 #: Every status a run may have.
 STATUSES = ("done", "failed", "interrupted", "running")
 
-_SESSIONS = "SELECT pk, id, env_sha, experiment FROM sessions ORDER BY pk"
+_SESSIONS = "SELECT pk, id, env_sha, experiment, host FROM sessions ORDER BY pk"
 _DATABASE_FILE = "PRAGMA database_list"
 _LAST_RUN = "SELECT max(pk) FROM runs"
 _BEGIN = "BEGIN"
@@ -53,10 +66,19 @@ _COMMIT = "COMMIT"
 _STATUS_CODE = "CASE status " + " ".join(f"WHEN ? THEN {i}" for i in range(len(STATUSES))) + " ELSE -1 END"
 # Aggregates over a subquery with ORDER BY, which SQLite does not flatten: values come in run order.
 # The columns a run's end may change, read in the caller's transaction.
+# A run's host and pid may be set as it ends (a worker's run whose row was written while it ran); a
+# run's host is NULL unless a worker on another machine ran it, so the hosts are read (in a query of
+# their own, _HOSTS) only when some run has one.
 _RUN_AGGREGATES = """
-SELECT count(*), group_concat(ifnull(duration_us, -1)){status}{scalars}, (SELECT ifnull(max(pk), 0) FROM curation_events)
-FROM (SELECT r.pk, r.duration_us, r.status, r.scalars FROM runs AS r WHERE {condition} ORDER BY r.pk)
+SELECT count(*), group_concat(ifnull(duration_us, -1)), group_concat(ifnull(pid, -1)),
+       group_concat(ifnull(pset_seq, -1)), ifnull(max(host IS NOT NULL), 0){status}{scalars},
+       (SELECT ifnull(max(pk), 0) FROM curation_events)
+FROM (
+    SELECT r.pk, r.duration_us, r.pid, r.pset_seq, r.host, r.status, r.scalars FROM runs AS r
+    WHERE {condition} ORDER BY r.pk
+)
 """
+_HOSTS = "SELECT r.host FROM runs AS r WHERE {condition} ORDER BY r.pk"
 # The columns no write ever changes (a run's id, start, session and pset; a pset's hash and parameters), which
 # a helper process may read in a transaction of its own. Ids and hashes are concatenated as bytes. Last, the
 # latest curation event: a run deleted or restored (or tagged) between the two reads changes it.
@@ -282,12 +304,57 @@ def _frame(
     data["_duration_s"] = np.where(duration < 0, np.nan, duration / 1e6)
     data["_session"] = pd.Categorical.from_codes(session_codes, categories=session_ids)
     data["_env_sha"] = pd.Categorical.from_codes(env_codes[session_codes], categories=env_shas)
+    data["_exec_host"] = _hosts(conn, condition, values, sessions, session_codes, runs["hosts"], n)
+    data["_exec_pid"] = _missing_below_zero(runs["pid"])
+    data["_pset_seq"] = _missing_below_zero(runs["pset_seq"])
     meta = META
     if statuses is None or "failed" in statuses:  # the same columns whichever runs are there
         # object dtype, so that runs that did not fail hold None (pandas would make it str with NaN)
         data[ERROR] = pd.Series(_errors(conn, condition, values, status_codes, n), dtype=object, copy=False)
         meta = [*META, ERROR]
     return pd.DataFrame(data, columns=[*params, *results, *meta], copy=False)
+
+
+def _missing_below_zero(values: np.ndarray) -> Any:
+    """Ints read with -1 for NULL, as a nullable Int64 column (NULL missing)."""
+    import pandas as pd
+
+    return pd.arrays.IntegerArray(values, values < 0)
+
+
+def _hosts(
+    conn: sqlite3.Connection,
+    condition: str,
+    values: list[Any],
+    sessions: list[tuple[Any, ...]],
+    session_codes: np.ndarray,
+    some_run_has_one: bool,
+    n: int,
+) -> pd.Categorical:
+    """The host each run ran on: its own (a worker on another machine), else its session's.
+
+    :param session_codes: each run's session, as an index into ``sessions`` (rows of :data:`_SESSIONS`).
+    """
+    import numpy as np
+    import pandas as pd
+
+    session_hosts = [s[4] for s in sessions]
+    own: list[str | None] = []
+    if some_run_has_one:
+        try:
+            own = [host for (host,) in conn.execute(_HOSTS.format(condition=condition), values)]
+        except sqlite3.Error as e:
+            raise RecorderError(f"reading the runs failed: {e}") from e
+        if len(own) != n:
+            raise RecorderError(f"read {len(own)} hosts for {n} runs; please report this")
+    hosts = sorted({h for h in (*session_hosts, *own) if h is not None})
+    index = {host: i for i, host in enumerate(hosts)}
+    by_session = np.array([index.get(h, -1) for h in session_hosts] or [-1], dtype=np.int64)
+    codes = by_session[session_codes] if n else np.zeros(0, dtype=np.int64)
+    if own:
+        ran = np.array([index.get(h, -1) if h is not None else -1 for h in own], dtype=np.int64)
+        codes = np.where(ran >= 0, ran, codes)
+    return pd.Categorical.from_codes(codes, categories=hosts)
 
 
 def _errors(
@@ -373,6 +440,9 @@ def _read_runs(
     n, rest = row[0], list(row[1:])
     parsed: dict[str, Any] = {"n": n, "curated": rest.pop()}
     parsed["duration"] = _ints(rest.pop(0), n)
+    parsed["pid"] = _ints(rest.pop(0), n)
+    parsed["pset_seq"] = _ints(rest.pop(0), n)
+    parsed["hosts"] = bool(rest.pop(0))
     if not one_status:
         parsed["status"] = _ints(rest.pop(0), n)
     wanted = [name for name in results if IN_SCALARS in results[name]]

@@ -57,9 +57,10 @@ LEFT JOIN texts AS t ON t.digest = r.output
 LEFT JOIN comments AS c ON c.pk = r.comment
 WHERE r.pk = ?
 """
-# The run a rerun repeats (hex, like run ids), and the experiment function the run called.
+# The run a rerun repeats (hex, like run ids), the experiment function the run called, and where it
+# ran (its host, only when not its session's; the process; its pset's position in its sweep).
 _RERUN_OF = """
-SELECT nullif(lower(hex(r.rerun_of)), ''), f.module, f.qualname, f.path, f.how
+SELECT nullif(lower(hex(r.rerun_of)), ''), f.module, f.qualname, f.path, f.how, r.host, r.pid, r.pset_seq
 FROM runs AS r LEFT JOIN functions AS f ON f.pk = r.function
 WHERE r.pk = ?
 """
@@ -393,9 +394,10 @@ def show(db: Database, run_id: str) -> dict[str, Any]:
         if result_comment is not None:
             entry["comment"] = result_comment
         results[name] = entry
-    rerun_of, module, qualname, path, how = db.conn.execute(_RERUN_OF, (pk,)).fetchone()
+    rerun_of, module, qualname, path, how, host, pid, pset_seq = db.conn.execute(_RERUN_OF, (pk,)).fetchone()
     function = None if module is None else {"module": module, "qualname": qualname, "path": path, "how": how}
     deleted = db.conn.execute(_DELETED_BY, (pk,)).fetchone()
+    session_info = _session(db, session, short)
     return {
         "run_id": full,
         "short_id": short,
@@ -414,13 +416,18 @@ def show(db: Database, run_id: str) -> dict[str, Any]:
         "output": output,
         "rerun_of": rerun_of,
         "function": function,
+        # Where it ran: the host (its session's unless a worker elsewhere ran it), the process id, and
+        # the pset's position in its sweep (None outside a sweep, and for runs recorded before schema 7).
+        "exec_host": host if host is not None else session_info["host"],
+        "exec_pid": pid,
+        "pset_seq": pset_seq,
         "tags": [tag for (tag,) in db.conn.execute(_TAGS_OF, (pk,))],
         "notes": [
             {"text": text, "time": time, "user": user, "host": host}
             for text, time, user, host in db.conn.execute(_NOTES_OF, (pk,))
         ],
         "deleted": None if deleted is None else {"time": deleted[0], "user": deleted[1], "host": deleted[2]},
-        "session": _session(db, session, short),
+        "session": session_info,
     }
 
 

@@ -86,6 +86,9 @@ class Experiment(Generic[_P, _R]):
         message: str | None = None,
         inline_limit: int = DEFAULT_INLINE_LIMIT,
         flush_interval: float | None = None,
+        workdir: str | os.PathLike[str] | None = None,
+        keep_files: str = "store",
+        max_file_bytes: int | None = None,
     ) -> None:
         if not callable(func):
             raise RecorderError(f"@experiment decorates a function, not {type(func).__name__}")
@@ -99,6 +102,10 @@ class Experiment(Generic[_P, _R]):
             "config": dict(config or {}),
             "message": message,
             "inline_limit": inline_limit,
+            # The runs' work folders and files: for its calls and its sweeps (a sweep's own options win).
+            "workdir": workdir,
+            "keep_files": keep_files,
+            "max_file_bytes": max_file_bytes,
         }
         if flush_interval is not None:
             self._options["flush_interval"] = flush_interval
@@ -318,6 +325,9 @@ def experiment(
     message: str | None = ...,
     inline_limit: int = ...,
     flush_interval: float | None = ...,
+    workdir: str | os.PathLike[str] | None = ...,
+    keep_files: str = ...,
+    max_file_bytes: int | None = ...,
 ) -> Experiment[_P, _R]: ...
 
 
@@ -332,6 +342,9 @@ def experiment(
     message: str | None = ...,
     inline_limit: int = ...,
     flush_interval: float | None = ...,
+    workdir: str | os.PathLike[str] | None = ...,
+    keep_files: str = ...,
+    max_file_bytes: int | None = ...,
 ) -> Callable[[Callable[_P, _R]], Experiment[_P, _R]]: ...
 
 
@@ -345,6 +358,9 @@ def experiment(
     message: str | None = None,
     inline_limit: int = DEFAULT_INLINE_LIMIT,
     flush_interval: float | None = None,
+    workdir: str | os.PathLike[str] | None = None,
+    keep_files: str = "store",
+    max_file_bytes: int | None = None,
 ) -> Experiment[..., Any] | Callable[[Callable[..., Any]], Experiment[..., Any]]:
     """Decorate a function as an experiment; usable bare (``@experiment``) or with options.
 
@@ -355,6 +371,10 @@ def experiment(
     :param name: experiment name; default the function's name.
     :param store, git, seed, config, message, inline_limit, flush_interval:
         as for :class:`recorder.Recorder`.
+    :param workdir, keep_files, max_file_bytes: where the runs' work folders
+        go and what becomes of the files they leave there, as for
+        :class:`recorder.Recorder`: for every call and every ``.sweep`` (whose
+        own ``workdir=``, ``keep_files=``, ``max_file_bytes=`` win).
     """
 
     def make(func: Callable[..., Any], exp_name: str) -> Experiment[..., Any]:
@@ -368,6 +388,9 @@ def experiment(
             message=message,
             inline_limit=inline_limit,
             flush_interval=flush_interval,
+            workdir=workdir,
+            keep_files=keep_files,
+            max_file_bytes=max_file_bytes,
         )
 
     if callable(name):

@@ -49,8 +49,13 @@ __all__ = ["BadLine", "Journal", "read_journal", "journal_files", "valid_session
 
 _SESSION_ID = re.compile(r"[0-9a-f]{24}")  # run ids too (see recorder.ids)
 _PSET_HASH = re.compile(f"[0-9a-f]{{{PSET_HASH_LENGTH}}}")
-_FIELDS = 14  # items of a journal line (see _record)
-_OLD_FIELDS = 12  # lines written before runs had a function and a rerun_of (read with both None)
+_FIELDS = 17  # items of a journal line (see _record)
+# Lines of earlier versions: before runs had a host, pid and pset_seq (14 items), and before that a
+# function and a rerun_of (12): the missing items are read as None.
+_OLD_FIELDS = (12, 14)
+_PID_LIMIT = 2**32  # process ids are positive 32-bit numbers (on every system recorder runs on)
+_HOST_BYTES = 255  # the longest host name (POSIX HOST_NAME_MAX, DNS names)
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 _ENDED = frozenset({"done", "failed", "interrupted"})  # a run is journaled when it ends
 _SEED_LIMIT = 2**31  # seeds are 31 bits (see recorder.hashing.run_seed)
 _NUMPY_KIND = re.compile(r"np:[<>|=][biuf][0-9]{1,2}")  # a numpy number's dtype (see recorder.values)
@@ -96,6 +101,9 @@ def _record(run: PendingRun) -> bytes:
         run.output,
         run.function,
         run.rerun_of,
+        run.host,
+        run.pid,
+        run.pset_seq,
     ]
     return (_encode_json(record) + "\n").encode()
 
@@ -215,10 +223,9 @@ def _run_of(line: bytes) -> PendingRun:
         record = json.loads(line.decode("utf-8"))  # decoded first: json.loads would guess UTF-16/32 from NULs
     except ValueError:
         raise BadLine("not a journal record (not JSON text)") from None
-    if type(record) is not list or len(record) not in (_FIELDS, _OLD_FIELDS):
+    if type(record) is not list or (len(record) != _FIELDS and len(record) not in _OLD_FIELDS):
         raise BadLine(f"not a list of {_FIELDS} items")
-    if len(record) == _OLD_FIELDS:
-        record += [None, None]
+    record += [None] * (_FIELDS - len(record))
     (
         id_,
         hash_,
@@ -234,6 +241,9 @@ def _run_of(line: bytes) -> PendingRun:
         output,
         function,
         rerun_of,
+        host,
+        pid,
+        pset_seq,
     ) = record
     if type(id_) is not str or not _SESSION_ID.fullmatch(id_):
         raise BadLine(f"run id {id_!r:.80} is not 24 lower-case hex digits")
@@ -257,8 +267,20 @@ def _run_of(line: bytes) -> PendingRun:
         raise BadLine(f"function {function!r:.80} is not a row key (an int ≥ 1)")
     if rerun_of is not None and (type(rerun_of) is not str or not _SESSION_ID.fullmatch(rerun_of)):
         raise BadLine(f"rerun_of {rerun_of!r:.80} is not a run id (24 lower-case hex digits)")
-    run = PendingRun(id_, hash_, canonical, seed, t0, tuple(params), function)
+    if host is not None and (
+        type(host) is not str
+        or not 0 < len(host) <= _HOST_BYTES
+        or not is_utf8(host)
+        or _CONTROL.search(host) is not None
+    ):
+        raise BadLine(f"host {host!r:.80} is not a host name (1 to {_HOST_BYTES} printable characters)")
+    if pid is not None and (type(pid) is not int or not 0 < pid < _PID_LIMIT):
+        raise BadLine(f"pid {pid!r:.80} is not a process id (an int from 1 to {_PID_LIMIT - 1})")
+    if pset_seq is not None and (type(pset_seq) is not int or not 0 <= pset_seq <= INT64_MAX):
+        raise BadLine(f"pset_seq {pset_seq!r:.80} is not a position in a sweep (an int ≥ 0)")
+    run = PendingRun(id_, hash_, canonical, seed, t0, tuple(params), function, pset_seq)
     run.rerun_of = rerun_of
+    run.host, run.pid = host, pid  # None from a line written before runs had them: unknown
     run.status, run.duration = status, duration
     run.error, run.comment = _text("error", error), _text("comment", comment)
     if type(results) is not list:

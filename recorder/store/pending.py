@@ -2,9 +2,24 @@
 
 from __future__ import annotations
 
+import os
+
 from ..codec.values import Encoded
 
 __all__ = ["PendingRun"]
+
+# This process's id, given to every run made here (a run handed to a worker gets the worker's instead);
+# kept current in a forked child, so that no run pays a system call for it.
+_pid = os.getpid()
+
+
+def _forked() -> None:
+    global _pid
+    _pid = os.getpid()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_forked)
 
 
 class PendingRun:
@@ -16,11 +31,14 @@ class PendingRun:
         "duration",
         "error",
         "function",
+        "host",
         "id",
         "names",
         "output",
+        "pid",
         "pk",
         "pset_hash",
+        "pset_seq",
         "rerun_of",
         "result_comments",
         "results",
@@ -40,6 +58,7 @@ class PendingRun:
         t0: float,
         names: tuple[str, ...] | None = None,
         function: int | None = None,
+        pset_seq: int | None = None,
     ) -> None:
         self.id = id
         self.pset_hash = pset_hash
@@ -66,3 +85,9 @@ class PendingRun:
         self.function = function
         #: The id of the run this one repeats (24 hex digits), for a rerun (see :mod:`recorder.record.rerun`).
         self.rerun_of: str | None = None
+        #: The pset's position in its sweep's list of psets (0-based); None for a run not in a sweep.
+        self.pset_seq = pset_seq
+        #: The id of the process that ran the run's function (None: unknown, a run of an old journal line).
+        self.pid: int | None = _pid
+        #: The host that ran it when not the session's (a worker on another machine); None: the session's.
+        self.host: str | None = None

@@ -37,19 +37,27 @@ _INSERT_PSET = "INSERT INTO psets (pk, hash, params) VALUES (?, ?, ?) ON CONFLIC
 _INSERT_RUN = """
 INSERT INTO runs (
     pk, id, experiment, session, pset, status, time_start_ms, duration_us, seed, comment, error, output, scalars,
-    function
-) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+    function, host, pid, pset_seq
+) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
 """
-# Most runs have no comment, error or output: three values fewer to bind per row (binding is most of
-# the cost of an insert).
+# Most runs have no comment, error or output, and ran on the session's host: four values fewer to bind
+# per row (binding is most of the cost of an insert). A run of a sweep has its position in it; other
+# runs (with r.run, decorator calls) have none, and leave it out rather than bind a NULL (sqlite3 looks
+# for an adapter of None first, which costs as much as several values).
 _INSERT_PLAIN_RUN = """
-INSERT INTO runs (pk, id, experiment, session, pset, status, time_start_ms, duration_us, seed, scalars, function)
-VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+INSERT INTO runs (pk, id, experiment, session, pset, status, time_start_ms, duration_us, seed, scalars, function, pid)
+VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+"""
+_INSERT_PLAIN_SWEPT_RUN = """
+INSERT INTO runs (pk, id, experiment, session, pset, status, time_start_ms, duration_us, seed, scalars, function, pid,
+    pset_seq)
+VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
 """
 # Only the few runs that repeat another (recorder rerun) have rerun_of: set apart, so other rows bind nothing more.
 _SET_RERUN_OF = "UPDATE runs SET rerun_of = ? WHERE pk = ?"
+# A worker's pid and host come with the run's end (its row may have been written while it ran).
 _FINISH_RUN = """
-UPDATE runs SET status = ?, duration_us = ?, comment = ?, error = ?, output = ?, scalars = ? WHERE pk = ?
+UPDATE runs SET status = ?, duration_us = ?, comment = ?, error = ?, output = ?, scalars = ?, host = ?, pid = ? WHERE pk = ?
 """
 _INSERT_TEXT = "INSERT OR IGNORE INTO texts (digest, text) VALUES (?, ?)"
 _INSERT_RESULT = "INSERT INTO results (run, name, kind, value, comment) VALUES (?, ?, ?, ?, ?)"
@@ -151,7 +159,7 @@ class Rows:
     ) -> None:
         new_psets, known_psets = self._pset_pks(conn, finished + in_flight), self._psets
         next_pk = conn.execute(_MAX_RUN_PK).fetchone()[0] + 1
-        new_rows, plain_rows, updates, texts, reruns = [], [], [], [], []
+        new_rows, plain_rows, swept_rows, updates, texts, reruns = [], [], [], [], [], []
         results: list[tuple[Any, ...]] = []
         objects: list[tuple[Any, ...]] = []
         fields: list[tuple[str, str, str, int]] = []
@@ -178,25 +186,46 @@ class Rows:
                 scalars = None
             if run.rerun_of is not None:
                 reruns.append((hex_blob(run.rerun_of), run.pk))
-            if new and run.comment is None and run.output is None and run.error is None:
+            if new and run.comment is None and run.output is None and run.error is None and run.host is None:
                 # The common row, built inline (a few calls fewer per run).
                 pset = new_psets.get(run.pset_hash)
                 duration = run.duration
-                plain_rows.append(
-                    (
-                        run.pk,
-                        hex_blob(run.id),
-                        experiment,
-                        session,
-                        known_psets[run.pset_hash] if pset is None else pset,
-                        run.status,
-                        round(run.t0 * 1000),
-                        None if duration is None else round(duration * 1_000_000),
-                        run.seed,
-                        scalars,
-                        run.function,
+                seq = run.pset_seq
+                if seq is not None:  # a run of a sweep (one tuple built either way: this is per run)
+                    swept_rows.append(
+                        (
+                            run.pk,
+                            hex_blob(run.id),
+                            experiment,
+                            session,
+                            known_psets[run.pset_hash] if pset is None else pset,
+                            run.status,
+                            round(run.t0 * 1000),
+                            None if duration is None else round(duration * 1_000_000),
+                            run.seed,
+                            scalars,
+                            run.function,
+                            run.pid,
+                            seq,
+                        )
                     )
-                )
+                else:
+                    plain_rows.append(
+                        (
+                            run.pk,
+                            hex_blob(run.id),
+                            experiment,
+                            session,
+                            known_psets[run.pset_hash] if pset is None else pset,
+                            run.status,
+                            round(run.t0 * 1000),
+                            None if duration is None else round(duration * 1_000_000),
+                            run.seed,
+                            scalars,
+                            run.function,
+                            run.pid,
+                        )
+                    )
                 continue
             comment = self._comment_pk(conn, run.comment) if run.comment is not None else None
             output = None
@@ -220,10 +249,15 @@ class Rows:
                         output,
                         scalars,
                         run.function,
+                        run.host,
+                        run.pid,
+                        run.pset_seq,
                     )
                 )
             else:
-                updates.append((run.status, micros(run.duration), comment, run.error, output, scalars, run.pk))
+                updates.append(
+                    (run.status, micros(run.duration), comment, run.error, output, scalars, run.host, run.pid, run.pk)
+                )
         for run in in_flight:  # after the finished ones: they started earlier
             run.pk, next_pk = next_pk, next_pk + 1
             assigned.append(run)
@@ -243,6 +277,9 @@ class Rows:
                     None,
                     None,
                     run.function,
+                    run.host,
+                    run.pid,
+                    run.pset_seq,
                 )
             )
             if run.rerun_of is not None:
@@ -250,7 +287,10 @@ class Rows:
             self._param_fields(run, fields)
         insert_objects(conn, objects)
         insert_texts(conn, texts)
-        conn.executemany(_INSERT_PLAIN_RUN, plain_rows)
+        if plain_rows:
+            conn.executemany(_INSERT_PLAIN_RUN, plain_rows)
+        if swept_rows:
+            conn.executemany(_INSERT_PLAIN_SWEPT_RUN, swept_rows)
         conn.executemany(_INSERT_RUN, new_rows)
         conn.executemany(_FINISH_RUN, updates)
         conn.executemany(_INSERT_RESULT, results)

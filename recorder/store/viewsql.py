@@ -113,6 +113,12 @@ RUN_COLUMNS = {
     # The run this one repeats (recorder rerun), as hex like run_id; NULL for other runs (hex(NULL) is '').
     "rerun_of": f"nullif({hex_text('r.rerun_of')}, '')",
     "tags": RUN_TAGS,
+    # Where the run ran: its host (its own when a worker on another machine ran it, else its
+    # session's), the id of the process that ran it, and its pset's position in its sweep (NULL for
+    # runs not in a sweep). NULL pid and position for runs recorded before schema 7.
+    "exec_host": "coalesce(r.host, s.host)",
+    "exec_pid": "r.pid",
+    "pset_seq": "r.pset_seq",
 }
 #: What joins a run ``r`` to its session ``s`` and its pset ``p``.
 RUN_JOINS = "JOIN sessions AS s ON s.pk = r.session\nJOIN psets AS p ON p.pk = r.pset"
@@ -141,6 +147,9 @@ _OVERVIEW_RUNS_COLUMNS = [
     _run("env_sha"),
     _run("rerun_of"),
     _run("tags"),
+    _run("exec_host"),
+    _run("exec_pid"),
+    _run("pset_seq"),
     (hex_text("p.hash"), "pset_hash"),
     ("p.params", "params"),
     ("r.seed", "seed"),
@@ -341,7 +350,8 @@ JOIN runs AS r ON r.pk = c.first_run"""
 VIEWS = (
     View(
         "overview_runs",
-        "One row per run: experiment, status, times, session, env SHA, pset, the run it reruns.",
+        "One row per run: experiment, status, times, session, env SHA, pset, the run it reruns,\n"
+        "and where it ran (host, process id, the pset's position in its sweep).",
         _OVERVIEW_RUNS,
     ),
     View(

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextvars
 import os
+import sys
 import time
 import traceback
 from collections.abc import Callable, Mapping
@@ -17,7 +18,7 @@ from typing import Any, NamedTuple
 
 from ..codec.hashing import claim_names
 from ..codec.values import Encoded, encode
-from ..errors import FileRefused, NameRefused, NotInRun, RecorderError, SeriesRefused
+from ..errors import FileRefused, NameRefused, NoRunInVsweep, NotInRun, RecorderError, SeriesRefused
 from ..store.layout import work_folders
 from ..store.objects import FILE_DTYPE, ObjectStore
 from .capture import captured
@@ -257,6 +258,7 @@ def current_seed() -> int:
     """
     slot = _RUN.get()
     if slot is None:
+        _refuse_in_vsweep("current_seed")
         raise NotInRun("recorder.current_seed() is only known inside a recorded run")
     seed: int = slot[0]
     return seed
@@ -272,11 +274,32 @@ def current_run() -> RunContext:
     """
     slot = _RUN.get()
     if slot is None:
+        _refuse_in_vsweep("current_run")
         raise NotInRun(
             "recorder.current_run() is only known inside a recorded run (a decorated function's call, "
             "`with r.run(...)`, or a function run by a sweep)"
         )
     return context_of(slot)
+
+
+def _refuse_in_vsweep(called: str) -> None:
+    """Say why there is no run while vsweep traces a function, and what to use instead.
+
+    vsweep (:mod:`recorder.sweep.vectorised`, imported only with jax) marks
+    the tracing by its per-pset seed; asked only on this error path.
+
+    :raises NoRunInVsweep: inside a function that vsweep traces.
+    """
+    vectorised = sys.modules.get("recorder.sweep.vectorised")
+    if vectorised is None or vectorised._TRACED_SEED.get() is None:
+        return
+    raise NoRunInVsweep(
+        f"recorder.{called}() is not available in a function run by vsweep: vsweep traces the function once "
+        "for a whole chunk of psets (jax.vmap), so there is no run of one pset while it runs. For per-pset "
+        "randomness use rec.jax.key() (each pset's own key, from its recorded seed); return the results "
+        "(arrays and numbers) instead of writing files or appending series; or run the function with "
+        ".sweep(), which calls it once per pset, inside its run"
+    )
 
 
 def enter_run(
@@ -309,6 +332,10 @@ class Outcome(NamedTuple):
     results: dict[str, Encoded]
     error: str | None
     output: str | None
+    #: The id of the process that ran the run, and its host name, as :func:`execute` (a worker's run)
+    #: reports them; None where the process recording the run ran it.
+    pid: int | None = None
+    host: str | None = None
 
 
 class Interrupted(KeyboardInterrupt):
@@ -399,10 +426,30 @@ def execute(
     SIGTERM become ``interrupted`` and are raised again (as
     :class:`Interrupted`) after encoding.
     """
-    returned, t0, duration, output, failed, context = call(func, kwargs, seed, capture, run_id, pset_hash, where)
-    if failed is not None:
-        return failed if context is None else with_context(failed, context, objects_root, inline_limit)
-    return finish(returned, tuple(kwargs), t0, duration, output, objects_root, inline_limit, func_name, context)
+    try:
+        returned, t0, duration, output, failed, context = call(func, kwargs, seed, capture, run_id, pset_hash, where)
+        if failed is not None:
+            outcome = failed if context is None else with_context(failed, context, objects_root, inline_limit)
+        else:
+            outcome = finish(
+                returned, tuple(kwargs), t0, duration, output, objects_root, inline_limit, func_name, context
+            )
+    except Interrupted as e:
+        e.outcome = _ran_here(e.outcome)
+        raise
+    return _ran_here(outcome)
+
+
+_HOST: list[str] = []  # this process's host name, once asked (it does not change while a worker lives)
+
+
+def _ran_here(outcome: Outcome) -> Outcome:
+    """``outcome`` with this process's id and host name: where the run ran (``runs.pid``, ``runs.host``)."""
+    if not _HOST:
+        import socket
+
+        _HOST.append(socket.gethostname())
+    return outcome._replace(pid=os.getpid(), host=_HOST[0])
 
 
 def _with_results(returned: Any, extra: dict[str, Any], func_name: str) -> Any:

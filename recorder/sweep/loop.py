@@ -464,6 +464,7 @@ def sweep(
     )
 
     def call(task: Task, row: PendingRun) -> tuple[Any, ...]:
+        row.pid = None  # the worker's, which its outcome reports (unknown if the worker dies)
         return (task.params, task.seed, *arguments, row.id, task.hash, where)
 
     record = _Recording(session, store.objects, writer, binder.name, table, progress_, on_error)
@@ -556,6 +557,9 @@ class _Recording:
         self._table, self._progress, self._on_error = table, progress, on_error
         self._objects = objects
         self._result_layouts: set[tuple[str, ...]] = set()  # result names claimed in the experiment
+        import socket
+
+        self._host = socket.gethostname()  # the session's (recorded by this process as it opened)
         self.failed = 0  # runs recorded failed, and the error of the first
         self.first_error: str | None = None
 
@@ -574,6 +578,11 @@ class _Recording:
                 else:
                     self._result_layouts.add(names)
         row.t0, row.results = outcome.t0, outcome.results
+        pid = outcome.pid
+        if pid is not None:  # a worker's run: where it ran (the host only when it is not the session's)
+            row.pid = pid
+            if outcome.host != self._host:
+                row.host = outcome.host
         if outcome.output is not None:
             row.output = (text_digest(outcome.output), outcome.output)
         self._writer.finished(row, outcome.status, outcome.duration, outcome.error)
@@ -652,12 +661,15 @@ class _Recording:
                 "_duration_s": round(duration, 6),
                 "_session": self._session.id,
                 "_env_sha": self._session.env_sha,
+                "_exec_host": self._host,
             }
             self._table.set_many(
                 [task.index for task, _ in batch],
                 {
                     **columns,
                     "_run_id": [row.id for row in rows],
+                    "_exec_pid": [row.pid for row in rows],
+                    "_pset_seq": [row.pset_seq for row in rows],
                     **{name: [value] * count for name, value in meta.items()},
                 },
             )
@@ -677,6 +689,9 @@ class _Recording:
                 "_duration_s": round(duration, 6),
                 "_session": self._session.id,
                 "_env_sha": self._session.env_sha,
+                "_exec_host": row.host or self._host,
+                "_exec_pid": row.pid,
+                "_pset_seq": row.pset_seq,
             },
         )
 
@@ -702,8 +717,8 @@ def _to_run(
             for task in chunk:
                 table.append({**task.params, "_pset_hash": task.hash})
         for task in _new_in(chunk, done, fills, progress):  # the one rule for skipped and repeated psets
-            _, _, canonical, hash_, seed, names = task
-            yield task, PendingRun(new_id(), hash_, canonical, seed, time.time(), names, function)
+            index, _, canonical, hash_, seed, names = task
+            yield task, PendingRun(new_id(), hash_, canonical, seed, time.time(), names, function, index)
 
 
 def _done_in(
@@ -776,6 +791,7 @@ def _to_run_in_blocks(
                 repeat(time.time()),
                 [t[5] for t in block],
                 repeat(function),
+                [t[0] for t in block],
             )
         )
         if rerun_of is not None:

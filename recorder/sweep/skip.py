@@ -35,7 +35,8 @@ FROM psets AS p WHERE p.hash IN ({marks})
 """
 _OTHER_SESSION = "SELECT 1 FROM sessions WHERE experiment = ? AND pk <> ? LIMIT 1"
 _LATEST_RUNS = """
-SELECT p.hash, r.pk, r.id, r.status, r.time_start_ms, r.duration_us, s.id, s.env_sha, r.scalars
+SELECT p.hash, r.pk, r.id, r.status, r.time_start_ms, r.duration_us, s.id, s.env_sha, r.scalars,
+       coalesce(r.host, s.host), r.pid, r.pset_seq
 FROM psets AS p CROSS JOIN runs AS r ON r.pset = p.pk JOIN sessions AS s ON s.pk = r.session
 WHERE p.hash IN ({marks}) AND r.experiment = ? AND r.status IN ({statuses}) AND r.deleted IS NULL
 ORDER BY r.pk
@@ -127,7 +128,7 @@ def _fill_skipped(
             sql = _LATEST_RUNS.format(statuses=", ".join("?" * len(statuses)), marks=", ".join("?" * len(chunk)))
             latest = {}
             scalars: dict[int, str | None] = {}
-            for digest, pk, run_id, status, start_ms, duration_us, session, env_sha, compact in conn.execute(
+            for digest, pk, run_id, status, start_ms, duration_us, session, env_sha, compact, *where in conn.execute(
                 sql, (*(bytes.fromhex(h) for h in chunk), reader.experiment_pk, *statuses)
             ):
                 scalars[pk] = compact
@@ -140,6 +141,7 @@ def _fill_skipped(
                         "_duration_s": None if duration_us is None else duration_us / 1e6,
                         "_session": session,
                         "_env_sha": env_sha,
+                        **dict(zip(("_exec_host", "_exec_pid", "_pset_seq"), where)),
                     },
                 )
             pks = [pk for pk, _ in latest.values()]

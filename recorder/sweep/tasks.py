@@ -87,9 +87,12 @@ class Table:
                     data[name] = values_column(data[name])
             if "_status" in data:  # not in a sweep of no psets
                 data["_status"] = pd.Categorical(data["_status"], categories=list(STATUSES))
-            for name in ("_session", "_env_sha"):
+            for name in ("_session", "_env_sha", "_exec_host"):
                 if name in data:
                     data[name] = pd.Categorical(data[name])
+            for name in ("_exec_pid", "_pset_seq"):  # missing for some runs: nullable, as in df()
+                if name in data:
+                    data[name] = pd.array(data[name], dtype="Int64")
             if ERROR in data:
                 data[ERROR] = pd.Series(data[ERROR], dtype=object)
         return pd.DataFrame(data, columns=order)

@@ -23,7 +23,20 @@ import recorder.read.frame
 import recorder.store.db
 from recorder.store.objects import ObjectStore
 
-META = ["_run_id", "_pset_hash", "_status", "_time_start", "_duration_s", "_session", "_env_sha"]
+META = [
+    "_run_id",
+    "_pset_hash",
+    "_status",
+    "_time_start",
+    "_duration_s",
+    "_session",
+    "_env_sha",
+    "_exec_host",
+    "_exec_pid",
+    "_pset_seq",
+]
+#: The run columns a store migrated from before schema 7 does not know (the process, the position in the sweep).
+UNKNOWN_BEFORE_7 = ["_exec_pid", "_pset_seq"]
 STATUSES = ["done", "failed", "interrupted", "running"]
 
 
@@ -350,7 +363,7 @@ def test_columns_selects_parameters_and_results(store: Path) -> None:
         with pytest.raises(rec.RecorderError, match="no parameter or scalar result named 'traj'") as error:
             db.df("exp", columns=["a", "traj"])
     assert list(picked.columns) == ["a", "energy", *META]
-    assert set(reversed_.columns) == {"label", "b", *META} and len(reversed_.columns) == 9
+    assert set(reversed_.columns) == {"label", "b", *META} and len(reversed_.columns) == 2 + len(META)
     assert list(one.columns) == ["energy", *META]
     assert list(none.columns) == META
     for df in (picked, reversed_, one, none):
@@ -524,7 +537,7 @@ def test_an_experiment_with_no_runs(store: Path) -> None:
         empty = db.df("empty")
         assert list(empty.columns) == META and len(empty) == 0
         assert str(empty["_time_start"].dt.tz) == "UTC"
-        assert db.df("empty", status=None).shape == (0, 8)  # META and _error: failed runs may be selected
+        assert db.df("empty", status=None).shape == (0, len(META) + 1)  # META and _error: failed runs may be selected
         failed = db.df("all_failed")
         assert list(failed.columns) == ["a", "y", "z", *META] and len(failed) == 0
         kept = db.df("all_failed", status="failed")
@@ -872,7 +885,10 @@ def test_a_none_result_reads_the_same_after_migration(store: Path) -> None:
         before = db.df("exp")
     make_version_1(store)
     with rec.open(store) as db:
-        pd.testing.assert_frame_equal(db.df("exp"), before)
+        after = db.df("exp")
+    # Where a run ran is not known of runs recorded before schema 7 (the host is their session's).
+    assert after[["_exec_pid", "_pset_seq"]].isna().all().all()
+    pd.testing.assert_frame_equal(after.drop(columns=UNKNOWN_BEFORE_7), before.drop(columns=UNKNOWN_BEFORE_7))
 
 
 def v1_model(a: int, b: float) -> dict:
@@ -901,8 +917,13 @@ def test_a_store_of_schema_version_1_is_migrated(store: Path) -> None:
         fields = db.sql("SELECT experiment, role, name FROM fields ORDER BY pk")
         assert set(map(tuple, fields.values.tolist())) == set(map(tuple, fields_before.values.tolist()))
         for name, df in before.items():
-            pd.testing.assert_frame_equal(db.df(name, status=None), df)
-        pd.testing.assert_frame_equal(db.sql('SELECT * FROM "exp"'), view_before)
+            after = db.df(name, status=None)
+            assert after[["_exec_pid", "_pset_seq"]].isna().all().all()  # unknown before schema 7
+            pd.testing.assert_frame_equal(after.drop(columns=UNKNOWN_BEFORE_7), df.drop(columns=UNKNOWN_BEFORE_7))
+        in_view = ["exec_pid", "pset_seq"]
+        view_after = db.sql('SELECT * FROM "exp"')
+        assert view_after[in_view].isna().all().all()
+        pd.testing.assert_frame_equal(view_after.drop(columns=in_view), view_before.drop(columns=in_view))
         assert db.sql("SELECT experiment, runs FROM overview_info ORDER BY experiment").values.tolist() == [
             ["exp", 6],
             ["other", 1],
@@ -1241,4 +1262,4 @@ def test_df_parameters_in_the_function_order(store: Path) -> None:
         assert list(db.df("called").columns[:5]) == ["zeta", "alpha", "b", "y2", "y1"]
         assert db.df("swept")["zeta"].tolist() == [0.5, 0.5, 1.5]
     view = [row[1] for row in connect(store).execute('PRAGMA table_info("swept")')]
-    assert view[7:13] == ["zeta", "alpha", "mid", "beta", "aaa", "y2"]
+    assert view[10:16] == ["zeta", "alpha", "mid", "beta", "aaa", "y2"]

@@ -16,7 +16,18 @@ import recorder as rec
 from recorder import GitError, NameRefused, RecorderError
 from recorder.codec.hashing import pset_hash, run_seed
 
-META = ["_run_id", "_pset_hash", "_status", "_time_start", "_duration_s", "_session", "_env_sha"]
+META = [
+    "_run_id",
+    "_pset_hash",
+    "_status",
+    "_time_start",
+    "_duration_s",
+    "_session",
+    "_env_sha",
+    "_exec_host",
+    "_exec_pid",
+    "_pset_seq",
+]
 
 
 # Module-level experiments: what a process pool (and pickle) can find again by name.

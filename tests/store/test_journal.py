@@ -10,6 +10,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
+import os
 import re
 import shutil
 from collections.abc import Callable
@@ -77,11 +78,30 @@ def test_good_lines_come_back_whole(tmp_path: Path, lines: list[bytes]) -> None:
 
 def test_lines_carry_the_function_and_rerun_of(tmp_path: Path, lines: list[bytes]) -> None:
     record = json.loads(lines[0])
-    assert len(record) == 14 and record[12:] == [None, None]  # a run of Recorder.run: neither
+    assert len(record) == 17 and record[12:14] == [None, None]  # a run of Recorder.run: neither
     record[12], record[13] = 7, "ab" * 12
     write(tmp_path / "locks", json.dumps(record).encode() + b"\n")
     (run,) = read_journal(tmp_path / "locks", SESSION)
     assert run.function == 7 and run.rerun_of == "ab" * 12
+
+
+def test_lines_carry_where_the_run_ran(tmp_path: Path, lines: list[bytes]) -> None:
+    record = json.loads(lines[0])
+    # A run of Recorder.run: this process (the fixture's), the session's host (None), no sweep.
+    assert record[14:] == [None, os.getpid(), None]
+    record[14:] = ["worker-7.cluster", 4242, 5]
+    write(tmp_path / "locks", json.dumps(record).encode() + b"\n")
+    (run,) = read_journal(tmp_path / "locks", SESSION)
+    assert (run.host, run.pid, run.pset_seq) == ("worker-7.cluster", 4242, 5)
+
+
+def test_lines_of_fourteen_items_written_before_schema_7_still_replay(tmp_path: Path, lines: list[bytes]) -> None:
+    old = [json.dumps(json.loads(line)[:14]).encode() + b"\n" for line in lines]
+    write(tmp_path / "locks", *old)
+    runs = read_journal(tmp_path / "locks", SESSION)
+    assert [json.loads(run.canonical)["i"] for run in runs] == [0, 1, 2]
+    # Unknown, not this process's: the replaying process did not run them.
+    assert all(run.host is None and run.pid is None and run.pset_seq is None for run in runs)
 
 
 def test_lines_of_twelve_items_written_before_schema_5_still_replay(tmp_path: Path, lines: list[bytes]) -> None:
@@ -90,6 +110,7 @@ def test_lines_of_twelve_items_written_before_schema_5_still_replay(tmp_path: Pa
     runs = read_journal(tmp_path / "locks", SESSION)
     assert [json.loads(run.canonical)["i"] for run in runs] == [0, 1, 2]
     assert all(run.function is None and run.rerun_of is None for run in runs)
+    assert all(run.host is None and run.pid is None and run.pset_seq is None for run in runs)
 
 
 def altered(index: int, value: object) -> Callable[[list], None]:
@@ -178,8 +199,11 @@ BAD: dict[str, tuple[Callable[[list], None], str]] = {
     "result comment not text": (altered(10, {"z": 1}), "comment on 'z' 1"),
     "output digest of another text": (output(hashlib.sha256(b"other").hexdigest(), "text"), "not the digest"),
     "output digest out of the store": (output("../x", "text"), "not an object digest"),
-    "thirteen items": (lambda r: r.pop(), "not a list of 14 items"),
-    "eleven items": (lambda r: r.__delitem__(slice(11, None)), "not a list of 14 items"),
+    "sixteen items": (lambda r: r.pop(), "not a list of 17 items"),
+    "fifteen items": (lambda r: r.__delitem__(slice(15, None)), "not a list of 17 items"),
+    "thirteen items": (lambda r: r.__delitem__(slice(13, None)), "not a list of 17 items"),
+    "eleven items": (lambda r: r.__delitem__(slice(11, None)), "not a list of 17 items"),
+    "eighteen items": (lambda r: r.append(None), "not a list of 17 items"),
     "function a bool": (altered(12, True), "function True"),
     "function zero": (altered(12, 0), "function 0"),
     "function negative": (altered(12, -3), "function -3"),
@@ -188,6 +212,20 @@ BAD: dict[str, tuple[Callable[[list], None], str]] = {
     "rerun_of not hex": (altered(13, "../../etc/passwd"), "rerun_of '../../etc/passwd'"),
     "rerun_of in capitals": (altered(13, "A" * 24), "24 lower-case hex digits"),
     "rerun_of a number": (altered(13, 12), "rerun_of 12"),
+    "host empty": (altered(14, ""), "host ''"),
+    "host a number": (altered(14, 5), "host 5"),
+    "host with a newline": (altered(14, "a\nb"), "is not a host name"),
+    "host with an escape": (altered(14, "\x1b[2Jhost"), "is not a host name"),
+    "host too long": (altered(14, "h" * 256), "is not a host name"),
+    "host a lone surrogate": (altered(14, "\ud800"), "is not a host name"),
+    "pid zero": (altered(15, 0), "pid 0"),
+    "pid negative": (altered(15, -5), "pid -5"),
+    "pid a bool": (altered(15, True), "pid True"),
+    "pid text": (altered(15, "12"), "pid '12'"),
+    "pid beyond 32 bits": (altered(15, 2**32), "is not a process id"),
+    "pset_seq negative": (altered(16, -1), "pset_seq -1"),
+    "pset_seq a float": (altered(16, 1.0), "pset_seq 1.0"),
+    "pset_seq beyond 64 bits": (altered(16, 2**63), "is not a position"),
 }
 
 

@@ -10,6 +10,7 @@ import pytest
 
 import recorder as rec
 from recorder.store.db import APPLICATION_ID, SCHEMA_VERSION, connect
+from recorder.store.viewsql import RUN_COLUMNS
 
 DATA = Path(__file__).resolve().parents[1] / "data"
 
@@ -281,7 +282,7 @@ def test_every_kind_of_wide_view_prepares_on_a_fresh_store(tmp_path: Path) -> No
         refresh_view(conn, 1)
         _prepare(conn, 'SELECT * FROM "exp"')
         names = [row[1] for row in conn.execute('PRAGMA table_info("exp")')]
-        assert names[7:] == [*params, *results]
+        assert names[len(RUN_COLUMNS) :] == [*params, *results]
     finally:
         conn.close()
 

@@ -51,7 +51,18 @@ RECORDER_VIEWS = [
     "overview_sessions",
     "result_comments",
 ]
-RUN_COLUMNS = ["run_id", "status", "time_start", "duration_s", "env_sha", "rerun_of", "tags"]
+RUN_COLUMNS = [
+    "run_id",
+    "status",
+    "time_start",
+    "duration_s",
+    "env_sha",
+    "rerun_of",
+    "tags",
+    "exec_host",
+    "exec_pid",
+    "pset_seq",
+]
 
 
 # -- helpers ------------------------------------------------------------------------

@@ -75,6 +75,9 @@ def test_sweep_returns_one_row_per_pset(store: Path) -> None:
         "_duration_s",
         "_session",
         "_env_sha",
+        "_exec_host",
+        "_exec_pid",
+        "_pset_seq",
     ]
     assert df[["a", "b", "y", "z"]].values.tolist() == [
         [0.5, 2, 1.0, 2.5],

@@ -479,7 +479,7 @@ def show(ctx: click.Context, run: str, as_json: bool) -> None:
         f"run {info['short_id']}  {_clean(info['status'])}",
         f"id           {info['run_id']}",
         f"experiment   {_clean(info['experiment'])}",
-        f"started      {info['time_start']}   took {_short(info['duration_s'])} s   seed {_clean(info['seed'])}",
+        f"started      {info['time_start'] or 'unknown'}   took {_short(info['duration_s'])} s   seed {_clean(info['seed'])}",
         f"pset         {_clean(info['pset_hash'])}",
     ]
     if info["rerun_of"]:

@@ -398,15 +398,17 @@ def show(db: Database, run_id: str) -> dict[str, Any]:
     function = None if module is None else {"module": module, "qualname": qualname, "path": path, "how": how}
     deleted = db.conn.execute(_DELETED_BY, (pk,)).fetchone()
     session_info = _session(db, session, short)
+    origin = db.conn.execute(_ORIGIN_OF, (pk,)).fetchone()[0]
     return {
         "run_id": full,
         "short_id": short,
         "experiment": experiment,
         "status": run_status,
-        "time_start": _iso(start),
+        # An imported run whose source had no start time is stored at 0 (the column is NOT NULL): unknown.
+        "time_start": None if start == 0 and origin is not None else _iso(start),
         "duration_s": None if duration is None else duration / 1e6,
         "seed": seed,
-        "origin": db.conn.execute(_ORIGIN_OF, (pk,)).fetchone()[0],
+        "origin": origin,
         "params": _params(params, short),
         "pset_hash": pset_hash,
         "results": dict(sorted(results.items())),

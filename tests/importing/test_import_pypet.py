@@ -364,3 +364,18 @@ def test_one_trajectory_is_picked_by_name_through_the_api_and_the_command(store:
         assert all("study@" in o for o in db.sql("SELECT origin FROM runs")["origin"])
     wrong = CliRunner().invoke(main, ["import", "psweep", str(FIXTURE), "--into", str(other), "--trajectory", "x"])
     assert wrong.exit_code == 2 and "--trajectory is not an option of importing from psweep" in wrong.output
+
+
+def test_a_run_pypet_never_started_shows_its_start_as_unknown(store: Path) -> None:
+    """A source run without a start time is stored at 0 but shown as unknown, never as 1970."""
+    from recorder.read.show import show
+
+    rec.import_pypet(FIXTURE, into=store, trajectory="study")
+    with rec.open(store) as db:
+        (run_id,) = db.sql("SELECT lower(hex(id)) AS id FROM runs WHERE time_start_ms = 0")["id"].tolist()
+        assert show(db, run_id)["time_start"] is None
+        started = db.sql("SELECT lower(hex(id)) AS id FROM runs WHERE time_start_ms > 0")["id"].tolist()[0]
+        assert show(db, started)["time_start"].startswith("20")
+    out = CliRunner().invoke(main, ["--store", str(store), "show", run_id])
+    assert out.exit_code == 0, out.output
+    assert "started      unknown" in out.output and "1970" not in out.output

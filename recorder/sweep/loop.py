@@ -17,6 +17,7 @@ import os
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from itertools import islice
+from operator import itemgetter
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -28,7 +29,7 @@ from ..read.frame import ERROR, META
 from ..store.catalog import find_experiment
 from ..store.ids import iso_utc, new_id
 from ..store.pending import PendingRun
-from ..store.rows import check_pset
+from ..store.rows import DoneChunk, check_pset
 from .execute import Outcome, Where
 from .params import merged_pset
 from .progress import Progress
@@ -59,6 +60,7 @@ __all__ = [
 
 SKIP_MODES = {None: (), "done": ("done",), "done+failed": ("done", "failed")}
 ON_ERROR = ("record", "raise")
+_INDEX = itemgetter(0)  # a task's index: its pset's position in the sweep
 _CHUNK = 500  # psets validated and checked against the store at a time
 _SESSION_REPO = "SELECT git_repo FROM sessions WHERE pk = ?"
 
@@ -637,11 +639,12 @@ class _Recording:
                     self(task, row, Outcome("failed", t0, duration, {}, f"{self._func_name}: {e}", None))
                 return
             self._result_layouts.add(names)
-        rows = []
-        for (_, row), text in zip(batch, scalars):
-            row.t0, row.scalars, row.scalar_names = t0, text, names
-            rows.append(row)
-        self._writer.finished_many(rows, "done", duration)
+        if not batch:
+            return
+        tasks, runs = zip(*batch)
+        rows: list[PendingRun] = list(runs)
+        # Handed over as columns: the writer writes them without a Python step per run.
+        self._writer.finished_many(DoneChunk(rows, list(map(_INDEX, tasks)), t0, duration, scalars, names))
         self._session.runs_recorded += len(rows)
         self._progress.add_many("done", len(rows))
         if self._table is not None:

@@ -17,7 +17,6 @@ import os
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from itertools import islice
-from operator import itemgetter
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -60,7 +59,6 @@ __all__ = [
 
 SKIP_MODES = {None: (), "done": ("done",), "done+failed": ("done", "failed")}
 ON_ERROR = ("record", "raise")
-_INDEX = itemgetter(0)  # a task's index: its pset's position in the sweep
 _CHUNK = 500  # psets validated and checked against the store at a time
 _SESSION_REPO = "SELECT git_repo FROM sessions WHERE pk = ?"
 
@@ -641,10 +639,9 @@ class _Recording:
             self._result_layouts.add(names)
         if not batch:
             return
-        tasks, runs = zip(*batch)
-        rows: list[PendingRun] = list(runs)
+        rows = [row for _, row in batch]
         # Handed over as columns: the writer writes them without a Python step per run.
-        self._writer.finished_many(DoneChunk(rows, list(map(_INDEX, tasks)), t0, duration, scalars, names))
+        self._writer.finished_many(DoneChunk(rows, [task[0] for task, _ in batch], t0, duration, scalars, names))
         self._session.runs_recorded += len(rows)
         self._progress.add_many("done", len(rows))
         if self._table is not None:

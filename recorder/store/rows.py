@@ -421,8 +421,10 @@ class Rows:
         ):
             # The runs write() would look at, in its order (their keys set for fields.first_run).
             for i, run in enumerate(runs):
-                if run.names is None or (run.names not in layouts and run.names not in staged_layouts) or (
-                    '":"' in run.canonical
+                if (
+                    run.names is None
+                    or (run.names not in layouts and run.names not in staged_layouts)
+                    or ('":"' in run.canonical)
                 ):
                     run.pk = next_pk + i
                     assigned.append(run)

@@ -462,10 +462,10 @@ class Rows:
         ones, in the order the psets first come.
         """
         known, staged = self._psets, self._staged_psets
-        if known or staged:
-            missing = {h: c for h, c in zip(hashes, canonicals) if h not in known and h not in staged}
-        else:
+        if known.keys().isdisjoint(hashes) and staged.keys().isdisjoint(hashes):  # all new (a sweep's usual chunk)
             missing = dict(zip(hashes, canonicals))
+        else:
+            missing = {h: c for h, c in zip(hashes, canonicals) if h not in known and h not in staged}
         if missing:
             next_pk = conn.execute(_MAX_PSET_PK).fetchone()[0] + 1
             found = dict(zip(missing, range(next_pk, next_pk + len(missing))))

@@ -79,7 +79,9 @@ SELECT ?1 + key, substr(?2, key * 12 + 1, 12), ?3, ?4, CAST(substr(?5, key * 20 
     CAST(substr(?9, key * 20 + 1, 20) AS INTEGER), value, ?10, ?11, ?12, CAST(substr(?13, key * 20 + 1, 20) AS INTEGER)
 FROM json_each(?14)
 """
-_INT_WIDTH = 20  # digits of an int in a chunk's blob of ints: every int64, its sign included
+# The widths below are those written in _INSERT_CHUNK_RUNS.
+_INT_WIDTH = 20  # characters of an int in a chunk's blob of ints: every int64, its sign included
+_INT_FORMAT = f"%0{_INT_WIDTH}d"
 _ID_BYTES = 12  # a run id: 24 hex digits
 _HASH_BYTES = PSET_HASH_LENGTH // 2
 _PSET_CACHE = 100_000  # pset keys remembered (reruns of the same psets find them here)
@@ -102,7 +104,7 @@ def check_pset(hash_: str, stored: str, canonical: str) -> None:
 
 def _int_blob(values: list[int]) -> bytes:
     """Ints as one blob of fixed-width decimal digits, which SQL reads back by ``CAST(substr(...) AS INTEGER)``."""
-    return (("%020d" * len(values)) % tuple(values)).encode("ascii")
+    return ((_INT_FORMAT * len(values)) % tuple(values)).encode("ascii")
 
 
 class DoneChunk:

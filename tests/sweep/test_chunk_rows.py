@@ -147,3 +147,22 @@ def test_a_chunk_is_committed_whole_and_a_refused_row_sends_it_run_by_run(store:
     # pset_seq is the per-run path's, None until it fills it).
     assert rows[:5] == [(i, "done", '{"y":1.5}') for i in range(5)]
     assert [(status, scalars) for _, status, scalars in rows[5:]] == [("done", '{"y":2}')] * 3
+
+
+def test_ints_of_a_chunk_keep_their_value_to_the_ends_of_int64(store: Path) -> None:
+    """Ints go to SQL as fixed-width digits: the extremes come back exact; one too wide sends the chunk per run."""
+    extremes = [-(2**63), 2**63 - 1, 0, -1, 12]
+    with rec.Recorder("w", store=store, git=False) as r:
+        _, writer, _ = r.writing()
+        with writer.inline():
+            writer.finished_many(
+                DoneChunk(make_runs(5, 0.5, None), extremes, time.time(), 0.1, ['{"y":1}'] * 5, ("y",))
+            )
+            writer.flush()
+            wide = make_runs(2, 20.5, None)
+            writer.finished_many(DoneChunk(wide, [2**70, 3], time.time(), 0.1, ['{"y":2}'] * 2, ("y",)))
+            writer.flush()
+    rows = table(store, "SELECT pset_seq, scalars FROM runs ORDER BY pk")
+    assert [seq for seq, _ in rows[:5]] == extremes
+    assert [scalars for _, scalars in rows[5:]] == ['{"y":2}'] * 2  # the per-run rule wrote them
+    assert all(seq is None or seq == 3 for seq, _ in rows[5:])

@@ -9,16 +9,19 @@ transaction are *staged* and only remembered once it commits.
 from __future__ import annotations
 
 import json
+import os
 import sqlite3
 from typing import Any
 
 from ..codec.canonical import scalars_json
+from ..codec.hashing import PSET_HASH_LENGTH
 from ..errors import StoreError
 from .catalog import IN_SCALARS, STRUCTURE, TEXT, Fields
 from .ids import now_utc
 from .pending import PendingRun
 
 __all__ = [
+    "DoneChunk",
     "Rows",
     "check_pset",
     "hex_blob",
@@ -66,6 +69,29 @@ INSERT OR IGNORE INTO objects (digest, size, dtype, shape, time_created) VALUES 
 """
 _FIND_COMMENT = "SELECT pk FROM comments WHERE text = ? LIMIT 1"
 _INSERT_COMMENT = "INSERT INTO comments (pk, text) VALUES (?, ?)"
+# A chunk's psets and runs, each in one statement: the values that differ from row to row come as one JSON
+# array (texts) and blobs cut by substr() (ids, hashes; ints as fixed-width decimal digits), so nothing is
+# bound per row (binding is most of the cost of an insert). substr() of a blob counts bytes: O(1) per row.
+# (The WHERE is SQLite's rule for an upsert whose SELECT could be read as a join.)
+_INSERT_CHUNK_PSETS = """
+INSERT INTO psets (pk, hash, params)
+SELECT ?1 + key, substr(?2, key * ?3 + 1, ?3), value FROM json_each(?4) WHERE true
+ON CONFLICT (hash) DO NOTHING
+"""
+_INSERT_CHUNK_RUNS = """
+INSERT INTO runs (
+    pk, id, experiment, session, pset, status, time_start_ms, duration_us, seed, scalars, function, rerun_of, pid,
+    pset_seq
+)
+SELECT ?1 + key, substr(?2, key * 12 + 1, 12), ?3, ?4, CAST(substr(?5, key * 20 + 1, 20) AS INTEGER), ?6, ?7, ?8,
+    CAST(substr(?9, key * 20 + 1, 20) AS INTEGER), value, ?10, ?11, ?12, CAST(substr(?13, key * 20 + 1, 20) AS INTEGER)
+FROM json_each(?14)
+"""
+# The widths below are those written in _INSERT_CHUNK_RUNS.
+_INT_WIDTH = 20  # characters of an int in a chunk's blob of ints: every int64, its sign included
+_INT_FORMAT = f"%0{_INT_WIDTH}d"
+_ID_BYTES = 12  # a run id: 24 hex digits
+_HASH_BYTES = PSET_HASH_LENGTH // 2
 _PSET_CACHE = 100_000  # pset keys remembered (reruns of the same psets find them here)
 _IN_CHUNK = 500  # hashes per IN (...) lookup
 
@@ -82,6 +108,69 @@ def check_pset(hash_: str, stored: str, canonical: str) -> None:
     """
     if stored != canonical:
         raise StoreError(f"pset hash collision: {hash_} names both {stored} and {canonical}; please report this")
+
+
+def _int_blob(values: list[int]) -> bytes:
+    """Ints as one blob of fixed-width decimal digits, which SQL reads back by ``CAST(substr(...) AS INTEGER)``."""
+    return ((_INT_FORMAT * len(values)) % tuple(values)).encode("ascii")
+
+
+class DoneChunk:
+    """Done runs of a vectorised chunk whose results are plain numbers, on their way to the database together.
+
+    What the writer commits column-wise (:meth:`Rows.write_chunk`): the
+    rows are those that :meth:`Rows.write` gives the same runs one by one
+    (:meth:`expand` makes them such runs, for the per-run rule). Every run
+    of a chunk has the chunk's start and duration; all share their result
+    names, function and ``rerun_of``.
+
+    :param runs: the runs, in the order they are recorded.
+    :param seqs: each run's pset's position in the sweep (``runs.pset_seq``).
+    :param t0: the chunk's start (Unix time).
+    :param duration: each run's duration: its share of the chunk's time.
+    :param scalars: each run's ``runs.scalars`` JSON.
+    :param scalar_names: the result names in it.
+    """
+
+    __slots__ = ("duration", "runs", "scalar_names", "scalars", "seqs", "t0")
+
+    def __init__(
+        self,
+        runs: list[PendingRun],
+        seqs: list[int],
+        t0: float,
+        duration: float,
+        scalars: list[str],
+        scalar_names: tuple[str, ...],
+    ) -> None:
+        self.runs, self.seqs, self.t0, self.duration = runs, seqs, t0, duration
+        self.scalars, self.scalar_names = scalars, scalar_names
+
+    def __len__(self) -> int:
+        return len(self.runs)
+
+    def expand(self) -> list[PendingRun]:
+        """Return the runs, each given its start, duration, status and results as the per-run rule reads them."""
+        t0, duration, names = self.t0, self.duration, self.scalar_names
+        for run, text in zip(self.runs, self.scalars):
+            run.t0, run.scalars, run.scalar_names = t0, text, names
+            run.status, run.duration, run.error = "done", duration, None
+        return self.runs
+
+
+def _found_psets(conn: sqlite3.Connection, missing: dict[str, str], found: dict[str, int]) -> None:
+    """After an insert of the ``missing`` psets (hash → canonical JSON) skipped some: their keys into ``found``.
+
+    :raises StoreError: when the store has another pset under one of the hashes.
+    """
+    hashes = list(missing)
+    for start in range(0, len(hashes), _IN_CHUNK):
+        chunk = hashes[start : start + _IN_CHUNK]
+        sql = _FIND_PSETS.format(marks=", ".join("?" * len(chunk)))
+        for digest, pk, params in conn.execute(sql, [hex_blob(h) for h in chunk]):
+            hash_ = digest.hex()
+            check_pset(hash_, params, missing[hash_])
+            found[hash_] = pk  # the store's key where the insert was skipped, else ours
 
 
 def insert_objects(conn: sqlite3.Connection, objects: list[tuple[str, int, str, str]]) -> None:
@@ -299,6 +388,139 @@ class Rows:
         if fields:
             self.fields.write(conn, fields)
 
+    def write_items(
+        self,
+        conn: sqlite3.Connection,
+        finished: list[PendingRun | DoneChunk],
+        in_flight: list[PendingRun],
+        assigned: list[PendingRun],
+    ) -> None:
+        """Do what :meth:`write` does, for a batch that holds chunks: each chunk column-wise, in the batch's order.
+
+        The runs between chunks go by :meth:`write`, so every run gets the
+        key it would get there (keys follow the batch's order).
+        """
+        runs: list[PendingRun] = []
+        for item in finished:
+            if type(item) is DoneChunk:
+                if runs:
+                    self.write(conn, runs, [], assigned)
+                    runs = []
+                self.write_chunk(conn, item, assigned)
+            else:
+                assert isinstance(item, PendingRun)
+                runs.append(item)
+        if runs or in_flight:
+            self.write(conn, runs, in_flight, assigned)
+
+    def write_chunk(self, conn: sqlite3.Connection, chunk: DoneChunk, assigned: list[PendingRun]) -> None:
+        """Write a chunk's runs and their new psets with one statement each: the rows :meth:`write` gives them.
+
+        Nothing is done per run in Python but for the runs whose parameter
+        names must be looked at (a new layout, or a str value), as
+        :meth:`write` does; a chunk whose runs differ in function or
+        ``rerun_of``, or one of whose runs has a row already, goes by
+        :meth:`write` itself. The runs get no key (``run.pk``): a chunk has
+        no run in flight, and only the writer reads keys.
+        """
+        runs = chunk.runs
+        count = len(runs)
+        if not count:
+            return
+        # A comprehension per column: zip(*) of a tuple per run costs four times as much (a tuple each to make).
+        ids = [run.id for run in runs]
+        hashes = [run.pset_hash for run in runs]
+        canonicals = [run.canonical for run in runs]
+        names = [run.names for run in runs]
+        function, rerun_of = runs[0].function, runs[0].rerun_of
+        functions = [run.function for run in runs]
+        reruns = [run.rerun_of for run in runs]
+        pks = [run.pk for run in runs]
+        seeds = [run.seed for run in runs]
+        id_blob = bytes.fromhex("".join(ids))
+        seed_blob, seq_blob = _int_blob(seeds), _int_blob(chunk.seqs)
+        if (
+            pks.count(None) != count
+            or functions.count(function) != count
+            or reruns.count(rerun_of) != count
+            or len(id_blob) != _ID_BYTES * count
+            or len("".join(hashes)) != 2 * _HASH_BYTES * count  # each as long (write() takes any)
+            or len(seed_blob) != _INT_WIDTH * count
+            or len(seq_blob) != _INT_WIDTH * count
+        ):
+            self.write(conn, chunk.expand(), [], assigned)
+            return
+        pset_blob = _int_blob(self._chunk_pset_pks(conn, hashes, canonicals))
+        next_pk = conn.execute(_MAX_RUN_PK).fetchone()[0] + 1
+        fields: list[tuple[str, str, str, int]] = []
+        layouts, staged_layouts = self._layouts, self._staged_layouts
+        first = names[0]
+        if (
+            first is None
+            or names.count(first) != count
+            or (first not in layouts and first not in staged_layouts)
+            or '":"' in "\n".join(canonicals)  # some value is a str (its kind may be new); never across two texts
+        ):
+            # The runs write() would look at, in its order (their keys set for fields.first_run).
+            for i, run in enumerate(runs):
+                if (
+                    run.names is None
+                    or (run.names not in layouts and run.names not in staged_layouts)
+                    or ('":"' in run.canonical)
+                ):
+                    run.pk = next_pk + i
+                    assigned.append(run)
+                    self._param_fields(run, fields)
+                if i == 0:
+                    self._scalar_fields_of(chunk.scalar_names, next_pk, fields)
+        else:
+            self._scalar_fields_of(chunk.scalar_names, next_pk, fields)
+        conn.execute(
+            _INSERT_CHUNK_RUNS,
+            (
+                next_pk,
+                id_blob,
+                self.experiment_pk,
+                self._session_pk,
+                pset_blob,
+                "done",
+                millis(chunk.t0),
+                micros(chunk.duration),
+                seed_blob,
+                function,
+                None if rerun_of is None else hex_blob(rerun_of),
+                os.getpid(),
+                seq_blob,
+                json.dumps(chunk.scalars, ensure_ascii=False),
+            ),
+        )
+        if fields:
+            self.fields.write(conn, fields)
+
+    def _chunk_pset_pks(self, conn: sqlite3.Connection, hashes: list[str], canonicals: list[str]) -> list[int]:
+        """Insert a chunk's psets this writer knows no key of, in one statement; return each run's pset key.
+
+        The keys it makes are those :meth:`_pset_pks` makes: the next free
+        ones, in the order the psets first come.
+        """
+        known, staged = self._psets, self._staged_psets
+        if known.keys().isdisjoint(hashes) and staged.keys().isdisjoint(hashes):  # all new (a sweep's usual chunk)
+            missing = dict(zip(hashes, canonicals))
+        else:
+            missing = {h: c for h, c in zip(hashes, canonicals) if h not in known and h not in staged}
+        if missing:
+            next_pk = conn.execute(_MAX_PSET_PK).fetchone()[0] + 1
+            found = dict(zip(missing, range(next_pk, next_pk + len(missing))))
+            hash_blob = bytes.fromhex("".join(missing))
+            texts = json.dumps(list(missing.values()), ensure_ascii=False)
+            if conn.execute(_INSERT_CHUNK_PSETS, (next_pk, hash_blob, _HASH_BYTES, texts)).rowcount != len(missing):
+                _found_psets(conn, missing, found)
+            staged.update(found)
+        pks = list(map(staged.get, hashes))
+        if None in pks:  # known before this transaction
+            pks = [known[h] if pk is None else pk for h, pk in zip(hashes, pks)]
+        return pks  # type: ignore[return-value]
+
     def _results(
         self,
         conn: sqlite3.Connection,
@@ -351,12 +573,21 @@ class Rows:
         """Add the names of the run's results kept in ``runs.scalars`` to ``fields`` unless they are known."""
         assert run.scalar_names is not None and run.pk is not None
         self._staged_scalar_layouts.add(run.scalar_names)
+        self._new_scalar_names(run.scalar_names, run.pk, fields)
+
+    def _scalar_fields_of(self, names: tuple[str, ...], pk: int, fields: list[tuple[str, str, str, int]]) -> None:
+        """What :meth:`_scalar_fields` does for the first run of a chunk (key ``pk``), whose names all its runs share."""
+        if names not in self._scalar_layouts and names not in self._staged_scalar_layouts:
+            self._staged_scalar_layouts.add(names)
+            self._new_scalar_names(names, pk, fields)
+
+    def _new_scalar_names(self, names: tuple[str, ...], pk: int, fields: list[tuple[str, str, str, int]]) -> None:
         known, staged = self._result_kinds, self._staged_result_kinds
-        for name in run.scalar_names:
+        for name in names:
             key = (name, IN_SCALARS)
             if key not in known and key not in staged:
                 staged.add(key)
-                fields.append(("result", name, IN_SCALARS, run.pk))
+                fields.append(("result", name, IN_SCALARS, pk))
 
     def _param_fields(self, run: PendingRun, fields: list[tuple[str, str, str, int]]) -> None:
         """Add the run's parameter names and kinds to ``fields`` unless they are known (one set lookup per run).
@@ -405,14 +636,7 @@ class Rows:
         found = dict(zip(missing, range(next_pk, next_pk + len(missing))))
         rows = list(zip(found.values(), map(hex_blob, missing), missing.values()))
         if conn.executemany(_INSERT_PSET, rows).rowcount != len(rows):
-            hashes = list(missing)
-            for start in range(0, len(hashes), _IN_CHUNK):
-                chunk = hashes[start : start + _IN_CHUNK]
-                sql = _FIND_PSETS.format(marks=", ".join("?" * len(chunk)))
-                for digest, pk, params in conn.execute(sql, [hex_blob(h) for h in chunk]):
-                    hash_ = digest.hex()
-                    check_pset(hash_, params, missing[hash_])
-                    found[hash_] = pk  # the store's key where the insert was skipped, else ours
+            _found_psets(conn, missing, found)
         self._staged_psets.update(found)
         return found
 

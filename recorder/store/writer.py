@@ -49,7 +49,7 @@ from .catalog import Fields
 from .db import transaction
 from .journal import Journal
 from .pending import PendingRun
-from .rows import Rows, insert_objects, insert_texts
+from .rows import DoneChunk, Rows, insert_objects, insert_texts
 
 __all__ = ["PendingRun", "RunWriter", "insert_objects", "insert_texts"]
 
@@ -127,7 +127,10 @@ class RunWriter:
         self._on_commit = on_commit
         self._db_lock = threading.Lock()  # held while the connection is used
         self._queue_lock = threading.Lock()  # held only to touch the queue
-        self._pending: list[PendingRun] = []
+        # Finished runs, one by one or in whole chunks (a vectorised sweep's, written column-wise).
+        self._pending: list[PendingRun | DoneChunk] = []
+        self._chunks = 0  # chunks in the queue, and the runs in them (the backlog counts runs)
+        self._chunk_runs = 0
         # The run in flight and when it started, as one tuple (replaced atomically).
         self._active: tuple[PendingRun, float] | None = None
         self._rows = Rows(conn, experiment_pk, session_pk, purge_duplicate_comments=purge_duplicate_comments)
@@ -179,31 +182,41 @@ class RunWriter:
             backlog = len(pending)
         self._queued(now, backlog)
 
-    def finished_many(self, runs: list[PendingRun], status: str, duration: float) -> None:
-        """Queue many finished runs of one status and duration at once (a vectorised chunk's runs).
+    def finished_many(self, chunk: DoneChunk) -> None:
+        """Queue the done runs of a vectorised chunk at once, to be written column-wise (:meth:`Rows.write_chunk`).
 
         What :meth:`finished` does for each, with one lock and one look at
         the clock for all; Ctrl-C and SIGTERM wait until all are queued, so
-        a run is either queued (its status set) or still ``running``.
+        a run is either queued (its status set) or still ``running``. The
+        chunk is one item of the queue, so it is committed in one
+        transaction, whole or not at all; only a run SQLite refuses makes
+        its batch go run by run (as any batch). Where runs are journaled
+        (not in a sweep), each run is queued and journaled as
+        :meth:`finished` would.
         """
+        runs = chunk.runs
         if not runs:
             return
         if self._closed:
-            self.finished(runs[0], status, duration, None)  # raises, saying why
-        self._last_duration = duration
+            self.finished(runs[0], "done", chunk.duration, None)  # raises, saying why
+        self._last_duration = chunk.duration
         now = time.monotonic()
         with _signals_deferred(), self._queue_lock:
             for run in runs:
-                run.status, run.duration, run.error = status, duration, None
+                run.status = "done"
             pending = self._pending
             if not pending:
                 self._oldest = now
-            pending.extend(runs)
             if self._journal is not None and not self._inline:
+                pending.extend(chunk.expand())  # each run in the journal, as finished() puts it there
                 for run in runs:
                     self._append_to_journal(run)
+            else:
+                pending.append(chunk)
+                self._chunks += 1
+                self._chunk_runs += len(runs)
             self._active = None
-            backlog = len(pending)
+            backlog = len(pending) - self._chunks + self._chunk_runs
         self._queued(now, backlog)
 
     def _queued(self, now: float, backlog: int) -> None:
@@ -442,12 +455,14 @@ class RunWriter:
             raise RecorderError(_IN_A_CHILD)
         journaled = not self._inline  # read once: a sweep's runs are not in the journal
         with self._db_lock, _signals_deferred():
-            batch: list[PendingRun] = []
+            batch: list[PendingRun | DoneChunk] = []
+            chunked = 0
             try:
                 with self._queue_lock:
                     if not (due_only and self._pending and time.monotonic() - self._oldest < self.interval):
                         batch = self._pending
                         self._pending = []
+                        chunked, self._chunks, self._chunk_runs = self._chunks, 0, 0
                     if batch and self._journal is not None and journaled:
                         self._journal.rotate()  # the batch's records are now in retired files
                 # A run that ends while this runs is in the next batch; its row here says running.
@@ -455,7 +470,7 @@ class RunWriter:
                 if not batch and not in_flight:
                     return
                 try:
-                    self._commit(batch, in_flight)
+                    self._commit(batch, in_flight, chunked=chunked > 0)
                 except Exception as e:
                     if not batch or not _caused_by_a_row(e):
                         raise  # the database itself (locked, full, broken): keep everything, retry later
@@ -464,31 +479,44 @@ class RunWriter:
                 with self._queue_lock:  # keep them for the next try, in order
                     if self._pending is not batch:
                         self._pending[:0] = batch
+                        chunks = [item for item in batch if type(item) is DoneChunk]
+                        self._chunks += len(chunks)
+                        self._chunk_runs += sum(map(len, chunks))
                 raise
             if self._journal is not None and journaled:
                 self._journal.committed()
         if self._on_commit is not None:
             self._on_commit()
 
-    def _commit(self, finished: list[PendingRun], in_flight: list[PendingRun]) -> None:
+    def _commit(
+        self, finished: list[PendingRun | DoneChunk], in_flight: list[PendingRun], *, chunked: bool = False
+    ) -> None:
+        """Write ``finished`` and ``in_flight`` in one transaction (``chunked``: ``finished`` holds chunks)."""
         assigned: list[PendingRun] = []
         self._rows.begin()  # keys found or made in this transaction are remembered only if it commits
         try:
             with transaction(self._conn) as conn:
-                self._rows.write(conn, finished, in_flight, assigned)
+                if chunked:
+                    self._rows.write_items(conn, finished, in_flight, assigned)
+                else:
+                    self._rows.write(conn, finished, in_flight, assigned)  # type: ignore[arg-type]
         except BaseException:
             for run in assigned:  # their rows were rolled back
                 run.pk = None
             raise
         self._rows.committed()
 
-    def _commit_one_by_one(self, batch: list[PendingRun]) -> None:
+    def _commit_one_by_one(self, batch: list[PendingRun | DoneChunk]) -> None:
         """Commit a batch that a row made fail, run by run, so one bad run loses nothing else.
 
         Each run committed is removed from ``batch``; what is left if the
-        database itself fails midway goes back to the queue.
+        database itself fails midway goes back to the queue. A chunk in the
+        batch becomes its runs first.
         """
-        for run in list(batch):
+        runs = [run for item in batch for run in (item.expand() if type(item) is DoneChunk else (item,))]
+        batch[:] = runs
+        for run in runs:
+            assert isinstance(run, PendingRun)
             try:
                 self._commit([run], [])
             except Exception as e:
@@ -544,6 +572,7 @@ def _forget_writers_in_child() -> None:
         writer._db_lock = threading.Lock()
         writer._queue_lock = threading.Lock()
         writer._pending = []
+        writer._chunks = writer._chunk_runs = 0
         writer._active = None
         writer._closed = True
         writer._restart = False

@@ -16,6 +16,7 @@ Importing this module imports jax; ``import recorder`` never does.
 from __future__ import annotations
 
 import contextvars
+import gc
 import json
 import math
 import os
@@ -442,6 +443,12 @@ class _Runner:
 
     def __call__(self, blocks: Iterator[list[tuple[Task, PendingRun]]], record: Recording) -> None:
         pending: deque[_Chunk] = deque()
+        # Two chunks of runs are alive at a time (tens of thousands of objects), so Python's automatic
+        # collections would walk them over and over, the full ones more and more often as the sweep's
+        # objects reach the oldest generation. Instead the young objects are collected once per chunk
+        # recorded; what outlives that waits for the end of the sweep (older_objects_frozen's idea).
+        automatic = gc.isenabled()
+        gc.disable()
         try:
             for program, batch, last in self._batches(blocks):
                 if program.compiled is None:
@@ -462,9 +469,13 @@ class _Runner:
                 if len(pending) > 1:
                     self._record(pending[0], record)
                     pending.popleft()
+                    if automatic:
+                        gc.collect(1)
             while pending:
                 self._record(pending[0], record)
                 pending.popleft()
+                if automatic:
+                    gc.collect(1)
         except (KeyboardInterrupt, SystemExit):
             now = time.perf_counter()
             for chunk in pending:  # in flight: recorded as interrupted, as a serial sweep does
@@ -472,6 +483,9 @@ class _Runner:
                     if row.status == "running":  # not recorded before the interrupt
                         record(task, row, Outcome("interrupted", chunk.t0, now - chunk.dispatched, {}, None, None))
             raise
+        finally:
+            if automatic:
+                gc.enable()
 
     def _batches(self, blocks: Iterator[list[tuple[Task, PendingRun]]]) -> Iterator[tuple[_Program, list[Any], bool]]:
         """Group the psets into chunks of one program each (a new layout or static value starts one).
@@ -487,10 +501,17 @@ class _Runner:
         for block in blocks:
             names = block[0][0][5]
             if static:
-                # The static values of the block's psets, with their types (1, 1.0 and True: programs of their own).
-                values = [tuple([(type(v), v) for v in map(task[1].get, static)]) for task, _ in block]
-                uniform = values.count(values[0]) == len(values)
-                found = programs.get((names, values[0])) if uniform else None
+                # The static values of the block's psets, with their types (1, 1.0 and True: programs of their
+                # own), looked at a column at a time: each of one type and equal to the first pset's.
+                params = [task[1] for task, _ in block]
+                first = tuple([(type(v), v) for v in map(params[0].get, static)])
+                uniform = True
+                for name, (kind, value) in zip(static, first):
+                    column = [p.get(name) for p in params]
+                    if column.count(value) != len(column) or set(map(type, column)) != {kind}:
+                        uniform = False
+                        break
+                found = programs.get((names, first)) if uniform else None
             else:
                 uniform = True
                 found = programs.get(names)

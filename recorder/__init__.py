@@ -3,6 +3,7 @@
 from .errors import (
     AmbiguousRunId,
     AmbiguousSessionId,
+    BatchSizeRefused,
     CommitMissing,
     CurationRefused,
     DiffDoesNotApply,
@@ -144,6 +145,7 @@ __all__ = [
     "FunctionMissing",
     "SessionNotFound",
     "AmbiguousSessionId",
+    "BatchSizeRefused",
     "CurationRefused",
     "ImportSourceError",
     "ImportSourceTooNew",

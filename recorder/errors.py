@@ -70,6 +70,7 @@ __all__ = [
     "NotInRun",
     "SeriesRefused",
     "FileRefused",
+    "BatchSizeRefused",
 ]
 
 
@@ -293,3 +294,7 @@ class ImportSourceError(RecorderError, ValueError):
 class ImportSourceTooNew(ImportSourceError):
     """The source was written by a newer version of its tool (an MLflow database of a newer schema) than
     the importer knows; the message names both versions. Nothing was written."""
+
+
+class BatchSizeRefused(RecorderError, ValueError):
+    """A sweep's ``batch_size`` is neither ``"auto"`` nor a number of runs per batch (an int ≥ 1)."""

@@ -9,8 +9,11 @@ sweeping process writes the database: completed runs come back as
 
 from __future__ import annotations
 
+import collections
 import concurrent.futures as cf
+import contextlib
 import functools
+import logging
 import os
 import pickle
 import select
@@ -25,11 +28,9 @@ from typing import Any
 
 from ..errors import FunctionUnavailable, PoolBroken, RecorderError
 from .execute import Interrupted, Outcome, execute
+from .tasks import check_batch_size
 
-__all__ = ["Pool", "check_workers"]
-
-#: Runs queued per worker beyond the one it is running, so workers never wait.
-_AHEAD = 2
+__all__ = ["Pool", "check_workers", "check_batch_size", "Shipment", "ARRIVALS"]
 
 
 def _exit_with_parent(sweeping: int) -> None:
@@ -173,12 +174,43 @@ def _pickled(func: Callable[..., Any], name: str) -> bytes:
         ) from e
 
 
-#: In a worker: the slots of the sweep's runs in flight, where each run notes the worker's pid as it starts.
+#: In a worker of recorder's pool: the table the sweeping process reads which runs started (see :class:`Pool`).
 _SLOTS: Any = None
 #: In a worker: functions unpickled, by their pickle (a worker runs many runs of one function).
 _LOADED: dict[bytes, Callable[..., Any]] = {}
 #: In a worker: the constant inputs of sweeps (``fixed=``), unpickled once, by the SHA-256 of their pickle.
 _FIXED: dict[str, dict[str, Any]] = {}
+#: In a worker: how many times each sweep's constant inputs arrived, by key (a Dask worker: once, they are scattered).
+ARRIVALS: dict[str, int] = {}
+#: In a worker of recorder's pool: whether it is running a batch (a SIGINT then stops the batch, else it is ignored).
+_IN_BATCH = False
+
+#: Batches queued per worker beyond the one it is running, so workers never wait.
+_AHEAD = 2
+#: ``batch_size="auto"``: the seconds of work a batch aims at, once run times are measured.
+_BATCH_S = 0.2
+#: The most runs ``"auto"`` puts in one batch (it bounds how far the sweep reads its psets ahead).
+_MAX_BATCH = 1024
+#: Seconds a stopping sweep waits for the batches in flight to hand back the runs they finished.
+_GRACE_S = 3.0
+
+_LOG = logging.getLogger(__name__)
+
+
+# Where a batch's entries are in the slots table: [0] is the stop flag, then per slot the pid of the
+# worker running the batch (0: not started) and the index in the batch of the run it is running.
+def _pid_at(slot: int) -> int:
+    return 1 + 2 * slot
+
+
+def _step_at(slot: int) -> int:
+    return 2 + 2 * slot
+
+
+def _on_sigint(signum: int, frame: Any) -> None:
+    """A pool worker's SIGINT: stop the batch it is running (its finished runs go back); ignored between batches."""
+    if _IN_BATCH:
+        raise KeyboardInterrupt
 
 
 def _start_worker(sweeping: int, slots: Any, fixed: tuple[str, bytes] | None = None) -> None:
@@ -187,6 +219,9 @@ def _start_worker(sweeping: int, slots: Any, fixed: tuple[str, bytes] | None = N
     _SLOTS = slots
     if fixed is not None:
         _FIXED[fixed[0]] = pickle.loads(fixed[1])  # once per worker
+    # The sweeping process stops a worker's batch with SIGINT (Ctrl-C in a terminal reaches it too): the
+    # runs it finished go back; a worker between batches has nothing to stop.
+    signal.signal(signal.SIGINT, _on_sigint)
     _exit_with_parent(sweeping)
 
 
@@ -203,19 +238,33 @@ def _fixed_payload(fixed: dict[str, Any], name: str) -> tuple[str, bytes] | None
     return hashlib.sha256(data).hexdigest(), data
 
 
-def _run_in_worker(
-    payload: bytes, name: str, slot: int, fixed_key: str | None, fixed_data: bytes | None, *args: Any
-) -> Outcome:
-    """Run one pset in a worker of recorder's pool: note who runs it, load the function, :func:`execute`.
+class Shipment:
+    """The pickle of a sweep's constant inputs on its way to another executor's worker; notes its arrival there.
 
-    The function travels pickled, and is unpickled here, not by the pool:
-    a worker that cannot import it (its module is not importable there)
-    then answers with that error instead of dying.
+    Unpickling one counts in :data:`ARRIVALS` of the process it arrives in:
+    once per Dask worker (the shipment is scattered to them), once per
+    batch on other executors (it travels with each).
+    """
+
+    __slots__ = ("data", "key")
+
+    def __init__(self, key: str, data: bytes) -> None:
+        self.key, self.data = key, data
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return _arrived, (self.key, self.data)
+
+
+def _arrived(key: str, data: bytes) -> Shipment:
+    ARRIVALS[key] = ARRIVALS.get(key, 0) + 1
+    return Shipment(key, data)
+
+
+def _load(payload: bytes, name: str) -> Callable[..., Any]:
+    """The function of a sweep, unpickled once per worker.
 
     :raises FunctionUnavailable: when the function cannot be unpickled here.
     """
-    if _SLOTS is not None and slot >= 0:
-        _SLOTS[slot] = os.getpid()
     func = _LOADED.get(payload)
     if func is None:
         try:
@@ -228,16 +277,142 @@ def _run_in_worker(
             ) from None
         if len(_LOADED) < 16:
             _LOADED[payload] = func
+    return func
+
+
+def _run_in_worker(
+    payload: bytes, name: str, slot: int, fixed_key: str | None, shipment: Shipment | None, runs: list[tuple[Any, ...]]
+) -> list[Outcome]:
+    """Run a batch of psets in a worker process (recorder's pool, or another executor's); return their outcomes.
+
+    The function travels pickled, and is unpickled here, not by the
+    executor: a worker that cannot import it (its module is not importable
+    there) then answers with that error instead of dying. Each run's
+    outcome is :func:`execute`'s; a run interrupted (Ctrl-C, or the
+    sweeping process stopping recorder's pool) ends the batch there, and
+    the outcomes so far (the interrupted one last) are returned.
+
+    :param slot: the batch's slot in the table of recorder's pool (-1 on another executor).
+    :param runs: each run's arguments of :func:`execute` after the function.
+    :raises FunctionUnavailable: when the function cannot be unpickled here.
+    """
+    func = _load(payload, name)
     if fixed_key is not None:
         constants = _FIXED.get(fixed_key)
-        if constants is None:  # an executor's worker: the pickle came with this task, unpickled once here
-            assert fixed_data is not None
-            constants = pickle.loads(fixed_data)
+        if constants is None:  # an executor's worker: the pickle came with this batch, unpickled once here
+            assert shipment is not None
+            constants = pickle.loads(shipment.data)
             if len(_FIXED) > 4:
                 _FIXED.clear()
             _FIXED[fixed_key] = constants
         func = functools.partial(func, **constants)
-    return execute(func, *args)
+    if _SLOTS is None or slot < 0:
+        return _run_batch(func, runs, [], None)
+    global _IN_BATCH
+    slots = _SLOTS
+    slots[_step_at(slot)] = 0
+    slots[_pid_at(slot)] = os.getpid()
+    _IN_BATCH = True
+    try:
+        return _run_batch(func, runs, [], (slots, _step_at(slot)))
+    finally:
+        _IN_BATCH = False
+
+
+def _run_batch(
+    func: Callable[..., Any], runs: list[tuple[Any, ...]], outcomes: list[Outcome], steps: tuple[Any, int] | None
+) -> list[Outcome]:
+    """Run psets one after another, appending each one's outcome to ``outcomes``; stop at an interrupted one.
+
+    :param steps: recorder's pool's ``(table, index)``: each run notes its index there as it starts, and
+        none starts once the table's stop flag (its entry 0) is set. A thread pool's batch gets
+        ``([stop flag], -1)``: only the flag is read.
+    """
+    try:
+        for index, args in enumerate(runs):
+            if steps is not None:
+                table, at = steps
+                if table[0]:
+                    break  # the sweep is stopping: start no more runs
+                if at >= 0:
+                    table[at] = index
+            try:
+                outcomes.append(execute(func, *args))
+            except Interrupted as e:
+                outcomes.append(e.outcome)
+                break
+    except KeyboardInterrupt:  # between two runs: none was cut
+        pass
+    return outcomes
+
+
+class _Sizer:
+    """How many runs the next batch of a sweep gets: ``batch_size``, or ``"auto"``'s rule.
+
+    ``"auto"`` starts with single runs and, as run times come back, aims at
+    :data:`_BATCH_S` seconds of work per batch, at most doubling from one
+    batch to the next (an unrepresentative first run makes no huge batch).
+    Near the end of the sweep, a batch holds at most a share
+    ``remaining / (2 × workers)`` of the runs left, so that no worker is
+    given the tail while the others idle.
+    """
+
+    def __init__(self, batch_size: int | str, workers: int) -> None:
+        self._fixed = batch_size if isinstance(batch_size, int) else None
+        self._workers = workers
+        self._mean: float | None = None  # seconds per run, recent batches weighing most
+        self._last = 1
+
+    def note(self, outcomes: list[Outcome]) -> None:
+        """Learn from a batch's run times."""
+        if outcomes:
+            mean = sum(outcome.duration for outcome in outcomes) / len(outcomes)
+            self._mean = mean if self._mean is None else (self._mean + mean) / 2
+
+    def size(self, remaining: int | None) -> int:
+        """The next batch's size; ``remaining``: how many runs are left to submit, when known."""
+        if self._fixed is not None:
+            size = self._fixed
+        else:
+            size = 1
+            if self._mean is not None:
+                wanted = _MAX_BATCH if self._mean <= 0 else int(_BATCH_S / self._mean)
+                size = max(1, min(wanted, 2 * self._last, _MAX_BATCH))
+            if remaining is not None:
+                size = max(1, min(size, -(-remaining // (2 * self._workers))))
+            self._last = size
+        return size
+
+    @property
+    def ahead(self) -> int:
+        """How many runs to read ahead to know whether the runs left cap the next batch."""
+        return (self._fixed or min(2 * self._last, _MAX_BATCH)) * 2 * self._workers
+
+
+def _shipped(executor: cf.Executor, shipment: Shipment) -> Any:
+    """What carries a sweep's constant inputs to another executor's workers.
+
+    On Dask, the shipment scattered to every worker once (each batch then
+    names it); elsewhere the shipment itself, which goes with each batch.
+    """
+    if type(executor).__module__.split(".")[0] != "distributed":
+        return shipment
+    scatter = getattr(getattr(executor, "_client", None), "scatter", None)
+    if scatter is None:
+        return shipment
+    try:
+        return scatter(shipment, broadcast=True, hash=False)
+    except Exception:  # a client that cannot scatter now: the shipment goes with each batch
+        return shipment
+
+
+class _Batch:
+    """A batch in flight: its runs (``(task, row)``), its slot in our pool's table, what it finished (thread pools)."""
+
+    __slots__ = ("done", "runs", "slot")
+
+    def __init__(self, runs: list[tuple[Any, Any]], slot: int, done: list[Outcome] | None) -> None:
+        self.runs, self.slot, self.done = runs, slot, done
 
 
 def _capacity(executor: cf.Executor, workers: int) -> int:
@@ -257,9 +432,10 @@ _SETTLE_S = 10.0
 
 
 class Pool:
-    """The executor of one sweep.
+    """The executor of one sweep, which it gives the sweep's runs in batches.
 
     :param executor: the user's executor, or None to make a process pool of ``workers``.
+    :param batch_size: runs per batch, or ``"auto"`` (see :class:`_Sizer`).
     """
 
     def __init__(
@@ -269,8 +445,10 @@ class Pool:
         executor: cf.Executor | None,
         workers: int,
         fixed: dict[str, Any] | None = None,
+        batch_size: int | str = "auto",
     ) -> None:
         self._func, self._name, self._workers = func, name, workers
+        self._batch_size = check_batch_size(batch_size)
         self._own = executor is None
         self._constants = fixed or {}
         # Constant inputs: pickled once here; thread pools get them bound to the function instead.
@@ -279,11 +457,15 @@ class Pool:
         # worker and answers FunctionUnavailable when it cannot (instead of the executor failing there).
         self._payload = check_workers(func, name, executor, workers)
         self._slots: Any = None
+        self._shipment: Any = None
+        self._halt = [0]  # a thread pool's batches start no run once it is set
         if executor is None:
             self._context = _context()
-            # One slot per run in flight: the pid of the worker running it (0: not started).
-            self._slots = self._context.Array("q", _AHEAD * workers, lock=False)
+            # The stop flag, then per batch in flight the pid of the worker running it and the run it is at.
+            self._slots = self._context.Array("q", 1 + 2 * _AHEAD * workers, lock=False)
             executor = self._new_pool()
+        elif self._fixed is not None:
+            self._shipment = _shipped(executor, Shipment(*self._fixed))
         self.executor = executor
 
     def _new_pool(self) -> cf.ProcessPoolExecutor:
@@ -302,103 +484,187 @@ class Pool:
     ) -> None:
         """Run every ``(task, row)``; ``call(task, row)`` gives the arguments of :func:`execute` after ``func``.
 
-        Completed runs are recorded as they complete. On Ctrl-C, SIGTERM or
-        an error, our pool's workers are stopped, every result that reached
-        this process is recorded, the rest in flight are recorded
-        ``interrupted``, and the exception goes on.
+        Runs go to the executor in batches (see :class:`_Sizer`); completed
+        runs are recorded as their batch comes back. On Ctrl-C, SIGTERM or an
+        error, our pool's workers are told to stop (each hands back the runs
+        it finished, the one it was running ``interrupted``), then stopped;
+        every result that reached this process is recorded, the runs in
+        flight whose end is unknown are recorded ``interrupted``, runs known
+        not to have started are not recorded, and the exception goes on.
 
         :raises FunctionUnavailable: once, when workers cannot load the function (its runs are not recorded).
         """
-        limit = _AHEAD * (self._workers if self._own else _capacity(self.executor, self._workers))
-        in_flight: dict[cf.Future[Outcome], tuple[Any, Any, int]] = {}
+        workers = self._workers if self._own else _capacity(self.executor, self._workers)
+        limit = _AHEAD * workers  # batches in flight
+        sizer = _Sizer(self._batch_size, workers)
+        in_flight: dict[cf.Future[list[Outcome]], _Batch] = {}
         free = list(range(limit))
+        source = iter(items)
+        waiting: collections.deque[tuple[Any, Any]] = collections.deque()  # read, or handed back, not submitted
+        alone: collections.deque[tuple[Any, Any]] = collections.deque()  # to run one per batch (their batch failed)
+        exhausted = False
 
         key = self._fixed[0] if self._fixed is not None else None
-        data = self._fixed[1] if self._fixed is not None else None
+        shipment = self._shipment if self._shipment is not None else None
         bound = functools.partial(self._func, **self._constants) if self._constants else self._func
+        halt = self._halt
+        halt[0] = 0
 
-        def submit(task: Any, row: Any) -> None:
+        def next_batch() -> list[tuple[Any, Any]]:
+            nonlocal exhausted
+            if alone:
+                return [alone.popleft()]
+            ahead = sizer.ahead
+            while len(waiting) < ahead and not exhausted:
+                try:
+                    waiting.append(next(source))
+                except StopIteration:
+                    exhausted = True
+            size = min(sizer.size(len(waiting) if exhausted else None), len(waiting))
+            return [waiting.popleft() for _ in range(size)]
+
+        def submit(runs: list[tuple[Any, Any]]) -> None:
+            now = time.time()
+            args = []
+            for task, row in runs:
+                row.t0 = now
+                args.append(call(task, row))
+            done = None
             if self._own:  # its workers got the constant inputs as they started
                 slot = free.pop()
-                self._slots[slot] = 0
-                future = self.executor.submit(
-                    _run_in_worker, self._payload, self._name, slot, key, None, *call(task, row)
-                )
-            elif self._payload:  # the constant inputs' pickle goes with each task, unpickled once per worker
+                self._slots[_pid_at(slot)] = 0
+                future = self.executor.submit(_run_in_worker, self._payload, self._name, slot, key, None, args)
+            elif self._payload:  # the constant inputs go with each batch (scattered once on Dask)
                 slot = -1
-                future = self.executor.submit(
-                    _run_in_worker, self._payload, self._name, slot, key, data, *call(task, row)
-                )
-            else:  # a thread pool: the function itself
-                slot = -1
-                future = self.executor.submit(execute, bound, *call(task, row))
-            in_flight[future] = (task, row, slot)
+                future = self.executor.submit(_run_in_worker, self._payload, self._name, slot, key, shipment, args)
+            else:  # a thread pool: the function itself, its outcomes seen here as they come
+                slot, done = -1, list[Outcome]()
+                future = self.executor.submit(_run_batch, bound, args, done, (halt, -1))
+            in_flight[future] = _Batch(runs, slot, done)
+            _LOG.debug("batch of %d runs", len(runs))
 
-        def settle(future: cf.Future[Outcome], outcome: Outcome) -> None:
-            task, row, slot = in_flight[future]
-            record(task, row, outcome)
-            del in_flight[future]  # after recording: a stop in between finds it recorded (row.status)
-            if slot >= 0:
-                free.append(slot)
+        def settle(future: cf.Future[list[Outcome]], outcomes: list[Outcome]) -> None:
+            """Record a batch's outcomes; runs it did not reach go back to be submitted again."""
+            batch = in_flight[future]
+            sizer.note(outcomes)
+            for (task, row), outcome in zip(batch.runs, outcomes):
+                record(task, row, outcome)
+            del in_flight[future]  # after recording: a stop in between finds them recorded (row.status)
+            if batch.slot >= 0:
+                free.append(batch.slot)
+            waiting.extendleft(reversed(batch.runs[len(outcomes) :]))
 
-        def drain(until: int) -> None:
-            while len(in_flight) > until:
-                done, _ = cf.wait(in_flight, return_when=cf.FIRST_COMPLETED)
-                broken = False
-                for future in done:
-                    if self._own and isinstance(future.exception(), BrokenProcessPool):
-                        broken = True  # which runs the dead worker took is sorted out below
-                        continue
-                    settle(future, _outcome_of(future, in_flight[future][1].t0))
-                if broken:
-                    for task, row, slot in self._replace_broken(in_flight, settle):
-                        free.append(slot)
-                        row.t0 = time.time()
-                        submit(task, row)
+        def wait_one() -> None:
+            done, _ = cf.wait(in_flight, return_when=cf.FIRST_COMPLETED)
+            broken = False
+            for future in done:
+                if self._own and isinstance(future.exception(), BrokenProcessPool):
+                    broken = True  # which runs the dead worker took is sorted out below
+                    continue
+                batch = in_flight[future]
+                outcomes = _outcomes_of(future, batch.runs)
+                if outcomes is None:  # the batch as a whole failed: each of its runs again, alone
+                    del in_flight[future]
+                    alone.extend(batch.runs)
+                    continue
+                settle(future, outcomes)
+            if broken:
+                for batch in self._replace_broken(in_flight, settle, record):
+                    free.append(batch.slot)
+                    waiting.extendleft(reversed(batch.runs))
 
         try:
-            for task, row in items:
-                drain(limit - 1)
-                row.t0 = time.time()
-                submit(task, row)
-            drain(0)
+            while True:
+                if len(in_flight) < limit:
+                    runs = next_batch()
+                    if runs:
+                        submit(runs)
+                        continue
+                if not in_flight:
+                    break
+                wait_one()
         except BaseException:
-            if self._own:
-                self._stop_workers()  # nothing more comes; what the workers sent is read meanwhile
-                cf.wait(list(in_flight), timeout=_SETTLE_S)
+            self._stop(in_flight)
             unavailable = isinstance(sys.exc_info()[1], FunctionUnavailable)
-            for future, (task, row, _) in list(in_flight.items()):
-                if row.status != "running":
-                    continue  # recorded when the stop came
+            for future, batch in list(in_flight.items()):
                 future.cancel()
-                finished = future.done() and not future.cancelled()
-                if unavailable and not (finished and future.exception() is None):
-                    continue  # no worker could load the function: the run never ran
-                if finished and isinstance(future.exception(), FunctionUnavailable):
-                    continue  # never ran either
-                if finished:
-                    outcome = _outcome_of(future, row.t0)
-                else:
-                    outcome = Outcome("interrupted", row.t0, time.time() - row.t0, {}, None, None)
                 try:
-                    record(task, row, outcome)
+                    self._record_stopped(future, batch, unavailable, record)
                 except RecorderError:
                     continue  # already stopping; the first error is the one raised
             raise
 
+    def _stop(self, in_flight: dict[cf.Future[list[Outcome]], _Batch]) -> None:
+        """Stop the runs in flight: no batch starts another run; our pool's workers hand back what they finished."""
+        self._halt[0] = 1
+        if self._cancels():
+            for future in in_flight:
+                future.cancel()  # the batches no worker has taken
+        if not self._own:
+            if self._payload and any(len(batch.runs) > 1 for batch in in_flight.values()):
+                cf.wait(list(in_flight), timeout=_GRACE_S)  # another executor's batches may be done by now
+            return
+        self._slots[0] = 1
+        for process in list((getattr(self.executor, "_processes", None) or {}).values()):
+            with contextlib.suppress(OSError):
+                os.kill(process.pid, signal.SIGINT)  # a worker in a batch hands back the runs it finished
+        cf.wait(list(in_flight), timeout=_GRACE_S)
+        self._stop_workers()  # those that did not stop in time; what they sent is read meanwhile
+        cf.wait(list(in_flight), timeout=_SETTLE_S)
+
+    def _cancels(self) -> bool:
+        """Whether cancelling a future of the executor means its batch never started (not so on Dask)."""
+        return self._own or isinstance(self.executor, (cf.ThreadPoolExecutor, cf.ProcessPoolExecutor))
+
+    def _record_stopped(
+        self,
+        future: cf.Future[list[Outcome]],
+        batch: _Batch,
+        unavailable: bool,
+        record: Callable[[Any, Any, Outcome], None],
+    ) -> None:
+        """Record what is known of a batch in flight as the sweep stopped (see :meth:`run`)."""
+        if future.cancelled() and self._cancels():
+            return  # never started
+        finished = future.done() and not future.cancelled()
+        error = future.exception() if finished else None
+        if isinstance(error, FunctionUnavailable) or (unavailable and (not finished or error is not None)):
+            return  # no worker could load the function: its runs never ran
+        outcomes: list[Outcome] = []
+        if batch.done is not None:  # a thread pool's: what it finished is known; it may be in the next run
+            outcomes = list(batch.done)
+            started = len(outcomes) + (not finished)
+        elif finished and error is None:
+            outcomes = future.result()
+            started = len(outcomes)
+        elif self._own:  # the table tells which run its worker was at; those before it sent nothing back
+            started = self._slots[_step_at(batch.slot)] + 1 if self._slots[_pid_at(batch.slot)] else 0
+        else:  # another executor's: where it was is unknown
+            started = len(batch.runs)
+        for index, (task, row) in enumerate(batch.runs[:started]):
+            if row.status != "running":
+                continue  # recorded when the stop came
+            if index < len(outcomes):
+                outcome = outcomes[index]
+            else:
+                outcome = Outcome("interrupted", row.t0, time.time() - row.t0, {}, None, None)
+            record(task, row, outcome)
+
     def _replace_broken(
         self,
-        in_flight: dict[cf.Future[Outcome], tuple[Any, Any, int]],
-        settle: Callable[[cf.Future[Outcome], Outcome], None],
-    ) -> list[tuple[Any, Any, int]]:
-        """A worker died (a crash in native code, os._exit): record its run, start a new pool; return the runs to redo.
+        in_flight: dict[cf.Future[list[Outcome]], _Batch],
+        settle: Callable[[cf.Future[list[Outcome]], list[Outcome]], None],
+        record: Callable[[Any, Any, Outcome], None],
+    ) -> list[_Batch]:
+        """A worker died (a crash in native code, os._exit): record its run, start a new pool; return the batches to redo.
 
-        The pool ends every worker when one dies, and fails every run in
-        flight. Only the runs of the worker that died on its own (not ended by
-        the pool) are recorded ``interrupted``; the others (cut short, or not
-        started) run again on the new pool. When that worker cannot be told
-        (it ended by SIGTERM too), every run that had started is recorded
-        ``interrupted``.
+        The pool ends every worker when one dies, and fails every batch in
+        flight. Only the run the worker that died on its own (not ended by
+        the pool) was at is recorded ``interrupted``; the other runs (the
+        rest of its batch, the other workers' batches: cut short, or not
+        started, their results lost with the pool) run again on the new
+        pool. When that worker cannot be told (it ended by SIGTERM too), the
+        run each started batch was at is recorded ``interrupted``.
         """
         processes = dict(getattr(self.executor, "_processes", None) or {})
         cf.wait(list(in_flight), timeout=_SETTLE_S)  # the pool fails them all as it breaks
@@ -414,25 +680,30 @@ class Pool:
             for pid, process in processes.items()
             if process.exitcode not in (None, 0, -signal.SIGTERM)
         }
-        if dead and not any(self._slots[slot] for *_, slot in in_flight.values()):
+        slots = self._slots
+        if dead and not any(slots[_pid_at(batch.slot)] for batch in in_flight.values()):
             self.executor.shutdown(wait=False, cancel_futures=True)
             raise PoolBroken(
                 f"the worker processes of the sweep of {self._name} exit before running anything (exit codes "
                 f"{sorted(set(dead.values()))}); their error is above, on stderr"
             )
         again = []
-        for future, (task, row, slot) in list(in_flight.items()):
-            if not future.done() or not isinstance(future.exception(), BrokenProcessPool):
-                settle(future, _outcome_of(future, row.t0) if future.done() else _died(row.t0, None))
+        for future, batch in list(in_flight.items()):
+            if future.done() and not isinstance(future.exception(), BrokenProcessPool):
+                outcomes = _outcomes_of(future, batch.runs)
+                settle(future, outcomes if outcomes is not None else [])  # runs without an outcome: again
                 continue
-            pid = self._slots[slot]
+            del in_flight[future]
+            again.append(batch)
+            pid, step = slots[_pid_at(batch.slot)], slots[_step_at(batch.slot)]
             if pid in dead:
-                settle(future, _died(row.t0, dead[pid]))
-            elif not dead and pid:
-                settle(future, _died(row.t0, None))
+                died = _died(batch.runs[step][1].t0, dead[pid])
+            elif pid and (not dead or not future.done()):
+                died = _died(batch.runs[step][1].t0, None)
             else:
-                again.append((task, row, slot))
-                del in_flight[future]
+                continue  # not started, or cut short by the pool: all of it again
+            task, row = batch.runs.pop(step)
+            record(task, row, died)
         self.executor.shutdown(wait=False, cancel_futures=True)
         self.executor = self._new_pool()
         return again
@@ -444,7 +715,8 @@ class Pool:
                 process.kill()
 
     def close(self) -> None:
-        """Shut our pool down (an executor passed in stays the caller's)."""
+        """Shut our pool down (an executor passed in stays the caller's); let go of the scattered inputs."""
+        self._shipment = None
         if self._own:
             self.executor.shutdown(wait=True, cancel_futures=True)
 
@@ -460,19 +732,20 @@ def _died(t0: float, exitcode: int | None) -> Outcome:
     return Outcome("interrupted", t0, time.time() - t0, {}, note, None)
 
 
-def _outcome_of(future: cf.Future[Outcome], t0: float) -> Outcome:
-    """The outcome of a finished future.
+def _outcomes_of(future: cf.Future[list[Outcome]], runs: list[tuple[Any, Any]]) -> list[Outcome] | None:
+    """The outcomes of a finished batch; None when the batch failed as a whole and its runs should run alone.
 
     :raises FunctionUnavailable: when the worker could not load the function.
     """
     try:
         return future.result()
-    except Interrupted as e:  # the worker itself got Ctrl-C
-        return e.outcome
     except FunctionUnavailable as e:
         raise FunctionUnavailable(str(e)) from None  # without the worker's traceback: one clear message
     except BrokenProcessPool:
-        return _died(t0, None)
+        return [_died(row.t0, None) for _, row in runs]
     except BaseException as e:  # an unpicklable result, a failure in the executor
+        if len(runs) > 1:
+            return None  # which run caused it is told by running each alone
+        t0 = runs[0][1].t0
         error = "".join(traceback.format_exception(type(e), e, e.__traceback__))
-        return Outcome("failed", t0, time.time() - t0, {}, f"the executor running this run failed:\n{error}", None)
+        return [Outcome("failed", t0, time.time() - t0, {}, f"the executor running this run failed:\n{error}", None)]

@@ -13,6 +13,7 @@ import collections
 import concurrent.futures as cf
 import contextlib
 import functools
+import itertools
 import logging
 import os
 import pickle
@@ -184,6 +185,10 @@ _FIXED: dict[str, dict[str, Any]] = {}
 ARRIVALS: dict[str, int] = {}
 #: In a worker of recorder's pool: whether it is running a batch (a SIGINT then stops the batch, else it is ignored).
 _IN_BATCH = False
+#: In a worker of recorder's pool: the batch it runs, ``[id, outcomes, how many were sent early, start]``
+#: (id None between batches), and the lock its sender thread takes to send finished runs early.
+_CURRENT: list[Any] = [None, [], 0, 0.0]
+_CURRENT_LOCK = threading.Lock()
 
 #: Batches queued per worker beyond the one it is running, so workers never wait.
 _AHEAD = 2
@@ -193,6 +198,9 @@ _BATCH_S = 0.2
 _MAX_BATCH = 1024
 #: Seconds a stopping sweep waits for the batches in flight to hand back the runs they finished.
 _GRACE_S = 3.0
+#: Seconds after which a batch of recorder's pool still running sends the runs it finished (then again
+#: as often): a run that hangs, or a long batch, holds none back for long.
+_EARLY_S = 0.25
 
 _LOG = logging.getLogger(__name__)
 
@@ -213,16 +221,35 @@ def _on_sigint(signum: int, frame: Any) -> None:
         raise KeyboardInterrupt
 
 
-def _start_worker(sweeping: int, slots: Any, fixed: tuple[str, bytes] | None = None) -> None:
-    """Pool worker initializer: keep the slots table and the sweep's constant inputs, and exit with the sweeping process."""
+def _start_worker(sweeping: int, slots: Any, fixed: tuple[str, bytes] | None = None, early: Any = None) -> None:
+    """Pool worker initializer: keep the slots table and the sweep's constant inputs, and exit with the sweeping process.
+
+    :param early: the queue a sender thread puts the finished runs of a batch still running on (see :data:`_EARLY_S`).
+    """
     global _SLOTS
     _SLOTS = slots
+    if early is not None:
+        threading.Thread(target=_send_early, args=(early,), name="recorder-send-early", daemon=True).start()
     if fixed is not None:
         _FIXED[fixed[0]] = pickle.loads(fixed[1])  # once per worker
     # The sweeping process stops a worker's batch with SIGINT (Ctrl-C in a terminal reaches it too): the
     # runs it finished go back; a worker between batches has nothing to stop.
     signal.signal(signal.SIGINT, _on_sigint)
     _exit_with_parent(sweeping)
+
+
+def _send_early(early: Any) -> None:
+    """A pool worker's sender thread: every :data:`_EARLY_S`, put the runs a long batch has finished on ``early``."""
+    current = _CURRENT
+    while True:
+        time.sleep(_EARLY_S)
+        with _CURRENT_LOCK:
+            batch, outcomes, sent, since = current
+            if batch is None or len(outcomes) == sent or time.monotonic() - since < _EARLY_S:
+                continue
+            count = len(outcomes)
+            early.put((batch, sent, outcomes[sent:count]))
+            current[2] = count
 
 
 def _fixed_payload(fixed: dict[str, Any], name: str) -> tuple[str, bytes] | None:
@@ -281,8 +308,14 @@ def _load(payload: bytes, name: str) -> Callable[..., Any]:
 
 
 def _run_in_worker(
-    payload: bytes, name: str, slot: int, fixed_key: str | None, shipment: Shipment | None, runs: list[tuple[Any, ...]]
-) -> list[Outcome]:
+    payload: bytes,
+    name: str,
+    slot: int,
+    batch: int,
+    fixed_key: str | None,
+    shipment: Shipment | None,
+    runs: list[tuple[Any, ...]],
+) -> tuple[int, list[Outcome]]:
     """Run a batch of psets in a worker process (recorder's pool, or another executor's); return their outcomes.
 
     The function travels pickled, and is unpickled here, not by the
@@ -290,9 +323,12 @@ def _run_in_worker(
     there) then answers with that error instead of dying. Each run's
     outcome is :func:`execute`'s; a run interrupted (Ctrl-C, or the
     sweeping process stopping recorder's pool) ends the batch there, and
-    the outcomes so far (the interrupted one last) are returned.
+    the outcomes so far (the interrupted one last) are returned. In
+    recorder's pool a sender thread may have sent the first outcomes early
+    (see :data:`_EARLY_S`): the batch returns ``(how many were sent, the rest)``.
 
     :param slot: the batch's slot in the table of recorder's pool (-1 on another executor).
+    :param batch: the batch's id (in recorder's pool, what its outcomes sent early name).
     :param runs: each run's arguments of :func:`execute` after the function.
     :raises FunctionUnavailable: when the function cannot be unpickled here.
     """
@@ -307,16 +343,23 @@ def _run_in_worker(
             _FIXED[fixed_key] = constants
         func = functools.partial(func, **constants)
     if _SLOTS is None or slot < 0:
-        return _run_batch(func, runs, [], None)
+        return 0, _run_batch(func, runs, [], None)
     global _IN_BATCH
-    slots = _SLOTS
+    slots, current = _SLOTS, _CURRENT
     slots[_step_at(slot)] = 0
     slots[_pid_at(slot)] = os.getpid()
+    outcomes: list[Outcome] = []
+    with _CURRENT_LOCK:
+        current[:] = [batch, outcomes, 0, time.monotonic()]
     _IN_BATCH = True
     try:
-        return _run_batch(func, runs, [], (slots, _step_at(slot)))
+        _run_batch(func, runs, outcomes, (slots, _step_at(slot)))
     finally:
         _IN_BATCH = False
+        with _CURRENT_LOCK:  # what the sender thread has not sent goes back with the batch
+            start = current[2]
+            current[:] = [None, [], 0, 0.0]
+    return start, outcomes[start:]
 
 
 def _run_batch(
@@ -407,12 +450,16 @@ def _shipped(executor: cf.Executor, shipment: Shipment) -> Any:
 
 
 class _Batch:
-    """A batch in flight: its runs (``(task, row)``), its slot in our pool's table, what it finished (thread pools)."""
+    """A batch in flight: its runs (``(task, row)``), id, slot in our pool's table, outcomes recorded so far.
 
-    __slots__ = ("done", "runs", "slot")
+    ``done`` is a thread pool's batch's list of outcomes, which it fills as its runs end.
+    """
 
-    def __init__(self, runs: list[tuple[Any, Any]], slot: int, done: list[Outcome] | None) -> None:
-        self.runs, self.slot, self.done = runs, slot, done
+    __slots__ = ("done", "id", "recorded", "runs", "slot")
+
+    def __init__(self, runs: list[tuple[Any, Any]], id: int, slot: int, done: list[Outcome] | None) -> None:
+        self.runs, self.id, self.slot, self.done = runs, id, slot, done
+        self.recorded = 0
 
 
 def _capacity(executor: cf.Executor, workers: int) -> int:
@@ -429,6 +476,8 @@ def _capacity(executor: cf.Executor, workers: int) -> int:
 
 #: Seconds to wait, once a sweep stops, for results the workers had sent already.
 _SETTLE_S = 10.0
+
+_Future = cf.Future[Any]
 
 
 class Pool:
@@ -457,6 +506,7 @@ class Pool:
         # worker and answers FunctionUnavailable when it cannot (instead of the executor failing there).
         self._payload = check_workers(func, name, executor, workers)
         self._slots: Any = None
+        self._early: Any = None
         self._shipment: Any = None
         self._halt = [0]  # a thread pool's batches start no run once it is set
         if executor is None:
@@ -469,10 +519,12 @@ class Pool:
         self.executor = executor
 
     def _new_pool(self) -> cf.ProcessPoolExecutor:
+        # A new queue with each pool: a worker that died while putting on the old one leaves it unusable.
+        self._early = self._context.SimpleQueue()
         return cf.ProcessPoolExecutor(
             max_workers=self._workers,
             initializer=_start_worker,
-            initargs=(os.getpid(), self._slots, self._fixed),
+            initargs=(os.getpid(), self._slots, self._fixed, self._early),
             mp_context=self._context,
         )
 
@@ -485,30 +537,36 @@ class Pool:
         """Run every ``(task, row)``; ``call(task, row)`` gives the arguments of :func:`execute` after ``func``.
 
         Runs go to the executor in batches (see :class:`_Sizer`); completed
-        runs are recorded as their batch comes back. On Ctrl-C, SIGTERM or an
-        error, our pool's workers are told to stop (each hands back the runs
-        it finished, the one it was running ``interrupted``), then stopped;
-        every result that reached this process is recorded, the runs in
-        flight whose end is unknown are recorded ``interrupted``, runs known
-        not to have started are not recorded, and the exception goes on.
+        runs are recorded as their batch comes back, or sooner: a batch of
+        recorder's pool or of a thread pool that runs longer than
+        :data:`_EARLY_S` hands over the runs it finished meanwhile. On Ctrl-C,
+        SIGTERM or an error, our pool's workers are told to stop (each hands
+        back the runs it finished, the one it was running ``interrupted``),
+        then stopped; every result that reached this process is recorded, the
+        runs in flight whose end is unknown are recorded ``interrupted``, runs
+        known not to have started are not recorded, and the exception goes on.
 
         :raises FunctionUnavailable: once, when workers cannot load the function (its runs are not recorded).
         """
         workers = self._workers if self._own else _capacity(self.executor, self._workers)
         limit = _AHEAD * workers  # batches in flight
         sizer = _Sizer(self._batch_size, workers)
-        in_flight: dict[cf.Future[list[Outcome]], _Batch] = {}
+        in_flight: dict[_Future, _Batch] = {}
+        by_id: dict[int, _Batch] = {}
         free = list(range(limit))
         source = iter(items)
         waiting: collections.deque[tuple[Any, Any]] = collections.deque()  # read, or handed back, not submitted
         alone: collections.deque[tuple[Any, Any]] = collections.deque()  # to run one per batch (their batch failed)
         exhausted = False
+        ids = itertools.count()
 
         key = self._fixed[0] if self._fixed is not None else None
-        shipment = self._shipment if self._shipment is not None else None
+        shipment = self._shipment
         bound = functools.partial(self._func, **self._constants) if self._constants else self._func
         halt = self._halt
         halt[0] = 0
+        if self._own:
+            self._slots[0] = 0
 
         def next_batch() -> list[tuple[Any, Any]]:
             nonlocal exhausted
@@ -529,49 +587,78 @@ class Pool:
             for task, row in runs:
                 row.t0 = now
                 args.append(call(task, row))
-            done = None
+            done, slot, number = None, -1, next(ids)
             if self._own:  # its workers got the constant inputs as they started
                 slot = free.pop()
                 self._slots[_pid_at(slot)] = 0
-                future = self.executor.submit(_run_in_worker, self._payload, self._name, slot, key, None, args)
+                future = self.executor.submit(_run_in_worker, self._payload, self._name, slot, number, key, None, args)
             elif self._payload:  # the constant inputs go with each batch (scattered once on Dask)
-                slot = -1
-                future = self.executor.submit(_run_in_worker, self._payload, self._name, slot, key, shipment, args)
-            else:  # a thread pool: the function itself, its outcomes seen here as they come
-                slot, done = -1, list[Outcome]()
-                future = self.executor.submit(_run_batch, bound, args, done, (halt, -1))
-            in_flight[future] = _Batch(runs, slot, done)
-            _LOG.debug("batch of %d runs", len(runs))
+                future = self.executor.submit(
+                    _run_in_worker, self._payload, self._name, slot, number, key, shipment, args
+                )
+            else:  # a thread pool: the function itself; its outcomes are seen here as they come
+                done = list[Outcome]()
+                future = self.executor.submit(_run_batch, bound, args, done, (halt, -1))  # type: ignore[arg-type]
+            batch = in_flight[future] = by_id[number] = _Batch(runs, number, slot, done)
+            _LOG.debug("batch %d of %d runs", batch.id, len(runs))
 
-        def settle(future: cf.Future[list[Outcome]], outcomes: list[Outcome]) -> None:
+        def take(batch: _Batch, start: int, outcomes: list[Outcome], wait: bool = True) -> None:
+            """Record the outcomes of a batch's runs from ``start`` on (``wait``: and those sent early before)."""
+            while wait and start > batch.recorded and self._early is not None:
+                # The worker sent the ones before early, before it returned these: they are in the queue.
+                take_early(*self._early.get())
+            for (task, row), outcome in zip(batch.runs[start:], outcomes):
+                if row.status == "running":
+                    record(task, row, outcome)
+            batch.recorded = max(batch.recorded, start + len(outcomes))
+            sizer.note(outcomes)
+
+        def take_early(number: int, start: int, outcomes: list[Outcome]) -> None:
+            batch = by_id.get(number)
+            if batch is not None:
+                take(batch, start, outcomes)
+
+        def harvest() -> None:
+            """Record the runs long batches finished so far (sent early by our pool's workers, or a thread pool's)."""
+            for batch in list(in_flight.values()):
+                if batch.done is not None and len(batch.done) > batch.recorded:
+                    take(batch, batch.recorded, batch.done[batch.recorded :])
+            early = self._early if self._own else None
+            while early is not None and not early.empty():
+                take_early(*early.get())
+
+        def settle(future: _Future, start: int, outcomes: list[Outcome]) -> None:
             """Record a batch's outcomes; runs it did not reach go back to be submitted again."""
             batch = in_flight[future]
-            sizer.note(outcomes)
-            for (task, row), outcome in zip(batch.runs, outcomes):
-                record(task, row, outcome)
+            take(batch, start, outcomes)
             del in_flight[future]  # after recording: a stop in between finds them recorded (row.status)
+            del by_id[batch.id]
             if batch.slot >= 0:
                 free.append(batch.slot)
-            waiting.extendleft(reversed(batch.runs[len(outcomes) :]))
+            waiting.extendleft(reversed(batch.runs[batch.recorded :]))
 
         def wait_one() -> None:
-            done, _ = cf.wait(in_flight, return_when=cf.FIRST_COMPLETED)
+            timeout = _EARLY_S if self._own or not self._payload else None
+            done, _ = cf.wait(in_flight, timeout=timeout, return_when=cf.FIRST_COMPLETED)
+            harvest()
             broken = False
             for future in done:
                 if self._own and isinstance(future.exception(), BrokenProcessPool):
                     broken = True  # which runs the dead worker took is sorted out below
                     continue
                 batch = in_flight[future]
-                outcomes = _outcomes_of(future, batch.runs)
-                if outcomes is None:  # the batch as a whole failed: each of its runs again, alone
+                result = _outcomes_of(future, batch.runs)
+                if result is None:  # the batch as a whole failed: each of its runs again, alone
                     del in_flight[future]
-                    alone.extend(batch.runs)
+                    del by_id[batch.id]
+                    alone.extend(batch.runs[batch.recorded :])
                     continue
-                settle(future, outcomes)
+                settle(future, *result)
             if broken:
                 for batch in self._replace_broken(in_flight, settle, record):
+                    del by_id[batch.id]
                     free.append(batch.slot)
-                    waiting.extendleft(reversed(batch.runs))
+                    waiting.extendleft(reversed([run for run in batch.runs if run[1].status == "running"]))
 
         try:
             while True:
@@ -584,17 +671,17 @@ class Pool:
                     break
                 wait_one()
         except BaseException:
-            self._stop(in_flight)
+            self._stop(in_flight, harvest)
             unavailable = isinstance(sys.exc_info()[1], FunctionUnavailable)
             for future, batch in list(in_flight.items()):
                 future.cancel()
                 try:
-                    self._record_stopped(future, batch, unavailable, record)
+                    self._record_stopped(future, batch, unavailable, take, record)
                 except RecorderError:
                     continue  # already stopping; the first error is the one raised
             raise
 
-    def _stop(self, in_flight: dict[cf.Future[list[Outcome]], _Batch]) -> None:
+    def _stop(self, in_flight: dict[_Future, _Batch], harvest: Callable[[], None]) -> None:
         """Stop the runs in flight: no batch starts another run; our pool's workers hand back what they finished."""
         self._halt[0] = 1
         if self._cancels():
@@ -609,6 +696,8 @@ class Pool:
             with contextlib.suppress(OSError):
                 os.kill(process.pid, signal.SIGINT)  # a worker in a batch hands back the runs it finished
         cf.wait(list(in_flight), timeout=_GRACE_S)
+        with contextlib.suppress(RecorderError):
+            harvest()  # read the queue while every worker that put on it is alive (none is cut mid-message)
         self._stop_workers()  # those that did not stop in time; what they sent is read meanwhile
         cf.wait(list(in_flight), timeout=_SETTLE_S)
 
@@ -618,9 +707,10 @@ class Pool:
 
     def _record_stopped(
         self,
-        future: cf.Future[list[Outcome]],
+        future: _Future,
         batch: _Batch,
         unavailable: bool,
+        take: Callable[[_Batch, int, list[Outcome], bool], None],
         record: Callable[[Any, Any, Outcome], None],
     ) -> None:
         """Record what is known of a batch in flight as the sweep stopped (see :meth:`run`)."""
@@ -630,41 +720,36 @@ class Pool:
         error = future.exception() if finished else None
         if isinstance(error, FunctionUnavailable) or (unavailable and (not finished or error is not None)):
             return  # no worker could load the function: its runs never ran
-        outcomes: list[Outcome] = []
         if batch.done is not None:  # a thread pool's: what it finished is known; it may be in the next run
-            outcomes = list(batch.done)
-            started = len(outcomes) + (not finished)
+            take(batch, batch.recorded, batch.done[batch.recorded :], False)
+            started = batch.recorded + (not finished)
         elif finished and error is None:
-            outcomes = future.result()
-            started = len(outcomes)
+            start, outcomes = _outcomes_of(future, batch.runs) or (0, [])
+            take(batch, start, outcomes, False)  # those its worker sent early were read before it was stopped
+            started = start + len(outcomes)
         elif self._own:  # the table tells which run its worker was at; those before it sent nothing back
             started = self._slots[_step_at(batch.slot)] + 1 if self._slots[_pid_at(batch.slot)] else 0
         else:  # another executor's: where it was is unknown
             started = len(batch.runs)
-        for index, (task, row) in enumerate(batch.runs[:started]):
-            if row.status != "running":
-                continue  # recorded when the stop came
-            if index < len(outcomes):
-                outcome = outcomes[index]
-            else:
-                outcome = Outcome("interrupted", row.t0, time.time() - row.t0, {}, None, None)
-            record(task, row, outcome)
+        for task, row in batch.runs[:started]:
+            if row.status == "running":
+                record(task, row, Outcome("interrupted", row.t0, time.time() - row.t0, {}, None, None))
 
     def _replace_broken(
         self,
-        in_flight: dict[cf.Future[list[Outcome]], _Batch],
-        settle: Callable[[cf.Future[list[Outcome]], list[Outcome]], None],
+        in_flight: dict[_Future, _Batch],
+        settle: Callable[[_Future, int, list[Outcome]], None],
         record: Callable[[Any, Any, Outcome], None],
     ) -> list[_Batch]:
         """A worker died (a crash in native code, os._exit): record its run, start a new pool; return the batches to redo.
 
         The pool ends every worker when one dies, and fails every batch in
         flight. Only the run the worker that died on its own (not ended by
-        the pool) was at is recorded ``interrupted``; the other runs (the
-        rest of its batch, the other workers' batches: cut short, or not
-        started, their results lost with the pool) run again on the new
-        pool. When that worker cannot be told (it ended by SIGTERM too), the
-        run each started batch was at is recorded ``interrupted``.
+        the pool) was at is recorded ``interrupted``; the other runs not
+        recorded yet (the rest of its batch, the other workers' batches: cut
+        short, or not started, their results lost with the pool) run again
+        on the new pool. When that worker cannot be told (it ended by
+        SIGTERM too), the run each started batch was at is recorded ``interrupted``.
         """
         processes = dict(getattr(self.executor, "_processes", None) or {})
         cf.wait(list(in_flight), timeout=_SETTLE_S)  # the pool fails them all as it breaks
@@ -690,8 +775,8 @@ class Pool:
         again = []
         for future, batch in list(in_flight.items()):
             if future.done() and not isinstance(future.exception(), BrokenProcessPool):
-                outcomes = _outcomes_of(future, batch.runs)
-                settle(future, outcomes if outcomes is not None else [])  # runs without an outcome: again
+                result = _outcomes_of(future, batch.runs)
+                settle(future, *(result if result is not None else (batch.recorded, [])))  # the rest: again
                 continue
             del in_flight[future]
             again.append(batch)
@@ -702,8 +787,9 @@ class Pool:
                 died = _died(batch.runs[step][1].t0, None)
             else:
                 continue  # not started, or cut short by the pool: all of it again
-            task, row = batch.runs.pop(step)
-            record(task, row, died)
+            task, row = batch.runs[step]
+            if row.status == "running":
+                record(task, row, died)
         self.executor.shutdown(wait=False, cancel_futures=True)
         self.executor = self._new_pool()
         return again
@@ -732,20 +818,26 @@ def _died(t0: float, exitcode: int | None) -> Outcome:
     return Outcome("interrupted", t0, time.time() - t0, {}, note, None)
 
 
-def _outcomes_of(future: cf.Future[list[Outcome]], runs: list[tuple[Any, Any]]) -> list[Outcome] | None:
-    """The outcomes of a finished batch; None when the batch failed as a whole and its runs should run alone.
+def _outcomes_of(future: _Future, runs: list[tuple[Any, Any]]) -> tuple[int, list[Outcome]] | None:
+    """A finished batch's ``(index of its first run not sent early, their outcomes)``.
+
+    None when the batch failed as a whole and its runs should run alone.
 
     :raises FunctionUnavailable: when the worker could not load the function.
     """
     try:
-        return future.result()
+        result = future.result()
     except FunctionUnavailable as e:
         raise FunctionUnavailable(str(e)) from None  # without the worker's traceback: one clear message
     except BrokenProcessPool:
-        return [_died(row.t0, None) for _, row in runs]
+        return 0, [_died(row.t0, None) for _, row in runs]
     except BaseException as e:  # an unpicklable result, a failure in the executor
         if len(runs) > 1:
             return None  # which run caused it is told by running each alone
         t0 = runs[0][1].t0
         error = "".join(traceback.format_exception(type(e), e, e.__traceback__))
-        return [Outcome("failed", t0, time.time() - t0, {}, f"the executor running this run failed:\n{error}", None)]
+        return 0, [Outcome("failed", t0, time.time() - t0, {}, f"the executor running this run failed:\n{error}", None)]
+    if isinstance(result, list):  # a thread pool's batch: its list of outcomes
+        return 0, result
+    start, outcomes = result
+    return start, outcomes

@@ -189,6 +189,8 @@ _IN_BATCH = False
 #: (id None between batches), and the lock its sender thread takes to send finished runs early.
 _CURRENT: list[Any] = [None, [], 0, 0.0]
 _CURRENT_LOCK = threading.Lock()
+#: In a worker of recorder's pool: whether it started with SIGINT ignored (as the sweeping process had it).
+_SIGINT_IGNORED = False
 
 #: Batches queued per worker beyond the one it is running, so workers never wait.
 _AHEAD = 2
@@ -216,8 +218,12 @@ def _step_at(slot: int) -> int:
 
 
 def _on_sigint(signum: int, frame: Any) -> None:
-    """A pool worker's SIGINT: stop the batch it is running (its finished runs go back); ignored between batches."""
-    if _IN_BATCH:
+    """A pool worker's SIGINT: stop the batch it is running (its finished runs go back); ignored between batches.
+
+    Where the sweeping process ignores SIGINT (a background job), so does
+    the worker, unless the sweeping process is stopping it.
+    """
+    if _IN_BATCH and (not _SIGINT_IGNORED or _SLOTS[0]):
         raise KeyboardInterrupt
 
 
@@ -234,6 +240,8 @@ def _start_worker(sweeping: int, slots: Any, fixed: tuple[str, bytes] | None = N
         _FIXED[fixed[0]] = pickle.loads(fixed[1])  # once per worker
     # The sweeping process stops a worker's batch with SIGINT (Ctrl-C in a terminal reaches it too): the
     # runs it finished go back; a worker between batches has nothing to stop.
+    global _SIGINT_IGNORED
+    _SIGINT_IGNORED = signal.getsignal(signal.SIGINT) is signal.SIG_IGN
     signal.signal(signal.SIGINT, _on_sigint)
     _exit_with_parent(sweeping)
 

@@ -114,7 +114,7 @@ def test_stopping_a_batched_pool_sweep_keeps_every_finished_run(tmp_path: Path, 
     _wait(lambda: not any(_alive(pid) for pid in workers), "the pool's workers to exit", timeout=30)
 
     started, ended = _marked(marks, "start"), _marked(marks, "end")
-    assert {0, 1, 2, 10, 11, 12} <= ended and HELD <= started
+    assert {0, 1, 2, 10, 11, 12} <= ended and started >= HELD
     if how != "SIGINT to the group":
         # The workers were told to start no run before they were interrupted: nothing else ran.
         assert ended == {0, 1, 2, 10, 11, 12} and started == ended | HELD

@@ -227,15 +227,18 @@ def _on_sigint(signum: int, frame: Any) -> None:
         raise KeyboardInterrupt
 
 
-def _start_worker(sweeping: int, slots: Any, fixed: tuple[str, bytes] | None = None, early: Any = None) -> None:
+def _start_worker(
+    sweeping: int, slots: Any, fixed: tuple[str, bytes] | None = None, early: tuple[Any, Any] | None = None
+) -> None:
     """Pool worker initializer: keep the slots table and the sweep's constant inputs, and exit with the sweeping process.
 
-    :param early: the queue a sender thread puts the finished runs of a batch still running on (see :data:`_EARLY_S`).
+    :param early: the write end of the pipe (a ``Connection``) on which a sender thread sends the finished
+        runs of a batch still running (see :data:`_EARLY_S`), and the lock the workers write it under.
     """
     global _SLOTS
     _SLOTS = slots
     if early is not None:
-        threading.Thread(target=_send_early, args=(early,), name="recorder-send-early", daemon=True).start()
+        threading.Thread(target=_send_early, args=early, name="recorder-send-early", daemon=True).start()
     if fixed is not None:
         _FIXED[fixed[0]] = pickle.loads(fixed[1])  # once per worker
     # The sweeping process stops a worker's batch with SIGINT (Ctrl-C in a terminal reaches it too): the
@@ -246,9 +249,14 @@ def _start_worker(sweeping: int, slots: Any, fixed: tuple[str, bytes] | None = N
     _exit_with_parent(sweeping)
 
 
-def _send_early(early: Any) -> None:
-    """A pool worker's sender thread: every :data:`_EARLY_S`, put the runs a long batch has finished on ``early``."""
+def _send_early(pipe: Any, lock: Any) -> None:
+    """A pool worker's sender thread: every :data:`_EARLY_S`, send the runs a long batch has finished.
+
+    Each message is ``(batch id, index of its first run, outcomes)``,
+    pickled, behind its length (8 bytes): see :class:`_Inbox`.
+    """
     current = _CURRENT
+    fd = pipe.fileno()
     while True:
         time.sleep(_EARLY_S)
         with _CURRENT_LOCK:
@@ -256,8 +264,51 @@ def _send_early(early: Any) -> None:
             if batch is None or len(outcomes) == sent or time.monotonic() - since < _EARLY_S:
                 continue
             count = len(outcomes)
-            early.put((batch, sent, outcomes[sent:count]))
+            data = pickle.dumps((batch, sent, outcomes[sent:count]), protocol=pickle.HIGHEST_PROTOCOL)
+            frame = memoryview(len(data).to_bytes(8, "big") + data)
+            with lock:  # one message at a time on the pipe all workers share
+                while frame:
+                    frame = frame[os.write(fd, frame) :]
             current[2] = count
+
+
+class _Inbox:
+    """The sweeping process's end of the pipe on which the pool's workers send a long batch's finished runs.
+
+    Read without blocking, so that a message cut short (its worker killed
+    while writing it) never stops the sweep: only complete messages are taken.
+    """
+
+    def __init__(self, context: Any) -> None:
+        self.reader, self.writer = context.Pipe(duplex=False)
+        self.lock = context.Lock()
+        os.set_blocking(self.reader.fileno(), False)
+        self._buffer = bytearray()
+
+    def messages(self, wait: float = 0.0) -> list[tuple[int, int, list[Outcome]]]:
+        """The complete messages come so far; wait up to ``wait`` seconds for one when there is none."""
+        fd = self.reader.fileno()
+        deadline = time.monotonic() + wait
+        while True:
+            with contextlib.suppress(BlockingIOError):
+                while chunk := os.read(fd, 1 << 16):
+                    self._buffer += chunk
+            found = []
+            buffer = self._buffer
+            while len(buffer) >= 8:
+                size = int.from_bytes(buffer[:8], "big")
+                if len(buffer) < 8 + size:
+                    break
+                found.append(pickle.loads(buffer[8 : 8 + size]))
+                del buffer[: 8 + size]
+            left = deadline - time.monotonic()
+            if found or left <= 0:
+                return found
+            select.select([fd], [], [], left)
+
+    def close(self) -> None:
+        self.reader.close()
+        self.writer.close()
 
 
 def _fixed_payload(fixed: dict[str, Any], name: str) -> tuple[str, bytes] | None:
@@ -514,7 +565,7 @@ class Pool:
         # worker and answers FunctionUnavailable when it cannot (instead of the executor failing there).
         self._payload = check_workers(func, name, executor, workers)
         self._slots: Any = None
-        self._early: Any = None
+        self._early: _Inbox | None = None
         self._shipment: Any = None
         self._halt = [0]  # a thread pool's batches start no run once it is set
         if executor is None:
@@ -527,12 +578,14 @@ class Pool:
         self.executor = executor
 
     def _new_pool(self) -> cf.ProcessPoolExecutor:
-        # A new queue with each pool: a worker that died while putting on the old one leaves it unusable.
-        self._early = self._context.SimpleQueue()
+        # A new pipe with each pool: a worker that died while writing to the old one holds its lock.
+        if self._early is not None:
+            self._early.close()
+        early = self._early = _Inbox(self._context)
         return cf.ProcessPoolExecutor(
             max_workers=self._workers,
             initializer=_start_worker,
-            initargs=(os.getpid(), self._slots, self._fixed, self._early),
+            initargs=(os.getpid(), self._slots, self._fixed, (early.writer, early.lock)),
             mp_context=self._context,
         )
 
@@ -599,7 +652,15 @@ class Pool:
             if self._own:  # its workers got the constant inputs as they started
                 slot = free.pop()
                 self._slots[_pid_at(slot)] = 0
-                future = self.executor.submit(_run_in_worker, self._payload, self._name, slot, number, key, None, args)
+                try:
+                    future = self.executor.submit(
+                        _run_in_worker, self._payload, self._name, slot, number, key, None, args
+                    )
+                except BrokenProcessPool:  # a worker died since the last look: its batch says which
+                    free.append(slot)
+                    waiting.extendleft(reversed(runs))
+                    recover()
+                    return
             elif self._payload:  # the constant inputs go with each batch (scattered once on Dask)
                 future = self.executor.submit(
                     _run_in_worker, self._payload, self._name, slot, number, key, shipment, args
@@ -613,8 +674,14 @@ class Pool:
         def take(batch: _Batch, start: int, outcomes: list[Outcome], wait: bool = True) -> None:
             """Record the outcomes of a batch's runs from ``start`` on (``wait``: and those sent early before)."""
             while wait and start > batch.recorded and self._early is not None:
-                # The worker sent the ones before early, before it returned these: they are in the queue.
-                take_early(*self._early.get())
+                # The worker sent the ones before early, before it returned these: they are in the pipe.
+                messages = self._early.messages(_SETTLE_S)
+                if not messages:
+                    for task, row in batch.runs[batch.recorded : start]:  # never so, unless the pipe is broken
+                        record(task, row, _died(row.t0, None)._replace(error="its outcome was lost on its way here"))
+                    break
+                for message in messages:
+                    take_early(*message)
             for (task, row), outcome in zip(batch.runs[start:], outcomes):
                 if row.status == "running":
                     record(task, row, outcome)
@@ -631,9 +698,9 @@ class Pool:
             for batch in list(in_flight.values()):
                 if batch.done is not None and len(batch.done) > batch.recorded:
                     take(batch, batch.recorded, batch.done[batch.recorded :])
-            early = self._early if self._own else None
-            while early is not None and not early.empty():
-                take_early(*early.get())
+            if self._own and self._early is not None:
+                for message in self._early.messages():
+                    take_early(*message)
 
         def settle(future: _Future, start: int, outcomes: list[Outcome]) -> None:
             """Record a batch's outcomes; runs it did not reach go back to be submitted again."""
@@ -663,10 +730,14 @@ class Pool:
                     continue
                 settle(future, *result)
             if broken:
-                for batch in self._replace_broken(in_flight, settle, record):
-                    del by_id[batch.id]
-                    free.append(batch.slot)
-                    waiting.extendleft(reversed([run for run in batch.runs if run[1].status == "running"]))
+                recover()
+
+        def recover() -> None:
+            """Our pool broke (a worker died): record what is known, start a new pool, put the rest back."""
+            for batch in self._replace_broken(in_flight, settle, record):
+                del by_id[batch.id]
+                free.append(batch.slot)
+                waiting.extendleft(reversed([run for run in batch.runs if run[1].status == "running"]))
 
         try:
             while True:
@@ -813,6 +884,8 @@ class Pool:
         self._shipment = None
         if self._own:
             self.executor.shutdown(wait=True, cancel_futures=True)
+            if self._early is not None:
+                self._early.close()
 
 
 def _died(t0: float, exitcode: int | None) -> Outcome:

@@ -27,8 +27,8 @@ from collections.abc import Callable, Iterable
 from concurrent.futures.process import BrokenProcessPool
 from typing import Any
 
-from ..errors import FunctionUnavailable, PoolBroken, RecorderError
-from .execute import Interrupted, Outcome, execute
+from ..errors import FunctionUnavailable, NotInRun, PoolBroken, RecorderError
+from .execute import Interrupted, Outcome, current_seed, execute
 from .tasks import check_batch_size
 
 __all__ = ["Pool", "check_workers", "check_batch_size", "Shipment", "ARRIVALS"]
@@ -191,6 +191,8 @@ _CURRENT: list[Any] = [None, [], 0, 0.0]
 _CURRENT_LOCK = threading.Lock()
 #: In a worker of recorder's pool: whether it started with SIGINT ignored (as the sweeping process had it).
 _SIGINT_IGNORED = False
+#: In a worker of recorder's pool: a SIGINT came while a run's results were stored: the batch starts no other run.
+_STOP_ASKED = False
 
 #: Batches queued per worker beyond the one it is running, so workers never wait.
 _AHEAD = 2
@@ -220,11 +222,21 @@ def _step_at(slot: int) -> int:
 def _on_sigint(signum: int, frame: Any) -> None:
     """A pool worker's SIGINT: stop the batch it is running (its finished runs go back); ignored between batches.
 
+    A run's function is interrupted (its run is ``interrupted``); while
+    recorder stores the results of a run whose function has returned, the
+    batch stops after it instead (a run that finished is recorded ``done``).
     Where the sweeping process ignores SIGINT (a background job), so does
     the worker, unless the sweeping process is stopping it.
     """
-    if _IN_BATCH and (not _SIGINT_IGNORED or _SLOTS[0]):
-        raise KeyboardInterrupt
+    global _STOP_ASKED
+    if not _IN_BATCH or (_SIGINT_IGNORED and not _SLOTS[0]):
+        return
+    try:
+        current_seed()
+    except NotInRun:  # between the function's return and the next run: stop there
+        _STOP_ASKED = True
+        return
+    raise KeyboardInterrupt
 
 
 def _start_worker(
@@ -403,8 +415,9 @@ def _run_in_worker(
         func = functools.partial(func, **constants)
     if _SLOTS is None or slot < 0:
         return 0, _run_batch(func, runs, [], None)
-    global _IN_BATCH
+    global _IN_BATCH, _STOP_ASKED
     slots, current = _SLOTS, _CURRENT
+    _STOP_ASKED = False
     slots[_step_at(slot)] = 0
     slots[_pid_at(slot)] = os.getpid()
     outcomes: list[Outcome] = []
@@ -434,14 +447,18 @@ def _run_batch(
         for index, args in enumerate(runs):
             if steps is not None:
                 table, at = steps
-                if table[0]:
+                if table[0] or _STOP_ASKED:
                     break  # the sweep is stopping: start no more runs
                 if at >= 0:
                     table[at] = index
+            t0 = time.time()
             try:
                 outcomes.append(execute(func, *args))
             except Interrupted as e:
                 outcomes.append(e.outcome)
+                break
+            except KeyboardInterrupt:  # a second one, while the first was being handled: still this run's
+                outcomes.append(Outcome("interrupted", t0, time.time() - t0, {}, None, None))
                 break
     except KeyboardInterrupt:  # between two runs: none was cut
         pass

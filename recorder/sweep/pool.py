@@ -743,6 +743,8 @@ class Pool:
                 if result is None:  # the batch as a whole failed: each of its runs again, alone
                     del in_flight[future]
                     del by_id[batch.id]
+                    if batch.slot >= 0:
+                        free.append(batch.slot)
                     alone.extend(batch.runs[batch.recorded :])
                     continue
                 settle(future, *result)

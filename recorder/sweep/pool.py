@@ -1,8 +1,9 @@
-"""Running a sweep's runs on an executor: bounded in flight, robust to dying workers.
+"""Running a sweep's runs on an executor, in batches: bounded in flight, robust to dying and stopped workers.
 
 recorder makes a process pool for ``workers > 1``; any other
 :class:`concurrent.futures.Executor` (a Dask client's ``get_executor()``,
-loky, mpi4py.futures, …) can be passed instead. Either way only the
+loky, mpi4py.futures, …) can be passed instead. Either way runs go to the
+workers in batches (``batch_size``, see :class:`_Sizer`), and only the
 sweeping process writes the database: completed runs come back as
 :class:`~recorder.execute.Outcome` records and go to ``record``.
 """
@@ -194,7 +195,7 @@ _SIGINT_IGNORED = False
 #: In a worker of recorder's pool: a SIGINT came while a run's results were stored: the batch starts no other run.
 _STOP_ASKED = False
 
-#: Batches queued per worker beyond the one it is running, so workers never wait.
+#: Batches in flight per worker (the one it runs, and one waiting), so workers never wait for the sweeping process.
 _AHEAD = 2
 #: ``batch_size="auto"``: the seconds of work a batch aims at, once run times are measured.
 _BATCH_S = 0.2

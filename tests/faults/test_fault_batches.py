@@ -138,3 +138,75 @@ def test_stopping_a_batched_pool_sweep_keeps_every_finished_run(tmp_path: Path, 
     assert statuses == {**{i: "done" for i in ended}, **{i: "interrupted" for i in cut}}, errors
     assert squares == {i: i * i for i in ended}
     assert session == "interrupted"
+
+
+HUNG = """
+import concurrent.futures as cf
+import os, sys, time
+import recorder as rec
+
+store, marks, how = sys.argv[1], sys.argv[2], sys.argv[3]
+
+def mark(name):
+    fd = os.open(os.path.join(marks, name), os.O_CREAT | os.O_WRONLY | os.O_TRUNC, 0o644)
+    os.write(fd, str(os.getpid()).encode())
+    os.fsync(fd)
+    os.close(fd)
+
+def work(i):
+    mark(f"start-{i}")
+    if i == 3:
+        time.sleep(600)  # hangs: the test kills the sweep meanwhile
+    mark(f"end-{i}")
+    return {"sq": i * i}
+
+if __name__ == "__main__":
+    with rec.Recorder("hung", store=store, git=False, flush_interval=0.2) as r:
+        if how == "pool":
+            r.sweep(work, rec.plist("i", range(20)), workers=2, batch_size=10)
+        else:
+            with cf.ThreadPoolExecutor(2) as executor:
+                r.sweep(work, rec.plist("i", range(20)), executor=executor, batch_size=10)
+"""
+
+
+def _done(store: Path) -> set[int]:
+    """The ``i`` of every done run in the store, read as another process would (read-only)."""
+    path = store / "recorder.sqlite"
+    if not path.exists():
+        return set()
+    conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=10)
+    try:
+        rows = conn.execute(
+            "SELECT json_extract(p.params, '$.i') FROM runs r JOIN psets p ON p.pk = r.pset WHERE r.status = 'done'"
+        ).fetchall()
+    except sqlite3.OperationalError:  # the schema is not there yet
+        return set()
+    finally:
+        conn.close()
+    return {int(i) for (i,) in rows}
+
+
+@pytest.mark.parametrize("how", ["pool", "threads"])
+def test_a_hung_run_holds_back_no_finished_run_of_its_batch(tmp_path: Path, how: str) -> None:
+    """Runs 0-2 finish, run 3 of the same batch hangs: 0-2 reach the store while it hangs (sent early)."""
+    store, marks, script = tmp_path / "store", tmp_path / "marks", tmp_path / "hung.py"
+    marks.mkdir()
+    script.write_text(HUNG)
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")])}
+    proc = subprocess.Popen(
+        [sys.executable, str(script), str(store), str(marks), how],
+        cwd=tmp_path,
+        env=env,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    try:
+        _wait(lambda: {0, 1, 2} <= _marked(marks, "end") and 3 in _marked(marks, "start"), "run 3 to hang")
+        # The other worker ran the second batch meanwhile; the first is held in its fourth run.
+        _wait(lambda: {0, 1, 2} <= _done(store), "the finished runs of the hung batch to reach the store")
+        assert proc.poll() is None, "the sweep ended: run 3 did not hang"
+    finally:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait(timeout=30)
+    assert 3 not in _done(store)

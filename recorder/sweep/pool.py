@@ -484,9 +484,19 @@ class _Sizer:
         self._last = 1
 
     def note(self, outcomes: list[Outcome]) -> None:
-        """Learn from a batch's run times."""
+        """Learn from a batch's run times.
+
+        A run's cost is more than its function's time (its results are
+        encoded, its arrays written): from one run's start to the next is
+        what counts, so the span from the first run's start to the last
+        one's end, shared out, is taken when it is longer.
+        """
         if outcomes:
-            mean = sum(outcome.duration for outcome in outcomes) / len(outcomes)
+            first, last = outcomes[0], outcomes[-1]
+            mean = max(
+                sum(outcome.duration for outcome in outcomes) / len(outcomes),
+                (last.t0 + last.duration - first.t0) / len(outcomes),
+            )
             self._mean = mean if self._mean is None else (self._mean + mean) / 2
 
     def size(self, remaining: int | None) -> int:

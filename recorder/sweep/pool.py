@@ -875,7 +875,7 @@ class Pool:
             if process.exitcode not in (None, 0, -signal.SIGTERM)
         }
         slots = self._slots
-        if dead and not any(slots[_pid_at(batch.slot)] for batch in in_flight.values()):
+        if dead and in_flight and not any(slots[_pid_at(batch.slot)] for batch in in_flight.values()):
             self.executor.shutdown(wait=False, cancel_futures=True)
             raise PoolBroken(
                 f"the worker processes of the sweep of {self._name} exit before running anything (exit codes "

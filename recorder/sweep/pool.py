@@ -28,7 +28,7 @@ from collections.abc import Callable, Iterable
 from concurrent.futures.process import BrokenProcessPool
 from typing import Any
 
-from ..errors import FunctionUnavailable, NotInRun, PoolBroken, RecorderError
+from ..errors import FunctionUnavailable, PoolBroken, RecorderError
 from .execute import Interrupted, Outcome, current_seed, execute
 from .tasks import check_batch_size
 
@@ -234,7 +234,7 @@ def _on_sigint(signum: int, frame: Any) -> None:
         return
     try:
         current_seed()
-    except NotInRun:  # between the function's return and the next run: stop there
+    except RecorderError:  # NotInRun: between the function's return and the next run: stop there
         _STOP_ASKED = True
         return
     raise KeyboardInterrupt

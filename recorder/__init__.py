@@ -3,6 +3,7 @@
 from .errors import (
     AmbiguousRunId,
     AmbiguousSessionId,
+    BatchSizeRefused,
     CommitMissing,
     CurationRefused,
     DiffDoesNotApply,
@@ -151,6 +152,7 @@ __all__ = [
     "FunctionMissing",
     "SessionNotFound",
     "AmbiguousSessionId",
+    "BatchSizeRefused",
     "CurationRefused",
     "ImportSourceError",
     "ImportSourceTooNew",

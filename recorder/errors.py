@@ -71,6 +71,7 @@ __all__ = [
     "SeriesRefused",
     "FileRefused",
     "NoRunInVsweep",
+    "BatchSizeRefused",
 ]
 
 
@@ -300,3 +301,7 @@ class NoRunInVsweep(NotInRun):
     """``recorder.current_run()`` (or ``current_seed()``) was called in a function run by ``vsweep``,
     which traces it once for a whole chunk of psets: there is no run of one pset to give. Use
     ``rec.jax.key()`` for per-pset randomness and return results, or run the function with ``sweep``."""
+
+
+class BatchSizeRefused(RecorderError, ValueError):
+    """A sweep's ``batch_size`` is neither ``"auto"`` nor a number of runs per batch (an int ≥ 1)."""

@@ -212,13 +212,16 @@ class Experiment(Generic[_P, _R]):
         keep_files: str | None = None,
         max_file_bytes: int | None = None,
         fixed: Mapping[str, Any] | None = None,
+        batch_size: int | str = "auto",
     ) -> pd.DataFrame | None:
         """Run the experiment on every pset in one session; see :meth:`recorder.Recorder.sweep`."""
         if simulate:
             return self._dry_run(params, skip)
         from ..sweep.loop import check_options, sweep
+        from ..sweep.tasks import check_batch_size
 
         check_options(skip, on_error, workers, executor)
+        check_batch_size(batch_size)
         func = self.func if executor is None and workers == 1 else self._for_workers()
         if executor is not None or workers > 1:
             from ..sweep.pool import check_workers
@@ -242,6 +245,7 @@ class Experiment(Generic[_P, _R]):
                 keep_files=keep_files,
                 max_file_bytes=max_file_bytes,
                 fixed=fixed,
+                batch_size=batch_size,
             )
 
     def vsweep(

@@ -9,8 +9,11 @@ a JSON-able value's canonical JSON; any other value by its type and
 They reach worker processes once per worker, not once per run: they are
 pickled once, in the sweeping process; recorder's own pool hands the pickle
 to each worker as it starts (a forked worker inherits it), and each worker
-unpickles it once. Another executor (Dask, loky, …) gets the pickle with each
-task (bytes, not pickled again), and each of its workers unpickles it once.
+unpickles it once. On Dask the pickle is scattered to every worker once
+(``client.scatter(..., broadcast=True)``; each batch names it); another
+executor (loky, …) gets it with each batch of runs (bytes, not pickled
+again). Either way each worker unpickles it once (see
+:class:`recorder.sweep.pool.Shipment`).
 """
 
 from __future__ import annotations

@@ -401,6 +401,7 @@ def sweep(
     keep_files: str | None = None,
     max_file_bytes: int | None = None,
     fixed: Mapping[str, Any] | None = None,
+    batch_size: int | str = "auto",
 ) -> pd.DataFrame | None:
     """Run ``func`` on every pset of ``params`` in ``session``; return one row per pset.
 
@@ -427,7 +428,11 @@ def sweep(
         from .pool import Pool  # multiprocessing only when a sweep uses it
 
         # Before the session starts: a function the workers cannot load is refused with nothing written.
-        pool = Pool(func, binder.name, executor, workers, constants)
+        pool = Pool(func, binder.name, executor, workers, constants, batch_size)
+    else:
+        from .tasks import check_batch_size
+
+        check_batch_size(batch_size)  # a serial sweep has no batches, but a bad value is still refused
     try:
         store, writer, session_pk = session.writing()
     except BaseException:

@@ -5,12 +5,13 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, NamedTuple
 
+from ..errors import BatchSizeRefused
 from ..read.frame import ERROR
 
 if TYPE_CHECKING:
     import pandas as pd
 
-__all__ = ["Task", "Table", "new_task"]
+__all__ = ["Task", "Table", "new_task", "check_batch_size"]
 
 
 class Task(NamedTuple):
@@ -100,3 +101,18 @@ class Table:
 
 # What Task(...) does, without the Python-level __new__ a NamedTuple has (a sweep makes one per pset).
 new_task = tuple.__new__
+
+
+def check_batch_size(batch_size: object) -> int | str:
+    """Return ``batch_size`` if it is ``"auto"`` or a number of runs (an int ≥ 1).
+
+    :raises BatchSizeRefused: for anything else (0, a negative or float number, another string).
+    """
+    if isinstance(batch_size, str) and batch_size == "auto":
+        return "auto"
+    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+        raise BatchSizeRefused(
+            f"batch_size={batch_size!r} is not 'auto' or a number of runs per batch (an int ≥ 1); "
+            "give batch_size='auto' (the default) or e.g. batch_size=10"
+        )
+    return batch_size

@@ -22,8 +22,8 @@ from recorder.store.ids import new_ids  # noqa: E402
 from recorder.store.pending import PendingRun  # noqa: E402
 from recorder.store.rows import DoneChunk, Rows  # noqa: E402
 
-# Columns of runs that differ between two recordings of the same runs (ids and clocks) or that the two paths
-# fill at different times (pid, pset_seq: compared apart, see below).
+# Columns of runs that are the same in two recordings of the same runs (not ids and clocks; pid and pset_seq
+# are compared apart, see below).
 _RUN_COLUMNS = "pk, experiment, session, pset, status, seed, comment, error, output, scalars, function, rerun_of, host"
 
 
@@ -96,17 +96,13 @@ def test_a_chunk_written_column_wise_gives_the_rows_of_the_per_run_way(
         assert table(columns, sql) == table(runs, sql), sql
     assert len(table(columns, "SELECT * FROM results")) > 0  # the general way was taken too
     assert {text for (text,) in table(columns, "SELECT params FROM psets")} >= {'{"method":"slow","n":1,"r":2.5}'}
-    # pid and pset_seq: the chunk's runs have this process and the pset's place in its sweep; the per-run rule
-    # gives the same wherever it fills them (None where it does not yet).
+    # pid and pset_seq: every run has this process and the pset's place in its sweep, both ways.
     seq = "SELECT r.pid, r.pset_seq, p.params, r.session FROM runs AS r JOIN psets AS p ON p.pk = r.pset ORDER BY r.pk"
-    filled = 0
-    for (pid, pset_seq, _, _), (other_pid, other_seq, _, _) in zip(table(columns, seq), table(runs, seq)):
-        assert other_pid is None or other_pid == pid
-        assert other_seq is None or other_seq == pset_seq
-        if pid is not None:
-            filled += 1
-            assert pid == os.getpid() and isinstance(pset_seq, int)
-    assert filled == sum(chunked)
+    both = list(zip(table(columns, seq), table(runs, seq)))
+    assert len(both) == len(table(columns, "SELECT 1 FROM runs")) > sum(chunked)
+    for (pid, pset_seq, _, _), (other_pid, other_seq, _, _) in both:
+        assert (pid, pset_seq) == (other_pid, other_seq)
+        assert pid == os.getpid() and isinstance(pset_seq, int)
     # pset_seq is the pset's position in its sweep: in the first sweep, r's index times 2 plus n's.
     first = [float(v) for v in np.linspace(2.5, 4.0, 30)]
     for pid, pset_seq, params, session in table(columns, seq):

@@ -461,6 +461,10 @@ def sweep(
         None if workdir is None else str(workdir),
         keep_files,
         check_max_file_bytes(max_file_bytes),
+        session.id,  # a run's series are spilled to the session's folder (recorder.store.spill)
+        writer.interval,
+        function,
+        rerun_of,
     )
 
     def call(task: Task, row: PendingRun) -> tuple[Any, ...]:

@@ -213,6 +213,9 @@ def read_spills(locks: Path, session_id: str, objects: ObjectStore) -> list[Pend
     1-D array ``<name>_series`` (int64 when every flush of it was, else float64;
     its ``.npy`` to ``objects`` when large) and its last value ``<name>``.
     Files that are not spill files of this session are skipped with a warning.
+
+    :raises OSError: when the series cannot be stored (a full disk): the
+        session is then left for the next recovery, its files kept.
     """
     folder = _folder(locks, session_id)
     if folder is None:
@@ -227,12 +230,19 @@ def read_spills(locks: Path, session_id: str, objects: ObjectStore) -> list[Pend
             _skip(path, "its name is not <run id>.spill")
             continue
         try:
-            run = _read(path, session_id, match[1], objects)
+            run, series = _read(path, match[1])
         except (OSError, *_UNREADABLE) as e:
             _skip(path, str(e) if not isinstance(e, OSError) else f"it cannot be read ({e.strerror or e})")
             continue
-        if run is not None:
-            runs.append(run)
+        if not series:
+            continue
+        run.error = f"{_NOTE} ({', '.join(f'{n}: {len(v)} values' for n, v in series.items())})"
+        for name, values in series.items():  # outside the try: a disk that refuses them is not a bad file
+            run.results[name] = encode(name, values[-1].item(), objects)
+            run.results[name + SERIES_SUFFIX] = encode(
+                name + SERIES_SUFFIX, values, objects, inline_limit=DEFAULT_INLINE_LIMIT
+            )
+        runs.append(run)
     return runs
 
 
@@ -240,8 +250,8 @@ class _Bad(ValueError):
     """A spill file that recorder did not write: skipped."""
 
 
-def _read(path: Path, session_id: str, run_id: str, objects: ObjectStore) -> PendingRun | None:
-    """One spill file as its run (None when it holds no value), or :class:`_Bad` when it is not one."""
+def _read(path: Path, run_id: str) -> tuple[PendingRun, dict[str, Any]]:
+    """One spill file: its run and its series (name → values), or :class:`_Bad` when it is not one."""
     try:
         fd = os.open(path, os.O_RDONLY | _NOFOLLOW | os.O_NONBLOCK)
     except OSError as e:
@@ -268,15 +278,7 @@ def _read(path: Path, session_id: str, run_id: str, objects: ObjectStore) -> Pen
             raise _Bad("its header is not a run in flight")
         file.seek(end + 1)
         series = _frames(path, file, size - end - 1, dict.fromkeys(p.lower() for p in run.names or ()))
-    if not series:
-        return None
-    run.error = f"{_NOTE} ({', '.join(f'{n}: {len(v)} values' for n, v in series.items())})"
-    for name, values in series.items():
-        run.results[name] = encode(name, values[-1].item(), objects)
-        run.results[name + SERIES_SUFFIX] = encode(
-            name + SERIES_SUFFIX, values, objects, inline_limit=DEFAULT_INLINE_LIMIT
-        )
-    return run
+    return run, series
 
 
 def _frames(path: Path, file: Any, left: int, params: dict[str, None]) -> dict[str, Any]:

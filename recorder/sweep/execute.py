@@ -116,7 +116,7 @@ class RunContext:
         self._series: dict[str, list[Any]] | None = None
         self._due = _NEVER  # when the series are next spilled (monotonic), once they start
         self._spill: SpillFile | None = None
-        self._flushed: dict[str, int] = {}  # values of each series in the spill file (-1: not spillable)
+        self._flushed: dict[str, int] | None = None  # values of each series in the spill file (-1: not spillable)
 
     @property
     def dir(self) -> Path:
@@ -167,7 +167,7 @@ class RunContext:
         where = self._where
         if where is not None and where.session is not None and self.id is not None:
             self._due = _monotonic() + where.flush_interval
-        self._series = {}
+        self._series, self._flushed = {}, {}
         return self._series
 
     def _flush(self) -> None:
@@ -181,6 +181,7 @@ class RunContext:
         assert where is not None and series is not None
         self._due = _monotonic() + where.flush_interval
         flushed = self._flushed
+        assert flushed is not None
         blocks = []
         for name, column in list(series.items()):
             start, end = flushed.get(name, 0), len(column)

@@ -55,7 +55,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ..codec.hashing import claim_names
-from ..codec.values import DEFAULT_INLINE_LIMIT, encode
+from ..codec.values import DEFAULT_INLINE_LIMIT, Encoded, encode
 from ..errors import RecorderError, RecorderWarning
 from .journal import _UNREADABLE, _record, _run_of  # the journal's own line format and its checks
 from .pending import PendingRun
@@ -72,6 +72,7 @@ __all__ = [
     "SpillFile",
     "read_spills",
     "remove_spills",
+    "salvage",
     "spill_folder",
     "spill_folders",
 ]
@@ -234,16 +235,47 @@ def read_spills(locks: Path, session_id: str, objects: ObjectStore) -> list[Pend
         except (OSError, *_UNREADABLE) as e:
             _skip(path, str(e) if not isinstance(e, OSError) else f"it cannot be read ({e.strerror or e})")
             continue
-        if not series:
-            continue
-        run.error = f"{_NOTE} ({', '.join(f'{n}: {len(v)} values' for n, v in series.items())})"
-        for name, values in series.items():  # outside the try: a disk that refuses them is not a bad file
-            run.results[name] = encode(name, values[-1].item(), objects)
-            run.results[name + SERIES_SUFFIX] = encode(
-                name + SERIES_SUFFIX, values, objects, inline_limit=DEFAULT_INLINE_LIMIT
-            )
-        runs.append(run)
+        if series:  # outside the try: a disk that refuses them is not a bad file
+            run.error = _note(series)
+            run.results.update(_results(series, objects))
+            runs.append(run)
     return runs
+
+
+def _note(series: dict[str, Any]) -> str:
+    return f"{_NOTE} ({', '.join(f'{n}: {len(v)} values' for n, v in series.items())})"
+
+
+def _results(series: dict[str, Any], objects: ObjectStore) -> dict[str, Encoded]:
+    """Series as the results the normal path makes: ``<name>_series`` (the array) and ``<name>`` (its last value)."""
+    results = {}
+    for name, values in series.items():
+        results[name] = encode(name, values[-1].item(), objects)
+        results[name + SERIES_SUFFIX] = encode(name + SERIES_SUFFIX, values, objects, inline_limit=DEFAULT_INLINE_LIMIT)
+    return results
+
+
+def salvage(locks: Path, session_id: str, run_id: str, objects: ObjectStore) -> tuple[dict[str, Encoded], str] | None:
+    """The series a run whose worker process died had spilled, as results and a note for its error; None when none.
+
+    For the sweeping process, which records such a run ``interrupted`` while
+    its session goes on. The file is read as strictly as recovery reads one
+    (a bad one is skipped with a warning) and removed.
+    """
+    path = spill_folder(locks, session_id) / f"{run_id}.spill"
+    try:
+        _, series = _read(path, run_id)
+    except FileNotFoundError:
+        return None
+    except (OSError, *_UNREADABLE) as e:
+        _skip(path, str(e) if not isinstance(e, OSError) else f"it cannot be read ({e.strerror or e})")
+        return None
+    if not series:
+        return None
+    found = _results(series, objects), _note(series)
+    with contextlib.suppress(OSError):
+        os.unlink(path)
+    return found
 
 
 class _Bad(ValueError):

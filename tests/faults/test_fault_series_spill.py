@@ -70,7 +70,7 @@ def steps(n):
         if spilled() != size:
             size = spilled()
             flushes.append(i)
-    mark("ready", json.dumps({"run": run.id, "flushes": flushes, "appended": i, "spill": path}))
+    mark("ready", json.dumps({"run": run.id, "flushes": flushes, "appended": i, "spill": path, "pid": os.getpid()}))
     time.sleep(600)  # killed here
     return {}
 
@@ -81,6 +81,10 @@ if __name__ == "__main__":
             r.sweep(steps, rec.plist("n", [3]), progress=False)
         elif mode == "pool":
             r.sweep(steps, rec.plist("n", [3]), workers=2, progress=False)
+        elif mode == "worker":  # the worker is killed, the sweep goes on and the session ends
+            r.sweep(steps, rec.plist("n", [3]), workers=2, progress=False)
+            mark("ended", "")
+            sys.exit(0)
         else:
             with r.run(n=3) as run:
                 steps(3)
@@ -252,3 +256,15 @@ def test_a_spill_folder_that_is_a_link_is_not_entered(tmp_path: Path, store: Pat
 
     assert run_row(store, said["run"]) == ("interrupted", None)  # no series: none read through the link
     assert (elsewhere / f"{said['run']}.spill").is_file()  # nothing removed outside the store
+
+
+def test_a_killed_pool_worker_s_run_keeps_its_series_while_the_sweep_goes_on(tmp_path: Path, store: Path) -> None:
+    proc = start(tmp_path, store, "worker")
+    said = wait_ready(proc, tmp_path)
+    os.kill(said["pid"], signal.SIGKILL)  # the worker running the run, not the sweeping process
+    assert proc.wait(timeout=60) == 0, proc.stderr.read().decode()
+    proc.stderr.close()
+    assert (tmp_path / "markers" / "ended").exists()
+
+    check_series(store, said["run"], said["flushes"][-1])  # recorded by the sweeping process itself
+    assert not any(p.name.endswith(".series") for p in (store / "locks").iterdir())

@@ -6,11 +6,14 @@ the machine's OOM killer) keeps them, the values appended since the last
 flush are appended to the run's spill file, ``locks/<session id>.series/<run
 id>.spill``, at most every ``flush_interval`` seconds (the writer's
 interval): at the first ``append`` at least that long after the previous
-flush. A flush is one ``write()`` (in the kernel's page cache at once, so it
-survives the process being killed) followed by ``fsync`` (so it also
-survives the machine stopping); with ``flush_interval=0`` every append is
-written, without ``fsync``. A run shorter than the interval never opens a
-file: a run with no series, or a short one, pays nothing.
+flush (with ``flush_interval=0``, every append). A flush is one ``write()``
+of the new values, already binary (``array.array``, no numpy): in the
+kernel's page cache when it returns, so it survives the process being
+killed, SIGKILL included, as the session's journal does. It is not
+``fsync``ed: that would make the run wait for the disk (milliseconds, more
+on a busy machine) at every flush, for the one case of the machine itself
+stopping. A run shorter than the interval never opens a file: a run with
+no series, or a short one, pays nothing.
 
 The file starts with :data:`MAGIC` and the run as a journal line (the
 record :mod:`recorder.store.journal` writes, status ``interrupted``): what
@@ -43,12 +46,14 @@ keeps the complete flushes before it).
 
 from __future__ import annotations
 
+import array
 import contextlib
 import os
 import re
 import shutil
 import stat
 import struct
+import sys
 import warnings
 import zlib
 from pathlib import Path
@@ -61,8 +66,6 @@ from .journal import _UNREADABLE, _record, _run_of  # the journal's own line for
 from .pending import PendingRun
 
 if TYPE_CHECKING:
-    import numpy as np
-
     from .objects import ObjectStore
 
 __all__ = [
@@ -88,7 +91,8 @@ _FRAME = struct.Struct("<2sII")  # b"SF", body length, CRC-32 of the body
 _FRAME_MAGIC = b"SF"
 _ENTRY = struct.Struct("<BHI")  # dtype code, name length, value count
 _DTYPES = {0: "<i8", 1: "<f8"}  # dtype code → numpy dtype
-_CODES = {"int64": 0, "float64": 1}
+_TYPECODES = {"q": 0, "d": 1}  # array.array's typecode → dtype code
+_BIG_ENDIAN = sys.byteorder == "big"
 _FOLDER_SUFFIX = ".series"
 _FOLDER = re.compile(r"([0-9a-f]{24})\.series")
 _FILE = re.compile(r"([0-9a-f]{24})\.spill")
@@ -106,17 +110,13 @@ class SpillFile:
 
     :param folder: the session's spill folder (see :func:`spill_folder`; made when missing).
     :param run: the run as recovery would write it (its results are not read).
-    :param sync: ``fsync`` after each write.
     :raises OSError: when the file cannot be made (the run goes on without it).
     """
 
-    def __init__(self, folder: Path, run: PendingRun, *, sync: bool) -> None:
+    def __init__(self, folder: Path, run: PendingRun) -> None:
         self.path = folder / f"{run.id}.spill"
-        self._sync = sync
         try:
             folder.mkdir()
-            if sync:
-                _sync_folder(folder.parent)
         except FileExistsError:
             if not stat.S_ISDIR(os.lstat(folder).st_mode):  # a link or a file: never written through
                 raise NotADirectoryError(f"{folder} is not a folder") from None
@@ -127,23 +127,23 @@ class SpillFile:
         self._size = 0
         try:
             self._write(header)
-            if sync:
-                _sync_folder(folder)
         except BaseException:
             self.remove()
             raise
 
-    def write(self, series: list[tuple[str, np.ndarray]]) -> None:
-        """Append one frame of ``(name, 1-D int64 or float64 array)`` and make it durable.
+    def write(self, series: list[tuple[str, array.array[Any]]]) -> None:
+        """Append one frame of ``(name, values)`` (an ``array.array`` of typecode ``q`` or ``d``).
 
         :raises OSError: when the disk refuses it, or the file would grow past :data:`MAX_FILE_BYTES`.
         """
         parts = []
         for name, values in series:
             name_bytes = name.encode("utf-8")
-            code = _CODES[values.dtype.name]
-            parts += [_ENTRY.pack(code, len(name_bytes), len(values)), name_bytes]
-            parts.append(values.astype(_DTYPES[code], copy=False).tobytes())
+            if _BIG_ENDIAN:
+                values = array.array(values.typecode, values)
+                values.byteswap()
+            parts += [_ENTRY.pack(_TYPECODES[values.typecode], len(name_bytes), len(values)), name_bytes]
+            parts.append(values.tobytes())
         body = b"".join(parts)
         self._write(_FRAME.pack(_FRAME_MAGIC, len(body), zlib.crc32(body)) + body)
 
@@ -158,8 +158,6 @@ class SpillFile:
             written = os.write(fd, view)
             view = view[written:]
             self._size += written
-        if self._sync:
-            os.fsync(fd)
 
     def remove(self) -> None:
         """Close and remove the file (idempotent): the run ended, its series are results now."""
@@ -168,17 +166,6 @@ class SpillFile:
             os.close(fd)
             with contextlib.suppress(OSError):  # else the folder goes when the session closes
                 os.unlink(self.path)
-
-
-def _sync_folder(folder: Path) -> None:
-    """``fsync`` a folder, so that a file made in it is found after the machine stops."""
-    fd = os.open(folder, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass  # some file systems refuse fsync on a folder; the data itself is synced
-    finally:
-        os.close(fd)
 
 
 def _skip(path: Path, problem: str) -> None:

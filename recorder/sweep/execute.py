@@ -7,6 +7,7 @@ store itself).
 
 from __future__ import annotations
 
+import array
 import contextvars
 import os
 import time
@@ -187,10 +188,11 @@ class RunContext:
             start, end = flushed.get(name, 0), len(column)
             if start < 0 or end == start:
                 continue
-            try:
-                blocks.append((name, series_array(name, column[start:end]), end))
-            except SeriesRefused:
+            values = _spill_values(column[start:end])
+            if values is None:
                 flushed[name] = -1
+            else:
+                blocks.append((name, values, end))
         if not blocks:
             return
         try:
@@ -227,7 +229,7 @@ class RunContext:
         run.rerun_of = where.rerun_of
         run.status = "interrupted"
         folder = spill_folder(locks_folder(where.store), where.session)
-        return SpillFile(folder, run, sync=where.flush_interval > 0)
+        return SpillFile(folder, run)
 
     def end_series(self) -> None:
         """The run ended and its series are results now: remove its spill file, and spill no more."""
@@ -351,6 +353,22 @@ def series_array(name: str, values: list[Any]) -> Any:
     if all(issubclass(kind, (int, np.integer)) for kind in kinds):
         return np.array(values, dtype=np.int64)
     return np.array(values, dtype=np.float64)
+
+
+def _spill_values(values: list[Any]) -> array.array[Any] | None:
+    """Values of a series as spilled: int64 when all are ints, else float64; None when one is not a number.
+
+    ``array.array`` converts in C, without numpy: the flush happens inside an
+    ``append``. (It takes a bool as an int; such a series fails its run when it ends.)
+    """
+    try:
+        return array.array("q", values)
+    except (TypeError, OverflowError):
+        pass
+    try:
+        return array.array("d", values)
+    except (TypeError, OverflowError):
+        return None
 
 
 def current_seed() -> int:

@@ -159,13 +159,17 @@ class SpillFile:
             view = view[written:]
             self._size += written
 
-    def remove(self) -> None:
-        """Close and remove the file (idempotent): the run ended, its series are results now."""
+    def close(self) -> None:
+        """Stop writing (idempotent): what was written stays for recovery."""
         fd, self._fd = self._fd, None
         if fd is not None:
             os.close(fd)
-            with contextlib.suppress(OSError):  # else the folder goes when the session closes
-                os.unlink(self.path)
+
+    def remove(self) -> None:
+        """Close and remove the file (idempotent): the run ended, its series are results now."""
+        self.close()
+        with contextlib.suppress(OSError):  # else the folder goes when the session closes
+            os.unlink(self.path)
 
 
 def _skip(path: Path, problem: str) -> None:

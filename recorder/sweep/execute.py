@@ -200,15 +200,19 @@ class RunContext:
             if spill is None:
                 spill = self._spill = self._open_spill(where)
             spill.write([(name, array) for name, array, _ in blocks])
-        except (OSError, RecorderError) as e:
+        except BaseException as e:
+            # No more spills: a frame cut short here (a full disk, Ctrl-C) must stay the file's last. The
+            # flushes before it stay readable (the file is removed when the run ends).
             self._due = _NEVER
             if self._spill is not None:
-                self._spill.remove()
+                self._spill.close()
+            if not isinstance(e, Exception):
+                raise
             import warnings
 
             warnings.warn(
-                f"recorder: cannot spill the series of run {self.id} ({e}); they are stored when the run "
-                "ends, but a crash before that now loses them",
+                f"recorder: cannot spill the series of run {self.id} ({type(e).__name__}: {e}); they are "
+                "stored when the run ends, but a crash before that now loses the values appended from here",
                 RecorderWarning,
                 stacklevel=3,
             )

@@ -88,3 +88,18 @@ def test_a_series_of_text_is_not_spilled_and_fails_its_run_at_the_end(store: Pat
     with rec.Recorder("sp", store=store, git=False, flush_interval=0) as r:
         df = r.sweep(steps, rec.plist("n", [1]), progress=False)
     assert df["_status"].tolist() == ["failed"] and "SeriesRefused" in df["_error"][0]
+
+
+def test_a_sweep_run_cut_short_by_ctrl_c_keeps_its_spilled_series(store: Path) -> None:
+    def steps(n: int) -> dict:
+        run = rec.current_run()
+        for i in range(n):
+            run.append(loss=i * 0.5)
+        raise KeyboardInterrupt  # Ctrl-C in the middle of the run
+
+    with rec.Recorder("sp", store=store, git=False, flush_interval=0) as r, pytest.raises(KeyboardInterrupt):
+        r.sweep(steps, rec.plist("n", [4]), progress=False)
+    with rec.open(store) as db:
+        (run_id,) = db.sql("SELECT run_id FROM overview_runs WHERE status = 'interrupted'")["run_id"]
+        assert np.array_equal(db.result(run_id, "loss_series"), np.arange(4) * 0.5)
+    assert _spills(store) == []

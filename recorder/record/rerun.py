@@ -56,6 +56,12 @@ WHERE r.pk = ?
 # names the repository instead (the worktree's commit is the repository's).
 _SET_SESSION_REPO = "UPDATE sessions SET git_repo = ? WHERE pk = (SELECT session FROM runs WHERE id = ?)"
 _FAILED_CHILD = 3  # the child's exit status when it could not find the function (its message on stderr)
+# The fixed inputs (``fixed=``, a partial's arguments) of the run's session: digest entries and stored values.
+_FIXED_OF_RUN = """
+SELECT c.name, c.kind, c.value FROM config AS c JOIN runs AS r ON r.session = c.session
+WHERE r.pk = ? AND c.name LIKE 'fixed.%'
+"""
+_KWARG = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 
 
 @dataclass(frozen=True)
@@ -127,6 +133,8 @@ class RunRecord:
     script_path: str | None = None
     cwd: str | None = None
     vsweep: bool = False
+    #: The constant inputs its sweep passed (``fixed=``, a partial's arguments), read back and checked.
+    fixed: dict[str, Any] = field(default_factory=dict)
 
 
 def read_run(db: Any, run_id: str) -> RunRecord:
@@ -134,7 +142,8 @@ def read_run(db: Any, run_id: str) -> RunRecord:
 
     :raises RerunRefused: when the run is still running, records no
         function, or its function cannot be called by name (a lambda, a
-        function defined inside another).
+        function defined inside another), or a fixed input of its sweep
+        cannot be passed back (see :func:`fixed_inputs`).
     :raises RunNotFound: when there is no such run.
     """
     from ..read.show import show
@@ -189,7 +198,45 @@ def read_run(db: Any, run_id: str) -> RunRecord:
         script_path=script_path if isinstance(script_path, str) else None,
         cwd=cwd if isinstance(cwd, str) else None,
         vsweep=vsweep,
+        fixed=fixed_inputs(db, pk, full),
     )
+
+
+def fixed_inputs(db: Any, pk: int, run_id: str) -> dict[str, Any]:
+    """The fixed inputs of a run's session (``fixed.<name>`` config entries), as a rerun passes them back.
+
+    Each stored value is checked against its recorded digest
+    (:func:`recorder.sweep.fixed.check_stored`).
+
+    :raises RerunRefused: naming the input, for one recorded by its type and
+        ``repr`` only, by its digest only, or whose stored value is missing,
+        damaged or does not match its digest.
+    """
+    from ..codec.values import decode
+    from ..errors import ObjectError
+    from ..sweep.fixed import VALUE_SUFFIX, check_stored
+
+    cells: dict[str, tuple[Any, Any]] = {}
+    for name, kind, value in db.conn.execute(_FIXED_OF_RUN, (pk,)):
+        cells[name] = (kind, value)
+    found = {}
+    for key in sorted(cells):
+        name = key[len("fixed.") :]
+        if key.endswith(VALUE_SUFFIX):
+            continue
+        refuse = f"run {run_id} cannot be rerun: its fixed input {name!r:.80}"
+        if not _KWARG.fullmatch(name):
+            raise RerunRefused(f"{refuse} is not a keyword argument's name (a damaged or crafted store)")
+        try:
+            entry = decode(*cells[key], db.objects)
+            stored = cells.get(key + VALUE_SUFFIX)
+            value = decode(*stored, db.objects, mmap=False) if stored is not None else None
+            found[name] = check_stored(name, entry, value)
+        except RerunRefused:
+            raise
+        except (RecorderError, ObjectError, OSError, ValueError, TypeError) as e:
+            raise RerunRefused(f"{refuse}: {e}") from None
+    return found
 
 
 def environment_differences(session: Mapping[str, Any]) -> list[str]:
@@ -381,7 +428,10 @@ def run_child(
 
     The child imports the code from ``code.folder`` (first on ``PYTHONPATH``),
     records one run in ``store`` and the run's experiment, with the
-    recorded experiment seed, marked as a rerun of ``record.run_id``.
+    recorded experiment seed, marked as a rerun of ``record.run_id``, and
+    passes the run's fixed inputs (``record.fixed``) back as they were:
+    arrays as ``.npy`` files (loaded without pickle), bytes as files,
+    JSON values in its spec.
 
     :raises FunctionMissing: when the function is not in the code (renamed or removed).
     :raises RerunRefused: when the child fails otherwise (its last line of error).
@@ -431,6 +481,7 @@ def run_child(
     with tempfile.TemporaryDirectory(prefix="recorder-rerun-spec-") as scratch:
         spec_path, out_path = Path(scratch) / "spec.json", Path(scratch) / "out.json"
         spec["out"] = str(out_path)
+        spec["fixed"] = _fixed_spec(record.fixed, Path(scratch))
         spec_path.write_text(json.dumps(spec))
         env = dict(os.environ)
         env["PYTHONPATH"] = os.pathsep.join([str(p) for p in (root, env.get("PYTHONPATH")) if p])
@@ -458,6 +509,54 @@ def run_child(
 
 
 _CHILD = "import sys; del sys.path[0]; from recorder.record.rerun import child_main; child_main()"
+
+
+def _fixed_spec(fixed: Mapping[str, Any], folder: Path) -> dict[str, list[Any]]:
+    """The fixed inputs as the child's spec names them: ``name → [kind, value or file]``, arrays and bytes in files."""
+    spec: dict[str, list[Any]] = {}
+    for index, (name, value) in enumerate(fixed.items()):
+        if isinstance(value, (bytes, bytearray)):
+            path = folder / f"fixed-{index}.bytes"
+            path.write_bytes(value)
+            spec[name] = [type(value).__name__, str(path)]
+        elif type(value).__module__ == "numpy":
+            import numpy as np
+
+            path = folder / f"fixed-{index}.npy"
+            np.save(path, value, allow_pickle=False)
+            spec[name] = ["ndarray", str(path)]
+        else:
+            spec[name] = ["json", value]
+    return spec
+
+
+def _fixed_of_spec(spec: Mapping[str, list[Any]]) -> dict[str, Any]:
+    """The fixed inputs of the child's spec (see :func:`_fixed_spec`)."""
+    fixed: dict[str, Any] = {}
+    for name, (kind, value) in spec.items():
+        if kind == "ndarray":
+            import numpy as np
+
+            fixed[name] = np.load(value, allow_pickle=False)
+        elif kind in ("bytes", "bytearray"):
+            data = Path(value).read_bytes()
+            fixed[name] = bytearray(data) if kind == "bytearray" else data
+        else:
+            fixed[name] = value
+    return fixed
+
+
+def _taken_by(func: Any, fixed: dict[str, Any]) -> dict[str, Any]:
+    """The fixed inputs ``func`` takes (a session's other sweeps may have had others); all when it takes ``**kwargs``."""
+    import inspect
+
+    try:
+        parameters = inspect.signature(func).parameters
+    except (TypeError, ValueError):
+        return fixed
+    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters.values()):
+        return fixed
+    return {name: value for name, value in fixed.items() if name in parameters}
 
 
 def within(folder: Path, path: Path) -> bool:
@@ -516,7 +615,10 @@ def child_main() -> None:
         seed=spec["seed"],
         message=spec["message"],
     ) as r:
-        table = sweep(r, func, [spec["params"]], skip=None, progress=False, rerun_of=spec["rerun_of"])
+        fixed = _taken_by(func, _fixed_of_spec(spec.get("fixed") or {}))
+        table = sweep(
+            r, func, [spec["params"]], skip=None, progress=False, rerun_of=spec["rerun_of"], fixed=fixed or None
+        )
     assert table is not None
     Path(spec["out"]).write_text(json.dumps({"run_id": str(table["_run_id"].iloc[0])}))
 

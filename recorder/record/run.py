@@ -104,6 +104,10 @@ class Run:
                 None if workdir is None else str(workdir),
                 recorder.keep_files,
                 recorder.max_file_bytes,
+                recorder.id,  # a series is spilled to the session's folder (recorder.store.spill)
+                writer.interval,
+                self._function,
+                self._row.rerun_of,
             ),
         )
         # recorder.current_seed() and recorder.current_run() inside the run
@@ -146,7 +150,11 @@ class Run:
         self.status = status
         recorder.runs_recorded += 1
         assert self._writing is not None and self._row is not None
-        self._writing.writer.finished(self._row, status, duration, error)
+        try:
+            self._writing.writer.finished(self._row, status, duration, error)
+        finally:
+            if context is not None:  # the run is journaled now (or refused): its spill file is not needed
+                context.end_series()
 
     def _add(self, encoded: dict[str, Encoded]) -> None:
         """Add results encoded already (a run's files), their names checked as :meth:`log` checks them."""

@@ -29,6 +29,7 @@ from .journal import journal_files, read_journal, valid_session_id
 from .layout import OBJECTS, locks_folder
 from .objects import ObjectStore
 from .pending import PendingRun
+from .spill import read_spills, remove_spills, spill_folders
 
 try:
     import fcntl
@@ -128,6 +129,8 @@ class SessionLock:
         self.path.unlink(missing_ok=True)
         os.close(self._fd)
         self._fd = None
+        # Spill files of runs whose workers died (the others removed their own): every run is recorded now.
+        remove_spills(self.path.parent, self.session_id)
 
 
 def is_alive(root: Path, session_id: str) -> bool:
@@ -175,7 +178,8 @@ def recover_stale(conn: sqlite3.Connection, root: Path) -> list[str]:
     """Finish the sessions whose process died: replay their journals, then mark them ``interrupted``.
 
     Runs the dead process had finished (in its journal, not yet committed)
-    are written as they ended; runs it had in flight become ``interrupted``.
+    are written as they ended; runs it had in flight become ``interrupted``,
+    with their series up to their last flush (:mod:`recorder.store.spill`).
 
     :returns: the ids of the sessions recovered.
     """
@@ -207,17 +211,23 @@ def recover_stale(conn: sqlite3.Connection, root: Path) -> list[str]:
 
 
 def _remove_given_up_journals(conn: sqlite3.Connection, folder: Path) -> None:
-    """Remove the journal files of sessions that have ended.
+    """Remove the journal files and series spill folders of sessions that have ended.
 
     A session whose journal the disk could not take (full) goes on without
     it, and no longer removes its file. Once the session has ended, every
     run in the file is in the database (or the session would still be
-    ``running``, left for recovery), so the file only takes room.
+    ``running``, left for recovery), so the file only takes room. The same
+    holds for a spill folder a dying pool worker made again after its
+    session was recovered (see :mod:`recorder.store.spill`).
     """
     try:
         names = os.listdir(folder)
     except FileNotFoundError:
         return
+    for sid in spill_folders(names):
+        row = conn.execute(_STATUS_OF_SESSION, (sid,)).fetchone()
+        if row is not None and row[0] != "running":
+            remove_spills(folder, sid)
     files: dict[str, list[str]] = {}
     for name in names:
         match = _JOURNAL_FILE.fullmatch(name)
@@ -239,6 +249,9 @@ def _recover(conn: sqlite3.Connection, folder: Path, pk: int, sid: str, start: s
         return  # another process recovered it before this one took the lock
     objects = ObjectStore(folder.parent / OBJECTS)
     journaled = [run for run in read_journal(folder, sid) if _objects_present(run, objects)]
+    # Runs killed mid-way, with their series up to their last flush; a run the journal has finished is as it says.
+    ended = {run.id for run in journaled}
+    journaled += [run for run in read_spills(folder, sid, objects) if run.id not in ended]
     if journaled:
         RunWriter(conn, experiment, pk, interval=0).replay(journaled)
     path = folder / f"{sid}.lock"
@@ -252,6 +265,7 @@ def _recover(conn: sqlite3.Connection, folder: Path, pk: int, sid: str, start: s
     # read_journal moved the regular files it could not read aside; what is not a file stays.
     for leftover in journal_files(folder, sid):
         _remove_file(leftover)
+    remove_spills(folder, sid)
     _remove_file(path)
 
 

@@ -7,6 +7,7 @@ store itself).
 
 from __future__ import annotations
 
+import array
 import contextvars
 import os
 import sys
@@ -14,14 +15,18 @@ import time
 import traceback
 from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from ..codec.hashing import claim_names
 from ..codec.values import Encoded, encode
-from ..errors import FileRefused, NameRefused, NoRunInVsweep, NotInRun, RecorderError, SeriesRefused
+from ..errors import FileRefused, NameRefused, NoRunInVsweep, NotInRun, RecorderError, RecorderWarning, SeriesRefused
 from ..store.layout import work_folders
 from ..store.objects import FILE_DTYPE, ObjectStore
+from ..store.spill import SERIES_SUFFIX
 from .capture import captured
+
+if TYPE_CHECKING:
+    from ..store.spill import SpillFile
 
 __all__ = [
     "Outcome",
@@ -58,6 +63,13 @@ class Where(NamedTuple):
     keep_files: str = "store"
     #: A file larger than this fails its run (None: no limit).
     max_file_bytes: int | None = None
+    #: The session's id: a run's series are spilled to its folder (None: never spilled).
+    session: str | None = None
+    #: Longest time between two spills of a run's series (the writer's ``flush_interval``).
+    flush_interval: float = 0.2
+    #: Key of the function the runs call, and the run they repeat: for the row recovery writes.
+    function: int | None = None
+    rerun_of: str | None = None
 
 
 #: ``keep_files=`` values: files stored and the folder removed; stored and kept; kept and only listed.
@@ -80,7 +92,19 @@ class RunContext:
     :ivar experiment: the experiment's name.
     """
 
-    __slots__ = ("_dir", "_series", "_where", "experiment", "id", "params", "pset_hash", "seed")
+    __slots__ = (
+        "_dir",
+        "_due",
+        "_flushed",
+        "_series",
+        "_spill",
+        "_where",
+        "experiment",
+        "id",
+        "params",
+        "pset_hash",
+        "seed",
+    )
 
     def __init__(self, slot: list[Any]) -> None:
         seed, run_id, pset_hash, params, where, _ = slot
@@ -92,6 +116,9 @@ class RunContext:
         self._where: Where | None = where
         self._dir: Path | None = None
         self._series: dict[str, list[Any]] | None = None
+        self._due = _NEVER  # when the series are next spilled (monotonic), once they start
+        self._spill: SpillFile | None = None
+        self._flushed: dict[str, int] | None = None  # values of each series in the spill file (-1: not spillable)
 
     @property
     def dir(self) -> Path:
@@ -119,15 +146,101 @@ class RunContext:
         Values are checked when the run ends, not per call (10^6 appends
         stay fast): a value that is not a real number fails the run with
         :class:`~recorder.errors.SeriesRefused`.
+
+        At the first call at least ``flush_interval`` seconds after the
+        previous flush (or the run's first append), the values appended since
+        are written to the run's spill file (:mod:`recorder.store.spill`): a
+        run killed mid-way is recorded ``interrupted`` with its series up to
+        that flush when the store is next opened.
         """
         series = self._series
         if series is None:
-            series = self._series = {}
+            series = self._start_series()
         for name, value in values.items():
             column = series.get(name)
             if column is None:
                 column = series[name] = []
             column.append(value)
+        if _monotonic() >= self._due:
+            self._flush()
+
+    def _start_series(self) -> dict[str, list[Any]]:
+        """The run's first append: start its series, and the clock of their flushes when they can be spilled."""
+        where = self._where
+        if where is not None and where.session is not None and self.id is not None:
+            self._due = _monotonic() + where.flush_interval
+        self._series, self._flushed = {}, {}
+        return self._series
+
+    def _flush(self) -> None:
+        """Write the values appended since the last flush to the run's spill file (made on first use).
+
+        The run goes on whatever happens here: a series holding a value that
+        is not a number stops being spilled (the run fails with it when it
+        ends), and a disk that refuses the file stops the spills, with a warning.
+        """
+        where, series = self._where, self._series
+        assert where is not None and series is not None
+        self._due = _monotonic() + where.flush_interval
+        flushed = self._flushed
+        assert flushed is not None
+        blocks = []
+        for name, column in list(series.items()):
+            start, end = flushed.get(name, 0), len(column)
+            if start < 0 or end == start:
+                continue
+            values = _spill_values(column[start:end])
+            if values is None:
+                flushed[name] = -1
+            else:
+                blocks.append((name, values, end))
+        if not blocks:
+            return
+        try:
+            spill = self._spill
+            if spill is None:
+                spill = self._spill = self._open_spill(where)
+            spill.write([(name, array) for name, array, _ in blocks])
+        except BaseException as e:
+            # No more spills: a frame cut short here (a full disk, Ctrl-C) must stay the file's last. The
+            # flushes before it stay readable (the file is removed when the run ends).
+            self._due = _NEVER
+            if self._spill is not None:
+                self._spill.close()
+            if not isinstance(e, Exception):
+                raise
+            import warnings
+
+            warnings.warn(
+                f"recorder: cannot spill the series of run {self.id} ({type(e).__name__}: {e}); they are "
+                "stored when the run ends, but a crash before that now loses the values appended from here",
+                RecorderWarning,
+                stacklevel=3,
+            )
+            return
+        for name, _, end in blocks:
+            flushed[name] = end
+
+    def _open_spill(self, where: Where) -> SpillFile:
+        """The run's spill file, its header the row recovery writes for it."""
+        from ..codec.canonical import canonical_pset
+        from ..store.layout import locks_folder
+        from ..store.pending import PendingRun
+        from ..store.spill import SpillFile, spill_folder
+
+        assert self.id is not None and self.pset_hash is not None and where.session is not None
+        clean, canonical = canonical_pset(self.params)
+        run = PendingRun(self.id, self.pset_hash, canonical, self.seed, _now(), tuple(clean), where.function)
+        run.rerun_of = where.rerun_of
+        run.status = "interrupted"
+        folder = spill_folder(locks_folder(where.store), where.session)
+        return SpillFile(folder, run)
+
+    def end_series(self) -> None:
+        """The run ended and its series are results now: remove its spill file, and spill no more."""
+        self._due = _NEVER
+        if self._spill is not None:
+            self._spill.remove()
 
     def files(self, objects_root: str) -> dict[str, Encoded]:
         """Store the files left in the run's folder (if it has one) and return them as results, by relative path.
@@ -220,10 +333,6 @@ def _hash_file(path: Path, max_bytes: int | None) -> tuple[str, int]:
     return digest.hexdigest(), size
 
 
-#: The suffix of the array result of a series (``loss`` → ``loss_series``); its last value is ``loss``.
-SERIES_SUFFIX = "_series"
-
-
 def series_array(name: str, values: list[Any]) -> Any:
     """The values of a series as a 1-D int64 array (all ints) or float64 array (real numbers).
 
@@ -249,6 +358,22 @@ def series_array(name: str, values: list[Any]) -> Any:
     if all(issubclass(kind, (int, np.integer)) for kind in kinds):
         return np.array(values, dtype=np.int64)
     return np.array(values, dtype=np.float64)
+
+
+def _spill_values(values: list[Any]) -> array.array[Any] | None:
+    """Values of a series as spilled: int64 when all are ints, else float64; None when one is not a number.
+
+    ``array.array`` converts in C, without numpy: the flush happens inside an
+    ``append``. (It takes a bool as an int; such a series fails its run when it ends.)
+    """
+    try:
+        return array.array("q", values)
+    except (TypeError, OverflowError):
+        pass
+    try:
+        return array.array("d", values)
+    except (TypeError, OverflowError):
+        return None
 
 
 def current_seed() -> int:
@@ -346,7 +471,8 @@ class Interrupted(KeyboardInterrupt):
         self.outcome = outcome
 
 
-_now, _clock = time.time, time.perf_counter
+_now, _clock, _monotonic = time.time, time.perf_counter, time.monotonic
+_NEVER = float("inf")
 _OBJECT_STORES: dict[str, ObjectStore] = {}
 # (parameter names, result names) already checked against each other.
 _CHECKED: set[tuple[tuple[str, ...], tuple[str, ...]]] = set()
@@ -488,6 +614,8 @@ def with_context(outcome: Outcome, context: RunContext | None, objects_root: str
     except Exception as e:
         note = f"\n(its files or series could not all be stored: {type(e).__name__}: {e})"
         return outcome._replace(error=(outcome.error or "") + note, results={**outcome.results, **results})
+    finally:
+        context.end_series()
     return outcome._replace(results={**outcome.results, **results})
 
 
@@ -558,4 +686,7 @@ def finish(
         raise Interrupted(Outcome("interrupted", t0, duration, results, None, output)) from e
     except Exception as e:
         return Outcome("failed", t0, duration, results, user_traceback(e), output)
+    finally:
+        if context is not None:
+            context.end_series()
     return Outcome("done", t0, duration, results, None, output)

@@ -6,6 +6,12 @@ into psets, and the session's config records a digest of each
 a JSON-able value's canonical JSON; any other value by its type and
 ``repr``, with a warning that a rerun cannot check it).
 
+A value that can be stored is stored too, so that ``recorder rerun`` passes
+the same value back (:func:`stored_inputs` reads and checks them): a
+JSON-able value inside its digest entry (``"value"``), an array or bytes as
+the config value ``fixed.<name>.value`` (an array above the inline limit in
+the object store, content-addressed: the same digest as its entry's).
+
 They reach worker processes once per worker, not once per run: they are
 pickled once, in the sweeping process; recorder's own pool hands the pickle
 to each worker as it starts (a forked worker inherits it), and each worker
@@ -28,7 +34,12 @@ from typing import Any
 from ..codec.canonical import canonical_pset
 from ..errors import RecorderError, RecorderWarning
 
-__all__ = ["split_partial", "digest_of", "fixed_config", "with_fixed"]
+__all__ = ["split_partial", "digest_of", "fixed_config", "with_fixed", "VALUE_SUFFIX", "BYTES_TYPES", "check_stored"]
+
+#: The config name of a fixed input's stored value (an array or bytes) is its entry's name and this.
+VALUE_SUFFIX = ".value"
+#: The ``type`` of a digest entry of bytes.
+BYTES_TYPES = ("bytes", "bytearray", "memoryview")
 
 
 def split_partial(
@@ -80,15 +91,15 @@ def digest_of(value: Any) -> tuple[dict[str, Any], bool]:
     if isinstance(value, (bytes, bytearray, memoryview)):
         return {"type": kind.__name__, "bytes": len(value), "sha256": hashlib.sha256(value).hexdigest()}, True
     try:
-        text = canonical_pset({"value": value})[1]
+        clean, text = canonical_pset({"value": value})
     except (RecorderError, TypeError, ValueError):
         return {"type": f"{kind.__module__}.{kind.__qualname__}", "repr": repr(value)[:200]}, False
-    return {"type": "json", "sha256": hashlib.sha256(text.encode()).hexdigest()}, True
+    return {"type": "json", "sha256": hashlib.sha256(text.encode()).hexdigest(), "value": clean["value"]}, True
 
 
 def fixed_config(fixed: Mapping[str, Any], func_name: str) -> dict[str, Any]:
     """The session's config entries of a sweep's constant inputs (``fixed.<name>``); warns for one without a digest."""
-    config = {}
+    config: dict[str, Any] = {}
     for name, value in fixed.items():
         entry, digested = digest_of(value)
         if not digested:
@@ -99,7 +110,54 @@ def fixed_config(fixed: Mapping[str, Any], func_name: str) -> dict[str, Any]:
                 stacklevel=4,
             )
         config[f"fixed.{name}"] = entry
+        if entry["type"] == "ndarray":  # the array itself (above the inline limit: an object)
+            import numpy as np
+
+            config[f"fixed.{name}{VALUE_SUFFIX}"] = np.asarray(value)
+        elif entry["type"] in BYTES_TYPES:
+            config[f"fixed.{name}{VALUE_SUFFIX}"] = bytes(value)
     return config
+
+
+def check_stored(name: str, entry: Any, value: Any) -> Any:
+    """The value a rerun passes for the fixed input ``name``, once checked against its recorded digest entry.
+
+    :param entry: the decoded ``fixed.<name>`` config value (untrusted).
+    :param value: the decoded ``fixed.<name>.value`` config value, or None when there is none.
+    :raises RecorderError: saying why the input cannot be passed back (the caller names the run).
+    """
+    if not isinstance(entry, dict) or not isinstance(entry.get("type"), str):
+        raise RecorderError(f"its record {entry!r:.120} is not a digest entry recorder writes (a damaged store)")
+    kind = entry["type"]
+    if kind == "json":
+        if "value" not in entry:
+            raise RecorderError("only its digest was recorded (by a recorder that did not store fixed inputs)")
+        value = entry["value"]
+    elif kind == "ndarray" or kind in BYTES_TYPES:
+        if value is None:
+            raise RecorderError("only its digest was recorded (by a recorder that did not store fixed inputs)")
+        if kind == "ndarray":
+            import numpy as np
+
+            if not isinstance(value, np.ndarray):
+                raise RecorderError(f"its stored value is a {type(value).__name__}, not an array (a damaged store)")
+            value = np.array(value)  # a copy in memory: the object file stays read-only
+        elif not isinstance(value, bytes):
+            raise RecorderError(f"its stored value is a {type(value).__name__}, not bytes (a damaged store)")
+        elif kind == "bytearray":
+            value = bytearray(value)
+    else:
+        raise RecorderError(
+            f"it was a {kind} that recorder could not digest, so it was recorded by its type and repr only "
+            "(not its value): a rerun cannot pass it back; rerun the session instead (recorder rerun --session)"
+        )
+    digest, _ = digest_of(value)
+    if kind in BYTES_TYPES:
+        digest["type"] = kind  # a memoryview comes back as bytes
+    recorded = {k: v for k, v in entry.items() if k != "value"}
+    if {k: v for k, v in digest.items() if k != "value"} != recorded:
+        raise RecorderError("its stored value does not match its recorded digest (a damaged or crafted store)")
+    return value
 
 
 def with_fixed(func: Callable[..., Any], fixed: Mapping[str, Any]) -> Callable[..., Any]:

@@ -466,6 +466,10 @@ def sweep(
         None if workdir is None else str(workdir),
         keep_files,
         check_max_file_bytes(max_file_bytes),
+        session.id,  # a run's series are spilled to the session's folder (recorder.store.spill)
+        writer.interval,
+        function,
+        rerun_of,
     )
 
     def call(task: Task, row: PendingRun) -> tuple[Any, ...]:
@@ -573,6 +577,8 @@ class _Recording:
 
         :raises RunFailed: after recording a failed run, with ``on_error="raise"``.
         """
+        if outcome.status == "interrupted" and not outcome.results:  # its worker died: its spilled series
+            outcome = self._salvaged(row, outcome)
         if outcome.results:
             names = tuple(outcome.results)
             if names not in self._result_layouts:
@@ -609,6 +615,22 @@ class _Recording:
                 f"run {row.id} of {self._func_name} with {task.params} failed (recorded); "
                 f"its traceback:\n{outcome.error}"
             )
+
+    def _salvaged(self, row: PendingRun, outcome: Outcome) -> Outcome:
+        """An interrupted run's outcome with the series its process had spilled (:mod:`recorder.store.spill`)."""
+        from ..store.layout import locks_folder
+        from ..store.spill import salvage
+
+        if self._session.id is None:
+            return outcome
+        try:
+            found = salvage(locks_folder(self._objects.root.parent), self._session.id, row.id, self._objects)
+        except (OSError, RecorderError):
+            return outcome  # the files stay: the session's end removes them
+        if found is None:
+            return outcome
+        results, note = found
+        return outcome._replace(results=results, error=f"{outcome.error}\n{note}" if outcome.error else note)
 
     def plain(
         self,

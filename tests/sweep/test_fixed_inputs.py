@@ -34,7 +34,11 @@ def uses(a: int, table: np.ndarray, model: dict, scale: float = 1.0) -> dict:
 
 def _config(store: Path) -> dict[str, Any]:
     with sqlite3.connect(store / "recorder.sqlite") as conn:
-        return {name: json.loads(value) for name, value in conn.execute("SELECT name, value FROM config")}
+        # The digest entries (JSON); an array's or bytes' own value is beside, as fixed.<name>.value.
+        return {
+            name: json.loads(value)
+            for name, value in conn.execute("SELECT name, value FROM config WHERE kind = 'json'")
+        }
 
 
 def _params(store: Path) -> list[dict[str, Any]]:

@@ -16,6 +16,7 @@ from ..codec.canonical import scalars_json
 from ..errors import StoreError
 from .catalog import IN_SCALARS, STRUCTURE, TEXT, Fields
 from .ids import now_utc
+from .objects import make_durable
 from .pending import PendingRun
 
 __all__ = [
@@ -77,8 +78,14 @@ def check_pset(hash_: str, stored: str, canonical: str) -> None:
 
 
 def insert_objects(conn: sqlite3.Connection, objects: list[tuple[str, int, str, str]]) -> None:
-    """Add rows for objects (``(digest, size, dtype, shape)``) already written to the object store."""
+    """Add rows for objects (``(digest, size, dtype, shape)``) already written to the object store.
+
+    Waits until the objects this process wrote are on disk (see
+    :func:`recorder.store.objects.make_durable`): a row never names an
+    object a power cut could lose.
+    """
     if objects:
+        make_durable()
         now = now_utc()
         conn.executemany(_INSERT_OBJECT, [(*o, now) for o in objects])
 

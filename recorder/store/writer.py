@@ -48,6 +48,7 @@ from ..errors import NameRefused, RecorderError, RecorderWarning, StoreError
 from .catalog import Fields
 from .db import transaction
 from .journal import Journal
+from .objects import defer_sync, end_deferral, make_durable
 from .pending import PendingRun
 from .rows import Rows, insert_objects, insert_texts
 
@@ -143,6 +144,7 @@ class RunWriter:
         #: Keys of the ``functions`` rows this session's runs called, by their identity (found once per function).
         self.function_keys: dict[tuple[str, str, str | None, str], int] = {}
         _WRITERS.add(self)
+        defer_sync(self)  # this process's objects are synced by _commit, once per batch
 
     # -- called by the recording thread -------------------------------------------
 
@@ -255,6 +257,7 @@ class RunWriter:
             self._thread.join()
         self._active = None
         self._flush()
+        end_deferral(self)
         if self._journal is not None:
             self._journal.close()
             self._journal = None
@@ -282,6 +285,7 @@ class RunWriter:
         refuses is written run by run, like any batch.
         """
         with self._db_lock:
+            make_durable()
             self._rows.begin()
             assigned: list[PendingRun] = []
             try:
@@ -471,6 +475,8 @@ class RunWriter:
             self._on_commit()
 
     def _commit(self, finished: list[PendingRun], in_flight: list[PendingRun]) -> None:
+        # The objects the rows name are on disk before the rows: synced here once per batch, not per put.
+        make_durable()
         assigned: list[PendingRun] = []
         self._rows.begin()  # keys found or made in this transaction are remembered only if it commits
         try:

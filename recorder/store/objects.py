@@ -62,6 +62,7 @@ __all__ = [
     "deferring",
     "end_deferral",
     "make_durable",
+    "unsynced",
 ]
 
 _DIGEST = re.compile(r"[0-9a-f]{64}")
@@ -173,6 +174,7 @@ class _Durability:
         self._wait_lock = threading.Lock()  # one waiter at a time: a second one waits for the first's files
         self._files: list[tuple[Future[None], str]] = []
         self._folders: set[str] = set()
+        self._failed: list[str] = []  # what a wait before a fork could not sync, for the next wait to report
         self._pool: ThreadPoolExecutor | None = None
         self.deferring: weakref.WeakSet[Any] = weakref.WeakSet()
 
@@ -195,28 +197,39 @@ class _Durability:
             with self._lock:
                 self._files = [f for f in self._files if not f[0].done() or f[0].exception() is not None]
 
-    def wait(self) -> None:
+    def count(self) -> int:
+        """Files and folders waiting for :meth:`wait`."""
+        with self._lock:
+            return len(self._files) + len(self._folders)
+
+    def wait(self, *, parallel: bool = True) -> None:
         """Return once every object placed so far is durable (its file and its name).
 
+        :param parallel: sync the folders in the threads, all at once; false
+            before a fork, where no new work may be given to a thread pool
+            (``concurrent.futures`` holds its lock for the fork then).
         :raises ObjectError: naming the objects that could not be synced.
         """
         with self._wait_lock:
             with self._lock:
                 files, self._files = self._files, []
                 folders, self._folders = self._folders, set()
-            if not files and not folders:
+                failed, self._failed = self._failed, []
+            if not files and not folders and not failed:
                 return
-            failed = []
             for future, path in files:
                 try:
                     future.result()
                 except OSError as e:
                     failed.append(f"{path} ({e})")
-            pool = self._pool
-            syncs = [pool.submit(_fsync_folder, f) if pool is not None else None for f in sorted(folders)]
-            for sync, folder in zip(syncs, sorted(folders)):
+            pool = self._pool if parallel else None
+            ordered = sorted(folders)
+            syncs = [pool.submit(_fsync_folder, f) if pool is not None else None for f in ordered]
+            for sync, folder in zip(syncs, ordered):
                 try:
-                    if sync is not None:
+                    if sync is None:
+                        _fsync_folder(folder)
+                    else:
                         sync.result()
                 except OSError as e:
                     failed.append(f"{folder} ({e})")
@@ -228,8 +241,11 @@ class _Durability:
 
     def stop(self) -> None:
         """Make everything durable and end the threads (before a fork); the next put starts them again."""
-        with contextlib.suppress(ObjectError):  # a failure is the committing code's to report, then
-            self.wait()
+        try:
+            self.wait(parallel=False)
+        except ObjectError as e:  # the next wait (the commit's) reports it
+            with self._lock:
+                self._failed.append(str(e))
         with self._lock:
             pool, self._pool = self._pool, None
         if pool is not None:
@@ -241,6 +257,7 @@ class _Durability:
         self._wait_lock = threading.Lock()
         self._files = []
         self._folders = set()
+        self._failed = []
         self._pool = None
         self.deferring = weakref.WeakSet()
 
@@ -269,6 +286,11 @@ def end_deferral(owner: object) -> None:
 def deferring() -> bool:
     """Whether puts in this process leave the syncing to :func:`make_durable` (see :func:`defer_sync`)."""
     return len(_DURABILITY.deferring) > 0
+
+
+def unsynced() -> int:
+    """How many object files and folders this process has written and :func:`make_durable` has not yet synced."""
+    return _DURABILITY.count()
 
 
 def make_durable() -> None:

@@ -210,6 +210,8 @@ class _Durability:
             (``concurrent.futures`` holds its lock for the fork then).
         :raises ObjectError: naming the objects that could not be synced.
         """
+        if not (self._files or self._folders or self._failed or self._wait_lock.locked()):
+            return  # nothing written since the last wait, nor being synced by another waiter
         with self._wait_lock:
             with self._lock:
                 files, self._files = self._files, []

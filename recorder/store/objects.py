@@ -104,6 +104,8 @@ def _discard(tmp: Path, fd: int) -> None:
 def _fsync(fd: int, path: str) -> None:
     """Flush a file to disk: ``fd`` (closed after), or ``path`` opened for it when ``fd`` is -1."""
     if fd < 0:
+        if os.name == "nt":  # fsync needs write access there, and run files are read-only
+            return
         fd = os.open(path, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0))
     try:
         os.fsync(fd)

@@ -28,6 +28,16 @@ shown ``interrupted`` if their process dies.
 
 Row keys are assigned inside the write transaction (by :mod:`recorder.rows`),
 so a whole batch goes in with a few ``executemany`` calls.
+
+A run's arrays are in ``objects/`` before the run is queued (complete under
+their names: a SIGKILL leaves the journal nothing to name that is not
+there), but the writer, not each put, waits for them to be on disk: while
+a writer is open its process's puts hand their files to background
+threads that fsync them (:func:`recorder.store.objects.defer_sync`), and
+each commit first waits for those and syncs their folders, all at once
+(:func:`~recorder.store.objects.make_durable`). So a row never names an
+object a power cut could lose, and the price of a sync is paid once per
+batch, off the recording thread, instead of once per array in it.
 """
 
 from __future__ import annotations

@@ -468,6 +468,8 @@ class RunWriter:
                 in_flight = [r for r in extra or () if r.pk is None and r.status == "running"]
                 if not batch and not in_flight:
                     return
+                # The objects the batch names are on disk before its rows: synced once per batch, not per put.
+                make_durable()
                 try:
                     self._commit(batch, in_flight)
                 except Exception as e:
@@ -485,8 +487,6 @@ class RunWriter:
             self._on_commit()
 
     def _commit(self, finished: list[PendingRun], in_flight: list[PendingRun]) -> None:
-        # The objects the rows name are on disk before the rows: synced here once per batch, not per put.
-        make_durable()
         assigned: list[PendingRun] = []
         self._rows.begin()  # keys found or made in this transaction are remembered only if it commits
         try:

@@ -82,13 +82,13 @@ objects.ObjectStore._place = placing
 commit = writer.RunWriter._commit
 
 
-def committing(self, finished, in_flight):
-    third = any("a" in r.results and r.results["a"].kind == "object" and r.results["y"].value == KILLED_AT
-                for r in finished)
+def committing(self, finished, in_flight, **options):
+    third = any("a" in getattr(r, "results", {}) and r.results["a"].kind == "object"
+                and r.results["y"].value == KILLED_AT for r in finished)
     if third and point == "durable":
         objects.make_durable()
         stop("durable")
-    commit(self, finished, in_flight)
+    commit(self, finished, in_flight, **options)
     if third and point == "committed":
         stop("committed")
 

@@ -299,4 +299,5 @@ def _objects_present(run: PendingRun, objects: ObjectStore) -> bool:
                 stacklevel=4,
             )
             return False
+        objects.adopt(digest)  # its process may not have synced it: the replay does, before its commit
     return True

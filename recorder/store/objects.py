@@ -25,12 +25,15 @@ objects until their rows are committed, ``gc`` holds it exclusively.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import re
 import secrets
 import stat
+import threading
 import time
+import weakref
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -44,6 +47,8 @@ except ImportError:  # Windows: no flock; gc is then not kept from racing a merg
     fcntl = None  # type: ignore[assignment]
 
 if TYPE_CHECKING:
+    from concurrent.futures import Future, ThreadPoolExecutor
+
     import numpy as np
 
 __all__ = [
@@ -53,6 +58,11 @@ __all__ = [
     "validate_digest",
     "OBJECT_NAME",
     "TEMP_NAME",
+    "defer_sync",
+    "deferring",
+    "end_deferral",
+    "make_durable",
+    "unsynced",
 ]
 
 _DIGEST = re.compile(r"[0-9a-f]{64}")
@@ -66,6 +76,251 @@ FILE_DTYPE = "file"
 #: The lock file of :class:`ObjectsLock`, in the store's ``locks/`` folder (see liveness).
 #: How long a session start or a merge waits for a gc to finish.
 LOCK_WAIT_S = 60.0
+
+
+#: Arrays of at least this many bytes are hashed in a helper thread while they are written.
+_HASH_IN_THREAD = 1 << 20
+#: Objects written and not yet synced, at most, before a put waits for the oldest (bounds open descriptors).
+_MAX_UNSYNCED = 64
+#: A stored object older than this (seconds) is on disk: the kernel writes dirty pages back within 30 s.
+_RECENT_S = 600.0
+#: Threads that run fsync: concurrent fsyncs share the disk's cache flushes, serial ones pay one each.
+_SYNC_THREADS = 4
+
+
+def _write_all(fd: int, data: bytes | memoryview) -> None:
+    """Write all of ``data`` to ``fd`` (``os.write`` may write less than asked)."""
+    view = memoryview(data)
+    while view.nbytes:
+        view = view[os.write(fd, view) :]
+
+
+def _discard(tmp: Path, fd: int) -> None:
+    """Close and remove a temporary file that does not become an object."""
+    os.close(fd)
+    tmp.unlink(missing_ok=True)
+
+
+def _fsync(fd: int, path: str) -> None:
+    """Flush a file to disk: ``fd`` (closed after), or ``path`` opened for it when ``fd`` is -1."""
+    if fd < 0:
+        if os.name == "nt":  # fsync needs write access there, and run files are read-only
+            return
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0))
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _fsync_folder(path: str) -> None:
+    """Flush a folder's entries to disk (a renamed object's name); a no-op where folders cannot be opened."""
+    try:
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
+    except (PermissionError, IsADirectoryError):  # Windows: renames are durable with the file
+        return
+    _fsync(fd, path)
+
+
+class _Hasher:
+    """One helper thread per process that hashes a large array while the putting thread writes it."""
+
+    def __init__(self) -> None:
+        self._busy = threading.Lock()
+        self._pool: ThreadPoolExecutor | None = None
+
+    def start(self, digest: Any, data: memoryview) -> Future[None] | None:
+        """Hash ``data`` into ``digest`` in the helper thread; None when it is busy (hash with :meth:`finish`)."""
+        if not self._busy.acquire(blocking=False):
+            return None
+        try:
+            pool = self._pool
+            if pool is None:
+                from concurrent.futures import ThreadPoolExecutor
+
+                pool = self._pool = ThreadPoolExecutor(1, thread_name_prefix="recorder-hash")
+            return pool.submit(digest.update, data)
+        except BaseException:
+            self._busy.release()
+            raise
+
+    def finish(self, hashed: Future[None] | None, digest: Any, data: memoryview) -> Any:
+        """Wait for :meth:`start`'s hash (or hash here when it returned None); return ``digest``."""
+        if hashed is None:
+            digest.update(data)
+            return digest
+        try:
+            hashed.result()
+        finally:
+            self._busy.release()
+        return digest
+
+    def stop(self) -> None:
+        """End the helper thread (before a fork); the next large put starts another."""
+        with self._busy:
+            pool, self._pool = self._pool, None
+        if pool is not None:
+            pool.shutdown(wait=True)
+
+
+class _Durability:
+    """Objects this process renamed into place and has not yet made durable, synced by a few threads.
+
+    Each object's file is fsync'd in the background as soon as it is
+    placed; :meth:`wait` waits for them, then fsyncs their folders (each
+    once, all at the same time: the disk flushes its cache once for them).
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()  # the lists below
+        self._wait_lock = threading.Lock()  # one waiter at a time: a second one waits for the first's files
+        self._files: list[tuple[Future[None], str]] = []
+        self._folders: set[str] = set()
+        self._failed: list[str] = []  # what a wait before a fork could not sync, for the next wait to report
+        self._pool: ThreadPoolExecutor | None = None
+        self.deferring: weakref.WeakSet[Any] = weakref.WeakSet()
+
+    def add(self, fd: int, path: str, folder: str, parent: str | None) -> None:
+        """Have the object at ``path`` (open as ``fd``, or -1) synced, with ``folder`` (and ``parent``)."""
+        with self._lock:
+            pool = self._pool
+            if pool is None:
+                from concurrent.futures import ThreadPoolExecutor
+
+                pool = self._pool = ThreadPoolExecutor(_SYNC_THREADS, thread_name_prefix="recorder-sync")
+            self._files.append((pool.submit(_fsync, fd, path), path))
+            self._folders.add(folder)
+            if parent is not None:
+                self._folders.add(parent)
+            oldest = self._files[0][0] if len(self._files) > _MAX_UNSYNCED else None
+        if oldest is not None:  # the disk is behind: wait for it rather than hold ever more files open
+            with contextlib.suppress(OSError):  # reported by wait()
+                oldest.result()
+            with self._lock:
+                self._files = [f for f in self._files if not f[0].done() or f[0].exception() is not None]
+
+    def count(self) -> int:
+        """Files and folders waiting for :meth:`wait`."""
+        with self._lock:
+            return len(self._files) + len(self._folders)
+
+    def wait(self, *, parallel: bool = True) -> None:
+        """Return once every object placed so far is durable (its file and its name).
+
+        :param parallel: sync the folders in the threads, all at once; false
+            before a fork, where no new work may be given to a thread pool
+            (``concurrent.futures`` holds its lock for the fork then).
+        :raises ObjectError: naming the objects that could not be synced.
+        """
+        if not (self._files or self._folders or self._failed or self._wait_lock.locked()):
+            return  # nothing written since the last wait, nor being synced by another waiter
+        with self._wait_lock:
+            with self._lock:
+                files, self._files = self._files, []
+                folders, self._folders = self._folders, set()
+                failed, self._failed = self._failed, []
+            if not files and not folders and not failed:
+                return
+            for future, path in files:
+                try:
+                    future.result()
+                except OSError as e:
+                    failed.append(f"{path} ({e})")
+            pool = self._pool if parallel else None
+            ordered = sorted(folders)
+            syncs = [pool.submit(_fsync_folder, f) if pool is not None else None for f in ordered]
+            for sync, folder in zip(syncs, ordered):
+                try:
+                    if sync is None:
+                        _fsync_folder(folder)
+                    else:
+                        sync.result()
+                except OSError as e:
+                    failed.append(f"{folder} ({e})")
+        if failed:
+            raise ObjectError(
+                f"cannot write {len(failed)} object file(s) or folder(s) to disk: {'; '.join(failed[:3])}; "
+                "check the disk (full, failing, or removed)"
+            )
+
+    def stop(self) -> None:
+        """Make everything durable and end the threads (before a fork); the next put starts them again."""
+        try:
+            self.wait(parallel=False)
+        except ObjectError as e:  # the next wait (the commit's) reports it
+            with self._lock:
+                self._failed.append(str(e))
+        with self._lock:
+            pool, self._pool = self._pool, None
+        if pool is not None:
+            pool.shutdown(wait=True)
+
+    def forget(self) -> None:
+        """In a forked child: the parent's objects are the parent's to sync; nothing is deferred here."""
+        self._lock = threading.Lock()
+        self._wait_lock = threading.Lock()
+        self._files = []
+        self._folders = set()
+        self._failed = []
+        self._pool = None
+        self.deferring = weakref.WeakSet()
+
+
+_HASHER = _Hasher()
+_DURABILITY = _Durability()
+
+
+def defer_sync(owner: object) -> None:
+    """Let objects this process writes be made durable in the background until ``owner`` ends it.
+
+    ``owner`` (a session's run writer) promises to call :func:`make_durable`
+    before it commits a row naming an object, and :func:`end_deferral`
+    when it is closed (or to be garbage-collected). A process that sends
+    its objects' digests to another one (a pool's worker) defers nothing:
+    its puts return durable objects.
+    """
+    _DURABILITY.deferring.add(owner)
+
+
+def end_deferral(owner: object) -> None:
+    """Undo :func:`defer_sync` for ``owner`` (after its last :func:`make_durable`)."""
+    _DURABILITY.deferring.discard(owner)
+
+
+def deferring() -> bool:
+    """Whether puts in this process leave the syncing to :func:`make_durable` (see :func:`defer_sync`)."""
+    return len(_DURABILITY.deferring) > 0
+
+
+def unsynced() -> int:
+    """How many object files and folders this process has written and :func:`make_durable` has not yet synced."""
+    return _DURABILITY.count()
+
+
+def make_durable() -> None:
+    """Return once every object this process has written is on disk, its file and its folder's entry.
+
+    Called before a commit that may name objects; costs a lock and a look
+    when there is nothing to sync.
+
+    :raises ObjectError: when a file or folder could not be synced (the disk failed).
+    """
+    _DURABILITY.wait()
+
+
+def _before_fork() -> None:
+    _HASHER.stop()
+    _DURABILITY.stop()
+
+
+def _in_child() -> None:
+    global _HASHER
+    _HASHER = _Hasher()
+    _DURABILITY.forget()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(before=_before_fork, after_in_child=_in_child)
 
 
 def validate_digest(digest: object) -> str:
@@ -89,6 +344,7 @@ class ObjectStore:
         self.root = Path(root)
         # Fan-out folders seen to be real folders: checked once per instance, not per put.
         self._real_folders: set[str] = set()
+        self._root_checked = False  # objects/ made and seen not to be a link
 
     def path(self, digest: str) -> Path:
         """Return the path of an object (which may not exist); the file system is not touched."""
@@ -154,9 +410,18 @@ class ObjectStore:
     def put(self, array: Any) -> tuple[str, int]:
         """Store an array and return ``(digest, size_in_bytes)`` of its ``.npy`` file.
 
-        Writing a digest that exists already is a no-op. The file is complete
-        under its final name before this returns, so a database row may then
-        reference it.
+        Writing a digest that exists already is a no-op (the bytes written
+        meanwhile are dropped). The file is complete under its final name
+        before this returns; it is durable (on disk, with its folder's entry)
+        before this returns too, unless a session of this process commits
+        the rows (see :func:`defer_sync`): then it is made durable in the
+        background, and :func:`make_durable` waits for it before any row
+        naming it commits.
+
+        A large array is hashed in a helper thread while this one writes it
+        to a temporary file (both release Python's interpreter lock), and
+        the file is renamed to its digest's name only once both are done: a
+        temporary file is never taken as an object.
 
         :raises ObjectOutsideStore: when the object's folder is a symbolic link.
         """
@@ -167,55 +432,151 @@ class ObjectStore:
             raise ObjectError(f"arrays of dtype {array.dtype} hold Python objects and cannot be stored")
         header = npy_header(array)
         data = data_view(array)
-        digest = hashlib.sha256(header)
-        digest.update(data)
-        name = digest.hexdigest()
         size = len(header) + data.nbytes
-        final = self.path(name)
-        folder = final.parent
-        self._check_folder(folder)
-        try:
-            info = os.lstat(final)  # a link there is replaced below, never followed
-            stored = info.st_size if stat.S_ISREG(info.st_mode) else -1
-        except FileNotFoundError:
-            stored = -1
-        if stored == size:
-            return name, size  # stored already (dedup); a truncated file is written again
-        if folder.name not in self._real_folders:
-            self.folder(name)
-        tmp = folder / f"{_TMP_PREFIX}{name[2:10]}-{os.getpid()}-{secrets.token_hex(4)}"
-        try:
-            with open(tmp, "xb") as file:
-                file.write(header)
-                file.write(data)
-                file.flush()
-                # On disk before any row can name it: even a power cut leaves no row
-                # pointing at an empty file.
-                os.fsync(file.fileno())
-            os.replace(tmp, final)
-        except OSError as e:
-            tmp.unlink(missing_ok=True)
-            raise ObjectError(f"cannot write object {name} under {folder}: {e}") from e
+        digest = hashlib.sha256(header)
+        if data.nbytes < _HASH_IN_THREAD:
+            # Small: hash first, so that a stored one is found before anything is written.
+            digest.update(data)
+            name = digest.hexdigest()
+            if self._stored(name, size):
+                return name, size
+            tmp, fd = self._temp()
+            try:
+                _write_all(fd, header)
+                _write_all(fd, data)
+            except OSError as e:
+                _discard(tmp, fd)
+                raise ObjectError(f"cannot write object {name} under {self.root}: {e}") from e
+        else:
+            tmp, fd = self._temp()
+            hashed = _HASHER.start(digest, data)  # None when another thread hashes now: here, then
+            try:
+                _write_all(fd, header)
+                _write_all(fd, data)
+            except OSError as e:
+                _discard(tmp, fd)
+                name = _HASHER.finish(hashed, digest, data).hexdigest()
+                raise ObjectError(f"cannot write object {name} under {self.root}: {e}") from e
+            except BaseException:
+                _discard(tmp, fd)
+                _HASHER.finish(hashed, digest, data)
+                raise
+            name = _HASHER.finish(hashed, digest, data).hexdigest()
+            try:
+                stored = self._stored(name, size)
+            except BaseException:
+                _discard(tmp, fd)
+                raise
+            if stored:
+                _discard(tmp, fd)  # found stored: the bytes written meanwhile go, unsynced
+                return name, size
+        self._place(tmp, fd, name)
         return name, size
+
+    def _stored(self, name: str, size: int) -> bool:
+        """Whether object ``name`` is stored with ``size`` bytes (a truncated file is written again).
+
+        A stored object may be another process's, just renamed and not yet
+        on disk: it is made durable like one written here.
+        """
+        final = self.path(name)
+        self._check_folder(final.parent)
+        try:
+            info = os.lstat(final)  # a link there is replaced, never followed
+        except FileNotFoundError:
+            return False
+        if not (stat.S_ISREG(info.st_mode) and info.st_size == size):
+            return False
+        if deferring():
+            _DURABILITY.add(-1, str(final), str(final.parent), None)  # in the background: costs nothing here
+        elif time.time() - info.st_ctime < _RECENT_S:
+            _DURABILITY.add(-1, str(final), str(final.parent), None)
+            make_durable()
+        return True
+
+    def adopt(self, digest: str) -> None:
+        """Have an object another process wrote made durable by the next :func:`make_durable`.
+
+        For the rows of a dead process (its journal): it may have renamed
+        its objects into place without syncing them.
+
+        :raises ObjectOutsideStore: when the object is reached through a symbolic link.
+        """
+        path = self.file(digest)
+        _DURABILITY.add(-1, str(path), str(path.parent), str(self.root))
+
+    def _temp(self) -> tuple[Path, int]:
+        """Create a temporary file in ``objects/`` (made if needed); return its path and descriptor.
+
+        Its name (``.tmp-file-…``) is never an object's, so whatever a
+        crash leaves of it is never read as one; gc removes it once old.
+        """
+        if not self._root_checked:
+            self._check_folder(self.root / "00")  # refuses objects/ being a link
+            try:
+                self.root.mkdir(parents=True, exist_ok=True)
+            except OSError as e:
+                raise ObjectError(f"cannot create {self.root}: {e}") from e
+            self._root_checked = True
+        tmp = self.root / f"{_TMP_PREFIX}file-{os.getpid()}-{secrets.token_hex(4)}"
+        try:
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0), 0o666)
+        except FileNotFoundError:
+            self._root_checked = False  # objects/ was removed meanwhile: made again
+            return self._temp()
+        except OSError as e:
+            raise ObjectError(f"cannot create a temporary file in {self.root}: {e}") from e
+        return tmp, fd
+
+    def _place(self, tmp: Path, fd: int, name: str) -> None:
+        """Rename a complete temporary file to object ``name`` and have it made durable (see :meth:`put`)."""
+        folder = self.path(name).parent
+        try:
+            created = self._make_folder(folder)
+            os.replace(tmp, folder / f"{name[2:]}.npy")
+        except BaseException as e:
+            _discard(tmp, fd)
+            if isinstance(e, OSError):
+                raise ObjectError(f"cannot write object {name} under {folder}: {e}") from e
+            raise
+        _DURABILITY.add(fd, str(folder / f"{name[2:]}.npy"), str(folder), str(self.root) if created else None)
+        if not deferring():
+            make_durable()
+
+    def _make_folder(self, folder: Path) -> bool:
+        """Create (if needed) the real fan-out folder ``folder``; return whether it was created now."""
+        if folder.name in self._real_folders:
+            return False
+        self._check_folder(folder)
+        created = False
+        if folder.name not in self._real_folders:
+            try:
+                folder.mkdir()
+                created = True
+            except FileExistsError:
+                pass
+            except OSError as e:
+                raise ObjectError(f"cannot create {folder}: {e}") from e
+            self._check_folder(folder)  # created now: a real folder, unless something raced it in
+        return created
 
     def put_file(self, source: str | os.PathLike[str], *, max_bytes: int | None = None) -> tuple[str, int]:
         """Store a file's bytes verbatim (read once, hashed while copied) and return ``(digest, size)``.
+
+        Durable as :meth:`put` says.
 
         :param max_bytes: refuse a file larger than this.
         :raises OSError: when the file cannot be read.
         :raises FileRefused: when it is larger than ``max_bytes``.
         :raises ObjectError: when it cannot be written here.
         """
-        folder_tmp = self.root / f"{_TMP_PREFIX}file-{os.getpid()}-{secrets.token_hex(4)}"
-        self.root.mkdir(parents=True, exist_ok=True)
-        self._check_folder(self.root / "00")
         digest = hashlib.sha256()
         size = 0
         # O_NOFOLLOW: a file swapped for a link meanwhile is not followed out of the run's folder.
-        fd = os.open(source, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0))
-        try:
-            with os.fdopen(fd, "rb") as file, open(folder_tmp, "xb") as out:
-                fd = -1
+        source_fd = os.open(source, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0))
+        with os.fdopen(source_fd, "rb") as file:
+            tmp, fd = self._temp()
+            try:
                 for chunk in iter(lambda: file.read(1 << 20), b""):
                     size += len(chunk)
                     if max_bytes is not None and size > max_bytes:
@@ -223,24 +584,20 @@ class ObjectStore:
                             f"{source} holds more than max_file_bytes={max_bytes} bytes; raise the limit or write less"
                         )
                     digest.update(chunk)
-                    out.write(chunk)
-                out.flush()
-                os.fsync(out.fileno())
-            os.chmod(folder_tmp, 0o444)  # a run's file, as db.file() gives it: read-only
-            name = digest.hexdigest()
-            final = self.path(name)
-            try:
-                info = os.lstat(final)
-                stored = info.st_size if stat.S_ISREG(info.st_mode) else -1
-            except FileNotFoundError:
-                stored = -1
-            if stored != size:
-                self.folder(name)
-                os.replace(folder_tmp, final)
-        finally:
-            if fd >= 0:
-                os.close(fd)
-            folder_tmp.unlink(missing_ok=True)
+                    try:
+                        _write_all(fd, chunk)
+                    except OSError as e:
+                        raise ObjectError(f"cannot copy {source} into {self.root}: {e}") from e
+                os.fchmod(fd, 0o444)  # a run's file, as db.file() gives it: read-only
+                name = digest.hexdigest()
+                stored = self._stored(name, size)
+            except BaseException:
+                _discard(tmp, fd)
+                raise
+        if stored:
+            _discard(tmp, fd)
+        else:
+            self._place(tmp, fd, name)
         return name, size
 
     def get(self, digest: str, *, mmap: bool = True) -> np.ndarray:

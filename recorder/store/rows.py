@@ -18,6 +18,7 @@ from ..codec.hashing import PSET_HASH_LENGTH
 from ..errors import StoreError
 from .catalog import IN_SCALARS, STRUCTURE, TEXT, Fields
 from .ids import now_utc
+from .objects import make_durable
 from .pending import PendingRun
 
 __all__ = [
@@ -174,8 +175,14 @@ def _found_psets(conn: sqlite3.Connection, missing: dict[str, str], found: dict[
 
 
 def insert_objects(conn: sqlite3.Connection, objects: list[tuple[str, int, str, str]]) -> None:
-    """Add rows for objects (``(digest, size, dtype, shape)``) already written to the object store."""
+    """Add rows for objects (``(digest, size, dtype, shape)``) already written to the object store.
+
+    Waits until the objects this process wrote are on disk (see
+    :func:`recorder.store.objects.make_durable`): a row never names an
+    object a power cut could lose.
+    """
     if objects:
+        make_durable()
         now = now_utc()
         conn.executemany(_INSERT_OBJECT, [(*o, now) for o in objects])
 

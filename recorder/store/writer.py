@@ -28,6 +28,16 @@ shown ``interrupted`` if their process dies.
 
 Row keys are assigned inside the write transaction (by :mod:`recorder.rows`),
 so a whole batch goes in with a few ``executemany`` calls.
+
+A run's arrays are in ``objects/`` before the run is queued (complete under
+their names: a SIGKILL leaves the journal nothing to name that is not
+there), but the writer, not each put, waits for them to be on disk: while
+a writer is open its process's puts hand their files to background
+threads that fsync them (:func:`recorder.store.objects.defer_sync`), and
+each commit first waits for those and syncs their folders, all at once
+(:func:`~recorder.store.objects.make_durable`). So a row never names an
+object a power cut could lose, and the price of a sync is paid once per
+batch, off the recording thread, instead of once per array in it.
 """
 
 from __future__ import annotations
@@ -48,6 +58,7 @@ from ..errors import NameRefused, RecorderError, RecorderWarning, StoreError
 from .catalog import Fields
 from .db import transaction
 from .journal import Journal
+from .objects import defer_sync, end_deferral, make_durable
 from .pending import PendingRun
 from .rows import DoneChunk, Rows, insert_objects, insert_texts
 
@@ -146,6 +157,7 @@ class RunWriter:
         #: Keys of the ``functions`` rows this session's runs called, by their identity (found once per function).
         self.function_keys: dict[tuple[str, str, str | None, str], int] = {}
         _WRITERS.add(self)
+        defer_sync(self)  # this process's objects are synced by _commit, once per batch
 
     # -- called by the recording thread -------------------------------------------
 
@@ -268,6 +280,7 @@ class RunWriter:
             self._thread.join()
         self._active = None
         self._flush()
+        end_deferral(self)
         if self._journal is not None:
             self._journal.close()
             self._journal = None
@@ -295,6 +308,7 @@ class RunWriter:
         refuses is written run by run, like any batch.
         """
         with self._db_lock:
+            make_durable()
             self._rows.begin()
             assigned: list[PendingRun] = []
             try:
@@ -469,6 +483,8 @@ class RunWriter:
                 in_flight = [r for r in extra or () if r.pk is None and r.status == "running"]
                 if not batch and not in_flight:
                     return
+                # The objects the batch names are on disk before its rows: synced once per batch, not per put.
+                make_durable()
                 try:
                     self._commit(batch, in_flight, chunked=chunked > 0)
                 except Exception as e:

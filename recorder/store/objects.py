@@ -176,7 +176,9 @@ class _Durability:
         self._wait_lock = threading.Lock()  # one waiter at a time: a second one waits for the first's files
         self._files: list[tuple[Future[None], str]] = []
         self._folders: set[str] = set()
-        self._failed: list[str] = []  # what a wait before a fork could not sync, for the next wait to report
+        # What could not be synced: kept for good, so that every later wait raises and no commit naming such
+        # an object goes ahead (a failed fsync may have dropped the data, and a retry can "succeed" without it).
+        self._failed: list[str] = []
         self._pool: ThreadPoolExecutor | None = None
         self.deferring: weakref.WeakSet[Any] = weakref.WeakSet()
 
@@ -218,9 +220,7 @@ class _Durability:
             with self._lock:
                 files, self._files = self._files, []
                 folders, self._folders = self._folders, set()
-                failed, self._failed = self._failed, []
-            if not files and not folders and not failed:
-                return
+            failed: list[str] = []
             for future, path in files:
                 try:
                     future.result()
@@ -237,19 +237,20 @@ class _Durability:
                         sync.result()
                 except OSError as e:
                     failed.append(f"{folder} ({e})")
+            with self._lock:
+                self._failed.extend(failed)
+                failed = list(self._failed)
         if failed:
             raise ObjectError(
                 f"cannot write {len(failed)} object file(s) or folder(s) to disk: {'; '.join(failed[:3])}; "
-                "check the disk (full, failing, or removed)"
+                "the runs naming them are not committed; check the disk (full, failing, or removed), then start "
+                "the process again"
             )
 
     def stop(self) -> None:
         """Make everything durable and end the threads (before a fork); the next put starts them again."""
-        try:
+        with contextlib.suppress(ObjectError):  # kept in _failed: every later wait (the commit's) raises it
             self.wait(parallel=False)
-        except ObjectError as e:  # the next wait (the commit's) reports it
-            with self._lock:
-                self._failed.append(str(e))
         with self._lock:
             pool, self._pool = self._pool, None
         if pool is not None:

@@ -148,9 +148,11 @@ def test_a_forked_child_defers_nothing_and_leaves_its_parents_objects_alone(tmp_
 def test_make_durable_reports_a_file_it_cannot_sync(tmp_path: Path) -> None:
     objects = ObjectStore(tmp_path / "objects")
     digest, _ = objects.put(np.arange(20_000.0))
-    path = objects.path(digest)
-    objects.adopt(digest)
-    path.unlink()  # gone before it could be synced: the commit must not go ahead
+    make_durable()
+    # An object gone before its sync could open it (as adopt() hands one over: by path): the commit must not
+    # go ahead. Handed over already gone, so that the background sync cannot win a race with the unlink.
+    gone = objects.path(digest).with_name("gone.npy")
+    objects_module._DURABILITY.add(-1, str(gone), str(gone.parent), None)
     try:
         with pytest.raises(rec.ObjectError, match="cannot write 1 object file"):
             make_durable()

@@ -7,12 +7,14 @@ run) under ``valgrind --tool=callgrind`` with N1 and N2 runs, on a git ref
 checked out into a temporary worktree and on the working tree, and prints
 (I(N2) − I(N1)) / (N2 − N1): the instructions one more run costs, start-up
 and imports cancelled out. Background threads (the writer's) are counted.
+Mode ``array`` sweeps a function returning a scalar and a 1 KB array (kept
+inline in the database), the small-array path.
 
 Needs valgrind (Debian: ``apt-get install valgrind``).
 
 Usage::
 
-    python benchmarks/instructions.py --ref main~5 [--modes sweep run] [--runs 1000 6000]
+    python benchmarks/instructions.py --ref main~5 [--modes sweep run array] [--runs 1000 6000]
 """
 
 from __future__ import annotations
@@ -36,12 +38,18 @@ import recorder as rec
 def two_scalars(a: float, b: int) -> dict:
     return {"y": a * b, "z": a + b}
 
+def small_array(a: float, b: int) -> dict:
+    import numpy as np
+    return {"y": a * b, "v": np.full(128, a + b)}  # 1 KB of float64: kept inline, not as a file
+
 mode, n = sys.argv[1], int(sys.argv[2])
 folder = Path(tempfile.mkdtemp(prefix="bench-instructions-"))
 params = rec.grid(a=[i * 0.001 for i in range(n // 100)], b=list(range(100)))
 with rec.Recorder("bench", store=folder / "store", git=False) as r:
     if mode == "sweep":
         r.sweep(two_scalars, params, return_df=False, progress=False)
+    elif mode == "array":
+        r.sweep(small_array, params, return_df=False, progress=False)
     else:
         for pset in params:
             with r.run(pset) as run:
@@ -75,8 +83,8 @@ def main() -> None:
         "--modes",
         nargs="+",
         default=["sweep", "run"],
-        choices=["sweep", "run"],
-        help="sweep: Recorder.sweep; run: a `with r.run(...)` loop",
+        choices=["sweep", "run", "array"],
+        help="sweep: Recorder.sweep; run: a `with r.run(...)` loop; array: a sweep whose runs return a 1 KB array",
     )
     parser.add_argument("--runs", nargs=2, type=int, default=[1000, 6000], metavar=("N1", "N2"))
     args = parser.parse_args()
@@ -91,7 +99,9 @@ def main() -> None:
         old = Path(tmp) / "ref"
         subprocess.run(["git", "-C", str(ROOT), "worktree", "add", "-q", "--detach", str(old), args.ref], check=True)
         try:
-            print(f"instructions per run ({n2} − {n1} runs), two parameters and two scalar results")
+            print(
+                f"instructions per run ({n2} − {n1} runs), two parameters and two scalar results (array: a 1 KB array)"
+            )
             print(f"{'mode':<8} {args.ref:>14} {'working tree':>14} {'tree/ref':>9}")
             for mode in args.modes:
                 per_run = []

@@ -28,7 +28,9 @@ What it writes, and how it stays safe to run twice:
 - **Names** that recorder reserves (a leading ``_``, the wide view's run
   columns) are renamed with the tool's name as a prefix (``_x`` →
   ``psweep_x``, ``status`` → ``psweep_status``); a result named like a
-  parameter gets ``_result`` appended. A name whose values have several
+  parameter gets ``_result`` appended; a name taken already (by a name of
+  the source, or a series' ``<name>_series``) gets ``_`` appended until it
+  is free, so no value replaces another. A name whose values have several
   types across runs (int and float, numbers and text) is imported as the
   widest (float, text). Every rename and widening is reported.
 
@@ -66,6 +68,7 @@ from ..store.layout import DB_NAME
 from ..store.objects import FILE_DTYPE, ObjectStore
 from ..store.pending import PendingRun
 from ..store.rows import Rows, hex_blob
+from ..store.spill import SERIES_SUFFIX
 from ..sweep.execute import RunContext
 from ..version import __version__
 from .source import SourceRun, SourceStudy
@@ -247,13 +250,21 @@ class _Names:
                 results.setdefault(name, set())
         self.params: dict[str, str | None] = {}
         self.results: dict[str, str | None] = {}
+        series = {name for run in study.runs for name in run.series}
         taken: set[str] = set()
         for role, names, out in (("parameter", params, self.params), ("result", results, self.results)):
-            for name in names:
+            param_keys = set(taken)
+            # Names kept as they are claim theirs first (series first: a series takes its name and
+            # '<name>_series'), so that a renamed one never takes another's ('_x' -> 'psweep_x' beside a
+            # 'psweep_x' of the source would lose one of them; so would a result named like a series' array).
+            is_series = series if role == "result" else set()
+            for name in sorted(names, key=lambda n: (_free_name(tool, n) != n, n not in is_series)):
                 new = _free_name(tool, name)
-                if new is not None and role == "result" and new.lower() in {p.lower() for p in taken}:
+                if new is not None and role == "result" and new.lower() in param_keys:
                     new = f"{new}_result"  # a result may not share a parameter's name (one view column each)
-                while new is not None and new != name and new.lower() in taken:
+                while new is not None and (
+                    new.lower() in taken or (name in is_series and f"{new}{SERIES_SUFFIX}".lower() in taken)
+                ):
                     new += "_"
                 out[name] = new
                 if new is None:
@@ -263,8 +274,15 @@ class _Names:
                     )
                     continue
                 taken.add(new.lower())
+                if name in is_series:
+                    taken.add(f"{new}{SERIES_SUFFIX}".lower())
                 if new != name:
-                    why = "a parameter's name" if new == f"{name}_result" else "a name recorder reserves"
+                    if _free_name(tool, name) != name:
+                        why = "a name recorder reserves"
+                    elif new.startswith(f"{name}_result"):
+                        why = "a parameter's name"
+                    else:
+                        why = "the name of another column (differing in case, or a series' array)"
                     report.renames.append(f"{role} {name!r} -> {new!r} ({name!r} is {why})")
         self.param_targets = {n: _widest(k) for n, k in params.items()}
         self.result_targets = {n: _widest(k) for n, k in results.items()}

@@ -194,3 +194,40 @@ def test_the_study_config_is_each_new_session_config(store: Path) -> None:
     assert json.loads(argv)[:3] == ["recorder", "import", "psweep"]
     assert platform == "unknown (imported from psweep)"
     assert message == "imported from psweep: /nowhere/calc/database.pk"
+
+
+def test_a_reserved_name_renamed_to_a_name_the_source_has_too_loses_neither(store: Path) -> None:
+    # '_x' is renamed 'psweep_x', the name of another parameter of the source: both must be kept.
+    study = _study(2)
+    for i, run in enumerate(study.runs):
+        run.params.update({"_x": 10 + i, "psweep_x": 20 + i})
+        run.results.update({"_y": 1.5, "psweep_y": 2.5})
+    report = import_study(study, into=store)
+    df = rec.open(store).df("calc", status=None).sort_values("a")
+    assert df["psweep_x"].tolist() == [20, 21]  # the source's own column keeps its name
+    assert df["psweep_x_"].tolist() == [10, 11]  # the renamed one takes another
+    assert df["psweep_y"].tolist() == [2.5, 2.5] and df["psweep_y_"].tolist() == [1.5, 1.5]
+    assert "parameter '_x' -> 'psweep_x_' ('_x' is a name recorder reserves)" in report.renames
+    assert not any("'psweep_x'" in line.split("->")[0] for line in report.renames)  # not renamed
+
+
+def test_a_result_named_like_a_series_array_is_kept_beside_the_series(store: Path) -> None:
+    # A series 'loss' is stored as 'loss' and 'loss_series': a result of the source named 'loss_series' is
+    # another value, which must not be replaced by the series' array.
+    run = SourceRun(source_id="x", params={"a": 1}, results={"loss_series": 7.0}, series={"loss": [3.0, 1.0]}, start=T0)
+    report = import_study(SourceStudy("mlflow", Path("/nowhere/mlruns"), "exp", [run]), into=store)
+    db = rec.open(store)
+    (run_id,) = [i for (i,) in db.conn.execute("SELECT lower(hex(id)) FROM runs")]
+    assert db.array(run_id, "loss_series").tolist() == [3.0, 1.0]
+    assert db.result(run_id, "loss_series_") == 7.0
+    assert any(line.startswith("result 'loss_series' -> 'loss_series_'") for line in report.renames), report.renames
+
+
+def test_a_series_whose_array_would_take_a_parameter_s_name_is_renamed(store: Path) -> None:
+    run = SourceRun(source_id="x", params={"a": 1, "loss_series": 2}, series={"loss": [3.0, 1.0]}, start=T0)
+    report = import_study(SourceStudy("mlflow", Path("/nowhere/mlruns"), "exp", [run]), into=store)
+    db = rec.open(store)
+    (run_id,) = [i for (i,) in db.conn.execute("SELECT lower(hex(id)) FROM runs")]
+    assert db.array(run_id, "loss__series").tolist() == [3.0, 1.0] and db.result(run_id, "loss_") == 1.0
+    assert db.df("exp")["loss_series"].tolist() == [2]
+    assert any(line.startswith("result 'loss' -> 'loss_'") for line in report.renames), report.renames

@@ -82,7 +82,8 @@ _IN_CHUNK = 500
 #: The statuses an imported run may have (a source's running runs are imported as interrupted by its reader).
 _STATUSES = ("done", "failed", "interrupted")
 _FIND_RUNS = "SELECT lower(hex(id)), origin FROM runs WHERE id IN ({marks})"
-_FIND_SESSIONS = "SELECT pk, id, experiment, host FROM sessions WHERE substr(id, 13) IN ({marks})"
+# Imported sessions only (their platform says so): a recorded session's id could end as an import's does.
+_FIND_SESSIONS = "SELECT pk, id, experiment, host FROM sessions WHERE platform = ? AND substr(id, 13) IN ({marks})"
 _INSERT_SESSION = """
 INSERT INTO sessions (
     id, experiment, status, time_start, time_end, message, comment, seed, env_sha, git_mode, git_repo, git_commit,
@@ -479,7 +480,8 @@ def _session_rows(
     hosts_by_tail: dict[str, str] = {}
     for start in range(0, len(tails), _IN_CHUNK):
         chunk = tails[start : start + _IN_CHUNK]
-        for pk, id_, experiment, host in conn.execute(_FIND_SESSIONS.format(marks=", ".join("?" * len(chunk))), chunk):
+        sql = _FIND_SESSIONS.format(marks=", ".join("?" * len(chunk)))
+        for pk, id_, experiment, host in conn.execute(sql, [UNKNOWN.format(tool=study.tool), *chunk]):
             if experiment == experiment_pk:
                 known[id_[12:]] = pk
                 hosts_by_tail[id_[12:]] = host
@@ -538,7 +540,7 @@ def _session_rows(
     return known, made
 
 
-def _new_sessions(conn: sqlite3.Connection | None, planned: list[_Planned]) -> set[str]:
+def _new_sessions(conn: sqlite3.Connection | None, planned: list[_Planned], tool: str) -> set[str]:
     """The session tails of ``planned`` that no session of the store has (what a dry run would make)."""
     tails = {p.session for p in planned}
     if conn is None or not tails:
@@ -546,7 +548,8 @@ def _new_sessions(conn: sqlite3.Connection | None, planned: list[_Planned]) -> s
     ordered = sorted(tails)
     for start in range(0, len(ordered), _IN_CHUNK):
         chunk = ordered[start : start + _IN_CHUNK]
-        for _, id_, _, _ in conn.execute(_FIND_SESSIONS.format(marks=", ".join("?" * len(chunk))), chunk):
+        sql = _FIND_SESSIONS.format(marks=", ".join("?" * len(chunk)))
+        for _, id_, _, _ in conn.execute(sql, [UNKNOWN.format(tool=tool), *chunk]):
             tails.discard(id_[12:])
     return tails
 
@@ -676,7 +679,7 @@ def _import(study: SourceStudy, into: Path | str | None, experiment: str | None,
         report.failed = sum(1 for r, _ in todo if r.status == "failed")
         if dry_run or store is None:
             planned = _plan(study, names, None, todo, report)  # checks every value, stores nothing
-            report.sessions = len(_new_sessions(store.conn if store is not None else None, planned))
+            report.sessions = len(_new_sessions(store.conn if store is not None else None, planned, study.tool))
             return report
         if not todo:
             return report

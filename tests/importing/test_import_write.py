@@ -231,3 +231,30 @@ def test_a_series_whose_array_would_take_a_parameter_s_name_is_renamed(store: Pa
     assert db.array(run_id, "loss__series").tolist() == [3.0, 1.0] and db.result(run_id, "loss_") == 1.0
     assert db.df("exp")["loss_series"].tolist() == [2]
     assert any(line.startswith("result 'loss' -> 'loss_'") for line in report.renames), report.renames
+
+
+def test_an_import_never_adds_its_runs_to_a_session_recorder_recorded(store: Path) -> None:
+    # Imported sessions are found again by the last 12 hex digits of their id (a hash of the source's
+    # session key). A recorded session whose id ends so (48 bits: found by a search, or a store crafted
+    # so) must not take the imported runs.
+    from recorder.importing.write import _session_tail
+
+    with rec.Recorder("calc", store=store, git=False) as r:
+        with r.run(a=100, b=8):
+            pass
+        native = r.id
+    tail = _session_tail("psweep", "s1")
+    conn = sqlite3.connect(store / "recorder.sqlite")
+    conn.execute("UPDATE sessions SET id = ? WHERE id = ?", (native[:12] + tail, native))
+    conn.commit()
+    conn.close()
+
+    report = import_study(_study(2), into=store)
+
+    assert report.sessions == 1
+    db = rec.open(store)
+    counts = dict(
+        db.conn.execute("SELECT s.id, count(*) FROM runs AS r JOIN sessions AS s ON s.pk = r.session GROUP BY s.id")
+    )
+    assert counts[native[:12] + tail] == 1  # only its own run
+    assert sum(counts.values()) == 3

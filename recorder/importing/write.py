@@ -10,7 +10,8 @@ What it writes, and how it stays safe to run twice:
   only its new runs.
 - **Sessions**: one per :attr:`SourceRun.session_key` (the study's one
   session when it is None), found again on the next import by the last 12
-  hex digits of their id (the SHA-256 of ``"<tool>:session:<key>"``). A
+  hex digits of their id (the SHA-256 of ``"<tool>:session:<key>"``), among
+  the sessions imports made (never a recorded one). A
   session row records the environment; an import fills it honestly: the
   source's host and git commit where it has them, ``"unknown (imported from
   <tool>)"`` for the platform, Python and environment fingerprint it does

@@ -91,6 +91,7 @@ INSERT INTO sessions (
     host, user, pid, platform, python, recorder_version, fingerprint, argv, cwd
 ) VALUES (?, ?, 'done', ?, ?, ?, NULL, NULL, ?, ?, ?, ?, ?, ?, 0, ?, ?, ?, ?, ?, ?)
 """
+_SESSION_ID_TAKEN = "SELECT 1 FROM sessions WHERE id = ?"
 _UPSERT_CONFIG = "INSERT OR IGNORE INTO config (session, name, kind, value) VALUES (?, ?, ?, ?)"
 _SET_WHERE = "UPDATE runs SET host = ?, pid = ?, pset_seq = ?, origin = ? WHERE pk = ?"
 _INSERT_TAG = "INSERT OR IGNORE INTO run_tags (run, tag) VALUES (?, ?)"
@@ -503,7 +504,11 @@ def _session_rows(
         commits = {p.run.git_commit for p in runs if p.run.git_commit}
         commit = commits.pop() if len(commits) == 1 else None
         host = hosts.pop() if len(hosts) == 1 else unknown
-        session_id = f"{max(0, round(first * 1000)) & 0xFFFFFFFFFFFF:012x}{tail}"
+        millis = max(0, round(first * 1000)) & 0xFFFFFFFFFFFF
+        # The same source session imported into another experiment before has this id: the next free one.
+        while conn.execute(_SESSION_ID_TAKEN, (f"{millis:012x}{tail}",)).fetchone() is not None:
+            millis = (millis + 1) & 0xFFFFFFFFFFFF
+        session_id = f"{millis:012x}{tail}"
         time_start = iso_utc(first)
         env_sha = commit or hashlib.sha1(f"{tool}:{tail}{time_start}{__version__}".encode()).hexdigest()
         pk = conn.execute(

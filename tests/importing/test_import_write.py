@@ -258,3 +258,19 @@ def test_an_import_never_adds_its_runs_to_a_session_recorder_recorded(store: Pat
     )
     assert counts[native[:12] + tail] == 1  # only its own run
     assert sum(counts.values()) == 3
+
+
+def test_a_session_key_imported_into_another_experiment_gets_a_session_of_its_own(store: Path) -> None:
+    # The same source session (its key and first start) imported into a second experiment: its session id
+    # would be the first one's, which the store refuses (ids are unique); it takes the next free one.
+    import_study(_study(2), into=store)
+    other = _study(2)
+    for run in other.runs:
+        run.source_id = "other-" + run.source_id
+    report = import_study(other, into=store, experiment="other")
+    assert (report.imported, report.sessions) == (2, 1)
+    db = rec.open(store)
+    sessions = db.conn.execute(
+        "SELECT e.name, count(*) FROM sessions AS s JOIN experiments AS e ON e.pk = s.experiment GROUP BY e.name"
+    ).fetchall()
+    assert sorted(sessions) == [("calc", 1), ("other", 1)]

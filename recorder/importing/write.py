@@ -10,7 +10,8 @@ What it writes, and how it stays safe to run twice:
   only its new runs.
 - **Sessions**: one per :attr:`SourceRun.session_key` (the study's one
   session when it is None), found again on the next import by the last 12
-  hex digits of their id (the SHA-256 of ``"<tool>:session:<key>"``). A
+  hex digits of their id (the SHA-256 of ``"<tool>:session:<key>"``), among
+  the sessions imports made (never a recorded one). A
   session row records the environment; an import fills it honestly: the
   source's host and git commit where it has them, ``"unknown (imported from
   <tool>)"`` for the platform, Python and environment fingerprint it does
@@ -28,7 +29,9 @@ What it writes, and how it stays safe to run twice:
 - **Names** that recorder reserves (a leading ``_``, the wide view's run
   columns) are renamed with the tool's name as a prefix (``_x`` →
   ``psweep_x``, ``status`` → ``psweep_status``); a result named like a
-  parameter gets ``_result`` appended. A name whose values have several
+  parameter gets ``_result`` appended; a name taken already (by a name of
+  the source, or a series' ``<name>_series``) gets ``_`` appended until it
+  is free, so no value replaces another. A name whose values have several
   types across runs (int and float, numbers and text) is imported as the
   widest (float, text). Every rename and widening is reported.
 
@@ -66,6 +69,7 @@ from ..store.layout import DB_NAME
 from ..store.objects import FILE_DTYPE, ObjectStore
 from ..store.pending import PendingRun
 from ..store.rows import Rows, hex_blob
+from ..store.spill import SERIES_SUFFIX
 from ..sweep.execute import RunContext
 from ..version import __version__
 from .source import SourceRun, SourceStudy
@@ -79,13 +83,15 @@ _IN_CHUNK = 500
 #: The statuses an imported run may have (a source's running runs are imported as interrupted by its reader).
 _STATUSES = ("done", "failed", "interrupted")
 _FIND_RUNS = "SELECT lower(hex(id)), origin FROM runs WHERE id IN ({marks})"
-_FIND_SESSIONS = "SELECT pk, id, experiment, host FROM sessions WHERE substr(id, 13) IN ({marks})"
+# Imported sessions only (their platform says so): a recorded session's id could end as an import's does.
+_FIND_SESSIONS = "SELECT pk, id, experiment, host FROM sessions WHERE platform = ? AND substr(id, 13) IN ({marks})"
 _INSERT_SESSION = """
 INSERT INTO sessions (
     id, experiment, status, time_start, time_end, message, comment, seed, env_sha, git_mode, git_repo, git_commit,
     host, user, pid, platform, python, recorder_version, fingerprint, argv, cwd
 ) VALUES (?, ?, 'done', ?, ?, ?, NULL, NULL, ?, ?, ?, ?, ?, ?, 0, ?, ?, ?, ?, ?, ?)
 """
+_SESSION_ID_TAKEN = "SELECT 1 FROM sessions WHERE id = ?"
 _UPSERT_CONFIG = "INSERT OR IGNORE INTO config (session, name, kind, value) VALUES (?, ?, ?, ?)"
 _SET_WHERE = "UPDATE runs SET host = ?, pid = ?, pset_seq = ?, origin = ? WHERE pk = ?"
 _INSERT_TAG = "INSERT OR IGNORE INTO run_tags (run, tag) VALUES (?, ?)"
@@ -247,13 +253,21 @@ class _Names:
                 results.setdefault(name, set())
         self.params: dict[str, str | None] = {}
         self.results: dict[str, str | None] = {}
+        series = {name for run in study.runs for name in run.series}
         taken: set[str] = set()
         for role, names, out in (("parameter", params, self.params), ("result", results, self.results)):
-            for name in names:
+            param_keys = set(taken)
+            # Names kept as they are claim theirs first (series first: a series takes its name and
+            # '<name>_series'), so that a renamed one never takes another's ('_x' -> 'psweep_x' beside a
+            # 'psweep_x' of the source would lose one of them; so would a result named like a series' array).
+            is_series = series if role == "result" else set()
+            for name in sorted(names, key=lambda n: (_free_name(tool, n) != n, n not in is_series)):
                 new = _free_name(tool, name)
-                if new is not None and role == "result" and new.lower() in {p.lower() for p in taken}:
+                if new is not None and role == "result" and new.lower() in param_keys:
                     new = f"{new}_result"  # a result may not share a parameter's name (one view column each)
-                while new is not None and new != name and new.lower() in taken:
+                while new is not None and (
+                    new.lower() in taken or (name in is_series and f"{new}{SERIES_SUFFIX}".lower() in taken)
+                ):
                     new += "_"
                 out[name] = new
                 if new is None:
@@ -263,8 +277,15 @@ class _Names:
                     )
                     continue
                 taken.add(new.lower())
+                if name in is_series:
+                    taken.add(f"{new}{SERIES_SUFFIX}".lower())
                 if new != name:
-                    why = "a parameter's name" if new == f"{name}_result" else "a name recorder reserves"
+                    if _free_name(tool, name) != name:
+                        why = "a name recorder reserves"
+                    elif new.startswith(f"{name}_result"):
+                        why = "a parameter's name"
+                    else:
+                        why = "the name of another column (differing in case, or a series' array)"
                     report.renames.append(f"{role} {name!r} -> {new!r} ({name!r} is {why})")
         self.param_targets = {n: _widest(k) for n, k in params.items()}
         self.result_targets = {n: _widest(k) for n, k in results.items()}
@@ -461,7 +482,8 @@ def _session_rows(
     hosts_by_tail: dict[str, str] = {}
     for start in range(0, len(tails), _IN_CHUNK):
         chunk = tails[start : start + _IN_CHUNK]
-        for pk, id_, experiment, host in conn.execute(_FIND_SESSIONS.format(marks=", ".join("?" * len(chunk))), chunk):
+        sql = _FIND_SESSIONS.format(marks=", ".join("?" * len(chunk)))
+        for pk, id_, experiment, host in conn.execute(sql, [UNKNOWN.format(tool=study.tool), *chunk]):
             if experiment == experiment_pk:
                 known[id_[12:]] = pk
                 hosts_by_tail[id_[12:]] = host
@@ -482,7 +504,11 @@ def _session_rows(
         commits = {p.run.git_commit for p in runs if p.run.git_commit}
         commit = commits.pop() if len(commits) == 1 else None
         host = hosts.pop() if len(hosts) == 1 else unknown
-        session_id = f"{max(0, round(first * 1000)) & 0xFFFFFFFFFFFF:012x}{tail}"
+        millis = max(0, round(first * 1000)) & 0xFFFFFFFFFFFF
+        # The same source session imported into another experiment before has this id: the next free one.
+        while conn.execute(_SESSION_ID_TAKEN, (f"{millis:012x}{tail}",)).fetchone() is not None:
+            millis = (millis + 1) & 0xFFFFFFFFFFFF
+        session_id = f"{millis:012x}{tail}"
         time_start = iso_utc(first)
         env_sha = commit or hashlib.sha1(f"{tool}:{tail}{time_start}{__version__}".encode()).hexdigest()
         pk = conn.execute(
@@ -520,7 +546,7 @@ def _session_rows(
     return known, made
 
 
-def _new_sessions(conn: sqlite3.Connection | None, planned: list[_Planned]) -> set[str]:
+def _new_sessions(conn: sqlite3.Connection | None, planned: list[_Planned], tool: str) -> set[str]:
     """The session tails of ``planned`` that no session of the store has (what a dry run would make)."""
     tails = {p.session for p in planned}
     if conn is None or not tails:
@@ -528,7 +554,8 @@ def _new_sessions(conn: sqlite3.Connection | None, planned: list[_Planned]) -> s
     ordered = sorted(tails)
     for start in range(0, len(ordered), _IN_CHUNK):
         chunk = ordered[start : start + _IN_CHUNK]
-        for _, id_, _, _ in conn.execute(_FIND_SESSIONS.format(marks=", ".join("?" * len(chunk))), chunk):
+        sql = _FIND_SESSIONS.format(marks=", ".join("?" * len(chunk)))
+        for _, id_, _, _ in conn.execute(sql, [UNKNOWN.format(tool=tool), *chunk]):
             tails.discard(id_[12:])
     return tails
 
@@ -658,7 +685,7 @@ def _import(study: SourceStudy, into: Path | str | None, experiment: str | None,
         report.failed = sum(1 for r, _ in todo if r.status == "failed")
         if dry_run or store is None:
             planned = _plan(study, names, None, todo, report)  # checks every value, stores nothing
-            report.sessions = len(_new_sessions(store.conn if store is not None else None, planned))
+            report.sessions = len(_new_sessions(store.conn if store is not None else None, planned, study.tool))
             return report
         if not todo:
             return report

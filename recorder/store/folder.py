@@ -6,7 +6,7 @@ import os
 import sqlite3
 from pathlib import Path
 
-from ..errors import LinkInStore, NoStoreError, RecoveryError, StoreError
+from ..errors import LinkInStore, NoStoreError, ObjectError, RecoveryError, StoreError
 from .db import connect
 from .layout import DB_NAME, DEFAULT_STORE, OBJECTS, RERUN_STORE_ENV, STORE_ENV
 from .liveness import recover_stale
@@ -138,7 +138,7 @@ class Store:
         except LinkInStore:
             conn.close()
             raise  # as it is: no later session can recover through it either
-        except (OSError, StoreError) as e:
+        except (OSError, StoreError, ObjectError) as e:  # ObjectError: a dead run's series not stored (a full disk)
             conn.close()
             if _damaged(e):
                 raise StoreError(f"{e}; the file is damaged: restore it from a copy") from e

@@ -38,7 +38,8 @@ A spill file is untrusted input, read as strictly as a journal line: only
 regular files (``O_NOFOLLOW``, never a FIFO), named ``<run id>.spill``, at
 most :data:`MAX_FILE_BYTES` long, whose header is a valid journal record of
 this session; names must be result names the run may take, dtype codes
-known, lengths within the file, checksums right. A file that breaks a rule
+known, lengths within the file (a series in a frame holds values), checksums
+right. It is read in memory about its size, whatever it holds. A file that breaks a rule
 is skipped with a :class:`~recorder.errors.RecorderWarning` naming it;
 frames after a cut-short or corrupt one are dropped (a crash mid-flush
 keeps the complete flushes before it).
@@ -253,7 +254,10 @@ def salvage(locks: Path, session_id: str, run_id: str, objects: ObjectStore) -> 
     its session goes on. The file is read as strictly as recovery reads one
     (a bad one is skipped with a warning) and removed.
     """
-    path = spill_folder(locks, session_id) / f"{run_id}.spill"
+    folder = _folder(locks, session_id)  # a link there is never entered: nothing read or removed through it
+    if folder is None:
+        return None
+    path = folder / f"{run_id}.spill"
     try:
         _, series = _read(path, run_id)
     except FileNotFoundError:
@@ -312,7 +316,10 @@ def _frames(path: Path, file: Any, left: int, params: dict[str, None]) -> dict[s
     import numpy as np
 
     taken = {key: key for key in params}  # the run's parameters: no series may take their names
-    parts: dict[str, list[Any]] = {}
+    # Each series' values so far, as bytes (int64 until a flush of floats, then float64): no object per
+    # entry, so that reading a file takes memory in proportion to its size (a file of a million one-value
+    # flushes took ten times its size as as many arrays; a crafted one, more).
+    parts: dict[str, tuple[bool, bytearray]] = {}
     while left > 0:
         head = file.read(_FRAME.size)
         if len(head) < _FRAME.size:
@@ -337,26 +344,35 @@ def _frames(path: Path, file: Any, left: int, params: dict[str, None]) -> dict[s
                 raise _Bad(f"a series has the unknown dtype code {code}")
             if name_length + 8 * count > length - at:
                 raise _Bad(f"a series claims {count} values, more than its frame holds")
+            if count == 0:
+                raise _Bad("a series holds no values in a frame (recorder writes a series only with new values)")
             try:
                 name = body[at : at + name_length].decode("utf-8")
             except UnicodeDecodeError:
                 raise _Bad("a series name is not UTF-8") from None
             at += name_length
-            if name not in parts:
+            part = parts.get(name)
+            if part is None:
                 try:
                     claim_names("result", (name, name + SERIES_SUFFIX), taken)
                 except RecorderError as e:
                     raise _Bad(f"series name {name!r:.80}: {e}") from None
-                parts[name] = []
-            parts[name].append(np.frombuffer(body, dtype=_DTYPES[code], offset=at, count=count))
+                part = parts[name] = (False, bytearray())
+            floats, data = part
+            values = memoryview(body)[at : at + 8 * count]
+            if code == 1 and not floats:  # the first flush of floats: the ints before become floats too
+                data = bytearray(np.frombuffer(data, dtype="<i8").astype("<f8").tobytes())
+                parts[name] = (True, data)
+            elif code == 0 and floats:
+                values = memoryview(np.frombuffer(values, dtype="<i8").astype("<f8").tobytes())
+            data += values
             at += 8 * count
     series = {}
-    for name, arrays in parts.items():
-        values = np.concatenate(arrays)
-        if values.size == 0:
-            continue
-        kinds = {a.dtype.kind for a in arrays}
-        series[name] = values.astype(np.int64 if kinds == {"i"} else np.float64)  # native order, as the normal path
+    for name, (floats, data) in parts.items():
+        # As the normal path: int64 when every flush was, else float64; native order.
+        series[name] = np.frombuffer(data, dtype="<f8" if floats else "<i8").astype(
+            np.float64 if floats else np.int64, copy=False
+        )
     return series
 
 

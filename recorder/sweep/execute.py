@@ -236,6 +236,12 @@ class RunContext:
         folder = spill_folder(locks_folder(where.store), where.session)
         return SpillFile(folder, run)
 
+    def stop_spills(self) -> None:
+        """Spill no more and close the run's spill file, which stays (an interrupted run's series are salvaged from it)."""
+        self._due = _NEVER
+        if self._spill is not None:
+            self._spill.close()
+
     def end_series(self) -> None:
         """The run ended and its series are results now: remove its spill file, and spill no more."""
         self._due = _NEVER
@@ -526,8 +532,11 @@ def call(
             returned = func(**kwargs)
         duration = _clock() - start
     except BaseException as e:  # failure() tells a failed run from an interrupted one
+        context = slot[5]
+        if context is not None and isinstance(e, (KeyboardInterrupt, SystemExit)):
+            context.stop_spills()  # its file stays, for the recording process to salvage; its descriptor goes
         failed = failure(e, t0, _clock() - start, output)
-        return None, t0, failed.duration, output, failed, slot[5]
+        return None, t0, failed.duration, output, failed, context
     finally:
         _RUN.reset(token)
     return returned, t0, duration, output, None, slot[5]

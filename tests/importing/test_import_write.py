@@ -194,3 +194,83 @@ def test_the_study_config_is_each_new_session_config(store: Path) -> None:
     assert json.loads(argv)[:3] == ["recorder", "import", "psweep"]
     assert platform == "unknown (imported from psweep)"
     assert message == "imported from psweep: /nowhere/calc/database.pk"
+
+
+def test_a_reserved_name_renamed_to_a_name_the_source_has_too_loses_neither(store: Path) -> None:
+    # '_x' is renamed 'psweep_x', the name of another parameter of the source: both must be kept.
+    study = _study(2)
+    for i, run in enumerate(study.runs):
+        run.params.update({"_x": 10 + i, "psweep_x": 20 + i})
+        run.results.update({"_y": 1.5, "psweep_y": 2.5})
+    report = import_study(study, into=store)
+    df = rec.open(store).df("calc", status=None).sort_values("a")
+    assert df["psweep_x"].tolist() == [20, 21]  # the source's own column keeps its name
+    assert df["psweep_x_"].tolist() == [10, 11]  # the renamed one takes another
+    assert df["psweep_y"].tolist() == [2.5, 2.5] and df["psweep_y_"].tolist() == [1.5, 1.5]
+    assert "parameter '_x' -> 'psweep_x_' ('_x' is a name recorder reserves)" in report.renames
+    assert not any("'psweep_x'" in line.split("->")[0] for line in report.renames)  # not renamed
+
+
+def test_a_result_named_like_a_series_array_is_kept_beside_the_series(store: Path) -> None:
+    # A series 'loss' is stored as 'loss' and 'loss_series': a result of the source named 'loss_series' is
+    # another value, which must not be replaced by the series' array.
+    run = SourceRun(source_id="x", params={"a": 1}, results={"loss_series": 7.0}, series={"loss": [3.0, 1.0]}, start=T0)
+    report = import_study(SourceStudy("mlflow", Path("/nowhere/mlruns"), "exp", [run]), into=store)
+    db = rec.open(store)
+    (run_id,) = [i for (i,) in db.conn.execute("SELECT lower(hex(id)) FROM runs")]
+    assert db.array(run_id, "loss_series").tolist() == [3.0, 1.0]
+    assert db.result(run_id, "loss_series_") == 7.0
+    assert any(line.startswith("result 'loss_series' -> 'loss_series_'") for line in report.renames), report.renames
+
+
+def test_a_series_whose_array_would_take_a_parameter_s_name_is_renamed(store: Path) -> None:
+    run = SourceRun(source_id="x", params={"a": 1, "loss_series": 2}, series={"loss": [3.0, 1.0]}, start=T0)
+    report = import_study(SourceStudy("mlflow", Path("/nowhere/mlruns"), "exp", [run]), into=store)
+    db = rec.open(store)
+    (run_id,) = [i for (i,) in db.conn.execute("SELECT lower(hex(id)) FROM runs")]
+    assert db.array(run_id, "loss__series").tolist() == [3.0, 1.0] and db.result(run_id, "loss_") == 1.0
+    assert db.df("exp")["loss_series"].tolist() == [2]
+    assert any(line.startswith("result 'loss' -> 'loss_'") for line in report.renames), report.renames
+
+
+def test_an_import_never_adds_its_runs_to_a_session_recorder_recorded(store: Path) -> None:
+    # Imported sessions are found again by the last 12 hex digits of their id (a hash of the source's
+    # session key). A recorded session whose id ends so (48 bits: found by a search, or a store crafted
+    # so) must not take the imported runs.
+    from recorder.importing.write import _session_tail
+
+    with rec.Recorder("calc", store=store, git=False) as r:
+        with r.run(a=100, b=8):
+            pass
+        native = r.id
+    tail = _session_tail("psweep", "s1")
+    conn = sqlite3.connect(store / "recorder.sqlite")
+    conn.execute("UPDATE sessions SET id = ? WHERE id = ?", (native[:12] + tail, native))
+    conn.commit()
+    conn.close()
+
+    report = import_study(_study(2), into=store)
+
+    assert report.sessions == 1
+    db = rec.open(store)
+    counts = dict(
+        db.conn.execute("SELECT s.id, count(*) FROM runs AS r JOIN sessions AS s ON s.pk = r.session GROUP BY s.id")
+    )
+    assert counts[native[:12] + tail] == 1  # only its own run
+    assert sum(counts.values()) == 3
+
+
+def test_a_session_key_imported_into_another_experiment_gets_a_session_of_its_own(store: Path) -> None:
+    # The same source session (its key and first start) imported into a second experiment: its session id
+    # would be the first one's, which the store refuses (ids are unique); it takes the next free one.
+    import_study(_study(2), into=store)
+    other = _study(2)
+    for run in other.runs:
+        run.source_id = "other-" + run.source_id
+    report = import_study(other, into=store, experiment="other")
+    assert (report.imported, report.sessions) == (2, 1)
+    db = rec.open(store)
+    sessions = db.conn.execute(
+        "SELECT e.name, count(*) FROM sessions AS s JOIN experiments AS e ON e.pk = s.experiment GROUP BY e.name"
+    ).fetchall()
+    assert sorted(sessions) == [("calc", 1), ("other", 1)]

@@ -114,6 +114,9 @@ KNOWN_REVISIONS: tuple[str, ...] = (
 NEWEST_KNOWN_MLFLOW = "3.17.2"
 
 _SQLITE_HEADER = b"SQLite format 3\x00"
+#: The largest file of an ``mlruns/`` folder read (a meta.yaml, a param, a metric's history): a larger one is
+#: listed as not read, so that a crafted folder cannot make the import hold gigabytes.
+MAX_FILE_BYTES = 256 * 1024 * 1024
 
 #: MLflow's run status names; the file store writes them as the protobuf enum's numbers.
 _STATUS_BY_NUMBER = {1: "RUNNING", 2: "SCHEDULED", 3: "FINISHED", 4: "FAILED", 5: "KILLED"}
@@ -511,7 +514,11 @@ def _key_files(folder: Path, read: _Read, what: str) -> dict[str, str]:
         for name in sorted(filenames):
             path = Path(dirpath, name)
             key = path.relative_to(folder).as_posix()
-            data = _regular_file(path)
+            try:
+                data = _regular_file(path)
+            except _TooBig as e:
+                read.unmapped.append(f"{what} {key!r}: {e}, not read")
+                continue
             if data is None:
                 read.unmapped.append(f"{what} {key!r}: not a regular file (a link, FIFO or device), not read")
                 continue
@@ -522,24 +529,41 @@ def _key_files(folder: Path, read: _Read, what: str) -> dict[str, str]:
     return out
 
 
+class _TooBig(Exception):
+    """A file of the source over :data:`MAX_FILE_BYTES`; its message says how big."""
+
+
 def _regular_file(path: Path) -> bytes | None:
-    """The bytes of ``path`` if it is a regular file, never through a link, never blocking on a FIFO."""
+    """The bytes of ``path`` if it is a regular file, never through a link, never blocking on a FIFO.
+
+    :raises _TooBig: when it holds more than :data:`MAX_FILE_BYTES` (nothing is read).
+    """
     try:
         fd = os.open(path, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0))
     except OSError:
         return None
     try:
-        if not stat.S_ISREG(os.fstat(fd).st_mode):
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode):
             return None
+        if info.st_size > MAX_FILE_BYTES:
+            raise _TooBig(f"{info.st_size:,} bytes, over the {MAX_FILE_BYTES:,} read")
         with os.fdopen(fd, "rb", closefd=False) as f:
-            return f.read()
+            data = f.read(MAX_FILE_BYTES + 1)  # the file may have grown since fstat
+        if len(data) > MAX_FILE_BYTES:
+            raise _TooBig(f"over the {MAX_FILE_BYTES:,} bytes read")
+        return data
     finally:
         os.close(fd)
 
 
 def _yaml(path: Path, read: _Read) -> dict[str, Any] | None:
     """A ``meta.yaml`` as a dict (``yaml.safe_load``: no object is built from the file), or None."""
-    data = _regular_file(path)
+    try:
+        data = _regular_file(path)
+    except _TooBig as e:
+        read.unmapped.append(f"{path.parent.name}/meta.yaml: {e}; skipped")
+        return None
     if data is None:
         return None
     try:

@@ -207,3 +207,24 @@ def test_rows_of_the_wrong_type_are_reported_not_guessed_and_the_rest_imports(
     assert any(line.startswith("1 metric rows whose step, time or value is not a number") for line in study.unmapped)
     report = rec.import_mlflow(source, into=store)
     assert report.imported == len(study.runs)
+
+
+def test_a_file_store_file_over_the_limit_is_listed_not_read(
+    made: dict[str, Made], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A param, metric or meta.yaml over MAX_FILE_BYTES is not read into memory; the rest imports."""
+    import recorder.importing.mlflow as reader
+
+    source, folder = _copy(made["file"], tmp_path)
+    run_a, run_b = (p.parent for p in _artifact_folders(folder)[:2])
+    monkeypatch.setattr(reader, "MAX_FILE_BYTES", 4096)  # made small, so that the test writes kilobytes, not 256 MiB
+    (run_a / "params" / "huge").write_bytes(b"x" * 5000)
+    (run_b / "meta.yaml").write_bytes((run_b / "meta.yaml").read_bytes() + b"#" * 5000 + b"\n")
+    study = read_mlflow(source)
+    ids = {r.source_id for r in study.runs}
+    assert run_a.name in ids and run_b.name not in ids
+    (a,) = [r for r in study.runs if r.source_id == run_a.name]
+    assert "huge" not in a.params and a.params["n"] in study_def.N_VALUES
+    text = "\n".join(study.unmapped)
+    assert "param 'huge': 5,000 bytes, over the 4,096 read, not read" in text
+    assert f"{run_b.name}/meta.yaml: " in text and "over the 4,096 read; skipped" in text

@@ -70,7 +70,7 @@ from ..store.objects import FILE_DTYPE, ObjectStore
 from ..store.pending import PendingRun
 from ..store.rows import Rows, hex_blob
 from ..store.spill import SERIES_SUFFIX
-from ..sweep.execute import RunContext
+from ..sweep.execute import RunContext, store_file
 from ..version import __version__
 from .source import SourceRun, SourceStudy
 
@@ -364,8 +364,7 @@ def _file_result(objects: ObjectStore | None, path: Path) -> Encoded:
     if objects is None:  # a dry run: only checked to be readable
         size = path.stat().st_size
         return Encoded("file", "0" * 64, ("0" * 64, size, FILE_DTYPE, "[]"))
-    digest, size = objects.put_file(path)
-    return Encoded("file", digest, (digest, size, FILE_DTYPE, "[]"))
+    return store_file(objects, path)
 
 
 def _encode_results(

@@ -39,6 +39,7 @@ __all__ = [
     "current_seed",
     "current_run",
     "RunContext",
+    "store_file",
     "Where",
     "enter_run",
     "context_of",
@@ -80,6 +81,17 @@ KEEP_FILES = ("store", "both", "folder")
 # context]``. A list, not an object: a sweep sets it per run, and a list is the cheapest thing to
 # make; the RunContext in its last slot is made only when the function asks (current_run()).
 _RUN: contextvars.ContextVar[list[Any] | None] = contextvars.ContextVar("recorder_run", default=None)
+
+
+def store_file(objects: ObjectStore, path: Path, *, max_bytes: int | None = None) -> Encoded:
+    """Store the file at ``path`` as a result of kind "file": its bytes an object, named by their SHA-256.
+
+    The one rule for a run's files, whether a run left them in its folder or an import brought them.
+
+    :raises FileRefused: for a file larger than ``max_bytes``, or not a regular file.
+    """
+    digest, size = objects.put_file(path, max_bytes=max_bytes)
+    return Encoded("file", digest, (digest, size, FILE_DTYPE, "[]"))
 
 
 class RunContext:
@@ -273,8 +285,7 @@ class RunContext:
                 digest, size = _hash_file(path, where.max_file_bytes)
                 results[relative] = encode(relative, {"bytes": size, "sha256": digest}, objects)
             else:
-                digest, size = objects.put_file(path, max_bytes=where.max_file_bytes)
-                results[relative] = Encoded("file", digest, (digest, size, FILE_DTYPE, "[]"))
+                results[relative] = store_file(objects, path, max_bytes=where.max_file_bytes)
         if where.keep_files == "store":
             import shutil
 
